@@ -1,0 +1,140 @@
+//! Consumers as queues see them, and what queues hand back to connections.
+//!
+//! A queue pushes deliveries straight into the consuming connection's
+//! outbound queue. Credit keeps that bounded: a consumer takes at most
+//! `prefetch` unacknowledged messages (manual ack) and at most
+//! `WINDOW` not yet written to its socket, so a slow client holds its
+//! messages in the queue, not in the broker's buffers.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::message::Message;
+use super::queue::Queue;
+
+/// Identifies a client connection within the broker.
+pub type ConnectionId = u64;
+
+/// Deliveries in flight between a queue and one consumer's socket.
+pub const WINDOW: u32 = 2000;
+
+/// What the broker hands a connection.
+#[derive(Debug)]
+pub enum Outbound {
+    Deliver(Delivery),
+    /// The queue went away under this consumer (`basic.cancel` from the server).
+    Cancelled(Arc<Consumer>),
+}
+
+/// One message on its way to one consumer.
+#[derive(Debug)]
+pub struct Delivery {
+    pub consumer: Arc<Consumer>,
+    pub queue: Arc<Queue>,
+    pub message: Arc<Message>,
+    /// The message's position in its queue; identifies it in acks.
+    pub seq: u64,
+    pub redelivered: bool,
+}
+
+#[derive(Debug)]
+pub struct Consumer {
+    pub tag: String,
+    pub channel: u16,
+    pub connection: ConnectionId,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    /// 0 is unlimited.
+    pub prefetch: u32,
+    unacked: AtomicU32,
+    in_flight: AtomicU32,
+    /// Set by the queue when it passed this consumer over for lack of credit.
+    starved: AtomicBool,
+    cancelled: AtomicBool,
+    tx: UnboundedSender<Outbound>,
+}
+
+impl Consumer {
+    pub fn new(
+        tag: String,
+        channel: u16,
+        connection: ConnectionId,
+        no_ack: bool,
+        exclusive: bool,
+        prefetch: u32,
+        tx: UnboundedSender<Outbound>,
+    ) -> Self {
+        Consumer {
+            tag,
+            channel,
+            connection,
+            no_ack,
+            exclusive,
+            prefetch,
+            unacked: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            starved: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            tx,
+        }
+    }
+
+    pub fn has_credit(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) < WINDOW
+            && (self.no_ack || self.prefetch == 0 || self.unacked.load(Ordering::SeqCst) < self.prefetch)
+    }
+
+    /// Hands a delivery to the connection; gives it back if the connection is gone.
+    pub(crate) fn send(&self, d: Delivery) -> Result<(), Delivery> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if !d.consumer.no_ack {
+            self.unacked.fetch_add(1, Ordering::SeqCst);
+        }
+        self.tx.send(Outbound::Deliver(d)).map_err(|e| match e.0 {
+            Outbound::Deliver(d) => {
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                if !self.no_ack {
+                    self.unacked.fetch_sub(1, Ordering::SeqCst);
+                }
+                d
+            }
+            Outbound::Cancelled(_) => unreachable!("sent a delivery"),
+        })
+    }
+
+    pub(crate) fn notify_cancelled(self: &Arc<Self>) {
+        let _ = self.tx.send(Outbound::Cancelled(self.clone()));
+    }
+
+    pub(crate) fn mark_starved(&self) {
+        self.starved.store(true, Ordering::SeqCst);
+    }
+
+    /// The connection wrote a delivery to the socket (or dropped it).
+    /// Returns true when the queue should be asked for more.
+    pub fn written(&self) -> bool {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.take_starved()
+    }
+
+    /// `n` deliveries were acknowledged, rejected or returned.
+    /// Returns true when the queue should be asked for more.
+    pub fn settled(&self, n: u32) -> bool {
+        self.unacked.fetch_sub(n, Ordering::SeqCst);
+        self.take_starved()
+    }
+
+    fn take_starved(&self) -> bool {
+        self.starved.load(Ordering::SeqCst) && self.starved.swap(false, Ordering::SeqCst)
+    }
+
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}

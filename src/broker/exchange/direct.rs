@@ -1,0 +1,36 @@
+//! Direct: the routing key equals the binding key. One hash lookup.
+
+use std::collections::HashMap;
+
+use super::{add_to, remove_from, Binding, Destination};
+
+#[derive(Debug, Default)]
+pub(super) struct Table {
+    by_key: HashMap<Vec<u8>, Vec<Binding>>,
+}
+
+impl Table {
+    pub fn add(&mut self, b: Binding) -> bool {
+        let list = self.by_key.entry(b.key.as_bytes().to_vec()).or_default();
+        add_to(list, b)
+    }
+    pub fn remove(&mut self, b: &Binding) -> bool {
+        let Some(list) = self.by_key.get_mut(b.key.as_bytes()) else { return false };
+        let removed = remove_from(list, b);
+        if list.is_empty() {
+            self.by_key.remove(b.key.as_bytes());
+        }
+        removed
+    }
+    pub fn all(&self) -> Vec<Binding> {
+        self.by_key.values().flatten().cloned().collect()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+    pub fn route(&self, key: &[u8], out: &mut Vec<Destination>) {
+        if let Some(list) = self.by_key.get(key) {
+            out.extend(list.iter().map(|b| b.destination.clone()));
+        }
+    }
+}

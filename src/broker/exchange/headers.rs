@@ -1,0 +1,151 @@
+//! Headers: bindings match on the message's `headers` table, `x-match`
+//! = all | any | all-with-x | any-with-x (the `-with-x` forms also compare
+//! keys starting with `x-`).
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+
+use super::{add_to, remove_from, Binding, Destination};
+use crate::protocol::table::{as_int, as_str};
+use crate::protocol::AmqpError;
+
+#[derive(Debug, Default)]
+pub(super) struct Table {
+    bindings: Vec<Binding>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    All,
+    Any,
+    AllWithX,
+    AnyWithX,
+}
+
+fn mode(args: &FieldTable) -> Option<Mode> {
+    match args.inner().get("x-match") {
+        None => Some(Mode::All),
+        Some(v) => match as_str(v)? {
+            "all" => Some(Mode::All),
+            "any" => Some(Mode::Any),
+            "all-with-x" => Some(Mode::AllWithX),
+            "any-with-x" => Some(Mode::AnyWithX),
+            _ => None,
+        },
+    }
+}
+
+pub(super) fn validate(args: &FieldTable) -> Result<(), AmqpError> {
+    match mode(args) {
+        Some(_) => Ok(()),
+        None => Err(AmqpError::precondition_failed(format!(
+            "Invalid x-match field value {}; expected all, any, all-with-x, or any-with-x",
+            args.inner().get("x-match").map(crate::protocol::table::describe).unwrap_or_default()
+        ))),
+    }
+}
+
+/// Values compare as RabbitMQ compares them: numbers by value, strings by bytes.
+fn same_value(a: &AMQPValue, b: &AMQPValue) -> bool {
+    if let (Some(x), Some(y)) = (as_int(a), as_int(b)) {
+        return x == y;
+    }
+    match (a, b) {
+        (
+            AMQPValue::LongString(_) | AMQPValue::ShortString(_),
+            AMQPValue::LongString(_) | AMQPValue::ShortString(_),
+        ) => str_bytes(a) == str_bytes(b),
+        _ => a == b,
+    }
+}
+
+fn str_bytes(v: &AMQPValue) -> &[u8] {
+    match v {
+        AMQPValue::LongString(s) => s.as_bytes(),
+        AMQPValue::ShortString(s) => s.as_str().as_bytes(),
+        _ => &[],
+    }
+}
+
+fn matches(args: &FieldTable, headers: Option<&FieldTable>) -> bool {
+    let Some(mode) = mode(args) else { return false };
+    let with_x = matches!(mode, Mode::AllWithX | Mode::AnyWithX);
+    let mut wanted = args
+        .inner()
+        .iter()
+        .filter(|(k, _)| k.as_str() != "x-match" && (with_x || !k.as_str().starts_with("x-")));
+    let hit = |(k, v): (&amq_protocol::types::ShortString, &AMQPValue)| {
+        headers.and_then(|h| h.inner().get(k.as_str())).is_some_and(|hv| {
+            // A void binding value only asks for the key to be present.
+            matches!(v, AMQPValue::Void) || same_value(v, hv)
+        })
+    };
+    match mode {
+        Mode::All | Mode::AllWithX => wanted.all(hit),
+        Mode::Any | Mode::AnyWithX => wanted.any(hit),
+    }
+}
+
+impl Table {
+    pub fn add(&mut self, b: Binding) -> bool {
+        add_to(&mut self.bindings, b)
+    }
+    pub fn remove(&mut self, b: &Binding) -> bool {
+        remove_from(&mut self.bindings, b)
+    }
+    pub fn all(&self) -> Vec<Binding> {
+        self.bindings.clone()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.bindings.is_empty()
+    }
+    pub fn route(&self, headers: Option<&FieldTable>, out: &mut Vec<Destination>) {
+        for b in &self.bindings {
+            if matches(&b.arguments, headers) {
+                out.push(b.destination.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::types::LongString;
+
+    fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+        let mut t = FieldTable::default();
+        for (k, v) in pairs {
+            t.insert((*k).into(), v.clone());
+        }
+        t
+    }
+
+    #[test]
+    fn all_any_and_with_x() {
+        let s = |v: &str| AMQPValue::LongString(LongString::from(v));
+        let msg = table(&[
+            ("format", s("pdf")),
+            ("type", s("report")),
+            ("x-tag", s("t")),
+            ("n", AMQPValue::LongInt(5)),
+        ]);
+        let all = table(&[("x-match", s("all")), ("format", s("pdf")), ("type", s("report"))]);
+        let all_miss = table(&[("x-match", s("all")), ("format", s("pdf")), ("type", s("log"))]);
+        let any = table(&[("x-match", s("any")), ("format", s("zip")), ("type", s("report"))]);
+        let default_all = table(&[("format", s("pdf")), ("n", AMQPValue::LongLongInt(5))]);
+        let x_ignored = table(&[("x-match", s("all")), ("x-tag", s("other"))]);
+        let x_used = table(&[("x-match", s("all-with-x")), ("x-tag", s("other"))]);
+        let any_x = table(&[("x-match", s("any-with-x")), ("x-tag", s("t"))]);
+        let void = table(&[("type", AMQPValue::Void)]);
+        assert!(matches(&all, Some(&msg)));
+        assert!(!matches(&all_miss, Some(&msg)));
+        assert!(matches(&any, Some(&msg)));
+        assert!(matches(&default_all, Some(&msg)));
+        assert!(matches(&x_ignored, Some(&msg)));
+        assert!(!matches(&x_used, Some(&msg)));
+        assert!(matches(&any_x, Some(&msg)));
+        assert!(matches(&void, Some(&msg)));
+        assert!(!matches(&any, None));
+        assert!(validate(&table(&[("x-match", s("some"))])).is_err());
+    }
+}

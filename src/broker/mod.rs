@@ -1,0 +1,58 @@
+//! The broker: vhosts, exchanges, queues, bindings, consumers and routing.
+//! It knows nothing of frames or sockets; connections call into it and get
+//! deliveries back as values on their outbound queues.
+//!
+//! Lock order (take left before right, never the reverse; never across `.await`):
+//! `Broker.vhosts` → `VHost.topology` → `VHost.exchanges` / `VHost.queues`
+//! → `Exchange.routes` → `Queue.state`.
+//! Publishing takes only read locks on the maps and routing tables, then
+//! each target queue's own lock in turn.
+
+pub mod args;
+pub mod consumer;
+pub mod exchange;
+pub mod message;
+pub mod names;
+pub mod queue;
+pub mod queue_args;
+pub mod vhost;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+pub use consumer::{ConnectionId, Consumer, Delivery, Outbound};
+pub use message::Message;
+pub use queue::Queue;
+pub use vhost::VHost;
+
+#[derive(Debug)]
+pub struct Broker {
+    vhosts: RwLock<HashMap<String, Arc<VHost>>>,
+    next_connection: AtomicU64,
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Broker {
+    /// A broker with the default vhost `/`.
+    pub fn new() -> Self {
+        let mut vhosts = HashMap::new();
+        vhosts.insert("/".to_owned(), Arc::new(VHost::new("/")));
+        Broker { vhosts: RwLock::new(vhosts), next_connection: AtomicU64::new(1) }
+    }
+
+    pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
+        self.vhosts.read().get(name).cloned()
+    }
+
+    pub fn next_connection_id(&self) -> ConnectionId {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,163 @@
+//! Validation of `queue.declare` arguments, with RabbitMQ's reply texts.
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+
+use crate::protocol::table::{as_int, as_str};
+use crate::protocol::AmqpError;
+
+fn type_name(v: &AMQPValue) -> &'static str {
+    match v {
+        AMQPValue::Boolean(_) => "bool",
+        AMQPValue::LongString(_) => "longstr",
+        AMQPValue::ShortString(_) => "shortstr",
+        AMQPValue::Double(_) => "double",
+        AMQPValue::Float(_) => "float",
+        AMQPValue::FieldTable(_) => "table",
+        AMQPValue::FieldArray(_) => "array",
+        AMQPValue::Timestamp(_) => "timestamp",
+        AMQPValue::DecimalValue(_) => "decimal",
+        AMQPValue::ByteArray(_) => "bytearray",
+        AMQPValue::Void => "void",
+        AMQPValue::LongInt(_) => "signedint",
+        _ => "long",
+    }
+}
+
+/// Checks every argument RabbitMQ knows; unknown ones are kept and ignored.
+pub fn validate(
+    args: &FieldTable,
+    name: &str,
+    vhost: &str,
+    durable: bool,
+    exclusive: bool,
+) -> Result<(), AmqpError> {
+    let invalid = |key: &str, why: String| {
+        AmqpError::precondition_failed(format!(
+            "invalid arg '{key}' for queue '{name}' in vhost '{vhost}': {why}"
+        ))
+    };
+    let int = |key: &str, v: &AMQPValue| {
+        as_int(v).ok_or_else(|| invalid(key, format!("\"expected integer, got {}\"", type_name(v))))
+    };
+    let non_negative = |key: &str, v: &AMQPValue| {
+        let n = int(key, v)?;
+        if n < 0 {
+            return Err(invalid(key, format!("{{value_negative,{n}}}")));
+        }
+        Ok(n)
+    };
+    let string = |key: &str, v: &AMQPValue| {
+        as_str(v).map(str::to_owned).ok_or_else(|| {
+            AmqpError::precondition_failed(format!(
+                "invalid type '{}' for arg '{key}' in queue '{name}' in vhost '{vhost}'",
+                type_name(v)
+            ))
+        })
+    };
+    for (key, v) in args.inner() {
+        let key = key.as_str();
+        match key {
+            "x-message-ttl" | "x-max-length" | "x-max-length-bytes" | "x-delivery-limit" => {
+                non_negative(key, v)?;
+            }
+            "x-expires" if non_negative(key, v)? == 0 => {
+                return Err(invalid(key, "{value_zero,0}".into()));
+            }
+            "x-expires" => {}
+            "x-max-priority" => {
+                let n = non_negative(key, v)?;
+                if n > 255 {
+                    return Err(invalid(key, format!("{{max_value_exceeded,{n}}}")));
+                }
+            }
+            "x-overflow" => {
+                let s = string(key, v)?;
+                if !matches!(s.as_str(), "drop-head" | "reject-publish" | "reject-publish-dlx") {
+                    return Err(invalid(key, "invalid_overflow".into()));
+                }
+            }
+            "x-dead-letter-exchange" => {
+                string(key, v)?;
+            }
+            "x-dead-letter-routing-key" => {
+                string(key, v)?;
+                if !args.contains_key("x-dead-letter-exchange") {
+                    return Err(invalid(key, "routing_key_but_no_dlx_defined".into()));
+                }
+            }
+            "x-queue-mode" => {
+                let s = string(key, v)?;
+                if !matches!(s.as_str(), "default" | "lazy") {
+                    return Err(invalid(key, format!("\"unsupported queue mode '{s}'\"")));
+                }
+            }
+            "x-single-active-consumer" if !matches!(v, AMQPValue::Boolean(_)) => {
+                return Err(invalid(key, format!("\"expected bool, got {}\"", type_name(v))));
+            }
+            "x-queue-type" => {
+                let s = string(key, v)?;
+                match s.as_str() {
+                    "classic" => {}
+                    "quorum" | "stream" => {
+                        if !durable {
+                            return Err(AmqpError::precondition_failed(format!(
+                                "invalid property 'non-durable' for queue '{name}' in vhost '{vhost}'"
+                            )));
+                        }
+                        if exclusive {
+                            return Err(AmqpError::precondition_failed(format!(
+                                "invalid property 'exclusive-owner' for queue '{name}' in vhost '{vhost}'"
+                            )));
+                        }
+                        if s == "stream" {
+                            return Err(invalid(
+                                key,
+                                "\"stream queues are not supported by Warren yet\"".into(),
+                            ));
+                        }
+                    }
+                    _ => return Err(invalid(key, format!("\"unsupported queue type '{s}'\""))),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::types::LongString;
+
+    fn check(key: &str, v: AMQPValue) -> Result<(), String> {
+        let mut t = FieldTable::default();
+        t.insert(key.into(), v);
+        validate(&t, "q", "/", false, false).map_err(|e| e.text)
+    }
+
+    #[test]
+    fn rabbitmq_texts() {
+        assert_eq!(
+            check("x-max-priority", AMQPValue::LongInt(300)).unwrap_err(),
+            "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue 'q' in vhost '/': {max_value_exceeded,300}"
+        );
+        assert_eq!(
+            check("x-message-ttl", AMQPValue::LongString(LongString::from("abc"))).unwrap_err(),
+            "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'q' in vhost '/': \"expected integer, got longstr\""
+        );
+        assert_eq!(
+            check("x-expires", AMQPValue::LongInt(0)).unwrap_err(),
+            "PRECONDITION_FAILED - invalid arg 'x-expires' for queue 'q' in vhost '/': {value_zero,0}"
+        );
+        assert_eq!(
+            check("x-dead-letter-exchange", AMQPValue::LongInt(5)).unwrap_err(),
+            "PRECONDITION_FAILED - invalid type 'signedint' for arg 'x-dead-letter-exchange' in queue 'q' in vhost '/'"
+        );
+        assert!(check("x-message-ttl", AMQPValue::LongInt(0)).is_ok());
+        assert!(check("x-foo", AMQPValue::Boolean(true)).is_ok());
+        assert!(check("x-queue-type", AMQPValue::LongString(LongString::from("quorum")))
+            .unwrap_err()
+            .contains("non-durable"));
+    }
+}

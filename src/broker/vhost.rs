@@ -1,0 +1,443 @@
+//! A virtual host: its exchanges, queues and bindings, and routing.
+//!
+//! Topology changes (declare, delete, bind) are serialised by one mutex per
+//! vhost; publishing only takes read locks on the maps and the routing table
+//! of each exchange it passes through.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use amq_protocol::types::FieldTable;
+use parking_lot::{Mutex, RwLock};
+
+use super::args::{check_equivalent, check_flag, EXCHANGE_EQUIVALENCE_ARGS, QUEUE_EQUIVALENCE_ARGS};
+use super::consumer::ConnectionId;
+use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use super::message::Message;
+use super::names;
+use super::queue::Queue;
+use crate::protocol::{AmqpError, ErrorKind};
+
+/// The exchanges every vhost starts with.
+const PREDECLARED: &[(&str, ExchangeKind)] = &[
+    ("", ExchangeKind::Direct),
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
+];
+
+#[derive(Debug)]
+pub struct VHost {
+    pub name: String,
+    exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
+    queues: RwLock<HashMap<String, Arc<Queue>>>,
+    topology: Mutex<()>,
+}
+
+/// `exchange.declare` as the broker sees it.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeDecl {
+    pub name: String,
+    pub kind: String,
+    pub passive: bool,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+/// `queue.declare` as the broker sees it.
+#[derive(Debug, Clone, Default)]
+pub struct QueueDecl {
+    pub name: String,
+    pub passive: bool,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+/// `queue.declare-ok`.
+#[derive(Debug, Clone)]
+pub struct QueueDeclared {
+    pub queue: Arc<Queue>,
+    pub message_count: u32,
+    pub consumer_count: u32,
+}
+
+impl VHost {
+    pub fn new(name: &str) -> Self {
+        let exchanges = PREDECLARED
+            .iter()
+            .map(|(n, k)| {
+                let durable = true;
+                (
+                    n.to_string(),
+                    Arc::new(Exchange::new(n.to_string(), *k, durable, false, false, FieldTable::default())),
+                )
+            })
+            .collect();
+        VHost {
+            name: name.to_owned(),
+            exchanges: RwLock::new(exchanges),
+            queues: RwLock::new(HashMap::new()),
+            topology: Mutex::new(()),
+        }
+    }
+
+    fn no_exchange(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format!("no exchange '{name}' in vhost '{}'", self.name))
+    }
+
+    fn no_queue(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format!("no queue '{name}' in vhost '{}'", self.name))
+    }
+
+    pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
+        self.exchanges.read().get(name).cloned()
+    }
+
+    pub fn queue(&self, name: &str) -> Option<Arc<Queue>> {
+        self.queues.read().get(name).cloned()
+    }
+
+    /// A queue the connection may use, or 404 / 405.
+    pub fn usable_queue(&self, name: &str, conn: ConnectionId) -> Result<Arc<Queue>, AmqpError> {
+        let q = self.queue(name).ok_or_else(|| self.no_queue(name))?;
+        q.check_access(conn)?;
+        Ok(q)
+    }
+
+    pub fn exchange_names(&self) -> Vec<String> {
+        self.exchanges.read().keys().cloned().collect()
+    }
+
+    pub fn queue_names(&self) -> Vec<String> {
+        self.queues.read().keys().cloned().collect()
+    }
+
+    pub fn declare_exchange(&self, d: ExchangeDecl) -> Result<(), AmqpError> {
+        let _topology = self.topology.lock();
+        if d.name.is_empty() {
+            return Err(default_exchange());
+        }
+        if let Some(existing) = self.exchange(&d.name) {
+            if d.passive {
+                return Ok(());
+            }
+            let n = &d.name;
+            check_flag("type", "exchange", n, &self.name, existing.kind.as_str(), d.kind.as_str())?;
+            check_flag("durable", "exchange", n, &self.name, existing.durable, d.durable)?;
+            check_flag("auto_delete", "exchange", n, &self.name, existing.auto_delete, d.auto_delete)?;
+            check_flag("internal", "exchange", n, &self.name, existing.internal, d.internal)?;
+            return check_equivalent(
+                EXCHANGE_EQUIVALENCE_ARGS,
+                "exchange",
+                n,
+                &self.name,
+                &existing.arguments,
+                &d.arguments,
+            );
+        }
+        if d.passive {
+            return Err(self.no_exchange(&d.name));
+        }
+        let kind = ExchangeKind::parse(&d.kind)
+            .ok_or_else(|| AmqpError::command_invalid(format!("invalid exchange type '{}'", d.kind)))?;
+        if d.name.starts_with("amq.") {
+            return Err(reserved("exchange", &d.name));
+        }
+        let ex = Exchange::new(d.name.clone(), kind, d.durable, d.auto_delete, d.internal, d.arguments);
+        self.exchanges.write().insert(d.name, Arc::new(ex));
+        Ok(())
+    }
+
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
+        let _topology = self.topology.lock();
+        if name.is_empty() {
+            return Err(default_exchange());
+        }
+        if name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format!(
+                "deletion of system exchange '{name}' in vhost '{}' not allowed",
+                self.name
+            )));
+        }
+        let Some(ex) = self.exchange(name) else {
+            return Ok(()); // deleting what is not there succeeds, as in RabbitMQ
+        };
+        if if_unused && ex.has_bindings() {
+            return Err(AmqpError::precondition_failed(format!(
+                "exchange '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        self.remove_exchange(&ex);
+        Ok(())
+    }
+
+    /// Removes an exchange and every binding from or to it. Topology lock held.
+    fn remove_exchange(&self, ex: &Arc<Exchange>) {
+        self.exchanges.write().remove(&ex.name);
+        let dest = Destination::Exchange(ex.clone());
+        for b in ex.bindings() {
+            ex.unbind(&b);
+        }
+        let others: Vec<_> = self.exchanges.read().values().cloned().collect();
+        for other in others {
+            if other.unbind_destination(&dest) > 0 {
+                self.auto_delete_if_unbound(&other);
+            }
+        }
+    }
+
+    fn auto_delete_if_unbound(&self, ex: &Arc<Exchange>) {
+        if ex.auto_delete && !ex.has_bindings() && self.exchange(&ex.name).is_some() {
+            self.remove_exchange(ex);
+        }
+    }
+
+    pub fn declare_queue(&self, d: QueueDecl, conn: ConnectionId) -> Result<QueueDeclared, AmqpError> {
+        let _topology = self.topology.lock();
+        let name = if d.name.is_empty() && !d.passive { names::queue_name() } else { d.name.clone() };
+        if !d.passive && d.name.starts_with("amq.") {
+            return Err(reserved("queue", &name));
+        }
+        if let Some(q) = self.queue(&name) {
+            q.check_access(conn)?;
+            if !d.passive {
+                let v = &self.name;
+                check_flag("durable", "queue", &name, v, q.durable, d.durable)?;
+                if q.exclusive_owner.is_some() != d.exclusive {
+                    return Err(q.locked());
+                }
+                check_flag("auto_delete", "queue", &name, v, q.auto_delete, d.auto_delete)?;
+                check_equivalent(QUEUE_EQUIVALENCE_ARGS, "queue", &name, v, &q.arguments, &d.arguments)?;
+            }
+            return Ok(QueueDeclared {
+                message_count: q.message_count(),
+                consumer_count: q.consumer_count(),
+                queue: q,
+            });
+        }
+        if d.passive {
+            return Err(self.no_queue(&name));
+        }
+        super::queue_args::validate(&d.arguments, &name, &self.name, d.durable, d.exclusive)?;
+        let owner = d.exclusive.then_some(conn);
+        let q = Arc::new(Queue::new(
+            name.clone(),
+            self.name.clone(),
+            d.durable,
+            owner,
+            d.auto_delete,
+            d.arguments,
+        ));
+        self.queues.write().insert(name, q.clone());
+        Ok(QueueDeclared { queue: q, message_count: 0, consumer_count: 0 })
+    }
+
+    /// Deletes a queue; returns its ready message count.
+    pub fn delete_queue(
+        &self,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+        conn: ConnectionId,
+    ) -> Result<u32, AmqpError> {
+        let _topology = self.topology.lock();
+        let Some(q) = self.queue(name) else { return Ok(0) };
+        q.check_access(conn)?;
+        if if_unused && !q.is_unused() {
+            return Err(AmqpError::precondition_failed(format!(
+                "queue '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        if if_empty && !q.is_empty() {
+            return Err(AmqpError::precondition_failed(format!(
+                "queue '{name}' in vhost '{}' not empty",
+                self.name
+            )));
+        }
+        Ok(self.remove_queue(&q))
+    }
+
+    /// Deletes a queue that lost its last consumer, if it is still there.
+    pub fn delete_auto_delete_queue(&self, q: &Arc<Queue>) {
+        let _topology = self.topology.lock();
+        if self.queue(&q.name).is_some_and(|cur| Arc::ptr_eq(&cur, q)) && q.is_unused() {
+            self.remove_queue(q);
+        }
+    }
+
+    /// Deletes the exclusive queues a closing connection owned.
+    pub fn connection_closed(&self, conn: ConnectionId) {
+        let _topology = self.topology.lock();
+        let owned: Vec<_> =
+            self.queues.read().values().filter(|q| q.exclusive_owner == Some(conn)).cloned().collect();
+        for q in owned {
+            self.remove_queue(&q);
+        }
+    }
+
+    /// Topology lock held.
+    fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
+        self.queues.write().remove(&q.name);
+        let dest = Destination::Queue(q.clone());
+        let exchanges: Vec<_> = self.exchanges.read().values().cloned().collect();
+        for ex in exchanges {
+            if ex.unbind_destination(&dest) > 0 {
+                self.auto_delete_if_unbound(&ex);
+            }
+        }
+        q.delete()
+    }
+
+    pub fn purge_queue(&self, name: &str, conn: ConnectionId) -> Result<u32, AmqpError> {
+        Ok(self.usable_queue(name, conn)?.purge())
+    }
+
+    fn bindable_source(&self, name: &str) -> Result<Arc<Exchange>, AmqpError> {
+        if name.is_empty() {
+            return Err(default_exchange());
+        }
+        self.exchange(name).ok_or_else(|| self.no_exchange(name))
+    }
+
+    pub fn bind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+        arguments: FieldTable,
+        conn: ConnectionId,
+    ) -> Result<(), AmqpError> {
+        let _topology = self.topology.lock();
+        let q = self.usable_queue(queue, conn)?;
+        let ex = self.bindable_source(exchange)?;
+        ex.validate_binding(&arguments)?;
+        ex.bind(Binding { destination: Destination::Queue(q), key: key.to_owned(), arguments });
+        Ok(())
+    }
+
+    pub fn unbind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+        arguments: FieldTable,
+    ) -> Result<(), AmqpError> {
+        let _topology = self.topology.lock();
+        if exchange.is_empty() {
+            return Err(default_exchange());
+        }
+        // Unbinding what is not there succeeds, as in RabbitMQ.
+        let (Some(ex), Some(q)) = (self.exchange(exchange), self.queue(queue)) else { return Ok(()) };
+        if ex.unbind(&Binding { destination: Destination::Queue(q), key: key.to_owned(), arguments }) {
+            self.auto_delete_if_unbound(&ex);
+        }
+        Ok(())
+    }
+
+    pub fn bind_exchange(
+        &self,
+        destination: &str,
+        source: &str,
+        key: &str,
+        arguments: FieldTable,
+    ) -> Result<(), AmqpError> {
+        let _topology = self.topology.lock();
+        let dest = self.bindable_source(destination)?;
+        let src = self.bindable_source(source)?;
+        src.validate_binding(&arguments)?;
+        src.bind(Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments });
+        Ok(())
+    }
+
+    pub fn unbind_exchange(
+        &self,
+        destination: &str,
+        source: &str,
+        key: &str,
+        arguments: FieldTable,
+    ) -> Result<(), AmqpError> {
+        let _topology = self.topology.lock();
+        if destination.is_empty() || source.is_empty() {
+            return Err(default_exchange());
+        }
+        let (Some(dest), Some(src)) = (self.exchange(destination), self.exchange(source)) else {
+            return Ok(());
+        };
+        if src.unbind(&Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments }) {
+            self.auto_delete_if_unbound(&src);
+        }
+        Ok(())
+    }
+
+    /// The exchange a `basic.publish` names: 404 if missing, 403 if internal.
+    pub fn publish_exchange(&self, name: &[u8]) -> Result<Arc<Exchange>, AmqpError> {
+        let name_str = std::str::from_utf8(name).unwrap_or("");
+        let ex = self
+            .exchanges
+            .read()
+            .get(name_str)
+            .cloned()
+            .ok_or_else(|| self.no_exchange(&String::from_utf8_lossy(name)))?;
+        if ex.internal {
+            return Err(AmqpError::access_refused(format!(
+                "cannot publish to internal exchange '{}' in vhost '{}'",
+                ex.name, self.name
+            )));
+        }
+        Ok(ex)
+    }
+
+    /// Collects the queues a message published to `exchange` reaches, each
+    /// once, following exchange-to-exchange bindings (cycles are cut).
+    /// `scratch` is reused between calls to avoid allocating per message.
+    pub fn route(
+        &self,
+        exchange: &Arc<Exchange>,
+        msg: &Message,
+        scratch: &mut Vec<Destination>,
+        out: &mut Vec<Arc<Queue>>,
+    ) {
+        out.clear();
+        if exchange.name.is_empty() {
+            if let Some(q) = std::str::from_utf8(&msg.routing_key).ok().and_then(|k| self.queue(k)) {
+                out.push(q);
+            }
+            return;
+        }
+        scratch.clear();
+        let headers = || msg.headers();
+        exchange.route(&msg.routing_key, &headers, scratch);
+        let mut visited: Vec<*const Exchange> = vec![Arc::as_ptr(exchange)];
+        while let Some(dest) = scratch.pop() {
+            match dest {
+                Destination::Queue(q) => {
+                    if !out.iter().any(|x| Arc::ptr_eq(x, &q)) {
+                        out.push(q);
+                    }
+                }
+                Destination::Exchange(ex) => {
+                    if !visited.contains(&Arc::as_ptr(&ex)) {
+                        visited.push(Arc::as_ptr(&ex));
+                        ex.route(&msg.routing_key, &headers, scratch);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn default_exchange() -> AmqpError {
+    AmqpError::access_refused("operation not permitted on the default exchange")
+}
+
+fn reserved(what: &str, name: &str) -> AmqpError {
+    AmqpError::new(ErrorKind::AccessRefused, format!("{what} name '{name}' contains reserved prefix 'amq.*'"))
+}

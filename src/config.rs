@@ -1,0 +1,204 @@
+//! Settings: built-in defaults, overridden by a TOML file, then by
+//! `WARREN_*` environment variables, then by command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("invalid value {value:?} for {name}: {reason}")]
+    Value { name: String, value: String, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub amqp: AmqpConfig,
+    pub storage: StorageConfig,
+    pub users: Vec<UserConfig>,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpConfig {
+    /// Where the AMQP listener binds.
+    pub listen: SocketAddr,
+    /// Largest frame we accept and propose in `connection.tune`.
+    pub frame_max: u32,
+    /// Highest channel number a connection may open.
+    pub channel_max: u16,
+    /// Heartbeat interval we propose, in seconds (0 disables).
+    pub heartbeat: u16,
+    /// Largest message body accepted, in bytes (RabbitMQ's `max_message_size`).
+    pub max_message_size: u64,
+    /// Seconds a client has to complete the handshake.
+    pub handshake_timeout: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: String,
+    /// Like RabbitMQ's `loopback_users`: may only connect from 127.0.0.0/8 or ::1.
+    #[serde(default)]
+    pub loopback_only: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter: error, warn, info, debug, trace, or per-module directives.
+    pub level: String,
+}
+
+/// RabbitMQ's hard ceiling for `max_message_size`.
+pub const MAX_MESSAGE_SIZE_LIMIT: u64 = 512 * 1024 * 1024;
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        AmqpConfig {
+            listen: "0.0.0.0:5672".parse().expect("valid address"),
+            frame_max: 131_072,
+            channel_max: 2047,
+            heartbeat: 60,
+            max_message_size: 128 * 1024 * 1024,
+            handshake_timeout: 10,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { data_dir: PathBuf::from("warren-data") }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".to_owned() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            amqp: AmqpConfig::default(),
+            storage: StorageConfig::default(),
+            users: vec![UserConfig { name: "guest".into(), password: "guest".into(), loopback_only: true }],
+            log: LogConfig::default(),
+        }
+    }
+}
+
+fn invalid(name: &str, value: &str, reason: impl ToString) -> ConfigError {
+    ConfigError::Value { name: name.to_owned(), value: value.to_owned(), reason: reason.to_string() }
+}
+
+fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: ToString,
+{
+    value.parse().map_err(|e: T::Err| invalid(name, value, e))
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the environment.
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                toml::from_str(&text)
+                    .map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let a = &mut self.amqp;
+        if let Some(v) = env("WARREN_LISTEN") {
+            a.listen = parse_env("WARREN_LISTEN", &v)?;
+        }
+        if let Some(v) = env("WARREN_FRAME_MAX") {
+            a.frame_max = parse_env("WARREN_FRAME_MAX", &v)?;
+        }
+        if let Some(v) = env("WARREN_CHANNEL_MAX") {
+            a.channel_max = parse_env("WARREN_CHANNEL_MAX", &v)?;
+        }
+        if let Some(v) = env("WARREN_HEARTBEAT") {
+            a.heartbeat = parse_env("WARREN_HEARTBEAT", &v)?;
+        }
+        if let Some(v) = env("WARREN_MAX_MESSAGE_SIZE") {
+            a.max_message_size = parse_env("WARREN_MAX_MESSAGE_SIZE", &v)?;
+        }
+        if let Some(v) = env("WARREN_DATA_DIR") {
+            self.storage.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("WARREN_LOG_LEVEL") {
+            self.log.level = v;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let a = &self.amqp;
+        if a.frame_max < crate::protocol::FRAME_MIN_SIZE {
+            return Err(invalid("amqp.frame_max", &a.frame_max.to_string(), "must be at least 4096"));
+        }
+        if a.max_message_size == 0 || a.max_message_size > MAX_MESSAGE_SIZE_LIMIT {
+            return Err(invalid(
+                "amqp.max_message_size",
+                &a.max_message_size.to_string(),
+                "must be between 1 and 536870912 (512 MiB)",
+            ));
+        }
+        if a.channel_max == 0 {
+            return Err(invalid("amqp.channel_max", "0", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_file_matches_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/warren.toml");
+        let from_file = Config::load(Some(&path), |_| None).unwrap();
+        assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
+    fn environment_overrides_and_validation() {
+        let c = Config::load(None, |k| match k {
+            "WARREN_LISTEN" => Some("127.0.0.1:6000".into()),
+            "WARREN_HEARTBEAT" => Some("5".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.amqp.listen.port(), 6000);
+        assert_eq!(c.amqp.heartbeat, 5);
+        let bad = Config::load(None, |k| (k == "WARREN_FRAME_MAX").then(|| "100".into()));
+        assert!(bad.is_err());
+    }
+}

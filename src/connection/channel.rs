@@ -1,0 +1,171 @@
+//! One channel's state and the dispatch of its methods.
+//!
+//! Handlers return `AmqpError`; the connection turns a soft one into
+//! `channel.close` and a hard one into `connection.close`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use amq_protocol::protocol::{basic, channel, confirm, tx, AMQPClass};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::publish::Pending;
+use crate::broker::exchange::Destination;
+use crate::broker::{ConnectionId, Consumer, Outbound, Queue, VHost};
+use crate::protocol::method::Method;
+use crate::protocol::{encode, AmqpError};
+
+/// What a channel handler needs of its connection.
+pub struct Ctx {
+    pub vhost: Arc<VHost>,
+    pub conn: ConnectionId,
+    /// Frames waiting for the next socket write.
+    pub out: Vec<u8>,
+    /// A sender into this connection's outbound queue, for new consumers.
+    pub tx: UnboundedSender<Outbound>,
+    pub frame_max: u32,
+    pub max_message_size: u64,
+    pub scratch: Scratch,
+}
+
+/// Buffers reused for every routed message.
+#[derive(Default)]
+pub struct Scratch {
+    pub destinations: Vec<Destination>,
+    pub queues: Vec<Arc<Queue>>,
+}
+
+/// A delivery the client has not settled yet.
+#[derive(Debug)]
+pub struct Unacked {
+    pub tag: u64,
+    pub queue: Arc<Queue>,
+    pub seq: u64,
+    /// None for `basic.get`.
+    pub consumer: Option<Arc<Consumer>>,
+}
+
+#[derive(Debug, Default)]
+pub struct Channel {
+    pub id: u16,
+    /// We sent `channel.close` and wait for `close-ok`; everything else is dropped.
+    pub closing: bool,
+    pub(super) next_tag: u64,
+    pub(super) unacked: VecDeque<Unacked>,
+    pub(super) consumers: HashMap<String, (Arc<Consumer>, Arc<Queue>)>,
+    /// `basic.qos` prefetch for consumers started afterwards.
+    pub(super) prefetch: u32,
+    pub(super) pending: Option<Pending>,
+    pub(super) confirm: bool,
+    pub(super) next_publish_seq: u64,
+    /// Highest publish sequence number not yet confirmed to the client.
+    pub(super) unconfirmed_upto: Option<u64>,
+    pub(super) confirmed_upto: u64,
+    pub(super) last_queue: Option<String>,
+}
+
+impl Channel {
+    pub fn new(id: u16) -> Self {
+        Channel { id, next_tag: 1, next_publish_seq: 1, ..Default::default() }
+    }
+
+    pub fn reply(&self, ctx: &mut Ctx, class: AMQPClass) {
+        encode::method(&mut ctx.out, self.id, &class);
+    }
+
+    /// Dispatches a method other than `channel.open` / `channel.close(-ok)`.
+    pub fn handle(&mut self, m: Method, ctx: &mut Ctx) -> Result<(), AmqpError> {
+        if self.pending.is_some() {
+            return Err(AmqpError::unexpected_frame(
+                "expected content header for class 60, got non content header frame instead",
+            )
+            .during(60, 40));
+        }
+        match m {
+            Method::Publish(p) => self.on_publish(p),
+            Method::Ack { delivery_tag, multiple } => self.ack(delivery_tag, multiple, ctx),
+            Method::Qos { prefetch_size, prefetch_count, global: _ } => {
+                if prefetch_size != 0 {
+                    return Err(AmqpError::not_implemented(format!("prefetch_size!=0 ({prefetch_size})")));
+                }
+                self.prefetch = u32::from(prefetch_count);
+                self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})));
+                Ok(())
+            }
+            Method::Other(AMQPClass::Basic(b)) => self.handle_basic(b, ctx),
+            Method::Other(AMQPClass::Exchange(e)) => self.handle_exchange(e, ctx),
+            Method::Other(AMQPClass::Queue(q)) => self.handle_queue(q, ctx),
+            Method::Other(AMQPClass::Confirm(confirm::AMQPMethod::Select(s))) => {
+                self.confirm = true;
+                if !s.nowait {
+                    self.reply(ctx, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));
+                }
+                Ok(())
+            }
+            Method::Other(AMQPClass::Channel(channel::AMQPMethod::Flow(f))) => {
+                // Like RabbitMQ, Warren does not let clients pause deliveries this way.
+                if !f.active {
+                    return Err(AmqpError::not_implemented("active=false"));
+                }
+                self.reply(
+                    ctx,
+                    AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk { active: f.active })),
+                );
+                Ok(())
+            }
+            Method::Other(AMQPClass::Channel(channel::AMQPMethod::FlowOk(_))) => Ok(()),
+            Method::Other(AMQPClass::Tx(tx::AMQPMethod::Select(_)))
+            | Method::Other(AMQPClass::Tx(tx::AMQPMethod::Commit(_)))
+            | Method::Other(AMQPClass::Tx(tx::AMQPMethod::Rollback(_))) => {
+                Err(AmqpError::not_implemented("transactions are not supported yet"))
+            }
+            Method::Other(AMQPClass::Access(_)) => {
+                Err(AmqpError::not_implemented("access.request is not supported"))
+            }
+            Method::Other(other) => Err(AmqpError::command_invalid(format!(
+                "unexpected method {}.{} on a channel",
+                other.get_amqp_class_id(),
+                other.get_amqp_method_id()
+            ))),
+        }
+    }
+
+    fn handle_basic(&mut self, b: basic::AMQPMethod, ctx: &mut Ctx) -> Result<(), AmqpError> {
+        use basic::AMQPMethod as B;
+        match b {
+            B::Consume(c) => self.consume(c, ctx),
+            B::Cancel(c) => self.cancel(c, ctx),
+            B::Get(g) => self.get(g, ctx),
+            B::Reject(r) => self.reject(r.delivery_tag, false, r.requeue, ctx),
+            B::Nack(n) => self.reject(n.delivery_tag, n.multiple, n.requeue, ctx),
+            B::Recover(r) => {
+                self.recover(r.requeue)?;
+                self.reply(ctx, AMQPClass::Basic(B::RecoverOk(basic::RecoverOk {})));
+                Ok(())
+            }
+            B::RecoverAsync(r) => self.recover(r.requeue),
+            B::Ack(a) => self.ack(a.delivery_tag, a.multiple, ctx),
+            B::Publish(_) => unreachable!("publish is decoded on the fast path"),
+            _ => Err(AmqpError::command_invalid("a client may not send this basic method")),
+        }
+    }
+
+    /// Releases everything the channel holds: consumers are removed and
+    /// unacknowledged messages go back to their queues as redelivered.
+    pub fn release(&mut self, vhost: &VHost) {
+        self.pending = None;
+        for (_, (consumer, queue)) in self.consumers.drain() {
+            super::consume::remove_consumer(vhost, &consumer, &queue);
+        }
+        let mut by_queue: Vec<(Arc<Queue>, Vec<u64>)> = Vec::new();
+        for u in self.unacked.drain(..) {
+            match by_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+                Some((_, seqs)) => seqs.push(u.seq),
+                None => by_queue.push((u.queue, vec![u.seq])),
+            }
+        }
+        for (q, seqs) in by_queue {
+            q.requeue(&seqs);
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Consuming: `basic.consume` / `cancel` / `get`, deliveries, and settling
+//! them with `ack` / `nack` / `reject` / `recover`.
+
+use std::sync::Arc;
+
+use amq_protocol::protocol::{basic, AMQPClass};
+
+use super::channel::{Channel, Ctx, Unacked};
+use crate::broker::queue::ConsumerRemoved;
+use crate::broker::{names, Consumer, Delivery, Queue, VHost};
+use crate::protocol::{encode, AmqpError};
+
+impl Channel {
+    fn queue_name(&self, name: &str) -> Result<String, AmqpError> {
+        if !name.is_empty() {
+            return Ok(name.to_owned());
+        }
+        self.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))
+    }
+
+    pub(super) fn resolve_queue(&self, name: &str, ctx: &Ctx) -> Result<Arc<Queue>, AmqpError> {
+        ctx.vhost.usable_queue(&self.queue_name(name)?, ctx.conn)
+    }
+
+    pub(super) fn consume(&mut self, c: basic::Consume, ctx: &mut Ctx) -> Result<(), AmqpError> {
+        let queue = self.resolve_queue(c.queue.as_str(), ctx)?;
+        let tag = if c.consumer_tag.as_str().is_empty() {
+            names::consumer_tag()
+        } else {
+            c.consumer_tag.to_string()
+        };
+        if self.consumers.contains_key(&tag) {
+            return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+        }
+        let consumer = Arc::new(Consumer::new(
+            tag.clone(),
+            self.id,
+            ctx.conn,
+            c.no_ack,
+            c.exclusive,
+            self.prefetch,
+            ctx.tx.clone(),
+        ));
+        queue.add_consumer(consumer.clone())?;
+        // Deliveries reach this connection through its outbound queue, which
+        // is read after this frame: consume-ok still goes out first.
+        if !c.nowait {
+            self.reply(
+                ctx,
+                AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                    consumer_tag: tag.clone().into(),
+                })),
+            );
+        }
+        self.consumers.insert(tag, (consumer, queue));
+        Ok(())
+    }
+
+    pub(super) fn cancel(&mut self, c: basic::Cancel, ctx: &mut Ctx) -> Result<(), AmqpError> {
+        if let Some((consumer, queue)) = self.consumers.remove(c.consumer_tag.as_str()) {
+            remove_consumer(&ctx.vhost, &consumer, &queue);
+        }
+        if !c.nowait {
+            self.reply(
+                ctx,
+                AMQPClass::Basic(basic::AMQPMethod::CancelOk(basic::CancelOk {
+                    consumer_tag: c.consumer_tag,
+                })),
+            );
+        }
+        Ok(())
+    }
+
+    /// The queue cancelled this consumer (it was deleted).
+    pub fn server_cancel(&mut self, consumer: &Arc<Consumer>, notify: bool, ctx: &mut Ctx) {
+        let ours = self.consumers.get(&consumer.tag).is_some_and(|(c, _)| Arc::ptr_eq(c, consumer));
+        if ours && !self.closing {
+            self.consumers.remove(&consumer.tag);
+            if notify {
+                let cancel = basic::Cancel { consumer_tag: consumer.tag.clone().into(), nowait: true };
+                self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel)));
+            }
+        }
+    }
+
+    pub(super) fn get(&mut self, g: basic::Get, ctx: &mut Ctx) -> Result<(), AmqpError> {
+        let queue = self.resolve_queue(g.queue.as_str(), ctx)?;
+        let Some((entry, remaining)) = queue.get(g.no_ack) else {
+            self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})));
+            return Ok(());
+        };
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        let m = &entry.message;
+        encode::get_ok(&mut ctx.out, self.id, tag, entry.redelivered, &m.exchange, &m.routing_key, remaining);
+        encode::content(&mut ctx.out, self.id, &m.header, &m.body, ctx.frame_max);
+        if !g.no_ack {
+            self.unacked.push_back(Unacked { tag, queue, seq: entry.seq, consumer: None });
+        }
+        Ok(())
+    }
+
+    /// Writes a delivery, or gives it back to its queue if its consumer or
+    /// this channel is gone.
+    pub fn deliver(&mut self, d: Delivery, ctx: &mut Ctx) {
+        if self.closing || d.consumer.is_cancelled() {
+            let (consumer, queue) = (d.consumer.clone(), d.queue.clone());
+            if !consumer.no_ack {
+                consumer.settled(1);
+            }
+            consumer.written();
+            queue.return_undelivered(d);
+            return;
+        }
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        let m = &d.message;
+        let c = &d.consumer;
+        encode::deliver(
+            &mut ctx.out,
+            self.id,
+            c.tag.as_bytes(),
+            tag,
+            d.redelivered,
+            &m.exchange,
+            &m.routing_key,
+        );
+        encode::content(&mut ctx.out, self.id, &m.header, &m.body, ctx.frame_max);
+        if c.written() {
+            d.queue.kick();
+        }
+        if !c.no_ack {
+            self.unacked.push_back(Unacked { tag, queue: d.queue, seq: d.seq, consumer: Some(d.consumer) });
+        }
+    }
+
+    /// Removes the deliveries `tag` (and, with `multiple`, all before it)
+    /// names from the unacked list; 406 if it names none.
+    fn take_unacked(&mut self, tag: u64, multiple: bool) -> Result<Vec<Unacked>, AmqpError> {
+        let unknown = || AmqpError::precondition_failed(format!("unknown delivery tag {tag}"));
+        if multiple {
+            let upto = if tag == 0 { u64::MAX } else { tag };
+            let n = self.unacked.partition_point(|u| u.tag <= upto);
+            if n == 0 && tag != 0 {
+                return Err(unknown());
+            }
+            return Ok(self.unacked.drain(..n).collect());
+        }
+        let i = self.unacked.binary_search_by_key(&tag, |u| u.tag).map_err(|_| unknown())?;
+        Ok(vec![self.unacked.remove(i).expect("found")])
+    }
+
+    pub(super) fn ack(&mut self, tag: u64, multiple: bool, _ctx: &mut Ctx) -> Result<(), AmqpError> {
+        let settled = self.take_unacked(tag, multiple).map_err(|e| e.during(60, 80))?;
+        settle(settled, |q, seqs| q.ack(seqs));
+        Ok(())
+    }
+
+    pub(super) fn reject(
+        &mut self,
+        tag: u64,
+        multiple: bool,
+        requeue: bool,
+        _ctx: &mut Ctx,
+    ) -> Result<(), AmqpError> {
+        let settled = self.take_unacked(tag, multiple)?;
+        settle(settled, |q, seqs| if requeue { q.requeue(seqs) } else { q.ack(seqs) });
+        Ok(())
+    }
+
+    pub(super) fn recover(&mut self, requeue: bool) -> Result<(), AmqpError> {
+        if !requeue {
+            return Err(AmqpError::not_implemented("requeue=false"));
+        }
+        let all: Vec<_> = self.unacked.drain(..).collect();
+        settle(all, |q, seqs| q.requeue(seqs));
+        Ok(())
+    }
+}
+
+/// Applies `f` to each queue's settled sequence numbers, one call per run of
+/// the same queue, and returns credit to the consumers.
+fn settle(settled: Vec<Unacked>, f: impl Fn(&Arc<Queue>, &[u64])) {
+    let mut seqs = Vec::with_capacity(settled.len());
+    let mut kick: Vec<Arc<Queue>> = Vec::new();
+    let mut iter = settled.into_iter().peekable();
+    while let Some(u) = iter.next() {
+        seqs.push(u.seq);
+        if let Some(c) = &u.consumer {
+            if c.settled(1) && !kick.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
+                kick.push(u.queue.clone());
+            }
+        }
+        if iter.peek().is_none_or(|next| !Arc::ptr_eq(&next.queue, &u.queue)) {
+            f(&u.queue, &seqs);
+            seqs.clear();
+        }
+    }
+    for q in kick {
+        q.kick();
+    }
+}
+
+pub(super) fn remove_consumer(vhost: &VHost, consumer: &Arc<Consumer>, queue: &Arc<Queue>) {
+    consumer.cancel();
+    if queue.remove_consumer(consumer) == ConsumerRemoved::LastOfAutoDelete {
+        vhost.delete_auto_delete_queue(queue);
+    }
+}

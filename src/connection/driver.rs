@@ -1,0 +1,429 @@
+//! The running connection: one task that owns all its channels' state.
+//!
+//! It waits on three things: bytes from the socket, deliveries from queues,
+//! and the heartbeat timer. Whatever they produce is appended to one
+//! buffer, written with a single socket write per turn of the loop.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use amq_protocol::protocol::{channel as chan, connection, AMQPClass};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{interval_at, timeout, Instant};
+use tracing::{debug, info, warn, Instrument};
+
+use super::channel::{Channel, Ctx, Scratch};
+use super::handshake::{handshake, HandshakeError, Negotiated};
+use crate::broker::{Broker, ConnectionId, Outbound};
+use crate::config::Config;
+use crate::protocol::frame::{decode, Frame};
+use crate::protocol::method::{self, Method};
+use crate::protocol::{encode, AmqpError, FRAME_MIN_SIZE};
+
+/// Read buffer growth step; frames are cut out of it without copying.
+const READ_CHUNK: usize = 64 * 1024;
+/// How long we wait for `connection.close-ok` after closing a connection.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Outbound queue items handled per turn, so reads are never starved.
+const OUTBOUND_BATCH: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Running,
+    /// We sent `connection.close`; waiting for `close-ok`.
+    Closing,
+    Done,
+}
+
+/// Serves one client socket from the protocol header to the last byte.
+pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, config: Arc<Config>) {
+    let _ = stream.set_nodelay(true);
+    let id = broker.next_connection_id();
+    let span = tracing::info_span!("conn", id, %peer);
+    async move {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let limit = Duration::from_secs(config.amqp.handshake_timeout);
+        let negotiated = match timeout(limit, handshake(&mut stream, &mut buf, peer, &broker, &config)).await
+        {
+            Err(_) => return warn!("handshake timed out"),
+            Ok(Err(HandshakeError::Refused(e))) => return refuse(stream, buf, e).await,
+            Ok(Err(HandshakeError::BadHeader(h))) => {
+                return debug!(header = ?h, "unsupported protocol header")
+            }
+            Ok(Err(e)) => return debug!("handshake ended: {e}"),
+            Ok(Ok(n)) => n,
+        };
+        info!(user = %negotiated.user, vhost = %negotiated.vhost.name, "connection opened");
+        let reason = Connection::new(id, negotiated, &config).run(stream, buf).await;
+        info!("connection closed: {reason}");
+    }
+    .instrument(span)
+    .await
+}
+
+/// Sends `connection.close` for a failed handshake and waits briefly for close-ok.
+async fn refuse(mut stream: TcpStream, mut buf: BytesMut, e: AmqpError) {
+    warn!("handshake refused: {e}");
+    let mut out = Vec::new();
+    encode::method(&mut out, 0, &close_method(&e));
+    if stream.write_all(&out).await.is_err() {
+        return;
+    }
+    let _ = timeout(CLOSE_TIMEOUT, async {
+        loop {
+            match decode(&mut buf, FRAME_MIN_SIZE) {
+                Ok(Some(Frame::Method { channel: 0, payload })) if method::ids(&payload) == (10, 51) => {
+                    return
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(_) => return,
+            }
+            if !matches!(stream.read_buf(&mut buf).await, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+fn close_method(e: &AmqpError) -> AMQPClass {
+    AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
+        reply_code: e.code(),
+        reply_text: e.text.clone().into(),
+        class_id: e.class_id,
+        method_id: e.method_id,
+    }))
+}
+
+struct Connection {
+    ctx: Ctx,
+    channels: HashMap<u16, Channel>,
+    channel_max: u16,
+    heartbeat: u16,
+    cancel_notify: bool,
+    state: State,
+    close_reason: String,
+    /// Channels with publisher confirms to send at the end of this turn.
+    confirms_due: Vec<u16>,
+    rx: mpsc::UnboundedReceiver<Outbound>,
+}
+
+impl Connection {
+    fn new(id: ConnectionId, n: Negotiated, config: &Config) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let cancel_notify = matches!(
+            n.capabilities.inner().get("consumer_cancel_notify"),
+            Some(amq_protocol::types::AMQPValue::Boolean(true))
+        );
+        Connection {
+            ctx: Ctx {
+                vhost: n.vhost,
+                conn: id,
+                out: Vec::with_capacity(READ_CHUNK),
+                tx,
+                frame_max: n.frame_max,
+                max_message_size: config.amqp.max_message_size,
+                scratch: Scratch::default(),
+            },
+            channels: HashMap::new(),
+            channel_max: n.channel_max,
+            heartbeat: n.heartbeat,
+            cancel_notify,
+            state: State::Running,
+            close_reason: String::new(),
+            confirms_due: Vec::new(),
+            rx,
+        }
+    }
+
+    /// The loop; returns why the connection ended.
+    async fn run(mut self, stream: TcpStream, mut buf: BytesMut) -> String {
+        let (mut rd, mut wr) = stream.into_split();
+        let hb = Duration::from_secs(u64::from(self.heartbeat.max(1)));
+        let mut tick = interval_at(Instant::now() + hb / 2, hb / 2);
+        let mut last_read = Instant::now();
+        let mut wrote_since_tick = false;
+        let mut close_deadline = Instant::now() + Duration::from_secs(3600 * 24 * 365);
+        let mut batch = Vec::with_capacity(OUTBOUND_BATCH);
+        // Frames already buffered during the handshake.
+        self.process_input(&mut buf);
+        while self.state != State::Done {
+            if !self.ctx.out.is_empty() {
+                if let Err(e) = wr.write_all(&self.ctx.out).await {
+                    self.close_reason = format!("write failed: {e}");
+                    break;
+                }
+                self.ctx.out.clear();
+                wrote_since_tick = true;
+                if self.state == State::Closing && close_deadline > Instant::now() + CLOSE_TIMEOUT {
+                    close_deadline = Instant::now() + CLOSE_TIMEOUT;
+                }
+            }
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                r = rd.read_buf(&mut buf) => match r {
+                    Ok(0) => { self.close_reason = "client closed the socket".into(); break }
+                    Err(e) => { self.close_reason = format!("read failed: {e}"); break }
+                    Ok(_) => {
+                        last_read = Instant::now();
+                        self.process_input(&mut buf);
+                    }
+                },
+                _ = self.rx.recv_many(&mut batch, OUTBOUND_BATCH) => {
+                    for o in batch.drain(..) {
+                        self.on_outbound(o);
+                    }
+                }
+                _ = tick.tick(), if self.heartbeat > 0 => {
+                    if last_read.elapsed() > hb * 2 {
+                        self.close_reason = format!("missed heartbeats from client, timeout: {}s", self.heartbeat);
+                        break;
+                    }
+                    if !wrote_since_tick {
+                        encode::heartbeat(&mut self.ctx.out);
+                    }
+                    wrote_since_tick = false;
+                }
+                _ = tokio::time::sleep_until(close_deadline), if self.state == State::Closing => {
+                    self.close_reason.push_str(" (no close-ok in time)");
+                    break;
+                }
+            }
+        }
+        if self.state == State::Done && !self.ctx.out.is_empty() {
+            let _ = wr.write_all(&self.ctx.out).await;
+        }
+        let _ = wr.shutdown().await;
+        self.cleanup();
+        std::mem::take(&mut self.close_reason)
+    }
+
+    fn process_input(&mut self, buf: &mut BytesMut) {
+        while self.state != State::Done {
+            match decode(buf, self.ctx.frame_max) {
+                Ok(Some(frame)) => {
+                    if let Err(e) = self.on_frame(frame) {
+                        self.close_connection(e);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // The byte stream can no longer be followed: close at once.
+                    self.close_connection(e);
+                    self.state = State::Done;
+                }
+            }
+        }
+        for id in std::mem::take(&mut self.confirms_due) {
+            if let Some(ch) = self.channels.get_mut(&id) {
+                ch.flush_confirms(&mut self.ctx);
+            }
+        }
+    }
+
+    fn close_connection(&mut self, e: AmqpError) {
+        if self.state != State::Running {
+            return;
+        }
+        warn!("closing connection: {e}");
+        self.close_reason = e.to_string();
+        encode::method(&mut self.ctx.out, 0, &close_method(&e));
+        self.state = State::Closing;
+        // Nothing more is delivered; what was in flight goes back to queues.
+        for ch in self.channels.values_mut() {
+            ch.release(&self.ctx.vhost);
+            ch.closing = true;
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Result<(), AmqpError> {
+        if self.state == State::Closing {
+            // Only the close handshake matters now.
+            if let Frame::Method { channel: 0, payload } = &frame {
+                match method::ids(payload) {
+                    (10, 51) => self.state = State::Done,
+                    (10, 50) => {
+                        encode::method(&mut self.ctx.out, 0, &close_ok());
+                        self.state = State::Done;
+                    }
+                    _ => {}
+                }
+            }
+            return Ok(());
+        }
+        match frame {
+            Frame::Heartbeat { channel: 0 } => Ok(()),
+            Frame::Heartbeat { channel } => {
+                Err(AmqpError::unexpected_frame(format!("heartbeat frame on channel {channel}")))
+            }
+            Frame::Method { channel: 0, payload } => self.on_connection_method(&payload),
+            Frame::Header { channel: 0, .. } | Frame::Body { channel: 0, .. } => {
+                Err(AmqpError::unexpected_frame("content frame on channel 0"))
+            }
+            Frame::Method { channel, payload } => self.on_channel_method(channel, &payload),
+            Frame::Header { channel, payload } => {
+                self.on_content(channel, |ch, ctx| ch.on_header(payload, ctx))
+            }
+            Frame::Body { channel, payload } => self.on_content(channel, |ch, ctx| ch.on_body(payload, ctx)),
+        }
+    }
+
+    fn on_connection_method(&mut self, payload: &bytes::Bytes) -> Result<(), AmqpError> {
+        let (c, m) = method::ids(payload);
+        match method::decode(payload)? {
+            Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(close))) => {
+                debug!(code = close.reply_code, text = %close.reply_text, "client closed the connection");
+                self.close_reason = format!("client closed: {} {}", close.reply_code, close.reply_text);
+                encode::method(&mut self.ctx.out, 0, &close_ok());
+                self.state = State::Done;
+                Ok(())
+            }
+            Method::Other(AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(_))) => {
+                let ok = connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {});
+                encode::method(&mut self.ctx.out, 0, &AMQPClass::Connection(ok));
+                Ok(())
+            }
+            Method::Other(AMQPClass::Connection(connection::AMQPMethod::Blocked(_)))
+            | Method::Other(AMQPClass::Connection(connection::AMQPMethod::Unblocked(_))) => Ok(()),
+            _ => Err(AmqpError::channel_error("unexpected method in connection state running").during(c, m)),
+        }
+    }
+
+    fn on_channel_method(&mut self, id: u16, payload: &bytes::Bytes) -> Result<(), AmqpError> {
+        let (c, m) = method::ids(payload);
+        let decoded = method::decode(payload)?;
+        let Some(ch) = self.channels.get_mut(&id) else {
+            if let Method::Other(AMQPClass::Channel(chan::AMQPMethod::Open(_))) = decoded {
+                if id > self.channel_max {
+                    return Err(AmqpError::not_allowed(format!(
+                        "channel number {id} is above the negotiated channel_max {}",
+                        self.channel_max
+                    ))
+                    .during(c, m));
+                }
+                let ch = Channel::new(id);
+                ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::OpenOk(chan::OpenOk {})));
+                self.channels.insert(id, ch);
+                return Ok(());
+            }
+            return Err(AmqpError::channel_error("expected 'channel.open'").during(c, m));
+        };
+        if ch.closing {
+            match decoded {
+                Method::Other(AMQPClass::Channel(chan::AMQPMethod::Open(_))) => {
+                    return Err(AmqpError::channel_error("second 'channel.open' seen").during(c, m));
+                }
+                Method::Other(AMQPClass::Channel(chan::AMQPMethod::CloseOk(_))) => {
+                    self.channels.remove(&id);
+                }
+                Method::Other(AMQPClass::Channel(chan::AMQPMethod::Close(_))) => {
+                    ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})));
+                    self.channels.remove(&id);
+                }
+                _ => {} // dropped until the client acknowledges the close
+            }
+            return Ok(());
+        }
+        match decoded {
+            Method::Other(AMQPClass::Channel(chan::AMQPMethod::Open(_))) => {
+                Err(AmqpError::channel_error("second 'channel.open' seen").during(c, m))
+            }
+            Method::Other(AMQPClass::Channel(chan::AMQPMethod::Close(_))) => {
+                ch.release(&self.ctx.vhost);
+                ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})));
+                self.channels.remove(&id);
+                Ok(())
+            }
+            Method::Other(AMQPClass::Channel(chan::AMQPMethod::CloseOk(_))) => Ok(()),
+            decoded => {
+                let result = ch.handle(decoded, &mut self.ctx);
+                if ch.unconfirmed_upto.is_some() && !self.confirms_due.contains(&id) {
+                    self.confirms_due.push(id);
+                }
+                result.or_else(|e| self.channel_error(id, e.during(c, m)))
+            }
+        }
+    }
+
+    fn on_content(
+        &mut self,
+        id: u16,
+        f: impl FnOnce(&mut Channel, &mut Ctx) -> Result<(), AmqpError>,
+    ) -> Result<(), AmqpError> {
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return Err(AmqpError::unexpected_frame("expected method frame, got non method frame instead"));
+        };
+        if ch.closing {
+            return Ok(());
+        }
+        let result = f(ch, &mut self.ctx);
+        if ch.unconfirmed_upto.is_some() && !self.confirms_due.contains(&id) {
+            self.confirms_due.push(id);
+        }
+        result.or_else(|e| self.channel_error(id, e))
+    }
+
+    /// Soft errors close the channel; hard ones are passed up to close the connection.
+    fn channel_error(&mut self, id: u16, e: AmqpError) -> Result<(), AmqpError> {
+        if e.is_hard() {
+            return Err(e);
+        }
+        debug!(channel = id, "closing channel: {e}");
+        let Some(ch) = self.channels.get_mut(&id) else { return Ok(()) };
+        ch.flush_confirms(&mut self.ctx);
+        ch.release(&self.ctx.vhost);
+        ch.closing = true;
+        let close = chan::Close {
+            reply_code: e.code(),
+            reply_text: e.text.into(),
+            class_id: e.class_id,
+            method_id: e.method_id,
+        };
+        ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::Close(close)));
+        Ok(())
+    }
+
+    fn on_outbound(&mut self, o: Outbound) {
+        match o {
+            Outbound::Deliver(d) => match self.channels.get_mut(&d.consumer.channel) {
+                Some(ch) => ch.deliver(d, &mut self.ctx),
+                None => {
+                    d.consumer.written();
+                    d.queue.clone().return_undelivered(d);
+                }
+            },
+            Outbound::Cancelled(consumer) => {
+                if let Some(ch) = self.channels.get_mut(&consumer.channel) {
+                    ch.server_cancel(&consumer, self.cancel_notify, &mut self.ctx);
+                }
+            }
+        }
+    }
+
+    /// Gives back everything the connection held.
+    fn cleanup(&mut self) {
+        for ch in self.channels.values_mut() {
+            ch.release(&self.ctx.vhost);
+        }
+        self.channels.clear();
+        self.ctx.vhost.connection_closed(self.ctx.conn);
+        self.rx.close();
+        while let Ok(o) = self.rx.try_recv() {
+            if let Outbound::Deliver(d) = o {
+                d.queue.clone().return_undelivered(d);
+            }
+        }
+    }
+}
+
+fn close_ok() -> AMQPClass {
+    AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {}))
+}

@@ -1,0 +1,14 @@
+//! Client connections: the handshake, then one task per connection that
+//! reads frames, drives its channels, writes deliveries, and keeps
+//! heartbeats. May use `protocol` and `broker`.
+
+mod auth;
+mod channel;
+mod consume;
+mod driver;
+mod handshake;
+mod publish;
+mod topology;
+
+pub use driver::serve;
+pub use handshake::server_properties;

@@ -1,0 +1,179 @@
+//! `basic.publish`: content assembly (method → header → body frames),
+//! routing, mandatory returns and publisher confirms.
+
+use std::sync::Arc;
+
+use amq_protocol::protocol::{basic, AMQPClass};
+use bytes::{Bytes, BytesMut};
+
+use super::channel::{Channel, Ctx};
+use crate::broker::Message;
+use crate::protocol::method::Publish;
+use crate::protocol::properties::ContentHeader;
+use crate::protocol::{encode, AmqpError};
+
+/// A publish whose content is still arriving.
+#[derive(Debug)]
+pub struct Pending {
+    publish: Publish,
+    header: Option<(Bytes, ContentHeader)>,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    Empty,
+    /// One frame: kept as a slice of the read buffer, no copy.
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        match self {
+            Body::Empty => 0,
+            Body::One(b) => b.len(),
+            Body::Many(b) => b.len(),
+        }
+    }
+
+    fn push(&mut self, part: Bytes, capacity: usize) {
+        *self = match std::mem::replace(self, Body::Empty) {
+            Body::Empty => Body::One(part),
+            Body::One(first) => {
+                let mut all = BytesMut::with_capacity(capacity);
+                all.extend_from_slice(&first);
+                all.extend_from_slice(&part);
+                Body::Many(all)
+            }
+            Body::Many(mut all) => {
+                all.extend_from_slice(&part);
+                Body::Many(all)
+            }
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Body::Empty => Bytes::new(),
+            Body::One(b) => b,
+            Body::Many(b) => b.freeze(),
+        }
+    }
+}
+
+impl Channel {
+    pub(super) fn on_publish(&mut self, p: Publish) -> Result<(), AmqpError> {
+        if p.immediate {
+            return Err(AmqpError::not_implemented("immediate=true"));
+        }
+        self.pending = Some(Pending { publish: p, header: None, body: Body::Empty });
+        Ok(())
+    }
+
+    /// A content header frame. Errors are connection errors except the size limit.
+    pub fn on_header(&mut self, payload: Bytes, ctx: &mut Ctx) -> Result<(), AmqpError> {
+        let Some(pending) = self.pending.as_mut() else {
+            return Err(AmqpError::unexpected_frame("expected method frame, got non method frame instead"));
+        };
+        if pending.header.is_some() {
+            return Err(AmqpError::unexpected_frame(
+                "expected content body, got non content body frame instead",
+            )
+            .during(60, 40));
+        }
+        let info = ContentHeader::scan(&payload).map_err(|e| e.during(60, 40))?;
+        if info.body_size > ctx.max_message_size {
+            self.pending = None;
+            return Err(AmqpError::precondition_failed(format!(
+                "message size {} is larger than configured max size {}",
+                info.body_size, ctx.max_message_size
+            ))
+            .during(60, 40));
+        }
+        let done = info.body_size == 0;
+        pending.header = Some((payload, info));
+        if done {
+            self.finish_publish(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// A content body frame.
+    pub fn on_body(&mut self, payload: Bytes, ctx: &mut Ctx) -> Result<(), AmqpError> {
+        let (info, body) = match self.pending.as_mut() {
+            Some(Pending { header: Some((_, info)), body, .. }) => (info, body),
+            Some(_) => {
+                return Err(AmqpError::unexpected_frame(
+                    "expected content header for class 60, got non content header frame instead",
+                )
+                .during(60, 40))
+            }
+            None => {
+                return Err(AmqpError::unexpected_frame(
+                    "expected method frame, got non method frame instead",
+                ))
+            }
+        };
+        let expected = info.body_size;
+        let have = body.len() as u64 + payload.len() as u64;
+        if have > expected {
+            return Err(AmqpError::frame_error(format!(
+                "content body of {have} bytes exceeds the {expected} announced in its header"
+            )));
+        }
+        body.push(payload, expected as usize);
+        if have == expected {
+            self.finish_publish(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Routes a complete message to its queues.
+    fn finish_publish(&mut self, ctx: &mut Ctx) -> Result<(), AmqpError> {
+        let Pending { publish, header, body } = self.pending.take().expect("a publish is pending");
+        let (header, info) = header.expect("the header arrived");
+        let exchange = ctx.vhost.publish_exchange(&publish.exchange).map_err(|e| e.during(60, 40))?;
+        let message =
+            Arc::new(Message::new(publish.exchange, publish.routing_key, header, info, body.into_bytes()));
+        let seq = self.next_publish_seq;
+        if self.confirm {
+            self.next_publish_seq += 1;
+        }
+        let scratch = &mut ctx.scratch;
+        ctx.vhost.route(&exchange, &message, &mut scratch.destinations, &mut scratch.queues);
+        if scratch.queues.is_empty() {
+            if publish.mandatory {
+                encode::basic_return(
+                    &mut ctx.out,
+                    self.id,
+                    312,
+                    "NO_ROUTE",
+                    &message.exchange,
+                    &message.routing_key,
+                );
+                encode::content(&mut ctx.out, self.id, &message.header, &message.body, ctx.frame_max);
+            }
+        } else {
+            for q in scratch.queues.drain(..) {
+                q.publish(message.clone());
+            }
+        }
+        if self.confirm {
+            self.unconfirmed_upto = Some(seq);
+        }
+        Ok(())
+    }
+
+    /// Sends the acks owed to a confirm-mode publisher, coalesced into one
+    /// `multiple` ack per batch of frames.
+    pub fn flush_confirms(&mut self, ctx: &mut Ctx) {
+        let Some(upto) = self.unconfirmed_upto.take() else { return };
+        let multiple = upto > self.confirmed_upto + 1;
+        self.confirmed_upto = upto;
+        self.reply(
+            ctx,
+            AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack { delivery_tag: upto, multiple })),
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Decoding method frame payloads.
+//!
+//! `basic.publish` and `basic.ack` are the methods a busy broker sees most;
+//! they are decoded by hand into slices of the frame (no allocation). Every
+//! other method goes through amq-protocol.
+
+use amq_protocol::protocol::{parse_class, AMQPClass};
+use bytes::Bytes;
+use nom::combinator::all_consuming;
+use nom::Parser;
+
+use super::{AmqpError, CLASS_BASIC};
+
+pub const METHOD_PUBLISH: u16 = 40;
+pub const METHOD_ACK: u16 = 80;
+pub const METHOD_QOS: u16 = 10;
+
+/// A decoded method.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    Publish(Publish),
+    Ack {
+        delivery_tag: u64,
+        multiple: bool,
+    },
+    /// amq-protocol drops `prefetch_size`, which must be refused when not 0.
+    Qos {
+        prefetch_size: u32,
+        prefetch_count: u16,
+        global: bool,
+    },
+    Other(AMQPClass),
+}
+
+/// `basic.publish`, its names still slices of the frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    pub exchange: Bytes,
+    pub routing_key: Bytes,
+    pub mandatory: bool,
+    pub immediate: bool,
+}
+
+/// Class and method ids of a method payload (0, 0 when too short).
+pub fn ids(payload: &[u8]) -> (u16, u16) {
+    if payload.len() < 4 {
+        return (0, 0);
+    }
+    (u16::from_be_bytes([payload[0], payload[1]]), u16::from_be_bytes([payload[2], payload[3]]))
+}
+
+/// Decodes a method frame's payload.
+///
+/// Errors are connection errors: a malformed method is 501 FRAME_ERROR
+/// (as RabbitMQ answers); an unknown class or method is 540 NOT_IMPLEMENTED
+/// (RabbitMQ drops the socket without a word).
+pub fn decode(payload: &Bytes) -> Result<Method, AmqpError> {
+    let (class, method) = ids(payload);
+    let fast = match (class, method) {
+        (CLASS_BASIC, METHOD_PUBLISH) => decode_publish(payload).map(Method::Publish),
+        (CLASS_BASIC, METHOD_ACK) => decode_ack(payload),
+        (CLASS_BASIC, METHOD_QOS) => decode_qos(payload),
+        _ => None,
+    };
+    if let Some(m) = fast {
+        return Ok(m);
+    }
+    match all_consuming(parse_class).parse(&payload[..]) {
+        Ok((_, m)) => Ok(Method::Other(m)),
+        Err(_) if !is_known_method(class, method) => {
+            Err(AmqpError::not_implemented(format!("unknown method {class}/{method}")).during(class, method))
+        }
+        Err(_) => Err(AmqpError::frame_error(format!("cannot decode method frame {class}/{method}"))
+            .during(class, method)),
+    }
+}
+
+/// Every (class, method) pair of AMQP 0-9-1 with RabbitMQ's extensions.
+fn is_known_method(class: u16, method: u16) -> bool {
+    let methods: &[u16] = match class {
+        10 => &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51, 60, 61, 70, 71],
+        20 => &[10, 11, 20, 21, 40, 41],
+        30 => &[10, 11],
+        40 => &[10, 11, 20, 21, 30, 31, 40, 51],
+        50 => &[10, 11, 20, 21, 30, 31, 40, 41, 50, 51],
+        60 => &[10, 11, 20, 21, 30, 31, 40, 50, 60, 70, 71, 72, 80, 90, 100, 110, 111, 120],
+        85 => &[10, 11],
+        90 => &[10, 11, 20, 21, 30, 31],
+        _ => &[],
+    };
+    methods.contains(&method)
+}
+
+fn short_str(payload: &Bytes, pos: &mut usize) -> Option<Bytes> {
+    let len = *payload.get(*pos)? as usize;
+    let start = *pos + 1;
+    let end = start + len;
+    if end > payload.len() {
+        return None;
+    }
+    *pos = end;
+    Some(payload.slice(start..end))
+}
+
+fn decode_publish(payload: &Bytes) -> Option<Publish> {
+    // class, method, reserved-1 (ticket)
+    let mut pos = 6;
+    let exchange = short_str(payload, &mut pos)?;
+    let routing_key = short_str(payload, &mut pos)?;
+    let bits = *payload.get(pos)?;
+    if pos + 1 != payload.len() {
+        return None;
+    }
+    Some(Publish { exchange, routing_key, mandatory: bits & 1 != 0, immediate: bits & 2 != 0 })
+}
+
+fn decode_ack(payload: &Bytes) -> Option<Method> {
+    if payload.len() != 13 {
+        return None;
+    }
+    let delivery_tag = u64::from_be_bytes(payload[4..12].try_into().ok()?);
+    Some(Method::Ack { delivery_tag, multiple: payload[12] & 1 != 0 })
+}
+
+fn decode_qos(payload: &Bytes) -> Option<Method> {
+    if payload.len() != 11 {
+        return None;
+    }
+    Some(Method::Qos {
+        prefetch_size: u32::from_be_bytes(payload[4..8].try_into().ok()?),
+        prefetch_count: u16::from_be_bytes([payload[8], payload[9]]),
+        global: payload[10] & 1 != 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::encode;
+    use amq_protocol::protocol::basic;
+
+    fn payload_of(class: &AMQPClass) -> Bytes {
+        let mut out = Vec::new();
+        encode::method(&mut out, 1, class);
+        Bytes::copy_from_slice(&out[7..out.len() - 1])
+    }
+
+    #[test]
+    fn fast_paths_agree_with_amq_protocol() {
+        let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            exchange: "ex".into(),
+            routing_key: "a.b".into(),
+            mandatory: true,
+            immediate: false,
+        }));
+        let Method::Publish(p) = decode(&payload_of(&publish)).unwrap() else { panic!() };
+        assert_eq!(
+            (&p.exchange[..], &p.routing_key[..], p.mandatory, p.immediate),
+            (&b"ex"[..], &b"a.b"[..], true, false)
+        );
+        let ack = AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack { delivery_tag: 77, multiple: true }));
+        assert_eq!(decode(&payload_of(&ack)).unwrap(), Method::Ack { delivery_tag: 77, multiple: true });
+    }
+
+    #[test]
+    fn unknown_and_malformed_methods() {
+        assert_eq!(decode(&Bytes::from_static(&[0, 50, 0, 99])).unwrap_err().code(), 540);
+        assert_eq!(decode(&Bytes::from_static(&[3, 231, 0, 10])).unwrap_err().code(), 540);
+        // queue.declare whose queue name runs past the end of the frame
+        assert_eq!(decode(&Bytes::from_static(&[0, 50, 0, 10, 0, 0, 200, b'q'])).unwrap_err().code(), 501);
+        assert_eq!(decode(&Bytes::from_static(&[0, 60, 0, 40, 0])).unwrap_err().code(), 501);
+    }
+}

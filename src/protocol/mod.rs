@@ -1,0 +1,33 @@
+//! The AMQP 0-9-1 codec: bytes in, frames and methods out, and back. No I/O.
+//!
+//! amq-protocol does the heavy lifting for the long tail of methods; the hot
+//! methods (`basic.publish`, `basic.ack`, `basic.deliver`) and content frames
+//! have hand-written, allocation-free paths here.
+
+pub mod encode;
+pub mod error;
+pub mod frame;
+pub mod method;
+pub mod properties;
+pub mod table;
+
+pub use amq_protocol::protocol::AMQPClass;
+pub use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
+pub use error::{AmqpError, ErrorKind};
+
+/// The protocol header a 0-9-1 client sends and the one we answer a bad one with.
+pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
+/// The frame size every peer must accept before `connection.tune` (the spec's minimum).
+pub const FRAME_MIN_SIZE: u32 = 4096;
+/// Frame type, channel and size (7) plus the frame-end octet (1).
+pub const FRAME_OVERHEAD: usize = 8;
+pub const FRAME_END: u8 = 0xCE;
+pub const FRAME_METHOD: u8 = 1;
+pub const FRAME_HEADER: u8 = 2;
+pub const FRAME_BODY: u8 = 3;
+pub const FRAME_HEARTBEAT: u8 = 8;
+
+/// Class ids used by the broker's hand-written paths.
+pub const CLASS_CONNECTION: u16 = 10;
+pub const CLASS_CHANNEL: u16 = 20;
+pub const CLASS_BASIC: u16 = 60;

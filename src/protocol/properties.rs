@@ -1,0 +1,177 @@
+//! The content header: class, body size and the 14 basic properties.
+//!
+//! Messages keep the header exactly as the publisher sent it and forward
+//! those bytes to consumers, so header tables keep their key order and no
+//! property is re-encoded. `scan` validates the properties and notes where
+//! the few the broker acts on are, without allocating.
+
+use std::ops::Range;
+
+use amq_protocol::frame::WriteContext;
+use amq_protocol::protocol::basic::{gen_properties, parse_properties, AMQPProperties};
+use bytes::Bytes;
+
+use super::table::validate_table;
+use super::{AmqpError, CLASS_BASIC};
+
+/// Bytes before the property flags: class id, weight, body size.
+pub const PROPERTIES_OFFSET: usize = 12;
+
+// Property flag bits, most significant first, in wire order.
+const CONTENT_TYPE: u16 = 1 << 15;
+const CONTENT_ENCODING: u16 = 1 << 14;
+const HEADERS: u16 = 1 << 13;
+const DELIVERY_MODE: u16 = 1 << 12;
+const PRIORITY: u16 = 1 << 11;
+const CORRELATION_ID: u16 = 1 << 10;
+const REPLY_TO: u16 = 1 << 9;
+const EXPIRATION: u16 = 1 << 8;
+const MESSAGE_ID: u16 = 1 << 7;
+const TIMESTAMP: u16 = 1 << 6;
+const TYPE: u16 = 1 << 5;
+const USER_ID: u16 = 1 << 4;
+const APP_ID: u16 = 1 << 3;
+const CLUSTER_ID: u16 = 1 << 2;
+
+/// What the broker needs to know of a content header, as offsets into it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContentHeader {
+    pub body_size: u64,
+    pub delivery_mode: u8,
+    pub priority: Option<u8>,
+    /// The encoded header table, without its length prefix.
+    pub headers: Option<Range<usize>>,
+    pub reply_to: Option<Range<usize>>,
+    pub expiration: Option<Range<usize>>,
+}
+
+impl ContentHeader {
+    /// Parses and validates a content header frame's payload.
+    pub fn scan(payload: &[u8]) -> Result<ContentHeader, AmqpError> {
+        let bad = || AmqpError::frame_error("malformed content header frame");
+        if payload.len() < PROPERTIES_OFFSET + 2 {
+            return Err(bad());
+        }
+        let class = u16::from_be_bytes([payload[0], payload[1]]);
+        if class != CLASS_BASIC {
+            return Err(AmqpError::unexpected_frame(format!(
+                "expected content header for class {CLASS_BASIC}, got one for class {class} instead"
+            )));
+        }
+        let body_size = u64::from_be_bytes(payload[4..12].try_into().expect("8 bytes"));
+        let flags = u16::from_be_bytes([payload[12], payload[13]]);
+        if flags & 0b11 != 0 {
+            // Bit 0 would announce a second flag word; basic has only 14 properties.
+            return Err(bad());
+        }
+        let mut h = ContentHeader { body_size, ..Default::default() };
+        let mut pos = PROPERTIES_OFFSET + 2;
+        let short = |pos: &mut usize| -> Result<Range<usize>, AmqpError> {
+            let len = *payload.get(*pos).ok_or_else(bad)? as usize;
+            let r = *pos + 1..*pos + 1 + len;
+            if r.end > payload.len() {
+                return Err(bad());
+            }
+            *pos = r.end;
+            Ok(r)
+        };
+        let fixed = |pos: &mut usize, n: usize| -> Result<Range<usize>, AmqpError> {
+            let r = *pos..*pos + n;
+            if r.end > payload.len() {
+                return Err(bad());
+            }
+            *pos = r.end;
+            Ok(r)
+        };
+        for bit in (2..16).rev().map(|b| 1u16 << b) {
+            if flags & bit == 0 {
+                continue;
+            }
+            match bit {
+                HEADERS => {
+                    let len_at = fixed(&mut pos, 4)?;
+                    let len = u32::from_be_bytes(payload[len_at].try_into().expect("4 bytes"));
+                    let r = fixed(&mut pos, len as usize)?;
+                    if !validate_table(&payload[r.clone()]) {
+                        return Err(bad());
+                    }
+                    h.headers = Some(r);
+                }
+                DELIVERY_MODE => h.delivery_mode = payload[fixed(&mut pos, 1)?.start],
+                PRIORITY => h.priority = Some(payload[fixed(&mut pos, 1)?.start]),
+                TIMESTAMP => {
+                    fixed(&mut pos, 8)?;
+                }
+                REPLY_TO => h.reply_to = Some(short(&mut pos)?),
+                EXPIRATION => h.expiration = Some(short(&mut pos)?),
+                CONTENT_TYPE | CONTENT_ENCODING | CORRELATION_ID | MESSAGE_ID | TYPE | USER_ID | APP_ID
+                | CLUSTER_ID => {
+                    short(&mut pos)?;
+                }
+                _ => unreachable!("all 14 property bits are handled"),
+            }
+        }
+        if pos != payload.len() {
+            return Err(bad());
+        }
+        Ok(h)
+    }
+
+    pub fn persistent(&self) -> bool {
+        self.delivery_mode == 2
+    }
+}
+
+/// Decodes every property (for the rare paths that rewrite one).
+pub fn decode_properties(payload: &[u8]) -> Option<AMQPProperties> {
+    parse_properties(&payload[PROPERTIES_OFFSET..]).ok().map(|(_, p)| p)
+}
+
+/// Encodes a content header payload from decoded properties.
+pub fn encode_header(body_size: u64, props: &AMQPProperties) -> Bytes {
+    let mut v = Vec::with_capacity(64);
+    v.extend_from_slice(&CLASS_BASIC.to_be_bytes());
+    v.extend_from_slice(&0u16.to_be_bytes());
+    v.extend_from_slice(&body_size.to_be_bytes());
+    let ctx = gen_properties(props)(WriteContext::from(v)).expect("a Vec grows as needed");
+    Bytes::from(ctx.into_inner().0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::types::{AMQPValue, FieldTable};
+
+    #[test]
+    fn scans_what_it_encodes() {
+        let mut headers = FieldTable::default();
+        headers.insert("x".into(), AMQPValue::LongInt(7));
+        let props = AMQPProperties::default()
+            .with_content_type("text/plain".into())
+            .with_headers(headers)
+            .with_delivery_mode(2)
+            .with_priority(5)
+            .with_reply_to("amq.rabbitmq.reply-to".into())
+            .with_expiration("1000".into())
+            .with_timestamp(42)
+            .with_app_id("app".into());
+        let raw = encode_header(11, &props);
+        let h = ContentHeader::scan(&raw).unwrap();
+        assert_eq!(h.body_size, 11);
+        assert!(h.persistent());
+        assert_eq!(h.priority, Some(5));
+        assert_eq!(&raw[h.reply_to.unwrap()], b"amq.rabbitmq.reply-to");
+        assert_eq!(&raw[h.expiration.unwrap()], b"1000");
+        assert_eq!(decode_properties(&raw).unwrap(), props);
+        for cut in PROPERTIES_OFFSET..raw.len() {
+            assert!(ContentHeader::scan(&raw[..cut]).is_err(), "cut at {cut} accepted");
+        }
+    }
+
+    #[test]
+    fn refuses_other_classes() {
+        let mut raw = encode_header(0, &AMQPProperties::default()).to_vec();
+        raw[1] = 50;
+        assert_eq!(ContentHeader::scan(&raw).unwrap_err().code(), 505);
+    }
+}
