@@ -17,7 +17,8 @@ async fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
         ch.exchange_declare(
             name.into(),
             kind,
-            ExchangeDeclareOptions { auto_delete: false, ..Default::default() },
+            // auto-delete: goes away with the temp queues even if a test panics.
+            ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
             FieldTable::default(),
         ),
     )

@@ -144,8 +144,11 @@ impl VHost {
         if d.passive {
             return Err(self.no_exchange(&d.name));
         }
-        let kind = ExchangeKind::parse(&d.kind)
-            .ok_or_else(|| AmqpError::command_invalid(format!("invalid exchange type '{}'", d.kind)))?;
+        let kind = ExchangeKind::parse(&d.kind).ok_or_else(|| {
+            // RabbitMQ: `x-` names could be plugin types it lacks; others are invalid.
+            let adjective = if d.kind.starts_with("x-") { "unknown" } else { "invalid" };
+            AmqpError::command_invalid(format!("{adjective} exchange type '{}'", d.kind))
+        })?;
         if d.name.starts_with("amq.") {
             return Err(reserved("exchange", &d.name));
         }

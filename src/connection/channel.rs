@@ -19,6 +19,8 @@ use crate::protocol::{encode, AmqpError};
 pub struct Ctx {
     pub vhost: Arc<VHost>,
     pub conn: ConnectionId,
+    /// The authenticated user (a message's `user_id` must name it).
+    pub user: String,
     /// Frames waiting for the next socket write.
     pub out: Vec<u8>,
     /// A sender into this connection's outbound queue, for new consumers.

@@ -125,6 +125,7 @@ impl Connection {
             ctx: Ctx {
                 vhost: n.vhost,
                 conn: id,
+                user: n.user,
                 out: Vec::with_capacity(READ_CHUNK),
                 tx,
                 frame_max: n.frame_max,

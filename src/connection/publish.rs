@@ -133,6 +133,16 @@ impl Channel {
     fn finish_publish(&mut self, ctx: &mut Ctx) -> Result<(), AmqpError> {
         let Pending { publish, header, body } = self.pending.take().expect("a publish is pending");
         let (header, info) = header.expect("the header arrived");
+        if let Some(user_id) = info.user_id.clone().map(|r| &header[r]) {
+            if user_id != ctx.user.as_bytes() {
+                return Err(AmqpError::precondition_failed(format!(
+                    "user_id property set to '{}' but authenticated user was '{}'",
+                    String::from_utf8_lossy(user_id),
+                    ctx.user
+                ))
+                .during(60, 40));
+            }
+        }
         let exchange = ctx.vhost.publish_exchange(&publish.exchange).map_err(|e| e.during(60, 40))?;
         let message =
             Arc::new(Message::new(publish.exchange, publish.routing_key, header, info, body.into_bytes()));

@@ -43,6 +43,7 @@ pub struct ContentHeader {
     pub headers: Option<Range<usize>>,
     pub reply_to: Option<Range<usize>>,
     pub expiration: Option<Range<usize>>,
+    pub user_id: Option<Range<usize>>,
 }
 
 impl ContentHeader {
@@ -104,8 +105,8 @@ impl ContentHeader {
                 }
                 REPLY_TO => h.reply_to = Some(short(&mut pos)?),
                 EXPIRATION => h.expiration = Some(short(&mut pos)?),
-                CONTENT_TYPE | CONTENT_ENCODING | CORRELATION_ID | MESSAGE_ID | TYPE | USER_ID | APP_ID
-                | CLUSTER_ID => {
+                USER_ID => h.user_id = Some(short(&mut pos)?),
+                CONTENT_TYPE | CONTENT_ENCODING | CORRELATION_ID | MESSAGE_ID | TYPE | APP_ID | CLUSTER_ID => {
                     short(&mut pos)?;
                 }
                 _ => unreachable!("all 14 property bits are handled"),

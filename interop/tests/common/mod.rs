@@ -1,8 +1,8 @@
 //! Shared helpers for the interop tests.
 //!
-//! Every test talks to a running broker at `$AMQP_URL`
-//! (default `amqp://guest:guest@127.0.0.1:5672/%2f`), so the same suite can be
-//! pointed at Warren or at RabbitMQ. All waits are bounded by [`TIMEOUT`] so a
+//! Every test talks to a running broker at `$AMQP_URL`, so the same suite can
+//! be pointed at Warren or at RabbitMQ. Without `AMQP_URL` the tests start a
+//! Warren of their own, in-process on an ephemeral loopback port. All waits are bounded by [`TIMEOUT`] so a
 //! broken broker fails a test instead of hanging it.
 #![allow(dead_code)]
 
@@ -39,7 +39,29 @@ pub const RESOURCE_LOCKED: u16 = 405;
 pub const PRECONDITION_FAILED: u16 = 406;
 
 pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL").ok().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| DEFAULT_URL.to_string())
+    std::env::var("AMQP_URL").ok().filter(|s| !s.trim().is_empty()).unwrap_or_else(embedded_warren)
+}
+
+/// A Warren shared by every test of this binary, on a runtime of its own
+/// (each `#[tokio::test]` has a runtime that ends with the test).
+fn embedded_warren() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let mut config = warren::config::Config::default();
+                config.amqp.listen = "127.0.0.1:0".parse().unwrap();
+                config.storage.data_dir = std::env::temp_dir().join(format!("warren-interop-{}", std::process::id()));
+                let server = warren::server::Server::start(config).await.expect("embedded Warren starts");
+                tx.send(format!("amqp://guest:guest@{}/%2f", server.local_addr)).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv().expect("embedded Warren reports its address")
+    })
+    .clone()
 }
 
 /// `$AMQP_URL` with extra query parameters (e.g. `frame_max=131072`) appended.

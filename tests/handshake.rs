@@ -1,0 +1,115 @@
+//! The connection handshake over a raw socket, against an in-process broker.
+
+mod common;
+
+use amq_protocol::frame::AMQPFrame;
+use amq_protocol::protocol::{connection, AMQPClass};
+use amq_protocol::types::AMQPValue;
+use common::{method, Raw, Read};
+use std::time::Duration;
+
+#[tokio::test]
+async fn start_advertises_rabbitmq_capabilities() {
+    let server = common::start().await;
+    let mut raw = Raw::connect(server.local_addr).await;
+    raw.send(b"AMQP\x00\x00\x09\x01").await;
+    let AMQPClass::Connection(connection::AMQPMethod::Start(start)) = raw.expect_method().await else {
+        panic!("no connection.start");
+    };
+    assert_eq!((start.version_major, start.version_minor), (0, 9));
+    assert_eq!(start.locales.to_string(), "en_US");
+    let mechanisms = start.mechanisms.to_string();
+    assert!(mechanisms.contains("PLAIN") && mechanisms.contains("AMQPLAIN"), "{mechanisms}");
+    let props = start.server_properties.inner();
+    for key in ["product", "version", "platform", "cluster_name", "copyright", "information"] {
+        assert!(props.contains_key(key), "missing server property {key}");
+    }
+    let Some(AMQPValue::FieldTable(caps)) = props.get("capabilities") else { panic!("no capabilities") };
+    for cap in [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "consumer_priorities",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+    ] {
+        assert_eq!(caps.inner().get(cap), Some(&AMQPValue::Boolean(true)), "capability {cap}");
+    }
+}
+
+#[tokio::test]
+async fn full_handshake_then_channel() {
+    let server = common::start().await;
+    let mut raw = Raw::open(server.local_addr).await;
+    raw.open_channel(1).await;
+    raw.open_channel(2047).await;
+}
+
+#[tokio::test]
+async fn wrong_protocol_header_gets_ours_back_and_a_closed_socket() {
+    let server = common::start().await;
+    for header in [&b"AMQP\x00\x00\x09\x00"[..], b"HTTP/1.1", b"AMQP\x00\x01\x00\x00"] {
+        let mut raw = Raw::connect(server.local_addr).await;
+        raw.send(header).await;
+        let mut got = [0u8; 8];
+        tokio::io::AsyncReadExt::read_exact(&mut raw.stream, &mut got).await.unwrap();
+        assert_eq!(&got, b"AMQP\x00\x00\x09\x01");
+        assert!(matches!(raw.read(common::TIMEOUT).await, Read::Closed));
+    }
+}
+
+#[tokio::test]
+async fn legacy_header_is_accepted() {
+    let server = common::start().await;
+    let mut raw = Raw::connect(server.local_addr).await;
+    raw.send(b"AMQP\x01\x01\x00\x09").await;
+    assert!(matches!(raw.expect_method().await, AMQPClass::Connection(connection::AMQPMethod::Start(_))));
+}
+
+#[tokio::test]
+async fn bad_password_is_refused_with_403() {
+    let server = common::start().await;
+    let mut raw = Raw::connect(server.local_addr).await;
+    let addr = server.local_addr;
+    let task = tokio::spawn(async move {
+        let mut raw = Raw::connect(addr).await;
+        raw.handshake("guest", "wrong", 0, 0).await;
+    });
+    assert!(task.await.is_err(), "handshake with a wrong password must not complete");
+    raw.send(b"AMQP\x00\x00\x09\x01").await;
+    raw.expect_method().await;
+    let start_ok = connection::StartOk {
+        client_properties: Default::default(),
+        mechanism: "PLAIN".into(),
+        response: b"\0guest\0wrong".to_vec().into(),
+        locale: "en_US".into(),
+    };
+    raw.send(&method(0, AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)))).await;
+    let (code, text, _, _) = raw.expect_connection_close().await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        text,
+        "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile."
+    );
+    raw.expect_socket_closed().await;
+}
+
+#[tokio::test]
+async fn silent_client_is_dropped_after_missed_heartbeats() {
+    let server = common::start().await;
+    let mut raw = Raw::connect(server.local_addr).await;
+    raw.handshake("guest", "guest", 0, 1).await;
+    let mut heartbeats = 0;
+    loop {
+        match raw.read(Duration::from_secs(10)).await {
+            Read::Frame(AMQPFrame::Heartbeat) => heartbeats += 1,
+            Read::Frame(other) => panic!("unexpected {other:?}"),
+            Read::Closed => break,
+            Read::Silent => panic!("the broker kept a silent connection"),
+        }
+    }
+    assert!(heartbeats >= 1, "the broker sent no heartbeat");
+}
