@@ -22,7 +22,24 @@ pub struct Config {
     pub amqp: AmqpConfig,
     pub storage: StorageConfig,
     pub users: Vec<UserConfig>,
+    pub memory: MemoryConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Fraction of the machine's RAM at which publishers are blocked
+    /// (RabbitMQ's `vm_memory_high_watermark.relative`).
+    pub high_watermark: f64,
+    /// An absolute limit in bytes instead; 0 means use `high_watermark`.
+    pub high_watermark_bytes: u64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig { high_watermark: 0.4, high_watermark_bytes: 0 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -99,6 +116,7 @@ impl Default for Config {
             amqp: AmqpConfig::default(),
             storage: StorageConfig::default(),
             users: vec![UserConfig { name: "guest".into(), password: "guest".into(), loopback_only: true }],
+            memory: MemoryConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -149,6 +167,9 @@ impl Config {
         if let Some(v) = env("WARREN_MAX_MESSAGE_SIZE") {
             a.max_message_size = parse_env("WARREN_MAX_MESSAGE_SIZE", &v)?;
         }
+        if let Some(v) = env("WARREN_MEMORY_HIGH_WATERMARK") {
+            self.memory.high_watermark = parse_env("WARREN_MEMORY_HIGH_WATERMARK", &v)?;
+        }
         if let Some(v) = env("WARREN_DATA_DIR") {
             self.storage.data_dir = PathBuf::from(v);
         }
@@ -169,6 +190,10 @@ impl Config {
                 &a.max_message_size.to_string(),
                 "must be between 1 and 536870912 (512 MiB)",
             ));
+        }
+        let w = self.memory.high_watermark;
+        if !(w > 0.0 && w <= 1.0) {
+            return Err(invalid("memory.high_watermark", &w.to_string(), "must be in (0, 1]"));
         }
         if a.channel_max == 0 {
             return Err(invalid("amqp.channel_max", "0", "must be at least 1"));

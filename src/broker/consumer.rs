@@ -2,9 +2,11 @@
 //!
 //! A queue pushes deliveries straight into the consuming connection's
 //! outbound queue. Credit keeps that bounded: a consumer takes at most
-//! `prefetch` unacknowledged messages (manual ack) and at most
-//! `WINDOW` not yet written to its socket, so a slow client holds its
-//! messages in the queue, not in the broker's buffers.
+//! `prefetch` unacknowledged messages (manual ack; `basic.qos global=false`),
+//! its channel at most its own limit across all its consumers
+//! (`global=true`), and every consumer at most `WINDOW` deliveries not yet
+//! written to its socket, so a slow client holds its messages in the
+//! queue, not in the broker's buffers.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -39,6 +41,44 @@ pub struct Delivery {
     pub redelivered: bool,
 }
 
+/// A channel's `basic.qos global=true` limit, shared by its consumers.
+#[derive(Debug, Default)]
+pub struct ChannelCredit {
+    /// 0 is unlimited.
+    limit: AtomicU32,
+    unacked: AtomicU32,
+    starved: AtomicBool,
+}
+
+impl ChannelCredit {
+    pub fn set_limit(&self, limit: u32) {
+        self.limit.store(limit, Ordering::SeqCst);
+    }
+
+    fn has_credit(&self) -> bool {
+        let limit = self.limit.load(Ordering::SeqCst);
+        limit == 0 || self.unacked.load(Ordering::SeqCst) < limit
+    }
+
+    /// True (once) when a queue passed one of this channel's consumers
+    /// over for lack of channel credit: all of them should be kicked.
+    pub fn take_starved(&self) -> bool {
+        self.starved.load(Ordering::SeqCst) && self.starved.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// What `basic.consume` asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerSpec {
+    pub tag: String,
+    pub channel: u16,
+    pub connection: ConnectionId,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    /// 0 is unlimited.
+    pub prefetch: u32,
+}
+
 #[derive(Debug)]
 pub struct Consumer {
     pub tag: String,
@@ -48,6 +88,7 @@ pub struct Consumer {
     pub exclusive: bool,
     /// 0 is unlimited.
     pub prefetch: u32,
+    credit: Arc<ChannelCredit>,
     unacked: AtomicU32,
     in_flight: AtomicU32,
     /// Set by the queue when it passed this consumer over for lack of credit.
@@ -57,22 +98,15 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn new(
-        tag: String,
-        channel: u16,
-        connection: ConnectionId,
-        no_ack: bool,
-        exclusive: bool,
-        prefetch: u32,
-        tx: UnboundedSender<Outbound>,
-    ) -> Self {
+    pub fn new(spec: ConsumerSpec, credit: Arc<ChannelCredit>, tx: UnboundedSender<Outbound>) -> Self {
         Consumer {
-            tag,
-            channel,
-            connection,
-            no_ack,
-            exclusive,
-            prefetch,
+            tag: spec.tag,
+            channel: spec.channel,
+            connection: spec.connection,
+            no_ack: spec.no_ack,
+            exclusive: spec.exclusive,
+            prefetch: spec.prefetch,
+            credit,
             unacked: AtomicU32::new(0),
             in_flight: AtomicU32::new(0),
             starved: AtomicBool::new(false),
@@ -83,20 +117,24 @@ impl Consumer {
 
     pub fn has_credit(&self) -> bool {
         self.in_flight.load(Ordering::SeqCst) < WINDOW
-            && (self.no_ack || self.prefetch == 0 || self.unacked.load(Ordering::SeqCst) < self.prefetch)
+            && (self.no_ack
+                || ((self.prefetch == 0 || self.unacked.load(Ordering::SeqCst) < self.prefetch)
+                    && self.credit.has_credit()))
     }
 
     /// Hands a delivery to the connection; gives it back if the connection is gone.
     pub(crate) fn send(&self, d: Delivery) -> Result<(), Delivery> {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        if !d.consumer.no_ack {
+        if !self.no_ack {
             self.unacked.fetch_add(1, Ordering::SeqCst);
+            self.credit.unacked.fetch_add(1, Ordering::SeqCst);
         }
         self.tx.send(Outbound::Deliver(d)).map_err(|e| match e.0 {
             Outbound::Deliver(d) => {
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 if !self.no_ack {
                     self.unacked.fetch_sub(1, Ordering::SeqCst);
+                    self.credit.unacked.fetch_sub(1, Ordering::SeqCst);
                 }
                 d
             }
@@ -110,6 +148,9 @@ impl Consumer {
 
     pub(crate) fn mark_starved(&self) {
         self.starved.store(true, Ordering::SeqCst);
+        if !self.credit.has_credit() {
+            self.credit.starved.store(true, Ordering::SeqCst);
+        }
     }
 
     /// The connection wrote a delivery to the socket (or dropped it).
@@ -120,9 +161,11 @@ impl Consumer {
     }
 
     /// `n` deliveries were acknowledged, rejected or returned.
-    /// Returns true when the queue should be asked for more.
+    /// Returns true when the queue should be asked for more; the channel's
+    /// own starvation is told by `ChannelCredit::take_starved`.
     pub fn settled(&self, n: u32) -> bool {
         self.unacked.fetch_sub(n, Ordering::SeqCst);
+        self.credit.unacked.fetch_sub(n, Ordering::SeqCst);
         self.take_starved()
     }
 

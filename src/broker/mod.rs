@@ -8,6 +8,7 @@
 //! Publishing takes only read locks on the maps and routing tables, then
 //! each target queue's own lock in turn.
 
+pub mod alarm;
 pub mod args;
 pub mod consumer;
 pub mod exchange;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-pub use consumer::{ConnectionId, Consumer, Delivery, Outbound};
+pub use consumer::{ChannelCredit, ConnectionId, Consumer, ConsumerSpec, Delivery, Outbound};
 pub use message::Message;
 pub use queue::Queue;
 pub use vhost::VHost;
@@ -32,6 +33,7 @@ pub use vhost::VHost;
 pub struct Broker {
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     next_connection: AtomicU64,
+    pub alarms: alarm::Alarms,
 }
 
 impl Default for Broker {
@@ -45,7 +47,11 @@ impl Broker {
     pub fn new() -> Self {
         let mut vhosts = HashMap::new();
         vhosts.insert("/".to_owned(), Arc::new(VHost::new("/")));
-        Broker { vhosts: RwLock::new(vhosts), next_connection: AtomicU64::new(1) }
+        Broker {
+            vhosts: RwLock::new(vhosts),
+            next_connection: AtomicU64::new(1),
+            alarms: alarm::Alarms::new(u64::MAX),
+        }
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {

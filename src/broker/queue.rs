@@ -10,6 +10,8 @@ use std::sync::Arc;
 use amq_protocol::types::FieldTable;
 use parking_lot::Mutex;
 
+#[cfg(test)]
+use super::consumer::ConsumerSpec;
 use super::consumer::{ConnectionId, Consumer, Delivery};
 use super::message::Message;
 use crate::protocol::AmqpError;
@@ -317,8 +319,16 @@ mod tests {
     fn prefetch_limits_and_round_robin() {
         let q = queue();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let a = Arc::new(Consumer::new("a".into(), 1, 1, false, false, 1, tx.clone()));
-        let b = Arc::new(Consumer::new("b".into(), 1, 1, false, false, 1, tx));
+        let credit = Arc::new(crate::broker::ChannelCredit::default());
+        let spec = |tag: &str| ConsumerSpec {
+            tag: tag.into(),
+            channel: 1,
+            connection: 1,
+            prefetch: 1,
+            ..Default::default()
+        };
+        let a = Arc::new(Consumer::new(spec("a"), credit.clone(), tx.clone()));
+        let b = Arc::new(Consumer::new(spec("b"), credit, tx));
         q.add_consumer(a.clone()).unwrap();
         q.add_consumer(b.clone()).unwrap();
         for _ in 0..3 {

@@ -6,12 +6,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use amq_protocol::protocol::{basic, channel, confirm, tx, AMQPClass};
+use amq_protocol::protocol::{basic, channel, confirm, AMQPClass};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::confirms::Confirms;
 use super::publish::Pending;
+use super::tx::Tx;
 use crate::broker::exchange::Destination;
-use crate::broker::{ConnectionId, Consumer, Outbound, Queue, VHost};
+use crate::broker::{ChannelCredit, ConnectionId, Consumer, Outbound, Queue, VHost};
 use crate::protocol::method::Method;
 use crate::protocol::{encode, AmqpError};
 
@@ -58,17 +60,18 @@ pub struct Channel {
     /// `basic.qos` prefetch for consumers started afterwards.
     pub(super) prefetch: u32,
     pub(super) pending: Option<Pending>,
-    pub(super) confirm: bool,
-    pub(super) next_publish_seq: u64,
-    /// Highest publish sequence number not yet confirmed to the client.
-    pub(super) unconfirmed_upto: Option<u64>,
-    pub(super) confirmed_upto: u64,
+    /// Publisher confirms, once `confirm.select` was seen.
+    pub(super) confirms: Option<Confirms>,
+    /// The open transaction, once `tx.select` was seen.
+    pub(super) tx: Option<Tx>,
+    /// `basic.qos global=true`, shared with this channel's consumers.
+    pub(super) credit: Arc<ChannelCredit>,
     pub(super) last_queue: Option<String>,
 }
 
 impl Channel {
     pub fn new(id: u16) -> Self {
-        Channel { id, next_tag: 1, next_publish_seq: 1, ..Default::default() }
+        Channel { id, next_tag: 1, ..Default::default() }
     }
 
     pub fn reply(&self, ctx: &mut Ctx, class: AMQPClass) {
@@ -85,12 +88,19 @@ impl Channel {
         }
         match m {
             Method::Publish(p) => self.on_publish(p),
-            Method::Ack { delivery_tag, multiple } => self.ack(delivery_tag, multiple, ctx),
-            Method::Qos { prefetch_size, prefetch_count, global: _ } => {
+            Method::Ack { delivery_tag, multiple } => self.ack(delivery_tag, multiple),
+            Method::Qos { prefetch_size, prefetch_count, global } => {
                 if prefetch_size != 0 {
                     return Err(AmqpError::not_implemented(format!("prefetch_size!=0 ({prefetch_size})")));
                 }
-                self.prefetch = u32::from(prefetch_count);
+                if global {
+                    // Applies at once to every consumer of the channel.
+                    self.credit.set_limit(u32::from(prefetch_count));
+                    self.kick_consumers();
+                } else {
+                    // Applies to consumers started from now on.
+                    self.prefetch = u32::from(prefetch_count);
+                }
                 self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})));
                 Ok(())
             }
@@ -98,7 +108,10 @@ impl Channel {
             Method::Other(AMQPClass::Exchange(e)) => self.handle_exchange(e, ctx),
             Method::Other(AMQPClass::Queue(q)) => self.handle_queue(q, ctx),
             Method::Other(AMQPClass::Confirm(confirm::AMQPMethod::Select(s))) => {
-                self.confirm = true;
+                if self.tx.is_some() {
+                    return Err(AmqpError::precondition_failed("cannot switch from tx to confirm mode"));
+                }
+                self.confirms.get_or_insert_with(Confirms::default);
                 if !s.nowait {
                     self.reply(ctx, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));
                 }
@@ -116,11 +129,7 @@ impl Channel {
                 Ok(())
             }
             Method::Other(AMQPClass::Channel(channel::AMQPMethod::FlowOk(_))) => Ok(()),
-            Method::Other(AMQPClass::Tx(tx::AMQPMethod::Select(_)))
-            | Method::Other(AMQPClass::Tx(tx::AMQPMethod::Commit(_)))
-            | Method::Other(AMQPClass::Tx(tx::AMQPMethod::Rollback(_))) => {
-                Err(AmqpError::not_implemented("transactions are not supported yet"))
-            }
+            Method::Other(AMQPClass::Tx(t)) => self.handle_tx(t, ctx),
             Method::Other(AMQPClass::Access(_)) => {
                 Err(AmqpError::not_implemented("access.request is not supported"))
             }
@@ -138,17 +147,24 @@ impl Channel {
             B::Consume(c) => self.consume(c, ctx),
             B::Cancel(c) => self.cancel(c, ctx),
             B::Get(g) => self.get(g, ctx),
-            B::Reject(r) => self.reject(r.delivery_tag, false, r.requeue, ctx),
-            B::Nack(n) => self.reject(n.delivery_tag, n.multiple, n.requeue, ctx),
+            B::Reject(r) => self.reject(r.delivery_tag, false, r.requeue),
+            B::Nack(n) => self.reject(n.delivery_tag, n.multiple, n.requeue),
             B::Recover(r) => {
                 self.recover(r.requeue)?;
                 self.reply(ctx, AMQPClass::Basic(B::RecoverOk(basic::RecoverOk {})));
                 Ok(())
             }
             B::RecoverAsync(r) => self.recover(r.requeue),
-            B::Ack(a) => self.ack(a.delivery_tag, a.multiple, ctx),
+            B::Ack(a) => self.ack(a.delivery_tag, a.multiple),
             B::Publish(_) => unreachable!("publish is decoded on the fast path"),
             _ => Err(AmqpError::command_invalid("a client may not send this basic method")),
+        }
+    }
+
+    /// Asks every queue this channel consumes from for more (credit grew).
+    pub(super) fn kick_consumers(&self) {
+        for (_, queue) in self.consumers.values() {
+            queue.kick();
         }
     }
 
@@ -156,6 +172,13 @@ impl Channel {
     /// unacknowledged messages go back to their queues as redelivered.
     pub fn release(&mut self, vhost: &VHost) {
         self.pending = None;
+        if let Some(tx) = self.tx.as_mut() {
+            // An open transaction's settlements are void: back to unacked, then requeued below.
+            for (settled, _) in tx.settles.drain(..) {
+                self.unacked.extend(settled);
+            }
+            tx.publishes.clear();
+        }
         for (_, (consumer, queue)) in self.consumers.drain() {
             super::consume::remove_consumer(vhost, &consumer, &queue);
         }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use amq_protocol::protocol::{basic, AMQPClass};
 
 use super::channel::{Channel, Ctx, Unacked};
+use super::tx::Settle;
 use crate::broker::queue::ConsumerRemoved;
-use crate::broker::{names, Consumer, Delivery, Queue, VHost};
+use crate::broker::{names, Consumer, ConsumerSpec, Delivery, Queue, VHost};
 use crate::protocol::{encode, AmqpError};
 
 impl Channel {
@@ -32,15 +33,15 @@ impl Channel {
         if self.consumers.contains_key(&tag) {
             return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
-        let consumer = Arc::new(Consumer::new(
-            tag.clone(),
-            self.id,
-            ctx.conn,
-            c.no_ack,
-            c.exclusive,
-            self.prefetch,
-            ctx.tx.clone(),
-        ));
+        let spec = ConsumerSpec {
+            tag: tag.clone(),
+            channel: self.id,
+            connection: ctx.conn,
+            no_ack: c.no_ack,
+            exclusive: c.exclusive,
+            prefetch: self.prefetch,
+        };
+        let consumer = Arc::new(Consumer::new(spec, self.credit.clone(), ctx.tx.clone()));
         queue.add_consumer(consumer.clone())?;
         // Deliveries reach this connection through its outbound queue, which
         // is read after this frame: consume-ok still goes out first.
@@ -150,21 +151,15 @@ impl Channel {
         Ok(vec![self.unacked.remove(i).expect("found")])
     }
 
-    pub(super) fn ack(&mut self, tag: u64, multiple: bool, _ctx: &mut Ctx) -> Result<(), AmqpError> {
+    pub(super) fn ack(&mut self, tag: u64, multiple: bool) -> Result<(), AmqpError> {
         let settled = self.take_unacked(tag, multiple).map_err(|e| e.during(60, 80))?;
-        settle(settled, |q, seqs| q.ack(seqs));
+        self.settle_or_hold(settled, Settle::Ack);
         Ok(())
     }
 
-    pub(super) fn reject(
-        &mut self,
-        tag: u64,
-        multiple: bool,
-        requeue: bool,
-        _ctx: &mut Ctx,
-    ) -> Result<(), AmqpError> {
+    pub(super) fn reject(&mut self, tag: u64, multiple: bool, requeue: bool) -> Result<(), AmqpError> {
         let settled = self.take_unacked(tag, multiple)?;
-        settle(settled, |q, seqs| if requeue { q.requeue(seqs) } else { q.ack(seqs) });
+        self.settle_or_hold(settled, if requeue { Settle::Requeue } else { Settle::Drop });
         Ok(())
     }
 
@@ -173,31 +168,45 @@ impl Channel {
             return Err(AmqpError::not_implemented("requeue=false"));
         }
         let all: Vec<_> = self.unacked.drain(..).collect();
-        settle(all, |q, seqs| q.requeue(seqs));
+        self.apply_settle(all, Settle::Requeue);
         Ok(())
     }
-}
 
-/// Applies `f` to each queue's settled sequence numbers, one call per run of
-/// the same queue, and returns credit to the consumers.
-fn settle(settled: Vec<Unacked>, f: impl Fn(&Arc<Queue>, &[u64])) {
-    let mut seqs = Vec::with_capacity(settled.len());
-    let mut kick: Vec<Arc<Queue>> = Vec::new();
-    let mut iter = settled.into_iter().peekable();
-    while let Some(u) = iter.next() {
-        seqs.push(u.seq);
-        if let Some(c) = &u.consumer {
-            if c.settled(1) && !kick.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
-                kick.push(u.queue.clone());
-            }
-        }
-        if iter.peek().is_none_or(|next| !Arc::ptr_eq(&next.queue, &u.queue)) {
-            f(&u.queue, &seqs);
-            seqs.clear();
+    /// In a transaction settlements wait for commit; otherwise they apply now.
+    fn settle_or_hold(&mut self, settled: Vec<Unacked>, how: Settle) {
+        match self.tx.as_mut() {
+            Some(tx) => tx.settles.push((settled, how)),
+            None => self.apply_settle(settled, how),
         }
     }
-    for q in kick {
-        q.kick();
+
+    /// Settles deliveries with their queues, one call per run of the same
+    /// queue, and gives credit back to their consumers.
+    pub(super) fn apply_settle(&mut self, settled: Vec<Unacked>, how: Settle) {
+        let mut seqs = Vec::with_capacity(settled.len());
+        let mut kick: Vec<Arc<Queue>> = Vec::new();
+        let mut iter = settled.into_iter().peekable();
+        while let Some(u) = iter.next() {
+            seqs.push(u.seq);
+            if let Some(c) = &u.consumer {
+                if c.settled(1) && !kick.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
+                    kick.push(u.queue.clone());
+                }
+            }
+            if iter.peek().is_none_or(|next| !Arc::ptr_eq(&next.queue, &u.queue)) {
+                match how {
+                    Settle::Ack | Settle::Drop => u.queue.ack(&seqs),
+                    Settle::Requeue => u.queue.requeue(&seqs),
+                }
+                seqs.clear();
+            }
+        }
+        for q in kick {
+            q.kick();
+        }
+        if self.credit.take_starved() {
+            self.kick_consumers();
+        }
     }
 }
 

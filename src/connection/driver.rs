@@ -13,7 +13,7 @@ use amq_protocol::protocol::{channel as chan, connection, AMQPClass};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{interval_at, timeout, Instant};
 use tracing::{debug, info, warn, Instrument};
 
@@ -59,7 +59,8 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>,
             Ok(Ok(n)) => n,
         };
         info!(user = %negotiated.user, vhost = %negotiated.vhost.name, "connection opened");
-        let reason = Connection::new(id, negotiated, &config).run(stream, buf).await;
+        let alarm = broker.alarms.subscribe();
+        let reason = Connection::new(id, negotiated, &config, alarm).run(stream, buf).await;
         info!("connection closed: {reason}");
     }
     .instrument(span)
@@ -112,15 +113,23 @@ struct Connection {
     /// Channels with publisher confirms to send at the end of this turn.
     confirms_due: Vec<u16>,
     rx: mpsc::UnboundedReceiver<Outbound>,
+    /// The broker's resource alarm: true while publishers must wait.
+    alarm: watch::Receiver<bool>,
+    /// We stopped reading because this connection published during an alarm.
+    blocked: bool,
+    /// The client understands `connection.blocked` (and we told it).
+    blocked_capable: bool,
+    blocked_told: bool,
 }
 
 impl Connection {
-    fn new(id: ConnectionId, n: Negotiated, config: &Config) -> Self {
+    fn new(id: ConnectionId, n: Negotiated, config: &Config, alarm: watch::Receiver<bool>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let cancel_notify = matches!(
-            n.capabilities.inner().get("consumer_cancel_notify"),
-            Some(amq_protocol::types::AMQPValue::Boolean(true))
-        );
+        let capable = |cap: &str| {
+            matches!(n.capabilities.inner().get(cap), Some(amq_protocol::types::AMQPValue::Boolean(true)))
+        };
+        let cancel_notify = capable("consumer_cancel_notify");
+        let blocked_capable = capable("connection.blocked");
         Connection {
             ctx: Ctx {
                 vhost: n.vhost,
@@ -140,6 +149,10 @@ impl Connection {
             close_reason: String::new(),
             confirms_due: Vec::new(),
             rx,
+            alarm,
+            blocked: false,
+            blocked_capable,
+            blocked_told: false,
         }
     }
 
@@ -170,7 +183,7 @@ impl Connection {
                 buf.reserve(READ_CHUNK);
             }
             tokio::select! {
-                r = rd.read_buf(&mut buf) => match r {
+                r = rd.read_buf(&mut buf), if !self.blocked => match r {
                     Ok(0) => { self.close_reason = "client closed the socket".into(); break }
                     Err(e) => { self.close_reason = format!("read failed: {e}"); break }
                     Ok(_) => {
@@ -183,7 +196,17 @@ impl Connection {
                         self.on_outbound(o);
                     }
                 }
+                _ = self.alarm.changed(), if self.blocked => {
+                    if !*self.alarm.borrow_and_update() {
+                        self.unblock();
+                        self.process_input(&mut buf);
+                    }
+                }
                 _ = tick.tick(), if self.heartbeat > 0 => {
+                    if self.blocked {
+                        // A blocked client is not read from: its silence is ours.
+                        last_read = Instant::now();
+                    }
                     if last_read.elapsed() > hb * 2 {
                         self.close_reason = format!("missed heartbeats from client, timeout: {}s", self.heartbeat);
                         break;
@@ -199,20 +222,33 @@ impl Connection {
                 }
             }
         }
-        if self.state == State::Done && !self.ctx.out.is_empty() {
-            let _ = wr.write_all(&self.ctx.out).await;
+        self.cleanup();
+        if self.state == State::Done {
+            if !self.ctx.out.is_empty() {
+                let _ = wr.write_all(&self.ctx.out).await;
+            }
+            // Like RabbitMQ, let the client close first after the close
+            // handshake: closing under it can race its reading of close-ok.
+            let _ = timeout(CLOSE_TIMEOUT, async {
+                let mut sink = [0u8; 4096];
+                while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
         }
         let _ = wr.shutdown().await;
-        self.cleanup();
         std::mem::take(&mut self.close_reason)
     }
 
     fn process_input(&mut self, buf: &mut BytesMut) {
-        while self.state != State::Done {
+        while self.state != State::Done && !self.blocked {
             match decode(buf, self.ctx.frame_max) {
                 Ok(Some(frame)) => {
+                    let content = matches!(frame, Frame::Header { .. } | Frame::Body { .. });
                     if let Err(e) = self.on_frame(frame) {
                         self.close_connection(e);
+                    }
+                    if content && *self.alarm.borrow() && self.state == State::Running {
+                        self.block();
                     }
                 }
                 Ok(None) => break,
@@ -227,6 +263,29 @@ impl Connection {
             if let Some(ch) = self.channels.get_mut(&id) {
                 ch.flush_confirms(&mut self.ctx);
             }
+        }
+    }
+
+    /// A publisher during a resource alarm: stop reading its socket.
+    fn block(&mut self) {
+        self.blocked = true;
+        if self.blocked_capable && !self.blocked_told {
+            self.blocked_told = true;
+            let blocked = connection::Blocked { reason: "low on memory".into() };
+            encode::method(
+                &mut self.ctx.out,
+                0,
+                &AMQPClass::Connection(connection::AMQPMethod::Blocked(blocked)),
+            );
+        }
+    }
+
+    fn unblock(&mut self) {
+        self.blocked = false;
+        if self.blocked_told {
+            self.blocked_told = false;
+            let unblocked = connection::AMQPMethod::Unblocked(connection::Unblocked {});
+            encode::method(&mut self.ctx.out, 0, &AMQPClass::Connection(unblocked));
         }
     }
 
@@ -346,7 +405,7 @@ impl Connection {
             Method::Other(AMQPClass::Channel(chan::AMQPMethod::CloseOk(_))) => Ok(()),
             decoded => {
                 let result = ch.handle(decoded, &mut self.ctx);
-                if ch.unconfirmed_upto.is_some() && !self.confirms_due.contains(&id) {
+                if ch.confirms_due() && !self.confirms_due.contains(&id) {
                     self.confirms_due.push(id);
                 }
                 result.or_else(|e| self.channel_error(id, e.during(c, m)))
@@ -366,7 +425,7 @@ impl Connection {
             return Ok(());
         }
         let result = f(ch, &mut self.ctx);
-        if ch.unconfirmed_upto.is_some() && !self.confirms_due.contains(&id) {
+        if ch.confirms_due() && !self.confirms_due.contains(&id) {
             self.confirms_due.push(id);
         }
         result.or_else(|e| self.channel_error(id, e))

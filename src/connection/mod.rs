@@ -4,11 +4,13 @@
 
 mod auth;
 mod channel;
+mod confirms;
 mod consume;
 mod driver;
 mod handshake;
 mod publish;
 mod topology;
+mod tx;
 
 pub use driver::serve;
 pub use handshake::server_properties;

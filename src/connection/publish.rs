@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use amq_protocol::protocol::{basic, AMQPClass};
 use bytes::{Bytes, BytesMut};
 
 use super::channel::{Channel, Ctx};
+use super::confirms::Confirms;
+use crate::broker::exchange::Exchange;
 use crate::broker::Message;
 use crate::protocol::method::Publish;
 use crate::protocol::properties::ContentHeader;
@@ -146,14 +147,32 @@ impl Channel {
         let exchange = ctx.vhost.publish_exchange(&publish.exchange).map_err(|e| e.during(60, 40))?;
         let message =
             Arc::new(Message::new(publish.exchange, publish.routing_key, header, info, body.into_bytes()));
-        let seq = self.next_publish_seq;
-        if self.confirm {
-            self.next_publish_seq += 1;
+        match self.tx.as_mut() {
+            Some(tx) => tx.publishes.push((exchange, message, publish.mandatory)),
+            None => {
+                let seq = self.confirms.as_mut().map(Confirms::publish);
+                self.route(&exchange, message, publish.mandatory, ctx);
+                if let (Some(confirms), Some(seq)) = (self.confirms.as_mut(), seq) {
+                    confirms.settle(seq, true);
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Hands a message to the queues it is routed to; returns it to the
+    /// publisher if it is mandatory and reaches none.
+    pub(super) fn route(
+        &mut self,
+        exchange: &Arc<Exchange>,
+        message: Arc<Message>,
+        mandatory: bool,
+        ctx: &mut Ctx,
+    ) {
         let scratch = &mut ctx.scratch;
-        ctx.vhost.route(&exchange, &message, &mut scratch.destinations, &mut scratch.queues);
+        ctx.vhost.route(exchange, &message, &mut scratch.destinations, &mut scratch.queues);
         if scratch.queues.is_empty() {
-            if publish.mandatory {
+            if mandatory {
                 encode::basic_return(
                     &mut ctx.out,
                     self.id,
@@ -164,26 +183,23 @@ impl Channel {
                 );
                 encode::content(&mut ctx.out, self.id, &message.header, &message.body, ctx.frame_max);
             }
-        } else {
-            for q in scratch.queues.drain(..) {
-                q.publish(message.clone());
-            }
+            return;
         }
-        if self.confirm {
-            self.unconfirmed_upto = Some(seq);
+        for q in scratch.queues.drain(..) {
+            q.publish(message.clone());
         }
-        Ok(())
     }
 
-    /// Sends the acks owed to a confirm-mode publisher, coalesced into one
-    /// `multiple` ack per batch of frames.
+    /// Sends the confirms owed to the publisher, coalesced.
     pub fn flush_confirms(&mut self, ctx: &mut Ctx) {
-        let Some(upto) = self.unconfirmed_upto.take() else { return };
-        let multiple = upto > self.confirmed_upto + 1;
-        self.confirmed_upto = upto;
-        self.reply(
-            ctx,
-            AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack { delivery_tag: upto, multiple })),
-        );
+        let id = self.id;
+        if let Some(confirms) = self.confirms.as_mut() {
+            confirms.flush(|m| encode::method(&mut ctx.out, id, &m));
+        }
+    }
+
+    /// Whether there are confirms to send.
+    pub fn confirms_due(&self) -> bool {
+        self.confirms.as_ref().is_some_and(Confirms::has_settled)
     }
 }

@@ -106,7 +106,8 @@ impl ContentHeader {
                 REPLY_TO => h.reply_to = Some(short(&mut pos)?),
                 EXPIRATION => h.expiration = Some(short(&mut pos)?),
                 USER_ID => h.user_id = Some(short(&mut pos)?),
-                CONTENT_TYPE | CONTENT_ENCODING | CORRELATION_ID | MESSAGE_ID | TYPE | APP_ID | CLUSTER_ID => {
+                CONTENT_TYPE | CONTENT_ENCODING | CORRELATION_ID | MESSAGE_ID | TYPE | APP_ID
+                | CLUSTER_ID => {
                     short(&mut pos)?;
                 }
                 _ => unreachable!("all 14 property bits are handled"),

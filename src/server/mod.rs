@@ -1,5 +1,7 @@
 //! Listeners and the server's lifetime. May use `connection`, `broker`, `config`.
 
+mod memory;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -28,7 +30,9 @@ impl Server {
         let local_addr = listener.local_addr()?;
         info!(%local_addr, "AMQP listener started");
         let broker = Arc::new(Broker::new());
+        broker.alarms.set_memory_limit(memory::limit(&config.memory));
         let (shutdown, mut stop) = watch::channel(false);
+        let monitor = tokio::spawn(memory::monitor(broker.clone()));
         let config = Arc::new(config);
         let b = broker.clone();
         let task = tokio::spawn(async move {
@@ -47,6 +51,7 @@ impl Server {
                     _ = stop.changed() => break,
                 }
             }
+            monitor.abort();
         });
         Ok(Server { local_addr, broker, shutdown, task })
     }

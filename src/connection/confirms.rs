@@ -1,0 +1,113 @@
+//! Publisher confirms: sequence numbers per channel from 1, outcomes
+//! recorded as they become known, and acks coalesced into `multiple` acks.
+//!
+//! An outcome may be known at once (transient messages, unroutable ones) or
+//! later (a persistent message waiting for its disk write): `publish`
+//! hands out the number, `settle` records the outcome whenever it is known,
+//! and `flush` writes what can be written, in order.
+
+use std::collections::VecDeque;
+
+use amq_protocol::protocol::{basic, AMQPClass};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Pending,
+    Ack,
+    Nack,
+}
+
+#[derive(Debug, Default)]
+pub struct Confirms {
+    /// Everything at or below this number has been confirmed to the client.
+    confirmed_upto: u64,
+    /// Outcomes of `confirmed_upto + 1`, `+ 2`, …
+    outcomes: VecDeque<Outcome>,
+}
+
+impl Confirms {
+    /// Numbers the next publish.
+    pub fn publish(&mut self) -> u64 {
+        self.outcomes.push_back(Outcome::Pending);
+        self.confirmed_upto + self.outcomes.len() as u64
+    }
+
+    pub fn settle(&mut self, seq: u64, ack: bool) {
+        if let Some(i) = seq.checked_sub(self.confirmed_upto + 1) {
+            if let Some(o) = self.outcomes.get_mut(i as usize) {
+                *o = if ack { Outcome::Ack } else { Outcome::Nack };
+            }
+        }
+    }
+
+    pub fn has_settled(&self) -> bool {
+        self.outcomes.front().is_some_and(|o| *o != Outcome::Pending)
+    }
+
+    /// The acks and nacks that can be sent now, in order: a run of acks
+    /// becomes one `multiple` ack; nacks go one by one.
+    pub fn flush(&mut self, mut emit: impl FnMut(AMQPClass)) {
+        let mut acked_upto = None;
+        while let Some(&o) = self.outcomes.front() {
+            if o == Outcome::Pending {
+                break;
+            }
+            self.outcomes.pop_front();
+            let seq = self.confirmed_upto + 1;
+            match o {
+                Outcome::Ack => acked_upto = Some(acked_upto.map_or((seq, seq), |(first, _)| (first, seq))),
+                _ => {
+                    if let Some((first, last)) = acked_upto.take() {
+                        emit(ack(first, last));
+                    }
+                    emit(AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
+                        delivery_tag: seq,
+                        multiple: false,
+                        requeue: false,
+                    })));
+                }
+            }
+            self.confirmed_upto = seq;
+        }
+        if let Some((first, last)) = acked_upto {
+            emit(ack(first, last));
+        }
+    }
+}
+
+fn ack(first: u64, last: u64) -> AMQPClass {
+    AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack { delivery_tag: last, multiple: last > first }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flushed(c: &mut Confirms) -> Vec<(bool, u64, bool)> {
+        let mut out = Vec::new();
+        c.flush(|m| match m {
+            AMQPClass::Basic(basic::AMQPMethod::Ack(a)) => out.push((true, a.delivery_tag, a.multiple)),
+            AMQPClass::Basic(basic::AMQPMethod::Nack(n)) => out.push((false, n.delivery_tag, n.multiple)),
+            _ => unreachable!(),
+        });
+        out
+    }
+
+    #[test]
+    fn coalesces_in_order_and_waits_for_pending() {
+        let mut c = Confirms::default();
+        let seqs: Vec<u64> = (0..5).map(|_| c.publish()).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+        c.settle(1, true);
+        c.settle(2, true);
+        c.settle(4, false);
+        c.settle(5, true);
+        assert_eq!(flushed(&mut c), vec![(true, 2, true)]);
+        c.settle(3, true);
+        assert_eq!(flushed(&mut c), vec![(true, 3, false), (false, 4, false), (true, 5, false)]);
+        assert!(flushed(&mut c).is_empty());
+        let six = c.publish();
+        c.settle(six, true);
+        assert_eq!(flushed(&mut c), vec![(true, 6, false)]);
+    }
+}
