@@ -80,11 +80,13 @@ impl Channel {
 
     /// Dispatches a method other than `channel.open` / `channel.close(-ok)`.
     pub fn handle(&mut self, m: Method, ctx: &mut Ctx) -> Result<(), AmqpError> {
-        if self.pending.is_some() {
-            return Err(AmqpError::unexpected_frame(
-                "expected content header for class 60, got non content header frame instead",
-            )
-            .during(60, 40));
+        if let Some(pending) = &self.pending {
+            let text = if pending.has_header() {
+                "expected content body, got non content body frame instead"
+            } else {
+                "expected content header for class 60, got non content header frame instead"
+            };
+            return Err(AmqpError::unexpected_frame(text).during(60, 40));
         }
         match m {
             Method::Publish(p) => self.on_publish(p),

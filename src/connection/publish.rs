@@ -11,7 +11,7 @@ use crate::broker::exchange::Exchange;
 use crate::broker::Message;
 use crate::protocol::method::Publish;
 use crate::protocol::properties::ContentHeader;
-use crate::protocol::{encode, AmqpError};
+use crate::protocol::{encode, AmqpError, ErrorKind};
 
 /// A publish whose content is still arriving.
 #[derive(Debug)]
@@ -27,6 +27,12 @@ enum Body {
     /// One frame: kept as a slice of the read buffer, no copy.
     One(Bytes),
     Many(BytesMut),
+}
+
+impl Pending {
+    pub fn has_header(&self) -> bool {
+        self.header.is_some()
+    }
 }
 
 impl Body {
@@ -83,7 +89,14 @@ impl Channel {
             )
             .during(60, 40));
         }
-        let info = ContentHeader::scan(&payload).map_err(|e| e.during(60, 40))?;
+        // A header for the wrong class answers the publish; a malformed one is a frame error.
+        let info = ContentHeader::scan(&payload).map_err(|e| {
+            if e.kind == ErrorKind::UnexpectedFrame {
+                e.during(60, 40)
+            } else {
+                e
+            }
+        })?;
         if info.body_size > ctx.max_message_size {
             self.pending = None;
             return Err(AmqpError::precondition_failed(format!(

@@ -50,6 +50,9 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, AmqpE
             u64::from(size) + 8
         )));
     }
+    if kind == FRAME_HEARTBEAT && size != 0 {
+        return Err(AmqpError::frame_error(format!("heartbeat frame with a {size}-byte payload")));
+    }
     let total = size as usize + 8;
     if buf.len() < total {
         buf.reserve(total - buf.len());

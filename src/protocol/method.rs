@@ -55,6 +55,9 @@ pub fn ids(payload: &[u8]) -> (u16, u16) {
 /// (as RabbitMQ answers); an unknown class or method is 540 NOT_IMPLEMENTED
 /// (RabbitMQ drops the socket without a word).
 pub fn decode(payload: &Bytes) -> Result<Method, AmqpError> {
+    if payload.len() < 4 {
+        return Err(AmqpError::frame_error(format!("method frame of {} bytes", payload.len())));
+    }
     let (class, method) = ids(payload);
     let fast = match (class, method) {
         (CLASS_BASIC, METHOD_PUBLISH) => decode_publish(payload).map(Method::Publish),

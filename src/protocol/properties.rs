@@ -59,6 +59,12 @@ impl ContentHeader {
                 "expected content header for class {CLASS_BASIC}, got one for class {class} instead"
             )));
         }
+        if payload[2..4] != [0, 0] {
+            // The weight field must be 0.
+            return Err(AmqpError::unexpected_frame(
+                "expected content header for class 60, got non content header frame instead",
+            ));
+        }
         let body_size = u64::from_be_bytes(payload[4..12].try_into().expect("8 bytes"));
         let flags = u16::from_be_bytes([payload[12], payload[13]]);
         if flags & 0b11 != 0 {
