@@ -244,10 +244,13 @@ impl Connection {
             match decode(buf, self.ctx.frame_max) {
                 Ok(Some(frame)) => {
                     let content = matches!(frame, Frame::Header { .. } | Frame::Body { .. });
+                    let channel = frame.channel();
                     if let Err(e) = self.on_frame(frame) {
                         self.close_connection(e);
                     }
-                    if content && *self.alarm.borrow() && self.state == State::Running {
+                    // Block once a message is complete, never half-way through one.
+                    let published = content && self.channels.get(&channel).is_some_and(|ch| !ch.publishing());
+                    if published && *self.alarm.borrow() && self.state == State::Running {
                         self.block();
                     }
                 }

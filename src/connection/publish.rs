@@ -211,6 +211,11 @@ impl Channel {
         }
     }
 
+    /// Whether a message's content is still arriving.
+    pub fn publishing(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// Whether there are confirms to send.
     pub fn confirms_due(&self) -> bool {
         self.confirms.as_ref().is_some_and(Confirms::has_settled)

@@ -1,0 +1,67 @@
+//! Resource alarms: while the memory alarm is raised, a connection that
+//! publishes gets `connection.blocked` and is no longer read; when it clears,
+//! `connection.unblocked`, and what it sent meanwhile is processed.
+
+mod common;
+
+use std::time::Duration;
+
+use amq_protocol::frame::AMQPFrame;
+use amq_protocol::protocol::basic::AMQPProperties;
+use amq_protocol::protocol::{connection, AMQPClass};
+use common::{message, Raw};
+
+async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    tokio::time::timeout(common::TIMEOUT, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+#[tokio::test]
+async fn publishers_are_blocked_during_a_memory_alarm() {
+    // A 1-byte watermark: the alarm is raised at the first reading.
+    let server = common::start_with(|c| c.memory.high_watermark_bytes = 1).await;
+    let alarms = &server.broker.alarms;
+    wait_for("the memory alarm", || alarms.is_raised()).await;
+
+    let mut publisher = Raw::open(server.local_addr).await;
+    publisher.open_channel(1).await;
+    let q = publisher.declare_queue(1, "").await;
+    let mut reader = Raw::open(server.local_addr).await;
+    reader.open_channel(1).await;
+
+    // Declaring is fine; publishing blocks the connection after that message.
+    publisher.send(&message(1, "", &q, AMQPProperties::default(), b"first", 4096)).await;
+    match publisher.expect_frame().await {
+        AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Blocked(b))) => {
+            assert_eq!(b.reason.as_str(), "low on memory")
+        }
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
+    publisher.send(&message(1, "", &q, AMQPProperties::default(), b"second", 4096)).await;
+    // Other connections are served; the blocked one's second message waits.
+    assert_eq!(reader.get(1, &q).await.map(|(_, b)| b), Some(b"first".to_vec()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(reader.get(1, &q).await, None, "a blocked connection's publish went through");
+
+    alarms.set_memory_limit(u64::MAX);
+    match publisher.expect_frame().await {
+        AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Unblocked(_))) => {}
+        other => panic!("expected connection.unblocked, got {other:?}"),
+    }
+    wait_for("the alarm to clear", || !alarms.is_raised()).await;
+    let mut got = None;
+    for _ in 0..50 {
+        got = reader.get(1, &q).await;
+        if got.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(got.map(|(_, b)| b), Some(b"second".to_vec()));
+    publisher.round_trip(1).await;
+}
