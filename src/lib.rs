@@ -8,5 +8,6 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod perf;
 pub mod protocol;
 pub mod server;

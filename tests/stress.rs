@@ -226,7 +226,9 @@ async fn random_consumers_lose_nothing_and_never_share_a_message() {
         let ch = conn.create_channel().await.unwrap();
         for i in 0..QUEUES {
             let q = queue(i);
-            ch.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
+            ch.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+                .await
+                .unwrap();
         }
         conn.close(200, "".into()).await.unwrap();
     }
@@ -257,7 +259,8 @@ async fn random_consumers_lose_nothing_and_never_share_a_message() {
     let m = model.lock();
     assert!(m.violations.is_empty(), "model violations: {:#?}", &m.violations[..m.violations.len().min(20)]);
     assert_eq!(m.state.len(), PUBLISHERS * PER_PUBLISHER);
-    let left: Vec<_> = m.state.iter().filter(|(_, s)| !matches!(s, State::Acked | State::Dropped)).take(10).collect();
+    let left: Vec<_> =
+        m.state.iter().filter(|(_, s)| !matches!(s, State::Acked | State::Dropped)).take(10).collect();
     assert!(all_settled.is_ok(), "messages never settled, e.g. {left:?}");
     let vhost = server.broker.vhost("/").unwrap();
     for i in 0..QUEUES {

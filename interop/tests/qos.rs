@@ -85,9 +85,9 @@ async fn per_consumer_prefetch_never_exceeded_under_load() {
             continue;
         }
         // The window is full: give the broker a chance to overshoot now and then.
-        if round % 40 == 0 {
+        if round.is_multiple_of(40) {
             assert_no_delivery(&mut consumer).await;
-        } else if round % 7 == 0 {
+        } else if round.is_multiple_of(7) {
             if let Ok(Some(extra)) = tokio::time::timeout(Duration::from_millis(30), consumer.next()).await {
                 panic!("delivery beyond prefetch {PREFETCH}: {:?}", extra.map(|d| body(&d)));
             }

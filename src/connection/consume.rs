@@ -139,15 +139,14 @@ impl Channel {
     /// names from the unacked list; 406 if it names none.
     fn take_unacked(&mut self, tag: u64, multiple: bool) -> Result<Vec<Unacked>, AmqpError> {
         let unknown = || AmqpError::precondition_failed(format!("unknown delivery tag {tag}"));
-        if multiple {
-            let upto = if tag == 0 { u64::MAX } else { tag };
-            let n = self.unacked.partition_point(|u| u.tag <= upto);
-            if n == 0 && tag != 0 {
-                return Err(unknown());
-            }
-            return Ok(self.unacked.drain(..n).collect());
+        if multiple && tag == 0 {
+            return Ok(self.unacked.drain(..).collect());
         }
+        // Like RabbitMQ, the tag itself must be outstanding, `multiple` or not.
         let i = self.unacked.binary_search_by_key(&tag, |u| u.tag).map_err(|_| unknown())?;
+        if multiple {
+            return Ok(self.unacked.drain(..=i).collect());
+        }
         Ok(vec![self.unacked.remove(i).expect("found")])
     }
 

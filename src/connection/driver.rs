@@ -120,6 +120,8 @@ struct Connection {
     /// The client understands `connection.blocked` (and we told it).
     blocked_capable: bool,
     blocked_told: bool,
+    /// The client started the close handshake.
+    client_closed: bool,
 }
 
 impl Connection {
@@ -153,6 +155,7 @@ impl Connection {
             blocked: false,
             blocked_capable,
             blocked_told: false,
+            client_closed: false,
         }
     }
 
@@ -223,12 +226,12 @@ impl Connection {
             }
         }
         self.cleanup();
-        if self.state == State::Done {
-            if !self.ctx.out.is_empty() {
-                let _ = wr.write_all(&self.ctx.out).await;
-            }
-            // Like RabbitMQ, let the client close first after the close
-            // handshake: closing under it can race its reading of close-ok.
+        if self.state == State::Done && !self.ctx.out.is_empty() {
+            let _ = wr.write_all(&self.ctx.out).await;
+        }
+        if self.client_closed {
+            // Like RabbitMQ, let a client that closed close its socket first:
+            // closing under it can race its reading of close-ok.
             let _ = timeout(CLOSE_TIMEOUT, async {
                 let mut sink = [0u8; 4096];
                 while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
@@ -347,6 +350,7 @@ impl Connection {
                 self.close_reason = format!("client closed: {} {}", close.reply_code, close.reply_text);
                 encode::method(&mut self.ctx.out, 0, &close_ok());
                 self.state = State::Done;
+                self.client_closed = true;
                 Ok(())
             }
             Method::Other(AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(_))) => {

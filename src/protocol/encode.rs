@@ -64,6 +64,16 @@ pub fn deliver(
     end_frame(out, at);
 }
 
+/// `basic.publish` (not mandatory, not immediate).
+pub fn basic_publish(out: &mut Vec<u8>, channel: u16, exchange: &[u8], routing_key: &[u8]) {
+    let at = begin_frame(out, FRAME_METHOD, channel);
+    out.extend_from_slice(&[0, CLASS_BASIC as u8, 0, 40, 0, 0]);
+    short_str(out, exchange);
+    short_str(out, routing_key);
+    out.push(0);
+    end_frame(out, at);
+}
+
 /// `basic.get-ok`.
 pub fn get_ok(
     out: &mut Vec<u8>,

@@ -415,15 +415,11 @@ pub async fn connection_error(addr: SocketAddr, input: &[u8], want: Reply) {
 /// Sends `input` on `raw` and expects connection.close with `want`, then the
 /// end of the socket; then checks the broker still serves new connections.
 pub async fn connection_error_on(mut raw: Raw, addr: SocketAddr, input: &[u8], want: Reply) {
-    let t = std::time::Instant::now();
     raw.send(input).await;
     let got = raw.expect_connection_close().await;
-    eprintln!("close {:?}", t.elapsed());
     check_reply(&got, want);
     raw.expect_socket_closed().await;
-    eprintln!("closed {:?}", t.elapsed());
     assert_serving(addr).await;
-    eprintln!("served {:?}", t.elapsed());
 }
 
 /// Sends `input` on a fresh connection with channels 1 and 2 open and

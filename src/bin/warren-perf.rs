@@ -1,0 +1,24 @@
+//! `warren-perf`: load generator for AMQP 0-9-1 brokers. See `warren-perf --help`.
+
+use clap::Parser;
+use warren::perf::{run, Options};
+
+fn main() -> std::process::ExitCode {
+    let options = Options::parse();
+    let json = options.json;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(options)) {
+        Ok(summary) => {
+            if json {
+                println!("{}", serde_json::to_string(&summary).expect("a summary serializes"));
+            } else {
+                println!("{}", summary.table());
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("warren-perf: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

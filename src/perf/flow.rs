@@ -1,0 +1,189 @@
+//! Producers and consumers for the throughput scenarios.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+
+use super::client::{deliver_tag, encode_ack, encode_publish, Client, Reader, Result, Uri};
+use super::stats::{LocalLatency, Stats};
+use crate::protocol::frame::Frame;
+
+/// Bytes of pre-encoded messages written per socket write.
+const WRITE_BATCH: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ProducerSpec {
+    pub exchange: String,
+    pub routing_key: String,
+    pub size: usize,
+    pub persistent: bool,
+    /// Outstanding unconfirmed publishes allowed; 0 means no confirms.
+    pub confirm: u64,
+    /// Messages per second; 0 means as fast as possible.
+    pub rate: u64,
+    /// Stop after this many messages; 0 means run until stopped.
+    pub count: u64,
+}
+
+pub async fn produce(uri: Uri, spec: ProducerSpec, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result<u64> {
+    let mut client = Client::connect(&uri).await?;
+    if spec.confirm > 0 {
+        client.confirm_select().await?;
+    }
+    let (one, body_at) =
+        encode_publish(&spec.exchange, &spec.routing_key, spec.size, spec.persistent, client.frame_max);
+    let stamp = spec.size >= 8;
+    let per_batch = (WRITE_BATCH / one.len()).max(1);
+    let mut batch = Vec::with_capacity(per_batch * one.len());
+    let acked = Arc::new(AtomicU64::new(0));
+    let wake = Arc::new(Notify::new());
+    let Client { rd, mut wr, .. } = client;
+    let confirms = (spec.confirm > 0)
+        .then(|| tokio::spawn(read_confirms(rd, acked.clone(), wake.clone(), stats.clone())));
+    let started = tokio::time::Instant::now();
+    let mut sent: u64 = 0;
+    while !stop.load(Ordering::Relaxed) && (spec.count == 0 || sent < spec.count) {
+        let mut n = per_batch as u64;
+        if spec.count > 0 {
+            n = n.min(spec.count - sent);
+        }
+        if spec.rate > 0 {
+            let allowed = (started.elapsed().as_secs_f64() * spec.rate as f64) as u64;
+            if allowed <= sent {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+            n = n.min(allowed - sent);
+        }
+        if spec.confirm > 0 {
+            let outstanding = sent - acked.load(Ordering::Acquire);
+            if outstanding >= spec.confirm {
+                let notified = wake.notified();
+                if sent - acked.load(Ordering::Acquire) >= spec.confirm {
+                    let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+                }
+                continue;
+            }
+            n = n.min(spec.confirm - outstanding);
+        }
+        batch.clear();
+        let now = stats.now_nanos().to_be_bytes();
+        for _ in 0..n {
+            let at = batch.len();
+            batch.extend_from_slice(&one);
+            if stamp {
+                batch[at + body_at..at + body_at + 8].copy_from_slice(&now);
+            }
+        }
+        wr.write_all(&batch).await?;
+        sent += n;
+        stats.add(&stats.published, n);
+    }
+    if let Some(task) = confirms {
+        // Give outstanding confirms a moment, then stop listening.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while acked.load(Ordering::Acquire) < sent && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        task.abort();
+    }
+    Ok(sent)
+}
+
+async fn read_confirms(
+    mut rd: Reader,
+    acked: Arc<AtomicU64>,
+    wake: Arc<Notify>,
+    stats: Arc<Stats>,
+) -> Result<()> {
+    loop {
+        let Frame::Method { payload, .. } = rd.next().await? else { continue };
+        let (class, method) = crate::protocol::method::ids(&payload);
+        if class != 60 || !(method == 80 || method == 120) || payload.len() < 13 {
+            continue;
+        }
+        let tag = u64::from_be_bytes(payload[4..12].try_into()?);
+        let multiple = payload[12] & 1 != 0;
+        let before = acked.load(Ordering::Acquire);
+        let n = if multiple { tag.saturating_sub(before) } else { 1 };
+        acked.store(tag.max(before), Ordering::Release);
+        stats.add(if method == 80 { &stats.confirmed } else { &stats.nacked }, n);
+        wake.notify_one();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub queue: String,
+    pub no_ack: bool,
+    /// Ack with `multiple` every this many deliveries.
+    pub ack_every: u64,
+    pub prefetch: u16,
+    /// Stop after this many messages; 0 means run until stopped.
+    pub count: u64,
+}
+
+pub async fn consume(uri: Uri, spec: ConsumerSpec, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result<u64> {
+    let mut client = Client::connect(&uri).await?;
+    if spec.prefetch > 0 {
+        client.qos(spec.prefetch).await?;
+    }
+    client.consume(&spec.queue, spec.no_ack).await?;
+    let Client { mut rd, mut wr, .. } = client;
+    let mut latency = LocalLatency::default();
+    let mut got: u64 = 0;
+    let mut unacked: u64 = 0;
+    let mut last_tag = 0;
+    let mut acks = Vec::with_capacity(64);
+    let mut body_expected = false;
+    let mut last_merge = tokio::time::Instant::now();
+    while !stop.load(Ordering::Relaxed) && (spec.count == 0 || got < spec.count) {
+        let frame = match tokio::time::timeout(Duration::from_millis(200), rd.next()).await {
+            Ok(f) => f?,
+            Err(_) => continue,
+        };
+        match frame {
+            Frame::Method { payload, .. } => {
+                if crate::protocol::method::ids(&payload) != (60, 60) {
+                    continue;
+                }
+                last_tag = deliver_tag(&payload).ok_or("malformed basic.deliver")?;
+                got += 1;
+                stats.add(&stats.consumed, 1);
+                body_expected = true;
+                if !spec.no_ack {
+                    unacked += 1;
+                    if unacked >= spec.ack_every.max(1) {
+                        acks.clear();
+                        encode_ack(&mut acks, last_tag, true);
+                        wr.write_all(&acks).await?;
+                        unacked = 0;
+                    }
+                }
+            }
+            Frame::Body { payload, .. } => {
+                stats.add(&stats.consumed_bytes, payload.len() as u64);
+                if body_expected && payload.len() >= 8 {
+                    let sent = u64::from_be_bytes(payload[..8].try_into()?);
+                    latency.record(stats.now_nanos().saturating_sub(sent) / 1000);
+                }
+                body_expected = false;
+            }
+            _ => {}
+        }
+        if last_merge.elapsed() > Duration::from_millis(250) {
+            latency.merge_into(&stats);
+            last_merge = tokio::time::Instant::now();
+        }
+    }
+    if unacked > 0 {
+        acks.clear();
+        encode_ack(&mut acks, last_tag, true);
+        let _ = wr.write_all(&acks).await;
+    }
+    latency.merge_into(&stats);
+    Ok(got)
+}

@@ -1,0 +1,140 @@
+//! What a run prints: a line a second while it runs, a summary at the end
+//! (a table, or JSON with --json).
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::stats::Stats;
+use super::Options;
+
+pub struct Snapshot {
+    at: Instant,
+    published: u64,
+    confirmed: u64,
+    consumed: u64,
+}
+
+impl Snapshot {
+    pub fn take(s: &Stats) -> Snapshot {
+        Snapshot {
+            at: Instant::now(),
+            published: s.published.load(Ordering::Relaxed),
+            confirmed: s.confirmed.load(Ordering::Relaxed),
+            consumed: s.consumed.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn line_since(&self, before: &Snapshot, t: f64) -> String {
+        let secs = self.at.duration_since(before.at).as_secs_f64().max(1e-9);
+        let rate = |a: u64, b: u64| (a.saturating_sub(b)) as f64 / secs;
+        format!(
+            "{t:6.1}s  sent {:>11.0} msg/s  confirmed {:>11.0} msg/s  received {:>11.0} msg/s",
+            rate(self.published, before.published),
+            rate(self.confirmed, before.confirmed),
+            rate(self.consumed, before.consumed)
+        )
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub scenario: String,
+    pub producers: usize,
+    pub consumers: usize,
+    pub queues: usize,
+    pub size: usize,
+    pub seconds: f64,
+    pub published_per_sec: f64,
+    pub confirmed_per_sec: f64,
+    pub consumed_per_sec: f64,
+    pub consumed_mb_per_sec: f64,
+    pub latency_us_p50: u64,
+    pub latency_us_p99: u64,
+    pub latency_us_p999: u64,
+    pub latency_us_max: u64,
+    pub messages: u64,
+    pub publish_seconds: f64,
+    pub drain_seconds: f64,
+    pub connections: usize,
+    pub cycles_per_sec: f64,
+}
+
+impl Summary {
+    pub fn new(o: &Options) -> Summary {
+        Summary {
+            scenario: format!("{:?}", o.scenario).to_lowercase(),
+            producers: o.producers,
+            consumers: o.consumers,
+            queues: o.queues,
+            size: o.size,
+            ..Default::default()
+        }
+    }
+
+    fn latency(&mut self, s: &Stats) {
+        let (p50, p99, p999, max, _) = s.latency();
+        (self.latency_us_p50, self.latency_us_p99, self.latency_us_p999, self.latency_us_max) =
+            (p50, p99, p999, max);
+    }
+
+    pub fn throughput(&mut self, s: &Stats, secs: f64) {
+        let per = |n: u64| n as f64 / secs.max(1e-9);
+        self.seconds = secs;
+        self.published_per_sec = per(s.published.load(Ordering::Relaxed));
+        self.confirmed_per_sec = per(s.confirmed.load(Ordering::Relaxed));
+        self.consumed_per_sec = per(s.consumed.load(Ordering::Relaxed));
+        self.consumed_mb_per_sec = per(s.consumed_bytes.load(Ordering::Relaxed)) / 1e6;
+        self.latency(s);
+    }
+
+    pub fn backlog(&mut self, s: &Stats, messages: u64, publish_secs: f64, drain_secs: f64) {
+        self.messages = messages;
+        self.publish_seconds = publish_secs;
+        self.drain_seconds = drain_secs;
+        self.published_per_sec = messages as f64 / publish_secs.max(1e-9);
+        self.consumed_per_sec = s.consumed.load(Ordering::Relaxed) as f64 / drain_secs.max(1e-9);
+        self.latency(s);
+    }
+
+    pub fn churn(&mut self, cycles: u64, secs: f64) {
+        self.seconds = secs;
+        self.cycles_per_sec = cycles as f64 / secs.max(1e-9);
+    }
+
+    pub fn idle(&mut self, connections: usize, queues: usize) {
+        self.connections = connections;
+        self.queues = queues;
+    }
+
+    pub fn table(&self) -> String {
+        let ms = |us: u64| us as f64 / 1000.0;
+        match self.scenario.as_str() {
+            "backlog" => format!(
+                "backlog of {} messages: published {:.0} msg/s ({:.2}s), drained {:.0} msg/s ({:.2}s)",
+                self.messages,
+                self.published_per_sec,
+                self.publish_seconds,
+                self.consumed_per_sec,
+                self.drain_seconds
+            ),
+            "churn" => {
+                format!("connection churn: {:.0} connections/s (open, declare, close)", self.cycles_per_sec)
+            }
+            "idle" => format!("held {} connections and {} queues", self.connections, self.queues),
+            _ => format!(
+                "sent {:.0} msg/s, confirmed {:.0} msg/s, received {:.0} msg/s ({:.1} MB/s)\n\
+                 latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
+                self.published_per_sec,
+                self.confirmed_per_sec,
+                self.consumed_per_sec,
+                self.consumed_mb_per_sec,
+                ms(self.latency_us_p50),
+                ms(self.latency_us_p99),
+                ms(self.latency_us_p999),
+                ms(self.latency_us_max)
+            ),
+        }
+    }
+}
