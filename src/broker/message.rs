@@ -3,7 +3,7 @@
 use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::types::parsing::parse_field_table;
 use amq_protocol::types::FieldTable;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::protocol::properties::{decode_properties, ContentHeader};
 
@@ -19,9 +19,37 @@ pub struct Message {
     pub info: ContentHeader,
 }
 
+/// Bodies up to this size are copied, with the names and header, into one
+/// allocation of their own; larger ones stay slices of the read buffer.
+const COPY_LIMIT: usize = 16 * 1024;
+
 impl Message {
+    /// Builds a message from slices of a connection's read buffer. Small
+    /// messages are compacted into one exact-size allocation so they do not
+    /// keep the (64 KiB) read buffer alive while they wait in a queue, and
+    /// the connection can reuse that buffer in place.
     pub fn new(exchange: Bytes, routing_key: Bytes, header: Bytes, info: ContentHeader, body: Bytes) -> Self {
-        Message { exchange, routing_key, header, body, info }
+        if body.len() > COPY_LIMIT {
+            return Message { exchange, routing_key, header, body, info };
+        }
+        let sizes = [exchange.len(), routing_key.len(), header.len(), body.len()];
+        let mut all = BytesMut::with_capacity(sizes.iter().sum());
+        for part in [&exchange, &routing_key, &header, &body] {
+            all.extend_from_slice(part);
+        }
+        let all = all.freeze();
+        let mut at = 0;
+        let mut next = |n: usize| {
+            at += n;
+            all.slice(at - n..at)
+        };
+        Message {
+            exchange: next(sizes[0]),
+            routing_key: next(sizes[1]),
+            header: next(sizes[2]),
+            body: next(sizes[3]),
+            info,
+        }
     }
 
     /// The `headers` property, decoded (only the headers exchange asks).

@@ -4,11 +4,13 @@
 //! Each queue has its own lock, held only for in-memory work (never across
 //! an `.await`); publishing to different queues never contends.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 
 #[cfg(test)]
 use super::consumer::ConsumerSpec;
@@ -24,6 +26,8 @@ pub struct Queue {
     pub exclusive_owner: Option<ConnectionId>,
     pub auto_delete: bool,
     pub arguments: FieldTable,
+    /// Mirrors `State::deleted` for lock-free checks by routing caches.
+    deleted: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -39,7 +43,7 @@ struct State {
     /// Ready messages, in `seq` order (requeued ones go back to their place).
     ready: VecDeque<Entry>,
     /// Delivered to a manual-ack consumer or `basic.get`, not yet settled.
-    unacked: BTreeMap<u64, Entry>,
+    unacked: FxHashMap<u64, Entry>,
     consumers: Vec<Arc<Consumer>>,
     /// Where the round-robin resumes.
     next_consumer: usize,
@@ -72,6 +76,7 @@ impl Queue {
             exclusive_owner,
             auto_delete,
             arguments,
+            deleted: AtomicBool::new(false),
             state: Mutex::new(State { next_seq: 1, ..State::default() }),
         }
     }
@@ -222,6 +227,7 @@ impl Queue {
         let (n, consumers) = {
             let mut st = self.state.lock();
             st.deleted = true;
+            self.deleted.store(true, Ordering::Release);
             let n = st.ready.len() as u32;
             st.ready.clear();
             st.unacked.clear();
@@ -235,7 +241,7 @@ impl Queue {
     }
 
     pub fn is_deleted(&self) -> bool {
-        self.state.lock().deleted
+        self.deleted.load(Ordering::Acquire)
     }
 
     /// Ready messages (what `queue.declare-ok` reports).

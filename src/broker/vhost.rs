@@ -36,6 +36,19 @@ pub struct VHost {
     topology: Mutex<()>,
 }
 
+/// A connection's routing state: buffers reused for every message, and a
+/// memo of the exchange and default-exchange queue it used last, so steady
+/// publishing skips the name lookups (entries are checked against deletion).
+#[derive(Debug, Default)]
+pub struct Router {
+    /// The queues the last message reached.
+    pub queues: Vec<Arc<Queue>>,
+    pending: Vec<Destination>,
+    visited: Vec<usize>,
+    cache_exchange: Option<Arc<Exchange>>,
+    cache_queue: Option<Arc<Queue>>,
+}
+
 /// `exchange.declare` as the broker sees it.
 #[derive(Debug, Clone, Default)]
 pub struct ExchangeDecl {
@@ -184,6 +197,7 @@ impl VHost {
     /// Removes an exchange and every binding from or to it. Topology lock held.
     fn remove_exchange(&self, ex: &Arc<Exchange>) {
         self.exchanges.write().remove(&ex.name);
+        ex.mark_deleted();
         let dest = Destination::Exchange(ex.clone());
         for b in ex.bindings() {
             ex.unbind(&b);
@@ -381,13 +395,15 @@ impl VHost {
     }
 
     /// The exchange a `basic.publish` names: 404 if missing, 403 if internal.
-    pub fn publish_exchange(&self, name: &[u8]) -> Result<Arc<Exchange>, AmqpError> {
-        let name_str = std::str::from_utf8(name).unwrap_or("");
-        let ex = self
-            .exchanges
-            .read()
-            .get(name_str)
-            .cloned()
+    pub fn publish_exchange(&self, name: &[u8], router: &mut Router) -> Result<Arc<Exchange>, AmqpError> {
+        if let Some(ex) =
+            router.cache_exchange.as_ref().filter(|e| same(e.name.as_bytes(), name) && !e.is_deleted())
+        {
+            return Ok(ex.clone());
+        }
+        let ex = std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| self.exchanges.read().get(n).cloned())
             .ok_or_else(|| self.no_exchange(&String::from_utf8_lossy(name)))?;
         if ex.internal {
             return Err(AmqpError::access_refused(format!(
@@ -395,46 +411,57 @@ impl VHost {
                 ex.name, self.name
             )));
         }
+        router.cache_exchange = Some(ex.clone());
         Ok(ex)
     }
 
-    /// Collects the queues a message published to `exchange` reaches, each
-    /// once, following exchange-to-exchange bindings (cycles are cut).
-    /// `scratch` is reused between calls to avoid allocating per message.
-    pub fn route(
-        &self,
-        exchange: &Arc<Exchange>,
-        msg: &Message,
-        scratch: &mut Vec<Destination>,
-        out: &mut Vec<Arc<Queue>>,
-    ) {
-        out.clear();
+    /// Collects into `router.queues` the queues a message published to
+    /// `exchange` reaches, each once, following exchange-to-exchange
+    /// bindings (cycles are cut). Nothing is allocated in the steady state.
+    pub fn route(&self, exchange: &Arc<Exchange>, msg: &Message, router: &mut Router) {
+        let Router { pending, visited, queues, cache_queue, .. } = router;
+        queues.clear();
         if exchange.name.is_empty() {
-            if let Some(q) = std::str::from_utf8(&msg.routing_key).ok().and_then(|k| self.queue(k)) {
-                out.push(q);
+            let key = &msg.routing_key[..];
+            if let Some(q) = cache_queue.as_ref().filter(|q| same(q.name.as_bytes(), key) && !q.is_deleted())
+            {
+                queues.push(q.clone());
+                return;
+            }
+            if let Some(q) = std::str::from_utf8(key).ok().and_then(|k| self.queue(k)) {
+                *cache_queue = Some(q.clone());
+                queues.push(q);
             }
             return;
         }
-        scratch.clear();
+        pending.clear();
+        visited.clear();
         let headers = || msg.headers();
-        exchange.route(&msg.routing_key, &headers, scratch);
-        let mut visited: Vec<*const Exchange> = vec![Arc::as_ptr(exchange)];
-        while let Some(dest) = scratch.pop() {
+        exchange.route(&msg.routing_key, &headers, pending);
+        visited.push(Arc::as_ptr(exchange) as usize);
+        while let Some(dest) = pending.pop() {
             match dest {
                 Destination::Queue(q) => {
-                    if !out.iter().any(|x| Arc::ptr_eq(x, &q)) {
-                        out.push(q);
+                    if !queues.iter().any(|x| Arc::ptr_eq(x, &q)) {
+                        queues.push(q);
                     }
                 }
                 Destination::Exchange(ex) => {
-                    if !visited.contains(&Arc::as_ptr(&ex)) {
-                        visited.push(Arc::as_ptr(&ex));
-                        ex.route(&msg.routing_key, &headers, scratch);
+                    let id = Arc::as_ptr(&ex) as usize;
+                    if !visited.contains(&id) {
+                        visited.push(id);
+                        ex.route(&msg.routing_key, &headers, pending);
                     }
                 }
             }
         }
     }
+}
+
+/// Name equality without a libc call for the common empty and short names.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 fn default_exchange() -> AmqpError {

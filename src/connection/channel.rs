@@ -12,7 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::confirms::Confirms;
 use super::publish::Pending;
 use super::tx::Tx;
-use crate::broker::exchange::Destination;
+use crate::broker::vhost::Router;
 use crate::broker::{ChannelCredit, ConnectionId, Consumer, Outbound, Queue, VHost};
 use crate::protocol::method::Method;
 use crate::protocol::{encode, AmqpError};
@@ -29,14 +29,7 @@ pub struct Ctx {
     pub tx: UnboundedSender<Outbound>,
     pub frame_max: u32,
     pub max_message_size: u64,
-    pub scratch: Scratch,
-}
-
-/// Buffers reused for every routed message.
-#[derive(Default)]
-pub struct Scratch {
-    pub destinations: Vec<Destination>,
-    pub queues: Vec<Arc<Queue>>,
+    pub router: Router,
 }
 
 /// A delivery the client has not settled yet.

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use amq_protocol::protocol::{basic, AMQPClass};
+use crate::protocol::encode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -44,9 +44,9 @@ impl Confirms {
         self.outcomes.front().is_some_and(|o| *o != Outcome::Pending)
     }
 
-    /// The acks and nacks that can be sent now, in order: a run of acks
-    /// becomes one `multiple` ack; nacks go one by one.
-    pub fn flush(&mut self, mut emit: impl FnMut(AMQPClass)) {
+    /// Writes the acks and nacks that can be sent now, in order: a run of
+    /// acks becomes one `multiple` ack; nacks go one by one.
+    pub fn flush(&mut self, out: &mut Vec<u8>, channel: u16) {
         let mut acked_upto = None;
         while let Some(&o) = self.outcomes.front() {
             if o == Outcome::Pending {
@@ -58,38 +58,43 @@ impl Confirms {
                 Outcome::Ack => acked_upto = Some(acked_upto.map_or((seq, seq), |(first, _)| (first, seq))),
                 _ => {
                     if let Some((first, last)) = acked_upto.take() {
-                        emit(ack(first, last));
+                        encode::basic_ack(out, channel, last, last > first);
                     }
-                    emit(AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
-                        delivery_tag: seq,
-                        multiple: false,
-                        requeue: false,
-                    })));
+                    encode::basic_nack(out, channel, seq, false);
                 }
             }
             self.confirmed_upto = seq;
         }
         if let Some((first, last)) = acked_upto {
-            emit(ack(first, last));
+            encode::basic_ack(out, channel, last, last > first);
         }
     }
-}
-
-fn ack(first: u64, last: u64) -> AMQPClass {
-    AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack { delivery_tag: last, multiple: last > first }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use amq_protocol::frame::{parse_frame, AMQPFrame};
+    use amq_protocol::protocol::{basic, AMQPClass};
 
     fn flushed(c: &mut Confirms) -> Vec<(bool, u64, bool)> {
+        let mut bytes = Vec::new();
+        c.flush(&mut bytes, 1);
+        let mut rest = &bytes[..];
         let mut out = Vec::new();
-        c.flush(|m| match m {
-            AMQPClass::Basic(basic::AMQPMethod::Ack(a)) => out.push((true, a.delivery_tag, a.multiple)),
-            AMQPClass::Basic(basic::AMQPMethod::Nack(n)) => out.push((false, n.delivery_tag, n.multiple)),
-            _ => unreachable!(),
-        });
+        while !rest.is_empty() {
+            let (r, frame) = parse_frame(rest).unwrap();
+            match frame {
+                AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Ack(a))) => {
+                    out.push((true, a.delivery_tag, a.multiple))
+                }
+                AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Nack(n))) => {
+                    out.push((false, n.delivery_tag, n.multiple))
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            rest = r;
+        }
         out
     }
 

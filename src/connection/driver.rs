@@ -4,21 +4,22 @@
 //! and the heartbeat timer. Whatever they produce is appended to one
 //! buffer, written with a single socket write per turn of the loop.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use amq_protocol::protocol::{channel as chan, connection, AMQPClass};
 use bytes::BytesMut;
+use rustc_hash::FxHashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{interval_at, timeout, Instant};
 use tracing::{debug, info, warn, Instrument};
 
-use super::channel::{Channel, Ctx, Scratch};
+use super::channel::{Channel, Ctx};
 use super::handshake::{handshake, HandshakeError, Negotiated};
+use crate::broker::vhost::Router;
 use crate::broker::{Broker, ConnectionId, Outbound};
 use crate::config::Config;
 use crate::protocol::frame::{decode, Frame};
@@ -104,7 +105,7 @@ fn close_method(e: &AmqpError) -> AMQPClass {
 
 struct Connection {
     ctx: Ctx,
-    channels: HashMap<u16, Channel>,
+    channels: FxHashMap<u16, Channel>,
     channel_max: u16,
     heartbeat: u16,
     cancel_notify: bool,
@@ -141,9 +142,9 @@ impl Connection {
                 tx,
                 frame_max: n.frame_max,
                 max_message_size: config.amqp.max_message_size,
-                scratch: Scratch::default(),
+                router: Router::default(),
             },
-            channels: HashMap::new(),
+            channels: FxHashMap::default(),
             channel_max: n.channel_max,
             heartbeat: n.heartbeat,
             cancel_notify,

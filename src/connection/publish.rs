@@ -157,7 +157,8 @@ impl Channel {
                 .during(60, 40));
             }
         }
-        let exchange = ctx.vhost.publish_exchange(&publish.exchange).map_err(|e| e.during(60, 40))?;
+        let exchange =
+            ctx.vhost.publish_exchange(&publish.exchange, &mut ctx.router).map_err(|e| e.during(60, 40))?;
         let message =
             Arc::new(Message::new(publish.exchange, publish.routing_key, header, info, body.into_bytes()));
         match self.tx.as_mut() {
@@ -182,9 +183,8 @@ impl Channel {
         mandatory: bool,
         ctx: &mut Ctx,
     ) {
-        let scratch = &mut ctx.scratch;
-        ctx.vhost.route(exchange, &message, &mut scratch.destinations, &mut scratch.queues);
-        if scratch.queues.is_empty() {
+        ctx.vhost.route(exchange, &message, &mut ctx.router);
+        if ctx.router.queues.is_empty() {
             if mandatory {
                 encode::basic_return(
                     &mut ctx.out,
@@ -198,16 +198,15 @@ impl Channel {
             }
             return;
         }
-        for q in scratch.queues.drain(..) {
+        for q in ctx.router.queues.drain(..) {
             q.publish(message.clone());
         }
     }
 
     /// Sends the confirms owed to the publisher, coalesced.
     pub fn flush_confirms(&mut self, ctx: &mut Ctx) {
-        let id = self.id;
         if let Some(confirms) = self.confirms.as_mut() {
-            confirms.flush(|m| encode::method(&mut ctx.out, id, &m));
+            confirms.flush(&mut ctx.out, self.id);
         }
     }
 

@@ -5,6 +5,7 @@ mod fanout;
 mod headers;
 mod topic;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
@@ -91,6 +92,7 @@ pub struct Exchange {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: FieldTable,
+    deleted: AtomicBool,
     routes: RwLock<Routes>,
 }
 
@@ -109,7 +111,24 @@ impl Exchange {
             ExchangeKind::Topic => Routes::Topic(Default::default()),
             ExchangeKind::Headers => Routes::Headers(Default::default()),
         };
-        Exchange { name, kind, durable, auto_delete, internal, arguments, routes: RwLock::new(routes) }
+        Exchange {
+            name,
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments,
+            deleted: AtomicBool::new(false),
+            routes: RwLock::new(routes),
+        }
+    }
+
+    pub fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
     }
 
     /// Checks a binding's arguments before it is added.
