@@ -76,17 +76,17 @@ pub fn basic_publish(out: &mut Vec<u8>, channel: u16, exchange: &[u8], routing_k
 
 /// `basic.ack` (publisher confirms).
 pub fn basic_ack(out: &mut Vec<u8>, channel: u16, delivery_tag: u64, multiple: bool) {
-    let at = begin_frame(out, FRAME_METHOD, channel);
-    out.extend_from_slice(&[0, CLASS_BASIC as u8, 0, 80]);
-    out.extend_from_slice(&delivery_tag.to_be_bytes());
-    out.push(u8::from(multiple));
-    end_frame(out, at);
+    confirm(out, channel, 80, delivery_tag, multiple);
 }
 
 /// `basic.nack` (publisher confirms; requeue is meaningless there).
 pub fn basic_nack(out: &mut Vec<u8>, channel: u16, delivery_tag: u64, multiple: bool) {
+    confirm(out, channel, 120, delivery_tag, multiple);
+}
+
+fn confirm(out: &mut Vec<u8>, channel: u16, method: u8, delivery_tag: u64, multiple: bool) {
     let at = begin_frame(out, FRAME_METHOD, channel);
-    out.extend_from_slice(&[0, CLASS_BASIC as u8, 0, 120]);
+    out.extend_from_slice(&[0, CLASS_BASIC as u8, 0, method]);
     out.extend_from_slice(&delivery_tag.to_be_bytes());
     out.push(u8::from(multiple));
     end_frame(out, at);
