@@ -63,6 +63,10 @@ pub struct AmqpConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
+    /// Publisher confirms of persistent messages wait for an fsync of the
+    /// write-ahead log (durable against power loss). false: they wait only
+    /// for the write (durable against a crash of Warren, not of the machine).
+    pub fsync: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -100,7 +104,7 @@ impl Default for AmqpConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("warren-data") }
+        StorageConfig { data_dir: PathBuf::from("warren-data"), fsync: true }
     }
 }
 

@@ -11,3 +11,4 @@ pub mod connection;
 pub mod perf;
 pub mod protocol;
 pub mod server;
+pub mod store;

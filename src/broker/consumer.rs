@@ -28,6 +28,8 @@ pub enum Outbound {
     Deliver(Delivery),
     /// The queue went away under this consumer (`basic.cancel` from the server).
     Cancelled(Arc<Consumer>),
+    /// These publishes (channel, confirm number) are on disk (or failed to be).
+    Durable { confirms: Vec<(u16, u64)>, ok: bool },
 }
 
 /// One message on its way to one consumer.
@@ -138,7 +140,7 @@ impl Consumer {
                 }
                 d
             }
-            Outbound::Cancelled(_) => unreachable!("sent a delivery"),
+            _ => unreachable!("sent a delivery"),
         })
     }
 

@@ -11,6 +11,7 @@
 pub mod alarm;
 pub mod args;
 pub mod consumer;
+mod durable;
 pub mod exchange;
 pub mod message;
 pub mod names;
@@ -23,6 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use tracing::warn;
+
+use crate::store::{Recovered, StoreHandle};
 
 pub use consumer::{ChannelCredit, ConnectionId, Consumer, ConsumerSpec, Delivery, Outbound};
 pub use message::Message;
@@ -43,15 +47,39 @@ impl Default for Broker {
 }
 
 impl Broker {
-    /// A broker with the default vhost `/`.
+    /// A broker with the default vhost `/`, all in memory.
     pub fn new() -> Self {
+        Self::with_store(None)
+    }
+
+    /// A broker keeping durable state in `store`.
+    pub fn with_store(store: Option<StoreHandle>) -> Self {
         let mut vhosts = HashMap::new();
-        vhosts.insert("/".to_owned(), Arc::new(VHost::new("/")));
+        vhosts.insert("/".to_owned(), Arc::new(VHost::new("/", store.clone())));
         Broker {
             vhosts: RwLock::new(vhosts),
             next_connection: AtomicU64::new(1),
             alarms: alarm::Alarms::new(u64::MAX),
         }
+    }
+
+    /// Rebuilds durable state read from the store at start-up.
+    pub fn restore(&self, recovered: Recovered) {
+        let Recovered { exchanges, queues, bindings, messages } = recovered;
+        let vhost = self.vhost("/").expect("the default vhost exists");
+        let (mut ex, mut qs, mut bs) = (Vec::new(), Vec::new(), Vec::new());
+        for e in exchanges {
+            if e.vhost == vhost.name { ex.push(e) } else { warn!(vhost = %e.vhost, "skipping an exchange of an unknown vhost") }
+        }
+        for q in queues {
+            if q.0.vhost == vhost.name { qs.push(q) } else { warn!(vhost = %q.0.vhost, "skipping a queue of an unknown vhost") }
+        }
+        for b in bindings {
+            if b.vhost == vhost.name {
+                bs.push(b)
+            }
+        }
+        vhost.restore(ex, qs, bs, &messages);
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {

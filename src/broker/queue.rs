@@ -17,6 +17,7 @@ use super::consumer::ConsumerSpec;
 use super::consumer::{ConnectionId, Consumer, Delivery};
 use super::message::Message;
 use crate::protocol::AmqpError;
+use crate::store::{Op, StoreHandle};
 
 #[derive(Debug)]
 pub struct Queue {
@@ -28,7 +29,16 @@ pub struct Queue {
     pub arguments: FieldTable,
     /// Mirrors `State::deleted` for lock-free checks by routing caches.
     deleted: AtomicBool,
+    /// Where a durable queue keeps its persistent messages.
+    persist: Option<Persist>,
     state: Mutex<State>,
+}
+
+/// A durable queue's link to the store.
+#[derive(Debug)]
+struct Persist {
+    store: StoreHandle,
+    id: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -77,7 +87,56 @@ impl Queue {
             auto_delete,
             arguments,
             deleted: AtomicBool::new(false),
+            persist: None,
             state: Mutex::new(State { next_seq: 1, ..State::default() }),
+        }
+    }
+
+    /// Makes the queue keep its persistent messages in `store` under `id`.
+    pub fn persisted(mut self, store: StoreHandle, id: u64) -> Self {
+        self.persist = Some(Persist { store, id });
+        self
+    }
+
+    /// The queue's id in the store, if it has one.
+    pub fn store_id(&self) -> Option<u64> {
+        self.persist.as_ref().map(|p| p.id)
+    }
+
+    /// Whether a persistent message routed here must be written to disk.
+    pub fn is_persisted(&self) -> bool {
+        self.persist.is_some()
+    }
+
+    /// Puts recovered messages back, in order (their refs already counted).
+    pub fn restore(&self, entries: Vec<Entry>) {
+        let mut st = self.state.lock();
+        st.next_seq = entries.last().map_or(1, |e| e.seq + 1);
+        st.ready = entries.into();
+    }
+
+    /// The message at this entry is in the store on this queue's behalf.
+    fn stored(&self, e: &Entry) -> Option<&Persist> {
+        self.persist.as_ref().filter(|_| e.message.is_stored())
+    }
+
+    /// A delivery left the queue: no-ack ones are settled for good; the
+    /// first delivery of a manual-ack one is remembered (redelivered after
+    /// a restart).
+    fn on_delivered(&self, e: &Entry, no_ack: bool) {
+        let Some(p) = self.stored(e) else { return };
+        if no_ack {
+            self.forget(e);
+        } else if !e.redelivered {
+            p.store.submit(Op::MarkDelivered { queue: p.id, seq: e.seq, message: e.message.store_id });
+        }
+    }
+
+    /// Removes a settled entry from the store, and its message with the last reference.
+    fn forget(&self, e: &Entry) {
+        if let Some(p) = self.stored(e) {
+            p.store.submit(Op::Remove { queue: p.id, seq: e.seq });
+            release(&p.store, &e.message);
         }
     }
 
@@ -106,6 +165,10 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
+        if let Some(p) = self.persist.as_ref().filter(|_| message.is_stored()) {
+            message.store_refs.fetch_add(1, Ordering::AcqRel);
+            p.store.submit(Op::Enqueue { queue: p.id, seq, message: message.store_id });
+        }
         st.ready.push_back(Entry { seq, message, redelivered: false });
         self.dispatch(&mut st);
     }
@@ -120,6 +183,7 @@ impl Queue {
         while !st.ready.is_empty() {
             let Some(consumer) = next_with_credit(st) else { return };
             let entry = st.ready.pop_front().expect("not empty");
+            self.on_delivered(&entry, consumer.no_ack);
             if !consumer.no_ack {
                 st.unacked.insert(entry.seq, entry.clone());
             }
@@ -146,6 +210,7 @@ impl Queue {
     pub fn get(&self, no_ack: bool) -> Option<(Entry, u32)> {
         let mut st = self.state.lock();
         let entry = st.ready.pop_front()?;
+        self.on_delivered(&entry, no_ack);
         if !no_ack {
             st.unacked.insert(entry.seq, entry.clone());
         }
@@ -156,7 +221,9 @@ impl Queue {
     pub fn ack(&self, seqs: &[u64]) {
         let mut st = self.state.lock();
         for seq in seqs {
-            st.unacked.remove(seq);
+            if let Some(e) = st.unacked.remove(seq) {
+                self.forget(&e);
+            }
         }
     }
 
@@ -179,8 +246,15 @@ impl Queue {
         if st.deleted {
             return;
         }
-        st.unacked.remove(&d.seq);
-        insert_ready(&mut st.ready, Entry { seq: d.seq, message: d.message, redelivered: d.redelivered });
+        let entry = Entry { seq: d.seq, message: d.message, redelivered: d.redelivered };
+        if st.unacked.remove(&d.seq).is_none() {
+            // A no-ack delivery was settled in the store when it left: it is back.
+            if let Some(p) = self.stored(&entry) {
+                entry.message.store_refs.fetch_add(1, Ordering::AcqRel);
+                p.store.submit(Op::Enqueue { queue: p.id, seq: entry.seq, message: entry.message.store_id });
+            }
+        }
+        insert_ready(&mut st.ready, entry);
         self.dispatch(&mut st);
     }
 
@@ -218,7 +292,9 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
         let n = st.ready.len() as u32;
-        st.ready.clear();
+        for e in std::mem::take(&mut st.ready) {
+            self.forget(&e);
+        }
         n
     }
 
@@ -229,6 +305,15 @@ impl Queue {
             st.deleted = true;
             self.deleted.store(true, Ordering::Release);
             let n = st.ready.len() as u32;
+            // The queue's index goes with its DeleteQueue; messages with their last reference.
+            if let Some(p) = &self.persist {
+                let st = &mut *st;
+                for e in st.ready.drain(..).chain(st.unacked.drain().map(|(_, e)| e)) {
+                    if e.message.is_stored() {
+                        release(&p.store, &e.message);
+                    }
+                }
+            }
             st.ready.clear();
             st.unacked.clear();
             (n, std::mem::take(&mut st.consumers))
@@ -280,6 +365,13 @@ fn next_with_credit(st: &mut State) -> Option<Arc<Consumer>> {
         return Some(c.clone());
     }
     None
+}
+
+/// Drops one durable reference to a stored message; the last one deletes it.
+fn release(store: &StoreHandle, m: &Message) {
+    if m.store_refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+        store.submit(Op::DeleteMessage { id: m.store_id });
+    }
 }
 
 fn insert_ready(ready: &mut VecDeque<Entry>, e: Entry) {

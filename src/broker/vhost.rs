@@ -16,6 +16,7 @@ use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::message::Message;
 use super::names;
 use super::queue::Queue;
+use crate::store::{Op, StoreHandle};
 use crate::protocol::{AmqpError, ErrorKind};
 
 /// The exchanges every vhost starts with.
@@ -34,6 +35,8 @@ pub struct VHost {
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     queues: RwLock<HashMap<String, Arc<Queue>>>,
     topology: Mutex<()>,
+    /// Where durable entities and persistent messages go; None keeps all in memory.
+    pub(super) store: Option<StoreHandle>,
 }
 
 /// A connection's routing state: buffers reused for every message, and a
@@ -81,7 +84,7 @@ pub struct QueueDeclared {
 }
 
 impl VHost {
-    pub fn new(name: &str) -> Self {
+    pub fn new(name: &str, store: Option<StoreHandle>) -> Self {
         let exchanges = PREDECLARED
             .iter()
             .map(|(n, k)| {
@@ -97,6 +100,7 @@ impl VHost {
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
             topology: Mutex::new(()),
+            store,
         }
     }
 
@@ -121,6 +125,19 @@ impl VHost {
         let q = self.queue(name).ok_or_else(|| self.no_queue(name))?;
         q.check_access(conn)?;
         Ok(q)
+    }
+
+    /// The store durable state goes to, if any.
+    pub fn store(&self) -> Option<&StoreHandle> {
+        self.store.as_ref()
+    }
+
+    pub(super) fn insert_exchange(&self, ex: Arc<Exchange>) {
+        self.exchanges.write().insert(ex.name.clone(), ex);
+    }
+
+    pub(super) fn insert_queue(&self, q: Arc<Queue>) {
+        self.queues.write().insert(q.name.clone(), q);
     }
 
     pub fn exchange_names(&self) -> Vec<String> {
@@ -165,8 +182,11 @@ impl VHost {
         if d.name.starts_with("amq.") {
             return Err(reserved("exchange", &d.name));
         }
-        let ex = Exchange::new(d.name.clone(), kind, d.durable, d.auto_delete, d.internal, d.arguments);
-        self.exchanges.write().insert(d.name, Arc::new(ex));
+        let ex = Arc::new(Exchange::new(d.name.clone(), kind, d.durable, d.auto_delete, d.internal, d.arguments));
+        if ex.durable {
+            self.store_durably([Op::PutExchange(self.exchange_record(&ex))])?;
+        }
+        self.exchanges.write().insert(d.name, ex);
         Ok(())
     }
 
@@ -198,14 +218,28 @@ impl VHost {
     fn remove_exchange(&self, ex: &Arc<Exchange>) {
         self.exchanges.write().remove(&ex.name);
         ex.mark_deleted();
-        let dest = Destination::Exchange(ex.clone());
-        for b in ex.bindings() {
-            ex.unbind(&b);
+        if ex.durable {
+            self.store_later(Op::DeleteExchange { vhost: self.name.clone(), name: ex.name.clone() });
         }
-        let others: Vec<_> = self.exchanges.read().values().cloned().collect();
-        for other in others {
-            if other.unbind_destination(&dest) > 0 {
-                self.auto_delete_if_unbound(&other);
+        for b in ex.bindings() {
+            self.drop_binding(ex, &b);
+        }
+        self.unbind_everywhere(&Destination::Exchange(ex.clone()));
+    }
+
+    /// Removes every binding leading to `dest`, deleting auto-delete
+    /// exchanges left without bindings. Topology lock held.
+    fn unbind_everywhere(&self, dest: &Destination) {
+        let exchanges: Vec<_> = self.exchanges.read().values().cloned().collect();
+        for ex in exchanges {
+            let removed = ex.unbind_destination(dest);
+            for b in &removed {
+                if let Some(record) = self.binding_record(&ex, b) {
+                    self.store_later(Op::DeleteBinding(record));
+                }
+            }
+            if !removed.is_empty() {
+                self.auto_delete_if_unbound(&ex);
             }
         }
     }
@@ -244,14 +278,15 @@ impl VHost {
         }
         super::queue_args::validate(&d.arguments, &name, &self.name, d.durable, d.exclusive)?;
         let owner = d.exclusive.then_some(conn);
-        let q = Arc::new(Queue::new(
-            name.clone(),
-            self.name.clone(),
-            d.durable,
-            owner,
-            d.auto_delete,
-            d.arguments,
-        ));
+        let mut q = Queue::new(name.clone(), self.name.clone(), d.durable, owner, d.auto_delete, d.arguments);
+        // Exclusive queues die with their connection: nothing of them is kept.
+        if let Some(store) = self.store.as_ref().filter(|_| d.durable && !d.exclusive) {
+            q = q.persisted(store.clone(), store.next_id());
+        }
+        let q = Arc::new(q);
+        if let Some(record) = self.queue_record(&q) {
+            self.store_durably([Op::PutQueue(record)])?;
+        }
         self.queues.write().insert(name, q.clone());
         Ok(QueueDeclared { queue: q, message_count: 0, consumer_count: 0 })
     }
@@ -303,12 +338,9 @@ impl VHost {
     /// Topology lock held.
     fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
         self.queues.write().remove(&q.name);
-        let dest = Destination::Queue(q.clone());
-        let exchanges: Vec<_> = self.exchanges.read().values().cloned().collect();
-        for ex in exchanges {
-            if ex.unbind_destination(&dest) > 0 {
-                self.auto_delete_if_unbound(&ex);
-            }
+        self.unbind_everywhere(&Destination::Queue(q.clone()));
+        if let Some(id) = q.store_id() {
+            self.store_later(Op::DeleteQueue { vhost: self.name.clone(), name: q.name.clone(), id });
         }
         q.delete()
     }
@@ -336,8 +368,7 @@ impl VHost {
         let q = self.usable_queue(queue, conn)?;
         let ex = self.bindable_source(exchange)?;
         ex.validate_binding(&arguments)?;
-        ex.bind(Binding { destination: Destination::Queue(q), key: key.to_owned(), arguments });
-        Ok(())
+        self.add_binding(&ex, Binding { destination: Destination::Queue(q), key: key.to_owned(), arguments })
     }
 
     pub fn unbind_queue(
@@ -353,7 +384,7 @@ impl VHost {
         }
         // Unbinding what is not there succeeds, as in RabbitMQ.
         let (Some(ex), Some(q)) = (self.exchange(exchange), self.queue(queue)) else { return Ok(()) };
-        if ex.unbind(&Binding { destination: Destination::Queue(q), key: key.to_owned(), arguments }) {
+        if self.drop_binding(&ex, &Binding { destination: Destination::Queue(q), key: key.to_owned(), arguments }) {
             self.auto_delete_if_unbound(&ex);
         }
         Ok(())
@@ -370,8 +401,7 @@ impl VHost {
         let dest = self.bindable_source(destination)?;
         let src = self.bindable_source(source)?;
         src.validate_binding(&arguments)?;
-        src.bind(Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments });
-        Ok(())
+        self.add_binding(&src, Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments })
     }
 
     pub fn unbind_exchange(
@@ -388,7 +418,8 @@ impl VHost {
         let (Some(dest), Some(src)) = (self.exchange(destination), self.exchange(source)) else {
             return Ok(());
         };
-        if src.unbind(&Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments }) {
+        if self.drop_binding(&src, &Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments })
+        {
             self.auto_delete_if_unbound(&src);
         }
         Ok(())

@@ -30,6 +30,8 @@ pub struct Ctx {
     pub frame_max: u32,
     pub max_message_size: u64,
     pub router: Router,
+    /// Confirms (channel, number) waiting for this turn's writes to be durable.
+    pub durable_confirms: Vec<(u16, u64)>,
 }
 
 /// A delivery the client has not settled yet.

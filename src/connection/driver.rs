@@ -143,6 +143,7 @@ impl Connection {
                 frame_max: n.frame_max,
                 max_message_size: config.amqp.max_message_size,
                 router: Router::default(),
+                durable_confirms: Vec::new(),
             },
             channels: FxHashMap::default(),
             channel_max: n.channel_max,
@@ -199,6 +200,7 @@ impl Connection {
                     for o in batch.drain(..) {
                         self.on_outbound(o);
                     }
+                    self.flush_confirms();
                 }
                 _ = self.alarm.changed(), if self.blocked => {
                     if !*self.alarm.borrow_and_update() {
@@ -266,6 +268,28 @@ impl Connection {
                 }
             }
         }
+        self.await_durable();
+        self.flush_confirms();
+    }
+
+    /// Asks the store to tell us when this turn's persistent publishes are on disk.
+    fn await_durable(&mut self) {
+        if self.ctx.durable_confirms.is_empty() {
+            return;
+        }
+        let confirms = std::mem::take(&mut self.ctx.durable_confirms);
+        let tx = self.ctx.tx.clone();
+        match self.ctx.vhost.store() {
+            Some(store) => store.barrier(Box::new(move |ok| {
+                let _ = tx.send(Outbound::Durable { confirms, ok });
+            })),
+            None => {
+                let _ = tx.send(Outbound::Durable { confirms, ok: true });
+            }
+        }
+    }
+
+    fn flush_confirms(&mut self) {
         for id in std::mem::take(&mut self.confirms_due) {
             if let Some(ch) = self.channels.get_mut(&id) {
                 ch.flush_confirms(&mut self.ctx);
@@ -471,6 +495,16 @@ impl Connection {
             Outbound::Cancelled(consumer) => {
                 if let Some(ch) = self.channels.get_mut(&consumer.channel) {
                     ch.server_cancel(&consumer, self.cancel_notify, &mut self.ctx);
+                }
+            }
+            Outbound::Durable { confirms, ok } => {
+                for (id, seq) in confirms {
+                    if let Some(ch) = self.channels.get_mut(&id) {
+                        ch.settle_confirm(seq, ok);
+                        if !self.confirms_due.contains(&id) {
+                            self.confirms_due.push(id);
+                        }
+                    }
                 }
             }
         }

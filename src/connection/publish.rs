@@ -9,6 +9,7 @@ use super::channel::{Channel, Ctx};
 use super::confirms::Confirms;
 use crate::broker::exchange::Exchange;
 use crate::broker::Message;
+use crate::store::Op;
 use crate::protocol::method::Publish;
 use crate::protocol::properties::ContentHeader;
 use crate::protocol::{encode, AmqpError, ErrorKind};
@@ -165,9 +166,12 @@ impl Channel {
             Some(tx) => tx.publishes.push((exchange, message, publish.mandatory)),
             None => {
                 let seq = self.confirms.as_mut().map(Confirms::publish);
-                self.route(&exchange, message, publish.mandatory, ctx);
-                if let (Some(confirms), Some(seq)) = (self.confirms.as_mut(), seq) {
-                    confirms.settle(seq, true);
+                let on_disk = self.route(&exchange, message, publish.mandatory, ctx);
+                match (self.confirms.as_mut(), seq) {
+                    // Confirmed when the store says the write is durable.
+                    (Some(_), Some(seq)) if on_disk => ctx.durable_confirms.push((self.id, seq)),
+                    (Some(confirms), Some(seq)) => confirms.settle(seq, true),
+                    _ => {}
                 }
             }
         }
@@ -175,31 +179,42 @@ impl Channel {
     }
 
     /// Hands a message to the queues it is routed to; returns it to the
-    /// publisher if it is mandatory and reaches none.
+    /// publisher if it is mandatory and reaches none. A persistent message
+    /// reaching a durable queue is written to the store first (once, however
+    /// many queues): returns whether that happened.
     pub(super) fn route(
         &mut self,
         exchange: &Arc<Exchange>,
-        message: Arc<Message>,
+        mut message: Arc<Message>,
         mandatory: bool,
         ctx: &mut Ctx,
-    ) {
+    ) -> bool {
         ctx.vhost.route(exchange, &message, &mut ctx.router);
         if ctx.router.queues.is_empty() {
             if mandatory {
-                encode::basic_return(
-                    &mut ctx.out,
-                    self.id,
-                    312,
-                    "NO_ROUTE",
-                    &message.exchange,
-                    &message.routing_key,
-                );
+                encode::basic_return(&mut ctx.out, self.id, 312, "NO_ROUTE", &message.exchange, &message.routing_key);
                 encode::content(&mut ctx.out, self.id, &message.header, &message.body, ctx.frame_max);
             }
-            return;
+            return false;
+        }
+        let mut on_disk = false;
+        if message.info.persistent() && ctx.router.queues.iter().any(|q| q.is_persisted()) {
+            if let (Some(store), Some(m)) = (ctx.vhost.store(), Arc::get_mut(&mut message)) {
+                m.store_id = store.next_id();
+                store.submit(Op::PutMessage { id: m.store_id, record: m.record() });
+                on_disk = true;
+            }
         }
         for q in ctx.router.queues.drain(..) {
             q.publish(message.clone());
+        }
+        on_disk
+    }
+
+    /// The store reported on a persistent publish.
+    pub fn settle_confirm(&mut self, seq: u64, ok: bool) {
+        if let Some(confirms) = self.confirms.as_mut() {
+            confirms.settle(seq, ok);
         }
     }
 

@@ -39,11 +39,18 @@ impl Channel {
                 let Some(tx) = self.tx.replace(Tx::default()) else {
                     return Err(AmqpError::precondition_failed("channel is not transactional"));
                 };
+                let mut on_disk = !tx.settles.is_empty();
                 for (exchange, message, mandatory) in tx.publishes {
-                    self.route(&exchange, message, mandatory, ctx);
+                    on_disk |= self.route(&exchange, message, mandatory, ctx);
                 }
                 for (settled, how) in tx.settles {
                     self.apply_settle(settled, how);
+                }
+                // Like RabbitMQ, commit-ok means the transaction's publishes and acks are on disk.
+                if let Some(store) = ctx.vhost.store().filter(|_| on_disk) {
+                    if !store.write_durably([]) {
+                        return Err(AmqpError::internal("the transaction could not be written to disk"));
+                    }
                 }
                 tx::AMQPMethod::CommitOk(tx::CommitOk {})
             }

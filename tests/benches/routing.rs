@@ -56,7 +56,7 @@ fn plain(exchange: &str, routing_key: &str) -> Message {
 
 /// 10,000 topic bindings of the shapes real applications use.
 fn topic_vhost() -> (VHost, Arc<Exchange>) {
-    let vh = VHost::new("/");
+    let vh = VHost::new("/", None);
     declare_queues(&vh, (0..QUEUES).map(|i| format!("q{i}")));
     declare_queues(&vh, ["audit0".to_string(), "audit1".to_string()]);
     let ex = declare_exchange(&vh, "events", "topic");
@@ -86,7 +86,7 @@ fn topic_vhost() -> (VHost, Arc<Exchange>) {
 
 /// 10,000 direct bindings, one key each.
 fn direct_vhost() -> (VHost, Arc<Exchange>) {
-    let vh = VHost::new("/");
+    let vh = VHost::new("/", None);
     declare_queues(&vh, (0..QUEUES).map(|i| format!("q{i}")));
     let ex = declare_exchange(&vh, "tasks", "direct");
     for k in 0..10_000 {
@@ -96,7 +96,7 @@ fn direct_vhost() -> (VHost, Arc<Exchange>) {
 }
 
 fn fanout_vhost() -> (VHost, Arc<Exchange>) {
-    let vh = VHost::new("/");
+    let vh = VHost::new("/", None);
     declare_queues(&vh, (0..4).map(|i| format!("f{i}")));
     let ex = declare_exchange(&vh, "broadcast", "fanout");
     for i in 0..4 {
@@ -111,7 +111,7 @@ fn long_str(s: &str) -> AMQPValue {
 
 /// 100 headers bindings: half `x-match=all` on two keys, half `any` on two keys.
 fn headers_vhost() -> (VHost, Arc<Exchange>) {
-    let vh = VHost::new("/");
+    let vh = VHost::new("/", None);
     declare_queues(&vh, (0..100).map(|i| format!("h{i}")));
     let ex = declare_exchange(&vh, "docs", "headers");
     for i in 0..100 {
@@ -190,7 +190,7 @@ fn headers(c: &mut Criterion) {
 }
 
 fn default_exchange(c: &mut Criterion) {
-    let vh = VHost::new("/");
+    let vh = VHost::new("/", None);
     declare_queues(&vh, (0..QUEUES).map(|i| format!("q{i}")));
     let ex = vh.exchange("").unwrap();
     bench_route(c, "default_1k_queues", &vh, &ex, &plain("", "q512"), 1);

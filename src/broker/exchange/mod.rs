@@ -159,14 +159,10 @@ impl Exchange {
         }
     }
 
-    /// Removes every binding to `dest`; returns how many there were.
-    pub fn unbind_destination(&self, dest: &Destination) -> usize {
-        let mut removed = 0;
-        for b in self.bindings() {
-            if b.destination.same(dest) && self.unbind(&b) {
-                removed += 1;
-            }
-        }
+    /// Removes every binding to `dest`; returns them.
+    pub fn unbind_destination(&self, dest: &Destination) -> Vec<Binding> {
+        let mut removed = self.bindings();
+        removed.retain(|b| b.destination.same(dest) && self.unbind(b));
         removed
     }
 

@@ -1,0 +1,152 @@
+//! How a vhost's entities reach the store, and how they come back from it
+//! at start-up. Durable exchanges, durable non-exclusive queues and the
+//! bindings between durable ends are written; nothing else is.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use tracing::warn;
+
+use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use super::message::Message;
+use super::queue::{Entry, Queue};
+use super::vhost::VHost;
+use crate::protocol::AmqpError;
+use crate::store::{BindingRecord, ExchangeRecord, IndexEntry, MessageRecord, Op, QueueRecord};
+
+impl VHost {
+    /// Writes topology changes and waits until they are on disk.
+    pub(super) fn store_durably(&self, ops: impl IntoIterator<Item = Op>) -> Result<(), AmqpError> {
+        match &self.store {
+            Some(store) if !store.write_durably(ops) => {
+                Err(AmqpError::internal("the change could not be written to disk; see the broker log"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Submits a change without waiting (deletions that follow a decision already made).
+    pub(super) fn store_later(&self, op: Op) {
+        if let Some(store) = &self.store {
+            store.submit(op);
+        }
+    }
+
+    pub(super) fn exchange_record(&self, ex: &Exchange) -> ExchangeRecord {
+        ExchangeRecord {
+            vhost: self.name.clone(),
+            name: ex.name.clone(),
+            kind: ex.kind.as_str().to_owned(),
+            auto_delete: ex.auto_delete,
+            internal: ex.internal,
+            arguments: ex.arguments.clone(),
+        }
+    }
+
+    pub(super) fn queue_record(&self, q: &Queue) -> Option<QueueRecord> {
+        Some(QueueRecord {
+            vhost: self.name.clone(),
+            name: q.name.clone(),
+            id: q.store_id()?,
+            auto_delete: q.auto_delete,
+            arguments: q.arguments.clone(),
+        })
+    }
+
+    /// The record of a binding if both its ends are durable.
+    pub(super) fn binding_record(&self, source: &Exchange, b: &Binding) -> Option<BindingRecord> {
+        let (to_queue, destination) = match &b.destination {
+            Destination::Queue(q) if q.is_persisted() => (true, q.name.clone()),
+            Destination::Exchange(e) if e.durable => (false, e.name.clone()),
+            _ => return None,
+        };
+        source.durable.then(|| BindingRecord {
+            vhost: self.name.clone(),
+            source: source.name.clone(),
+            to_queue,
+            destination,
+            key: b.key.clone(),
+            arguments: b.arguments.clone(),
+        })
+    }
+
+    /// Adds a binding, on disk too when both ends are durable. Topology lock held.
+    pub(super) fn add_binding(&self, source: &Arc<Exchange>, b: Binding) -> Result<(), AmqpError> {
+        let record = self.binding_record(source, &b);
+        if source.bind(b) {
+            if let Some(record) = record {
+                self.store_durably([Op::PutBinding(record)])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a binding (and its record); false if there was none. Topology lock held.
+    pub(super) fn drop_binding(&self, source: &Arc<Exchange>, b: &Binding) -> bool {
+        if !source.unbind(b) {
+            return false;
+        }
+        if let Some(record) = self.binding_record(source, b) {
+            self.store_later(Op::DeleteBinding(record));
+        }
+        true
+    }
+
+    /// Rebuilds this vhost's durable entities and messages from the store.
+    pub fn restore(
+        &self,
+        exchanges: Vec<ExchangeRecord>,
+        queues: Vec<(QueueRecord, Vec<IndexEntry>)>,
+        bindings: Vec<BindingRecord>,
+        messages: &FxHashMap<u64, MessageRecord>,
+    ) {
+        let store = self.store.clone().expect("restoring needs a store");
+        let mut shared: FxHashMap<u64, Arc<Message>> = FxHashMap::default();
+        for e in exchanges {
+            let Some(kind) = ExchangeKind::parse(&e.kind) else {
+                warn!(exchange = %e.name, kind = %e.kind, "skipping a stored exchange of an unknown type");
+                continue;
+            };
+            let ex = Exchange::new(e.name.clone(), kind, true, e.auto_delete, e.internal, e.arguments);
+            self.insert_exchange(Arc::new(ex));
+        }
+        for (record, index) in queues {
+            let q = Queue::new(record.name.clone(), self.name.clone(), true, None, record.auto_delete, record.arguments)
+                .persisted(store.clone(), record.id);
+            let mut entries = Vec::with_capacity(index.len());
+            for i in index {
+                let message = match shared.get(&i.message) {
+                    Some(m) => m.clone(),
+                    None => {
+                        let Some(m) = messages.get(&i.message).and_then(|r| Message::from_record(i.message, r)) else {
+                            warn!(queue = %record.name, seq = i.seq, "skipping an index entry without its message");
+                            continue;
+                        };
+                        let m = Arc::new(m);
+                        shared.insert(i.message, m.clone());
+                        m
+                    }
+                };
+                message.store_refs.fetch_add(1, Ordering::AcqRel);
+                entries.push(Entry { seq: i.seq, message, redelivered: i.delivered });
+            }
+            q.restore(entries);
+            self.insert_queue(Arc::new(q));
+        }
+        for b in bindings {
+            let (Some(source), destination) = (
+                self.exchange(&b.source),
+                if b.to_queue {
+                    self.queue(&b.destination).map(Destination::Queue)
+                } else {
+                    self.exchange(&b.destination).map(Destination::Exchange)
+                },
+            ) else {
+                continue;
+            };
+            let Some(destination) = destination else { continue };
+            source.bind(Binding { destination, key: b.key, arguments: b.arguments });
+        }
+    }
+}

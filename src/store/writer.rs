@@ -1,0 +1,115 @@
+//! Group commit: one writer thread in front of the store. Everyone sends
+//! ops down one ordered channel; the writer takes all that is waiting,
+//! writes it as one batch, syncs it once if anyone is waiting for
+//! durability, then tells them. Confirmed throughput therefore grows with
+//! concurrency instead of being capped by the disk's sync rate.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use tracing::error;
+
+use super::{Op, Store};
+
+/// Told when everything submitted before it is durable (true) or failed to be written (false).
+pub type Done = Box<dyn FnOnce(bool) + Send>;
+
+enum Cmd {
+    Op(Op),
+    Barrier(Done),
+}
+
+/// Ops per batch at most, so one huge burst does not delay every confirm.
+const MAX_BATCH: usize = 16 * 1024;
+
+/// A cheap, cloneable way to submit ops to the writer.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: mpsc::Sender<Cmd>,
+    ids: Arc<AtomicU64>,
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreHandle")
+    }
+}
+
+impl StoreHandle {
+    /// Starts the writer thread. `sync` chooses whether barriers wait for
+    /// an fsync (durable against power loss) or only for the write
+    /// (durable against a crash of the process). Ids continue after `next_id`.
+    pub fn start(store: Arc<dyn Store>, sync: bool, next_id: u64) -> StoreHandle {
+        let (tx, rx) = mpsc::channel::<Cmd>();
+        let writer_store = store.clone();
+        std::thread::Builder::new()
+            .name("warren-store".into())
+            .spawn(move || run(writer_store, rx, sync))
+            .expect("the store writer thread starts");
+        StoreHandle { tx, ids: Arc::new(AtomicU64::new(next_id.max(1))), store }
+    }
+
+    /// A fresh id for a message or a queue.
+    pub fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn submit(&self, op: Op) {
+        // The writer lives as long as any handle; a send can only fail at exit.
+        let _ = self.tx.send(Cmd::Op(op));
+    }
+
+    /// Calls `done` once everything submitted so far is durable.
+    pub fn barrier(&self, done: Done) {
+        if let Err(mpsc::SendError(Cmd::Barrier(done))) = self.tx.send(Cmd::Barrier(done)) {
+            done(false);
+        }
+    }
+
+    /// Submits `ops` and blocks until they are durable (for rare topology changes).
+    pub fn write_durably(&self, ops: impl IntoIterator<Item = Op>) -> bool {
+        for op in ops {
+            self.submit(op);
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.barrier(Box::new(move |ok| {
+            let _ = tx.send(ok);
+        }));
+        rx.recv().unwrap_or(false)
+    }
+
+    /// Reclaims space of deleted records (after a backlog drains, say).
+    pub fn compact(&self) {
+        self.store.compact();
+    }
+}
+
+fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Cmd>, sync: bool) {
+    let mut ops = Vec::with_capacity(1024);
+    let mut waiting: Vec<Done> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Cmd::Op(op) => ops.push(op),
+                Cmd::Barrier(done) => waiting.push(done),
+            }
+            if ops.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        let ok = match store.write(&ops, sync && !waiting.is_empty()) {
+            Ok(()) => true,
+            Err(e) => {
+                error!("{e}: {} operations not written", ops.len());
+                false
+            }
+        };
+        ops.clear();
+        for done in waiting.drain(..) {
+            done(ok);
+        }
+    }
+}
