@@ -29,7 +29,10 @@ pub enum Outbound {
     /// The queue went away under this consumer (`basic.cancel` from the server).
     Cancelled(Arc<Consumer>),
     /// These publishes (channel, confirm number) are on disk (or failed to be).
-    Durable { confirms: Vec<(u16, u64)>, ok: bool },
+    Durable {
+        confirms: Vec<(u16, u64)>,
+        ok: bool,
+    },
 }
 
 /// One message on its way to one consumer.

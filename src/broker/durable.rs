@@ -112,14 +112,23 @@ impl VHost {
             self.insert_exchange(Arc::new(ex));
         }
         for (record, index) in queues {
-            let q = Queue::new(record.name.clone(), self.name.clone(), true, None, record.auto_delete, record.arguments)
-                .persisted(store.clone(), record.id);
+            let q = Queue::new(
+                record.name.clone(),
+                self.name.clone(),
+                true,
+                None,
+                record.auto_delete,
+                record.arguments,
+            )
+            .persisted(store.clone(), record.id);
             let mut entries = Vec::with_capacity(index.len());
             for i in index {
                 let message = match shared.get(&i.message) {
                     Some(m) => m.clone(),
                     None => {
-                        let Some(m) = messages.get(&i.message).and_then(|r| Message::from_record(i.message, r)) else {
+                        let Some(m) =
+                            messages.get(&i.message).and_then(|r| Message::from_record(i.message, r))
+                        else {
                             warn!(queue = %record.name, seq = i.seq, "skipping an index entry without its message");
                             continue;
                         };

@@ -38,7 +38,15 @@ impl Message {
     /// the connection can reuse that buffer in place.
     pub fn new(exchange: Bytes, routing_key: Bytes, header: Bytes, info: ContentHeader, body: Bytes) -> Self {
         if body.len() > COPY_LIMIT {
-            return Message { exchange, routing_key, header, body, info, store_id: 0, store_refs: AtomicU32::new(0) };
+            return Message {
+                exchange,
+                routing_key,
+                header,
+                body,
+                info,
+                store_id: 0,
+                store_refs: AtomicU32::new(0),
+            };
         }
         let sizes = [exchange.len(), routing_key.len(), header.len(), body.len()];
         let mut all = BytesMut::with_capacity(sizes.iter().sum());
@@ -65,7 +73,8 @@ impl Message {
     /// A message read back from the store.
     pub fn from_record(id: u64, r: &MessageRecord) -> Option<Message> {
         let info = ContentHeader::scan(&r.header).ok()?;
-        let mut m = Message::new(r.exchange.clone(), r.routing_key.clone(), r.header.clone(), info, r.body.clone());
+        let mut m =
+            Message::new(r.exchange.clone(), r.routing_key.clone(), r.header.clone(), info, r.body.clone());
         m.store_id = id;
         Some(m)
     }

@@ -69,10 +69,18 @@ impl Broker {
         let vhost = self.vhost("/").expect("the default vhost exists");
         let (mut ex, mut qs, mut bs) = (Vec::new(), Vec::new(), Vec::new());
         for e in exchanges {
-            if e.vhost == vhost.name { ex.push(e) } else { warn!(vhost = %e.vhost, "skipping an exchange of an unknown vhost") }
+            if e.vhost == vhost.name {
+                ex.push(e)
+            } else {
+                warn!(vhost = %e.vhost, "skipping an exchange of an unknown vhost")
+            }
         }
         for q in queues {
-            if q.0.vhost == vhost.name { qs.push(q) } else { warn!(vhost = %q.0.vhost, "skipping a queue of an unknown vhost") }
+            if q.0.vhost == vhost.name {
+                qs.push(q)
+            } else {
+                warn!(vhost = %q.0.vhost, "skipping a queue of an unknown vhost")
+            }
         }
         for b in bindings {
             if b.vhost == vhost.name {

@@ -16,8 +16,8 @@ use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::message::Message;
 use super::names;
 use super::queue::Queue;
-use crate::store::{Op, StoreHandle};
 use crate::protocol::{AmqpError, ErrorKind};
+use crate::store::{Op, StoreHandle};
 
 /// The exchanges every vhost starts with.
 const PREDECLARED: &[(&str, ExchangeKind)] = &[
@@ -182,7 +182,8 @@ impl VHost {
         if d.name.starts_with("amq.") {
             return Err(reserved("exchange", &d.name));
         }
-        let ex = Arc::new(Exchange::new(d.name.clone(), kind, d.durable, d.auto_delete, d.internal, d.arguments));
+        let ex =
+            Arc::new(Exchange::new(d.name.clone(), kind, d.durable, d.auto_delete, d.internal, d.arguments));
         if ex.durable {
             self.store_durably([Op::PutExchange(self.exchange_record(&ex))])?;
         }
@@ -384,7 +385,10 @@ impl VHost {
         }
         // Unbinding what is not there succeeds, as in RabbitMQ.
         let (Some(ex), Some(q)) = (self.exchange(exchange), self.queue(queue)) else { return Ok(()) };
-        if self.drop_binding(&ex, &Binding { destination: Destination::Queue(q), key: key.to_owned(), arguments }) {
+        if self.drop_binding(
+            &ex,
+            &Binding { destination: Destination::Queue(q), key: key.to_owned(), arguments },
+        ) {
             self.auto_delete_if_unbound(&ex);
         }
         Ok(())
@@ -401,7 +405,10 @@ impl VHost {
         let dest = self.bindable_source(destination)?;
         let src = self.bindable_source(source)?;
         src.validate_binding(&arguments)?;
-        self.add_binding(&src, Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments })
+        self.add_binding(
+            &src,
+            Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments },
+        )
     }
 
     pub fn unbind_exchange(
@@ -418,8 +425,10 @@ impl VHost {
         let (Some(dest), Some(src)) = (self.exchange(destination), self.exchange(source)) else {
             return Ok(());
         };
-        if self.drop_binding(&src, &Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments })
-        {
+        if self.drop_binding(
+            &src,
+            &Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments },
+        ) {
             self.auto_delete_if_unbound(&src);
         }
         Ok(())

@@ -9,10 +9,10 @@ use super::channel::{Channel, Ctx};
 use super::confirms::Confirms;
 use crate::broker::exchange::Exchange;
 use crate::broker::Message;
-use crate::store::Op;
 use crate::protocol::method::Publish;
 use crate::protocol::properties::ContentHeader;
 use crate::protocol::{encode, AmqpError, ErrorKind};
+use crate::store::Op;
 
 /// A publish whose content is still arriving.
 #[derive(Debug)]
@@ -192,7 +192,14 @@ impl Channel {
         ctx.vhost.route(exchange, &message, &mut ctx.router);
         if ctx.router.queues.is_empty() {
             if mandatory {
-                encode::basic_return(&mut ctx.out, self.id, 312, "NO_ROUTE", &message.exchange, &message.routing_key);
+                encode::basic_return(
+                    &mut ctx.out,
+                    self.id,
+                    312,
+                    "NO_ROUTE",
+                    &message.exchange,
+                    &message.routing_key,
+                );
                 encode::content(&mut ctx.out, self.id, &message.header, &message.body, ctx.frame_max);
             }
             return false;

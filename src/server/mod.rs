@@ -86,7 +86,7 @@ impl Server {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
         if let Some(store) = self.broker.vhost("/").and_then(|v| v.store().cloned()) {
-            let _ = tokio::task::spawn_blocking(move || store.write_durably([])).await;
+            let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         }
     }
 }

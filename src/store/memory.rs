@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use parking_lot::Mutex;
 
-use super::{BindingRecord, ExchangeRecord, IndexEntry, MessageRecord, Op, QueueRecord, Recovered, Result, Store};
+use super::{
+    BindingRecord, ExchangeRecord, IndexEntry, MessageRecord, Op, QueueRecord, Recovered, Result, Store,
+};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -80,7 +82,11 @@ impl Store for MemoryStore {
             let entries = s
                 .index
                 .range((q.id, 0)..(q.id + 1, 0))
-                .map(|((_, seq), (message, delivered))| IndexEntry { seq: *seq, message: *message, delivered: *delivered })
+                .map(|((_, seq), (message, delivered))| IndexEntry {
+                    seq: *seq,
+                    message: *message,
+                    delivered: *delivered,
+                })
                 .collect();
             r.queues.push((q, entries));
         }

@@ -37,21 +37,44 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     PutExchange(ExchangeRecord),
-    DeleteExchange { vhost: String, name: String },
+    DeleteExchange {
+        vhost: String,
+        name: String,
+    },
     PutQueue(QueueRecord),
     /// Deletes the queue and every index entry it had.
-    DeleteQueue { vhost: String, name: String, id: u64 },
+    DeleteQueue {
+        vhost: String,
+        name: String,
+        id: u64,
+    },
     PutBinding(BindingRecord),
     DeleteBinding(BindingRecord),
     /// A persistent message, stored once however many queues hold it.
-    PutMessage { id: u64, record: MessageRecord },
-    DeleteMessage { id: u64 },
+    PutMessage {
+        id: u64,
+        record: MessageRecord,
+    },
+    DeleteMessage {
+        id: u64,
+    },
     /// A message's place in a durable queue.
-    Enqueue { queue: u64, seq: u64, message: u64 },
+    Enqueue {
+        queue: u64,
+        seq: u64,
+        message: u64,
+    },
     /// The message at that place was delivered (it comes back redelivered).
-    MarkDelivered { queue: u64, seq: u64, message: u64 },
+    MarkDelivered {
+        queue: u64,
+        seq: u64,
+        message: u64,
+    },
     /// The place was settled for good (acked, dropped, purged).
-    Remove { queue: u64, seq: u64 },
+    Remove {
+        queue: u64,
+        seq: u64,
+    },
 }
 
 /// A message's place in a queue, as recovered.

@@ -189,7 +189,13 @@ mod tests {
     fn records_round_trip_and_truncation_is_detected() {
         let mut args = FieldTable::default();
         args.insert("x-max-length".into(), AMQPValue::LongInt(10));
-        let q = QueueRecord { vhost: "/".into(), name: "q".into(), id: 7, auto_delete: true, arguments: args.clone() };
+        let q = QueueRecord {
+            vhost: "/".into(),
+            name: "q".into(),
+            id: 7,
+            auto_delete: true,
+            arguments: args.clone(),
+        };
         assert_eq!(QueueRecord::decode(&q.encode()), Some(q.clone()));
         let e = ExchangeRecord {
             vhost: "/".into(),

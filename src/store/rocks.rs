@@ -75,7 +75,9 @@ impl RocksStore {
             None if fresh => {
                 store.db.put_cf(meta, b"schema", SCHEMA_VERSION.to_be_bytes()).map_err(open_err)?;
             }
-            None => return Err(StoreError::Schema { path, found: "none (not a Warren data directory?)".into() }),
+            None => {
+                return Err(StoreError::Schema { path, found: "none (not a Warren data directory?)".into() })
+            }
             Some(v) => {
                 let found = <[u8; 4]>::try_from(&v[..]).map(u32::from_be_bytes).ok();
                 if found != Some(SCHEMA_VERSION) {
@@ -101,8 +103,12 @@ impl Store for RocksStore {
         let mut batch = WriteBatch::default();
         for op in ops {
             match op {
-                Op::PutExchange(e) => batch.put_cf(self.cf("exchanges"), name_key(&e.vhost, &e.name), e.encode()),
-                Op::DeleteExchange { vhost, name } => batch.delete_cf(self.cf("exchanges"), name_key(vhost, name)),
+                Op::PutExchange(e) => {
+                    batch.put_cf(self.cf("exchanges"), name_key(&e.vhost, &e.name), e.encode())
+                }
+                Op::DeleteExchange { vhost, name } => {
+                    batch.delete_cf(self.cf("exchanges"), name_key(vhost, name))
+                }
                 Op::PutQueue(q) => batch.put_cf(self.cf("queues"), name_key(&q.vhost, &q.name), q.encode()),
                 Op::DeleteQueue { vhost, name, id } => {
                     batch.delete_cf(self.cf("queues"), name_key(vhost, name));
@@ -110,7 +116,9 @@ impl Store for RocksStore {
                 }
                 Op::PutBinding(b) => batch.put_cf(self.cf("bindings"), binding_key(b), b.encode()),
                 Op::DeleteBinding(b) => batch.delete_cf(self.cf("bindings"), binding_key(b)),
-                Op::PutMessage { id, record } => batch.put_cf(self.cf("messages"), id.to_be_bytes(), record.encode()),
+                Op::PutMessage { id, record } => {
+                    batch.put_cf(self.cf("messages"), id.to_be_bytes(), record.encode())
+                }
                 Op::DeleteMessage { id } => batch.delete_cf(self.cf("messages"), id.to_be_bytes()),
                 Op::Enqueue { queue, seq, message } => {
                     batch.put_cf(self.cf("index"), index_key(*queue, *seq), index_value(*message, false))

@@ -17,7 +17,11 @@ mod tempdir {
     pub struct Dir(pub std::path::PathBuf);
     impl Dir {
         pub fn new() -> Dir {
-            let p = std::env::temp_dir().join(format!("warren-store-{}-{}", std::process::id(), fastrand::u64(..)));
+            let p = std::env::temp_dir().join(format!(
+                "warren-store-{}-{}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
             Dir(p)
         }
     }
@@ -63,14 +67,19 @@ fn topology_round_trips_and_deletes() {
             arguments: FieldTable::default(),
         };
         store
-            .write(&[Op::PutExchange(ex.clone()), Op::PutQueue(queue(1, "q")), Op::PutBinding(b.clone())], true)
+            .write(
+                &[Op::PutExchange(ex.clone()), Op::PutQueue(queue(1, "q")), Op::PutBinding(b.clone())],
+                true,
+            )
             .unwrap();
         let r = store.load().unwrap();
         assert_eq!(r.exchanges, vec![ex], "{name}");
         assert_eq!(r.queues.len(), 1, "{name}");
         assert_eq!(r.queues[0].0, queue(1, "q"), "{name}");
         assert_eq!(r.bindings, vec![b.clone()], "{name}");
-        store.write(&[Op::DeleteBinding(b), Op::DeleteExchange { vhost: "/".into(), name: "x".into() }], true).unwrap();
+        store
+            .write(&[Op::DeleteBinding(b), Op::DeleteExchange { vhost: "/".into(), name: "x".into() }], true)
+            .unwrap();
         let r = store.load().unwrap();
         assert!(r.exchanges.is_empty() && r.bindings.is_empty(), "{name}");
     }
@@ -99,7 +108,11 @@ fn messages_and_index_in_order_with_delivered_flags() {
         let r = store.load().unwrap();
         let (_, entries) = r.queues.iter().find(|(q, _)| q.id == 3).unwrap();
         let seqs: Vec<_> = entries.iter().map(|e| (e.seq, e.message, e.delivered)).collect();
-        assert_eq!(seqs, vec![(250, 105, false), (260, 104, false), (270, 103, false), (290, 101, true)], "{name}");
+        assert_eq!(
+            seqs,
+            vec![(250, 105, false), (260, 104, false), (270, 103, false), (290, 101, true)],
+            "{name}"
+        );
         assert_eq!(r.messages.len(), 4, "{name}");
         assert_eq!(r.messages[&101], message(b"hello"), "{name}");
         // Deleting a queue takes its index with it, and only its index.
@@ -123,7 +136,12 @@ fn rocksdb_refuses_other_schema_versions_and_foreign_directories() {
     {
         let mut opts = rocksdb::Options::default();
         opts.create_missing_column_families(true);
-        let db = rocksdb::DB::open_cf(&opts, &dir.0, ["meta", "exchanges", "queues", "bindings", "messages", "index"]).unwrap();
+        let db = rocksdb::DB::open_cf(
+            &opts,
+            &dir.0,
+            ["meta", "exchanges", "queues", "bindings", "messages", "index"],
+        )
+        .unwrap();
         db.put_cf(db.cf_handle("meta").unwrap(), b"schema", 99u32.to_be_bytes()).unwrap();
     }
     let err = RocksStore::open(&dir.0).err().expect("schema 99 must be refused").to_string();

@@ -18,6 +18,9 @@ pub type Done = Box<dyn FnOnce(bool) + Send>;
 enum Cmd {
     Op(Op),
     Barrier(Done),
+    Compact,
+    /// Write what is pending, close the store, then say so.
+    Shutdown(mpsc::SyncSender<()>),
 }
 
 /// Ops per batch at most, so one huge burst does not delay every confirm.
@@ -28,7 +31,6 @@ const MAX_BATCH: usize = 16 * 1024;
 pub struct StoreHandle {
     tx: mpsc::Sender<Cmd>,
     ids: Arc<AtomicU64>,
-    store: Arc<dyn Store>,
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -43,12 +45,11 @@ impl StoreHandle {
     /// (durable against a crash of the process). Ids continue after `next_id`.
     pub fn start(store: Arc<dyn Store>, sync: bool, next_id: u64) -> StoreHandle {
         let (tx, rx) = mpsc::channel::<Cmd>();
-        let writer_store = store.clone();
         std::thread::Builder::new()
             .name("warren-store".into())
-            .spawn(move || run(writer_store, rx, sync))
+            .spawn(move || run(store, rx, sync))
             .expect("the store writer thread starts");
-        StoreHandle { tx, ids: Arc::new(AtomicU64::new(next_id.max(1))), store }
+        StoreHandle { tx, ids: Arc::new(AtomicU64::new(next_id.max(1))) }
     }
 
     /// A fresh id for a message or a queue.
@@ -82,21 +83,34 @@ impl StoreHandle {
 
     /// Reclaims space of deleted records (after a backlog drains, say).
     pub fn compact(&self) {
-        self.store.compact();
+        let _ = self.tx.send(Cmd::Compact);
+    }
+
+    /// Writes everything pending and closes the store (the writer owns it,
+    /// so it is closed on its thread, before the process exits).
+    pub fn shutdown(&self) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.tx.send(Cmd::Shutdown(tx)).is_ok() {
+            let _ = rx.recv();
+        }
     }
 }
 
 fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Cmd>, sync: bool) {
     let mut ops = Vec::with_capacity(1024);
     let mut waiting: Vec<Done> = Vec::new();
+    let mut closed: Option<mpsc::SyncSender<()>> = None;
+    let mut compact = false;
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             match cmd {
                 Cmd::Op(op) => ops.push(op),
                 Cmd::Barrier(done) => waiting.push(done),
+                Cmd::Compact => compact = true,
+                Cmd::Shutdown(tell) => closed = Some(tell),
             }
-            if ops.len() < MAX_BATCH {
+            if ops.len() < MAX_BATCH && closed.is_none() {
                 next = rx.try_recv().ok();
             }
         }
@@ -110,6 +124,14 @@ fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Cmd>, sync: bool) {
         ops.clear();
         for done in waiting.drain(..) {
             done(ok);
+        }
+        if std::mem::take(&mut compact) {
+            store.compact();
+        }
+        if let Some(tell) = closed {
+            drop(store);
+            let _ = tell.send(());
+            return;
         }
     }
 }
