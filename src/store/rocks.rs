@@ -66,6 +66,8 @@ impl RocksStore {
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         // Larger memtables mean fewer flushes of short-lived messages.
         opts.set_write_buffer_size(64 << 20);
+        // Bounds the write-ahead log: past this, memtables are flushed and old logs deleted.
+        opts.set_max_total_wal_size(256 << 20);
         let fresh = !dir.join("CURRENT").exists();
         let cfs = FAMILIES.iter().map(|n| ColumnFamilyDescriptor::new(*n, opts.clone()));
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(open_err)?;
@@ -176,6 +178,11 @@ impl Store for RocksStore {
     }
 
     fn compact(&self) {
+        // Flushing every family lets old write-ahead logs go; then the
+        // tombstones of settled messages are compacted away.
+        for family in FAMILIES {
+            let _ = self.db.flush_cf(self.cf(family));
+        }
         for family in ["messages", "index"] {
             self.db.compact_range_cf(self.cf(family), None::<&[u8]>, None::<&[u8]>);
         }

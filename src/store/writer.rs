@@ -26,6 +26,10 @@ enum Cmd {
 /// Ops per batch at most, so one huge burst does not delay every confirm.
 const MAX_BATCH: usize = 16 * 1024;
 
+/// Deletions after which an idle writer compacts, so a drained backlog
+/// gives its disk space back.
+const COMPACT_AFTER: u64 = 100_000;
+
 /// A cheap, cloneable way to submit ops to the writer.
 #[derive(Clone)]
 pub struct StoreHandle {
@@ -101,11 +105,32 @@ fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Cmd>, sync: bool) {
     let mut waiting: Vec<Done> = Vec::new();
     let mut closed: Option<mpsc::SyncSender<()>> = None;
     let mut compact = false;
-    while let Ok(first) = rx.recv() {
+    let mut deletions: u64 = 0;
+    loop {
+        let first = if deletions >= COMPACT_AFTER {
+            // Idle after many deletions: a backlog has probably drained.
+            match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                Ok(cmd) => cmd,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    deletions = 0;
+                    store.compact();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(cmd) => cmd,
+                Err(_) => return,
+            }
+        };
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             match cmd {
-                Cmd::Op(op) => ops.push(op),
+                Cmd::Op(op) => {
+                    deletions += u64::from(matches!(op, Op::DeleteMessage { .. } | Op::DeleteQueue { .. }));
+                    ops.push(op)
+                }
                 Cmd::Barrier(done) => waiting.push(done),
                 Cmd::Compact => compact = true,
                 Cmd::Shutdown(tell) => closed = Some(tell),
@@ -126,6 +151,7 @@ fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Cmd>, sync: bool) {
             done(ok);
         }
         if std::mem::take(&mut compact) {
+            deletions = 0;
             store.compact();
         }
         if let Some(tell) = closed {
