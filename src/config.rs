@@ -67,6 +67,9 @@ pub struct StorageConfig {
     /// write-ahead log (durable against power loss). false: they wait only
     /// for the write (durable against a crash of Warren, not of the machine).
     pub fsync: bool,
+    /// Publishers are blocked while the data directory's disk has less free
+    /// space than this, in bytes (RabbitMQ's `disk_free_limit`, 50 MB).
+    pub disk_free_limit: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -104,7 +107,7 @@ impl Default for AmqpConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("warren-data"), fsync: true }
+        StorageConfig { data_dir: PathBuf::from("warren-data"), fsync: true, disk_free_limit: 50_000_000 }
     }
 }
 

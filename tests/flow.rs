@@ -1,4 +1,4 @@
-//! Resource alarms: while the memory alarm is raised, a connection that
+//! Resource alarms: while the memory or disk alarm is raised, a connection that
 //! publishes gets `connection.blocked` and is no longer read; when it clears,
 //! `connection.unblocked`, and what it sent meanwhile is processed.
 
@@ -25,6 +25,17 @@ async fn wait_for(what: &str, cond: impl Fn() -> bool) {
 async fn publishers_are_blocked_during_a_memory_alarm() {
     // A 1-byte watermark: the alarm is raised at the first reading.
     let server = common::start_with(|c| c.memory.high_watermark_bytes = 1).await;
+    blocked_then_released(&server, || server.broker.alarms.set_memory_limit(u64::MAX)).await;
+}
+
+#[tokio::test]
+async fn publishers_are_blocked_while_the_disk_is_short_of_space() {
+    // No disk has that much free space: the alarm is raised at the first reading.
+    let server = common::start_with(|c| c.storage.disk_free_limit = u64::MAX).await;
+    blocked_then_released(&server, || server.broker.alarms.set_disk_free_limit(0)).await;
+}
+
+async fn blocked_then_released(server: &warren::server::Server, release: impl Fn()) {
     let alarms = &server.broker.alarms;
     wait_for("the memory alarm", || alarms.is_raised()).await;
 
@@ -48,7 +59,7 @@ async fn publishers_are_blocked_during_a_memory_alarm() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(reader.get(1, &q).await, None, "a blocked connection's publish went through");
 
-    alarms.set_memory_limit(u64::MAX);
+    release();
     match publisher.expect_frame().await {
         AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Unblocked(_))) => {}
         other => panic!("expected connection.unblocked, got {other:?}"),

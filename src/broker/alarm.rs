@@ -1,27 +1,39 @@
 //! Resource alarms. While one is raised, connections that publish are
 //! blocked (`connection.blocked`, and their sockets are no longer read)
-//! until it clears, so publishers cannot grow the broker's memory without
-//! bound. The server's monitor decides when; the broker only holds the state.
+//! until it clears, so publishers cannot grow the broker's memory or fill
+//! its disk without bound. The server's monitor takes the readings; the
+//! broker only holds the state.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::watch;
 
 #[derive(Debug)]
 pub struct Alarms {
-    memory: watch::Sender<bool>,
+    /// True while any alarm is raised.
+    blocked: watch::Sender<bool>,
+    memory_raised: AtomicBool,
+    disk_raised: AtomicBool,
     /// Bytes of resident memory at which the memory alarm is raised.
     memory_limit: AtomicU64,
+    /// Free bytes on the data directory's disk below which the disk alarm is raised.
+    disk_free_limit: AtomicU64,
 }
 
 impl Alarms {
-    pub fn new(memory_limit: u64) -> Self {
-        Alarms { memory: watch::Sender::new(false), memory_limit: AtomicU64::new(memory_limit) }
+    pub fn new(memory_limit: u64, disk_free_limit: u64) -> Self {
+        Alarms {
+            blocked: watch::Sender::new(false),
+            memory_raised: AtomicBool::new(false),
+            disk_raised: AtomicBool::new(false),
+            memory_limit: AtomicU64::new(memory_limit),
+            disk_free_limit: AtomicU64::new(disk_free_limit),
+        }
     }
 
     /// Follows the alarm state: true while publishers must be blocked.
     pub fn subscribe(&self) -> watch::Receiver<bool> {
-        self.memory.subscribe()
+        self.blocked.subscribe()
     }
 
     pub fn memory_limit(&self) -> u64 {
@@ -33,14 +45,37 @@ impl Alarms {
         self.memory_limit.store(bytes, Ordering::Relaxed);
     }
 
-    /// Compares a memory reading with the limit and raises or clears the alarm.
+    pub fn disk_free_limit(&self) -> u64 {
+        self.disk_free_limit.load(Ordering::Relaxed)
+    }
+
+    /// Changes the limit at run time (like `rabbitmqctl set_disk_free_limit`).
+    pub fn set_disk_free_limit(&self, bytes: u64) {
+        self.disk_free_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Compares a memory reading with the limit; returns whether the memory alarm is raised.
     pub fn observe_memory(&self, used: u64) -> bool {
         let raised = used >= self.memory_limit();
-        self.memory.send_if_modified(|state| std::mem::replace(state, raised) != raised);
+        self.memory_raised.store(raised, Ordering::Relaxed);
+        self.publish();
         raised
     }
 
+    /// Compares a free-disk reading with the limit; returns whether the disk alarm is raised.
+    pub fn observe_disk(&self, free: u64) -> bool {
+        let raised = free < self.disk_free_limit();
+        self.disk_raised.store(raised, Ordering::Relaxed);
+        self.publish();
+        raised
+    }
+
+    fn publish(&self) {
+        let any = self.memory_raised.load(Ordering::Relaxed) || self.disk_raised.load(Ordering::Relaxed);
+        self.blocked.send_if_modified(|state| std::mem::replace(state, any) != any);
+    }
+
     pub fn is_raised(&self) -> bool {
-        *self.memory.borrow()
+        *self.blocked.borrow()
     }
 }

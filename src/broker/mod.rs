@@ -59,7 +59,7 @@ impl Broker {
         Broker {
             vhosts: RwLock::new(vhosts),
             next_connection: AtomicU64::new(1),
-            alarms: alarm::Alarms::new(u64::MAX),
+            alarms: alarm::Alarms::new(u64::MAX, 0),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Listeners and the server's lifetime. May use `connection`, `broker`, `config`.
 
-mod memory;
+mod monitor;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,11 +16,10 @@ use crate::connection;
 use crate::store::rocks::RocksStore;
 use crate::store::{Store, StoreHandle};
 
-/// Opens the data directory and rebuilds the broker's durable state.
-fn open_store(config: &Config) -> std::io::Result<Broker> {
+/// Rebuilds the broker's durable state from `store`.
+fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, StoreHandle)> {
     let started = std::time::Instant::now();
     let dir = &config.storage.data_dir;
-    let store = RocksStore::open(dir).map_err(|e| std::io::Error::other(e.to_string()))?;
     let recovered = store.load().map_err(|e| std::io::Error::other(e.to_string()))?;
     let next_id = recovered
         .messages
@@ -31,11 +30,11 @@ fn open_store(config: &Config) -> std::io::Result<Broker> {
         .unwrap_or(0)
         + 1;
     let (queues, messages) = (recovered.queues.len(), recovered.messages.len());
-    let handle = StoreHandle::start(Arc::new(store), config.storage.fsync, next_id);
-    let broker = Broker::with_store(Some(handle));
+    let handle = StoreHandle::start(store, config.storage.fsync, next_id);
+    let broker = Broker::with_store(Some(handle.clone()));
     broker.restore(recovered);
     info!(data_dir = %dir.display(), queues, messages, elapsed_ms = started.elapsed().as_millis() as u64, "recovered durable state");
-    Ok(broker)
+    Ok((broker, handle))
 }
 
 /// A running server.
@@ -44,19 +43,39 @@ pub struct Server {
     pub broker: Arc<Broker>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    store: StoreHandle,
+}
+
+impl Drop for Server {
+    /// Closes the store (writing what is pending): RocksDB must be closed
+    /// before the process exits.
+    fn drop(&mut self) {
+        self.store.shutdown();
+    }
 }
 
 impl Server {
-    /// Binds the AMQP listener and starts accepting connections.
+    /// Opens the data directory (RocksDB), binds the AMQP listener and
+    /// starts accepting connections.
     pub async fn start(config: Config) -> std::io::Result<Server> {
         std::fs::create_dir_all(&config.storage.data_dir)?;
-        let broker = Arc::new(open_store(&config)?);
+        let store =
+            RocksStore::open(&config.storage.data_dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Self::start_with_store(config, Arc::new(store)).await
+    }
+
+    /// Starts on a store of the embedder's choice (tests that need no disk
+    /// use `store::memory::MemoryStore`).
+    pub async fn start_with_store(config: Config, store: Arc<dyn Store>) -> std::io::Result<Server> {
+        let (broker, store) = recover(&config, store)?;
+        let broker = Arc::new(broker);
         let listener = TcpListener::bind(config.amqp.listen).await?;
         let local_addr = listener.local_addr()?;
         info!(%local_addr, "AMQP listener started");
-        broker.alarms.set_memory_limit(memory::limit(&config.memory));
+        broker.alarms.set_memory_limit(monitor::memory_limit(&config.memory));
         let (shutdown, mut stop) = watch::channel(false);
-        let monitor = tokio::spawn(memory::monitor(broker.clone()));
+        broker.alarms.set_disk_free_limit(config.storage.disk_free_limit);
+        let monitor = tokio::spawn(monitor::monitor(broker.clone(), config.storage.data_dir.clone()));
         let config = Arc::new(config);
         let b = broker.clone();
         let task = tokio::spawn(async move {
@@ -77,16 +96,15 @@ impl Server {
             }
             monitor.abort();
         });
-        Ok(Server { local_addr, broker, shutdown, task })
+        Ok(Server { local_addr, broker, shutdown, task, store })
     }
 
-    /// Stops accepting connections and waits until everything submitted
-    /// to the store is on disk.
-    pub async fn stop(self) {
+    /// Stops accepting connections and closes the store once everything
+    /// submitted to it is on disk.
+    pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-        if let Some(store) = self.broker.vhost("/").and_then(|v| v.store().cloned()) {
-            let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
-        }
+        let _ = (&mut self.task).await;
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
     }
 }

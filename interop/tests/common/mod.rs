@@ -56,7 +56,12 @@ fn embedded_warren() -> String {
                 config.amqp.listen = "127.0.0.1:0".parse().unwrap();
                 config.storage.data_dir =
                     std::env::temp_dir().join(format!("warren-interop-{}", std::process::id()));
-                let server = warren::server::Server::start(config).await.expect("embedded Warren starts");
+                // In memory: this server lives until the test process exits,
+                // and durability is tested against the real binary elsewhere.
+                let store = std::sync::Arc::new(warren::store::memory::MemoryStore::default());
+                let server = warren::server::Server::start_with_store(config, store)
+                    .await
+                    .expect("embedded Warren starts");
                 tx.send(format!("amqp://guest:guest@{}/%2f", server.local_addr)).unwrap();
                 std::future::pending::<()>().await;
             });

@@ -1,6 +1,8 @@
-//! The memory monitor: reads the process's resident memory a few times a
-//! second and raises or clears the broker's memory alarm.
+//! The resource monitor: reads the process's resident memory and the data
+//! directory's free disk space a few times a second and raises or clears
+//! the broker's alarms.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use crate::config::MemoryConfig;
 const INTERVAL: Duration = Duration::from_millis(200);
 
 /// The configured limit in bytes.
-pub fn limit(config: &MemoryConfig) -> u64 {
+pub fn memory_limit(config: &MemoryConfig) -> u64 {
     if config.high_watermark_bytes > 0 {
         return config.high_watermark_bytes;
     }
@@ -35,9 +37,36 @@ pub fn resident() -> Option<u64> {
     Some(pages * 4096)
 }
 
-pub async fn monitor(broker: Arc<Broker>) {
+/// Free bytes on the file system holding `dir`.
+pub fn disk_free(dir: &Path) -> Option<u64> {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid NUL-terminated string and `s` a valid out-pointer.
+    if unsafe { libc::statvfs(path.as_ptr(), s.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled `s`.
+    let s = unsafe { s.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+pub async fn monitor(broker: Arc<Broker>, data_dir: PathBuf) {
     let mut was_raised = false;
+    let mut disk_was_raised = false;
     loop {
+        if let Some(free) = disk_free(&data_dir) {
+            let raised = broker.alarms.observe_disk(free);
+            if raised != disk_was_raised {
+                let limit = broker.alarms.disk_free_limit();
+                if raised {
+                    warn!(free, limit, "disk alarm raised: publishers are blocked");
+                } else {
+                    info!(free, limit, "disk alarm cleared: publishers may go on");
+                }
+                disk_was_raised = raised;
+            }
+        }
         if let Some(used) = resident() {
             let raised = broker.alarms.observe_memory(used);
             if raised != was_raised {
