@@ -11,13 +11,14 @@ use crate::protocol::properties::{decode_properties, ContentHeader};
 use crate::store::MessageRecord;
 
 /// A message as the broker keeps it: names and content as they came off the
-/// wire (slices of the publisher's read buffer), plus what routing needs.
+/// wire, plus what routing needs.
 #[derive(Debug)]
 pub struct Message {
-    pub exchange: Bytes,
-    pub routing_key: Bytes,
-    /// The content header payload, forwarded to consumers byte for byte.
-    pub header: Bytes,
+    /// Exchange name, routing key and content header, back to back (one
+    /// `Bytes` instead of three keeps every queued message smaller).
+    meta: Bytes,
+    exchange_len: u8,
+    routing_key_len: u8,
     pub body: Bytes,
     pub info: ContentHeader,
     /// Its id in the store when it is persisted (persistent, routed to a
@@ -32,42 +33,45 @@ pub struct Message {
 const COPY_LIMIT: usize = 16 * 1024;
 
 impl Message {
-    /// Builds a message from slices of a connection's read buffer. Small
-    /// messages are compacted into one exact-size allocation so they do not
-    /// keep the (64 KiB) read buffer alive while they wait in a queue, and
-    /// the connection can reuse that buffer in place.
+    /// Builds a message from slices of a connection's read buffer, copying
+    /// what it keeps into one exact-size allocation (the body too, when
+    /// small), so a queued message does not keep the 64 KiB read buffer
+    /// alive and the connection can reuse that buffer in place.
     pub fn new(exchange: Bytes, routing_key: Bytes, header: Bytes, info: ContentHeader, body: Bytes) -> Self {
-        if body.len() > COPY_LIMIT {
-            return Message {
-                exchange,
-                routing_key,
-                header,
-                body,
-                info,
-                store_id: 0,
-                store_refs: AtomicU32::new(0),
-            };
-        }
-        let sizes = [exchange.len(), routing_key.len(), header.len(), body.len()];
-        let mut all = BytesMut::with_capacity(sizes.iter().sum());
-        for part in [&exchange, &routing_key, &header, &body] {
+        let meta_len = exchange.len() + routing_key.len() + header.len();
+        let copy_body = body.len() <= COPY_LIMIT;
+        let mut all = BytesMut::with_capacity(meta_len + if copy_body { body.len() } else { 0 });
+        for part in [&exchange, &routing_key, &header] {
             all.extend_from_slice(part);
         }
-        let all = all.freeze();
-        let mut at = 0;
-        let mut next = |n: usize| {
-            at += n;
-            all.slice(at - n..at)
-        };
+        if copy_body {
+            all.extend_from_slice(&body);
+        }
+        let mut all = all.freeze();
+        let meta = all.split_to(meta_len);
         Message {
-            exchange: next(sizes[0]),
-            routing_key: next(sizes[1]),
-            header: next(sizes[2]),
-            body: next(sizes[3]),
+            meta,
+            exchange_len: exchange.len().min(255) as u8,
+            routing_key_len: routing_key.len().min(255) as u8,
+            body: if copy_body { all } else { body },
             info,
             store_id: 0,
             store_refs: AtomicU32::new(0),
         }
+    }
+
+    pub fn exchange(&self) -> &[u8] {
+        &self.meta[..self.exchange_len as usize]
+    }
+
+    pub fn routing_key(&self) -> &[u8] {
+        let start = self.exchange_len as usize;
+        &self.meta[start..start + self.routing_key_len as usize]
+    }
+
+    /// The content header payload, forwarded to consumers byte for byte.
+    pub fn header(&self) -> &[u8] {
+        &self.meta[self.exchange_len as usize + self.routing_key_len as usize..]
     }
 
     /// A message read back from the store.
@@ -80,10 +84,11 @@ impl Message {
     }
 
     pub fn record(&self) -> MessageRecord {
+        let (e, k) = (self.exchange_len as usize, self.routing_key_len as usize);
         MessageRecord {
-            exchange: self.exchange.clone(),
-            routing_key: self.routing_key.clone(),
-            header: self.header.clone(),
+            exchange: self.meta.slice(..e),
+            routing_key: self.meta.slice(e..e + k),
+            header: self.meta.slice(e + k..),
             body: self.body.clone(),
         }
     }
@@ -94,14 +99,14 @@ impl Message {
 
     /// The `headers` property, decoded (only the headers exchange asks).
     pub fn headers(&self) -> Option<FieldTable> {
-        let range = self.info.headers.clone()?;
+        let range = self.info.headers?.range();
         let start = range.start.checked_sub(4)?;
-        parse_field_table(&self.header[start..range.end]).ok().map(|(_, t)| t)
+        parse_field_table(&self.header()[start..range.end]).ok().map(|(_, t)| t)
     }
 
     /// All properties, decoded, for the rare paths that rewrite one.
     pub fn properties(&self) -> AMQPProperties {
-        decode_properties(&self.header).unwrap_or_default()
+        decode_properties(self.header()).unwrap_or_default()
     }
 
     pub fn body_size(&self) -> u64 {

@@ -462,7 +462,7 @@ impl VHost {
         let Router { pending, visited, queues, cache_queue, .. } = router;
         queues.clear();
         if exchange.name.is_empty() {
-            let key = &msg.routing_key[..];
+            let key = msg.routing_key();
             if let Some(q) = cache_queue.as_ref().filter(|q| same(q.name.as_bytes(), key) && !q.is_deleted())
             {
                 queues.push(q.clone());
@@ -477,7 +477,7 @@ impl VHost {
         pending.clear();
         visited.clear();
         let headers = || msg.headers();
-        exchange.route(&msg.routing_key, &headers, pending);
+        exchange.route(msg.routing_key(), &headers, pending);
         visited.push(Arc::as_ptr(exchange) as usize);
         while let Some(dest) = pending.pop() {
             match dest {
@@ -490,7 +490,7 @@ impl VHost {
                     let id = Arc::as_ptr(&ex) as usize;
                     if !visited.contains(&id) {
                         visited.push(id);
-                        ex.route(&msg.routing_key, &headers, pending);
+                        ex.route(msg.routing_key(), &headers, pending);
                     }
                 }
             }

@@ -93,8 +93,16 @@ impl Channel {
         let tag = self.next_tag;
         self.next_tag += 1;
         let m = &entry.message;
-        encode::get_ok(&mut ctx.out, self.id, tag, entry.redelivered, &m.exchange, &m.routing_key, remaining);
-        encode::content(&mut ctx.out, self.id, &m.header, &m.body, ctx.frame_max);
+        encode::get_ok(
+            &mut ctx.out,
+            self.id,
+            tag,
+            entry.redelivered,
+            m.exchange(),
+            m.routing_key(),
+            remaining,
+        );
+        encode::content(&mut ctx.out, self.id, m.header(), &m.body, ctx.frame_max);
         if !g.no_ack {
             self.unacked.push_back(Unacked { tag, queue, seq: entry.seq, consumer: None });
         }
@@ -123,10 +131,10 @@ impl Channel {
             c.tag.as_bytes(),
             tag,
             d.redelivered,
-            &m.exchange,
-            &m.routing_key,
+            m.exchange(),
+            m.routing_key(),
         );
-        encode::content(&mut ctx.out, self.id, &m.header, &m.body, ctx.frame_max);
+        encode::content(&mut ctx.out, self.id, m.header(), &m.body, ctx.frame_max);
         if c.written() {
             d.queue.kick();
         }

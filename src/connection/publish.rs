@@ -148,7 +148,7 @@ impl Channel {
     fn finish_publish(&mut self, ctx: &mut Ctx) -> Result<(), AmqpError> {
         let Pending { publish, header, body } = self.pending.take().expect("a publish is pending");
         let (header, info) = header.expect("the header arrived");
-        if let Some(user_id) = info.user_id.clone().map(|r| &header[r]) {
+        if let Some(user_id) = info.user_id.map(|r| &header[r.range()]) {
             if user_id != ctx.user.as_bytes() {
                 return Err(AmqpError::precondition_failed(format!(
                     "user_id property set to '{}' but authenticated user was '{}'",
@@ -197,10 +197,10 @@ impl Channel {
                     self.id,
                     312,
                     "NO_ROUTE",
-                    &message.exchange,
-                    &message.routing_key,
+                    message.exchange(),
+                    message.routing_key(),
                 );
-                encode::content(&mut ctx.out, self.id, &message.header, &message.body, ctx.frame_max);
+                encode::content(&mut ctx.out, self.id, message.header(), &message.body, ctx.frame_max);
             }
             return false;
         }

@@ -27,7 +27,7 @@ pub async fn responder(uri: Uri, stop: Arc<AtomicBool>) -> Result<()> {
         let Ok(frame) = tokio::time::timeout(Duration::from_millis(200), rd.next()).await else { continue };
         let Frame::Header { payload, .. } = frame? else { continue };
         let info = ContentHeader::scan(&payload).map_err(|e| e.to_string())?;
-        let Some(reply_to) = info.reply_to.clone().map(|r| payload[r].to_vec()) else { continue };
+        let Some(reply_to) = info.reply_to.map(|r| payload[r.range()].to_vec()) else { continue };
         out.clear();
         encode::basic_publish(&mut out, 1, b"", &reply_to);
         let header = encode_header(0, &AMQPProperties::default());
