@@ -56,7 +56,15 @@ pub async fn requester(uri: Uri, direct: bool, stats: Arc<Stats>, stop: Arc<Atom
         let sent = Instant::now();
         wr.write_all(&request).await?;
         loop {
-            match rd.next().await? {
+            // A reply may never come if the responder stopped first: keep an eye on `stop`.
+            let Ok(frame) = tokio::time::timeout(Duration::from_millis(200), rd.next()).await else {
+                if stop.load(Ordering::Relaxed) {
+                    latency.merge_into(&stats);
+                    return Ok(done);
+                }
+                continue;
+            };
+            match frame? {
                 Frame::Method { payload, .. } if method::ids(&payload) == (60, 60) => break,
                 Frame::Method { payload, .. }
                     if method::ids(&payload).0 == 20 || method::ids(&payload).0 == 10 =>
