@@ -26,8 +26,13 @@ use crate::protocol::frame::{decode, Frame};
 use crate::protocol::method::{self, Method};
 use crate::protocol::{encode, AmqpError, FRAME_MIN_SIZE};
 
-/// Read buffer growth step; frames are cut out of it without copying.
+/// Read buffer growth step for a busy connection; frames are cut out of it
+/// without copying.
 const READ_CHUNK: usize = 64 * 1024;
+/// What an idle connection keeps: most connections are mostly idle.
+const IDLE_CHUNK: usize = 2 * 1024;
+/// An outbound buffer larger than this is given back when the connection goes quiet.
+const OUT_KEEP: usize = 16 * 1024;
 /// How long we wait for `connection.close-ok` after closing a connection.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Outbound queue items handled per turn, so reads are never starved.
@@ -47,7 +52,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>,
     let id = broker.next_connection_id();
     let span = tracing::info_span!("conn", id, %peer);
     async move {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut buf = BytesMut::with_capacity(IDLE_CHUNK);
         let limit = Duration::from_secs(config.amqp.handshake_timeout);
         let negotiated = match timeout(limit, handshake(&mut stream, &mut buf, peer, &broker, &config)).await
         {
@@ -138,7 +143,7 @@ impl Connection {
                 vhost: n.vhost,
                 conn: id,
                 user: n.user,
-                out: Vec::with_capacity(READ_CHUNK),
+                out: Vec::new(),
                 tx,
                 frame_max: n.frame_max,
                 max_message_size: config.amqp.max_message_size,
@@ -168,8 +173,9 @@ impl Connection {
         let mut tick = interval_at(Instant::now() + hb / 2, hb / 2);
         let mut last_read = Instant::now();
         let mut wrote_since_tick = false;
+        let mut last_read_len = 0;
         let mut close_deadline = Instant::now() + Duration::from_secs(3600 * 24 * 365);
-        let mut batch = Vec::with_capacity(OUTBOUND_BATCH);
+        let mut batch = Vec::new();
         // Frames already buffered during the handshake.
         self.process_input(&mut buf);
         while self.state != State::Done {
@@ -179,19 +185,25 @@ impl Connection {
                     break;
                 }
                 self.ctx.out.clear();
+                // A connection that went quiet gives back a large buffer; a busy one keeps it.
+                if self.ctx.out.capacity() > OUT_KEEP && self.rx.is_empty() && buf.is_empty() {
+                    self.ctx.out = Vec::new();
+                }
                 wrote_since_tick = true;
                 if self.state == State::Closing && close_deadline > Instant::now() + CLOSE_TIMEOUT {
                     close_deadline = Instant::now() + CLOSE_TIMEOUT;
                 }
             }
-            if buf.capacity() - buf.len() < 4096 {
-                buf.reserve(READ_CHUNK);
+            if buf.capacity() - buf.len() < IDLE_CHUNK {
+                // Grow to a full chunk only for connections that fill what they have.
+                buf.reserve(if last_read_len >= IDLE_CHUNK { READ_CHUNK } else { IDLE_CHUNK });
             }
             tokio::select! {
                 r = rd.read_buf(&mut buf), if !self.blocked => match r {
                     Ok(0) => { self.close_reason = "client closed the socket".into(); break }
                     Err(e) => { self.close_reason = format!("read failed: {e}"); break }
-                    Ok(_) => {
+                    Ok(n) => {
+                        last_read_len = n;
                         last_read = Instant::now();
                         self.process_input(&mut buf);
                     }
