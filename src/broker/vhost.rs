@@ -35,6 +35,9 @@ pub struct VHost {
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     queues: RwLock<HashMap<String, Arc<Queue>>>,
     topology: Mutex<()>,
+    /// Direct reply-to: each requester channel's private queue, by its full
+    /// `amq.rabbitmq.reply-to.<token>` name (not in `queues`).
+    replies: RwLock<HashMap<String, Arc<Queue>>>,
     /// Where durable entities and persistent messages go; None keeps all in memory.
     pub(super) store: Option<StoreHandle>,
 }
@@ -100,6 +103,7 @@ impl VHost {
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
             topology: Mutex::new(()),
+            replies: RwLock::new(HashMap::new()),
             store,
         }
     }
@@ -125,6 +129,28 @@ impl VHost {
         let q = self.queue(name).ok_or_else(|| self.no_queue(name))?;
         q.check_access(conn)?;
         Ok(q)
+    }
+
+    /// Opens a direct reply-to queue for a requester channel; returns it.
+    pub fn open_reply_queue(&self, conn: ConnectionId) -> Arc<Queue> {
+        let name = names::generate(REPLY_TO_PREFIX);
+        let q = Arc::new(Queue::new(
+            name.clone(),
+            self.name.clone(),
+            false,
+            Some(conn),
+            false,
+            FieldTable::default(),
+        ));
+        self.replies.write().insert(name, q.clone());
+        q
+    }
+
+    /// Closes a direct reply-to queue (its consumer went away).
+    pub fn close_reply_queue(&self, q: &Arc<Queue>) {
+        if self.replies.write().remove(&q.name).is_some() {
+            q.delete();
+        }
     }
 
     /// The store durable state goes to, if any.
@@ -463,6 +489,15 @@ impl VHost {
         queues.clear();
         if exchange.name.is_empty() {
             let key = msg.routing_key();
+            if key.starts_with(REPLY_TO_PREFIX.as_bytes()) {
+                // A reply to a vanished requester is dropped (or returned if mandatory).
+                if let Some(q) =
+                    std::str::from_utf8(key).ok().and_then(|k| self.replies.read().get(k).cloned())
+                {
+                    queues.push(q);
+                }
+                return;
+            }
             if let Some(q) = cache_queue.as_ref().filter(|q| same(q.name.as_bytes(), key) && !q.is_deleted())
             {
                 queues.push(q.clone());
@@ -497,6 +532,11 @@ impl VHost {
         }
     }
 }
+
+/// The pseudo-queue requesters consume from for direct reply-to.
+pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+/// What `reply_to` is rewritten to start with; replies are routed by it.
+pub const REPLY_TO_PREFIX: &str = "amq.rabbitmq.reply-to.";
 
 /// Name equality without a libc call for the common empty and short names.
 #[inline]

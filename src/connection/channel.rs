@@ -62,6 +62,8 @@ pub struct Channel {
     /// `basic.qos global=true`, shared with this channel's consumers.
     pub(super) credit: Arc<ChannelCredit>,
     pub(super) last_queue: Option<String>,
+    /// This channel's direct reply-to queue, while it consumes from `amq.rabbitmq.reply-to`.
+    pub(super) reply_queue: Option<Arc<Queue>>,
 }
 
 impl Channel {

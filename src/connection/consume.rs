@@ -8,6 +8,7 @@ use amq_protocol::protocol::{basic, AMQPClass};
 use super::channel::{Channel, Ctx, Unacked};
 use super::tx::Settle;
 use crate::broker::queue::ConsumerRemoved;
+use crate::broker::vhost::{REPLY_TO, REPLY_TO_PREFIX};
 use crate::broker::{names, Consumer, ConsumerSpec, Delivery, Queue, VHost};
 use crate::protocol::{encode, AmqpError};
 
@@ -24,7 +25,18 @@ impl Channel {
     }
 
     pub(super) fn consume(&mut self, c: basic::Consume, ctx: &mut Ctx) -> Result<(), AmqpError> {
-        let queue = self.resolve_queue(c.queue.as_str(), ctx)?;
+        let queue = if c.queue.as_str() == REPLY_TO {
+            // Direct reply-to: a private queue replies are routed to by name.
+            if !c.no_ack {
+                return Err(AmqpError::precondition_failed("reply consumer cannot acknowledge"));
+            }
+            if self.reply_queue.is_some() {
+                return Err(AmqpError::precondition_failed("reply consumer already set"));
+            }
+            ctx.vhost.open_reply_queue(ctx.conn)
+        } else {
+            self.resolve_queue(c.queue.as_str(), ctx)?
+        };
         let tag = if c.consumer_tag.as_str().is_empty() {
             names::consumer_tag()
         } else {
@@ -43,6 +55,9 @@ impl Channel {
         };
         let consumer = Arc::new(Consumer::new(spec, self.credit.clone(), ctx.tx.clone()));
         queue.add_consumer(consumer.clone())?;
+        if c.queue.as_str() == REPLY_TO {
+            self.reply_queue = Some(queue.clone());
+        }
         // Deliveries reach this connection through its outbound queue, which
         // is read after this frame: consume-ok still goes out first.
         if !c.nowait {
@@ -59,6 +74,9 @@ impl Channel {
 
     pub(super) fn cancel(&mut self, c: basic::Cancel, ctx: &mut Ctx) -> Result<(), AmqpError> {
         if let Some((consumer, queue)) = self.consumers.remove(c.consumer_tag.as_str()) {
+            if self.reply_queue.as_ref().is_some_and(|r| Arc::ptr_eq(r, &queue)) {
+                self.reply_queue = None;
+            }
             remove_consumer(&ctx.vhost, &consumer, &queue);
         }
         if !c.nowait {
@@ -219,6 +237,10 @@ impl Channel {
 
 pub(super) fn remove_consumer(vhost: &VHost, consumer: &Arc<Consumer>, queue: &Arc<Queue>) {
     consumer.cancel();
+    if queue.name.starts_with(REPLY_TO_PREFIX) {
+        vhost.close_reply_queue(queue);
+        return;
+    }
     if queue.remove_consumer(consumer) == ConsumerRemoved::LastOfAutoDelete {
         vhost.delete_auto_delete_queue(queue);
     }

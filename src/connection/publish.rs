@@ -8,9 +8,10 @@ use bytes::{Bytes, BytesMut};
 use super::channel::{Channel, Ctx};
 use super::confirms::Confirms;
 use crate::broker::exchange::Exchange;
+use crate::broker::vhost::REPLY_TO;
 use crate::broker::Message;
 use crate::protocol::method::Publish;
-use crate::protocol::properties::ContentHeader;
+use crate::protocol::properties::{decode_properties, encode_header, ContentHeader};
 use crate::protocol::{encode, AmqpError, ErrorKind};
 use crate::store::Op;
 
@@ -158,6 +159,7 @@ impl Channel {
                 .during(60, 40));
             }
         }
+        let (header, info) = self.direct_reply_to(header, info).map_err(|e| e.during(60, 40))?;
         let exchange =
             ctx.vhost.publish_exchange(&publish.exchange, &mut ctx.router).map_err(|e| e.during(60, 40))?;
         let message =
@@ -216,6 +218,28 @@ impl Channel {
             q.publish(message.clone());
         }
         on_disk
+    }
+
+    /// A request asking for a direct reply (`reply_to` = `amq.rabbitmq.reply-to`)
+    /// gets this channel's reply queue name instead, so the responder's reply
+    /// is routed straight back here.
+    fn direct_reply_to(
+        &self,
+        header: Bytes,
+        info: ContentHeader,
+    ) -> Result<(Bytes, ContentHeader), AmqpError> {
+        if info.reply_to.map(|r| &header[r.range()]) != Some(REPLY_TO.as_bytes()) {
+            return Ok((header, info));
+        }
+        let Some(queue) = &self.reply_queue else {
+            return Err(AmqpError::precondition_failed("fast reply consumer does not exist"));
+        };
+        let props = decode_properties(&header)
+            .ok_or_else(|| AmqpError::frame_error("malformed content header frame"))?
+            .with_reply_to(queue.name.as_str().into());
+        let header = encode_header(info.body_size, &props);
+        let info = ContentHeader::scan(&header)?;
+        Ok((header, info))
     }
 
     /// The store reported on a persistent publish.

@@ -3,7 +3,7 @@
 use amq_protocol::protocol::{exchange, queue, AMQPClass};
 
 use super::channel::{Channel, Ctx};
-use crate::broker::vhost::{ExchangeDecl, QueueDecl};
+use crate::broker::vhost::{ExchangeDecl, QueueDecl, REPLY_TO};
 use crate::protocol::AmqpError;
 
 impl Channel {
@@ -62,6 +62,11 @@ impl Channel {
         let v = ctx.vhost.clone();
         let conn = ctx.conn;
         let (nowait, ok) = match m {
+            Q::Declare(d) if d.passive && d.queue.as_str() == REPLY_TO => {
+                // RabbitMQ answers for the direct reply-to pseudo-queue.
+                let ok = queue::DeclareOk { queue: REPLY_TO.into(), message_count: 0, consumer_count: 1 };
+                (d.nowait, Q::DeclareOk(ok))
+            }
             Q::Declare(d) => {
                 let declared = v.declare_queue(
                     QueueDecl {
