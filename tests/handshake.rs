@@ -113,3 +113,15 @@ async fn silent_client_is_dropped_after_missed_heartbeats() {
     }
     assert!(heartbeats >= 1, "the broker sent no heartbeat");
 }
+
+#[tokio::test]
+async fn shutdown_closes_connections_with_320() {
+    let server = common::start().await;
+    let mut raw = Raw::open(server.local_addr).await;
+    raw.open_channel(1).await;
+    let stopping = tokio::spawn(server.stop());
+    let (code, text, _, _) = raw.expect_connection_close().await;
+    assert_eq!(code, 320);
+    assert_eq!(text, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'");
+    stopping.await.unwrap();
+}

@@ -38,6 +38,10 @@ pub struct Broker {
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     next_connection: AtomicU64,
     pub alarms: alarm::Alarms,
+    /// True once the broker is shutting down: connections close themselves.
+    shutting_down: tokio::sync::watch::Sender<bool>,
+    /// Connections being served (handshake included).
+    open_connections: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Broker {
@@ -60,6 +64,8 @@ impl Broker {
             vhosts: RwLock::new(vhosts),
             next_connection: AtomicU64::new(1),
             alarms: alarm::Alarms::new(u64::MAX, 0),
+            shutting_down: tokio::sync::watch::Sender::new(false),
+            open_connections: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -94,7 +100,36 @@ impl Broker {
         self.vhosts.read().get(name).cloned()
     }
 
+    /// Followed by every connection: true once the broker shuts down.
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutting_down.subscribe()
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.send_replace(true);
+    }
+
+    /// Counts a connection in until the returned guard is dropped.
+    pub fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.clone())
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+
     pub fn next_connection_id(&self) -> ConnectionId {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Keeps a connection counted in `Broker::open_connections`.
+#[derive(Debug)]
+pub struct ConnectionGuard(Arc<Broker>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 }

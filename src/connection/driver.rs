@@ -49,6 +49,7 @@ enum State {
 /// Serves one client socket from the protocol header to the last byte.
 pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, config: Arc<Config>) {
     let _ = stream.set_nodelay(true);
+    let _counted = broker.connection_opened();
     let id = broker.next_connection_id();
     let span = tracing::info_span!("conn", id, %peer);
     async move {
@@ -66,7 +67,8 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>,
         };
         info!(user = %negotiated.user, vhost = %negotiated.vhost.name, "connection opened");
         let alarm = broker.alarms.subscribe();
-        let reason = Connection::new(id, negotiated, &config, alarm).run(stream, buf).await;
+        let shutdown = broker.shutdown_signal();
+        let reason = Connection::new(id, negotiated, &config, alarm).run(stream, buf, shutdown).await;
         info!("connection closed: {reason}");
     }
     .instrument(span)
@@ -167,7 +169,12 @@ impl Connection {
     }
 
     /// The loop; returns why the connection ended.
-    async fn run(mut self, stream: TcpStream, mut buf: BytesMut) -> String {
+    async fn run(
+        mut self,
+        stream: TcpStream,
+        mut buf: BytesMut,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> String {
         let (mut rd, mut wr) = stream.into_split();
         let hb = Duration::from_secs(u64::from(self.heartbeat.max(1)));
         let mut tick = interval_at(Instant::now() + hb / 2, hb / 2);
@@ -233,6 +240,12 @@ impl Connection {
                         encode::heartbeat(&mut self.ctx.out);
                     }
                     wrote_since_tick = false;
+                }
+                _ = shutdown.wait_for(|down| *down), if self.state == State::Running => {
+                    self.close_connection(AmqpError::new(
+                        crate::protocol::ErrorKind::ConnectionForced,
+                        "broker forced connection closure with reason 'shutdown'",
+                    ));
                 }
                 _ = tokio::time::sleep_until(close_deadline), if self.state == State::Closing => {
                     self.close_reason.push_str(" (no close-ok in time)");

@@ -104,6 +104,12 @@ impl Server {
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
         let _ = (&mut self.task).await;
+        // Every client gets connection.close 320 and a moment to answer.
+        self.broker.begin_shutdown();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        while self.broker.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
     }
