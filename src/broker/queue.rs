@@ -31,6 +31,10 @@ pub struct Queue {
     deleted: AtomicBool,
     /// Where a durable queue keeps its persistent messages.
     persist: Option<Persist>,
+    /// Its consumers are falling behind: publishers feeding it should pause.
+    congested: AtomicBool,
+    /// Told when a congested queue has drained (or lost its consumers).
+    drained: tokio::sync::Notify,
     state: Mutex<State>,
 }
 
@@ -88,6 +92,8 @@ impl Queue {
             arguments,
             deleted: AtomicBool::new(false),
             persist: None,
+            congested: AtomicBool::new(false),
+            drained: tokio::sync::Notify::new(),
             state: Mutex::new(State { next_seq: 1, ..State::default() }),
         }
     }
@@ -171,6 +177,30 @@ impl Queue {
         }
         st.ready.push_back(Entry { seq, message, redelivered: false });
         self.dispatch(&mut st);
+        if st.ready.len() > CONGESTED_ABOVE && !st.consumers.is_empty() {
+            self.congested.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether publishers feeding this queue should pause (credit flow).
+    pub fn is_congested(&self) -> bool {
+        self.congested.load(Ordering::Acquire)
+    }
+
+    /// Waits until the queue is no longer congested.
+    pub async fn drained(&self) {
+        let notified = self.drained.notified();
+        if self.is_congested() {
+            notified.await;
+        }
+    }
+
+    /// Lifts congestion: the backlog drained, or nobody is consuming any more.
+    fn relieve(&self, st: &State) {
+        if self.is_congested() && (st.ready.len() < RELIEVED_BELOW || st.consumers.is_empty() || st.deleted) {
+            self.congested.store(false, Ordering::Release);
+            self.drained.notify_waiters();
+        }
     }
 
     /// Asks the queue to feed consumers that regained credit.
@@ -180,6 +210,11 @@ impl Queue {
     }
 
     fn dispatch(self: &Arc<Self>, st: &mut State) {
+        self.deliver_ready(st);
+        self.relieve(st);
+    }
+
+    fn deliver_ready(self: &Arc<Self>, st: &mut State) {
         while !st.ready.is_empty() {
             let Some(consumer) = next_with_credit(st) else { return };
             let entry = st.ready.pop_front().expect("not empty");
@@ -210,6 +245,7 @@ impl Queue {
     pub fn get(&self, no_ack: bool) -> Option<(Entry, u32)> {
         let mut st = self.state.lock();
         let entry = st.ready.pop_front()?;
+        self.relieve(&st);
         self.on_delivered(&entry, no_ack);
         if !no_ack {
             st.unacked.insert(entry.seq, entry.clone());
@@ -281,6 +317,7 @@ impl Queue {
     pub fn remove_consumer(&self, consumer: &Arc<Consumer>) -> ConsumerRemoved {
         let mut st = self.state.lock();
         st.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
+        self.relieve(&st);
         if self.auto_delete && st.had_consumer && st.consumers.is_empty() && !st.deleted {
             ConsumerRemoved::LastOfAutoDelete
         } else {
@@ -295,6 +332,7 @@ impl Queue {
         for e in std::mem::take(&mut st.ready) {
             self.forget(&e);
         }
+        self.relieve(&st);
         n
     }
 
@@ -316,7 +354,9 @@ impl Queue {
             }
             st.ready.clear();
             st.unacked.clear();
-            (n, std::mem::take(&mut st.consumers))
+            let consumers = std::mem::take(&mut st.consumers);
+            self.relieve(&st);
+            (n, consumers)
         };
         for c in consumers {
             c.cancel();
@@ -366,6 +406,12 @@ fn next_with_credit(st: &mut State) -> Option<Arc<Consumer>> {
     }
     None
 }
+
+/// Credit flow: a queue with consumers and more ready messages than this
+/// makes the connections publishing to it pause until it is back below
+/// `RELIEVED_BELOW`, so fast publishers cannot bury slow consumers in memory.
+const CONGESTED_ABOVE: usize = 100_000;
+const RELIEVED_BELOW: usize = 50_000;
 
 /// Drops one durable reference to a stored message; the last one deletes it.
 fn release(store: &StoreHandle, m: &Message) {
@@ -448,5 +494,30 @@ mod tests {
         q.kick();
         let Ok(Outbound::Deliver(d)) = rx.try_recv() else { panic!("no delivery") };
         assert_eq!((d.consumer.tag.as_str(), d.seq), ("a", 3));
+    }
+
+    #[tokio::test]
+    async fn congestion_needs_consumers_and_lifts_when_drained() {
+        let q = queue();
+        for _ in 0..=CONGESTED_ABOVE {
+            q.publish(msg(b"x"));
+        }
+        assert!(!q.is_congested(), "a queue without consumers is a backlog, not congestion");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let spec = ConsumerSpec { tag: "slow".into(), prefetch: 1, ..Default::default() };
+        let slow = Arc::new(Consumer::new(spec, Default::default(), tx));
+        q.add_consumer(slow.clone()).unwrap();
+        q.publish(msg(b"x"));
+        assert!(q.is_congested());
+        let waiter = {
+            let q = q.clone();
+            tokio::spawn(async move { q.drained().await })
+        };
+        while q.message_count() as usize >= RELIEVED_BELOW {
+            q.get(true);
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        assert!(!q.is_congested());
+        drop(rx.try_recv());
     }
 }

@@ -32,6 +32,8 @@ pub struct Ctx {
     pub router: Router,
     /// Confirms (channel, number) waiting for this turn's writes to be durable.
     pub durable_confirms: Vec<(u16, u64)>,
+    /// A congested queue this turn published to: the connection pauses reading.
+    pub throttle: Option<Arc<Queue>>,
 }
 
 /// A delivery the client has not settled yet.

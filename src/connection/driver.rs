@@ -20,7 +20,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::channel::{Channel, Ctx};
 use super::handshake::{handshake, HandshakeError, Negotiated};
 use crate::broker::vhost::Router;
-use crate::broker::{Broker, ConnectionId, Outbound};
+use crate::broker::{Broker, ConnectionId, Outbound, Queue};
 use crate::config::Config;
 use crate::protocol::frame::{decode, Frame};
 use crate::protocol::method::{self, Method};
@@ -130,6 +130,8 @@ struct Connection {
     blocked_told: bool,
     /// The client started the close handshake.
     client_closed: bool,
+    /// Paused (not reading) while this queue it publishes to is congested.
+    throttled_on: Option<Arc<Queue>>,
 }
 
 impl Connection {
@@ -151,6 +153,7 @@ impl Connection {
                 max_message_size: config.amqp.max_message_size,
                 router: Router::default(),
                 durable_confirms: Vec::new(),
+                throttle: None,
             },
             channels: FxHashMap::default(),
             channel_max: n.channel_max,
@@ -165,6 +168,7 @@ impl Connection {
             blocked_capable,
             blocked_told: false,
             client_closed: false,
+            throttled_on: None,
         }
     }
 
@@ -206,7 +210,7 @@ impl Connection {
                 buf.reserve(if last_read_len >= IDLE_CHUNK { READ_CHUNK } else { IDLE_CHUNK });
             }
             tokio::select! {
-                r = rd.read_buf(&mut buf), if !self.blocked => match r {
+                r = rd.read_buf(&mut buf), if !self.blocked && self.throttled_on.is_none() => match r {
                     Ok(0) => { self.close_reason = "client closed the socket".into(); break }
                     Err(e) => { self.close_reason = format!("read failed: {e}"); break }
                     Ok(n) => {
@@ -221,6 +225,10 @@ impl Connection {
                     }
                     self.flush_confirms();
                 }
+                _ = relieved(self.throttled_on.clone()), if self.throttled_on.is_some() => {
+                    self.throttled_on = None;
+                    self.process_input(&mut buf);
+                }
                 _ = self.alarm.changed(), if self.blocked => {
                     if !*self.alarm.borrow_and_update() {
                         self.unblock();
@@ -228,8 +236,8 @@ impl Connection {
                     }
                 }
                 _ = tick.tick(), if self.heartbeat > 0 => {
-                    if self.blocked {
-                        // A blocked client is not read from: its silence is ours.
+                    if self.blocked || self.throttled_on.is_some() {
+                        // A paused client is not read from: its silence is ours.
                         last_read = Instant::now();
                     }
                     if last_read.elapsed() > hb * 2 {
@@ -271,7 +279,7 @@ impl Connection {
     }
 
     fn process_input(&mut self, buf: &mut BytesMut) {
-        while self.state != State::Done && !self.blocked {
+        while self.state != State::Done && !self.blocked && self.throttled_on.is_none() {
             match decode(buf, self.ctx.frame_max) {
                 Ok(Some(frame)) => {
                     let content = matches!(frame, Frame::Header { .. } | Frame::Body { .. });
@@ -283,6 +291,9 @@ impl Connection {
                     let published = content && self.channels.get(&channel).is_some_and(|ch| !ch.publishing());
                     if published && *self.alarm.borrow() && self.state == State::Running {
                         self.block();
+                    }
+                    if let Some(q) = self.ctx.throttle.take() {
+                        self.throttled_on = Some(q);
                     }
                 }
                 Ok(None) => break,
@@ -548,6 +559,15 @@ impl Connection {
                 d.queue.clone().return_undelivered(d);
             }
         }
+    }
+}
+
+/// Resolves when a congested queue has drained, or after a short while
+/// anyway: a client that consumes on the connection it publishes on must get
+/// its acks read eventually, so the pause is a brake, never a stop.
+async fn relieved(queue: Option<Arc<Queue>>) {
+    if let Some(q) = queue {
+        let _ = timeout(Duration::from_millis(250), q.drained()).await;
     }
 }
 

@@ -216,6 +216,9 @@ impl Channel {
         }
         for q in ctx.router.queues.drain(..) {
             q.publish(message.clone());
+            if ctx.throttle.is_none() && q.is_congested() {
+                ctx.throttle = Some(q);
+            }
         }
         on_disk
     }
