@@ -22,10 +22,6 @@ use std::{
     time::Duration,
 };
 
-async fn ack_tag(ch: &Channel, tag: u64, multiple: bool) {
-    within("basic.ack", ch.basic_ack(tag, BasicAckOptions { multiple })).await.expect("basic.ack");
-}
-
 async fn nack_tag(ch: &Channel, tag: u64, multiple: bool, requeue: bool) {
     within("basic.nack", ch.basic_nack(tag, BasicNackOptions { multiple, requeue }))
         .await
@@ -34,19 +30,6 @@ async fn nack_tag(ch: &Channel, tag: u64, multiple: bool, requeue: bool) {
 
 async fn reject_tag(ch: &Channel, tag: u64, requeue: bool) {
     within("basic.reject", ch.basic_reject(tag, BasicRejectOptions { requeue })).await.expect("basic.reject");
-}
-
-async fn fill(ch: &Channel, q: &str, n: usize) {
-    for i in 0..n {
-        publish(ch, "", q, format!("{i}").as_bytes()).await;
-    }
-}
-
-async fn wait_ready(conn: &lapin::Connection, q: &str, n: u32) {
-    eventually(&format!("{n} messages ready in {q}"), || async {
-        queue_exists(conn, q).await.map(|(m, _)| m) == Some(n)
-    })
-    .await;
 }
 
 async fn take(consumer: &mut Consumer, n: usize) -> Vec<Delivery> {

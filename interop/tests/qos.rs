@@ -10,33 +10,11 @@ mod common;
 
 use common::*;
 use futures_lite::StreamExt;
-use lapin::{
-    message::Delivery,
-    options::{BasicAckOptions, BasicQosOptions},
-    Channel, Consumer,
-};
+use lapin::{message::Delivery, options::BasicQosOptions, Channel, Consumer};
 use std::time::Duration;
 
 async fn qos(ch: &Channel, prefetch: u16, global: bool) {
     within("basic.qos", ch.basic_qos(prefetch, BasicQosOptions { global })).await.expect("basic.qos");
-}
-
-async fn ack_tag(ch: &Channel, tag: u64, multiple: bool) {
-    within("basic.ack", ch.basic_ack(tag, BasicAckOptions { multiple })).await.expect("basic.ack");
-}
-
-async fn fill(ch: &Channel, q: &str, n: usize) {
-    for i in 0..n {
-        publish(ch, "", q, format!("{i}").as_bytes()).await;
-    }
-}
-
-/// Wait until the queue has `n` ready messages (publishes are asynchronous).
-async fn wait_ready(conn: &lapin::Connection, q: &str, n: u32) {
-    eventually(&format!("{n} messages ready in {q}"), || async {
-        queue_exists(conn, q).await.map(|(m, _)| m) == Some(n)
-    })
-    .await;
 }
 
 /// Collect deliveries from two consumers until both are quiet for [`QUIET`].

@@ -21,13 +21,6 @@ async fn rollback(ch: &Channel) {
     within("tx.rollback", ch.tx_rollback()).await.expect("tx.rollback");
 }
 
-async fn wait_ready(conn: &lapin::Connection, q: &str, n: u32) {
-    eventually(&format!("{n} messages ready in {q}"), || async {
-        queue_exists(conn, q).await.map(|(m, _)| m) == Some(n)
-    })
-    .await;
-}
-
 /// Let anything the broker might (wrongly) be doing asynchronously happen.
 async fn settle() {
     tokio::time::sleep(QUIET).await;

@@ -854,3 +854,25 @@ impl RawAmqp {
         .await;
     }
 }
+
+/// basic.ack of `tag` (and, with `multiple`, everything before it).
+pub async fn ack_tag(ch: &Channel, tag: u64, multiple: bool) {
+    within("basic.ack", ch.basic_ack(tag, lapin::options::BasicAckOptions { multiple }))
+        .await
+        .expect("basic.ack");
+}
+
+/// Publishes `n` messages with bodies "0", "1", … to queue `q`.
+pub async fn fill(ch: &Channel, q: &str, n: usize) {
+    for i in 0..n {
+        publish(ch, "", q, format!("{i}").as_bytes()).await;
+    }
+}
+
+/// Waits until the queue has `n` ready messages (publishes are asynchronous).
+pub async fn wait_ready(conn: &Connection, q: &str, n: u32) {
+    eventually(&format!("{n} messages ready in {q}"), || async {
+        queue_exists(conn, q).await.map(|(m, _)| m) == Some(n)
+    })
+    .await;
+}
