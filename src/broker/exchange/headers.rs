@@ -4,16 +4,52 @@
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 
-use super::{add_to, remove_from, Binding, Destination};
+use super::{add_to, Binding, Destination};
 use crate::protocol::table::{as_int, as_str};
 use crate::protocol::AmqpError;
 
 #[derive(Debug, Default)]
 pub(super) struct Table {
     bindings: Vec<Binding>,
+    /// Each binding's match rule, worked out once at bind time (same order).
+    specs: Vec<Spec>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// A binding's arguments as a match rule: the mode and the pairs to compare.
+#[derive(Debug, Clone)]
+struct Spec {
+    mode: Mode,
+    wanted: Vec<(String, AMQPValue)>,
+}
+
+impl Spec {
+    fn of(args: &FieldTable) -> Option<Spec> {
+        let mode = mode(args)?;
+        let with_x = matches!(mode, Mode::AllWithX | Mode::AnyWithX);
+        let wanted = args
+            .inner()
+            .iter()
+            .filter(|(k, _)| k.as_str() != "x-match" && (with_x || !k.as_str().starts_with("x-")))
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        Some(Spec { mode, wanted })
+    }
+
+    fn matches(&self, headers: Option<&FieldTable>) -> bool {
+        let hit = |(k, v): &(String, AMQPValue)| {
+            headers.and_then(|h| h.inner().get(k.as_str())).is_some_and(|hv| {
+                // A void binding value only asks for the key to be present.
+                matches!(v, AMQPValue::Void) || same_value(v, hv)
+            })
+        };
+        match self.mode {
+            Mode::All | Mode::AllWithX => self.wanted.iter().all(hit),
+            Mode::Any | Mode::AnyWithX => self.wanted.iter().any(hit),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     All,
     Any,
@@ -66,31 +102,30 @@ fn str_bytes(v: &AMQPValue) -> &[u8] {
     }
 }
 
+#[cfg(test)]
 fn matches(args: &FieldTable, headers: Option<&FieldTable>) -> bool {
-    let Some(mode) = mode(args) else { return false };
-    let with_x = matches!(mode, Mode::AllWithX | Mode::AnyWithX);
-    let mut wanted = args
-        .inner()
-        .iter()
-        .filter(|(k, _)| k.as_str() != "x-match" && (with_x || !k.as_str().starts_with("x-")));
-    let hit = |(k, v): (&amq_protocol::types::ShortString, &AMQPValue)| {
-        headers.and_then(|h| h.inner().get(k.as_str())).is_some_and(|hv| {
-            // A void binding value only asks for the key to be present.
-            matches!(v, AMQPValue::Void) || same_value(v, hv)
-        })
-    };
-    match mode {
-        Mode::All | Mode::AllWithX => wanted.all(hit),
-        Mode::Any | Mode::AnyWithX => wanted.any(hit),
-    }
+    Spec::of(args).is_some_and(|s| s.matches(headers))
 }
 
 impl Table {
     pub fn add(&mut self, b: Binding) -> bool {
-        add_to(&mut self.bindings, b)
+        // Arguments were validated before binding; an invalid rule never matches.
+        let spec = Spec::of(&b.arguments).unwrap_or(Spec { mode: Mode::Any, wanted: Vec::new() });
+        let added = add_to(&mut self.bindings, b);
+        if added {
+            self.specs.push(spec);
+        }
+        added
     }
     pub fn remove(&mut self, b: &Binding) -> bool {
-        remove_from(&mut self.bindings, b)
+        match self.bindings.iter().position(|x| x.same(b)) {
+            Some(i) => {
+                self.bindings.swap_remove(i);
+                self.specs.swap_remove(i);
+                true
+            }
+            None => false,
+        }
     }
     pub fn all(&self) -> Vec<Binding> {
         self.bindings.clone()
@@ -99,8 +134,8 @@ impl Table {
         self.bindings.is_empty()
     }
     pub fn route(&self, headers: Option<&FieldTable>, out: &mut Vec<Destination>) {
-        for b in &self.bindings {
-            if matches(&b.arguments, headers) {
+        for (b, spec) in self.bindings.iter().zip(&self.specs) {
+            if spec.matches(headers) {
                 out.push(b.destination.clone());
             }
         }
