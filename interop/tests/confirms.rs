@@ -11,7 +11,6 @@ use common::*;
 use futures_lite::StreamExt;
 use lapin::{
     options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions},
-    types::FieldTable,
     BasicProperties, Channel, Confirmation, ExchangeKind, PublisherConfirm,
 };
 use std::time::Duration;
@@ -202,17 +201,7 @@ async fn mandatory_unroutable_is_returned_before_its_ack() {
 
     // Through a fanout exchange without bindings too.
     let x = unique("confirm-fanout");
-    within(
-        "exchange.declare",
-        ch.exchange_declare(
-            x.as_str().into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .unwrap();
+    declare_exchange(&ch, &x, ExchangeKind::Fanout, ExchangeDeclareOptions::default()).await;
     let c = publish_confirmed(&ch, &x, "k", opts, b"fan", BasicProperties::default()).await;
     assert!(matches!(&c, Confirmation::Ack(Some(r)) if r.reply_code == 312), "got {c:?}");
     within("exchange.delete", ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()))

@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use lapin::{
     options::{BasicAckOptions, BasicQosOptions, ExchangeDeclareOptions, ExchangeDeleteOptions},
-    types::FieldTable,
     Consumer, ExchangeKind,
 };
 use std::time::Duration;
@@ -70,17 +69,7 @@ async fn fanout_queues_see_the_same_order() {
     const N: u64 = 20_000;
     let (conn, ch) = setup().await;
     let x = unique("order-fanout");
-    within(
-        "exchange.declare",
-        ch.exchange_declare(
-            x.as_str().into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .unwrap();
+    declare_exchange(&ch, &x, ExchangeKind::Fanout, ExchangeDeclareOptions::default()).await;
     let q1 = temp_queue(&ch).await;
     let q2 = temp_queue(&ch).await;
     bind(&ch, &q1, &x, "").await;

@@ -11,19 +11,10 @@ use lapin::{
 };
 use std::collections::BTreeSet;
 
-async fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
-    within(
-        "exchange.declare",
-        ch.exchange_declare(
-            name.into(),
-            kind,
-            // auto-delete: goes away with the temp queues even if a test panics.
-            ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("exchange.declare {name}: {e}"));
+/// Auto-delete: goes away with the temp queues even if a test panics.
+async fn declare_auto_delete_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
+    declare_exchange(ch, name, kind, ExchangeDeclareOptions { auto_delete: true, ..Default::default() })
+        .await;
 }
 
 async fn delete_exchange(ch: &Channel, name: &str) {
@@ -85,7 +76,7 @@ async fn default_exchange_routes_by_queue_name() {
 async fn direct_exchange_routing() {
     let (conn, ch) = setup().await;
     let ex = unique("direct");
-    declare_exchange(&ch, &ex, ExchangeKind::Direct).await;
+    declare_auto_delete_exchange(&ch, &ex, ExchangeKind::Direct).await;
     let q1 = temp_queue(&ch).await;
     let q2 = temp_queue(&ch).await;
     bind(&ch, &q1, &ex, "red").await;
@@ -107,7 +98,7 @@ async fn direct_exchange_routing() {
 async fn fanout_to_several_queues() {
     let (conn, ch) = setup().await;
     let ex = unique("fanout");
-    declare_exchange(&ch, &ex, ExchangeKind::Fanout).await;
+    declare_auto_delete_exchange(&ch, &ex, ExchangeKind::Fanout).await;
     let mut consumers = Vec::new();
     for i in 0..4 {
         let q = temp_queue(&ch).await;
@@ -135,7 +126,7 @@ async fn fanout_to_several_queues() {
 async fn topic_matching_edge_cases() {
     let (conn, ch) = setup().await;
     let ex = unique("topic");
-    declare_exchange(&ch, &ex, ExchangeKind::Topic).await;
+    declare_auto_delete_exchange(&ch, &ex, ExchangeKind::Topic).await;
 
     let keys = [
         "", "a", "b", "c", "a.b", "a.c", "b.c", "a.b.c", "a..c", "a.", ".b", "a.x.b", "a.x.y.b", "a.b.b",
@@ -189,7 +180,7 @@ async fn topic_matching_edge_cases() {
 async fn topic_overlapping_bindings_deliver_once() {
     let (conn, ch) = setup().await;
     let ex = unique("topic-overlap");
-    declare_exchange(&ch, &ex, ExchangeKind::Topic).await;
+    declare_auto_delete_exchange(&ch, &ex, ExchangeKind::Topic).await;
     let q = temp_queue(&ch).await;
     for pattern in ["a.b", "a.*", "#", "a.#", "*.b"] {
         bind(&ch, &q, &ex, pattern).await;
@@ -217,7 +208,7 @@ async fn headers_routing(
     messages: &[(&str, Option<FieldTable>)],
 ) -> Vec<BTreeSet<String>> {
     let ex = unique("headers");
-    declare_exchange(ch, &ex, ExchangeKind::Headers).await;
+    declare_auto_delete_exchange(ch, &ex, ExchangeKind::Headers).await;
     let mut queues = Vec::new();
     for args in bindings {
         let q = temp_queue(ch).await;
@@ -352,7 +343,7 @@ async fn mandatory_unroutable_is_returned() {
     let (conn, ch) = setup().await;
     confirm_select(&ch).await;
     let ex = unique("mandatory");
-    declare_exchange(&ch, &ex, ExchangeKind::Direct).await;
+    declare_auto_delete_exchange(&ch, &ex, ExchangeKind::Direct).await;
 
     let props = BasicProperties::default()
         .with_content_type("text/plain".into())

@@ -12,12 +12,6 @@ use lapin::{
     Channel, ExchangeKind,
 };
 
-async fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind, opts: ExchangeDeclareOptions) {
-    within("exchange.declare", ch.exchange_declare(name.into(), kind, opts, FieldTable::default()))
-        .await
-        .unwrap_or_else(|e| panic!("exchange.declare {name}: {e}"));
-}
-
 async fn delete_exchange(ch: &Channel, name: &str) {
     within("exchange.delete", ch.exchange_delete(name.into(), ExchangeDeleteOptions::default()))
         .await

@@ -152,6 +152,17 @@ pub async fn delete_queue(ch: &Channel, name: &str) {
         .expect("queue.delete");
 }
 
+pub async fn declare_exchange(
+    ch: &Channel,
+    name: &str,
+    kind: lapin::ExchangeKind,
+    opts: lapin::options::ExchangeDeclareOptions,
+) {
+    within("exchange.declare", ch.exchange_declare(name.into(), kind, opts, FieldTable::default()))
+        .await
+        .unwrap_or_else(|e| panic!("exchange.declare {name}: {e}"));
+}
+
 pub async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) {
     bind_args(ch, queue, exchange, key, FieldTable::default()).await
 }
@@ -321,18 +332,21 @@ pub fn amqp_error(err: &lapin::Error) -> Option<&AMQPError> {
 /// returns the reply text.
 #[track_caller]
 pub fn expect_soft_error<T: Debug>(res: lapin::Result<T>, code: u16) -> String {
+    expect_error_kind(res, code, false)
+}
+
+#[track_caller]
+fn expect_error_kind<T: Debug>(res: lapin::Result<T>, code: u16, hard: bool) -> String {
+    let tier = if hard { "connection (hard)" } else { "channel (soft)" };
     let err = match res {
-        Ok(v) => panic!("expected AMQP error {code}, got Ok({v:?})"),
+        Ok(v) => panic!("expected {tier} AMQP error {code}, got Ok({v:?})"),
         Err(e) => e,
     };
     let amqp = amqp_error(&err)
         .unwrap_or_else(|| panic!("expected AMQP error {code}, got non-protocol error: {err:?}"));
     assert_eq!(amqp.get_id(), code, "wrong reply code; reply text: {}", amqp.get_message());
-    assert!(
-        matches!(amqp.kind(), AMQPErrorKind::Soft(_)),
-        "expected a channel (soft) error, got {:?}",
-        amqp.kind()
-    );
+    let is_hard = matches!(amqp.kind(), AMQPErrorKind::Hard(_));
+    assert_eq!(is_hard, hard, "expected a {tier} error, got {:?}", amqp.kind());
     amqp.get_message().to_string()
 }
 
@@ -467,19 +481,7 @@ pub async fn expect_connection_closed_by_server(
 /// returns the reply text.
 #[track_caller]
 pub fn expect_hard_error<T: Debug>(res: lapin::Result<T>, code: u16) -> String {
-    let err = match res {
-        Ok(v) => panic!("expected AMQP connection error {code}, got Ok({v:?})"),
-        Err(e) => e,
-    };
-    let amqp = amqp_error(&err)
-        .unwrap_or_else(|| panic!("expected AMQP error {code}, got non-protocol error: {err:?}"));
-    assert_eq!(amqp.get_id(), code, "wrong reply code; reply text: {}", amqp.get_message());
-    assert!(
-        matches!(amqp.kind(), AMQPErrorKind::Hard(_)),
-        "expected a connection (hard) error, got {:?}",
-        amqp.kind()
-    );
-    amqp.get_message().to_string()
+    expect_error_kind(res, code, true)
 }
 
 /// Wait (bounded) until lapin considers the connection gone.
