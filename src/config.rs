@@ -70,6 +70,11 @@ pub struct StorageConfig {
     /// Publishers are blocked while the data directory's disk has less free
     /// space than this, in bytes (RabbitMQ's `disk_free_limit`, 50 MB).
     pub disk_free_limit: u64,
+    /// Each queue keeps at most this many ready messages in memory; the
+    /// rest stay on disk until consumers get to them.
+    pub queue_head_messages: usize,
+    /// ...and at most this many bytes of message bodies.
+    pub queue_head_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -107,7 +112,13 @@ impl Default for AmqpConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("warren-data"), fsync: true, disk_free_limit: 50_000_000 }
+        StorageConfig {
+            data_dir: PathBuf::from("warren-data"),
+            fsync: true,
+            disk_free_limit: 50_000_000,
+            queue_head_messages: 16_384,
+            queue_head_bytes: 32 << 20,
+        }
     }
 }
 
@@ -180,6 +191,9 @@ impl Config {
         if let Some(v) = env("WARREN_DATA_DIR") {
             self.storage.data_dir = PathBuf::from(v);
         }
+        if let Some(v) = env("WARREN_QUEUE_HEAD_MESSAGES") {
+            self.storage.queue_head_messages = parse_env("WARREN_QUEUE_HEAD_MESSAGES", &v)?;
+        }
         if let Some(v) = env("WARREN_LOG_LEVEL") {
             self.log.level = v;
         }
@@ -187,6 +201,11 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let st = &self.storage;
+        if st.queue_head_messages < 2 || st.queue_head_bytes < 2 {
+            let value = format!("{}/{}", st.queue_head_messages, st.queue_head_bytes);
+            return Err(invalid("storage.queue_head_messages/queue_head_bytes", &value, "must be at least 2"));
+        }
         let a = &self.amqp;
         if a.frame_max < crate::protocol::FRAME_MIN_SIZE {
             return Err(invalid("amqp.frame_max", &a.frame_max.to_string(), "must be at least 4096"));

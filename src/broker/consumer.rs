@@ -44,6 +44,8 @@ pub struct Delivery {
     /// The message's position in its queue; identifies it in acks.
     pub seq: u64,
     pub redelivered: bool,
+    /// The queue's entry has a place in the store.
+    pub stored: bool,
 }
 
 /// A channel's `basic.qos global=true` limit, shared by its consumers.

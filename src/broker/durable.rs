@@ -2,7 +2,6 @@
 //! at start-up. Durable exchanges, durable non-exclusive queues and the
 //! bindings between durable ends are written; nothing else is.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -13,7 +12,8 @@ use super::message::Message;
 use super::queue::{Entry, Queue};
 use super::vhost::VHost;
 use crate::protocol::AmqpError;
-use crate::store::{BindingRecord, ExchangeRecord, IndexEntry, MessageRecord, Op, QueueRecord};
+use crate::store::recovery::Backlog;
+use crate::store::{BindingRecord, ExchangeRecord, IndexEntry, Op, QueueRecord};
 
 impl VHost {
     /// Writes topology changes and waits until they are on disk.
@@ -93,13 +93,14 @@ impl VHost {
         true
     }
 
-    /// Rebuilds this vhost's durable entities and messages from the store.
+    /// Rebuilds this vhost's durable entities and messages from the store:
+    /// each queue's head in memory, the rest left paged out.
     pub fn restore(
         &self,
         exchanges: Vec<ExchangeRecord>,
-        queues: Vec<(QueueRecord, Vec<IndexEntry>)>,
+        queues: Vec<QueueRecord>,
         bindings: Vec<BindingRecord>,
-        messages: &FxHashMap<u64, MessageRecord>,
+        backlogs: &mut FxHashMap<u64, Backlog>,
     ) {
         let store = self.store.clone().expect("restoring needs a store");
         let mut shared: FxHashMap<u64, Arc<Message>> = FxHashMap::default();
@@ -111,7 +112,7 @@ impl VHost {
             let ex = Exchange::new(e.name.clone(), kind, true, e.auto_delete, e.internal, e.arguments);
             self.insert_exchange(Arc::new(ex));
         }
-        for (record, index) in queues {
+        for record in queues {
             let q = Queue::new(
                 record.name.clone(),
                 self.name.clone(),
@@ -121,26 +122,28 @@ impl VHost {
                 record.arguments,
             )
             .persisted(store.clone(), record.id);
-            let mut entries = Vec::with_capacity(index.len());
-            for i in index {
-                let message = match shared.get(&i.message) {
+            let backlog = backlogs.remove(&record.id).unwrap_or_default();
+            let mut head = Vec::with_capacity(backlog.head.len());
+            for (place, r) in backlog.head {
+                let is_shared = place.has(IndexEntry::SHARED);
+                let message = match shared.get(&place.message).filter(|_| is_shared) {
                     Some(m) => m.clone(),
                     None => {
-                        let Some(m) =
-                            messages.get(&i.message).and_then(|r| Message::from_record(i.message, r))
-                        else {
-                            warn!(queue = %record.name, seq = i.seq, "skipping an index entry without its message");
+                        let Some(m) = Message::from_record(place.message, &r, is_shared) else {
+                            warn!(queue = %record.name, seq = place.seq, "skipping a damaged stored message");
                             continue;
                         };
                         let m = Arc::new(m);
-                        shared.insert(i.message, m.clone());
+                        if is_shared {
+                            shared.insert(place.message, m.clone());
+                        }
                         m
                     }
                 };
-                message.store_refs.fetch_add(1, Ordering::AcqRel);
-                entries.push(Entry { seq: i.seq, message, redelivered: i.delivered });
+                let redelivered = place.has(IndexEntry::DELIVERED);
+                head.push(Entry { seq: place.seq, message, redelivered, stored: true });
             }
-            q.restore(entries);
+            q.restore(head, backlog.paged, backlog.next_seq);
             self.insert_queue(Arc::new(q));
         }
         for b in bindings {

@@ -3,8 +3,6 @@
 use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::types::parsing::parse_field_table;
 use amq_protocol::types::FieldTable;
-use std::sync::atomic::AtomicU32;
-
 use bytes::{Bytes, BytesMut};
 
 use crate::protocol::properties::{decode_properties, ContentHeader};
@@ -24,8 +22,9 @@ pub struct Message {
     /// Its id in the store when it is persisted (persistent, routed to a
     /// durable queue); 0 otherwise. Set before the message is shared.
     pub store_id: u64,
-    /// How many durable queue entries hold it; the last one deletes it.
-    pub store_refs: AtomicU32,
+    /// Stored for more than one queue: its references are counted in the
+    /// store's `SharedRefs`, not by its one place.
+    pub shared: bool,
 }
 
 /// Bodies up to this size are copied, with the names and header, into one
@@ -56,7 +55,7 @@ impl Message {
             body: if copy_body { all } else { body },
             info,
             store_id: 0,
-            store_refs: AtomicU32::new(0),
+            shared: false,
         }
     }
 
@@ -75,11 +74,12 @@ impl Message {
     }
 
     /// A message read back from the store.
-    pub fn from_record(id: u64, r: &MessageRecord) -> Option<Message> {
+    pub fn from_record(id: u64, r: &MessageRecord, shared: bool) -> Option<Message> {
         let info = ContentHeader::scan(&r.header).ok()?;
         let mut m =
             Message::new(r.exchange.clone(), r.routing_key.clone(), r.header.clone(), info, r.body.clone());
         m.store_id = id;
+        m.shared = shared;
         Some(m)
     }
 

@@ -26,7 +26,9 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use tracing::warn;
 
+use crate::store::recovery::Backlog;
 use crate::store::{Recovered, StoreHandle};
+use rustc_hash::FxHashMap;
 
 pub use consumer::{ChannelCredit, ConnectionId, Consumer, ConsumerSpec, Delivery, Outbound};
 pub use message::Message;
@@ -70,8 +72,8 @@ impl Broker {
     }
 
     /// Rebuilds durable state read from the store at start-up.
-    pub fn restore(&self, recovered: Recovered) {
-        let Recovered { exchanges, queues, bindings, messages } = recovered;
+    pub fn restore(&self, recovered: Recovered, backlogs: &mut FxHashMap<u64, Backlog>) {
+        let Recovered { exchanges, queues, bindings, .. } = recovered;
         let vhost = self.vhost("/").expect("the default vhost exists");
         let (mut ex, mut qs, mut bs) = (Vec::new(), Vec::new(), Vec::new());
         for e in exchanges {
@@ -82,10 +84,10 @@ impl Broker {
             }
         }
         for q in queues {
-            if q.0.vhost == vhost.name {
+            if q.vhost == vhost.name {
                 qs.push(q)
             } else {
-                warn!(vhost = %q.0.vhost, "skipping a queue of an unknown vhost")
+                warn!(vhost = %q.vhost, "skipping a queue of an unknown vhost")
             }
         }
         for b in bindings {
@@ -93,7 +95,7 @@ impl Broker {
                 bs.push(b)
             }
         }
-        vhost.restore(ex, qs, bs, &messages);
+        vhost.restore(ex, qs, bs, backlogs);
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {

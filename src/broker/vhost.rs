@@ -307,8 +307,12 @@ impl VHost {
         let owner = d.exclusive.then_some(conn);
         let mut q = Queue::new(name.clone(), self.name.clone(), d.durable, owner, d.auto_delete, d.arguments);
         // Exclusive queues die with their connection: nothing of them is kept.
-        if let Some(store) = self.store.as_ref().filter(|_| d.durable && !d.exclusive) {
-            q = q.persisted(store.clone(), store.next_id());
+        if let Some(store) = &self.store {
+            q = if d.durable && !d.exclusive {
+                q.persisted(store.clone(), store.next_id())
+            } else {
+                q.paging(store.clone())
+            };
         }
         let q = Arc::new(q);
         if let Some(record) = self.queue_record(&q) {

@@ -207,10 +207,19 @@ impl Channel {
             return false;
         }
         let mut on_disk = false;
-        if message.info.persistent() && ctx.router.queues.iter().any(|q| q.is_persisted()) {
+        let holders = if message.info.persistent() {
+            ctx.router.queues.iter().filter(|q| q.is_persisted()).count() as u32
+        } else {
+            0
+        };
+        if holders > 0 {
             if let (Some(store), Some(m)) = (ctx.vhost.store(), Arc::get_mut(&mut message)) {
                 m.store_id = store.next_id();
                 store.submit(Op::PutMessage { id: m.store_id, record: m.record() });
+                if holders > 1 {
+                    m.shared = true;
+                    store.refs().add(m.store_id, holders);
+                }
                 on_disk = true;
             }
         }

@@ -14,25 +14,33 @@ use crate::broker::Broker;
 use crate::config::Config;
 use crate::connection;
 use crate::store::rocks::RocksStore;
+use crate::store::recovery;
+use crate::store::writer::HeadLimit;
 use crate::store::{Store, StoreHandle};
 
-/// Rebuilds the broker's durable state from `store`.
+/// Rebuilds the broker's durable state from `store`: topology, and each
+/// queue's head of messages (the rest stays paged out on disk).
 fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, StoreHandle)> {
     let started = std::time::Instant::now();
     let dir = &config.storage.data_dir;
-    let recovered = store.load().map_err(|e| std::io::Error::other(e.to_string()))?;
-    let next_id = recovered
-        .messages
-        .keys()
-        .copied()
-        .chain(recovered.queues.iter().map(|(q, _)| q.id))
-        .max()
-        .unwrap_or(0)
-        + 1;
-    let (queues, messages) = (recovered.queues.len(), recovered.messages.len());
-    let handle = StoreHandle::start(store, config.storage.fsync, next_id);
+    let failed = |e: crate::store::StoreError| std::io::Error::other(e.to_string());
+    let recovered = store.load().map_err(failed)?;
+    let head = HeadLimit { messages: config.storage.queue_head_messages, bytes: config.storage.queue_head_bytes };
+    let ids: Vec<u64> = recovered.queues.iter().map(|q| q.id).collect();
+    let mut b = recovery::backlogs(store.as_ref(), &ids, head).map_err(failed)?;
+    let next_id = recovered.max_message_id.max(b.max_message_id).max(ids.iter().copied().max().unwrap_or(0)) + 1;
+    let messages: u64 = b.queues.values().map(|q| q.head.len() as u64 + q.paged.count).sum();
+    let queues = recovered.queues.len();
+    let garbage = std::mem::take(&mut b.garbage);
+    let handle = StoreHandle::start_with(store, config.storage.fsync, next_id, b.refs, head);
+    if !garbage.is_empty() {
+        info!(places = garbage.len() / 2, "dropping messages that were on disk only to free memory");
+        for op in garbage {
+            handle.submit(op);
+        }
+    }
     let broker = Broker::with_store(Some(handle.clone()));
-    broker.restore(recovered);
+    broker.restore(recovered, &mut b.queues);
     info!(data_dir = %dir.display(), queues, messages, elapsed_ms = started.elapsed().as_millis() as u64, "recovered durable state");
     Ok((broker, handle))
 }

@@ -78,6 +78,15 @@ pub async fn monitor(broker: Arc<Broker>, data_dir: PathBuf) {
                 }
                 was_raised = raised;
             }
+            // Like RabbitMQ's paging ratio: from half the limit on, queues
+            // page transient messages out too, to stay clear of the alarm.
+            let paging = used >= broker.alarms.memory_limit() / 2;
+            if let Some(store) = broker.vhost("/").and_then(|v| v.store().cloned()) {
+                if store.under_pressure() != paging {
+                    info!(used, paging, "queues page transient messages to disk: {paging}");
+                    store.set_pressure(paging);
+                }
+            }
         }
         tokio::time::sleep(INTERVAL).await;
     }

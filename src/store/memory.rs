@@ -21,7 +21,7 @@ struct State {
     queues: BTreeMap<(String, String), QueueRecord>,
     bindings: Vec<BindingRecord>,
     messages: BTreeMap<u64, MessageRecord>,
-    index: BTreeMap<(u64, u64), (u64, bool)>,
+    index: BTreeMap<(u64, u64), IndexEntry>,
 }
 
 impl Store for MemoryStore {
@@ -54,11 +54,8 @@ impl Store for MemoryStore {
                 Op::DeleteMessage { id } => {
                     s.messages.remove(&id);
                 }
-                Op::Enqueue { queue, seq, message } => {
-                    s.index.insert((queue, seq), (message, false));
-                }
-                Op::MarkDelivered { queue, seq, message } => {
-                    s.index.insert((queue, seq), (message, true));
+                Op::Place { queue, entry } => {
+                    s.index.insert((queue, entry.seq), entry);
                 }
                 Op::Remove { queue, seq } => {
                     s.index.remove(&(queue, seq));
@@ -70,26 +67,31 @@ impl Store for MemoryStore {
 
     fn load(&self) -> Result<Recovered> {
         let s = self.state.lock();
-        let mut r = Recovered {
-            exchanges: s.exchanges.values().cloned().collect(),
-            bindings: s.bindings.clone(),
-            messages: s.messages.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            ..Recovered::default()
-        };
         let mut queues: Vec<_> = s.queues.values().cloned().collect();
         queues.sort_by_key(|q| q.id);
-        for q in queues {
-            let entries = s
-                .index
-                .range((q.id, 0)..(q.id + 1, 0))
-                .map(|((_, seq), (message, delivered))| IndexEntry {
-                    seq: *seq,
-                    message: *message,
-                    delivered: *delivered,
-                })
-                .collect();
-            r.queues.push((q, entries));
+        Ok(Recovered {
+            exchanges: s.exchanges.values().cloned().collect(),
+            queues,
+            bindings: s.bindings.clone(),
+            max_message_id: s.messages.keys().next_back().copied().unwrap_or(0),
+        })
+    }
+
+    fn scan_index(&self, f: &mut dyn FnMut(u64, IndexEntry)) -> Result<()> {
+        let s = self.state.lock();
+        for ((queue, _), e) in &s.index {
+            f(*queue, *e);
         }
-        Ok(r)
+        Ok(())
+    }
+
+    fn read_index(&self, queue: u64, from_seq: u64, limit: usize) -> Result<Vec<IndexEntry>> {
+        let s = self.state.lock();
+        Ok(s.index.range((queue, from_seq)..(queue + 1, 0)).take(limit).map(|(_, e)| *e).collect())
+    }
+
+    fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>> {
+        let s = self.state.lock();
+        Ok(ids.iter().map(|id| s.messages.get(id).cloned()).collect())
     }
 }

@@ -7,15 +7,17 @@
 
 pub mod memory;
 pub mod records;
+pub mod recovery;
+pub mod refs;
 pub mod rocks;
 pub mod writer;
 
 pub use records::{BindingRecord, ExchangeRecord, MessageRecord, QueueRecord};
-pub use writer::StoreHandle;
+pub use writer::{Loaded, StoreHandle};
 
 /// The on-disk format's version; a data directory written with another
 /// one is refused at start-up, never silently reinterpreted.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,6 +31,8 @@ pub enum StoreError {
     Corrupt { what: String },
     #[error("storage write failed: {0}")]
     Write(String),
+    #[error("storage read failed: {0}")]
+    Read(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -58,17 +62,10 @@ pub enum Op {
     DeleteMessage {
         id: u64,
     },
-    /// A message's place in a durable queue.
-    Enqueue {
+    /// A message's place in a queue (written again to change its flags).
+    Place {
         queue: u64,
-        seq: u64,
-        message: u64,
-    },
-    /// The message at that place was delivered (it comes back redelivered).
-    MarkDelivered {
-        queue: u64,
-        seq: u64,
-        message: u64,
+        entry: IndexEntry,
     },
     /// The place was settled for good (acked, dropped, purged).
     Remove {
@@ -77,22 +74,41 @@ pub enum Op {
     },
 }
 
-/// A message's place in a queue, as recovered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A message's place in a queue, as stored in the queue's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IndexEntry {
     pub seq: u64,
     pub message: u64,
-    pub delivered: bool,
+    /// Body size in bytes (for byte limits without reading the message).
+    pub size: u32,
+    /// `DELIVERED`, `SHARED`, `TRANSIENT`.
+    pub flags: u8,
+    /// When the message expires, in ms since the Unix epoch; 0 for never.
+    pub expires: u64,
 }
 
-/// Everything durable, read back at start-up.
+impl IndexEntry {
+    /// It was delivered before: it comes back redelivered.
+    pub const DELIVERED: u8 = 1;
+    /// Its message is held by more than one queue (reference counted in `refs`).
+    pub const SHARED: u8 = 2;
+    /// Written only to free memory: gone after a restart.
+    pub const TRANSIENT: u8 = 4;
+
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// The durable topology, read back at start-up (queue contents are read
+/// with `scan_index` and `read_messages`).
 #[derive(Debug, Default)]
 pub struct Recovered {
     pub exchanges: Vec<ExchangeRecord>,
-    /// Each queue with its entries in `seq` order.
-    pub queues: Vec<(QueueRecord, Vec<IndexEntry>)>,
+    pub queues: Vec<QueueRecord>,
     pub bindings: Vec<BindingRecord>,
-    pub messages: rustc_hash::FxHashMap<u64, MessageRecord>,
+    /// The highest message id on disk (ids are never reused).
+    pub max_message_id: u64,
 }
 
 /// What every storage implementation provides. Writes are applied
@@ -100,6 +116,12 @@ pub struct Recovered {
 pub trait Store: Send + Sync + 'static {
     fn write(&self, ops: &[Op], sync: bool) -> Result<()>;
     fn load(&self) -> Result<Recovered>;
+    /// Every index entry of every queue, in (queue, seq) order.
+    fn scan_index(&self, f: &mut dyn FnMut(u64, IndexEntry)) -> Result<()>;
+    /// Up to `limit` index entries of `queue` from `from_seq` on, in order.
+    fn read_index(&self, queue: u64, from_seq: u64, limit: usize) -> Result<Vec<IndexEntry>>;
+    /// The messages with these ids (None where one is missing).
+    fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>>;
     /// Reclaims the space of deleted records (a hint; may do nothing).
     fn compact(&self) {}
 }

@@ -39,7 +39,7 @@ pub struct BindingRecord {
 }
 
 /// A message as stored: names, content header and body as on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MessageRecord {
     pub exchange: Bytes,
     pub routing_key: Bytes,

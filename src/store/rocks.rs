@@ -7,7 +7,7 @@
 //! | `queues` | vhost, name | `QueueRecord` |
 //! | `bindings` | vhost, source, kind, destination, key, arguments | `BindingRecord` |
 //! | `messages` | message id, u64 BE | `MessageRecord` |
-//! | `index` | queue id u64 BE, seq u64 BE | message id u64 BE, delivered flag |
+//! | `index` | queue id u64 BE, seq u64 BE | message id u64 BE, flags u8, size u32 BE, expires u64 BE |
 //!
 //! Big-endian integers keep a queue's index entries in `seq` order and
 //! make deleting a whole queue one range delete.
@@ -48,11 +48,31 @@ fn index_key(queue: u64, seq: u64) -> [u8; 16] {
     k
 }
 
-fn index_value(message: u64, delivered: bool) -> [u8; 9] {
-    let mut v = [0u8; 9];
-    v[..8].copy_from_slice(&message.to_be_bytes());
-    v[8] = u8::from(delivered);
+fn index_value(e: &IndexEntry) -> [u8; 21] {
+    let mut v = [0u8; 21];
+    v[..8].copy_from_slice(&e.message.to_be_bytes());
+    v[8] = e.flags;
+    v[9..13].copy_from_slice(&e.size.to_be_bytes());
+    v[13..].copy_from_slice(&e.expires.to_be_bytes());
     v
+}
+
+/// An index entry from its key and value; None if either is malformed.
+fn index_entry(k: &[u8], v: &[u8]) -> Option<(u64, IndexEntry)> {
+    let be = |b: &[u8]| b.try_into().ok().map(u64::from_be_bytes);
+    if k.len() != 16 || v.len() != 21 {
+        return None;
+    }
+    Some((
+        be(&k[..8])?,
+        IndexEntry {
+            seq: be(&k[8..])?,
+            message: be(&v[..8])?,
+            flags: v[8],
+            size: u32::from_be_bytes(v[9..13].try_into().ok()?),
+            expires: be(&v[13..])?,
+        },
+    ))
 }
 
 impl RocksStore {
@@ -71,16 +91,10 @@ impl RocksStore {
         // Only one thread writes (the group-commit writer).
         opts.set_allow_concurrent_memtable_write(false);
         let fresh = !dir.join("CURRENT").exists();
-        let cfs = FAMILIES.iter().map(|n| {
-            let mut cf = opts.clone();
-            if matches!(*n, "messages" | "index") {
-                // Messages and index entries are only ever written, and read
-                // back in full at start-up: an append-only vector memtable
-                // inserts in O(1) where a skiplist compares keys O(log n) times.
-                cf.set_memtable_factory(rocksdb::MemtableFactory::Vector);
-            }
-            ColumnFamilyDescriptor::new(*n, cf)
-        });
+        // Skiplist memtables throughout: queues page messages back in with
+        // range reads, which a vector memtable answers by copying and
+        // sorting itself each time.
+        let cfs = FAMILIES.iter().map(|n| ColumnFamilyDescriptor::new(*n, opts.clone()));
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(open_err)?;
         let store = RocksStore { db, path: path.clone() };
         let meta = store.cf("meta");
@@ -104,6 +118,10 @@ impl RocksStore {
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
         self.db.cf_handle(name).expect("column families are created at open")
+    }
+
+    fn read_err(&self, e: rocksdb::Error) -> StoreError {
+        StoreError::Read(format!("{e} in {}", self.path))
     }
 
     fn corrupt(&self, what: impl Into<String>) -> StoreError {
@@ -133,11 +151,8 @@ impl Store for RocksStore {
                     batch.put_cf(self.cf("messages"), id.to_be_bytes(), record.encode())
                 }
                 Op::DeleteMessage { id } => batch.delete_cf(self.cf("messages"), id.to_be_bytes()),
-                Op::Enqueue { queue, seq, message } => {
-                    batch.put_cf(self.cf("index"), index_key(*queue, *seq), index_value(*message, false))
-                }
-                Op::MarkDelivered { queue, seq, message } => {
-                    batch.put_cf(self.cf("index"), index_key(*queue, *seq), index_value(*message, true))
+                Op::Place { queue, entry } => {
+                    batch.put_cf(self.cf("index"), index_key(*queue, entry.seq), index_value(entry))
                 }
                 Op::Remove { queue, seq } => batch.delete_cf(self.cf("index"), index_key(*queue, *seq)),
             }
@@ -154,38 +169,57 @@ impl Store for RocksStore {
             let (_, v) = item.map_err(read)?;
             r.exchanges.push(ExchangeRecord::decode(&v).ok_or_else(|| self.corrupt("exchange record"))?);
         }
-        let mut queues = rustc_hash::FxHashMap::default();
         for item in self.db.iterator_cf(self.cf("queues"), IteratorMode::Start) {
             let (_, v) = item.map_err(read)?;
-            let q = QueueRecord::decode(&v).ok_or_else(|| self.corrupt("queue record"))?;
-            queues.insert(q.id, (q, Vec::new()));
+            r.queues.push(QueueRecord::decode(&v).ok_or_else(|| self.corrupt("queue record"))?);
         }
+        r.queues.sort_by_key(|q| q.id);
         for item in self.db.iterator_cf(self.cf("bindings"), IteratorMode::Start) {
             let (_, v) = item.map_err(read)?;
             r.bindings.push(BindingRecord::decode(&v).ok_or_else(|| self.corrupt("binding record"))?);
         }
-        for item in self.db.iterator_cf(self.cf("messages"), IteratorMode::Start) {
-            let (k, v) = item.map_err(read)?;
+        if let Some(item) = self.db.iterator_cf(self.cf("messages"), IteratorMode::End).next() {
+            let (k, _) = item.map_err(read)?;
             let id = <[u8; 8]>::try_from(&k[..]).map_err(|_| self.corrupt("message key"))?;
-            let m = MessageRecord::decode(&v).ok_or_else(|| self.corrupt("message record"))?;
-            r.messages.insert(u64::from_be_bytes(id), m);
+            r.max_message_id = u64::from_be_bytes(id);
         }
-        for item in self.db.iterator_cf(self.cf("index"), IteratorMode::Start) {
-            let (k, v) = item.map_err(read)?;
-            if k.len() != 16 || v.len() != 9 {
-                return Err(self.corrupt("queue index entry"));
-            }
-            let queue = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
-            let seq = u64::from_be_bytes(k[8..].try_into().expect("8 bytes"));
-            let message = u64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
-            // Entries of a queue deleted in a crash-interrupted batch have no queue: skip them.
-            if let Some((_, entries)) = queues.get_mut(&queue) {
-                entries.push(IndexEntry { seq, message, delivered: v[8] != 0 });
-            }
-        }
-        r.queues = queues.into_values().collect();
-        r.queues.sort_by_key(|(q, _)| q.id);
         Ok(r)
+    }
+
+    fn scan_index(&self, f: &mut dyn FnMut(u64, IndexEntry)) -> Result<()> {
+        for item in self.db.iterator_cf(self.cf("index"), IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.read_err(e))?;
+            let (queue, entry) = index_entry(&k, &v).ok_or_else(|| self.corrupt("queue index entry"))?;
+            f(queue, entry);
+        }
+        Ok(())
+    }
+
+    fn read_index(&self, queue: u64, from_seq: u64, limit: usize) -> Result<Vec<IndexEntry>> {
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_upper_bound(index_key(queue + 1, 0));
+        let start = index_key(queue, from_seq);
+        let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
+        let mut out = Vec::with_capacity(limit.min(4096));
+        for item in self.db.iterator_cf_opt(self.cf("index"), opts, mode).take(limit) {
+            let (k, v) = item.map_err(|e| self.read_err(e))?;
+            let (_, entry) = index_entry(&k, &v).ok_or_else(|| self.corrupt("queue index entry"))?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>> {
+        let cf = self.cf("messages");
+        let keys: Vec<_> = ids.iter().map(|id| (cf, id.to_be_bytes())).collect();
+        self.db
+            .multi_get_cf(keys)
+            .into_iter()
+            .map(|r| match r.map_err(|e| self.read_err(e))? {
+                None => Ok(None),
+                Some(v) => MessageRecord::decode(&v).map(Some).ok_or_else(|| self.corrupt("message record")),
+            })
+            .collect()
     }
 
     fn compact(&self) {

@@ -4,24 +4,71 @@
 //! durability, then tells them. Confirmed throughput therefore grows with
 //! concurrency instead of being capped by the disk's sync rate.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
-use tracing::error;
+use tracing::{error, warn};
 
-use super::{Op, Store};
+use super::refs::SharedRefs;
+use super::{IndexEntry, MessageRecord, Op, Store};
 
 /// Told when everything submitted before it is durable (true) or failed to be written (false).
 pub type Done = Box<dyn FnOnce(bool) + Send>;
 
+/// Index entries read back with their messages (None where the message is missing).
+pub type Loaded = Vec<(IndexEntry, Option<MessageRecord>)>;
+
+/// Told what a read found; `None` if the store failed.
+pub type OnLoaded = Box<dyn FnOnce(Option<Loaded>) + Send>;
+
+/// A read of a queue's paged-out messages.
+struct Read {
+    queue: u64,
+    from_seq: u64,
+    limit: usize,
+    done: OnLoaded,
+}
+
 enum Cmd {
     Op(Op),
     Barrier(Done),
+    /// Read after everything submitted before it is written.
+    Read(Read),
+    /// Settle every place of `queue` in `from_seq..to_seq` (a purged or
+    /// deleted queue's paged-out part), releasing their messages.
+    DropRange {
+        queue: u64,
+        from_seq: u64,
+        to_seq: u64,
+    },
     Compact,
     /// Write what is pending, close the store, then say so.
     Shutdown(mpsc::SyncSender<()>),
+}
+
+/// How much of a queue stays in memory before the rest is paged out.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimit {
+    pub messages: usize,
+    pub bytes: usize,
+}
+
+impl Default for HeadLimit {
+    fn default() -> Self {
+        HeadLimit { messages: 16_384, bytes: 32 << 20 }
+    }
+}
+
+/// What every handle shares.
+#[derive(Debug)]
+struct Shared {
+    ids: AtomicU64,
+    refs: SharedRefs,
+    /// Memory is short: queues page transient messages out too.
+    pressure: AtomicBool,
+    head: HeadLimit,
 }
 
 /// Ops per batch at most, so one huge burst does not delay every confirm.
@@ -35,7 +82,7 @@ const COMPACT_AFTER: u64 = 100_000;
 #[derive(Clone)]
 pub struct StoreHandle {
     tx: mpsc::Sender<Cmd>,
-    ids: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -49,17 +96,76 @@ impl StoreHandle {
     /// an fsync (durable against power loss) or only for the write
     /// (durable against a crash of the process). Ids continue after `next_id`.
     pub fn start(store: Arc<dyn Store>, sync: bool, next_id: u64) -> StoreHandle {
+        Self::start_with(store, sync, next_id, SharedRefs::default(), HeadLimit::default())
+    }
+
+    /// Starts the writer with recovered reference counts and a head limit.
+    pub fn start_with(
+        store: Arc<dyn Store>,
+        sync: bool,
+        next_id: u64,
+        refs: SharedRefs,
+        head: HeadLimit,
+    ) -> StoreHandle {
         let (tx, rx) = mpsc::channel::<Cmd>();
+        let shared = Arc::new(Shared {
+            ids: AtomicU64::new(next_id.max(1)),
+            refs,
+            pressure: AtomicBool::new(false),
+            head,
+        });
+        let writer = Writer { store, sync, shared: shared.clone(), ops: Vec::with_capacity(1024) };
         std::thread::Builder::new()
             .name("warren-store".into())
-            .spawn(move || run(store, rx, sync))
+            .spawn(move || writer.run(rx))
             .expect("the store writer thread starts");
-        StoreHandle { tx, ids: Arc::new(AtomicU64::new(next_id.max(1))) }
+        StoreHandle { tx, shared }
     }
 
     /// A fresh id for a message or a queue.
     pub fn next_id(&self) -> u64 {
-        self.ids.fetch_add(1, Ordering::Relaxed)
+        self.shared.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts of messages held by several queues.
+    pub fn refs(&self) -> &SharedRefs {
+        &self.shared.refs
+    }
+
+    pub fn head_limit(&self) -> HeadLimit {
+        self.shared.head
+    }
+
+    /// Whether queues should page transient messages out too.
+    pub fn under_pressure(&self) -> bool {
+        self.shared.pressure.load(Ordering::Relaxed)
+    }
+
+    pub fn set_pressure(&self, on: bool) {
+        self.shared.pressure.store(on, Ordering::Relaxed);
+    }
+
+    /// Reads up to `limit` places of `queue` from `from_seq` on, with their
+    /// messages, once everything submitted before is written; `done` is
+    /// called on the reader thread.
+    pub fn read(&self, queue: u64, from_seq: u64, limit: usize, done: OnLoaded) {
+        if let Err(mpsc::SendError(Cmd::Read(r))) =
+            self.tx.send(Cmd::Read(Read { queue, from_seq, limit, done }))
+        {
+            (r.done)(None);
+        }
+    }
+
+    /// Settles the places of `queue` in `from_seq..to_seq` and releases their messages.
+    pub fn drop_range(&self, queue: u64, from_seq: u64, to_seq: u64) {
+        let _ = self.tx.send(Cmd::DropRange { queue, from_seq, to_seq });
+    }
+
+    /// Drops one place's hold on a stored message; the last one deletes it.
+    pub fn release(&self, id: u64, shared: bool) {
+        if !shared || self.shared.refs.release(id) {
+            self.submit(Op::DeleteMessage { id });
+        }
     }
 
     pub fn submit(&self, op: Op) {
@@ -104,12 +210,18 @@ impl StoreHandle {
 /// Drops from a batch every op about a message that the same batch also
 /// deletes: a message consumed and acknowledged before it reached the disk
 /// need never be written (its publisher may be confirmed all the same, as
-/// RabbitMQ does). Keeps fast consumers from doubling the disk's work.
+/// RabbitMQ does). Keeps fast consumers from doubling the disk's work. A
+/// message written again after its deletion (a delivery taken back) is
+/// left alone.
 fn annihilate(ops: &mut Vec<Op>) {
     let mut put = FxHashSet::default();
     let mut gone = FxHashSet::default();
+    let mut back = FxHashSet::default();
     for op in ops.iter() {
         match op {
+            Op::PutMessage { id, .. } if gone.contains(id) => {
+                back.insert(*id);
+            }
             Op::PutMessage { id, .. } => {
                 put.insert(*id);
             }
@@ -119,16 +231,15 @@ fn annihilate(ops: &mut Vec<Op>) {
             _ => {}
         }
     }
+    gone.retain(|id| !back.contains(id));
     if gone.is_empty() {
         return;
     }
     let mut places = FxHashSet::default();
     ops.retain(|op| match op {
         Op::PutMessage { id, .. } | Op::DeleteMessage { id } => !gone.contains(id),
-        Op::Enqueue { queue, seq, message } | Op::MarkDelivered { queue, seq, message }
-            if gone.contains(message) =>
-        {
-            places.insert((*queue, *seq));
+        Op::Place { queue, entry } if gone.contains(&entry.message) => {
+            places.insert((*queue, entry.seq));
             false
         }
         Op::Remove { queue, seq } => !places.contains(&(*queue, *seq)),
@@ -136,65 +247,152 @@ fn annihilate(ops: &mut Vec<Op>) {
     });
 }
 
-fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Cmd>, sync: bool) {
-    let mut ops = Vec::with_capacity(1024);
-    let mut waiting: Vec<Done> = Vec::new();
-    let mut closed: Option<mpsc::SyncSender<()>> = None;
-    let mut compact = false;
-    let mut deletions: u64 = 0;
-    loop {
-        let first = if deletions >= COMPACT_AFTER {
-            // Idle after many deletions: a backlog has probably drained.
-            match rx.recv_timeout(std::time::Duration::from_millis(200)) {
-                Ok(cmd) => cmd,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    deletions = 0;
-                    store.compact();
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-        } else {
-            match rx.recv() {
-                Ok(cmd) => cmd,
-                Err(_) => return,
-            }
+/// The writer thread's state.
+struct Writer {
+    store: Arc<dyn Store>,
+    sync: bool,
+    shared: Arc<Shared>,
+    ops: Vec<Op>,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Cmd>) {
+        let (reads, reader_rx) = mpsc::channel::<Read>();
+        let reader = {
+            let store = self.store.clone();
+            std::thread::Builder::new()
+                .name("warren-store-read".into())
+                .spawn(move || read_loop(store, reader_rx))
+                .expect("the store reader thread starts")
         };
-        let mut next = Some(first);
-        while let Some(cmd) = next.take() {
-            match cmd {
-                Cmd::Op(op) => {
-                    deletions += u64::from(matches!(op, Op::DeleteMessage { .. } | Op::DeleteQueue { .. }));
-                    ops.push(op)
+        let mut waiting: Vec<Done> = Vec::new();
+        let mut pending_reads: Vec<Read> = Vec::new();
+        let mut closed: Option<mpsc::SyncSender<()>> = None;
+        let mut compact = false;
+        let mut deletions: u64 = 0;
+        loop {
+            let first = if deletions >= COMPACT_AFTER {
+                // Idle after many deletions: a backlog has probably drained.
+                match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                    Ok(cmd) => cmd,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        deletions = 0;
+                        self.store.compact();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
-                Cmd::Barrier(done) => waiting.push(done),
-                Cmd::Compact => compact = true,
-                Cmd::Shutdown(tell) => closed = Some(tell),
+            } else {
+                match rx.recv() {
+                    Ok(cmd) => cmd,
+                    Err(_) => break,
+                }
+            };
+            let mut next = Some(first);
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Cmd::Op(op) => {
+                        deletions +=
+                            u64::from(matches!(op, Op::DeleteMessage { .. } | Op::DeleteQueue { .. }));
+                        self.ops.push(op)
+                    }
+                    Cmd::Barrier(done) => waiting.push(done),
+                    Cmd::Read(r) => pending_reads.push(r),
+                    Cmd::DropRange { queue, from_seq, to_seq } => {
+                        deletions += self.drop_range(queue, from_seq, to_seq);
+                    }
+                    Cmd::Compact => compact = true,
+                    Cmd::Shutdown(tell) => closed = Some(tell),
+                }
+                if self.ops.len() < MAX_BATCH && closed.is_none() {
+                    next = rx.try_recv().ok();
+                }
             }
-            if ops.len() < MAX_BATCH && closed.is_none() {
-                next = rx.try_recv().ok();
+            let ok = self.flush(!waiting.is_empty());
+            for done in waiting.drain(..) {
+                done(ok);
+            }
+            // Reads see everything submitted before them.
+            for r in pending_reads.drain(..) {
+                let _ = reads.send(r);
+            }
+            if std::mem::take(&mut compact) {
+                deletions = 0;
+                self.store.compact();
+            }
+            if let Some(tell) = closed.take() {
+                drop(reads);
+                let _ = reader.join();
+                drop(self);
+                let _ = tell.send(());
+                return;
             }
         }
-        annihilate(&mut ops);
-        let ok = match store.write(&ops, sync && !waiting.is_empty()) {
+        drop(reads);
+        let _ = reader.join();
+    }
+
+    /// Writes the pending batch (synced if someone waits for durability).
+    fn flush(&mut self, waited_for: bool) -> bool {
+        annihilate(&mut self.ops);
+        if self.ops.is_empty() && !waited_for {
+            return true;
+        }
+        let ok = match self.store.write(&self.ops, self.sync && waited_for) {
             Ok(()) => true,
             Err(e) => {
-                error!("{e}: {} operations not written", ops.len());
+                error!("{e}: {} operations not written", self.ops.len());
                 false
             }
         };
-        ops.clear();
-        for done in waiting.drain(..) {
-            done(ok);
+        self.ops.clear();
+        ok
+    }
+
+    /// Settles a range of a queue's places: writes what is pending, reads
+    /// the range back and removes it, releasing each message. Returns how
+    /// many messages were deleted.
+    fn drop_range(&mut self, queue: u64, from_seq: u64, to_seq: u64) -> u64 {
+        self.flush(false);
+        let mut from = from_seq;
+        let mut deleted = 0;
+        while from < to_seq {
+            let entries = match self.store.read_index(queue, from, 4096) {
+                Ok(e) => e,
+                Err(e) => {
+                    error!("{e}: paged-out messages of a purged queue stay on disk");
+                    break;
+                }
+            };
+            let Some(last) = entries.last() else { break };
+            from = last.seq + 1;
+            for e in entries.iter().filter(|e| e.seq < to_seq) {
+                self.ops.push(Op::Remove { queue, seq: e.seq });
+                if !e.has(IndexEntry::SHARED) || self.shared.refs.release(e.message) {
+                    self.ops.push(Op::DeleteMessage { id: e.message });
+                    deleted += 1;
+                }
+            }
+            self.flush(false);
         }
-        if std::mem::take(&mut compact) {
-            deletions = 0;
-            store.compact();
-        }
-        if let Some(tell) = closed {
-            drop(store);
-            let _ = tell.send(());
-            return;
+        deleted
+    }
+}
+
+/// Answers reads of paged-out messages, off the writer's thread.
+fn read_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Read>) {
+    for r in rx {
+        let loaded = store.read_index(r.queue, r.from_seq, r.limit).and_then(|entries| {
+            let ids: Vec<u64> = entries.iter().map(|e| e.message).collect();
+            let messages = store.read_messages(&ids)?;
+            Ok(entries.into_iter().zip(messages).collect::<Loaded>())
+        });
+        match loaded {
+            Ok(l) => (r.done)(Some(l)),
+            Err(e) => {
+                warn!("{e}: cannot read paged-out messages");
+                (r.done)(None)
+            }
         }
     }
 }
@@ -216,14 +414,28 @@ mod tests {
         }
     }
 
+    fn place(queue: u64, seq: u64, message: u64, flags: u8) -> Op {
+        Op::Place { queue, entry: IndexEntry { seq, message, flags, ..Default::default() } }
+    }
+
+    #[test]
+    fn a_message_written_again_after_its_deletion_stays() {
+        let mut ops = vec![put(1), place(9, 1, 1, 0), Op::Remove { queue: 9, seq: 1 }, Op::DeleteMessage { id: 1 }];
+        ops.push(put(1));
+        ops.push(place(9, 1, 1, 0));
+        let before = ops.clone();
+        annihilate(&mut ops);
+        assert_eq!(ops, before);
+    }
+
     #[test]
     fn a_message_acked_within_its_batch_is_never_written() {
         let mut ops = vec![
             put(1),
-            Op::Enqueue { queue: 9, seq: 1, message: 1 },
+            place(9, 1, 1, 0),
             put(2),
-            Op::Enqueue { queue: 9, seq: 2, message: 2 },
-            Op::MarkDelivered { queue: 9, seq: 1, message: 1 },
+            place(9, 2, 2, 0),
+            place(9, 1, 1, IndexEntry::DELIVERED),
             Op::Remove { queue: 9, seq: 1 },
             Op::DeleteMessage { id: 1 },
             Op::Remove { queue: 9, seq: 7 },
@@ -234,7 +446,7 @@ mod tests {
             ops,
             vec![
                 put(2),
-                Op::Enqueue { queue: 9, seq: 2, message: 2 },
+                place(9, 2, 2, 0),
                 Op::Remove { queue: 9, seq: 7 },
                 Op::DeleteMessage { id: 5 }
             ]

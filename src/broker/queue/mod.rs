@@ -2,11 +2,15 @@
 //! acknowledged, and the consumers it feeds round-robin.
 //!
 //! Each queue has its own lock, held only for in-memory work (never across
-//! an `.await`); publishing to different queues never contends.
+//! an `.await`); publishing to different queues never contends. Only a
+//! bounded head of ready messages is kept in memory; the rest is paged
+//! out to the store (`paging.rs`).
+
+mod paging;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use amq_protocol::types::FieldTable;
 use parking_lot::Mutex;
@@ -17,7 +21,8 @@ use super::consumer::ConsumerSpec;
 use super::consumer::{ConnectionId, Consumer, Delivery};
 use super::message::Message;
 use crate::protocol::AmqpError;
-use crate::store::{Op, StoreHandle};
+use crate::store::recovery::Paged;
+use crate::store::StoreHandle;
 
 #[derive(Debug)]
 pub struct Queue {
@@ -29,8 +34,9 @@ pub struct Queue {
     pub arguments: FieldTable,
     /// Mirrors `State::deleted` for lock-free checks by routing caches.
     deleted: AtomicBool,
-    /// Where a durable queue keeps its persistent messages.
-    persist: Option<Persist>,
+    /// Where the queue keeps messages on disk: persistent ones of a
+    /// durable queue, and any it pages out.
+    store: Option<QueueStore>,
     /// Its consumers are falling behind: publishers feeding it should pause.
     congested: AtomicBool,
     /// Told when a congested queue has drained (or lost its consumers).
@@ -38,11 +44,14 @@ pub struct Queue {
     state: Mutex<State>,
 }
 
-/// A durable queue's link to the store.
+/// A queue's link to the store.
 #[derive(Debug)]
-struct Persist {
-    store: StoreHandle,
+struct QueueStore {
+    handle: StoreHandle,
+    /// Names the queue's places in the store's index.
     id: u64,
+    /// Its persistent messages survive a restart.
+    durable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -50,12 +59,26 @@ pub struct Entry {
     pub seq: u64,
     pub message: Arc<Message>,
     pub redelivered: bool,
+    /// The entry has a place in the store's index under this queue.
+    pub stored: bool,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    /// Ready messages, in `seq` order (requeued ones go back to their place).
+    /// Ready messages in memory, in `seq` order (requeued ones go back to
+    /// their place); all of them come before the paged-out ones.
     ready: VecDeque<Entry>,
+    /// Body bytes in `ready`.
+    head_bytes: usize,
+    /// Ready messages on disk only, after `ready`.
+    paged: Paged,
+    /// A read of paged-out messages is under way.
+    loading: bool,
+    /// Changes when the paged-out part is dropped, so a read that was
+    /// under way is ignored when it arrives.
+    epoch: u64,
+    /// `basic.get`s waiting for a read because the head ran dry.
+    waiters: Vec<mpsc::SyncSender<()>>,
     /// Delivered to a manual-ack consumer or `basic.get`, not yet settled.
     unacked: FxHashMap<u64, Entry>,
     consumers: Vec<Arc<Consumer>>,
@@ -91,59 +114,46 @@ impl Queue {
             auto_delete,
             arguments,
             deleted: AtomicBool::new(false),
-            persist: None,
+            store: None,
             congested: AtomicBool::new(false),
             drained: tokio::sync::Notify::new(),
             state: Mutex::new(State { next_seq: 1, ..State::default() }),
         }
     }
 
-    /// Makes the queue keep its persistent messages in `store` under `id`.
+    /// Makes the queue keep its persistent messages in `store` under `id`
+    /// (and page out when its head is full).
     pub fn persisted(mut self, store: StoreHandle, id: u64) -> Self {
-        self.persist = Some(Persist { store, id });
+        self.store = Some(QueueStore { handle: store, id, durable: true });
         self
     }
 
-    /// The queue's id in the store, if it has one.
+    /// Lets a non-durable queue page messages out to `store` when memory
+    /// is short; nothing of it survives a restart.
+    pub fn paging(mut self, store: StoreHandle) -> Self {
+        let id = store.next_id();
+        self.store = Some(QueueStore { handle: store, id, durable: false });
+        self
+    }
+
+    /// The queue's id in the store, if it is durable.
     pub fn store_id(&self) -> Option<u64> {
-        self.persist.as_ref().map(|p| p.id)
+        self.store.as_ref().filter(|s| s.durable).map(|s| s.id)
     }
 
     /// Whether a persistent message routed here must be written to disk.
     pub fn is_persisted(&self) -> bool {
-        self.persist.is_some()
+        self.store.as_ref().is_some_and(|s| s.durable)
     }
 
-    /// Puts recovered messages back, in order (their refs already counted).
-    pub fn restore(&self, entries: Vec<Entry>) {
+    /// Puts recovered messages back: the head in memory, in order (shared
+    /// references already counted), the rest left on disk.
+    pub fn restore(&self, head: Vec<Entry>, paged: Paged, next_seq: u64) {
         let mut st = self.state.lock();
-        st.next_seq = entries.last().map_or(1, |e| e.seq + 1);
-        st.ready = entries.into();
-    }
-
-    /// The message at this entry is in the store on this queue's behalf.
-    fn stored(&self, e: &Entry) -> Option<&Persist> {
-        self.persist.as_ref().filter(|_| e.message.is_stored())
-    }
-
-    /// A delivery left the queue: no-ack ones are settled for good; the
-    /// first delivery of a manual-ack one is remembered (redelivered after
-    /// a restart).
-    fn on_delivered(&self, e: &Entry, no_ack: bool) {
-        let Some(p) = self.stored(e) else { return };
-        if no_ack {
-            self.forget(e);
-        } else if !e.redelivered {
-            p.store.submit(Op::MarkDelivered { queue: p.id, seq: e.seq, message: e.message.store_id });
-        }
-    }
-
-    /// Removes a settled entry from the store, and its message with the last reference.
-    fn forget(&self, e: &Entry) {
-        if let Some(p) = self.stored(e) {
-            p.store.submit(Op::Remove { queue: p.id, seq: e.seq });
-            release(&p.store, &e.message);
-        }
+        st.next_seq = next_seq.max(1);
+        st.head_bytes = head.iter().map(|e| e.message.body.len()).sum();
+        st.ready = head.into();
+        st.paged = paged;
     }
 
     /// Refuses access to another connection's exclusive queue.
@@ -163,21 +173,27 @@ impl Queue {
         ))
     }
 
-    /// Takes a routed message; hands it to a consumer at once if one has credit.
+    /// Takes a routed message; hands it to a consumer at once if one has
+    /// credit, pages it out if the head is full.
     pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
         let mut st = self.state.lock();
         if st.deleted {
+            // Deleted since routing: its share of a stored message goes.
+            if let Some(s) = self.store.as_ref().filter(|s| s.durable && message.is_stored()) {
+                s.handle.release(message.store_id, message.shared);
+            }
             return;
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        if let Some(p) = self.persist.as_ref().filter(|_| message.is_stored()) {
-            message.store_refs.fetch_add(1, Ordering::AcqRel);
-            p.store.submit(Op::Enqueue { queue: p.id, seq, message: message.store_id });
+        let stored = self.store_place(seq, &message);
+        if self.page_out(&mut st, seq, &message, stored) {
+            st.paged.push(seq, message.body.len() as u32);
+        } else {
+            st.push_back(Entry { seq, message, redelivered: false, stored });
+            self.dispatch(&mut st);
         }
-        st.ready.push_back(Entry { seq, message, redelivered: false });
-        self.dispatch(&mut st);
-        if st.ready.len() > CONGESTED_ABOVE && !st.consumers.is_empty() {
+        if st.len() > CONGESTED_ABOVE && !st.consumers.is_empty() {
             self.congested.store(true, Ordering::Release);
         }
     }
@@ -197,7 +213,7 @@ impl Queue {
 
     /// Lifts congestion: the backlog drained, or nobody is consuming any more.
     fn relieve(&self, st: &State) {
-        if self.is_congested() && (st.ready.len() < RELIEVED_BELOW || st.consumers.is_empty() || st.deleted) {
+        if self.is_congested() && (st.len() < RELIEVED_BELOW || st.consumers.is_empty() || st.deleted) {
             self.congested.store(false, Ordering::Release);
             self.drained.notify_waiters();
         }
@@ -211,13 +227,14 @@ impl Queue {
 
     fn dispatch(self: &Arc<Self>, st: &mut State) {
         self.deliver_ready(st);
+        self.fill(st);
         self.relieve(st);
     }
 
     fn deliver_ready(self: &Arc<Self>, st: &mut State) {
         while !st.ready.is_empty() {
             let Some(consumer) = next_with_credit(st) else { return };
-            let entry = st.ready.pop_front().expect("not empty");
+            let entry = st.pop_front().expect("not empty");
             self.on_delivered(&entry, consumer.no_ack);
             if !consumer.no_ack {
                 st.unacked.insert(entry.seq, entry.clone());
@@ -228,29 +245,41 @@ impl Queue {
                 seq: entry.seq,
                 redelivered: entry.redelivered,
                 message: entry.message,
+                stored: entry.stored,
             };
             if let Err(d) = consumer.send(delivery) {
                 // The connection is gone; its cleanup removes the consumer.
                 st.unacked.remove(&d.seq);
-                insert_ready(
-                    &mut st.ready,
-                    Entry { seq: d.seq, message: d.message, redelivered: d.redelivered },
-                );
+                st.insert(Entry { seq: d.seq, message: d.message, redelivered: d.redelivered, stored: d.stored });
                 st.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
             }
         }
     }
 
-    /// `basic.get`: the next ready message and how many remain.
-    pub fn get(&self, no_ack: bool) -> Option<(Entry, u32)> {
-        let mut st = self.state.lock();
-        let entry = st.ready.pop_front()?;
-        self.relieve(&st);
-        self.on_delivered(&entry, no_ack);
-        if !no_ack {
-            st.unacked.insert(entry.seq, entry.clone());
+    /// `basic.get`: the next ready message and how many remain. If the
+    /// head ran dry before paged-out messages came back, waits for them
+    /// (briefly blocking: only `basic.get` on a deep queue gets here).
+    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Entry, u32)> {
+        loop {
+            let mut st = self.state.lock();
+            if let Some(entry) = st.pop_front() {
+                self.fill(&mut st);
+                self.relieve(&st);
+                self.on_delivered(&entry, no_ack);
+                if !no_ack {
+                    st.unacked.insert(entry.seq, entry.clone());
+                }
+                return Some((entry, st.len().min(u32::MAX as usize) as u32));
+            }
+            if st.paged.count == 0 {
+                return None;
+            }
+            let (tx, rx) = mpsc::sync_channel(1);
+            st.waiters.push(tx);
+            self.fill(&mut st);
+            drop(st);
+            rx.recv_timeout(std::time::Duration::from_secs(10)).ok()?;
         }
-        Some((entry, st.ready.len() as u32))
     }
 
     /// Settles delivered messages for good.
@@ -269,7 +298,7 @@ impl Queue {
         for seq in seqs {
             if let Some(mut e) = st.unacked.remove(seq) {
                 e.redelivered = true;
-                insert_ready(&mut st.ready, e);
+                st.insert(e);
             }
         }
         self.dispatch(&mut st);
@@ -282,15 +311,12 @@ impl Queue {
         if st.deleted {
             return;
         }
-        let entry = Entry { seq: d.seq, message: d.message, redelivered: d.redelivered };
+        let entry = Entry { seq: d.seq, message: d.message, redelivered: d.redelivered, stored: d.stored };
         if st.unacked.remove(&d.seq).is_none() {
             // A no-ack delivery was settled in the store when it left: it is back.
-            if let Some(p) = self.stored(&entry) {
-                entry.message.store_refs.fetch_add(1, Ordering::AcqRel);
-                p.store.submit(Op::Enqueue { queue: p.id, seq: entry.seq, message: entry.message.store_id });
-            }
+            self.restore_place(&entry);
         }
-        insert_ready(&mut st.ready, entry);
+        st.insert(entry);
         self.dispatch(&mut st);
     }
 
@@ -328,10 +354,12 @@ impl Queue {
     /// Drops every ready message; returns how many.
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
-        let n = st.ready.len() as u32;
+        let n = st.len() as u32;
         for e in std::mem::take(&mut st.ready) {
             self.forget(&e);
         }
+        st.head_bytes = 0;
+        self.drop_paged(&mut st);
         self.relieve(&st);
         n
     }
@@ -342,20 +370,16 @@ impl Queue {
             let mut st = self.state.lock();
             st.deleted = true;
             self.deleted.store(true, Ordering::Release);
-            let n = st.ready.len() as u32;
-            // The queue's index goes with its DeleteQueue; messages with their last reference.
-            if let Some(p) = &self.persist {
-                let st = &mut *st;
-                for e in st.ready.drain(..).chain(st.unacked.drain().map(|(_, e)| e)) {
-                    if e.message.is_stored() {
-                        release(&p.store, &e.message);
-                    }
-                }
+            let n = st.len() as u32;
+            // A durable queue's index goes with its DeleteQueue; messages with their last reference.
+            let st = &mut *st;
+            for e in st.ready.drain(..).chain(st.unacked.drain().map(|(_, e)| e)) {
+                self.release(&e);
             }
-            st.ready.clear();
-            st.unacked.clear();
+            st.head_bytes = 0;
+            self.drop_paged(st);
             let consumers = std::mem::take(&mut st.consumers);
-            self.relieve(&st);
+            self.relieve(st);
             (n, consumers)
         };
         for c in consumers {
@@ -371,7 +395,12 @@ impl Queue {
 
     /// Ready messages (what `queue.declare-ok` reports).
     pub fn message_count(&self) -> u32 {
-        self.state.lock().ready.len() as u32
+        self.state.lock().len().min(u32::MAX as usize) as u32
+    }
+
+    /// Ready messages held in memory (the rest are paged out).
+    pub fn in_memory(&self) -> usize {
+        self.state.lock().ready.len()
     }
 
     pub fn consumer_count(&self) -> u32 {
@@ -383,7 +412,32 @@ impl Queue {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.state.lock().ready.is_empty()
+        self.state.lock().len() == 0
+    }
+}
+
+impl State {
+    /// Ready messages, in memory and paged out.
+    fn len(&self) -> usize {
+        self.ready.len() + self.paged.count as usize
+    }
+
+    fn push_back(&mut self, e: Entry) {
+        self.head_bytes += e.message.body.len();
+        self.ready.push_back(e);
+    }
+
+    fn pop_front(&mut self) -> Option<Entry> {
+        let e = self.ready.pop_front()?;
+        self.head_bytes -= e.message.body.len();
+        Some(e)
+    }
+
+    /// Puts an entry back at its place (before every paged-out one: its seq is older).
+    fn insert(&mut self, e: Entry) {
+        self.head_bytes += e.message.body.len();
+        let at = self.ready.partition_point(|x| x.seq < e.seq);
+        self.ready.insert(at, e);
     }
 }
 
@@ -412,18 +466,6 @@ fn next_with_credit(st: &mut State) -> Option<Arc<Consumer>> {
 /// `RELIEVED_BELOW`, so fast publishers cannot bury slow consumers in memory.
 const CONGESTED_ABOVE: usize = 100_000;
 const RELIEVED_BELOW: usize = 50_000;
-
-/// Drops one durable reference to a stored message; the last one deletes it.
-fn release(store: &StoreHandle, m: &Message) {
-    if m.store_refs.fetch_sub(1, Ordering::AcqRel) == 1 {
-        store.submit(Op::DeleteMessage { id: m.store_id });
-    }
-}
-
-fn insert_ready(ready: &mut VecDeque<Entry>, e: Entry) {
-    let at = ready.partition_point(|x| x.seq < e.seq);
-    ready.insert(at, e);
-}
 
 #[cfg(test)]
 mod tests {
