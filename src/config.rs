@@ -34,11 +34,14 @@ pub struct MemoryConfig {
     pub high_watermark: f64,
     /// An absolute limit in bytes instead; 0 means use `high_watermark`.
     pub high_watermark_bytes: u64,
+    /// From this fraction of the limit on, queues page transient messages
+    /// out to disk too (RabbitMQ's `vm_memory_high_watermark_paging_ratio`).
+    pub paging_ratio: f64,
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { high_watermark: 0.4, high_watermark_bytes: 0 }
+        MemoryConfig { high_watermark: 0.4, high_watermark_bytes: 0, paging_ratio: 0.5 }
     }
 }
 
@@ -201,10 +204,18 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let r = self.memory.paging_ratio;
+        if !(0.0..=1.0).contains(&r) {
+            return Err(invalid("memory.paging_ratio", &r.to_string(), "must be in [0, 1]"));
+        }
         let st = &self.storage;
         if st.queue_head_messages < 2 || st.queue_head_bytes < 2 {
             let value = format!("{}/{}", st.queue_head_messages, st.queue_head_bytes);
-            return Err(invalid("storage.queue_head_messages/queue_head_bytes", &value, "must be at least 2"));
+            return Err(invalid(
+                "storage.queue_head_messages/queue_head_bytes",
+                &value,
+                "must be at least 2",
+            ));
         }
         let a = &self.amqp;
         if a.frame_max < crate::protocol::FRAME_MIN_SIZE {

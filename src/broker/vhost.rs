@@ -370,10 +370,13 @@ impl VHost {
     fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
         self.queues.write().remove(&q.name);
         self.unbind_everywhere(&Destination::Queue(q.clone()));
+        // The queue first: it settles its paged-out places before the
+        // DeleteQueue drops its index.
+        let ready = q.delete();
         if let Some(id) = q.store_id() {
             self.store_later(Op::DeleteQueue { vhost: self.name.clone(), name: q.name.clone(), id });
         }
-        q.delete()
+        ready
     }
 
     pub fn purge_queue(&self, name: &str, conn: ConnectionId) -> Result<u32, AmqpError> {

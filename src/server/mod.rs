@@ -13,8 +13,8 @@ use tracing::{error, info};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::connection;
-use crate::store::rocks::RocksStore;
 use crate::store::recovery;
+use crate::store::rocks::RocksStore;
 use crate::store::writer::HeadLimit;
 use crate::store::{Store, StoreHandle};
 
@@ -25,10 +25,12 @@ fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, S
     let dir = &config.storage.data_dir;
     let failed = |e: crate::store::StoreError| std::io::Error::other(e.to_string());
     let recovered = store.load().map_err(failed)?;
-    let head = HeadLimit { messages: config.storage.queue_head_messages, bytes: config.storage.queue_head_bytes };
+    let head =
+        HeadLimit { messages: config.storage.queue_head_messages, bytes: config.storage.queue_head_bytes };
     let ids: Vec<u64> = recovered.queues.iter().map(|q| q.id).collect();
     let mut b = recovery::backlogs(store.as_ref(), &ids, head).map_err(failed)?;
-    let next_id = recovered.max_message_id.max(b.max_message_id).max(ids.iter().copied().max().unwrap_or(0)) + 1;
+    let next_id =
+        recovered.max_message_id.max(b.max_message_id).max(ids.iter().copied().max().unwrap_or(0)) + 1;
     let messages: u64 = b.queues.values().map(|q| q.head.len() as u64 + q.paged.count).sum();
     let queues = recovered.queues.len();
     let garbage = std::mem::take(&mut b.garbage);
@@ -83,7 +85,11 @@ impl Server {
         broker.alarms.set_memory_limit(monitor::memory_limit(&config.memory));
         let (shutdown, mut stop) = watch::channel(false);
         broker.alarms.set_disk_free_limit(config.storage.disk_free_limit);
-        let monitor = tokio::spawn(monitor::monitor(broker.clone(), config.storage.data_dir.clone()));
+        let monitor = tokio::spawn(monitor::monitor(
+            broker.clone(),
+            config.storage.data_dir.clone(),
+            config.memory.paging_ratio,
+        ));
         let config = Arc::new(config);
         let b = broker.clone();
         let task = tokio::spawn(async move {

@@ -51,7 +51,7 @@ pub fn disk_free(dir: &Path) -> Option<u64> {
     Some(s.f_bavail as u64 * s.f_frsize as u64)
 }
 
-pub async fn monitor(broker: Arc<Broker>, data_dir: PathBuf) {
+pub async fn monitor(broker: Arc<Broker>, data_dir: PathBuf, paging_ratio: f64) {
     let mut was_raised = false;
     let mut disk_was_raised = false;
     loop {
@@ -78,9 +78,9 @@ pub async fn monitor(broker: Arc<Broker>, data_dir: PathBuf) {
                 }
                 was_raised = raised;
             }
-            // Like RabbitMQ's paging ratio: from half the limit on, queues
-            // page transient messages out too, to stay clear of the alarm.
-            let paging = used >= broker.alarms.memory_limit() / 2;
+            // Like RabbitMQ's paging ratio: from this share of the limit on,
+            // queues page transient messages out too, to stay clear of the alarm.
+            let paging = used as f64 >= broker.alarms.memory_limit() as f64 * paging_ratio;
             if let Some(store) = broker.vhost("/").and_then(|v| v.store().cloned()) {
                 if store.under_pressure() != paging {
                     info!(used, paging, "queues page transient messages to disk: {paging}");

@@ -111,11 +111,7 @@ fn messages_and_index_in_order_with_flags() {
             .unwrap();
         let entries = store.read_index(3, 0, 100).unwrap();
         let seqs: Vec<_> = entries.iter().map(|e| (e.seq, e.message, e.flags)).collect();
-        assert_eq!(
-            seqs,
-            vec![(250, 105, 0), (260, 104, 0), (270, 103, 0), (290, 101, 3)],
-            "{name}"
-        );
+        assert_eq!(seqs, vec![(250, 105, 0), (260, 104, 0), (270, 103, 0), (290, 101, 3)], "{name}");
         assert_eq!(entries[0].size, 5, "{name}");
         assert_eq!(entries[0].expires, 1234, "{name}");
         // Reads start where asked and stop at the limit and at the queue's end.
@@ -144,7 +140,13 @@ fn recovery_reads_only_the_head_and_drops_transient_pages() {
         let mut ops = vec![Op::PutQueue(queue(1, "q"))];
         for i in 1..=10u64 {
             ops.push(Op::PutMessage { id: i, record: message(b"hello") });
-            let flags = if i == 4 { IndexEntry::TRANSIENT } else if i == 5 { IndexEntry::SHARED } else { 0 };
+            let flags = if i == 4 {
+                IndexEntry::TRANSIENT
+            } else if i == 5 {
+                IndexEntry::SHARED
+            } else {
+                0
+            };
             ops.push(place(1, i, i, flags));
         }
         // A page of a queue that did not survive the restart.

@@ -420,7 +420,8 @@ mod tests {
 
     #[test]
     fn a_message_written_again_after_its_deletion_stays() {
-        let mut ops = vec![put(1), place(9, 1, 1, 0), Op::Remove { queue: 9, seq: 1 }, Op::DeleteMessage { id: 1 }];
+        let mut ops =
+            vec![put(1), place(9, 1, 1, 0), Op::Remove { queue: 9, seq: 1 }, Op::DeleteMessage { id: 1 }];
         ops.push(put(1));
         ops.push(place(9, 1, 1, 0));
         let before = ops.clone();
@@ -444,12 +445,7 @@ mod tests {
         annihilate(&mut ops);
         assert_eq!(
             ops,
-            vec![
-                put(2),
-                place(9, 2, 2, 0),
-                Op::Remove { queue: 9, seq: 7 },
-                Op::DeleteMessage { id: 5 }
-            ]
+            vec![put(2), place(9, 2, 2, 0), Op::Remove { queue: 9, seq: 7 }, Op::DeleteMessage { id: 5 }]
         );
     }
 }

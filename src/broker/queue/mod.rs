@@ -250,7 +250,12 @@ impl Queue {
             if let Err(d) = consumer.send(delivery) {
                 // The connection is gone; its cleanup removes the consumer.
                 st.unacked.remove(&d.seq);
-                st.insert(Entry { seq: d.seq, message: d.message, redelivered: d.redelivered, stored: d.stored });
+                st.insert(Entry {
+                    seq: d.seq,
+                    message: d.message,
+                    redelivered: d.redelivered,
+                    stored: d.stored,
+                });
                 st.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
             }
         }

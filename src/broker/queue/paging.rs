@@ -114,7 +114,8 @@ impl Queue {
             st.paged.count = st.paged.count.saturating_sub(1);
             st.paged.bytes = st.paged.bytes.saturating_sub(u64::from(place.size));
             st.paged.from_seq = place.seq + 1;
-            let message = record.and_then(|r| Message::from_record(place.message, &r, place.has(IndexEntry::SHARED)));
+            let message =
+                record.and_then(|r| Message::from_record(place.message, &r, place.has(IndexEntry::SHARED)));
             let Some(message) = message else {
                 warn!(queue = %self.name, seq = place.seq, "dropping a paged-out message missing or damaged on disk");
                 s.handle.submit(Op::Remove { queue: s.id, seq: place.seq });

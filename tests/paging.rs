@@ -1,0 +1,277 @@
+//! Queues bigger than their in-memory head: messages beyond it wait on
+//! disk and come back in order, through consumers, `basic.get`, restarts,
+//! purges and deletes. Run with a head of 64 messages so a few thousand
+//! messages exercise what millions would.
+
+mod common;
+
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use warren::config::Config;
+use warren::server::Server;
+
+const HEAD: usize = 64;
+
+fn config(dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> Config {
+    let mut c = Config::default();
+    c.amqp.listen = "127.0.0.1:0".parse().unwrap();
+    c.storage.data_dir = dir.to_path_buf();
+    c.storage.queue_head_messages = HEAD;
+    tweak(&mut c);
+    c
+}
+
+struct Dir(std::path::PathBuf);
+
+impl Dir {
+    fn new() -> Dir {
+        Dir(std::env::temp_dir().join(format!("warren-paging-{}-{}", std::process::id(), fastrand::u64(..))))
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn connect(s: &Server) -> (Connection, Channel) {
+    let conn =
+        Connection::connect(&common::url(s.local_addr), ConnectionProperties::default()).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    (conn, ch)
+}
+
+async fn declare(ch: &Channel, name: &str, durable: bool) -> u32 {
+    let opts = QueueDeclareOptions { durable, ..Default::default() };
+    ch.queue_declare(name.into(), opts, FieldTable::default()).await.unwrap().message_count()
+}
+
+fn props(persistent: bool) -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(if persistent { 2 } else { 1 })
+}
+
+/// Publishes `m{from}`..`m{to}` with confirms, waiting for all of them at the end.
+async fn publish(
+    ch: &Channel,
+    exchange: &str,
+    key: &str,
+    range: std::ops::Range<usize>,
+    persistent: impl Fn(usize) -> bool,
+) {
+    let mut pending = Vec::new();
+    for i in range {
+        let body = format!("m{i}");
+        let c = ch
+            .basic_publish(
+                exchange.into(),
+                key.into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                props(persistent(i)),
+            )
+            .await
+            .unwrap();
+        pending.push(c);
+    }
+    for c in pending {
+        assert!(c.await.unwrap().is_ack());
+    }
+}
+
+/// Consumes `n` messages with manual acks, returning their bodies in order.
+async fn consume(conn: &Connection, queue: &str, n: usize) -> Vec<String> {
+    let ch = conn.create_channel().await.unwrap();
+    ch.basic_qos(50, BasicQosOptions::default()).await.unwrap();
+    let mut c = ch
+        .basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let d = tokio::time::timeout(Duration::from_secs(10), c.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} messages arrived", got.len()))
+            .unwrap()
+            .unwrap();
+        got.push(String::from_utf8(d.data.clone()).unwrap());
+        d.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    ch.close(200, "done".into()).await.unwrap();
+    got
+}
+
+/// Takes every message with `basic.get`, acking each.
+async fn get_all(ch: &Channel, queue: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(m) = ch.basic_get(queue.into(), BasicGetOptions::default()).await.unwrap() {
+        out.push(String::from_utf8(m.delivery.data.clone()).unwrap());
+        ch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default()).await.unwrap();
+    }
+    out
+}
+
+fn names(range: impl Iterator<Item = usize>) -> Vec<String> {
+    range.map(|i| format!("m{i}")).collect()
+}
+
+/// How many messages and index entries the stopped broker left on disk.
+fn on_disk(dir: &std::path::Path) -> (usize, usize) {
+    use warren::store::Store;
+    let store = warren::store::rocks::RocksStore::open(dir).unwrap();
+    let max = store.load().unwrap().max_message_id;
+    let ids: Vec<u64> = (1..=max).collect();
+    let messages = store.read_messages(&ids).unwrap().iter().filter(|m| m.is_some()).count();
+    let mut places = 0;
+    store.scan_index(&mut |_, _| places += 1).unwrap();
+    (messages, places)
+}
+
+fn in_memory(s: &Server, queue: &str) -> usize {
+    s.broker.vhost("/").unwrap().queue(queue).unwrap().in_memory()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_durable_queue_keeps_only_its_head_in_memory_and_delivers_in_order() {
+    let dir = Dir::new();
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (conn, ch) = connect(&s).await;
+    declare(&ch, "deep", true).await;
+    // Every third message transient: once the queue pages out, they go to disk too, in their place.
+    publish(&ch, "", "deep", 0..5000, |i| i % 3 != 0).await;
+    assert!(in_memory(&s, "deep") <= HEAD, "{} messages in memory", in_memory(&s, "deep"));
+    assert_eq!(declare(&ch, "deep", true).await, 5000);
+    assert_eq!(consume(&conn, "deep", 2000).await, names(0..2000));
+    // What is left comes back through basic.get too, which waits for pages when the head runs dry.
+    assert_eq!(get_all(&ch, "deep").await, names(2000..5000));
+    assert_eq!(declare(&ch, "deep", true).await, 0);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reads_back_only_the_head_and_drops_transient_pages() {
+    let dir = Dir::new();
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (conn, ch) = connect(&s).await;
+    declare(&ch, "deep", true).await;
+    publish(&ch, "", "deep", 0..3000, |i| i % 3 != 0).await;
+    assert_eq!(consume(&conn, "deep", 100).await, names(0..100));
+    s.stop().await;
+
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    assert!(in_memory(&s, "deep") <= HEAD, "recovery loaded {} messages", in_memory(&s, "deep"));
+    let (conn, ch) = connect(&s).await;
+    let persistent: Vec<String> = names((100..3000).filter(|i| i % 3 != 0));
+    assert_eq!(declare(&ch, "deep", true).await as usize, persistent.len());
+    // New messages go after the recovered ones.
+    publish(&ch, "", "deep", 3000..3010, |_| true).await;
+    let mut want = persistent;
+    want.extend(names(3000..3010));
+    assert_eq!(consume(&conn, "deep", want.len()).await, want);
+    s.stop().await;
+
+    // Everything acked: nothing comes back.
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (_conn, ch) = connect(&s).await;
+    assert_eq!(declare(&ch, "deep", true).await, 0);
+    s.stop().await;
+    assert_eq!(on_disk(&dir.0), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_messages_page_out_under_memory_pressure() {
+    let dir = Dir::new();
+    // Paging from the first byte of memory on; the alarm itself stays far away.
+    let s = Server::start(config(&dir.0, |c| c.memory.paging_ratio = 0.0)).await.unwrap();
+    let store = s.broker.vhost("/").unwrap().store().cloned().unwrap();
+    for _ in 0..100 {
+        if store.under_pressure() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(store.under_pressure(), "the monitor never reported memory pressure");
+    let (conn, ch) = connect(&s).await;
+    declare(&ch, "scratch", false).await;
+    publish(&ch, "", "scratch", 0..3000, |_| false).await;
+    assert!(in_memory(&s, "scratch") <= HEAD, "{} messages in memory", in_memory(&s, "scratch"));
+    assert_eq!(consume(&conn, "scratch", 3000).await, names(0..3000));
+
+    // A purge drops the paged-out part too; later messages are not mixed with purged ones.
+    publish(&ch, "", "scratch", 0..1000, |_| false).await;
+    let purged = ch.queue_purge("scratch".into(), QueuePurgeOptions::default()).await.unwrap();
+    assert_eq!(purged, 1000);
+    publish(&ch, "", "scratch", 5000..5100, |_| false).await;
+    assert_eq!(get_all(&ch, "scratch").await, names(5000..5100));
+    s.stop().await;
+
+    // Transient pages do not survive a restart, nor does the queue.
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    assert!(s.broker.vhost("/").unwrap().queue("scratch").is_none());
+    s.stop().await;
+    assert_eq!(on_disk(&dir.0), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_shared_by_deep_queues_lives_until_the_last_lets_go() {
+    let dir = Dir::new();
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (conn, ch) = connect(&s).await;
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    ch.exchange_declare("fan".into(), ExchangeKind::Fanout, durable, FieldTable::default()).await.unwrap();
+    for q in ["left", "right"] {
+        declare(&ch, q, true).await;
+        ch.queue_bind(q.into(), "fan".into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+    }
+    publish(&ch, "fan", "", 0..1000, |_| true).await;
+    assert_eq!(consume(&conn, "left", 1000).await, names(0..1000));
+    s.stop().await;
+
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (conn, ch) = connect(&s).await;
+    assert_eq!(declare(&ch, "left", true).await, 0);
+    assert_eq!(consume(&conn, "right", 1000).await, names(0..1000));
+    s.stop().await;
+
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (_conn, ch) = connect(&s).await;
+    assert_eq!(declare(&ch, "right", true).await, 0);
+    s.stop().await;
+    assert_eq!(on_disk(&dir.0), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purging_or_deleting_a_deep_durable_queue_leaves_nothing_behind() {
+    let dir = Dir::new();
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (_conn, ch) = connect(&s).await;
+    declare(&ch, "purged", true).await;
+    declare(&ch, "deleted", true).await;
+    publish(&ch, "", "purged", 0..2000, |_| true).await;
+    publish(&ch, "", "deleted", 0..2000, |_| true).await;
+    assert_eq!(ch.queue_purge("purged".into(), QueuePurgeOptions::default()).await.unwrap(), 2000);
+    assert_eq!(ch.queue_delete("deleted".into(), Default::default()).await.unwrap(), 2000);
+    publish(&ch, "", "purged", 2000..2010, |_| true).await;
+    s.stop().await;
+
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    assert!(s.broker.vhost("/").unwrap().queue("deleted").is_none());
+    s.stop().await;
+    assert_eq!(on_disk(&dir.0), (10, 10), "only the 10 messages published after the purge are on disk");
+
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (_conn, ch) = connect(&s).await;
+    assert_eq!(get_all(&ch, "purged").await, names(2000..2010));
+    s.stop().await;
+    assert_eq!(on_disk(&dir.0), (0, 0));
+}
