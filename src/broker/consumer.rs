@@ -46,6 +46,8 @@ pub struct Delivery {
     pub redelivered: bool,
     /// The queue's entry has a place in the store.
     pub stored: bool,
+    /// ...with its message in the place's page.
+    pub paged: bool,
 }
 
 /// A channel's `basic.qos global=true` limit, shared by its consumers.

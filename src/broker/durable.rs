@@ -141,7 +141,8 @@ impl VHost {
                     }
                 };
                 let redelivered = place.has(IndexEntry::DELIVERED);
-                head.push(Entry { seq: place.seq, message, redelivered, stored: true });
+                let paged = place.has(IndexEntry::PAGED);
+                head.push(Entry { seq: place.seq, message, redelivered, stored: true, paged });
             }
             q.restore(head, backlog.paged, backlog.next_seq);
             self.insert_queue(Arc::new(q));

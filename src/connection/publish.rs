@@ -215,10 +215,12 @@ impl Channel {
         if holders > 0 {
             if let (Some(store), Some(m)) = (ctx.vhost.store(), Arc::get_mut(&mut message)) {
                 m.store_id = store.next_id();
-                store.submit(Op::PutMessage { id: m.store_id, record: m.record() });
+                // Written once for all its queues; a message for one queue
+                // is written by that queue (in memory or paged out).
                 if holders > 1 {
                     m.shared = true;
                     store.refs().add(m.store_id, holders);
+                    store.submit(Op::PutMessage { id: m.store_id, record: m.record() });
                 }
                 on_disk = true;
             }

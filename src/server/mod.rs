@@ -33,13 +33,11 @@ fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, S
         recovered.max_message_id.max(b.max_message_id).max(ids.iter().copied().max().unwrap_or(0)) + 1;
     let messages: u64 = b.queues.values().map(|q| q.head.len() as u64 + q.paged.count).sum();
     let queues = recovered.queues.len();
-    let garbage = std::mem::take(&mut b.garbage);
+    let fixes = std::mem::take(&mut b.fixes);
     let handle = StoreHandle::start_with(store, config.storage.fsync, next_id, b.refs, head);
-    if !garbage.is_empty() {
-        info!(places = garbage.len() / 2, "dropping messages that were on disk only to free memory");
-        for op in garbage {
-            handle.submit(op);
-        }
+    // Before anything reads pages back.
+    for op in fixes {
+        handle.submit(op);
     }
     let broker = Broker::with_store(Some(handle.clone()));
     broker.restore(recovered, &mut b.queues);

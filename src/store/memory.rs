@@ -22,6 +22,7 @@ struct State {
     bindings: Vec<BindingRecord>,
     messages: BTreeMap<u64, MessageRecord>,
     index: BTreeMap<(u64, u64), IndexEntry>,
+    pages: BTreeMap<(u64, u64), (IndexEntry, MessageRecord)>,
 }
 
 impl Store for MemoryStore {
@@ -41,6 +42,7 @@ impl Store for MemoryStore {
                 Op::DeleteQueue { vhost, name, id } => {
                     s.queues.remove(&(vhost, name));
                     s.index.retain(|(q, _), _| *q != id);
+                    s.pages.retain(|(q, _), _| *q != id);
                 }
                 Op::PutBinding(b) => {
                     if !s.bindings.contains(&b) {
@@ -57,8 +59,15 @@ impl Store for MemoryStore {
                 Op::Place { queue, entry } => {
                     s.index.insert((queue, entry.seq), entry);
                 }
-                Op::Remove { queue, seq } => {
+                Op::Page { queue, entry, record } => {
+                    s.index.insert((queue, entry.seq), entry);
+                    s.pages.insert((queue, entry.seq), (entry, record));
+                }
+                Op::Remove { queue, seq, paged } => {
                     s.index.remove(&(queue, seq));
+                    if paged {
+                        s.pages.remove(&(queue, seq));
+                    }
                 }
             }
         }
@@ -85,9 +94,14 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn read_index(&self, queue: u64, from_seq: u64, limit: usize) -> Result<Vec<IndexEntry>> {
+    fn read_pages(
+        &self,
+        queue: u64,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(IndexEntry, MessageRecord)>> {
         let s = self.state.lock();
-        Ok(s.index.range((queue, from_seq)..(queue + 1, 0)).take(limit).map(|(_, e)| *e).collect())
+        Ok(s.pages.range((queue, from_seq)..(queue + 1, 0)).take(limit).map(|(_, p)| p.clone()).collect())
     }
 
     fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>> {

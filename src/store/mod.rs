@@ -67,10 +67,19 @@ pub enum Op {
         queue: u64,
         entry: IndexEntry,
     },
-    /// The place was settled for good (acked, dropped, purged).
+    /// A paged-out message: its place (flagged `PAGED`) and, kept under
+    /// that place, a copy of the message to read back in order.
+    Page {
+        queue: u64,
+        entry: IndexEntry,
+        record: MessageRecord,
+    },
+    /// The place was settled for good (acked, dropped, purged), and its
+    /// page with it if it has one.
     Remove {
         queue: u64,
         seq: u64,
+        paged: bool,
     },
 }
 
@@ -94,6 +103,8 @@ impl IndexEntry {
     pub const SHARED: u8 = 2;
     /// Written only to free memory: gone after a restart.
     pub const TRANSIENT: u8 = 4;
+    /// Its message is kept in the place's page, not among the messages.
+    pub const PAGED: u8 = 8;
 
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
@@ -116,12 +127,14 @@ pub struct Recovered {
 pub trait Store: Send + Sync + 'static {
     fn write(&self, ops: &[Op], sync: bool) -> Result<()>;
     fn load(&self) -> Result<Recovered>;
-    /// Every index entry of every queue, in (queue, seq) order.
+    /// Every index entry of every queue, in (queue, seq) order (at start-up).
     fn scan_index(&self, f: &mut dyn FnMut(u64, IndexEntry)) -> Result<()>;
-    /// Up to `limit` index entries of `queue` from `from_seq` on, in order.
-    fn read_index(&self, queue: u64, from_seq: u64, limit: usize) -> Result<Vec<IndexEntry>>;
-    /// The messages with these ids (None where one is missing).
+    /// The messages with these ids, None where one is missing (at start-up).
     fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>>;
+    /// Up to `limit` pages of `queue` from `from_seq` on, in order: the
+    /// only read while running, so hot-path writes can go where reads are slow.
+    fn read_pages(&self, queue: u64, from_seq: u64, limit: usize)
+        -> Result<Vec<(IndexEntry, MessageRecord)>>;
     /// Reclaims the space of deleted records (a hint; may do nothing).
     fn compact(&self) {}
 }

@@ -168,9 +168,14 @@ impl BindingRecord {
 
 impl MessageRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(16 + self.header.len() + self.body.len() + 64));
+        let mut out = Vec::with_capacity(16 + self.header.len() + self.body.len() + 64);
+        self.encode_into(&mut out);
+        out
+    }
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut w = Writer(std::mem::take(out));
         w.bytes(&self.exchange).bytes(&self.routing_key).bytes(&self.header).bytes(&self.body);
-        w.0
+        *out = w.0;
     }
     pub fn decode(b: &[u8]) -> Option<Self> {
         let mut r = Reader(b);

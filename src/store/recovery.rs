@@ -42,9 +42,10 @@ pub struct Backlog {
 pub struct Backlogs {
     pub queues: FxHashMap<u64, Backlog>,
     pub refs: SharedRefs,
-    /// Places of queues that no longer exist and transient pages of the
-    /// last run, with their messages: to delete.
-    pub garbage: Vec<Op>,
+    /// Writes to make before anything else: deletes places of queues that
+    /// no longer exist and transient pages of the last run (with their
+    /// messages), and gives every paged-out place a page of its own.
+    pub fixes: Vec<Op>,
     /// The highest message id the index names.
     pub max_message_id: u64,
 }
@@ -56,13 +57,18 @@ pub fn backlogs(store: &dyn Store, known: &[u64], limit: HeadLimit) -> Result<Ba
         b.queues.insert(*id, Backlog::default());
     }
     let mut head_bytes: FxHashMap<u64, usize> = FxHashMap::default();
+    // Paged-out places that need a page written: those whose message is
+    // among the messages (it was in memory when it arrived), and delivered
+    // ones (their page must say so).
+    let mut to_page: Vec<(u64, IndexEntry)> = Vec::new();
     store.scan_index(&mut |queue, e| {
         b.max_message_id = b.max_message_id.max(e.message);
+        let paged = e.has(IndexEntry::PAGED);
         let Some(q) = b.queues.get_mut(&queue).filter(|_| !e.has(IndexEntry::TRANSIENT)) else {
-            b.garbage.push(Op::Remove { queue, seq: e.seq });
+            b.fixes.push(Op::Remove { queue, seq: e.seq, paged });
             // A shared message is counted by the places that remain.
-            if !e.has(IndexEntry::SHARED) {
-                b.garbage.push(Op::DeleteMessage { id: e.message });
+            if !paged && !e.has(IndexEntry::SHARED) {
+                b.fixes.push(Op::DeleteMessage { id: e.message });
             }
             return;
         };
@@ -75,22 +81,62 @@ pub fn backlogs(store: &dyn Store, known: &[u64], limit: HeadLimit) -> Result<Ba
             *bytes += e.size as usize;
             q.head.push((e, MessageRecord::default()));
         } else {
+            if !paged || e.has(IndexEntry::DELIVERED) {
+                to_page.push((queue, e));
+            }
             q.paged.push(e.seq, e.size);
         }
     })?;
     for (queue, q) in b.queues.iter_mut() {
-        let ids: Vec<u64> = q.head.iter().map(|(e, _)| e.message).collect();
-        let records = store.read_messages(&ids)?;
         let head = std::mem::take(&mut q.head);
-        for ((e, _), record) in head.into_iter().zip(records) {
+        let entries: Vec<IndexEntry> = head.iter().map(|(e, _)| *e).collect();
+        for (e, record) in entries.into_iter().zip(read_records(store, *queue, &head)?) {
             match record {
                 Some(r) => q.head.push((e, r)),
                 None => {
                     warn!(queue, seq = e.seq, "skipping an index entry without its message");
-                    b.garbage.push(Op::Remove { queue: *queue, seq: e.seq });
+                    b.fixes.push(Op::Remove { queue: *queue, seq: e.seq, paged: e.has(IndexEntry::PAGED) });
                 }
             }
         }
     }
+    for run in to_page.chunk_by(|a, b| a.0 == b.0) {
+        let queue = run[0].0;
+        for chunk in run.chunks(4096) {
+            let places: Vec<(IndexEntry, MessageRecord)> =
+                chunk.iter().map(|(_, e)| (*e, MessageRecord::default())).collect();
+            for ((_, e), record) in chunk.iter().zip(read_records(store, queue, &places)?) {
+                let Some(record) = record else {
+                    warn!(queue, seq = e.seq, "skipping an index entry without its message");
+                    continue;
+                };
+                if !e.has(IndexEntry::PAGED) && !e.has(IndexEntry::SHARED) {
+                    b.fixes.push(Op::DeleteMessage { id: e.message });
+                }
+                let entry = IndexEntry { flags: e.flags | IndexEntry::PAGED, ..*e };
+                b.fixes.push(Op::Page { queue, entry, record });
+            }
+        }
+    }
     Ok(b)
+}
+
+/// The messages of these places: from their pages or from the messages.
+fn read_records(
+    store: &dyn Store,
+    queue: u64,
+    places: &[(IndexEntry, MessageRecord)],
+) -> Result<Vec<Option<MessageRecord>>> {
+    let ids: Vec<u64> =
+        places.iter().filter(|(e, _)| !e.has(IndexEntry::PAGED)).map(|(e, _)| e.message).collect();
+    let mut messages = store.read_messages(&ids)?.into_iter();
+    let mut out = Vec::with_capacity(places.len());
+    for (e, _) in places {
+        out.push(if e.has(IndexEntry::PAGED) {
+            store.read_pages(queue, e.seq, 1)?.pop().filter(|(p, _)| p.seq == e.seq).map(|(_, r)| r)
+        } else {
+            messages.next().flatten()
+        });
+    }
+    Ok(out)
 }

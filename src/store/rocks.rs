@@ -8,7 +8,13 @@
 //! | `bindings` | vhost, source, kind, destination, key, arguments | `BindingRecord` |
 //! | `messages` | message id, u64 BE | `MessageRecord` |
 //! | `index` | queue id u64 BE, seq u64 BE | message id u64 BE, flags u8, size u32 BE, expires u64 BE |
+//! | `pages` | queue id u64 BE, seq u64 BE | the index value, then the `MessageRecord` |
 //!
+//! `messages` and `index` take every persistent message on the hot path and
+//! are read only at start-up, so they use append-only vector memtables
+//! (O(1) inserts; but a read copies and sorts the memtable). `pages` holds
+//! the messages queues paged out, read back while running, so it keeps the
+//! default skiplist.//!
 //! Big-endian integers keep a queue's index entries in `seq` order and
 //! make deleting a whole queue one range delete.
 
@@ -22,7 +28,7 @@ use super::{
     StoreError, SCHEMA_VERSION,
 };
 
-const FAMILIES: [&str; 6] = ["meta", "exchanges", "queues", "bindings", "messages", "index"];
+const FAMILIES: [&str; 7] = ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages"];
 
 pub struct RocksStore {
     db: DB,
@@ -91,12 +97,20 @@ impl RocksStore {
         // Only one thread writes (the group-commit writer).
         opts.set_allow_concurrent_memtable_write(false);
         let fresh = !dir.join("CURRENT").exists();
-        // Skiplist memtables throughout: queues page messages back in with
-        // range reads, which a vector memtable answers by copying and
-        // sorting itself each time.
-        let cfs = FAMILIES.iter().map(|n| ColumnFamilyDescriptor::new(*n, opts.clone()));
+        let cfs = FAMILIES.iter().map(|n| {
+            let mut cf = opts.clone();
+            if matches!(*n, "messages" | "index") {
+                cf.set_memtable_factory(rocksdb::MemtableFactory::Vector);
+            }
+            ColumnFamilyDescriptor::new(*n, cf)
+        });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(open_err)?;
         let store = RocksStore { db, path: path.clone() };
+        // Start-up reads `messages` and `index`: with their vector memtables
+        // empty, those reads cost what they would on any memtable.
+        for family in ["messages", "index"] {
+            store.db.flush_cf(store.cf(family)).map_err(open_err)?;
+        }
         let meta = store.cf("meta");
         match store.db.get_cf(meta, b"schema").map_err(open_err)? {
             None if fresh => {
@@ -143,7 +157,9 @@ impl Store for RocksStore {
                 Op::PutQueue(q) => batch.put_cf(self.cf("queues"), name_key(&q.vhost, &q.name), q.encode()),
                 Op::DeleteQueue { vhost, name, id } => {
                     batch.delete_cf(self.cf("queues"), name_key(vhost, name));
-                    batch.delete_range_cf(self.cf("index"), index_key(*id, 0), index_key(*id + 1, 0));
+                    for family in ["index", "pages"] {
+                        batch.delete_range_cf(self.cf(family), index_key(*id, 0), index_key(*id + 1, 0));
+                    }
                 }
                 Op::PutBinding(b) => batch.put_cf(self.cf("bindings"), binding_key(b), b.encode()),
                 Op::DeleteBinding(b) => batch.delete_cf(self.cf("bindings"), binding_key(b)),
@@ -154,7 +170,23 @@ impl Store for RocksStore {
                 Op::Place { queue, entry } => {
                     batch.put_cf(self.cf("index"), index_key(*queue, entry.seq), index_value(entry))
                 }
-                Op::Remove { queue, seq } => batch.delete_cf(self.cf("index"), index_key(*queue, *seq)),
+                Op::Page { queue, entry, record } => {
+                    let key = index_key(*queue, entry.seq);
+                    let place = index_value(entry);
+                    batch.put_cf(self.cf("index"), key, place);
+                    let mut value =
+                        Vec::with_capacity(place.len() + 16 + record.header.len() + record.body.len());
+                    value.extend_from_slice(&place);
+                    record.encode_into(&mut value);
+                    batch.put_cf(self.cf("pages"), key, value);
+                }
+                Op::Remove { queue, seq, paged } => {
+                    let key = index_key(*queue, *seq);
+                    batch.delete_cf(self.cf("index"), key);
+                    if *paged {
+                        batch.delete_cf(self.cf("pages"), key);
+                    }
+                }
             }
         }
         let mut opts = WriteOptions::default();
@@ -195,16 +227,25 @@ impl Store for RocksStore {
         Ok(())
     }
 
-    fn read_index(&self, queue: u64, from_seq: u64, limit: usize) -> Result<Vec<IndexEntry>> {
+    fn read_pages(
+        &self,
+        queue: u64,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(IndexEntry, MessageRecord)>> {
         let mut opts = rocksdb::ReadOptions::default();
         opts.set_iterate_upper_bound(index_key(queue + 1, 0));
         let start = index_key(queue, from_seq);
         let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
         let mut out = Vec::with_capacity(limit.min(4096));
-        for item in self.db.iterator_cf_opt(self.cf("index"), opts, mode).take(limit) {
+        for item in self.db.iterator_cf_opt(self.cf("pages"), opts, mode).take(limit) {
             let (k, v) = item.map_err(|e| self.read_err(e))?;
-            let (_, entry) = index_entry(&k, &v).ok_or_else(|| self.corrupt("queue index entry"))?;
-            out.push(entry);
+            let page = v
+                .get(..21)
+                .and_then(|place| index_entry(&k, place))
+                .zip(MessageRecord::decode(&v[21.min(v.len())..]));
+            let ((_, entry), record) = page.ok_or_else(|| self.corrupt("page"))?;
+            out.push((entry, record));
         }
         Ok(out)
     }
@@ -228,7 +269,7 @@ impl Store for RocksStore {
         for family in FAMILIES {
             let _ = self.db.flush_cf(self.cf(family));
         }
-        for family in ["messages", "index"] {
+        for family in ["messages", "index", "pages"] {
             self.db.compact_range_cf(self.cf(family), None::<&[u8]>, None::<&[u8]>);
         }
     }

@@ -89,88 +89,121 @@ fn place(queue: u64, seq: u64, message: u64, flags: u8) -> Op {
     Op::Place { queue, entry: IndexEntry { seq, message, size: 5, flags, expires: 1234 } }
 }
 
+fn page(queue: u64, seq: u64, message: u64, flags: u8, body: &'static [u8]) -> Op {
+    let entry =
+        IndexEntry { seq, message, size: body.len() as u32, flags: flags | IndexEntry::PAGED, expires: 7 };
+    Op::Page { queue, entry, record: message_record(body) }
+}
+
+fn message_record(body: &'static [u8]) -> MessageRecord {
+    message(body)
+}
+
+fn scan(store: &dyn Store) -> Vec<(u64, u64, u64, u8)> {
+    let mut all = Vec::new();
+    store.scan_index(&mut |q, e| all.push((q, e.seq, e.message, e.flags))).unwrap();
+    all
+}
+
 #[test]
-fn messages_and_index_in_order_with_flags() {
+fn messages_index_and_pages_in_order_with_flags() {
+    const P: u8 = IndexEntry::PAGED;
     for (name, store, _dir) in stores() {
         let mut ops = vec![Op::PutQueue(queue(3, "q")), Op::PutQueue(queue(4, "other"))];
-        for i in 1..=5u64 {
+        for i in 1..=3u64 {
             ops.push(Op::PutMessage { id: 100 + i, record: message(b"hello") });
             ops.push(place(3, 300 - i * 10, 100 + i, 0));
         }
-        ops.push(place(4, 1, 101, IndexEntry::SHARED));
+        ops.push(page(3, 300, 200, 0, b"p300"));
+        ops.push(page(3, 310, 201, IndexEntry::SHARED, b"p310"));
+        ops.push(page(4, 1, 202, 0, b"other"));
         store.write(&ops, true).unwrap();
         store
             .write(
                 &[
                     place(3, 290, 101, IndexEntry::DELIVERED | IndexEntry::SHARED),
-                    Op::Remove { queue: 3, seq: 280 },
+                    Op::Remove { queue: 3, seq: 280, paged: false },
                     Op::DeleteMessage { id: 102 },
+                    Op::Remove { queue: 3, seq: 300, paged: true },
                 ],
                 false,
             )
             .unwrap();
-        let entries = store.read_index(3, 0, 100).unwrap();
-        let seqs: Vec<_> = entries.iter().map(|e| (e.seq, e.message, e.flags)).collect();
-        assert_eq!(seqs, vec![(250, 105, 0), (260, 104, 0), (270, 103, 0), (290, 101, 3)], "{name}");
-        assert_eq!(entries[0].size, 5, "{name}");
-        assert_eq!(entries[0].expires, 1234, "{name}");
-        // Reads start where asked and stop at the limit and at the queue's end.
-        let some: Vec<_> = store.read_index(3, 261, 2).unwrap().iter().map(|e| e.seq).collect();
-        assert_eq!(some, vec![270, 290], "{name}");
-        assert!(store.read_index(3, 291, 10).unwrap().is_empty(), "{name}");
-        let found = store.read_messages(&[101, 102, 105]).unwrap();
+        assert_eq!(
+            scan(store.as_ref()),
+            vec![(3, 270, 103, 0), (3, 290, 101, 3), (3, 310, 201, P | 2), (4, 1, 202, P)],
+            "{name}"
+        );
+        // Pages come back in order, with their places, from where asked, up to the limit.
+        let pages = store.read_pages(3, 0, 10).unwrap();
+        assert_eq!(pages.len(), 1, "{name}");
+        assert_eq!((pages[0].0.seq, pages[0].0.size, pages[0].0.expires), (310, 4, 7), "{name}");
+        assert_eq!(pages[0].1, message(b"p310"), "{name}");
+        assert!(store.read_pages(3, 311, 10).unwrap().is_empty(), "{name}");
+        assert_eq!(store.read_pages(4, 0, 1).unwrap()[0].1, message(b"other"), "{name}");
+        let found = store.read_messages(&[101, 102, 103]).unwrap();
         assert_eq!(found, vec![Some(message(b"hello")), None, Some(message(b"hello"))], "{name}");
-        assert_eq!(store.load().unwrap().max_message_id, 105, "{name}");
-        let mut all = Vec::new();
-        store.scan_index(&mut |q, e| all.push((q, e.seq))).unwrap();
-        assert_eq!(all, vec![(3, 250), (3, 260), (3, 270), (3, 290), (4, 1)], "{name}");
-        // Deleting a queue takes its index with it, and only its index.
+        assert_eq!(store.load().unwrap().max_message_id, 103, "{name}");
+        // Deleting a queue takes its index and pages with it, and only its own.
         store.write(&[Op::DeleteQueue { vhost: "/".into(), name: "q".into(), id: 3 }], true).unwrap();
         assert_eq!(store.load().unwrap().queues.len(), 1, "{name}");
-        assert!(store.read_index(3, 0, 10).unwrap().is_empty(), "{name}");
-        assert_eq!(store.read_index(4, 0, 10).unwrap().len(), 1, "{name}");
+        assert_eq!(scan(store.as_ref()), vec![(4, 1, 202, P)], "{name}");
+        assert!(store.read_pages(3, 0, 10).unwrap().is_empty(), "{name}");
     }
 }
 
 #[test]
-fn recovery_reads_only_the_head_and_drops_transient_pages() {
+fn recovery_reads_only_the_head_pages_the_rest_and_drops_transient_pages() {
     use super::recovery::{backlogs, Paged};
     use super::writer::HeadLimit;
     for (name, store, _dir) in stores() {
         let mut ops = vec![Op::PutQueue(queue(1, "q"))];
-        for i in 1..=10u64 {
+        // 1..=6 arrived while the head had room (among the messages), the rest were paged out.
+        for i in 1..=6u64 {
             ops.push(Op::PutMessage { id: i, record: message(b"hello") });
-            let flags = if i == 4 {
-                IndexEntry::TRANSIENT
-            } else if i == 5 {
-                IndexEntry::SHARED
-            } else {
-                0
+            let flags = match i {
+                4 => IndexEntry::TRANSIENT,
+                5 => IndexEntry::SHARED | IndexEntry::DELIVERED,
+                _ => 0,
             };
             ops.push(place(1, i, i, flags));
         }
+        for i in 7..=10u64 {
+            let flags = if i == 8 { IndexEntry::TRANSIENT } else { 0 };
+            ops.push(page(1, i, i, flags, b"hello"));
+        }
         // A page of a queue that did not survive the restart.
-        ops.push(Op::PutMessage { id: 11, record: message(b"gone") });
-        ops.push(place(9, 1, 11, IndexEntry::TRANSIENT));
+        ops.push(page(9, 1, 11, IndexEntry::TRANSIENT, b"gone"));
         store.write(&ops, true).unwrap();
         let b = backlogs(store.as_ref(), &[1], HeadLimit { messages: 3, bytes: 1 << 20 }).unwrap();
         let q = &b.queues[&1];
-        let head: Vec<_> = q.head.iter().map(|(e, _)| e.seq).collect();
-        assert_eq!(head, vec![1, 2, 3], "{name}");
-        assert_eq!(q.paged, Paged { from_seq: 5, count: 6, bytes: 30 }, "{name}");
+        let head: Vec<_> = q.head.iter().map(|(e, r)| (e.seq, r.body.clone())).collect();
+        let hello = bytes::Bytes::from_static(b"hello");
+        assert_eq!(head, vec![(1, hello.clone()), (2, hello.clone()), (3, hello)], "{name}");
+        assert_eq!(q.paged, Paged { from_seq: 5, count: 5, bytes: 25 }, "{name}");
         assert_eq!(q.next_seq, 11, "{name}");
         assert_eq!(b.refs.len(), 1, "{name}");
         assert_eq!(b.max_message_id, 11, "{name}");
-        assert_eq!(
-            b.garbage,
-            vec![
-                Op::Remove { queue: 1, seq: 4 },
-                Op::DeleteMessage { id: 4 },
-                Op::Remove { queue: 9, seq: 1 },
-                Op::DeleteMessage { id: 11 }
-            ],
-            "{name}"
-        );
+        // Transient places go; paged-out places among the messages (5, 6) get pages.
+        assert!(b.fixes.contains(&Op::Remove { queue: 1, seq: 4, paged: false }), "{name}");
+        assert!(b.fixes.contains(&Op::DeleteMessage { id: 4 }), "{name}");
+        assert!(b.fixes.contains(&Op::Remove { queue: 1, seq: 8, paged: true }), "{name}");
+        assert!(b.fixes.contains(&Op::Remove { queue: 9, seq: 1, paged: true }), "{name}");
+        assert!(b.fixes.contains(&Op::DeleteMessage { id: 6 }), "{name}");
+        assert!(!b.fixes.contains(&Op::DeleteMessage { id: 5 }), "a shared message stays: {name}");
+        let paged: Vec<_> = b
+            .fixes
+            .iter()
+            .filter_map(|op| match op {
+                Op::Page { queue: 1, entry, .. } => Some((entry.seq, entry.flags)),
+                _ => None,
+            })
+            .collect();
+        let shared_delivered = IndexEntry::SHARED | IndexEntry::DELIVERED | IndexEntry::PAGED;
+        assert_eq!(paged, vec![(5, shared_delivered), (6, IndexEntry::PAGED)], "{name}");
+        store.write(&b.fixes, true).unwrap();
+        let seqs: Vec<_> = store.read_pages(1, 0, 10).unwrap().iter().map(|(e, _)| e.seq).collect();
+        assert_eq!(seqs, vec![5, 6, 7, 9, 10], "{name}");
         // A byte limit bounds the head too.
         let b = backlogs(store.as_ref(), &[1], HeadLimit { messages: 100, bytes: 8 }).unwrap();
         assert_eq!(b.queues[&1].head.len(), 2, "{name}");
@@ -193,7 +226,7 @@ fn rocksdb_refuses_other_schema_versions_and_foreign_directories() {
         let db = rocksdb::DB::open_cf(
             &opts,
             &dir.0,
-            ["meta", "exchanges", "queues", "bindings", "messages", "index"],
+            ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages"],
         )
         .unwrap();
         db.put_cf(db.cf_handle("meta").unwrap(), b"schema", 99u32.to_be_bytes()).unwrap();

@@ -17,8 +17,8 @@ use super::{IndexEntry, MessageRecord, Op, Store};
 /// Told when everything submitted before it is durable (true) or failed to be written (false).
 pub type Done = Box<dyn FnOnce(bool) + Send>;
 
-/// Index entries read back with their messages (None where the message is missing).
-pub type Loaded = Vec<(IndexEntry, Option<MessageRecord>)>;
+/// Pages read back: places with their messages.
+pub type Loaded = Vec<(IndexEntry, MessageRecord)>;
 
 /// Told what a read found; `None` if the store failed.
 pub type OnLoaded = Box<dyn FnOnce(Option<Loaded>) + Send>;
@@ -210,13 +210,13 @@ impl StoreHandle {
 /// Drops from a batch every op about a message that the same batch also
 /// deletes: a message consumed and acknowledged before it reached the disk
 /// need never be written (its publisher may be confirmed all the same, as
-/// RabbitMQ does). Keeps fast consumers from doubling the disk's work. A
-/// message written again after its deletion (a delivery taken back) is
-/// left alone.
+/// RabbitMQ does). Keeps fast consumers from doubling the disk's work. The
+/// same for a page written and removed in one batch. A message or page
+/// written again after its deletion (a delivery taken back) is left alone.
 fn annihilate(ops: &mut Vec<Op>) {
-    let mut put = FxHashSet::default();
-    let mut gone = FxHashSet::default();
-    let mut back = FxHashSet::default();
+    let (mut put, mut gone, mut back) = (FxHashSet::default(), FxHashSet::default(), FxHashSet::default());
+    let (mut paged, mut unpaged, mut repaged) =
+        (FxHashSet::default(), FxHashSet::default(), FxHashSet::default());
     for op in ops.iter() {
         match op {
             Op::PutMessage { id, .. } if gone.contains(id) => {
@@ -228,21 +228,33 @@ fn annihilate(ops: &mut Vec<Op>) {
             Op::DeleteMessage { id } if put.contains(id) => {
                 gone.insert(*id);
             }
+            Op::Page { queue, entry, .. } if unpaged.contains(&(*queue, entry.seq)) => {
+                repaged.insert((*queue, entry.seq));
+            }
+            Op::Page { queue, entry, .. } => {
+                paged.insert((*queue, entry.seq));
+            }
+            Op::Remove { queue, seq, paged: true } if paged.contains(&(*queue, *seq)) => {
+                unpaged.insert((*queue, *seq));
+            }
             _ => {}
         }
     }
     gone.retain(|id| !back.contains(id));
-    if gone.is_empty() {
+    unpaged.retain(|place| !repaged.contains(place));
+    if gone.is_empty() && unpaged.is_empty() {
         return;
     }
-    let mut places = FxHashSet::default();
+    let mut places = unpaged;
     ops.retain(|op| match op {
         Op::PutMessage { id, .. } | Op::DeleteMessage { id } => !gone.contains(id),
-        Op::Place { queue, entry } if gone.contains(&entry.message) => {
+        Op::Place { queue, entry } | Op::Page { queue, entry, .. }
+            if gone.contains(&entry.message) || places.contains(&(*queue, entry.seq)) =>
+        {
             places.insert((*queue, entry.seq));
             false
         }
-        Op::Remove { queue, seq } => !places.contains(&(*queue, *seq)),
+        Op::Remove { queue, seq, .. } => !places.contains(&(*queue, *seq)),
         _ => true,
     });
 }
@@ -349,29 +361,29 @@ impl Writer {
         ok
     }
 
-    /// Settles a range of a queue's places: writes what is pending, reads
-    /// the range back and removes it, releasing each message. Returns how
-    /// many messages were deleted.
+    /// Settles a range of a queue's paged-out places: writes what is
+    /// pending, reads the range's pages back and removes them, releasing
+    /// shared messages. Returns how many messages were deleted.
     fn drop_range(&mut self, queue: u64, from_seq: u64, to_seq: u64) -> u64 {
         self.flush(false);
         let mut from = from_seq;
         let mut deleted = 0;
         while from < to_seq {
-            let entries = match self.store.read_index(queue, from, 4096) {
-                Ok(e) => e,
+            let pages = match self.store.read_pages(queue, from, 4096) {
+                Ok(p) => p,
                 Err(e) => {
                     error!("{e}: paged-out messages of a purged queue stay on disk");
                     break;
                 }
             };
-            let Some(last) = entries.last() else { break };
+            let Some((last, _)) = pages.last() else { break };
             from = last.seq + 1;
-            for e in entries.iter().filter(|e| e.seq < to_seq) {
-                self.ops.push(Op::Remove { queue, seq: e.seq });
-                if !e.has(IndexEntry::SHARED) || self.shared.refs.release(e.message) {
+            for (e, _) in pages.iter().filter(|(e, _)| e.seq < to_seq) {
+                self.ops.push(Op::Remove { queue, seq: e.seq, paged: true });
+                if e.has(IndexEntry::SHARED) && self.shared.refs.release(e.message) {
                     self.ops.push(Op::DeleteMessage { id: e.message });
-                    deleted += 1;
                 }
+                deleted += 1;
             }
             self.flush(false);
         }
@@ -382,13 +394,8 @@ impl Writer {
 /// Answers reads of paged-out messages, off the writer's thread.
 fn read_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Read>) {
     for r in rx {
-        let loaded = store.read_index(r.queue, r.from_seq, r.limit).and_then(|entries| {
-            let ids: Vec<u64> = entries.iter().map(|e| e.message).collect();
-            let messages = store.read_messages(&ids)?;
-            Ok(entries.into_iter().zip(messages).collect::<Loaded>())
-        });
-        match loaded {
-            Ok(l) => (r.done)(Some(l)),
+        match store.read_pages(r.queue, r.from_seq, r.limit) {
+            Ok(pages) => (r.done)(Some(pages)),
             Err(e) => {
                 warn!("{e}: cannot read paged-out messages");
                 (r.done)(None)
@@ -420,8 +427,12 @@ mod tests {
 
     #[test]
     fn a_message_written_again_after_its_deletion_stays() {
-        let mut ops =
-            vec![put(1), place(9, 1, 1, 0), Op::Remove { queue: 9, seq: 1 }, Op::DeleteMessage { id: 1 }];
+        let mut ops = vec![
+            put(1),
+            place(9, 1, 1, 0),
+            Op::Remove { queue: 9, seq: 1, paged: false },
+            Op::DeleteMessage { id: 1 },
+        ];
         ops.push(put(1));
         ops.push(place(9, 1, 1, 0));
         let before = ops.clone();
@@ -437,15 +448,33 @@ mod tests {
             put(2),
             place(9, 2, 2, 0),
             place(9, 1, 1, IndexEntry::DELIVERED),
-            Op::Remove { queue: 9, seq: 1 },
+            Op::Remove { queue: 9, seq: 1, paged: false },
             Op::DeleteMessage { id: 1 },
-            Op::Remove { queue: 9, seq: 7 },
+            Op::Remove { queue: 9, seq: 7, paged: false },
             Op::DeleteMessage { id: 5 },
         ];
         annihilate(&mut ops);
         assert_eq!(
             ops,
-            vec![put(2), place(9, 2, 2, 0), Op::Remove { queue: 9, seq: 7 }, Op::DeleteMessage { id: 5 }]
+            vec![
+                put(2),
+                place(9, 2, 2, 0),
+                Op::Remove { queue: 9, seq: 7, paged: false },
+                Op::DeleteMessage { id: 5 }
+            ]
         );
+    }
+
+    fn page(queue: u64, seq: u64) -> Op {
+        let entry = IndexEntry { seq, message: seq, flags: IndexEntry::PAGED, ..Default::default() };
+        Op::Page { queue, entry, record: MessageRecord::default() }
+    }
+
+    #[test]
+    fn a_page_removed_within_its_batch_is_never_written() {
+        let remove = |seq| Op::Remove { queue: 3, seq, paged: true };
+        let mut ops = vec![page(3, 1), page(3, 2), remove(1), remove(0), page(3, 4), remove(4), page(3, 4)];
+        annihilate(&mut ops);
+        assert_eq!(ops, vec![page(3, 2), remove(0), page(3, 4), remove(4), page(3, 4)]);
     }
 }

@@ -61,6 +61,8 @@ pub struct Entry {
     pub redelivered: bool,
     /// The entry has a place in the store's index under this queue.
     pub stored: bool,
+    /// Its message is kept in the place's page (it was paged out).
+    pub paged: bool,
 }
 
 #[derive(Debug, Default)]
@@ -186,11 +188,9 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let stored = self.store_place(seq, &message);
-        if self.page_out(&mut st, seq, &message, stored) {
-            st.paged.push(seq, message.body.len() as u32);
-        } else {
-            st.push_back(Entry { seq, message, redelivered: false, stored });
+        if !self.page_out(&mut st, seq, &message) {
+            let stored = self.store_place(seq, &message);
+            st.push_back(Entry { seq, message, redelivered: false, stored, paged: false });
             self.dispatch(&mut st);
         }
         if st.len() > CONGESTED_ABOVE && !st.consumers.is_empty() {
@@ -246,16 +246,22 @@ impl Queue {
                 redelivered: entry.redelivered,
                 message: entry.message,
                 stored: entry.stored,
+                paged: entry.paged,
             };
             if let Err(d) = consumer.send(delivery) {
                 // The connection is gone; its cleanup removes the consumer.
-                st.unacked.remove(&d.seq);
-                st.insert(Entry {
+                let entry = Entry {
                     seq: d.seq,
                     message: d.message,
                     redelivered: d.redelivered,
                     stored: d.stored,
-                });
+                    paged: d.paged,
+                };
+                if st.unacked.remove(&d.seq).is_none() {
+                    // A no-ack delivery was settled in the store when it left.
+                    self.restore_place(&entry);
+                }
+                st.insert(entry);
                 st.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
             }
         }
@@ -316,7 +322,13 @@ impl Queue {
         if st.deleted {
             return;
         }
-        let entry = Entry { seq: d.seq, message: d.message, redelivered: d.redelivered, stored: d.stored };
+        let entry = Entry {
+            seq: d.seq,
+            message: d.message,
+            redelivered: d.redelivered,
+            stored: d.stored,
+            paged: d.paged,
+        };
         if st.unacked.remove(&d.seq).is_none() {
             // A no-ack delivery was settled in the store when it left: it is back.
             self.restore_place(&entry);

@@ -2,10 +2,13 @@
 //! paging — beyond a bounded head, ready messages live only on disk and
 //! are read back, in order and ahead of need, as consumers get to them.
 //!
-//! Persistent messages of a durable queue are on disk anyway, so paging
-//! them out costs nothing. Other messages are written out (as copies of
-//! their own, marked transient so a restart drops them) only while the
-//! broker is short of memory. Once anything is paged out, every newer
+//! A paged-out message is written as a page: its place in the index plus
+//! a copy of the message kept under that place, read back with one range
+//! read (the messages and index families are built for writing, not for
+//! reading while running). Persistent messages of a durable queue go to
+//! disk anyway, so paging them out costs no extra write. Other messages
+//! are paged out (marked transient so a restart drops them) only while
+//! the broker is short of memory. Once anything is paged out, every newer
 //! message goes to disk too, so the order holds.
 
 use std::sync::Arc;
@@ -21,51 +24,59 @@ const READ_BATCH: usize = 4096;
 
 impl Queue {
     /// The index entry of a message's place in this queue.
-    fn place(&self, seq: u64, m: &Message, delivered: bool) -> IndexEntry {
-        let durable = self.is_persisted() && m.info.persistent();
+    fn place(&self, seq: u64, m: &Message, paged: bool, delivered: bool) -> IndexEntry {
+        let durable = self.is_persisted() && m.info.persistent() && m.is_stored();
         let mut flags = 0;
-        if delivered {
-            flags |= IndexEntry::DELIVERED;
-        }
-        if m.shared {
-            flags |= IndexEntry::SHARED;
-        }
-        if !durable {
-            flags |= IndexEntry::TRANSIENT;
+        for (on, flag) in [
+            (delivered, IndexEntry::DELIVERED),
+            (m.shared, IndexEntry::SHARED),
+            (!durable, IndexEntry::TRANSIENT),
+            (paged, IndexEntry::PAGED),
+        ] {
+            if on {
+                flags |= flag;
+            }
         }
         IndexEntry { seq, message: m.store_id, size: m.body.len() as u32, flags, expires: 0 }
     }
 
-    /// Writes the place of a message stored for this (durable) queue;
-    /// returns whether it did.
-    pub(super) fn store_place(&self, seq: u64, m: &Message) -> bool {
-        match &self.store {
-            Some(s) if s.durable && m.is_stored() => {
-                s.handle.submit(Op::Place { queue: s.id, entry: self.place(seq, m, false) });
-                true
-            }
-            _ => false,
-        }
+    /// Whether the message is persisted for this (durable) queue.
+    fn durable_entry(&self, m: &Message) -> bool {
+        self.is_persisted() && m.is_stored()
     }
 
-    /// Decides whether a new message goes to disk only, and writes a
-    /// transient copy of it if it has no place yet.
-    pub(super) fn page_out(&self, st: &mut State, seq: u64, m: &Arc<Message>, stored: bool) -> bool {
+    /// Writes a message kept in memory to the store if this durable queue
+    /// persists it (a shared one was written once by the publisher; its
+    /// place is this queue's). Returns whether it did.
+    pub(super) fn store_place(&self, seq: u64, m: &Message) -> bool {
+        let Some(s) = self.store.as_ref().filter(|_| self.durable_entry(m)) else { return false };
+        if !m.shared {
+            s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });
+        }
+        s.handle.submit(Op::Place { queue: s.id, entry: self.place(seq, m, false, false) });
+        true
+    }
+
+    /// Pages a new message out instead of keeping it in memory, if the
+    /// head is full (and the message is persisted anyway, or memory is
+    /// short) or older messages are paged out already. Returns whether it did.
+    pub(super) fn page_out(&self, st: &mut State, seq: u64, m: &Message) -> bool {
         let Some(s) = &self.store else { return false };
         if st.paged.count == 0 {
             let limit = s.handle.head_limit();
             let full = st.ready.len() >= limit.messages || st.head_bytes >= limit.bytes;
-            if !full || !(stored || s.handle.under_pressure()) {
+            if !full || !(self.durable_entry(m) || s.handle.under_pressure()) {
                 return false;
             }
         }
-        if !stored {
-            let id = s.handle.next_id();
-            s.handle.submit(Op::PutMessage { id, record: m.record() });
-            let size = m.body.len() as u32;
-            let entry = IndexEntry { seq, message: id, size, flags: IndexEntry::TRANSIENT, expires: 0 };
-            s.handle.submit(Op::Place { queue: s.id, entry });
+        let mut entry = self.place(seq, m, true, false);
+        if !self.durable_entry(m) {
+            // A copy of its own, known only to this queue.
+            entry.message = s.handle.next_id();
+            entry.flags &= !IndexEntry::SHARED;
         }
+        s.handle.submit(Op::Page { queue: s.id, entry, record: m.record() });
+        st.paged.push(seq, entry.size);
         true
     }
 
@@ -76,16 +87,12 @@ impl Queue {
             return;
         }
         let limit = s.handle.head_limit();
-        let (room, byte_room) = (
-            (limit.messages / 2).saturating_sub(st.ready.len()),
-            (limit.bytes / 2).saturating_sub(st.head_bytes),
-        );
-        if room == 0 || byte_room == 0 {
+        if st.ready.len() >= limit.messages / 2 || st.head_bytes >= limit.bytes / 2 {
             return;
         }
         let average = (st.paged.bytes / st.paged.count).max(1) as usize;
         let want = (limit.messages - st.ready.len())
-            .min((limit.bytes - st.head_bytes.min(limit.bytes)) / average)
+            .min((limit.bytes - st.head_bytes) / average)
             .min(st.paged.count as usize)
             .clamp(1, READ_BATCH);
         st.loading = true;
@@ -114,15 +121,20 @@ impl Queue {
             st.paged.count = st.paged.count.saturating_sub(1);
             st.paged.bytes = st.paged.bytes.saturating_sub(u64::from(place.size));
             st.paged.from_seq = place.seq + 1;
-            let message =
-                record.and_then(|r| Message::from_record(place.message, &r, place.has(IndexEntry::SHARED)));
-            let Some(message) = message else {
-                warn!(queue = %self.name, seq = place.seq, "dropping a paged-out message missing or damaged on disk");
-                s.handle.submit(Op::Remove { queue: s.id, seq: place.seq });
+            let shared = place.has(IndexEntry::SHARED);
+            let Some(message) = Message::from_record(place.message, &record, shared) else {
+                warn!(queue = %self.name, seq = place.seq, "dropping a paged-out message damaged on disk");
+                s.handle.submit(Op::Remove { queue: s.id, seq: place.seq, paged: true });
                 continue;
             };
             let redelivered = place.has(IndexEntry::DELIVERED);
-            st.push_back(Entry { seq: place.seq, message: Arc::new(message), redelivered, stored: true });
+            st.push_back(Entry {
+                seq: place.seq,
+                message: Arc::new(message),
+                redelivered,
+                stored: true,
+                paged: true,
+            });
         }
         wake(&mut st);
         self.dispatch(&mut st);
@@ -146,22 +158,23 @@ impl Queue {
         let Some(s) = self.store.as_ref().filter(|_| e.stored) else { return };
         if no_ack {
             self.forget(e);
-        } else if !e.redelivered && s.durable && e.message.info.persistent() {
-            s.handle.submit(Op::Place { queue: s.id, entry: self.place(e.seq, &e.message, true) });
+        } else if !e.redelivered && self.durable_entry(&e.message) && e.message.info.persistent() {
+            s.handle.submit(Op::Place { queue: s.id, entry: self.place(e.seq, &e.message, e.paged, true) });
         }
     }
 
     /// Removes a settled entry from the store, and its message with the last reference.
     pub(super) fn forget(&self, e: &Entry) {
         if let Some(s) = self.store.as_ref().filter(|_| e.stored) {
-            s.handle.submit(Op::Remove { queue: s.id, seq: e.seq });
-            s.handle.release(e.message.store_id, e.message.shared);
+            s.handle.submit(Op::Remove { queue: s.id, seq: e.seq, paged: e.paged });
+            self.release(e);
         }
     }
 
-    /// Drops the entry's hold on its message (its place goes with the queue).
+    /// Drops the entry's hold on its message (its place goes with the
+    /// queue). A paged entry's own copy goes with its page.
     pub(super) fn release(&self, e: &Entry) {
-        if let Some(s) = self.store.as_ref().filter(|_| e.stored) {
+        if let Some(s) = self.store.as_ref().filter(|_| e.stored && (e.message.shared || !e.paged)) {
             s.handle.release(e.message.store_id, e.message.shared);
         }
     }
@@ -170,10 +183,19 @@ impl Queue {
     pub(super) fn restore_place(&self, e: &Entry) {
         let Some(s) = self.store.as_ref().filter(|_| e.stored) else { return };
         let m = &e.message;
-        if !m.shared || s.handle.refs().retain(m.store_id) {
-            s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });
+        let retained = !m.shared || s.handle.refs().retain(m.store_id);
+        let entry = self.place(e.seq, m, e.paged, e.redelivered);
+        if e.paged {
+            if m.shared && retained {
+                s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });
+            }
+            s.handle.submit(Op::Page { queue: s.id, entry, record: m.record() });
+        } else {
+            if retained {
+                s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });
+            }
+            s.handle.submit(Op::Place { queue: s.id, entry });
         }
-        s.handle.submit(Op::Place { queue: s.id, entry: self.place(e.seq, m, e.redelivered) });
     }
 }
 
