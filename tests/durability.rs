@@ -35,6 +35,8 @@ impl Warren {
         let child = Command::new(env!("CARGO_BIN_EXE_warren"))
             .args(["--listen", &format!("127.0.0.1:{}", self.port), "--log-level", "warn", "--data-dir"])
             .arg(&self.dir)
+            // A small in-memory head, so most messages are paged out to disk.
+            .env("WARREN_QUEUE_HEAD_MESSAGES", "64")
             .stdout(Stdio::null())
             .spawn()
             .expect("warren starts");

@@ -304,8 +304,12 @@ impl Writer {
             while let Some(cmd) = next.take() {
                 match cmd {
                     Cmd::Op(op) => {
-                        deletions +=
-                            u64::from(matches!(op, Op::DeleteMessage { .. } | Op::DeleteQueue { .. }));
+                        deletions += u64::from(matches!(
+                            op,
+                            Op::DeleteMessage { .. }
+                                | Op::DeleteQueue { .. }
+                                | Op::Remove { paged: true, .. }
+                        ));
                         self.ops.push(op)
                     }
                     Cmd::Barrier(done) => waiting.push(done),
