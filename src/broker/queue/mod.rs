@@ -250,18 +250,7 @@ impl Queue {
             };
             if let Err(d) = consumer.send(delivery) {
                 // The connection is gone; its cleanup removes the consumer.
-                let entry = Entry {
-                    seq: d.seq,
-                    message: d.message,
-                    redelivered: d.redelivered,
-                    stored: d.stored,
-                    paged: d.paged,
-                };
-                if st.unacked.remove(&d.seq).is_none() {
-                    // A no-ack delivery was settled in the store when it left.
-                    self.restore_place(&entry);
-                }
-                st.insert(entry);
+                self.take_back(st, d);
                 st.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
             }
         }
@@ -322,6 +311,12 @@ impl Queue {
         if st.deleted {
             return;
         }
+        self.take_back(&mut st, d);
+        self.dispatch(&mut st);
+    }
+
+    /// Puts a delivery back at its place, unchanged.
+    fn take_back(&self, st: &mut State, d: Delivery) {
         let entry = Entry {
             seq: d.seq,
             message: d.message,
@@ -334,7 +329,6 @@ impl Queue {
             self.restore_place(&entry);
         }
         st.insert(entry);
-        self.dispatch(&mut st);
     }
 
     pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
