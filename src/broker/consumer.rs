@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::message::Message;
-use super::queue::Queue;
+use super::queue::{Entry, Queue};
 
 /// Identifies a client connection within the broker.
 pub type ConnectionId = u64;
@@ -40,14 +39,8 @@ pub enum Outbound {
 pub struct Delivery {
     pub consumer: Arc<Consumer>,
     pub queue: Arc<Queue>,
-    pub message: Arc<Message>,
-    /// The message's position in its queue; identifies it in acks.
-    pub seq: u64,
-    pub redelivered: bool,
-    /// The queue's entry has a place in the store.
-    pub stored: bool,
-    /// ...with its message in the place's page.
-    pub paged: bool,
+    /// The queue's entry; its `seq` identifies it in acks.
+    pub entry: Entry,
 }
 
 /// A channel's `basic.qos global=true` limit, shared by its consumers.
@@ -86,6 +79,8 @@ pub struct ConsumerSpec {
     pub exclusive: bool,
     /// 0 is unlimited.
     pub prefetch: u32,
+    /// `x-priority`: higher-priority consumers are served first.
+    pub priority: i32,
 }
 
 #[derive(Debug)]
@@ -97,6 +92,7 @@ pub struct Consumer {
     pub exclusive: bool,
     /// 0 is unlimited.
     pub prefetch: u32,
+    pub priority: i32,
     credit: Arc<ChannelCredit>,
     unacked: AtomicU32,
     in_flight: AtomicU32,
@@ -115,6 +111,7 @@ impl Consumer {
             no_ack: spec.no_ack,
             exclusive: spec.exclusive,
             prefetch: spec.prefetch,
+            priority: spec.priority,
             credit,
             unacked: AtomicU32::new(0),
             in_flight: AtomicU32::new(0),

@@ -96,7 +96,7 @@ impl VHost {
     /// Rebuilds this vhost's durable entities and messages from the store:
     /// each queue's head in memory, the rest left paged out.
     pub fn restore(
-        &self,
+        self: &Arc<Self>,
         exchanges: Vec<ExchangeRecord>,
         queues: Vec<QueueRecord>,
         bindings: Vec<BindingRecord>,
@@ -121,7 +121,8 @@ impl VHost {
                 record.auto_delete,
                 record.arguments,
             )
-            .persisted(store.clone(), record.id);
+            .persisted(store.clone(), record.id)
+            .in_vhost(Arc::downgrade(self));
             let backlog = backlogs.remove(&record.id).unwrap_or_default();
             let mut head = Vec::with_capacity(backlog.head.len());
             for (place, r) in backlog.head {
@@ -141,11 +142,21 @@ impl VHost {
                     }
                 };
                 let redelivered = place.has(IndexEntry::DELIVERED);
-                let paged = place.has(IndexEntry::PAGED);
-                head.push(Entry { seq: place.seq, message, redelivered, stored: true, paged });
+                head.push(Entry {
+                    seq: place.seq,
+                    expires: place.expires,
+                    returns: 0,
+                    priority: message.info.priority.unwrap_or(0),
+                    message,
+                    redelivered,
+                    stored: true,
+                    paged: place.has(IndexEntry::PAGED),
+                });
             }
+            let q = Arc::new(q);
             q.restore(head, backlog.paged, backlog.next_seq);
-            self.insert_queue(Arc::new(q));
+            self.insert_queue(q.clone());
+            self.watch_expiry(&q);
         }
         for b in bindings {
             let (Some(source), destination) = (

@@ -104,12 +104,34 @@ impl Message {
         parse_field_table(&self.header()[start..range.end]).ok().map(|(_, t)| t)
     }
 
+    /// Whether the `headers` property has this key (no allocation).
+    pub fn has_header(&self, key: &[u8]) -> bool {
+        self.info
+            .headers
+            .is_some_and(|r| crate::protocol::table::find(&self.header()[r.range()], key).is_some())
+    }
+
     /// All properties, decoded, for the rare paths that rewrite one.
     pub fn properties(&self) -> AMQPProperties {
         decode_properties(self.header()).unwrap_or_default()
     }
 
+    /// The `expiration` property as milliseconds, if it is a valid one.
+    pub fn expiration_ms(&self) -> Option<u64> {
+        let text = &self.header()[self.info.expiration?.range()];
+        parse_expiration(text)
+    }
+
     pub fn body_size(&self) -> u64 {
         self.body.len() as u64
     }
+}
+
+/// An `expiration` property value: a non-negative integer of milliseconds
+/// in decimal, as RabbitMQ accepts it.
+pub fn parse_expiration(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
 }

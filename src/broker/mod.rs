@@ -11,6 +11,7 @@
 pub mod alarm;
 pub mod args;
 pub mod consumer;
+pub mod deadletter;
 mod durable;
 pub mod exchange;
 pub mod message;

@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::args::{check_equivalent, check_flag, EXCHANGE_EQUIVALENCE_ARGS, QUEUE_EQUIVALENCE_ARGS};
 use super::consumer::ConnectionId;
+use super::deadletter::{self, Reason};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::message::Message;
 use super::names;
@@ -277,7 +278,11 @@ impl VHost {
         }
     }
 
-    pub fn declare_queue(&self, d: QueueDecl, conn: ConnectionId) -> Result<QueueDeclared, AmqpError> {
+    pub fn declare_queue(
+        self: &Arc<Self>,
+        d: QueueDecl,
+        conn: ConnectionId,
+    ) -> Result<QueueDeclared, AmqpError> {
         let _topology = self.topology.lock();
         let name = if d.name.is_empty() && !d.passive { names::queue_name() } else { d.name.clone() };
         if !d.passive && d.name.starts_with("amq.") {
@@ -293,6 +298,7 @@ impl VHost {
                 }
                 check_flag("auto_delete", "queue", &name, v, q.auto_delete, d.auto_delete)?;
                 check_equivalent(QUEUE_EQUIVALENCE_ARGS, "queue", &name, v, &q.arguments, &d.arguments)?;
+                q.touch();
             }
             return Ok(QueueDeclared {
                 message_count: q.message_count(),
@@ -305,7 +311,8 @@ impl VHost {
         }
         super::queue_args::validate(&d.arguments, &name, &self.name, d.durable, d.exclusive)?;
         let owner = d.exclusive.then_some(conn);
-        let mut q = Queue::new(name.clone(), self.name.clone(), d.durable, owner, d.auto_delete, d.arguments);
+        let mut q = Queue::new(name.clone(), self.name.clone(), d.durable, owner, d.auto_delete, d.arguments)
+            .in_vhost(Arc::downgrade(self));
         // Exclusive queues die with their connection: nothing of them is kept.
         if let Some(store) = &self.store {
             q = if d.durable && !d.exclusive {
@@ -319,6 +326,7 @@ impl VHost {
             self.store_durably([Op::PutQueue(record)])?;
         }
         self.queues.write().insert(name, q.clone());
+        self.watch_expiry(&q);
         Ok(QueueDeclared { queue: q, message_count: 0, consumer_count: 0 })
     }
 
@@ -367,7 +375,7 @@ impl VHost {
     }
 
     /// Topology lock held.
-    fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
+    pub(super) fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
         self.queues.write().remove(&q.name);
         self.unbind_everywhere(&Destination::Queue(q.clone()));
         // The queue first: it settles its paged-out places before the
@@ -491,7 +499,7 @@ impl VHost {
     /// Collects into `router.queues` the queues a message published to
     /// `exchange` reaches, each once, following exchange-to-exchange
     /// bindings (cycles are cut). Nothing is allocated in the steady state.
-    pub fn route(&self, exchange: &Arc<Exchange>, msg: &Message, router: &mut Router) {
+    pub fn route(&self, exchange: &Arc<Exchange>, msg: &Message, bcc: &[String], router: &mut Router) {
         let Router { pending, visited, queues, cache_queue, .. } = router;
         queues.clear();
         if exchange.name.is_empty() {
@@ -508,19 +516,26 @@ impl VHost {
             if let Some(q) = cache_queue.as_ref().filter(|q| same(q.name.as_bytes(), key) && !q.is_deleted())
             {
                 queues.push(q.clone());
-                return;
-            }
-            if let Some(q) = std::str::from_utf8(key).ok().and_then(|k| self.queue(k)) {
+            } else if let Some(q) = std::str::from_utf8(key).ok().and_then(|k| self.queue(k)) {
                 *cache_queue = Some(q.clone());
                 queues.push(q);
+            }
+            for key in extra_routing_keys(msg, bcc) {
+                if let Some(q) = self.queue(&key).filter(|q| !queues.iter().any(|x| Arc::ptr_eq(x, q))) {
+                    queues.push(q);
+                }
             }
             return;
         }
         pending.clear();
         visited.clear();
         let headers = || msg.headers();
-        exchange.route(msg.routing_key(), &headers, pending);
-        visited.push(Arc::as_ptr(exchange) as usize);
+        let extra = extra_routing_keys(msg, bcc);
+        self.route_from(exchange, msg.routing_key(), &headers, pending, visited);
+        for key in &extra {
+            visited.clear();
+            self.route_from(exchange, key.as_bytes(), &headers, pending, visited);
+        }
         while let Some(dest) = pending.pop() {
             match dest {
                 Destination::Queue(q) => {
@@ -532,12 +547,140 @@ impl VHost {
                     let id = Arc::as_ptr(&ex) as usize;
                     if !visited.contains(&id) {
                         visited.push(id);
-                        ex.route(msg.routing_key(), &headers, pending);
+                        self.route_from(&ex, msg.routing_key(), &headers, pending, visited);
+                        for key in &extra {
+                            self.route_from(&ex, key.as_bytes(), &headers, pending, visited);
+                        }
                     }
                 }
             }
         }
     }
+
+    /// Routes by one exchange's bindings; an exchange that routes nowhere
+    /// hands the message to its `alternate-exchange`, if it has one.
+    fn route_from(
+        &self,
+        exchange: &Arc<Exchange>,
+        key: &[u8],
+        headers: &dyn Fn() -> Option<amq_protocol::types::FieldTable>,
+        pending: &mut Vec<Destination>,
+        visited: &mut Vec<usize>,
+    ) {
+        let before = pending.len();
+        exchange.route(key, headers, pending);
+        visited.push(Arc::as_ptr(exchange) as usize);
+        if pending.len() == before {
+            if let Some(ae) = exchange.alternate_exchange().and_then(|n| self.exchange(n)) {
+                if !visited.contains(&(Arc::as_ptr(&ae) as usize)) {
+                    pending.push(Destination::Exchange(ae));
+                }
+            }
+        }
+    }
+
+    /// Hands a routed message to `queues` (emptied). A persistent message
+    /// reaching durable queues is written to the store once, however many
+    /// queues: `on_disk` says so. Queues that refuse it (full, with
+    /// reject-publish) make it `rejected`.
+    pub fn enqueue(&self, mut message: Arc<Message>, queues: &mut Vec<Arc<Queue>>) -> Enqueued {
+        let mut out = Enqueued::default();
+        let holders = if message.info.persistent() {
+            queues.iter().filter(|q| q.is_persisted()).count() as u32
+        } else {
+            0
+        };
+        if holders > 0 {
+            if let (Some(store), Some(m)) = (&self.store, Arc::get_mut(&mut message)) {
+                m.store_id = store.next_id();
+                // Written once for all its queues; a message for one queue
+                // is written by that queue (in memory or paged out).
+                if holders > 1 {
+                    m.shared = true;
+                    store.refs().add(m.store_id, holders);
+                    store.submit(Op::PutMessage { id: m.store_id, record: m.record() });
+                }
+                out.on_disk = true;
+            }
+        }
+        for q in queues.drain(..) {
+            out.rejected |= !q.publish(message.clone());
+            if out.congested.is_none() && q.is_congested() {
+                out.congested = Some(q);
+            }
+        }
+        out
+    }
+
+    /// Routes a dead-lettered message from its dead-letter exchange (gone:
+    /// dropped), except to queues it would cycle through without a rejection.
+    pub fn publish_dead_letter(&self, message: Arc<Message>, reason: Reason) {
+        let Some(exchange) = std::str::from_utf8(message.exchange()).ok().and_then(|n| self.exchange(n))
+        else {
+            return;
+        };
+        let mut router = Router::default();
+        self.route(&exchange, &message, &[], &mut router);
+        if reason != Reason::Rejected {
+            router.queues.retain(|q| !deadletter::is_cycle(&message, &q.name));
+        }
+        self.enqueue(message, &mut router.queues);
+    }
+
+    /// Deletes queues with `x-expires` once they have been unused that long.
+    pub(super) fn watch_expiry(self: &Arc<Self>, q: &Arc<Queue>) {
+        let (Some(after), Ok(rt)) = (q.config.expires, tokio::runtime::Handle::try_current()) else { return };
+        let (vhost, queue) = (Arc::downgrade(self), Arc::downgrade(q));
+        rt.spawn(async move {
+            loop {
+                let (Some(v), Some(q)) = (vhost.upgrade(), queue.upgrade()) else { return };
+                if q.is_deleted() {
+                    return;
+                }
+                let now = super::queue::now_ms();
+                let wait = match q.expires_at() {
+                    Some(at) if at <= now => {
+                        let _topology = v.topology.lock();
+                        if v.queue(&q.name).is_some_and(|cur| Arc::ptr_eq(&cur, &q))
+                            && q.expires_at().is_some_and(|at| at <= super::queue::now_ms())
+                        {
+                            v.remove_queue(&q);
+                        }
+                        continue;
+                    }
+                    Some(at) => at - now,
+                    None => after,
+                };
+                drop((v, q));
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
+        });
+    }
+}
+
+/// What became of a routed message.
+#[derive(Debug, Default)]
+pub struct Enqueued {
+    /// A persistent message was written for durable queues: its confirm waits for the disk.
+    pub on_disk: bool,
+    /// A queue refused it (`x-overflow` = reject-publish): its confirm is a nack.
+    pub rejected: bool,
+    /// A queue it reached is congested: its publisher should pause.
+    pub congested: Option<Arc<Queue>>,
+}
+
+/// The extra routing keys of sender-selected distribution: the `CC`
+/// header's, and `bcc` (taken off the message at publish).
+fn extra_routing_keys(msg: &Message, bcc: &[String]) -> Vec<String> {
+    let mut keys = bcc.to_vec();
+    if msg.has_header(b"CC") {
+        if let Some(amq_protocol::types::AMQPValue::FieldArray(cc)) =
+            msg.headers().and_then(|h| h.inner().get("CC").cloned())
+        {
+            keys.extend(cc.as_slice().iter().filter_map(crate::protocol::table::as_str).map(str::to_owned));
+        }
+    }
+    keys
 }
 
 /// The pseudo-queue requesters consume from for direct reply-to.

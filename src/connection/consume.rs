@@ -45,6 +45,14 @@ impl Channel {
         if self.consumers.contains_key(&tag) {
             return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
+        let priority = match c.arguments.inner().get("x-priority") {
+            None => 0,
+            Some(v) => {
+                crate::protocol::table::as_int(v).and_then(|p| i32::try_from(p).ok()).ok_or_else(|| {
+                    AmqpError::precondition_failed("invalid arg 'x-priority' for consumer: expected integer")
+                })?
+            }
+        };
         let spec = ConsumerSpec {
             tag: tag.clone(),
             channel: self.id,
@@ -52,6 +60,7 @@ impl Channel {
             no_ack: c.no_ack,
             exclusive: c.exclusive,
             prefetch: self.prefetch,
+            priority,
         };
         let consumer = Arc::new(Consumer::new(spec, self.credit.clone(), ctx.tx.clone()));
         queue.add_consumer(consumer.clone())?;
@@ -141,14 +150,14 @@ impl Channel {
         }
         let tag = self.next_tag;
         self.next_tag += 1;
-        let m = &d.message;
+        let m = &d.entry.message;
         let c = &d.consumer;
         encode::deliver(
             &mut ctx.out,
             self.id,
             c.tag.as_bytes(),
             tag,
-            d.redelivered,
+            d.entry.redelivered,
             m.exchange(),
             m.routing_key(),
         );
@@ -157,7 +166,8 @@ impl Channel {
             d.queue.kick();
         }
         if !c.no_ack {
-            self.unacked.push_back(Unacked { tag, queue: d.queue, seq: d.seq, consumer: Some(d.consumer) });
+            let seq = d.entry.seq;
+            self.unacked.push_back(Unacked { tag, queue: d.queue, seq, consumer: Some(d.consumer) });
         }
     }
 
@@ -220,7 +230,8 @@ impl Channel {
             }
             if iter.peek().is_none_or(|next| !Arc::ptr_eq(&next.queue, &u.queue)) {
                 match how {
-                    Settle::Ack | Settle::Drop => u.queue.ack(&seqs),
+                    Settle::Ack => u.queue.ack(&seqs),
+                    Settle::Drop => u.queue.reject(&seqs),
                     Settle::Requeue => u.queue.requeue(&seqs),
                 }
                 seqs.clear();

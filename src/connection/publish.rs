@@ -8,12 +8,11 @@ use bytes::{Bytes, BytesMut};
 use super::channel::{Channel, Ctx};
 use super::confirms::Confirms;
 use crate::broker::exchange::Exchange;
-use crate::broker::vhost::REPLY_TO;
+use crate::broker::vhost::{Enqueued, REPLY_TO};
 use crate::broker::Message;
 use crate::protocol::method::Publish;
 use crate::protocol::properties::{decode_properties, encode_header, ContentHeader};
 use crate::protocol::{encode, AmqpError, ErrorKind};
-use crate::store::Op;
 
 /// A publish whose content is still arriving.
 #[derive(Debug)]
@@ -160,18 +159,21 @@ impl Channel {
             }
         }
         let (header, info) = self.direct_reply_to(header, info).map_err(|e| e.during(60, 40))?;
+        let (header, info, bcc) = strip_bcc(header, info);
         let exchange =
             ctx.vhost.publish_exchange(&publish.exchange, &mut ctx.router).map_err(|e| e.during(60, 40))?;
         let message =
             Arc::new(Message::new(publish.exchange, publish.routing_key, header, info, body.into_bytes()));
         match self.tx.as_mut() {
-            Some(tx) => tx.publishes.push((exchange, message, publish.mandatory)),
+            Some(tx) => tx.publishes.push((exchange, message, bcc, publish.mandatory)),
             None => {
                 let seq = self.confirms.as_mut().map(Confirms::publish);
-                let on_disk = self.route(&exchange, message, publish.mandatory, ctx);
+                let routed = self.route(&exchange, message, &bcc, publish.mandatory, ctx);
                 match (self.confirms.as_mut(), seq) {
+                    // A full queue refused it (reject-publish): a nack.
+                    (Some(confirms), Some(seq)) if routed.rejected => confirms.settle(seq, false),
                     // Confirmed when the store says the write is durable.
-                    (Some(_), Some(seq)) if on_disk => ctx.durable_confirms.push((self.id, seq)),
+                    (Some(_), Some(seq)) if routed.on_disk => ctx.durable_confirms.push((self.id, seq)),
                     (Some(confirms), Some(seq)) => confirms.settle(seq, true),
                     _ => {}
                 }
@@ -183,15 +185,16 @@ impl Channel {
     /// Hands a message to the queues it is routed to; returns it to the
     /// publisher if it is mandatory and reaches none. A persistent message
     /// reaching a durable queue is written to the store first (once, however
-    /// many queues): returns whether that happened.
+    /// many queues): `on_disk` says that happened.
     pub(super) fn route(
         &mut self,
         exchange: &Arc<Exchange>,
-        mut message: Arc<Message>,
+        message: Arc<Message>,
+        bcc: &[String],
         mandatory: bool,
         ctx: &mut Ctx,
-    ) -> bool {
-        ctx.vhost.route(exchange, &message, &mut ctx.router);
+    ) -> Enqueued {
+        ctx.vhost.route(exchange, &message, bcc, &mut ctx.router);
         if ctx.router.queues.is_empty() {
             if mandatory {
                 encode::basic_return(
@@ -204,34 +207,13 @@ impl Channel {
                 );
                 encode::content(&mut ctx.out, self.id, message.header(), &message.body, ctx.frame_max);
             }
-            return false;
+            return Enqueued::default();
         }
-        let mut on_disk = false;
-        let holders = if message.info.persistent() {
-            ctx.router.queues.iter().filter(|q| q.is_persisted()).count() as u32
-        } else {
-            0
-        };
-        if holders > 0 {
-            if let (Some(store), Some(m)) = (ctx.vhost.store(), Arc::get_mut(&mut message)) {
-                m.store_id = store.next_id();
-                // Written once for all its queues; a message for one queue
-                // is written by that queue (in memory or paged out).
-                if holders > 1 {
-                    m.shared = true;
-                    store.refs().add(m.store_id, holders);
-                    store.submit(Op::PutMessage { id: m.store_id, record: m.record() });
-                }
-                on_disk = true;
-            }
+        let mut routed = ctx.vhost.enqueue(message, &mut ctx.router.queues);
+        if ctx.throttle.is_none() {
+            ctx.throttle = routed.congested.take();
         }
-        for q in ctx.router.queues.drain(..) {
-            q.publish(message.clone());
-            if ctx.throttle.is_none() && q.is_congested() {
-                ctx.throttle = Some(q);
-            }
-        }
-        on_disk
+        routed
     }
 
     /// A request asking for a direct reply (`reply_to` = `amq.rabbitmq.reply-to`)
@@ -278,5 +260,29 @@ impl Channel {
     /// Whether there are confirms to send.
     pub fn confirms_due(&self) -> bool {
         self.confirms.as_ref().is_some_and(Confirms::has_settled)
+    }
+}
+
+/// Sender-selected distribution: a `BCC` header's routing keys are used
+/// for routing and removed from the message (no consumer sees them).
+fn strip_bcc(header: Bytes, info: ContentHeader) -> (Bytes, ContentHeader, Vec<String>) {
+    let has_bcc =
+        info.headers.is_some_and(|r| crate::protocol::table::find(&header[r.range()], b"BCC").is_some());
+    if !has_bcc {
+        return (header, info, Vec::new());
+    }
+    let Some(props) = decode_properties(&header) else { return (header, info, Vec::new()) };
+    let mut table = props.headers().clone().unwrap_or_default().inner().clone();
+    let bcc = match table.remove("BCC") {
+        Some(amq_protocol::types::AMQPValue::FieldArray(a)) => {
+            a.as_slice().iter().filter_map(crate::protocol::table::as_str).map(str::to_owned).collect()
+        }
+        _ => Vec::new(),
+    };
+    let props = props.with_headers(table.into());
+    let header = encode_header(info.body_size, &props);
+    match ContentHeader::scan(&header) {
+        Ok(info) => (header, info, bcc),
+        Err(_) => unreachable!("a header we encoded scans"),
     }
 }

@@ -13,10 +13,13 @@ use crate::protocol::AmqpError;
 /// What a transaction holds until commit.
 #[derive(Debug, Default)]
 pub struct Tx {
-    pub publishes: Vec<(Arc<Exchange>, Arc<Message>, bool)>,
+    pub publishes: Vec<HeldPublish>,
     /// Settled deliveries, taken off the unacked list, and how.
     pub settles: Vec<(Vec<Unacked>, Settle)>,
 }
+
+/// A publish held until commit: exchange, message, `BCC` keys, mandatory.
+pub type HeldPublish = (Arc<Exchange>, Arc<Message>, Vec<String>, bool);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
@@ -40,8 +43,8 @@ impl Channel {
                     return Err(AmqpError::precondition_failed("channel is not transactional"));
                 };
                 let mut on_disk = !tx.settles.is_empty();
-                for (exchange, message, mandatory) in tx.publishes {
-                    on_disk |= self.route(&exchange, message, mandatory, ctx);
+                for (exchange, message, bcc, mandatory) in tx.publishes {
+                    on_disk |= self.route(&exchange, message, &bcc, mandatory, ctx).on_disk;
                 }
                 for (settled, how) in tx.settles {
                     self.apply_settle(settled, how);

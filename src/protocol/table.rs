@@ -19,6 +19,22 @@ pub fn validate_table(mut b: &[u8]) -> bool {
     true
 }
 
+/// The encoded value (type byte first) of `key` in an encoded field table
+/// (without its length prefix); nothing is allocated.
+pub fn find<'a>(mut b: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    while !b.is_empty() {
+        let (&klen, rest) = b.split_first()?;
+        let k = rest.get(..klen as usize)?;
+        let value = &rest[klen as usize..];
+        let after = skip_value(value)?;
+        if k == key {
+            return Some(&value[..value.len() - after.len()]);
+        }
+        b = after;
+    }
+    None
+}
+
 fn skip_len_prefixed(b: &[u8]) -> Option<(&[u8], &[u8])> {
     if b.len() < 4 {
         return None;

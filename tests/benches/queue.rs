@@ -114,7 +114,7 @@ fn consume(c: &mut Criterion) {
             if cons.written() {
                 q.kick();
             }
-            q.ack(&[d.seq]);
+            q.ack(&[d.entry.seq]);
             if cons.settled(1) {
                 q.kick();
             }
@@ -147,7 +147,7 @@ fn consume(c: &mut Criterion) {
             if cons.written() {
                 q.kick();
             }
-            q.ack(&[held.seq]);
+            q.ack(&[held.entry.seq]);
             if cons.settled(1) {
                 q.kick();
             }
@@ -198,7 +198,7 @@ fn requeue(c: &mut Criterion) {
             let d = next_delivery(&mut rx);
             cons.written();
             cons.settled(1);
-            q.requeue(&[d.seq]);
+            q.requeue(&[d.entry.seq]);
         })
     });
     g.finish();

@@ -22,7 +22,7 @@ const CONN: u64 = 1;
 /// Queues the 10,000 bindings spread over.
 const QUEUES: usize = 1000;
 
-fn declare_queues(vh: &VHost, names: impl IntoIterator<Item = String>) {
+fn declare_queues(vh: &Arc<VHost>, names: impl IntoIterator<Item = String>) {
     for name in names {
         vh.declare_queue(QueueDecl { name, ..Default::default() }, CONN).unwrap();
     }
@@ -55,8 +55,8 @@ fn plain(exchange: &str, routing_key: &str) -> Message {
 }
 
 /// 10,000 topic bindings of the shapes real applications use.
-fn topic_vhost() -> (VHost, Arc<Exchange>) {
-    let vh = VHost::new("/", None);
+fn topic_vhost() -> (Arc<VHost>, Arc<Exchange>) {
+    let vh = Arc::new(VHost::new("/", None));
     declare_queues(&vh, (0..QUEUES).map(|i| format!("q{i}")));
     declare_queues(&vh, ["audit0".to_string(), "audit1".to_string()]);
     let ex = declare_exchange(&vh, "events", "topic");
@@ -85,8 +85,8 @@ fn topic_vhost() -> (VHost, Arc<Exchange>) {
 }
 
 /// 10,000 direct bindings, one key each.
-fn direct_vhost() -> (VHost, Arc<Exchange>) {
-    let vh = VHost::new("/", None);
+fn direct_vhost() -> (Arc<VHost>, Arc<Exchange>) {
+    let vh = Arc::new(VHost::new("/", None));
     declare_queues(&vh, (0..QUEUES).map(|i| format!("q{i}")));
     let ex = declare_exchange(&vh, "tasks", "direct");
     for k in 0..10_000 {
@@ -95,8 +95,8 @@ fn direct_vhost() -> (VHost, Arc<Exchange>) {
     (vh, ex)
 }
 
-fn fanout_vhost() -> (VHost, Arc<Exchange>) {
-    let vh = VHost::new("/", None);
+fn fanout_vhost() -> (Arc<VHost>, Arc<Exchange>) {
+    let vh = Arc::new(VHost::new("/", None));
     declare_queues(&vh, (0..4).map(|i| format!("f{i}")));
     let ex = declare_exchange(&vh, "broadcast", "fanout");
     for i in 0..4 {
@@ -110,8 +110,8 @@ fn long_str(s: &str) -> AMQPValue {
 }
 
 /// 100 headers bindings: half `x-match=all` on two keys, half `any` on two keys.
-fn headers_vhost() -> (VHost, Arc<Exchange>) {
-    let vh = VHost::new("/", None);
+fn headers_vhost() -> (Arc<VHost>, Arc<Exchange>) {
+    let vh = Arc::new(VHost::new("/", None));
     declare_queues(&vh, (0..100).map(|i| format!("h{i}")));
     let ex = declare_exchange(&vh, "docs", "headers");
     for i in 0..100 {
@@ -144,14 +144,14 @@ fn headers_message() -> Message {
 /// Routes `msg` once per iteration with reused scratch space, as a channel does.
 fn bench_route(c: &mut Criterion, name: &str, vh: &VHost, ex: &Arc<Exchange>, msg: &Message, queues: usize) {
     let mut router = Router::default();
-    vh.route(ex, msg, &mut router);
+    vh.route(ex, msg, &[], &mut router);
     let out = &router.queues;
     assert_eq!(out.len(), queues, "{name}: routed to {:?}", out.iter().map(|q| &q.name).collect::<Vec<_>>());
     let mut g = c.benchmark_group("routing");
     g.throughput(Throughput::Elements(1));
     g.bench_function(name, |b| {
         b.iter(|| {
-            vh.route(ex, black_box(msg), &mut router);
+            vh.route(ex, black_box(msg), &[], &mut router);
             black_box(router.queues.len())
         })
     });
@@ -190,7 +190,7 @@ fn headers(c: &mut Criterion) {
 }
 
 fn default_exchange(c: &mut Criterion) {
-    let vh = VHost::new("/", None);
+    let vh = Arc::new(VHost::new("/", None));
     declare_queues(&vh, (0..QUEUES).map(|i| format!("q{i}")));
     let ex = vh.exchange("").unwrap();
     bench_route(c, "default_1k_queues", &vh, &ex, &plain("", "q512"), 1);

@@ -185,6 +185,11 @@ impl Exchange {
     }
 
     /// Appends the destinations a message matches (possibly with repeats).
+    /// The `alternate-exchange` argument: where unroutable messages go.
+    pub fn alternate_exchange(&self) -> Option<&str> {
+        self.arguments.inner().get("alternate-exchange").and_then(crate::protocol::table::as_str)
+    }
+
     pub fn route(
         &self,
         routing_key: &[u8],

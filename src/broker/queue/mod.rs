@@ -1,28 +1,40 @@
-//! A queue: ready messages in order, messages delivered but not yet
-//! acknowledged, and the consumers it feeds round-robin.
+//! A queue: ready messages in order (by priority, then arrival), messages
+//! delivered but not yet acknowledged, and the consumers it feeds
+//! round-robin within their priority.
 //!
 //! Each queue has its own lock, held only for in-memory work (never across
 //! an `.await`); publishing to different queues never contends. Only a
 //! bounded head of ready messages is kept in memory; the rest is paged
-//! out to the store (`paging.rs`).
+//! out to the store (`paging.rs`). TTL, length limits and delivery limits
+//! remove messages; with a dead-letter exchange they are republished there
+//! once the lock is released (`dead.rs`).
 
+mod config;
+mod consumers;
+mod dead;
+mod expiry;
 mod paging;
+mod ready;
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+pub use config::{Overflow, QueueConfig};
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Weak};
 
 use amq_protocol::types::FieldTable;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use rustc_hash::FxHashMap;
 
 #[cfg(test)]
 use super::consumer::ConsumerSpec;
 use super::consumer::{ConnectionId, Consumer, Delivery};
+use super::deadletter::Reason;
 use super::message::Message;
+use super::vhost::VHost;
 use crate::protocol::AmqpError;
 use crate::store::recovery::Paged;
 use crate::store::StoreHandle;
+use ready::Ready;
 
 #[derive(Debug)]
 pub struct Queue {
@@ -32,11 +44,20 @@ pub struct Queue {
     pub exclusive_owner: Option<ConnectionId>,
     pub auto_delete: bool,
     pub arguments: FieldTable,
+    /// What its `x-` arguments ask for.
+    pub config: QueueConfig,
     /// Mirrors `State::deleted` for lock-free checks by routing caches.
     deleted: AtomicBool,
     /// Where the queue keeps messages on disk: persistent ones of a
     /// durable queue, and any it pages out.
     store: Option<QueueStore>,
+    /// The vhost it lives in: dead letters are routed there, and an
+    /// expired queue (`x-expires`) is deleted from it.
+    home: Weak<VHost>,
+    /// Where its timers run (None outside a runtime, in unit tests).
+    runtime: Option<tokio::runtime::Handle>,
+    /// When it was last used (ms since the epoch), for `x-expires`.
+    last_used: AtomicU64,
     /// Its consumers are falling behind: publishers feeding it should pause.
     congested: AtomicBool,
     /// Told when a congested queue has drained (or lost its consumers).
@@ -58,6 +79,11 @@ struct QueueStore {
 pub struct Entry {
     pub seq: u64,
     pub message: Arc<Message>,
+    /// When it expires (ms since the epoch); 0 for never.
+    pub expires: u64,
+    /// How often it came back unacknowledged (requeued).
+    pub returns: u32,
+    pub priority: u8,
     pub redelivered: bool,
     /// The entry has a place in the store's index under this queue.
     pub stored: bool,
@@ -67,11 +93,9 @@ pub struct Entry {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Ready messages in memory, in `seq` order (requeued ones go back to
-    /// their place); all of them come before the paged-out ones.
-    ready: VecDeque<Entry>,
-    /// Body bytes in `ready`.
-    head_bytes: usize,
+    /// Ready messages in memory, by priority then `seq` (requeued ones go
+    /// back to their place); all of them come before the paged-out ones.
+    ready: Ready,
     /// Ready messages on disk only, after `ready`.
     paged: Paged,
     /// A read of paged-out messages is under way.
@@ -83,12 +107,17 @@ struct State {
     waiters: Vec<mpsc::SyncSender<()>>,
     /// Delivered to a manual-ack consumer or `basic.get`, not yet settled.
     unacked: FxHashMap<u64, Entry>,
+    /// By priority (highest first), then in the order they came.
     consumers: Vec<Arc<Consumer>>,
     /// Where the round-robin resumes.
     next_consumer: usize,
     next_seq: u64,
     had_consumer: bool,
     deleted: bool,
+    /// When the expiry timer that is running fires (ms since the epoch).
+    timer_at: Option<u64>,
+    /// Messages removed under the lock, to dead-letter once it is released.
+    dead: Vec<(Arc<Message>, Reason)>,
 }
 
 /// What removing a consumer left behind.
@@ -97,6 +126,11 @@ pub enum ConsumerRemoved {
     Remaining,
     /// The queue is auto-delete and that was its last consumer.
     LastOfAutoDelete,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Queue {
@@ -108,6 +142,8 @@ impl Queue {
         auto_delete: bool,
         arguments: FieldTable,
     ) -> Self {
+        let config = QueueConfig::from_args(&arguments);
+        let ready = Ready::new(config.max_priority.unwrap_or(0));
         Queue {
             name,
             vhost,
@@ -115,11 +151,15 @@ impl Queue {
             exclusive_owner,
             auto_delete,
             arguments,
+            config,
             deleted: AtomicBool::new(false),
             store: None,
+            home: Weak::new(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            last_used: AtomicU64::new(now_ms()),
             congested: AtomicBool::new(false),
             drained: tokio::sync::Notify::new(),
-            state: Mutex::new(State { next_seq: 1, ..State::default() }),
+            state: Mutex::new(State { next_seq: 1, ready, ..State::default() }),
         }
     }
 
@@ -138,6 +178,12 @@ impl Queue {
         self
     }
 
+    /// Places the queue in its vhost (for dead letters and `x-expires`).
+    pub fn in_vhost(mut self, home: Weak<VHost>) -> Self {
+        self.home = home;
+        self
+    }
+
     /// The queue's id in the store, if it is durable.
     pub fn store_id(&self) -> Option<u64> {
         self.store.as_ref().filter(|s| s.durable).map(|s| s.id)
@@ -150,12 +196,15 @@ impl Queue {
 
     /// Puts recovered messages back: the head in memory, in order (shared
     /// references already counted), the rest left on disk.
-    pub fn restore(&self, head: Vec<Entry>, paged: Paged, next_seq: u64) {
+    pub fn restore(self: &Arc<Self>, head: Vec<Entry>, paged: Paged, next_seq: u64) {
         let mut st = self.state.lock();
         st.next_seq = next_seq.max(1);
-        st.head_bytes = head.iter().map(|e| e.message.body.len()).sum();
-        st.ready = head.into();
+        for e in head {
+            st.ready.push_back(e);
+        }
         st.paged = paged;
+        self.expire(&mut st, now_ms());
+        self.finish(st);
     }
 
     /// Refuses access to another connection's exclusive queue.
@@ -176,26 +225,61 @@ impl Queue {
     }
 
     /// Takes a routed message; hands it to a consumer at once if one has
-    /// credit, pages it out if the head is full.
-    pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
+    /// credit, pages it out if the head is full. Returns false if the
+    /// queue refused it (full, with `x-overflow` = reject-publish[-dlx]).
+    pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> bool {
         let mut st = self.state.lock();
-        if st.deleted {
-            // Deleted since routing: its share of a stored message goes.
-            if let Some(s) = self.store.as_ref().filter(|s| s.durable && message.is_stored()) {
-                s.handle.release(message.store_id, message.shared);
+        if st.deleted || self.over_limit(&st, &message) {
+            // Deleted since routing, or full: its share of a stored message goes.
+            if let Some(s) =
+                self.store.as_ref().filter(|s| s.durable && message.is_stored() && message.shared)
+            {
+                s.handle.release(message.store_id, true);
             }
-            return;
+            if st.deleted {
+                return true;
+            }
+            if self.config.overflow == Overflow::RejectPublishDlx {
+                st.dead.push((message, Reason::Maxlen));
+            }
+            self.finish(st);
+            return false;
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        if !self.page_out(&mut st, seq, &message) {
-            let stored = self.store_place(seq, &message);
-            st.push_back(Entry { seq, message, redelivered: false, stored, paged: false });
+        let now = now_ms();
+        let entry = Entry {
+            seq,
+            expires: self.expiry_of(&message, now),
+            priority: message.info.priority.unwrap_or(0),
+            message,
+            returns: 0,
+            redelivered: false,
+            stored: false,
+            paged: false,
+        };
+        if !self.page_out(&mut st, &entry) {
+            let stored = self.store_place(&entry);
+            st.ready.push_back(Entry { stored, ..entry });
             self.dispatch(&mut st);
         }
+        self.drop_head(&mut st);
+        self.expire(&mut st, now);
         if st.len() > CONGESTED_ABOVE && !st.consumers.is_empty() {
             self.congested.store(true, Ordering::Release);
         }
+        self.finish(st);
+        true
+    }
+
+    /// Releases the lock, then dead-letters what was removed under it.
+    fn finish(self: &Arc<Self>, mut st: MutexGuard<'_, State>) {
+        if st.dead.is_empty() {
+            return;
+        }
+        let dead = std::mem::take(&mut st.dead);
+        drop(st);
+        self.dead_letter(dead);
     }
 
     /// Whether publishers feeding this queue should pause (credit flow).
@@ -223,6 +307,7 @@ impl Queue {
     pub fn kick(self: &Arc<Self>) {
         let mut st = self.state.lock();
         self.dispatch(&mut st);
+        self.finish(st);
     }
 
     fn dispatch(self: &Arc<Self>, st: &mut State) {
@@ -232,52 +317,58 @@ impl Queue {
     }
 
     fn deliver_ready(self: &Arc<Self>, st: &mut State) {
-        while !st.ready.is_empty() {
-            let Some(consumer) = next_with_credit(st) else { return };
-            let entry = st.pop_front().expect("not empty");
+        let now = if st.ready.next_expiry().is_some() { now_ms() } else { 0 };
+        while let Some(front) = st.ready.front() {
+            if front.expires != 0 && front.expires <= now {
+                self.expire(st, now);
+                continue;
+            }
+            let Some(consumer) = consumers::next_with_credit(st, self.config.single_active_consumer) else {
+                break;
+            };
+            let entry = st.ready.pop_front().expect("not empty");
             self.on_delivered(&entry, consumer.no_ack);
             if !consumer.no_ack {
                 st.unacked.insert(entry.seq, entry.clone());
             }
-            let delivery = Delivery {
-                consumer: consumer.clone(),
-                queue: self.clone(),
-                seq: entry.seq,
-                redelivered: entry.redelivered,
-                message: entry.message,
-                stored: entry.stored,
-                paged: entry.paged,
-            };
+            let delivery = Delivery { consumer: consumer.clone(), queue: self.clone(), entry };
             if let Err(d) = consumer.send(delivery) {
                 // The connection is gone; its cleanup removes the consumer.
                 self.take_back(st, d);
                 st.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
             }
         }
+        self.arm(st);
     }
 
     /// `basic.get`: the next ready message and how many remain. If the
     /// head ran dry before paged-out messages came back, waits for them
     /// (briefly blocking: only `basic.get` on a deep queue gets here).
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Entry, u32)> {
+        self.touch();
         loop {
             let mut st = self.state.lock();
-            if let Some(entry) = st.pop_front() {
+            self.expire(&mut st, now_ms());
+            if let Some(entry) = st.ready.pop_front() {
                 self.fill(&mut st);
                 self.relieve(&st);
                 self.on_delivered(&entry, no_ack);
                 if !no_ack {
                     st.unacked.insert(entry.seq, entry.clone());
                 }
-                return Some((entry, st.len().min(u32::MAX as usize) as u32));
+                let remaining = st.len().min(u32::MAX as usize) as u32;
+                self.arm(&mut st);
+                self.finish(st);
+                return Some((entry, remaining));
             }
             if st.paged.count == 0 {
+                self.finish(st);
                 return None;
             }
             let (tx, rx) = mpsc::sync_channel(1);
             st.waiters.push(tx);
             self.fill(&mut st);
-            drop(st);
+            self.finish(st);
             rx.recv_timeout(std::time::Duration::from_secs(10)).ok()?;
         }
     }
@@ -292,16 +383,30 @@ impl Queue {
         }
     }
 
-    /// Puts delivered messages back where they were, marked redelivered.
+    /// Rejected without requeue: dead-lettered (reason `rejected`) if the
+    /// queue has a dead-letter exchange, else dropped.
+    pub fn reject(self: &Arc<Self>, seqs: &[u64]) {
+        let mut st = self.state.lock();
+        for seq in seqs {
+            if let Some(e) = st.unacked.remove(seq) {
+                self.forget(&e);
+                st.dead.push((e.message, Reason::Rejected));
+            }
+        }
+        self.finish(st);
+    }
+
+    /// Puts delivered messages back where they were, marked redelivered;
+    /// past the delivery limit they are dead-lettered instead.
     pub fn requeue(self: &Arc<Self>, seqs: &[u64]) {
         let mut st = self.state.lock();
         for seq in seqs {
-            if let Some(mut e) = st.unacked.remove(seq) {
-                e.redelivered = true;
-                st.insert(e);
+            if let Some(e) = st.unacked.remove(seq) {
+                self.come_back(&mut st, e);
             }
         }
         self.dispatch(&mut st);
+        self.finish(st);
     }
 
     /// Takes back a delivery that never reached its consumer's socket,
@@ -313,63 +418,25 @@ impl Queue {
         }
         self.take_back(&mut st, d);
         self.dispatch(&mut st);
+        self.finish(st);
     }
 
     /// Puts a delivery back at its place, unchanged.
     fn take_back(&self, st: &mut State, d: Delivery) {
-        let entry = Entry {
-            seq: d.seq,
-            message: d.message,
-            redelivered: d.redelivered,
-            stored: d.stored,
-            paged: d.paged,
-        };
-        if st.unacked.remove(&d.seq).is_none() {
+        if st.unacked.remove(&d.entry.seq).is_none() {
             // A no-ack delivery was settled in the store when it left: it is back.
-            self.restore_place(&entry);
+            self.restore_place(&d.entry);
         }
-        st.insert(entry);
-    }
-
-    pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
-        let mut st = self.state.lock();
-        if st.consumers.iter().any(|c| c.exclusive) {
-            return Err(AmqpError::access_refused(format!(
-                "queue '{}' in vhost '{}' in exclusive use",
-                self.name, self.vhost
-            )));
-        }
-        if consumer.exclusive && !st.consumers.is_empty() {
-            return Err(AmqpError::access_refused(format!(
-                "queue '{}' in vhost '{}' in exclusive use",
-                self.name, self.vhost
-            )));
-        }
-        st.consumers.push(consumer);
-        st.had_consumer = true;
-        self.dispatch(&mut st);
-        Ok(())
-    }
-
-    pub fn remove_consumer(&self, consumer: &Arc<Consumer>) -> ConsumerRemoved {
-        let mut st = self.state.lock();
-        st.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
-        self.relieve(&st);
-        if self.auto_delete && st.had_consumer && st.consumers.is_empty() && !st.deleted {
-            ConsumerRemoved::LastOfAutoDelete
-        } else {
-            ConsumerRemoved::Remaining
-        }
+        st.ready.insert(d.entry);
     }
 
     /// Drops every ready message; returns how many.
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
         let n = st.len() as u32;
-        for e in std::mem::take(&mut st.ready) {
+        for e in st.ready.take_all() {
             self.forget(&e);
         }
-        st.head_bytes = 0;
         self.drop_paged(&mut st);
         self.relieve(&st);
         n
@@ -384,10 +451,9 @@ impl Queue {
             let n = st.len() as u32;
             // A durable queue's index goes with its DeleteQueue; messages with their last reference.
             let st = &mut *st;
-            for e in st.ready.drain(..).chain(st.unacked.drain().map(|(_, e)| e)) {
+            for e in st.ready.take_all().into_iter().chain(st.unacked.drain().map(|(_, e)| e)) {
                 self.release(&e);
             }
-            st.head_bytes = 0;
             self.drop_paged(st);
             let consumers = std::mem::take(&mut st.consumers);
             self.relieve(st);
@@ -433,43 +499,10 @@ impl State {
         self.ready.len() + self.paged.count as usize
     }
 
-    fn push_back(&mut self, e: Entry) {
-        self.head_bytes += e.message.body.len();
-        self.ready.push_back(e);
+    /// Body bytes of ready messages, in memory and paged out.
+    fn bytes(&self) -> u64 {
+        self.ready.bytes() as u64 + self.paged.bytes
     }
-
-    fn pop_front(&mut self) -> Option<Entry> {
-        let e = self.ready.pop_front()?;
-        self.head_bytes -= e.message.body.len();
-        Some(e)
-    }
-
-    /// Puts an entry back at its place (before every paged-out one: its seq is older).
-    fn insert(&mut self, e: Entry) {
-        self.head_bytes += e.message.body.len();
-        let at = self.ready.partition_point(|x| x.seq < e.seq);
-        self.ready.insert(at, e);
-    }
-}
-
-/// The next consumer with credit, round-robin. Consumers passed over are
-/// marked starved first and checked again, so a connection that frees
-/// credit at the same moment either is seen here or sees the mark and kicks.
-fn next_with_credit(st: &mut State) -> Option<Arc<Consumer>> {
-    let n = st.consumers.len();
-    for i in 0..n {
-        let idx = (st.next_consumer + i) % n;
-        let c = &st.consumers[idx];
-        if !c.has_credit() {
-            c.mark_starved();
-            if !c.has_credit() {
-                continue;
-            }
-        }
-        st.next_consumer = (idx + 1) % n;
-        return Some(c.clone());
-    }
-    None
 }
 
 /// Credit flow: a queue with consumers and more ready messages than this
@@ -533,7 +566,7 @@ mod tests {
         }
         let mut got = Vec::new();
         while let Ok(Outbound::Deliver(d)) = rx.try_recv() {
-            got.push((d.consumer.tag.clone(), d.seq));
+            got.push((d.consumer.tag.clone(), d.entry.seq));
         }
         assert_eq!(got, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
         assert_eq!(q.message_count(), 1);
@@ -546,7 +579,7 @@ mod tests {
         assert!(a.settled(1));
         q.kick();
         let Ok(Outbound::Deliver(d)) = rx.try_recv() else { panic!("no delivery") };
-        assert_eq!((d.consumer.tag.as_str(), d.seq), ("a", 3));
+        assert_eq!((d.consumer.tag.as_str(), d.entry.seq), ("a", 3));
     }
 
     #[tokio::test]

@@ -24,7 +24,8 @@ const READ_BATCH: usize = 4096;
 
 impl Queue {
     /// The index entry of a message's place in this queue.
-    fn place(&self, seq: u64, m: &Message, paged: bool, delivered: bool) -> IndexEntry {
+    fn place(&self, e: &Entry, paged: bool, delivered: bool) -> IndexEntry {
+        let (seq, m) = (e.seq, &*e.message);
         let durable = self.is_persisted() && m.info.persistent() && m.is_stored();
         let mut flags = 0;
         for (on, flag) in [
@@ -37,7 +38,7 @@ impl Queue {
                 flags |= flag;
             }
         }
-        IndexEntry { seq, message: m.store_id, size: m.body.len() as u32, flags, expires: 0 }
+        IndexEntry { seq, message: m.store_id, size: m.body.len() as u32, flags, expires: e.expires }
     }
 
     /// Whether the message is persisted for this (durable) queue.
@@ -48,35 +49,41 @@ impl Queue {
     /// Writes a message kept in memory to the store if this durable queue
     /// persists it (a shared one was written once by the publisher; its
     /// place is this queue's). Returns whether it did.
-    pub(super) fn store_place(&self, seq: u64, m: &Message) -> bool {
+    pub(super) fn store_place(&self, e: &Entry) -> bool {
+        let m = &e.message;
         let Some(s) = self.store.as_ref().filter(|_| self.durable_entry(m)) else { return false };
         if !m.shared {
             s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });
         }
-        s.handle.submit(Op::Place { queue: s.id, entry: self.place(seq, m, false, false) });
+        s.handle.submit(Op::Place { queue: s.id, entry: self.place(e, false, false) });
         true
     }
 
     /// Pages a new message out instead of keeping it in memory, if the
     /// head is full (and the message is persisted anyway, or memory is
-    /// short) or older messages are paged out already. Returns whether it did.
-    pub(super) fn page_out(&self, st: &mut State, seq: u64, m: &Message) -> bool {
-        let Some(s) = &self.store else { return false };
+    /// short) or older messages are paged out already. Returns whether it
+    /// did. Priority queues keep everything in memory (pages are read back
+    /// in arrival order, not by priority).
+    pub(super) fn page_out(&self, st: &mut State, e: &Entry) -> bool {
+        let Some(s) = self.store.as_ref().filter(|_| self.config.max_priority.is_none()) else {
+            return false;
+        };
+        let m = &e.message;
         if st.paged.count == 0 {
             let limit = s.handle.head_limit();
-            let full = st.ready.len() >= limit.messages || st.head_bytes >= limit.bytes;
+            let full = st.ready.len() >= limit.messages || st.ready.bytes() >= limit.bytes;
             if !full || !(self.durable_entry(m) || s.handle.under_pressure()) {
                 return false;
             }
         }
-        let mut entry = self.place(seq, m, true, false);
+        let mut entry = self.place(e, true, false);
         if !self.durable_entry(m) {
             // A copy of its own, known only to this queue.
             entry.message = s.handle.next_id();
             entry.flags &= !IndexEntry::SHARED;
         }
         s.handle.submit(Op::Page { queue: s.id, entry, record: m.record() });
-        st.paged.push(seq, entry.size);
+        st.paged.push(e.seq, entry.size);
         true
     }
 
@@ -87,12 +94,13 @@ impl Queue {
             return;
         }
         let limit = s.handle.head_limit();
-        if st.ready.len() >= limit.messages / 2 || st.head_bytes >= limit.bytes / 2 {
+        let (len, bytes) = (st.ready.len(), st.ready.bytes());
+        if len >= limit.messages / 2 || bytes >= limit.bytes / 2 {
             return;
         }
         let average = (st.paged.bytes / st.paged.count).max(1) as usize;
-        let want = (limit.messages - st.ready.len())
-            .min((limit.bytes - st.head_bytes) / average)
+        let want = (limit.messages - len)
+            .min((limit.bytes - bytes) / average)
             .min(st.paged.count as usize)
             .clamp(1, READ_BATCH);
         st.loading = true;
@@ -127,17 +135,20 @@ impl Queue {
                 s.handle.submit(Op::Remove { queue: s.id, seq: place.seq, paged: true });
                 continue;
             };
-            let redelivered = place.has(IndexEntry::DELIVERED);
-            st.push_back(Entry {
+            st.ready.push_back(Entry {
                 seq: place.seq,
+                expires: place.expires,
+                returns: 0,
+                priority: message.info.priority.unwrap_or(0),
                 message: Arc::new(message),
-                redelivered,
+                redelivered: place.has(IndexEntry::DELIVERED),
                 stored: true,
                 paged: true,
             });
         }
         wake(&mut st);
         self.dispatch(&mut st);
+        self.finish(st);
     }
 
     /// Drops the paged-out part (purge, delete): the store settles its places.
@@ -159,7 +170,7 @@ impl Queue {
         if no_ack {
             self.forget(e);
         } else if !e.redelivered && self.durable_entry(&e.message) && e.message.info.persistent() {
-            s.handle.submit(Op::Place { queue: s.id, entry: self.place(e.seq, &e.message, e.paged, true) });
+            s.handle.submit(Op::Place { queue: s.id, entry: self.place(e, e.paged, true) });
         }
     }
 
@@ -184,7 +195,7 @@ impl Queue {
         let Some(s) = self.store.as_ref().filter(|_| e.stored) else { return };
         let m = &e.message;
         let retained = !m.shared || s.handle.refs().retain(m.store_id);
-        let entry = self.place(e.seq, m, e.paged, e.redelivered);
+        let entry = self.place(e, e.paged, e.redelivered);
         if e.paged {
             if m.shared && retained {
                 s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });
