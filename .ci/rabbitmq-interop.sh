@@ -41,5 +41,6 @@ fi
 echo "RabbitMQ $(rabbitmqctl -q version 2>/dev/null) is up"
 
 export AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
+export AMQP_BROKER=rabbitmq
 cargo test -p warren-interop
 bash interop/run-clients.sh

@@ -298,8 +298,9 @@ impl VHost {
                 }
                 check_flag("auto_delete", "queue", &name, v, q.auto_delete, d.auto_delete)?;
                 check_equivalent(QUEUE_EQUIVALENCE_ARGS, "queue", &name, v, &q.arguments, &d.arguments)?;
-                q.touch();
             }
+            // Even a passive declare counts as use (`x-expires`), as in RabbitMQ.
+            q.touch();
             return Ok(QueueDeclared {
                 message_count: q.message_count(),
                 consumer_count: q.consumer_count(),

@@ -319,7 +319,9 @@ impl Queue {
     fn deliver_ready(self: &Arc<Self>, st: &mut State) {
         let now = if st.ready.next_expiry().is_some() { now_ms() } else { 0 };
         while let Some(front) = st.ready.front() {
-            if front.expires != 0 && front.expires <= now {
+            // Strictly past: a message with a TTL of 0 still reaches a
+            // consumer waiting for it the moment it arrives.
+            if front.expires != 0 && front.expires < now {
                 self.expire(st, now);
                 continue;
             }

@@ -1,0 +1,114 @@
+//! Length limits: `x-max-length`, `x-max-length-bytes`, and `x-overflow`
+//! (drop-head, reject-publish, reject-publish-dlx).
+
+mod common;
+
+use common::*;
+use lapin::options::BasicPublishOptions;
+use lapin::BasicProperties;
+
+async fn bodies(ch: &lapin::Channel, q: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(m) = get_opts(ch, q, true).await {
+        out.push(String::from_utf8(m.delivery.data).unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn max_length_drops_the_oldest_and_dead_letters_it_as_maxlen() {
+    let (conn, ch) = setup().await;
+    let dlq = unique("dlq");
+    named_queue(&ch, &dlq).await;
+    let q = unique("max-length");
+    let args = table(&[
+        ("x-max-length", int(2)),
+        ("x-dead-letter-exchange", long_str("")),
+        ("x-dead-letter-routing-key", long_str(&dlq)),
+    ]);
+    queue_with(&ch, &q, args).await;
+    for b in ["1", "2", "3"] {
+        publish(&ch, "", &q, b.as_bytes()).await;
+    }
+    wait_ready(&conn, &dlq, 1).await;
+    assert_eq!(bodies(&ch, &q).await, vec!["2", "3"]);
+    let d = get(&ch, &dlq).await.expect("the dropped message").delivery;
+    assert_eq!(d.data, b"1");
+    assert_eq!(text_of(&x_death(&d.properties)[0], "reason").as_deref(), Some("maxlen"));
+    delete_queue(&ch, &q).await;
+    delete_queue(&ch, &dlq).await;
+    teardown(conn).await;
+}
+
+#[tokio::test]
+async fn max_length_bytes_counts_body_bytes() {
+    let (conn, ch) = setup().await;
+    let q = unique("max-bytes");
+    queue_with(&ch, &q, table(&[("x-max-length-bytes", int(10))])).await;
+    for b in ["12345", "67890", "abc"] {
+        publish(&ch, "", &q, b.as_bytes()).await;
+    }
+    wait_ready(&conn, &q, 2).await;
+    assert_eq!(bodies(&ch, &q).await, vec!["67890", "abc"]);
+    delete_queue(&ch, &q).await;
+    teardown(conn).await;
+}
+
+#[tokio::test]
+async fn reject_publish_nacks_what_does_not_fit() {
+    let (conn, ch) = setup().await;
+    confirm_select(&ch).await;
+    let q = unique("reject-publish");
+    queue_with(&ch, &q, table(&[("x-max-length", int(1)), ("x-overflow", long_str("reject-publish"))])).await;
+    let opts = BasicPublishOptions::default();
+    let first = publish_confirmed(&ch, "", &q, opts, b"in", BasicProperties::default()).await;
+    assert!(first.is_ack(), "{first:?}");
+    let second = publish_confirmed(&ch, "", &q, opts, b"out", BasicProperties::default()).await;
+    assert!(second.is_nack(), "{second:?}");
+    assert_eq!(bodies(&ch, &q).await, vec!["in"]);
+    delete_queue(&ch, &q).await;
+    teardown(conn).await;
+}
+
+#[tokio::test]
+async fn reject_publish_counts_ready_messages_only() {
+    let (conn, ch) = setup().await;
+    confirm_select(&ch).await;
+    let q = unique("reject-ready");
+    queue_with(&ch, &q, table(&[("x-max-length", int(1)), ("x-overflow", long_str("reject-publish"))])).await;
+    let opts = BasicPublishOptions::default();
+    assert!(publish_confirmed(&ch, "", &q, opts, b"a", BasicProperties::default()).await.is_ack());
+    // Delivered and unacknowledged: no longer ready, so there is room again.
+    let held = get_opts(&ch, &q, false).await.expect("a");
+    assert!(publish_confirmed(&ch, "", &q, opts, b"b", BasicProperties::default()).await.is_ack());
+    assert!(publish_confirmed(&ch, "", &q, opts, b"c", BasicProperties::default()).await.is_nack());
+    ack_tag(&ch, held.delivery.delivery_tag, false).await;
+    delete_queue(&ch, &q).await;
+    teardown(conn).await;
+}
+
+#[tokio::test]
+async fn reject_publish_dlx_nacks_and_dead_letters() {
+    let (conn, ch) = setup().await;
+    confirm_select(&ch).await;
+    let dlq = unique("dlq");
+    named_queue(&ch, &dlq).await;
+    let q = unique("reject-dlx");
+    let args = table(&[
+        ("x-max-length", int(1)),
+        ("x-overflow", long_str("reject-publish-dlx")),
+        ("x-dead-letter-exchange", long_str("")),
+        ("x-dead-letter-routing-key", long_str(&dlq)),
+    ]);
+    queue_with(&ch, &q, args).await;
+    let opts = BasicPublishOptions::default();
+    assert!(publish_confirmed(&ch, "", &q, opts, b"in", BasicProperties::default()).await.is_ack());
+    assert!(publish_confirmed(&ch, "", &q, opts, b"out", BasicProperties::default()).await.is_nack());
+    let d = get_eventually(&ch, &dlq).await.delivery;
+    assert_eq!(d.data, b"out");
+    assert_eq!(text_of(&x_death(&d.properties)[0], "reason").as_deref(), Some("maxlen"));
+    assert_eq!(bodies(&ch, &q).await, vec!["in"]);
+    delete_queue(&ch, &q).await;
+    delete_queue(&ch, &dlq).await;
+    teardown(conn).await;
+}

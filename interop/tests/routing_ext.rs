@@ -1,0 +1,197 @@
+//! Routing extensions: alternate exchanges, sender-selected distribution
+//! (`CC`, `BCC`), queue types and the delivery limit.
+
+mod common;
+
+use common::*;
+use lapin::options::{BasicNackOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldArray, FieldTable};
+use lapin::{BasicProperties, ExchangeKind};
+
+async fn exchange_with(ch: &lapin::Channel, name: &str, kind: ExchangeKind, args: FieldTable) {
+    within(
+        "exchange.declare",
+        ch.exchange_declare(name.into(), kind, ExchangeDeclareOptions::default(), args),
+    )
+    .await
+    .expect("exchange.declare");
+}
+
+#[tokio::test]
+async fn unroutable_messages_go_to_the_alternate_exchange_and_are_not_returned() {
+    let (conn, ch) = setup().await;
+    confirm_select(&ch).await;
+    let ae = unique("ae");
+    exchange_with(&ch, &ae, ExchangeKind::Fanout, FieldTable::default()).await;
+    let caught = unique("caught");
+    named_queue(&ch, &caught).await;
+    bind(&ch, &caught, &ae, "").await;
+    let x = unique("x");
+    exchange_with(&ch, &x, ExchangeKind::Direct, table(&[("alternate-exchange", long_str(&ae))])).await;
+    let routed = unique("routed");
+    named_queue(&ch, &routed).await;
+    bind(&ch, &routed, &x, "known").await;
+
+    let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
+    let c = publish_confirmed(&ch, &x, "unknown", mandatory, b"stray", BasicProperties::default()).await;
+    assert!(c.is_ack());
+    assert!(c.take_message().is_none(), "a message the alternate exchange took was returned");
+    publish(&ch, &x, "known", b"normal").await;
+    assert_eq!(get_eventually(&ch, &caught).await.delivery.data, b"stray");
+    assert_eq!(get_eventually(&ch, &routed).await.delivery.data, b"normal");
+    assert!(get(&ch, &caught).await.is_none(), "a routable message also went to the alternate exchange");
+    for q in [&caught, &routed] {
+        delete_queue(&ch, q).await;
+    }
+    for e in [&x, &ae] {
+        ch.exchange_delete(e.as_str().into(), Default::default()).await.unwrap();
+    }
+    teardown(conn).await;
+}
+
+fn keys(list: &[&str]) -> AMQPValue {
+    AMQPValue::FieldArray(FieldArray::from(list.iter().map(|k| long_str(k)).collect::<Vec<_>>()))
+}
+
+#[tokio::test]
+async fn cc_and_bcc_add_routing_keys_and_bcc_is_never_seen() {
+    let (conn, ch) = setup().await;
+    let x = unique("cc");
+    exchange_with(&ch, &x, ExchangeKind::Direct, FieldTable::default()).await;
+    let (qa, qb, qc) = (unique("a"), unique("b"), unique("c"));
+    for (q, key) in [(&qa, "a"), (&qb, "b"), (&qc, "c")] {
+        named_queue(&ch, q).await;
+        bind(&ch, q, &x, key).await;
+    }
+    let headers = table(&[("CC", keys(&["b"])), ("BCC", keys(&["c"])), ("other", long_str("kept"))]);
+    publish_props(&ch, &x, "a", b"m", BasicProperties::default().with_headers(headers)).await;
+    for q in [&qa, &qb, &qc] {
+        let d = get_eventually(&ch, q).await.delivery;
+        let h = d.properties.headers().clone().expect("headers");
+        assert!(h.inner().contains_key("CC"), "CC stays on every copy");
+        assert!(!h.inner().contains_key("BCC"), "BCC is removed from every copy");
+        assert_eq!(text_of(&h, "other").as_deref(), Some("kept"));
+        assert_eq!(d.routing_key.as_str(), "a");
+    }
+    // Through the default exchange, CC names queues.
+    let headers = table(&[("CC", keys(&[&qb]))]);
+    publish_props(&ch, "", &qa, b"direct", BasicProperties::default().with_headers(headers)).await;
+    assert_eq!(get_eventually(&ch, &qa).await.delivery.data, b"direct");
+    assert_eq!(get_eventually(&ch, &qb).await.delivery.data, b"direct");
+    for q in [&qa, &qb, &qc] {
+        delete_queue(&ch, q).await;
+    }
+    ch.exchange_delete(x.as_str().into(), Default::default()).await.unwrap();
+    teardown(conn).await;
+}
+
+#[tokio::test]
+async fn quorum_queues_must_be_durable_and_count_redeliveries() {
+    let (conn, ch) = setup().await;
+    let q = unique("quorum");
+    let dlq = unique("dlq");
+    named_queue(&ch, &dlq).await;
+    let quorum = table(&[
+        ("x-queue-type", long_str("quorum")),
+        ("x-delivery-limit", int(1)),
+        ("x-dead-letter-exchange", long_str("")),
+        ("x-dead-letter-routing-key", long_str(&dlq)),
+    ]);
+    let transient = channel(&conn).await;
+    let text = expect_error(
+        "a non-durable quorum queue",
+        transient.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), quorum.clone()),
+        PRECONDITION_FAILED,
+    )
+    .await;
+    assert!(text.contains("non-durable"), "{text}");
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare(q.as_str().into(), durable, quorum).await.expect("a durable quorum queue");
+    publish(&ch, "", &q, b"poison").await;
+    let nack = BasicNackOptions { requeue: true, multiple: false };
+    let first = get_manual_eventually(&ch, &q).await.delivery;
+    assert!(header_text(&first.properties, "x-delivery-count").is_none());
+    ch.basic_nack(first.delivery_tag, nack).await.unwrap();
+    let second = get_manual_eventually(&ch, &q).await.delivery;
+    assert!(second.redelivered);
+    let count = second.properties.headers().as_ref().and_then(|h| int_of(h, "x-delivery-count"));
+    assert_eq!(count, Some(1));
+    // Past the delivery limit it is dead-lettered.
+    ch.basic_nack(second.delivery_tag, nack).await.unwrap();
+    let d = get_eventually(&ch, &dlq).await.delivery;
+    assert_eq!(d.data, b"poison");
+    assert_eq!(text_of(&x_death(&d.properties)[0], "reason").as_deref(), Some("delivery_limit"));
+    assert!(get(&ch, &q).await.is_none());
+    delete_queue(&ch, &q).await;
+    delete_queue(&ch, &dlq).await;
+    teardown(conn).await;
+}
+
+/// Warren-only: RabbitMQ 3.10 has the delivery limit on quorum queues only.
+#[tokio::test]
+async fn a_classic_queue_with_a_delivery_limit_guards_against_poison_messages() {
+    if is_rabbitmq() {
+        eprintln!("skipped: x-delivery-limit on classic queues is a Warren extension");
+        return;
+    }
+    let (conn, ch) = setup().await;
+    let q = unique("poison");
+    let dlq = unique("dlq");
+    named_queue(&ch, &dlq).await;
+    let args = table(&[
+        ("x-delivery-limit", int(2)),
+        ("x-dead-letter-exchange", long_str("")),
+        ("x-dead-letter-routing-key", long_str(&dlq)),
+    ]);
+    queue_with(&ch, &q, args).await;
+    publish(&ch, "", &q, b"poison").await;
+    let nack = BasicNackOptions { requeue: true, multiple: false };
+    for expected_count in [None, Some(1), Some(2)] {
+        let d = get_manual_eventually(&ch, &q).await.delivery;
+        assert_eq!(
+            d.properties.headers().as_ref().and_then(|h| int_of(h, "x-delivery-count")),
+            expected_count
+        );
+        ch.basic_nack(d.delivery_tag, nack).await.unwrap();
+    }
+    let d = get_eventually(&ch, &dlq).await.delivery;
+    assert_eq!(text_of(&x_death(&d.properties)[0], "reason").as_deref(), Some("delivery_limit"));
+    delete_queue(&ch, &q).await;
+    delete_queue(&ch, &dlq).await;
+    teardown(conn).await;
+}
+
+/// Warren-only: RabbitMQ has streams; Warren refuses them clearly.
+#[tokio::test]
+async fn stream_queues_are_refused_with_a_clear_error() {
+    if is_rabbitmq() {
+        eprintln!("skipped: RabbitMQ supports streams");
+        return;
+    }
+    let (conn, ch) = setup().await;
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    let text = expect_error(
+        "a stream queue",
+        ch.queue_declare(
+            unique("stream").as_str().into(),
+            durable,
+            table(&[("x-queue-type", long_str("stream"))]),
+        ),
+        PRECONDITION_FAILED,
+    )
+    .await;
+    assert!(text.contains("stream"), "{text}");
+    teardown(conn).await;
+}
+
+#[tokio::test]
+async fn queue_mode_and_classic_type_are_accepted() {
+    let (conn, ch) = setup().await;
+    let q = unique("lazy");
+    queue_with(&ch, &q, table(&[("x-queue-mode", long_str("lazy")), ("x-queue-type", long_str("classic"))]))
+        .await;
+    publish(&ch, "", &q, b"m").await;
+    assert_eq!(get_eventually(&ch, &q).await.delivery.data, b"m");
+    delete_queue(&ch, &q).await;
+    teardown(conn).await;
+}
