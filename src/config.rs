@@ -60,6 +60,9 @@ pub struct AmqpConfig {
     pub max_message_size: u64,
     /// Seconds a client has to complete the handshake.
     pub handshake_timeout: u64,
+    /// Milliseconds a delivery may stay unacknowledged before its channel
+    /// is closed with 406 (RabbitMQ's `consumer_timeout`); 0 disables.
+    pub consumer_timeout: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -109,6 +112,7 @@ impl Default for AmqpConfig {
             heartbeat: 60,
             max_message_size: 128 * 1024 * 1024,
             handshake_timeout: 10,
+            consumer_timeout: 1_800_000,
         }
     }
 }
@@ -184,6 +188,9 @@ impl Config {
         }
         if let Some(v) = env("WARREN_HEARTBEAT") {
             a.heartbeat = parse_env("WARREN_HEARTBEAT", &v)?;
+        }
+        if let Some(v) = env("WARREN_CONSUMER_TIMEOUT") {
+            a.consumer_timeout = parse_env("WARREN_CONSUMER_TIMEOUT", &v)?;
         }
         if let Some(v) = env("WARREN_MAX_MESSAGE_SIZE") {
             a.max_message_size = parse_env("WARREN_MAX_MESSAGE_SIZE", &v)?;

@@ -80,7 +80,7 @@ pub struct ConsumerSpec {
     /// 0 is unlimited.
     pub prefetch: u32,
     /// `x-priority`: higher-priority consumers are served first.
-    pub priority: i32,
+    pub priority: i64,
 }
 
 #[derive(Debug)]
@@ -92,7 +92,7 @@ pub struct Consumer {
     pub exclusive: bool,
     /// 0 is unlimited.
     pub prefetch: u32,
-    pub priority: i32,
+    pub priority: i64,
     credit: Arc<ChannelCredit>,
     unacked: AtomicU32,
     in_flight: AtomicU32,

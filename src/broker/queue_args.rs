@@ -5,7 +5,8 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 use crate::protocol::table::{as_int, as_str};
 use crate::protocol::AmqpError;
 
-fn type_name(v: &AMQPValue) -> &'static str {
+/// RabbitMQ's name for a field value's type, as its error texts use it.
+pub fn type_name(v: &AMQPValue) -> &'static str {
     match v {
         AMQPValue::Boolean(_) => "bool",
         AMQPValue::LongString(_) => "longstr",

@@ -34,6 +34,8 @@ pub struct Ctx {
     pub durable_confirms: Vec<(u16, u64)>,
     /// A congested queue this turn published to: the connection pauses reading.
     pub throttle: Option<Arc<Queue>>,
+    /// The time this turn started (one clock read per turn, not per delivery).
+    pub now: std::time::Instant,
 }
 
 /// A delivery the client has not settled yet.
@@ -44,6 +46,8 @@ pub struct Unacked {
     pub seq: u64,
     /// None for `basic.get`.
     pub consumer: Option<Arc<Consumer>>,
+    /// When it was delivered (the connection's clock for this turn).
+    pub at: std::time::Instant,
 }
 
 #[derive(Debug, Default)]
@@ -171,6 +175,11 @@ impl Channel {
 
     /// Releases everything the channel holds: consumers are removed and
     /// unacknowledged messages go back to their queues as redelivered.
+    /// When the oldest delivery still unacknowledged went out.
+    pub fn oldest_unacked(&self) -> Option<std::time::Instant> {
+        self.unacked.front().map(|u| u.at)
+    }
+
     pub fn release(&mut self, vhost: &VHost) {
         self.pending = None;
         if let Some(tx) = self.tx.as_mut() {

@@ -47,11 +47,14 @@ impl Channel {
         }
         let priority = match c.arguments.inner().get("x-priority") {
             None => 0,
-            Some(v) => {
-                crate::protocol::table::as_int(v).and_then(|p| i32::try_from(p).ok()).ok_or_else(|| {
-                    AmqpError::precondition_failed("invalid arg 'x-priority' for consumer: expected integer")
-                })?
-            }
+            Some(v) => crate::protocol::table::as_int(v).ok_or_else(|| {
+                AmqpError::precondition_failed(format!(
+                    "invalid arg 'x-priority' for queue '{}' in vhost '{}': \"expected integer, got {}\"",
+                    queue.name,
+                    ctx.vhost.name,
+                    crate::broker::queue_args::type_name(v)
+                ))
+            })?,
         };
         let spec = ConsumerSpec {
             tag: tag.clone(),
@@ -131,7 +134,7 @@ impl Channel {
         );
         encode::content(&mut ctx.out, self.id, m.header(), &m.body, ctx.frame_max);
         if !g.no_ack {
-            self.unacked.push_back(Unacked { tag, queue, seq: entry.seq, consumer: None });
+            self.unacked.push_back(Unacked { tag, queue, seq: entry.seq, consumer: None, at: ctx.now });
         }
         Ok(())
     }
@@ -167,7 +170,13 @@ impl Channel {
         }
         if !c.no_ack {
             let seq = d.entry.seq;
-            self.unacked.push_back(Unacked { tag, queue: d.queue, seq, consumer: Some(d.consumer) });
+            self.unacked.push_back(Unacked {
+                tag,
+                queue: d.queue,
+                seq,
+                consumer: Some(d.consumer),
+                at: ctx.now,
+            });
         }
     }
 

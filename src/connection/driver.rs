@@ -101,6 +101,9 @@ async fn refuse(mut stream: TcpStream, mut buf: BytesMut, e: AmqpError) {
     .await;
 }
 
+const MS_50: Duration = Duration::from_millis(50);
+const SECOND: Duration = Duration::from_secs(1);
+
 fn close_method(e: &AmqpError) -> AMQPClass {
     AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
         reply_code: e.code(),
@@ -132,6 +135,8 @@ struct Connection {
     client_closed: bool,
     /// Paused (not reading) while this queue it publishes to is congested.
     throttled_on: Option<Arc<Queue>>,
+    /// How long a delivery may stay unacknowledged (None: forever).
+    consumer_timeout: Option<Duration>,
 }
 
 impl Connection {
@@ -154,6 +159,7 @@ impl Connection {
                 router: Router::default(),
                 durable_confirms: Vec::new(),
                 throttle: None,
+                now: std::time::Instant::now(),
             },
             channels: FxHashMap::default(),
             channel_max: n.channel_max,
@@ -169,6 +175,8 @@ impl Connection {
             blocked_told: false,
             client_closed: false,
             throttled_on: None,
+            consumer_timeout: (config.amqp.consumer_timeout > 0)
+                .then(|| Duration::from_millis(config.amqp.consumer_timeout)),
         }
     }
 
@@ -187,9 +195,13 @@ impl Connection {
         let mut last_read_len = 0;
         let mut close_deadline = Instant::now() + Duration::from_secs(3600 * 24 * 365);
         let mut batch = Vec::new();
+        // Checks for deliveries unacknowledged past the consumer timeout.
+        let every = self.consumer_timeout.map_or(Duration::from_secs(3600), |t| (t / 2).clamp(MS_50, SECOND));
+        let mut overdue = interval_at(Instant::now() + every, every);
         // Frames already buffered during the handshake.
         self.process_input(&mut buf);
         while self.state != State::Done {
+            self.ctx.now = std::time::Instant::now();
             if !self.ctx.out.is_empty() {
                 if let Err(e) = wr.write_all(&self.ctx.out).await {
                     self.close_reason = format!("write failed: {e}");
@@ -248,6 +260,9 @@ impl Connection {
                         encode::heartbeat(&mut self.ctx.out);
                     }
                     wrote_since_tick = false;
+                }
+                _ = overdue.tick(), if self.consumer_timeout.is_some() && self.state == State::Running => {
+                    self.close_overdue_channels();
                 }
                 _ = shutdown.wait_for(|down| *down), if self.state == State::Running => {
                     self.close_connection(AmqpError::new(
@@ -497,6 +512,29 @@ impl Connection {
             self.confirms_due.push(id);
         }
         result.or_else(|e| self.channel_error(id, e))
+    }
+
+    /// Closes channels holding a delivery unacknowledged past the consumer
+    /// timeout, with RabbitMQ's 406 (their deliveries are requeued).
+    fn close_overdue_channels(&mut self) {
+        let Some(limit) = self.consumer_timeout else { return };
+        let now = std::time::Instant::now();
+        let overdue: Vec<u16> = self
+            .channels
+            .iter()
+            .filter(|(_, ch)| {
+                !ch.closing && ch.oldest_unacked().is_some_and(|at| now.duration_since(at) > limit)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in overdue {
+            let text = format!(
+                "delivery acknowledgement on channel {id} timed out. Timeout value used: {} ms. \
+                 This timeout value can be configured, see consumers doc guide to learn more",
+                limit.as_millis()
+            );
+            let _ = self.channel_error(id, AmqpError::precondition_failed(text));
+        }
     }
 
     /// Soft errors close the channel; hard ones are passed up to close the connection.

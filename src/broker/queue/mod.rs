@@ -203,8 +203,9 @@ impl Queue {
             st.ready.push_back(e);
         }
         st.paged = paged;
-        self.expire(&mut st, now_ms());
-        self.finish(st);
+        // Expired ones go when the timer fires, once every queue is back
+        // (a dead-letter queue restored later must not miss them).
+        self.arm(&mut st);
     }
 
     /// Refuses access to another connection's exclusive queue.
