@@ -112,3 +112,26 @@ async fn reject_publish_dlx_nacks_and_dead_letters() {
     delete_queue(&ch, &dlq).await;
     teardown(conn).await;
 }
+
+#[tokio::test]
+async fn a_zero_length_queue_still_hands_messages_to_a_waiting_consumer_with_drop_head() {
+    let (conn, ch) = setup().await;
+    confirm_select(&ch).await;
+    let (drop, reject) = (unique("zero-drop"), unique("zero-reject"));
+    queue_with(&ch, &drop, table(&[("x-max-length", int(0))])).await;
+    queue_with(&ch, &reject, table(&[("x-max-length", int(0)), ("x-overflow", long_str("reject-publish"))]))
+        .await;
+    let consumer_ch = channel(&conn).await;
+    let mut to_drop = consume(&consumer_ch, &drop, true).await;
+    let mut to_reject = consume(&consumer_ch, &reject, true).await;
+    let opts = BasicPublishOptions::default();
+    assert!(publish_confirmed(&ch, "", &drop, opts, b"passes", BasicProperties::default()).await.is_ack());
+    assert_eq!(next_delivery(&mut to_drop).await.data, b"passes");
+    assert!(publish_confirmed(&ch, "", &reject, opts, b"refused", BasicProperties::default())
+        .await
+        .is_nack());
+    assert_no_delivery(&mut to_reject).await;
+    delete_queue(&ch, &drop).await;
+    delete_queue(&ch, &reject).await;
+    teardown(conn).await;
+}

@@ -114,3 +114,20 @@ async fn a_single_active_consumer_gets_everything_until_it_goes() {
     delete_queue(&ch, &q).await;
     teardown(conn).await;
 }
+
+#[tokio::test]
+async fn a_later_higher_priority_consumer_does_not_displace_the_single_active_one() {
+    let (conn, ch) = setup().await;
+    let q = unique("sac-prio");
+    queue_with(&ch, &q, table(&[("x-single-active-consumer", AMQPValue::Boolean(true))])).await;
+    let first_ch = channel(&conn).await;
+    let mut first = consumer_with(&first_ch, &q, Default::default()).await;
+    let later_ch = channel(&conn).await;
+    let mut later = consumer_with(&later_ch, &q, table(&[("x-priority", AMQPValue::LongInt(10))])).await;
+    fill(&ch, &q, 2).await;
+    assert_eq!(body(&next_delivery(&mut first).await), "0");
+    assert_eq!(body(&next_delivery(&mut first).await), "1");
+    assert_no_delivery(&mut later).await;
+    delete_queue(&ch, &q).await;
+    teardown(conn).await;
+}

@@ -195,3 +195,48 @@ async fn queue_mode_and_classic_type_are_accepted() {
     delete_queue(&ch, &q).await;
     teardown(conn).await;
 }
+
+#[tokio::test]
+async fn cc_that_is_not_an_array_is_refused() {
+    let conn = connect().await;
+    let ch = channel(&conn).await;
+    let mut watch = watch_channel(&ch).await;
+    let props = BasicProperties::default().with_headers(table(&[("CC", long_str("b"))]));
+    let _ = ch.basic_publish("".into(), "anywhere".into(), BasicPublishOptions::default(), b"x", props).await;
+    let text = expect_channel_closed_by_server(&mut watch, PRECONDITION_FAILED).await;
+    assert_eq!(text, "PRECONDITION_FAILED - invalid message: {unacceptable_type_in_header,\"CC\",longstr}");
+    teardown(conn).await;
+}
+
+#[tokio::test]
+async fn quorum_queues_refuse_auto_delete_and_priorities() {
+    let conn = connect().await;
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    let auto_delete = QueueDeclareOptions { durable: true, auto_delete: true, ..Default::default() };
+    let quorum = table(&[("x-queue-type", long_str("quorum"))]);
+    let q = unique("quorum-bad");
+    let ch = channel(&conn).await;
+    let text = expect_error(
+        "auto-delete quorum",
+        ch.queue_declare(q.as_str().into(), auto_delete, quorum.clone()),
+        PRECONDITION_FAILED,
+    )
+    .await;
+    assert_eq!(
+        text,
+        format!("PRECONDITION_FAILED - invalid property 'auto-delete' for queue '{q}' in vhost '/'")
+    );
+    let ch = channel(&conn).await;
+    let prio = table(&[("x-queue-type", long_str("quorum")), ("x-max-priority", int(5))]);
+    let text = expect_error(
+        "quorum with priorities",
+        ch.queue_declare(q.as_str().into(), durable, prio),
+        PRECONDITION_FAILED,
+    )
+    .await;
+    assert_eq!(
+        text,
+        format!("PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue '{q}' in vhost '/' of queue type rabbit_quorum_queue")
+    );
+    teardown(conn).await;
+}

@@ -154,3 +154,36 @@ async fn x_expires_spares_a_queue_with_a_consumer() {
     delete_queue(&ch, &q).await;
     teardown(conn).await;
 }
+
+#[tokio::test]
+async fn invalid_expirations_close_the_channel_like_rabbitmq() {
+    let conn = connect().await;
+    let q = unique("bad-expiration");
+    let setup_ch = channel(&conn).await;
+    named_queue(&setup_ch, &q).await;
+    let cases = [
+        ("abc", "PRECONDITION_FAILED - invalid expiration 'abc': no_integer"),
+        ("-1", "PRECONDITION_FAILED - invalid expiration '-1': {value_negative,-1}"),
+        ("1.5", "PRECONDITION_FAILED - invalid expiration '1.5': {leftover_string,\".5\"}"),
+        (
+            "315360000001",
+            "PRECONDITION_FAILED - invalid expiration '315360000001': {value_too_large,315360000001}",
+        ),
+    ];
+    for (value, want) in cases {
+        let ch = channel(&conn).await;
+        let mut watch = watch_channel(&ch).await;
+        let props = BasicProperties::default().with_expiration(value.into());
+        let _ = ch.basic_publish("".into(), q.as_str().into(), Default::default(), b"x", props).await;
+        let text = expect_channel_closed_by_server(&mut watch, PRECONDITION_FAILED).await;
+        assert_eq!(text, want, "expiration {value:?}");
+    }
+    // A sign and leading zeros are fine.
+    for value in ["+60000", "0060000"] {
+        publish_props(&setup_ch, "", &q, b"ok", BasicProperties::default().with_expiration(value.into()))
+            .await;
+    }
+    wait_ready(&conn, &q, 2).await;
+    delete_queue(&setup_ch, &q).await;
+    teardown(conn).await;
+}

@@ -94,15 +94,16 @@ pub fn dead_letter(m: &Message, target: &DeadLetterTarget<'_>, reason: Reason, n
         }
         headers.insert(format!("x-last-death-{what}").into(), long(value));
     }
-    let routing_key = match target.routing_key {
-        Some(k) => {
-            let mut map = headers.inner().clone();
-            map.retain(|k, _| k.as_str() != "CC");
-            headers = FieldTable::from(map);
-            k.to_owned()
-        }
-        None => routing_key,
-    };
+    // A dead-letter routing key replaces the CC keys; the delivery count
+    // belongs to the queue the message left.
+    let drop: &[&str] =
+        if target.routing_key.is_some() { &["CC", "x-delivery-count"] } else { &["x-delivery-count"] };
+    if drop.iter().any(|k| headers.contains_key(k)) {
+        let mut map = headers.inner().clone();
+        map.retain(|k, _| !drop.contains(&k.as_str()));
+        headers = FieldTable::from(map);
+    }
+    let routing_key = target.routing_key.map_or(routing_key, str::to_owned);
     let props = without_expiration(&props).with_headers(headers);
     let header = encode_header(m.body.len() as u64, &props);
     let info = ContentHeader::scan(&header).expect("a header we encoded scans");

@@ -119,19 +119,10 @@ impl Message {
     /// The `expiration` property as milliseconds, if it is a valid one.
     pub fn expiration_ms(&self) -> Option<u64> {
         let text = &self.header()[self.info.expiration?.range()];
-        parse_expiration(text)
+        super::queue_args::parse_expiration(text).ok()
     }
 
     pub fn body_size(&self) -> u64 {
         self.body.len() as u64
     }
-}
-
-/// An `expiration` property value: a non-negative integer of milliseconds
-/// in decimal, as RabbitMQ accepts it.
-pub fn parse_expiration(text: &[u8]) -> Option<u64> {
-    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(text).ok()?.parse().ok()
 }

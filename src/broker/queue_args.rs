@@ -24,6 +24,9 @@ pub fn type_name(v: &AMQPValue) -> &'static str {
     }
 }
 
+/// The longest TTL RabbitMQ accepts: ten years, in milliseconds.
+pub const MAX_TTL: i64 = 315_360_000_000;
+
 /// Checks every argument RabbitMQ knows; unknown ones are kept and ignored.
 pub fn validate(
     args: &FieldTable,
@@ -31,6 +34,7 @@ pub fn validate(
     vhost: &str,
     durable: bool,
     exclusive: bool,
+    auto_delete: bool,
 ) -> Result<(), AmqpError> {
     let invalid = |key: &str, why: String| {
         AmqpError::precondition_failed(format!(
@@ -58,7 +62,11 @@ pub fn validate(
     for (key, v) in args.inner() {
         let key = key.as_str();
         match key {
-            "x-message-ttl" | "x-max-length" | "x-max-length-bytes" | "x-delivery-limit" => {
+            "x-message-ttl" if non_negative(key, v)? > MAX_TTL => {
+                return Err(invalid(key, format!("{{value_too_large,{}}}", int(key, v)?)));
+            }
+            "x-message-ttl" => {}
+            "x-max-length" | "x-max-length-bytes" | "x-delivery-limit" => {
                 non_negative(key, v)?;
             }
             "x-expires" if non_negative(key, v)? == 0 => {
@@ -72,8 +80,9 @@ pub fn validate(
                 }
             }
             "x-overflow" => {
-                let s = string(key, v)?;
-                if !matches!(s.as_str(), "drop-head" | "reject-publish" | "reject-publish-dlx") {
+                let s = as_str(v)
+                    .ok_or_else(|| invalid(key, format!("{{unacceptable_type,{}}}", type_name(v))))?;
+                if !matches!(s, "drop-head" | "reject-publish" | "reject-publish-dlx") {
                     return Err(invalid(key, "invalid_overflow".into()));
                 }
             }
@@ -93,7 +102,7 @@ pub fn validate(
                 }
             }
             "x-single-active-consumer" if !matches!(v, AMQPValue::Boolean(_)) => {
-                return Err(invalid(key, format!("\"expected bool, got {}\"", type_name(v))));
+                return Err(invalid(key, format!("{{unacceptable_type,{}}}", type_name(v))));
             }
             "x-queue-type" => {
                 let s = string(key, v)?;
@@ -108,6 +117,16 @@ pub fn validate(
                         if exclusive {
                             return Err(AmqpError::precondition_failed(format!(
                                 "invalid property 'exclusive-owner' for queue '{name}' in vhost '{vhost}'"
+                            )));
+                        }
+                        if auto_delete {
+                            return Err(AmqpError::precondition_failed(format!(
+                                "invalid property 'auto-delete' for queue '{name}' in vhost '{vhost}'"
+                            )));
+                        }
+                        if s == "quorum" && args.contains_key("x-max-priority") {
+                            return Err(AmqpError::precondition_failed(format!(
+                                "invalid arg 'x-max-priority' for queue '{name}' in vhost '{vhost}' of queue type rabbit_quorum_queue"
                             )));
                         }
                         if s == "stream" {
@@ -126,6 +145,32 @@ pub fn validate(
     Ok(())
 }
 
+/// An `expiration` property as RabbitMQ reads it (an optional sign, then
+/// decimal digits, at most ten years), or its 406 reason.
+pub fn parse_expiration(text: &[u8]) -> Result<u64, String> {
+    let s = String::from_utf8_lossy(text);
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, &s[..]),
+    };
+    let end = digits.bytes().take_while(u8::is_ascii_digit).count();
+    if end == 0 {
+        return Err("no_integer".into());
+    }
+    if end < digits.len() {
+        return Err(format!("{{leftover_string,\"{}\"}}", &digits[end..]));
+    }
+    let value: u128 = digits.parse().unwrap_or(u128::MAX);
+    if negative && value != 0 {
+        return Err(format!("{{value_negative,-{value}}}"));
+    }
+    if value > MAX_TTL as u128 {
+        return Err(format!("{{value_too_large,{value}}}"));
+    }
+    Ok(value as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,7 +179,7 @@ mod tests {
     fn check(key: &str, v: AMQPValue) -> Result<(), String> {
         let mut t = FieldTable::default();
         t.insert(key.into(), v);
-        validate(&t, "q", "/", false, false).map_err(|e| e.text)
+        validate(&t, "q", "/", false, false, false).map_err(|e| e.text)
     }
 
     #[test]
@@ -160,5 +205,17 @@ mod tests {
         assert!(check("x-queue-type", AMQPValue::LongString(LongString::from("quorum")))
             .unwrap_err()
             .contains("non-durable"));
+        assert_eq!(
+            check("x-message-ttl", AMQPValue::LongLongInt(315_360_000_001)).unwrap_err(),
+            "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {value_too_large,315360000001}"
+        );
+        assert_eq!(
+            check("x-overflow", AMQPValue::LongInt(5)).unwrap_err(),
+            "PRECONDITION_FAILED - invalid arg 'x-overflow' for queue 'q' in vhost '/': {unacceptable_type,signedint}"
+        );
+        assert_eq!(
+            check("x-single-active-consumer", AMQPValue::LongString(LongString::from("yes"))).unwrap_err(),
+            "PRECONDITION_FAILED - invalid arg 'x-single-active-consumer' for queue 'q' in vhost '/': {unacceptable_type,longstr}"
+        );
     }
 }

@@ -310,7 +310,7 @@ impl VHost {
         if d.passive {
             return Err(self.no_queue(&name));
         }
-        super::queue_args::validate(&d.arguments, &name, &self.name, d.durable, d.exclusive)?;
+        super::queue_args::validate(&d.arguments, &name, &self.name, d.durable, d.exclusive, d.auto_delete)?;
         let owner = d.exclusive.then_some(conn);
         let mut q = Queue::new(name.clone(), self.name.clone(), d.durable, owner, d.auto_delete, d.arguments)
             .in_vhost(Arc::downgrade(self));

@@ -158,6 +158,7 @@ impl Channel {
                 .during(60, 40));
             }
         }
+        check_content(&header, &info).map_err(|e| e.during(60, 40))?;
         let (header, info) = self.direct_reply_to(header, info).map_err(|e| e.during(60, 40))?;
         let (header, info, bcc) = strip_bcc(header, info);
         let exchange =
@@ -285,4 +286,31 @@ fn strip_bcc(header: Bytes, info: ContentHeader) -> (Bytes, ContentHeader, Vec<S
         Ok(info) => (header, info, bcc),
         Err(_) => unreachable!("a header we encoded scans"),
     }
+}
+
+/// What RabbitMQ refuses in a message's properties: an `expiration` that
+/// is not a valid TTL, `CC` / `BCC` headers that are not arrays.
+fn check_content(header: &[u8], info: &ContentHeader) -> Result<(), AmqpError> {
+    if let Some(r) = info.expiration {
+        let text = &header[r.range()];
+        if let Err(why) = crate::broker::queue_args::parse_expiration(text) {
+            return Err(AmqpError::precondition_failed(format!(
+                "invalid expiration '{}': {why}",
+                String::from_utf8_lossy(text)
+            )));
+        }
+    }
+    let Some(table) = info.headers.map(|r| &header[r.range()]) else { return Ok(()) };
+    for key in ["CC", "BCC"] {
+        let Some(value) = crate::protocol::table::find(table, key.as_bytes()) else { continue };
+        if value.first() != Some(&b'A') {
+            let kind = decode_properties(header)
+                .and_then(|p| p.headers().as_ref().and_then(|h| h.inner().get(key).cloned()))
+                .map_or("unknown", |v| crate::broker::queue_args::type_name(&v));
+            return Err(AmqpError::precondition_failed(format!(
+                "invalid message: {{unacceptable_type_in_header,\"{key}\",{kind}}}"
+            )));
+        }
+    }
+    Ok(())
 }

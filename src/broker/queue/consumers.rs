@@ -17,8 +17,13 @@ impl Queue {
                 self.name, self.vhost
             )));
         }
-        // After every consumer of the same or a higher priority.
-        let at = st.consumers.partition_point(|c| c.priority >= consumer.priority);
+        // After every consumer of the same or a higher priority; a single
+        // active consumer stays active whoever comes later.
+        let at = if self.config.single_active_consumer {
+            st.consumers.len()
+        } else {
+            st.consumers.partition_point(|c| c.priority >= consumer.priority)
+        };
         st.consumers.insert(at, consumer);
         st.had_consumer = true;
         self.touch();

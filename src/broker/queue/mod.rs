@@ -408,6 +408,8 @@ impl Queue {
                 self.come_back(&mut st, e);
             }
         }
+        // Requeued messages count again: drop-head makes room (RabbitMQ does).
+        self.drop_head(&mut st);
         self.dispatch(&mut st);
         self.finish(st);
     }
