@@ -35,6 +35,14 @@ impl Queue {
         }
     }
 
+    /// Removes what has expired by now (reading the clock only if a
+    /// message at the head can expire at all).
+    pub(super) fn expire_due(&self, st: &mut State) {
+        if st.ready.next_expiry().is_some() {
+            self.expire(st, now_ms());
+        }
+    }
+
     /// Makes sure a timer fires when the head's first message expires.
     pub(super) fn arm(self: &Arc<Self>, st: &mut State) {
         let Some(at) = st.ready.next_expiry() else { return };
@@ -57,7 +65,7 @@ impl Queue {
         if st.timer_at == Some(at) {
             st.timer_at = None;
         }
-        self.expire(&mut st, now_ms());
+        self.expire_due(&mut st);
         self.dispatch(&mut st);
         self.finish(st);
     }

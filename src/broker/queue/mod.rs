@@ -248,10 +248,10 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let now = now_ms();
+        let timed = self.config.message_ttl.is_some() || message.info.expiration.is_some();
         let entry = Entry {
             seq,
-            expires: self.expiry_of(&message, now),
+            expires: if timed { self.expiry_of(&message, now_ms()) } else { 0 },
             priority: message.info.priority.unwrap_or(0),
             message,
             returns: 0,
@@ -265,7 +265,7 @@ impl Queue {
             self.dispatch(&mut st);
         }
         self.drop_head(&mut st);
-        self.expire(&mut st, now);
+        self.expire_due(&mut st);
         if st.len() > CONGESTED_ABOVE && !st.consumers.is_empty() {
             self.congested.store(true, Ordering::Release);
         }
@@ -351,7 +351,7 @@ impl Queue {
         self.touch();
         loop {
             let mut st = self.state.lock();
-            self.expire(&mut st, now_ms());
+            self.expire_due(&mut st);
             if let Some(entry) = st.ready.pop_front() {
                 self.fill(&mut st);
                 self.relieve(&st);
