@@ -279,3 +279,51 @@ async fn purging_or_deleting_a_deep_durable_queue_leaves_nothing_behind() {
     s.stop().await;
     assert_eq!(on_disk(&dir.0), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_priority_queue_pages_each_priority_and_keeps_the_order() {
+    let dir = Dir::new();
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (conn, ch) = connect(&s).await;
+    let mut args = FieldTable::default();
+    args.insert("x-max-priority".into(), lapin::types::AMQPValue::LongInt(4));
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare("ranked".into(), durable, args.clone()).await.unwrap();
+    // Priorities 0..=5 in turn (5 counts as 4), 1200 messages: most of every lane is paged out.
+    let mut pending = Vec::new();
+    for i in 0..1200usize {
+        let props = props(true).with_priority((i % 6) as u8);
+        let c = ch
+            .basic_publish(
+                "".into(),
+                "ranked".into(),
+                BasicPublishOptions::default(),
+                format!("m{i}").as_bytes(),
+                props,
+            )
+            .await
+            .unwrap();
+        pending.push(c);
+    }
+    for c in pending {
+        assert!(c.await.unwrap().is_ack());
+    }
+    assert!(in_memory(&s, "ranked") <= HEAD + 5, "{} messages in memory", in_memory(&s, "ranked"));
+    let expected: Vec<String> = {
+        let mut by_priority: Vec<(usize, usize)> = (0..1200).map(|i| ((i % 6).min(4), i)).collect();
+        by_priority.sort_by_key(|(p, i)| (std::cmp::Reverse(*p), *i));
+        by_priority.into_iter().map(|(_, i)| format!("m{i}")).collect()
+    };
+    assert_eq!(consume(&conn, "ranked", 300).await, expected[..300]);
+    s.stop().await;
+
+    // After a restart the rest comes back in the same order.
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    assert!(in_memory(&s, "ranked") <= HEAD + 5, "recovery loaded {} messages", in_memory(&s, "ranked"));
+    let (conn, ch) = connect(&s).await;
+    assert_eq!(consume(&conn, "ranked", 600).await, expected[300..900]);
+    // A purge leaves nothing of any lane behind.
+    assert_eq!(ch.queue_purge("ranked".into(), QueuePurgeOptions::default()).await.unwrap(), 300);
+    s.stop().await;
+    assert_eq!(on_disk(&dir.0), (0, 0));
+}

@@ -121,7 +121,7 @@ impl VHost {
                 record.auto_delete,
                 record.arguments,
             )
-            .persisted(store.clone(), record.id)
+            .persisted(store.clone(), Some(record.id))
             .in_vhost(Arc::downgrade(self));
             let backlog = backlogs.remove(&record.id).unwrap_or_default();
             let mut head = Vec::with_capacity(backlog.head.len());

@@ -317,7 +317,7 @@ impl VHost {
         // Exclusive queues die with their connection: nothing of them is kept.
         if let Some(store) = &self.store {
             q = if d.durable && !d.exclusive {
-                q.persisted(store.clone(), store.next_id())
+                q.persisted(store.clone(), None)
             } else {
                 q.paging(store.clone())
             };
@@ -383,7 +383,8 @@ impl VHost {
         // DeleteQueue drops its index.
         let ready = q.delete();
         if let Some(id) = q.store_id() {
-            self.store_later(Op::DeleteQueue { vhost: self.name.clone(), name: q.name.clone(), id });
+            let (vhost, name, last_lane) = (self.name.clone(), q.name.clone(), q.last_lane());
+            self.store_later(Op::DeleteQueue { vhost, name, id, last_lane });
         }
         ready
     }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
+use crate::broker::queue::QueueConfig;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::connection;
@@ -27,11 +28,17 @@ fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, S
     let recovered = store.load().map_err(failed)?;
     let head =
         HeadLimit { messages: config.storage.queue_head_messages, bytes: config.storage.queue_head_bytes };
-    let ids: Vec<u64> = recovered.queues.iter().map(|q| q.id).collect();
-    let mut b = recovery::backlogs(store.as_ref(), &ids, head).map_err(failed)?;
-    let next_id =
-        recovered.max_message_id.max(b.max_message_id).max(ids.iter().copied().max().unwrap_or(0)) + 1;
-    let messages: u64 = b.queues.values().map(|q| q.head.len() as u64 + q.paged.count).sum();
+    // A priority queue's page lanes take the ids after its own.
+    let lanes: Vec<(u64, u8)> = recovered
+        .queues
+        .iter()
+        .map(|q| (q.id, QueueConfig::from_args(&q.arguments).max_priority.unwrap_or(0)))
+        .collect();
+    let mut b = recovery::backlogs(store.as_ref(), &lanes, head).map_err(failed)?;
+    let last_queue_id = lanes.iter().map(|(id, last)| id + u64::from(*last)).max().unwrap_or(0);
+    let next_id = recovered.max_message_id.max(b.max_message_id).max(last_queue_id) + 1;
+    let messages: u64 =
+        b.queues.values().map(|q| q.head.len() as u64 + q.paged.iter().map(|p| p.count).sum::<u64>()).sum();
     let queues = recovered.queues.len();
     let fixes = std::mem::take(&mut b.fixes);
     let handle = StoreHandle::start_with(store, config.storage.fsync, next_id, b.refs, head);

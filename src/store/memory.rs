@@ -39,10 +39,11 @@ impl Store for MemoryStore {
                 Op::PutQueue(q) => {
                     s.queues.insert((q.vhost.clone(), q.name.clone()), q);
                 }
-                Op::DeleteQueue { vhost, name, id } => {
+                Op::DeleteQueue { vhost, name, id, last_lane } => {
                     s.queues.remove(&(vhost, name));
                     s.index.retain(|(q, _), _| *q != id);
-                    s.pages.retain(|(q, _), _| *q != id);
+                    let end = id + u64::from(last_lane) + 1;
+                    s.pages.retain(|(q, _), _| !(id..end).contains(q));
                 }
                 Op::PutBinding(b) => {
                     if !s.bindings.contains(&b) {
@@ -61,12 +62,12 @@ impl Store for MemoryStore {
                 }
                 Op::Page { queue, entry, record } => {
                     s.index.insert((queue, entry.seq), entry);
-                    s.pages.insert((queue, entry.seq), (entry, record));
+                    s.pages.insert((queue + u64::from(entry.lane), entry.seq), (entry, record));
                 }
-                Op::Remove { queue, seq, paged } => {
+                Op::Remove { queue, seq, lane } => {
                     s.index.remove(&(queue, seq));
-                    if paged {
-                        s.pages.remove(&(queue, seq));
+                    if let Some(lane) = lane {
+                        s.pages.remove(&(queue + u64::from(lane), seq));
                     }
                 }
             }

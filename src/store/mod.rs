@@ -51,6 +51,8 @@ pub enum Op {
         vhost: String,
         name: String,
         id: u64,
+        /// Its last page lane (lanes `id` ..= `id + last_lane`: one per priority level).
+        last_lane: u8,
     },
     PutBinding(BindingRecord),
     DeleteBinding(BindingRecord),
@@ -67,19 +69,20 @@ pub enum Op {
         queue: u64,
         entry: IndexEntry,
     },
-    /// A paged-out message: its place (flagged `PAGED`) and, kept under
-    /// that place, a copy of the message to read back in order.
+    /// A paged-out message: its place (flagged `PAGED`) and a copy of the
+    /// message, kept under the place's seq in lane `queue + entry.lane`,
+    /// to read back in order.
     Page {
         queue: u64,
         entry: IndexEntry,
         record: MessageRecord,
     },
     /// The place was settled for good (acked, dropped, purged), and its
-    /// page with it if it has one.
+    /// page (in that lane) with it if it has one.
     Remove {
         queue: u64,
         seq: u64,
-        paged: bool,
+        lane: Option<u8>,
     },
 }
 
@@ -94,6 +97,9 @@ pub struct IndexEntry {
     pub flags: u8,
     /// When the message expires, in ms since the Unix epoch; 0 for never.
     pub expires: u64,
+    /// Where its page is kept: lane `queue + lane` (a priority queue has one
+    /// lane per priority level; other queues only lane 0).
+    pub lane: u8,
 }
 
 impl IndexEntry {

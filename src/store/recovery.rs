@@ -33,7 +33,8 @@ impl Paged {
 #[derive(Debug, Default)]
 pub struct Backlog {
     pub head: Vec<(IndexEntry, MessageRecord)>,
-    pub paged: Paged,
+    /// The paged-out part of each lane.
+    pub paged: Vec<Paged>,
     /// The seq after the last place on disk.
     pub next_seq: u64,
 }
@@ -50,11 +51,12 @@ pub struct Backlogs {
     pub max_message_id: u64,
 }
 
-/// Reads back the contents of the queues `known` (by id).
-pub fn backlogs(store: &dyn Store, known: &[u64], limit: HeadLimit) -> Result<Backlogs> {
+/// Reads back the contents of the queues `known` (id, last page lane).
+pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Result<Backlogs> {
     let mut b = Backlogs::default();
-    for id in known {
-        b.queues.insert(*id, Backlog::default());
+    for (id, last_lane) in known {
+        let paged = vec![Paged::default(); usize::from(*last_lane) + 1];
+        b.queues.insert(*id, Backlog { paged, ..Default::default() });
     }
     let mut head_bytes: FxHashMap<u64, usize> = FxHashMap::default();
     // Paged-out places that need a page written: those whose message is
@@ -65,7 +67,7 @@ pub fn backlogs(store: &dyn Store, known: &[u64], limit: HeadLimit) -> Result<Ba
         b.max_message_id = b.max_message_id.max(e.message);
         let paged = e.has(IndexEntry::PAGED);
         let Some(q) = b.queues.get_mut(&queue).filter(|_| !e.has(IndexEntry::TRANSIENT)) else {
-            b.fixes.push(Op::Remove { queue, seq: e.seq, paged });
+            b.fixes.push(Op::Remove { queue, seq: e.seq, lane: paged.then_some(e.lane) });
             // A shared message is counted by the places that remain.
             if !paged && !e.has(IndexEntry::SHARED) {
                 b.fixes.push(Op::DeleteMessage { id: e.message });
@@ -77,14 +79,17 @@ pub fn backlogs(store: &dyn Store, known: &[u64], limit: HeadLimit) -> Result<Ba
         }
         q.next_seq = e.seq + 1;
         let bytes = head_bytes.entry(queue).or_default();
-        if q.paged.count == 0 && q.head.len() < limit.messages && *bytes < limit.bytes {
+        let lane = usize::from(e.lane).min(q.paged.len() - 1);
+        // Within each lane the head is a prefix: once a lane pages out, all its later places do.
+        if q.paged[lane].count == 0 && q.head.len() < limit.messages && *bytes < limit.bytes {
             *bytes += e.size as usize;
             q.head.push((e, MessageRecord::default()));
         } else {
+            let e = IndexEntry { lane: lane as u8, ..e };
             if !paged || e.has(IndexEntry::DELIVERED) {
                 to_page.push((queue, e));
             }
-            q.paged.push(e.seq, e.size);
+            q.paged[lane].push(e.seq, e.size);
         }
     })?;
     for (queue, q) in b.queues.iter_mut() {
@@ -95,7 +100,8 @@ pub fn backlogs(store: &dyn Store, known: &[u64], limit: HeadLimit) -> Result<Ba
                 Some(r) => q.head.push((e, r)),
                 None => {
                     warn!(queue, seq = e.seq, "skipping an index entry without its message");
-                    b.fixes.push(Op::Remove { queue: *queue, seq: e.seq, paged: e.has(IndexEntry::PAGED) });
+                    let lane = e.has(IndexEntry::PAGED).then_some(e.lane);
+                    b.fixes.push(Op::Remove { queue: *queue, seq: e.seq, lane });
                 }
             }
         }
@@ -133,7 +139,8 @@ fn read_records(
     let mut out = Vec::with_capacity(places.len());
     for (e, _) in places {
         out.push(if e.has(IndexEntry::PAGED) {
-            store.read_pages(queue, e.seq, 1)?.pop().filter(|(p, _)| p.seq == e.seq).map(|(_, r)| r)
+            let lane = queue + u64::from(e.lane);
+            store.read_pages(lane, e.seq, 1)?.pop().filter(|(p, _)| p.seq == e.seq).map(|(_, r)| r)
         } else {
             messages.next().flatten()
         });

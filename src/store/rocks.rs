@@ -7,8 +7,8 @@
 //! | `queues` | vhost, name | `QueueRecord` |
 //! | `bindings` | vhost, source, kind, destination, key, arguments | `BindingRecord` |
 //! | `messages` | message id, u64 BE | `MessageRecord` |
-//! | `index` | queue id u64 BE, seq u64 BE | message id u64 BE, flags u8, size u32 BE, expires u64 BE |
-//! | `pages` | queue id u64 BE, seq u64 BE | the index value, then the `MessageRecord` |
+//! | `index` | queue id u64 BE, seq u64 BE | message id u64 BE, flags u8, size u32 BE, expires u64 BE, lane u8 |
+//! | `pages` | queue id + lane u64 BE, seq u64 BE | the index value, then the `MessageRecord` |
 //!
 //! `messages` and `index` take every persistent message on the hot path and
 //! are read only at start-up, so they use append-only vector memtables
@@ -54,19 +54,22 @@ fn index_key(queue: u64, seq: u64) -> [u8; 16] {
     k
 }
 
-fn index_value(e: &IndexEntry) -> [u8; 21] {
-    let mut v = [0u8; 21];
+const INDEX_VALUE: usize = 22;
+
+fn index_value(e: &IndexEntry) -> [u8; INDEX_VALUE] {
+    let mut v = [0u8; INDEX_VALUE];
     v[..8].copy_from_slice(&e.message.to_be_bytes());
     v[8] = e.flags;
     v[9..13].copy_from_slice(&e.size.to_be_bytes());
-    v[13..].copy_from_slice(&e.expires.to_be_bytes());
+    v[13..21].copy_from_slice(&e.expires.to_be_bytes());
+    v[21] = e.lane;
     v
 }
 
 /// An index entry from its key and value; None if either is malformed.
 fn index_entry(k: &[u8], v: &[u8]) -> Option<(u64, IndexEntry)> {
     let be = |b: &[u8]| b.try_into().ok().map(u64::from_be_bytes);
-    if k.len() != 16 || v.len() != 21 {
+    if k.len() != 16 || v.len() != INDEX_VALUE {
         return None;
     }
     Some((
@@ -76,7 +79,8 @@ fn index_entry(k: &[u8], v: &[u8]) -> Option<(u64, IndexEntry)> {
             message: be(&v[..8])?,
             flags: v[8],
             size: u32::from_be_bytes(v[9..13].try_into().ok()?),
-            expires: be(&v[13..])?,
+            expires: be(&v[13..21])?,
+            lane: v[21],
         },
     ))
 }
@@ -155,11 +159,11 @@ impl Store for RocksStore {
                     batch.delete_cf(self.cf("exchanges"), name_key(vhost, name))
                 }
                 Op::PutQueue(q) => batch.put_cf(self.cf("queues"), name_key(&q.vhost, &q.name), q.encode()),
-                Op::DeleteQueue { vhost, name, id } => {
+                Op::DeleteQueue { vhost, name, id, last_lane } => {
                     batch.delete_cf(self.cf("queues"), name_key(vhost, name));
-                    for family in ["index", "pages"] {
-                        batch.delete_range_cf(self.cf(family), index_key(*id, 0), index_key(*id + 1, 0));
-                    }
+                    batch.delete_range_cf(self.cf("index"), index_key(*id, 0), index_key(*id + 1, 0));
+                    let end = *id + u64::from(*last_lane) + 1;
+                    batch.delete_range_cf(self.cf("pages"), index_key(*id, 0), index_key(end, 0));
                 }
                 Op::PutBinding(b) => batch.put_cf(self.cf("bindings"), binding_key(b), b.encode()),
                 Op::DeleteBinding(b) => batch.delete_cf(self.cf("bindings"), binding_key(b)),
@@ -171,20 +175,19 @@ impl Store for RocksStore {
                     batch.put_cf(self.cf("index"), index_key(*queue, entry.seq), index_value(entry))
                 }
                 Op::Page { queue, entry, record } => {
-                    let key = index_key(*queue, entry.seq);
                     let place = index_value(entry);
-                    batch.put_cf(self.cf("index"), key, place);
+                    batch.put_cf(self.cf("index"), index_key(*queue, entry.seq), place);
+                    let key = index_key(*queue + u64::from(entry.lane), entry.seq);
                     let mut value =
                         Vec::with_capacity(place.len() + 16 + record.header.len() + record.body.len());
                     value.extend_from_slice(&place);
                     record.encode_into(&mut value);
                     batch.put_cf(self.cf("pages"), key, value);
                 }
-                Op::Remove { queue, seq, paged } => {
-                    let key = index_key(*queue, *seq);
-                    batch.delete_cf(self.cf("index"), key);
-                    if *paged {
-                        batch.delete_cf(self.cf("pages"), key);
+                Op::Remove { queue, seq, lane } => {
+                    batch.delete_cf(self.cf("index"), index_key(*queue, *seq));
+                    if let Some(lane) = lane {
+                        batch.delete_cf(self.cf("pages"), index_key(*queue + u64::from(*lane), *seq));
                     }
                 }
             }
@@ -241,9 +244,9 @@ impl Store for RocksStore {
         for item in self.db.iterator_cf_opt(self.cf("pages"), opts, mode).take(limit) {
             let (k, v) = item.map_err(|e| self.read_err(e))?;
             let page = v
-                .get(..21)
+                .get(..INDEX_VALUE)
                 .and_then(|place| index_entry(&k, place))
-                .zip(MessageRecord::decode(&v[21.min(v.len())..]));
+                .zip(MessageRecord::decode(&v[INDEX_VALUE.min(v.len())..]));
             let ((_, entry), record) = page.ok_or_else(|| self.corrupt("page"))?;
             out.push((entry, record));
         }

@@ -86,12 +86,18 @@ fn topology_round_trips_and_deletes() {
 }
 
 fn place(queue: u64, seq: u64, message: u64, flags: u8) -> Op {
-    Op::Place { queue, entry: IndexEntry { seq, message, size: 5, flags, expires: 1234 } }
+    Op::Place { queue, entry: IndexEntry { seq, message, size: 5, flags, expires: 1234, lane: 0 } }
 }
 
 fn page(queue: u64, seq: u64, message: u64, flags: u8, body: &'static [u8]) -> Op {
-    let entry =
-        IndexEntry { seq, message, size: body.len() as u32, flags: flags | IndexEntry::PAGED, expires: 7 };
+    let entry = IndexEntry {
+        seq,
+        message,
+        size: body.len() as u32,
+        flags: flags | IndexEntry::PAGED,
+        expires: 7,
+        lane: 0,
+    };
     Op::Page { queue, entry, record: message_record(body) }
 }
 
@@ -122,9 +128,9 @@ fn messages_index_and_pages_in_order_with_flags() {
             .write(
                 &[
                     place(3, 290, 101, IndexEntry::DELIVERED | IndexEntry::SHARED),
-                    Op::Remove { queue: 3, seq: 280, paged: false },
+                    Op::Remove { queue: 3, seq: 280, lane: None },
                     Op::DeleteMessage { id: 102 },
-                    Op::Remove { queue: 3, seq: 300, paged: true },
+                    Op::Remove { queue: 3, seq: 300, lane: Some(0) },
                 ],
                 false,
             )
@@ -145,7 +151,9 @@ fn messages_index_and_pages_in_order_with_flags() {
         assert_eq!(found, vec![Some(message(b"hello")), None, Some(message(b"hello"))], "{name}");
         assert_eq!(store.load().unwrap().max_message_id, 103, "{name}");
         // Deleting a queue takes its index and pages with it, and only its own.
-        store.write(&[Op::DeleteQueue { vhost: "/".into(), name: "q".into(), id: 3 }], true).unwrap();
+        store
+            .write(&[Op::DeleteQueue { vhost: "/".into(), name: "q".into(), id: 3, last_lane: 0 }], true)
+            .unwrap();
         assert_eq!(store.load().unwrap().queues.len(), 1, "{name}");
         assert_eq!(scan(store.as_ref()), vec![(4, 1, 202, P)], "{name}");
         assert!(store.read_pages(3, 0, 10).unwrap().is_empty(), "{name}");
@@ -175,20 +183,20 @@ fn recovery_reads_only_the_head_pages_the_rest_and_drops_transient_pages() {
         // A page of a queue that did not survive the restart.
         ops.push(page(9, 1, 11, IndexEntry::TRANSIENT, b"gone"));
         store.write(&ops, true).unwrap();
-        let b = backlogs(store.as_ref(), &[1], HeadLimit { messages: 3, bytes: 1 << 20 }).unwrap();
+        let b = backlogs(store.as_ref(), &[(1, 0)], HeadLimit { messages: 3, bytes: 1 << 20 }).unwrap();
         let q = &b.queues[&1];
         let head: Vec<_> = q.head.iter().map(|(e, r)| (e.seq, r.body.clone())).collect();
         let hello = bytes::Bytes::from_static(b"hello");
         assert_eq!(head, vec![(1, hello.clone()), (2, hello.clone()), (3, hello)], "{name}");
-        assert_eq!(q.paged, Paged { from_seq: 5, count: 5, bytes: 25 }, "{name}");
+        assert_eq!(q.paged, vec![Paged { from_seq: 5, count: 5, bytes: 25 }], "{name}");
         assert_eq!(q.next_seq, 11, "{name}");
         assert_eq!(b.refs.len(), 1, "{name}");
         assert_eq!(b.max_message_id, 11, "{name}");
         // Transient places go; paged-out places among the messages (5, 6) get pages.
-        assert!(b.fixes.contains(&Op::Remove { queue: 1, seq: 4, paged: false }), "{name}");
+        assert!(b.fixes.contains(&Op::Remove { queue: 1, seq: 4, lane: None }), "{name}");
         assert!(b.fixes.contains(&Op::DeleteMessage { id: 4 }), "{name}");
-        assert!(b.fixes.contains(&Op::Remove { queue: 1, seq: 8, paged: true }), "{name}");
-        assert!(b.fixes.contains(&Op::Remove { queue: 9, seq: 1, paged: true }), "{name}");
+        assert!(b.fixes.contains(&Op::Remove { queue: 1, seq: 8, lane: Some(0) }), "{name}");
+        assert!(b.fixes.contains(&Op::Remove { queue: 9, seq: 1, lane: Some(0) }), "{name}");
         assert!(b.fixes.contains(&Op::DeleteMessage { id: 6 }), "{name}");
         assert!(!b.fixes.contains(&Op::DeleteMessage { id: 5 }), "a shared message stays: {name}");
         let paged: Vec<_> = b
@@ -205,7 +213,7 @@ fn recovery_reads_only_the_head_pages_the_rest_and_drops_transient_pages() {
         let seqs: Vec<_> = store.read_pages(1, 0, 10).unwrap().iter().map(|(e, _)| e.seq).collect();
         assert_eq!(seqs, vec![5, 6, 7, 9, 10], "{name}");
         // A byte limit bounds the head too.
-        let b = backlogs(store.as_ref(), &[1], HeadLimit { messages: 100, bytes: 8 }).unwrap();
+        let b = backlogs(store.as_ref(), &[(1, 0)], HeadLimit { messages: 100, bytes: 8 }).unwrap();
         assert_eq!(b.queues[&1].head.len(), 2, "{name}");
     }
 }

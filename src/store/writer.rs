@@ -40,6 +40,7 @@ enum Cmd {
     /// deleted queue's paged-out part), releasing their messages.
     DropRange {
         queue: u64,
+        lane: u8,
         from_seq: u64,
         to_seq: u64,
     },
@@ -156,9 +157,15 @@ impl StoreHandle {
         }
     }
 
-    /// Settles the places of `queue` in `from_seq..to_seq` and releases their messages.
-    pub fn drop_range(&self, queue: u64, from_seq: u64, to_seq: u64) {
-        let _ = self.tx.send(Cmd::DropRange { queue, from_seq, to_seq });
+    /// Settles the paged-out places of `queue`'s `lane` in `from_seq..to_seq`
+    /// and releases their messages.
+    pub fn drop_range(&self, queue: u64, lane: u8, from_seq: u64, to_seq: u64) {
+        let _ = self.tx.send(Cmd::DropRange { queue, lane, from_seq, to_seq });
+    }
+
+    /// `n` fresh consecutive ids (a priority queue's page lanes).
+    pub fn next_ids(&self, n: u64) -> u64 {
+        self.shared.ids.fetch_add(n.max(1), Ordering::Relaxed)
     }
 
     /// Drops one place's hold on a stored message; the last one deletes it.
@@ -234,7 +241,7 @@ fn annihilate(ops: &mut Vec<Op>) {
             Op::Page { queue, entry, .. } => {
                 paged.insert((*queue, entry.seq));
             }
-            Op::Remove { queue, seq, paged: true } if paged.contains(&(*queue, *seq)) => {
+            Op::Remove { queue, seq, lane: Some(_) } if paged.contains(&(*queue, *seq)) => {
                 unpaged.insert((*queue, *seq));
             }
             _ => {}
@@ -308,14 +315,14 @@ impl Writer {
                             op,
                             Op::DeleteMessage { .. }
                                 | Op::DeleteQueue { .. }
-                                | Op::Remove { paged: true, .. }
+                                | Op::Remove { lane: Some(_), .. }
                         ));
                         self.ops.push(op)
                     }
                     Cmd::Barrier(done) => waiting.push(done),
                     Cmd::Read(r) => pending_reads.push(r),
-                    Cmd::DropRange { queue, from_seq, to_seq } => {
-                        deletions += self.drop_range(queue, from_seq, to_seq);
+                    Cmd::DropRange { queue, lane, from_seq, to_seq } => {
+                        deletions += self.drop_range(queue, lane, from_seq, to_seq);
                     }
                     Cmd::Compact => compact = true,
                     Cmd::Shutdown(tell) => closed = Some(tell),
@@ -368,12 +375,12 @@ impl Writer {
     /// Settles a range of a queue's paged-out places: writes what is
     /// pending, reads the range's pages back and removes them, releasing
     /// shared messages. Returns how many messages were deleted.
-    fn drop_range(&mut self, queue: u64, from_seq: u64, to_seq: u64) -> u64 {
+    fn drop_range(&mut self, queue: u64, lane: u8, from_seq: u64, to_seq: u64) -> u64 {
         self.flush(false);
         let mut from = from_seq;
         let mut deleted = 0;
         while from < to_seq {
-            let pages = match self.store.read_pages(queue, from, 4096) {
+            let pages = match self.store.read_pages(queue + u64::from(lane), from, 4096) {
                 Ok(p) => p,
                 Err(e) => {
                     error!("{e}: paged-out messages of a purged queue stay on disk");
@@ -383,7 +390,7 @@ impl Writer {
             let Some((last, _)) = pages.last() else { break };
             from = last.seq + 1;
             for (e, _) in pages.iter().filter(|(e, _)| e.seq < to_seq) {
-                self.ops.push(Op::Remove { queue, seq: e.seq, paged: true });
+                self.ops.push(Op::Remove { queue, seq: e.seq, lane: Some(lane) });
                 if e.has(IndexEntry::SHARED) && self.shared.refs.release(e.message) {
                     self.ops.push(Op::DeleteMessage { id: e.message });
                 }
@@ -434,7 +441,7 @@ mod tests {
         let mut ops = vec![
             put(1),
             place(9, 1, 1, 0),
-            Op::Remove { queue: 9, seq: 1, paged: false },
+            Op::Remove { queue: 9, seq: 1, lane: None },
             Op::DeleteMessage { id: 1 },
         ];
         ops.push(put(1));
@@ -452,9 +459,9 @@ mod tests {
             put(2),
             place(9, 2, 2, 0),
             place(9, 1, 1, IndexEntry::DELIVERED),
-            Op::Remove { queue: 9, seq: 1, paged: false },
+            Op::Remove { queue: 9, seq: 1, lane: None },
             Op::DeleteMessage { id: 1 },
-            Op::Remove { queue: 9, seq: 7, paged: false },
+            Op::Remove { queue: 9, seq: 7, lane: None },
             Op::DeleteMessage { id: 5 },
         ];
         annihilate(&mut ops);
@@ -463,7 +470,7 @@ mod tests {
             vec![
                 put(2),
                 place(9, 2, 2, 0),
-                Op::Remove { queue: 9, seq: 7, paged: false },
+                Op::Remove { queue: 9, seq: 7, lane: None },
                 Op::DeleteMessage { id: 5 }
             ]
         );
@@ -476,7 +483,7 @@ mod tests {
 
     #[test]
     fn a_page_removed_within_its_batch_is_never_written() {
-        let remove = |seq| Op::Remove { queue: 3, seq, paged: true };
+        let remove = |seq| Op::Remove { queue: 3, seq, lane: Some(0) };
         let mut ops = vec![page(3, 1), page(3, 2), remove(1), remove(0), page(3, 4), remove(4), page(3, 4)];
         annihilate(&mut ops);
         assert_eq!(ops, vec![page(3, 2), remove(0), page(3, 4), remove(4), page(3, 4)]);

@@ -96,10 +96,11 @@ struct State {
     /// Ready messages in memory, by priority then `seq` (requeued ones go
     /// back to their place); all of them come before the paged-out ones.
     ready: Ready,
-    /// Ready messages on disk only, after `ready`.
-    paged: Paged,
-    /// A read of paged-out messages is under way.
-    loading: bool,
+    /// Ready messages on disk only, per priority level (page lane), each
+    /// after that level's messages in `ready`.
+    paged: Vec<Paged>,
+    /// A read of paged-out messages is under way, per lane.
+    loading: Vec<bool>,
     /// Changes when the paged-out part is dropped, so a read that was
     /// under way is ignored when it arrives.
     epoch: u64,
@@ -143,7 +144,9 @@ impl Queue {
         arguments: FieldTable,
     ) -> Self {
         let config = QueueConfig::from_args(&arguments);
-        let ready = Ready::new(config.max_priority.unwrap_or(0));
+        let top = config.max_priority.unwrap_or(0);
+        let ready = Ready::new(top);
+        let lanes = usize::from(top) + 1;
         Queue {
             name,
             vhost,
@@ -159,13 +162,21 @@ impl Queue {
             last_used: AtomicU64::new(now_ms()),
             congested: AtomicBool::new(false),
             drained: tokio::sync::Notify::new(),
-            state: Mutex::new(State { next_seq: 1, ready, ..State::default() }),
+            state: Mutex::new(State {
+                next_seq: 1,
+                ready,
+                paged: vec![Paged::default(); lanes],
+                loading: vec![false; lanes],
+                ..State::default()
+            }),
         }
     }
 
     /// Makes the queue keep its persistent messages in `store` under `id`
-    /// (and page out when its head is full).
-    pub fn persisted(mut self, store: StoreHandle, id: u64) -> Self {
+    /// (and page out when its head is full). A new queue passes None and
+    /// gets fresh ids: one, or one per priority level (its page lanes).
+    pub fn persisted(mut self, store: StoreHandle, id: Option<u64>) -> Self {
+        let id = id.unwrap_or_else(|| store.next_ids(u64::from(self.last_lane()) + 1));
         self.store = Some(QueueStore { handle: store, id, durable: true });
         self
     }
@@ -173,9 +184,14 @@ impl Queue {
     /// Lets a non-durable queue page messages out to `store` when memory
     /// is short; nothing of it survives a restart.
     pub fn paging(mut self, store: StoreHandle) -> Self {
-        let id = store.next_id();
+        let id = store.next_ids(u64::from(self.last_lane()) + 1);
         self.store = Some(QueueStore { handle: store, id, durable: false });
         self
+    }
+
+    /// The highest priority level (and page lane): 0 unless `x-max-priority`.
+    pub fn last_lane(&self) -> u8 {
+        self.config.max_priority.unwrap_or(0)
     }
 
     /// Places the queue in its vhost (for dead letters and `x-expires`).
@@ -196,13 +212,15 @@ impl Queue {
 
     /// Puts recovered messages back: the head in memory, in order (shared
     /// references already counted), the rest left on disk.
-    pub fn restore(self: &Arc<Self>, head: Vec<Entry>, paged: Paged, next_seq: u64) {
+    pub fn restore(self: &Arc<Self>, head: Vec<Entry>, paged: Vec<Paged>, next_seq: u64) {
         let mut st = self.state.lock();
         st.next_seq = next_seq.max(1);
         for e in head {
             st.ready.push_back(e);
         }
-        st.paged = paged;
+        for (lane, p) in paged.into_iter().enumerate().take(st.paged.len()) {
+            st.paged[lane] = p;
+        }
         // Expired ones go when the timer fires, once every queue is back
         // (a dead-letter queue restored later must not miss them).
         self.arm(&mut st);
@@ -320,6 +338,11 @@ impl Queue {
     fn deliver_ready(self: &Arc<Self>, st: &mut State) {
         let now = if st.ready.next_expiry().is_some() { now_ms() } else { 0 };
         while let Some(front) = st.ready.front() {
+            // A higher priority waiting on disk goes first: wait for its page-in.
+            let level = usize::from(front.priority).min(st.paged.len() - 1);
+            if st.paged.len() > 1 && st.top_paged().is_some_and(|lane| lane > level) {
+                break;
+            }
             // Strictly past: a message with a TTL of 0 still reaches a
             // consumer waiting for it the moment it arrives.
             if front.expires != 0 && front.expires < now {
@@ -364,7 +387,7 @@ impl Queue {
                 self.finish(st);
                 return Some((entry, remaining));
             }
-            if st.paged.count == 0 {
+            if st.paged_count() == 0 {
                 self.finish(st);
                 return None;
             }
@@ -501,12 +524,21 @@ impl Queue {
 impl State {
     /// Ready messages, in memory and paged out.
     fn len(&self) -> usize {
-        self.ready.len() + self.paged.count as usize
+        self.ready.len() + self.paged_count() as usize
     }
 
     /// Body bytes of ready messages, in memory and paged out.
     fn bytes(&self) -> u64 {
-        self.ready.bytes() as u64 + self.paged.bytes
+        self.ready.bytes() as u64 + self.paged.iter().map(|p| p.bytes).sum::<u64>()
+    }
+
+    fn paged_count(&self) -> u64 {
+        self.paged.iter().map(|p| p.count).sum()
+    }
+
+    /// The highest lane with messages paged out.
+    fn top_paged(&self) -> Option<usize> {
+        self.paged.iter().rposition(|p| p.count > 0)
     }
 }
 

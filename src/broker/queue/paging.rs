@@ -5,7 +5,9 @@
 //! A paged-out message is written as a page: its place in the index plus
 //! a copy of the message kept under that place, read back with one range
 //! read (the messages and index families are built for writing, not for
-//! reading while running). Persistent messages of a durable queue go to
+//! reading while running). A priority queue pages each priority level
+//! into a lane of its own and reads back the highest lane first.
+//! Persistent messages of a durable queue go to
 //! disk anyway, so paging them out costs no extra write. Other messages
 //! are paged out (marked transient so a restart drops them) only while
 //! the broker is short of memory. Once anything is paged out, every newer
@@ -22,7 +24,15 @@ use crate::store::{IndexEntry, Loaded, Op};
 /// Paged-out messages read back at most this many at a time.
 const READ_BATCH: usize = 4096;
 
+/// Read back at a time for a priority lane that must go before a full head.
+const URGENT_BATCH: usize = 256;
+
 impl Queue {
+    /// The page lane of a message with this priority.
+    pub(super) fn lane_of(&self, priority: u8) -> u8 {
+        priority.min(self.last_lane())
+    }
+
     /// The index entry of a message's place in this queue.
     fn place(&self, e: &Entry, paged: bool, delivered: bool) -> IndexEntry {
         let (seq, m) = (e.seq, &*e.message);
@@ -38,7 +48,8 @@ impl Queue {
                 flags |= flag;
             }
         }
-        IndexEntry { seq, message: m.store_id, size: m.body.len() as u32, flags, expires: e.expires }
+        let lane = self.lane_of(e.priority);
+        IndexEntry { seq, message: m.store_id, size: m.body.len() as u32, flags, expires: e.expires, lane }
     }
 
     /// Whether the message is persisted for this (durable) queue.
@@ -61,15 +72,13 @@ impl Queue {
 
     /// Pages a new message out instead of keeping it in memory, if the
     /// head is full (and the message is persisted anyway, or memory is
-    /// short) or older messages are paged out already. Returns whether it
-    /// did. Priority queues keep everything in memory (pages are read back
-    /// in arrival order, not by priority).
+    /// short) or older messages of its priority are paged out already.
+    /// Returns whether it did.
     pub(super) fn page_out(&self, st: &mut State, e: &Entry) -> bool {
-        let Some(s) = self.store.as_ref().filter(|_| self.config.max_priority.is_none()) else {
-            return false;
-        };
+        let Some(s) = &self.store else { return false };
         let m = &e.message;
-        if st.paged.count == 0 {
+        let lane = usize::from(self.lane_of(e.priority));
+        if st.paged[lane].count == 0 {
             let limit = s.handle.head_limit();
             let full = st.ready.len() >= limit.messages || st.ready.bytes() >= limit.bytes;
             if !full || !(self.durable_entry(m) || s.handle.under_pressure()) {
@@ -83,56 +92,63 @@ impl Queue {
             entry.flags &= !IndexEntry::SHARED;
         }
         s.handle.submit(Op::Page { queue: s.id, entry, record: m.record() });
-        st.paged.push(e.seq, entry.size);
+        st.paged[lane].push(e.seq, entry.size);
         true
     }
 
-    /// Asks for the next paged-out messages when the head runs low.
+    /// Asks for the next paged-out messages of each lane that runs low:
+    /// when the head is below half, or when the lane outranks everything
+    /// in memory (its messages must go first).
     pub(super) fn fill(self: &Arc<Self>, st: &mut State) {
         let Some(s) = &self.store else { return };
-        if st.paged.count == 0 || st.loading {
-            return;
-        }
         let limit = s.handle.head_limit();
         let (len, bytes) = (st.ready.len(), st.ready.bytes());
-        if len >= limit.messages / 2 || bytes >= limit.bytes / 2 {
-            return;
+        let low = len < limit.messages / 2 && bytes < limit.bytes / 2;
+        let top_in_memory = st.ready.front().map(|e| usize::from(self.lane_of(e.priority)));
+        for lane in (0..st.paged.len()).rev() {
+            let paged = st.paged[lane];
+            if paged.count == 0 || st.loading[lane] || !(low || top_in_memory.is_none_or(|top| lane > top)) {
+                continue;
+            }
+            let average = (paged.bytes / paged.count).max(1) as usize;
+            // A lane that outranks a full head still comes back in batches
+            // (at most `URGENT_BATCH` over the limit per lane).
+            let room = limit.messages.saturating_sub(len).min(limit.bytes.saturating_sub(bytes) / average);
+            let want = room.max(if low { 1 } else { URGENT_BATCH }).min(paged.count as usize).clamp(1, READ_BATCH);
+            st.loading[lane] = true;
+            let (queue, epoch) = (self.clone(), st.epoch);
+            let lane_id = s.id + lane as u64;
+            let done = Box::new(move |loaded| queue.on_loaded(lane, epoch, loaded));
+            s.handle.read(lane_id, paged.from_seq, want, done);
         }
-        let average = (st.paged.bytes / st.paged.count).max(1) as usize;
-        let want = (limit.messages - len)
-            .min((limit.bytes - bytes) / average)
-            .min(st.paged.count as usize)
-            .clamp(1, READ_BATCH);
-        st.loading = true;
-        let (queue, epoch) = (self.clone(), st.epoch);
-        s.handle.read(s.id, st.paged.from_seq, want, Box::new(move |loaded| queue.on_loaded(epoch, loaded)));
     }
 
     /// Paged-out messages came back: they join the head, in order.
-    fn on_loaded(self: &Arc<Self>, epoch: u64, loaded: Option<Loaded>) {
+    fn on_loaded(self: &Arc<Self>, lane: usize, epoch: u64, loaded: Option<Loaded>) {
         let Some(s) = &self.store else { return };
         let mut st = self.state.lock();
         if st.epoch != epoch || st.deleted {
             return;
         }
-        st.loading = false;
+        st.loading[lane] = false;
         let Some(loaded) = loaded else {
             // The store logged why; the next dispatch asks again.
             wake(&mut st);
             return;
         };
         if loaded.is_empty() {
-            error!(queue = %self.name, missing = st.paged.count, "paged-out messages are missing from the store");
-            st.paged = Default::default();
+            error!(queue = %self.name, missing = st.paged[lane].count, "paged-out messages are missing from the store");
+            st.paged[lane] = Default::default();
         }
         for (place, record) in loaded {
-            st.paged.count = st.paged.count.saturating_sub(1);
-            st.paged.bytes = st.paged.bytes.saturating_sub(u64::from(place.size));
-            st.paged.from_seq = place.seq + 1;
+            let paged = &mut st.paged[lane];
+            paged.count = paged.count.saturating_sub(1);
+            paged.bytes = paged.bytes.saturating_sub(u64::from(place.size));
+            paged.from_seq = place.seq + 1;
             let shared = place.has(IndexEntry::SHARED);
             let Some(message) = Message::from_record(place.message, &record, shared) else {
                 warn!(queue = %self.name, seq = place.seq, "dropping a paged-out message damaged on disk");
-                s.handle.submit(Op::Remove { queue: s.id, seq: place.seq, paged: true });
+                s.handle.submit(Op::Remove { queue: s.id, seq: place.seq, lane: Some(lane as u8) });
                 continue;
             };
             st.ready.push_back(Entry {
@@ -153,11 +169,13 @@ impl Queue {
 
     /// Drops the paged-out part (purge, delete): the store settles its places.
     pub(super) fn drop_paged(&self, st: &mut State) {
-        if let (Some(s), true) = (&self.store, st.paged.count > 0) {
-            s.handle.drop_range(s.id, st.paged.from_seq, st.next_seq);
+        if let Some(s) = &self.store {
+            for (lane, p) in st.paged.iter().enumerate().filter(|(_, p)| p.count > 0) {
+                s.handle.drop_range(s.id, lane as u8, p.from_seq, st.next_seq);
+            }
         }
-        st.paged = Default::default();
-        st.loading = false;
+        st.paged.iter_mut().for_each(|p| *p = Default::default());
+        st.loading.iter_mut().for_each(|l| *l = false);
         st.epoch += 1;
         wake(st);
     }
@@ -177,7 +195,8 @@ impl Queue {
     /// Removes a settled entry from the store, and its message with the last reference.
     pub(super) fn forget(&self, e: &Entry) {
         if let Some(s) = self.store.as_ref().filter(|_| e.stored) {
-            s.handle.submit(Op::Remove { queue: s.id, seq: e.seq, paged: e.paged });
+            let lane = e.paged.then(|| self.lane_of(e.priority));
+            s.handle.submit(Op::Remove { queue: s.id, seq: e.seq, lane });
             self.release(e);
         }
     }
