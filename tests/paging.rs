@@ -327,3 +327,38 @@ async fn a_deep_priority_queue_pages_each_priority_and_keeps_the_order() {
     s.stop().await;
     assert_eq!(on_disk(&dir.0), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_out_high_priorities_overtake_a_head_full_of_low_ones() {
+    let dir = Dir::new();
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (conn, ch) = connect(&s).await;
+    let mut args = FieldTable::default();
+    args.insert("x-max-priority".into(), lapin::types::AMQPValue::LongInt(4));
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare("urgent".into(), durable, args).await.unwrap();
+    publish(&ch, "", "urgent", 0..500, |_| true).await;
+    // The head is full of priority 0: these are paged out at once, in lane 4.
+    let mut pending = Vec::new();
+    for i in 500..600usize {
+        let props = props(true).with_priority(4);
+        pending.push(
+            ch.basic_publish(
+                "".into(),
+                "urgent".into(),
+                BasicPublishOptions::default(),
+                format!("m{i}").as_bytes(),
+                props,
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    for c in pending {
+        assert!(c.await.unwrap().is_ack());
+    }
+    let mut want = names(500..600);
+    want.extend(names(0..500));
+    assert_eq!(consume(&conn, "urgent", 600).await, want);
+    s.stop().await;
+}

@@ -114,7 +114,8 @@ impl Queue {
             // A lane that outranks a full head still comes back in batches
             // (at most `URGENT_BATCH` over the limit per lane).
             let room = limit.messages.saturating_sub(len).min(limit.bytes.saturating_sub(bytes) / average);
-            let want = room.max(if low { 1 } else { URGENT_BATCH }).min(paged.count as usize).clamp(1, READ_BATCH);
+            let want =
+                room.max(if low { 1 } else { URGENT_BATCH }).min(paged.count as usize).clamp(1, READ_BATCH);
             st.loading[lane] = true;
             let (queue, epoch) = (self.clone(), st.epoch);
             let lane_id = s.id + lane as u64;
