@@ -178,8 +178,13 @@ impl MessageRecord {
         *out = w.0;
     }
     pub fn decode(b: &[u8]) -> Option<Self> {
+        Self::decode_shared(&Bytes::copy_from_slice(b))
+    }
+
+    /// Decodes without copying: the fields are slices of `b`.
+    pub fn decode_shared(b: &Bytes) -> Option<Self> {
         let mut r = Reader(b);
-        let mut part = || r.bytes().map(Bytes::copy_from_slice);
+        let mut part = || r.bytes().map(|p| b.slice_ref(p));
         let rec = MessageRecord { exchange: part()?, routing_key: part()?, header: part()?, body: part()? };
         r.done().then_some(rec)
     }

@@ -243,10 +243,12 @@ impl Store for RocksStore {
         let mut out = Vec::with_capacity(limit.min(4096));
         for item in self.db.iterator_cf_opt(self.cf("pages"), opts, mode).take(limit) {
             let (k, v) = item.map_err(|e| self.read_err(e))?;
+            // One buffer per page; the record's fields are slices of it.
+            let v = bytes::Bytes::from(v.into_vec());
             let page = v
                 .get(..INDEX_VALUE)
                 .and_then(|place| index_entry(&k, place))
-                .zip(MessageRecord::decode(&v[INDEX_VALUE.min(v.len())..]));
+                .zip(MessageRecord::decode_shared(&v.slice(INDEX_VALUE.min(v.len())..)));
             let ((_, entry), record) = page.ok_or_else(|| self.corrupt("page"))?;
             out.push((entry, record));
         }
