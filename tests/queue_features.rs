@@ -171,3 +171,76 @@ async fn durable_queue_features_survive_a_restart() {
     s.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delivery_limit_holds_across_a_restart() {
+    let dir = std::env::temp_dir().join(format!("warren-limit-{}-{}", std::process::id(), fastrand::u64(..)));
+    let config = || {
+        let mut c = Config::default();
+        c.amqp.listen = "127.0.0.1:0".parse().unwrap();
+        c.storage.data_dir = dir.clone();
+        c
+    };
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    let limited = || {
+        args(&[
+            ("x-delivery-limit", AMQPValue::LongInt(2)),
+            ("x-dead-letter-exchange", AMQPValue::LongString("".into())),
+            ("x-dead-letter-routing-key", AMQPValue::LongString("poison".into())),
+        ])
+    };
+    let nack = lapin::options::BasicNackOptions { requeue: true, multiple: false };
+    let get = |ch: Channel, q: &'static str| async move {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(m) = ch.basic_get(q.into(), BasicGetOptions { no_ack: false }).await.unwrap() {
+                    return m;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap()
+    };
+    let count = |m: &lapin::message::BasicGetMessage| match m
+        .delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-delivery-count").cloned())
+    {
+        Some(AMQPValue::LongLongInt(n)) => n,
+        other => panic!("x-delivery-count: {other:?}"),
+    };
+    let s = Server::start(config()).await.unwrap();
+    {
+        let (_conn, ch) = connect(&s).await;
+        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        ch.queue_declare("poison".into(), durable, FieldTable::default()).await.unwrap();
+        ch.queue_declare("jobs".into(), durable, limited()).await.unwrap();
+        let props = BasicProperties::default().with_delivery_mode(2);
+        ch.basic_publish("".into(), "jobs".into(), BasicPublishOptions::default(), b"bad", props)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            let m = get(ch.clone(), "jobs").await;
+            ch.basic_nack(m.delivery.delivery_tag, nack).await.unwrap();
+        }
+        // A synchronous call: the nacks were processed.
+        ch.queue_declare("jobs".into(), durable, limited()).await.unwrap();
+    }
+    s.stop().await;
+
+    let s = Server::start(config()).await.unwrap();
+    let (_conn, ch) = connect(&s).await;
+    let m = get(ch.clone(), "jobs").await;
+    assert!(m.delivery.redelivered);
+    assert_eq!(count(&m), 2, "the count survived the restart");
+    ch.basic_nack(m.delivery.delivery_tag, nack).await.unwrap();
+    let dead = get(ch.clone(), "poison").await;
+    assert_eq!(dead.delivery.data, b"bad");
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -145,7 +145,7 @@ impl VHost {
                 head.push(Entry {
                     seq: place.seq,
                     expires: place.expires,
-                    returns: 0,
+                    returns: place.returns,
                     priority: message.info.priority.unwrap_or(0),
                     message,
                     redelivered,

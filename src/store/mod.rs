@@ -100,6 +100,8 @@ pub struct IndexEntry {
     /// Where its page is kept: lane `queue + lane` (a priority queue has one
     /// lane per priority level; other queues only lane 0).
     pub lane: u8,
+    /// How often it came back unacknowledged (for the delivery limit).
+    pub returns: u32,
 }
 
 impl IndexEntry {

@@ -7,7 +7,7 @@
 //! | `queues` | vhost, name | `QueueRecord` |
 //! | `bindings` | vhost, source, kind, destination, key, arguments | `BindingRecord` |
 //! | `messages` | message id, u64 BE | `MessageRecord` |
-//! | `index` | queue id u64 BE, seq u64 BE | message id u64 BE, flags u8, size u32 BE, expires u64 BE, lane u8 |
+//! | `index` | queue id u64 BE, seq u64 BE | message id u64 BE, flags u8, size u32 BE, expires u64 BE, lane u8, returns u32 BE |
 //! | `pages` | queue id + lane u64 BE, seq u64 BE | the index value, then the `MessageRecord` |
 //!
 //! `messages` and `index` take every persistent message on the hot path and
@@ -54,7 +54,7 @@ fn index_key(queue: u64, seq: u64) -> [u8; 16] {
     k
 }
 
-const INDEX_VALUE: usize = 22;
+const INDEX_VALUE: usize = 26;
 
 fn index_value(e: &IndexEntry) -> [u8; INDEX_VALUE] {
     let mut v = [0u8; INDEX_VALUE];
@@ -63,6 +63,7 @@ fn index_value(e: &IndexEntry) -> [u8; INDEX_VALUE] {
     v[9..13].copy_from_slice(&e.size.to_be_bytes());
     v[13..21].copy_from_slice(&e.expires.to_be_bytes());
     v[21] = e.lane;
+    v[22..].copy_from_slice(&e.returns.to_be_bytes());
     v
 }
 
@@ -81,6 +82,7 @@ fn index_entry(k: &[u8], v: &[u8]) -> Option<(u64, IndexEntry)> {
             size: u32::from_be_bytes(v[9..13].try_into().ok()?),
             expires: be(&v[13..21])?,
             lane: v[21],
+            returns: u32::from_be_bytes(v[22..26].try_into().ok()?),
         },
     ))
 }

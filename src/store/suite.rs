@@ -86,7 +86,10 @@ fn topology_round_trips_and_deletes() {
 }
 
 fn place(queue: u64, seq: u64, message: u64, flags: u8) -> Op {
-    Op::Place { queue, entry: IndexEntry { seq, message, size: 5, flags, expires: 1234, lane: 0 } }
+    Op::Place {
+        queue,
+        entry: IndexEntry { seq, message, size: 5, flags, expires: 1234, lane: 0, returns: 0 },
+    }
 }
 
 fn page(queue: u64, seq: u64, message: u64, flags: u8, body: &'static [u8]) -> Op {
@@ -97,6 +100,7 @@ fn page(queue: u64, seq: u64, message: u64, flags: u8, body: &'static [u8]) -> O
         flags: flags | IndexEntry::PAGED,
         expires: 7,
         lane: 0,
+        returns: 2,
     };
     Op::Page { queue, entry, record: message_record(body) }
 }
@@ -144,6 +148,7 @@ fn messages_index_and_pages_in_order_with_flags() {
         let pages = store.read_pages(3, 0, 10).unwrap();
         assert_eq!(pages.len(), 1, "{name}");
         assert_eq!((pages[0].0.seq, pages[0].0.size, pages[0].0.expires), (310, 4, 7), "{name}");
+        assert_eq!(pages[0].0.returns, 2, "{name}");
         assert_eq!(pages[0].1, message(b"p310"), "{name}");
         assert!(store.read_pages(3, 311, 10).unwrap().is_empty(), "{name}");
         assert_eq!(store.read_pages(4, 0, 1).unwrap()[0].1, message(b"other"), "{name}");

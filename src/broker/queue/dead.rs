@@ -50,6 +50,7 @@ impl Queue {
         }
         if self.config.counts_deliveries() {
             e.message = Arc::new(with_delivery_count(&e.message, e.returns));
+            self.store_returns(&e);
         }
         st.ready.insert(e);
     }
@@ -75,7 +76,7 @@ impl Queue {
 
 /// The message with an `x-delivery-count` header (quorum queues' count of
 /// earlier deliveries).
-fn with_delivery_count(m: &Message, count: u32) -> Message {
+pub(super) fn with_delivery_count(m: &Message, count: u32) -> Message {
     let props = m.properties();
     let mut headers = props.headers().clone().unwrap_or_default();
     headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(i64::from(count)));

@@ -215,7 +215,10 @@ impl Queue {
     pub fn restore(self: &Arc<Self>, head: Vec<Entry>, paged: Vec<Paged>, next_seq: u64) {
         let mut st = self.state.lock();
         st.next_seq = next_seq.max(1);
-        for e in head {
+        for mut e in head {
+            if e.returns > 0 && self.config.counts_deliveries() {
+                e.message = Arc::new(dead::with_delivery_count(&e.message, e.returns));
+            }
             st.ready.push_back(e);
         }
         for (lane, p) in paged.into_iter().enumerate().take(st.paged.len()) {

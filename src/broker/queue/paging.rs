@@ -49,7 +49,8 @@ impl Queue {
             }
         }
         let lane = self.lane_of(e.priority);
-        IndexEntry { seq, message: m.store_id, size: m.body.len() as u32, flags, expires: e.expires, lane }
+        let (size, expires, returns) = (m.body.len() as u32, e.expires, e.returns);
+        IndexEntry { seq, message: m.store_id, size, flags, expires, lane, returns }
     }
 
     /// Whether the message is persisted for this (durable) queue.
@@ -155,7 +156,7 @@ impl Queue {
             st.ready.push_back(Entry {
                 seq: place.seq,
                 expires: place.expires,
-                returns: 0,
+                returns: place.returns,
                 priority: message.info.priority.unwrap_or(0),
                 message: Arc::new(message),
                 redelivered: place.has(IndexEntry::DELIVERED),
@@ -207,6 +208,14 @@ impl Queue {
     pub(super) fn release(&self, e: &Entry) {
         if let Some(s) = self.store.as_ref().filter(|_| e.stored && (e.message.shared || !e.paged)) {
             s.handle.release(e.message.store_id, e.message.shared);
+        }
+    }
+
+    /// Remembers on disk how often a persisted message came back, so the
+    /// delivery limit holds across restarts.
+    pub(super) fn store_returns(&self, e: &Entry) {
+        if let Some(s) = self.store.as_ref().filter(|_| e.stored && self.durable_entry(&e.message)) {
+            s.handle.submit(Op::Place { queue: s.id, entry: self.place(e, e.paged, true) });
         }
     }
 
