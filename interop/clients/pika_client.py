@@ -217,6 +217,43 @@ def test_rpc(conn):
     print("pika: rpc ok")
 
 
+def test_dead_letters_and_priorities(conn):
+    ch = conn.channel()
+    dlq = ch.queue_declare(queue="", exclusive=True).method.queue
+    args = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq}
+    work = ch.queue_declare(queue="", exclusive=True, arguments=args).method.queue
+    ch.confirm_delivery()
+    ch.basic_publish("", work, b"reject-me")
+    ch.basic_publish("", work, b"expire-me", pika.BasicProperties(expiration="50"))
+    method, _props, body = ch.basic_get(work, auto_ack=False)
+    check(body == b"reject-me", f"basic.get returned {body!r}")
+    ch.basic_reject(method.delivery_tag, requeue=False)
+    deadline = time.monotonic() + WAIT
+    while ch.queue_declare(queue=dlq, passive=True).method.message_count < 2:
+        check(time.monotonic() < deadline, "dead letters did not arrive")
+        time.sleep(0.05)
+    got = {}
+    for _ in range(2):
+        _m, props, body = ch.basic_get(dlq, auto_ack=True)
+        got[body] = props
+    rejected = got[b"reject-me"].headers["x-death"][0]
+    check(rejected["reason"] == "rejected" and rejected["queue"] == work, f"x-death {rejected!r}")
+    check(rejected["count"] == 1 and rejected["routing-keys"] == [work], f"x-death {rejected!r}")
+    expired = got[b"expire-me"]
+    check(expired.expiration is None, "a dead letter kept its expiration")
+    death = expired.headers["x-death"][0]
+    check(death["reason"] == "expired" and death["original-expiration"] == "50", f"x-death {death!r}")
+    check(expired.headers["x-first-death-reason"] == "expired", f"headers {expired.headers!r}")
+
+    ranked = ch.queue_declare(queue="", exclusive=True, arguments={"x-max-priority": 5}).method.queue
+    for p in (1, 5, 3):
+        ch.basic_publish("", ranked, f"p{p}".encode(), pika.BasicProperties(priority=p))
+    order = [ch.basic_get(ranked, auto_ack=True)[2] for _ in range(3)]
+    check(order == [b"p5", b"p3", b"p1"], f"priority order {order!r}")
+    ch.close()
+    print("pika: dead letters and priorities ok")
+
+
 def main():
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(OVERALL_TIMEOUT)
@@ -225,6 +262,7 @@ def main():
         test_publish_consume(conn)
         test_topic_routing(conn)
         test_rpc(conn)
+        test_dead_letters_and_priorities(conn)
         conn.close()
     except Failure as e:
         print(f"pika: FAIL: {e}", file=sys.stderr)
