@@ -138,6 +138,15 @@ fn on_disk(dir: &std::path::Path) -> (usize, usize) {
     (messages, places)
 }
 
+/// Restarts on `dir`: `queue` is empty and nothing is left on disk.
+async fn restart_and_expect_nothing(dir: &std::path::Path, queue: &str) {
+    let s = Server::start(config(dir, |_| {})).await.unwrap();
+    let (_conn, ch) = connect(&s).await;
+    assert_eq!(declare(&ch, queue, true).await, 0);
+    s.stop().await;
+    assert_eq!(on_disk(dir), (0, 0));
+}
+
 fn in_memory(s: &Server, queue: &str) -> usize {
     s.broker.vhost("/").unwrap().queue(queue).unwrap().in_memory()
 }
@@ -183,11 +192,7 @@ async fn a_restart_reads_back_only_the_head_and_drops_transient_pages() {
     s.stop().await;
 
     // Everything acked: nothing comes back.
-    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
-    let (_conn, ch) = connect(&s).await;
-    assert_eq!(declare(&ch, "deep", true).await, 0);
-    s.stop().await;
-    assert_eq!(on_disk(&dir.0), (0, 0));
+    restart_and_expect_nothing(&dir.0, "deep").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,11 +252,7 @@ async fn a_message_shared_by_deep_queues_lives_until_the_last_lets_go() {
     assert_eq!(consume(&conn, "right", 1000).await, names(0..1000));
     s.stop().await;
 
-    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
-    let (_conn, ch) = connect(&s).await;
-    assert_eq!(declare(&ch, "right", true).await, 0);
-    s.stop().await;
-    assert_eq!(on_disk(&dir.0), (0, 0));
+    restart_and_expect_nothing(&dir.0, "right").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
