@@ -119,6 +119,16 @@ async fn get_all(ch: &Channel, queue: &str) -> Vec<String> {
     out
 }
 
+/// Takes `n` messages with `basic.get` without acking them.
+async fn get_all_unacked(ch: &Channel, queue: &str, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let m = ch.basic_get(queue.into(), BasicGetOptions::default()).await.unwrap().expect("a message");
+        out.push(String::from_utf8(m.delivery.data.clone()).unwrap());
+    }
+    out
+}
+
 fn names(range: impl Iterator<Item = usize>) -> Vec<String> {
     range.map(|i| format!("m{i}")).collect()
 }
@@ -220,7 +230,15 @@ async fn transient_messages_page_out_under_memory_pressure() {
     assert_eq!(purged, 1000);
     publish(&ch, "", "scratch", 5000..5100, |_| false).await;
     assert_eq!(get_all(&ch, "scratch").await, names(5000..5100));
+
+    // Deleting a queue that paged out leaves none of its pages behind, even
+    // those already read back into memory.
+    declare(&ch, "scratch2", false).await;
+    publish(&ch, "", "scratch2", 0..1000, |_| false).await;
+    let _held = get_all_unacked(&ch, "scratch2", 100).await;
+    ch.queue_delete("scratch2".into(), Default::default()).await.unwrap();
     s.stop().await;
+    assert_eq!(on_disk(&dir.0), (0, 0), "a deleted non-durable queue left pages behind");
 
     // Transient pages do not survive a restart, nor does the queue.
     let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
@@ -320,7 +338,8 @@ async fn a_deep_priority_queue_pages_each_priority_and_keeps_the_order() {
 
     // After a restart the rest comes back in the same order.
     let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
-    assert!(in_memory(&s, "ranked") <= HEAD + 5, "recovery loaded {} messages", in_memory(&s, "ranked"));
+    // The head, plus a batch (at most 256) of the highest priority, which is all on disk.
+    assert!(in_memory(&s, "ranked") <= HEAD + 256, "recovery loaded {} messages", in_memory(&s, "ranked"));
     let (conn, ch) = connect(&s).await;
     assert_eq!(consume(&conn, "ranked", 600).await, expected[300..900]);
     // A purge leaves nothing of any lane behind.
@@ -362,4 +381,30 @@ async fn paged_out_high_priorities_overtake_a_head_full_of_low_ones() {
     want.extend(names(0..500));
     assert_eq!(consume(&conn, "urgent", 600).await, want);
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_length_limit_holds_when_everything_is_paged_out() {
+    let dir = Dir::new();
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (_conn, ch) = connect(&s).await;
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), lapin::types::AMQPValue::LongInt(100));
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare("bounded".into(), durable, args.clone()).await.unwrap();
+    // A head of 64 and a limit of 100: most of the queue is on disk, and
+    // drop-head must still drop, from disk if need be.
+    publish(&ch, "", "bounded", 0..2000, |_| true).await;
+    let mut count = 0;
+    for _ in 0..200 {
+        count = ch.queue_declare("bounded".into(), durable, args.clone()).await.unwrap().message_count();
+        if count == 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count, 100);
+    assert_eq!(get_all(&ch, "bounded").await, names(1900..2000));
+    s.stop().await;
+    assert_eq!(on_disk(&dir.0), (0, 0));
 }

@@ -135,3 +135,18 @@ async fn a_zero_length_queue_still_hands_messages_to_a_waiting_consumer_with_dro
     delete_queue(&ch, &reject).await;
     teardown(conn).await;
 }
+
+#[tokio::test]
+async fn drop_head_in_a_priority_queue_drops_the_next_message_to_deliver() {
+    let (conn, ch) = setup().await;
+    let q = unique("prio-limit");
+    queue_with(&ch, &q, table(&[("x-max-priority", int(5)), ("x-max-length", int(2))])).await;
+    for (body, p) in [("a", 1), ("b", 5), ("c", 1)] {
+        publish_props(&ch, "", &q, body.as_bytes(), BasicProperties::default().with_priority(p)).await;
+    }
+    wait_ready(&conn, &q, 2).await;
+    // RabbitMQ drops the head: the highest priority, not the oldest overall.
+    assert_eq!(bodies(&ch, &q).await, vec!["a", "c"]);
+    delete_queue(&ch, &q).await;
+    teardown(conn).await;
+}

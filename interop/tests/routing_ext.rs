@@ -240,3 +240,29 @@ async fn quorum_queues_refuse_auto_delete_and_priorities() {
     );
     teardown(conn).await;
 }
+
+#[tokio::test]
+async fn the_alternate_exchange_is_not_used_when_a_cc_key_routes() {
+    let (conn, ch) = setup().await;
+    let ae = unique("ae");
+    exchange_with(&ch, &ae, ExchangeKind::Fanout, FieldTable::default()).await;
+    let caught = unique("caught");
+    named_queue(&ch, &caught).await;
+    bind(&ch, &caught, &ae, "").await;
+    let x = unique("x");
+    exchange_with(&ch, &x, ExchangeKind::Direct, table(&[("alternate-exchange", long_str(&ae))])).await;
+    let via_cc = unique("via-cc");
+    named_queue(&ch, &via_cc).await;
+    bind(&ch, &via_cc, &x, "cc-key").await;
+    let headers = table(&[("CC", keys(&["cc-key"]))]);
+    publish_props(&ch, &x, "no-such-key", b"m", BasicProperties::default().with_headers(headers)).await;
+    assert_eq!(get_eventually(&ch, &via_cc).await.delivery.data, b"m");
+    assert!(get(&ch, &caught).await.is_none(), "routed by CC, yet also sent to the alternate exchange");
+    for q in [&caught, &via_cc] {
+        delete_queue(&ch, q).await;
+    }
+    for e in [&x, &ae] {
+        ch.exchange_delete(e.as_str().into(), Default::default()).await.unwrap();
+    }
+    teardown(conn).await;
+}

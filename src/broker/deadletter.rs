@@ -66,7 +66,7 @@ pub fn dead_letter(m: &Message, target: &DeadLetterTarget<'_>, reason: Reason, n
         Some(at) => {
             let AMQPValue::FieldTable(mut t) = deaths.remove(at) else { unreachable!("matched a table") };
             let count = t.inner().get("count").and_then(crate::protocol::table::as_int).unwrap_or(0);
-            t.insert("count".into(), AMQPValue::LongLongInt(count + 1));
+            t.insert("count".into(), AMQPValue::LongLongInt(count.saturating_add(1)));
             t
         }
         None => {

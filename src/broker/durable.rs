@@ -131,7 +131,10 @@ impl VHost {
                     Some(m) => m.clone(),
                     None => {
                         let Some(m) = Message::from_record(place.message, &r, is_shared) else {
-                            warn!(queue = %record.name, seq = place.seq, "skipping a damaged stored message");
+                            warn!(queue = %record.name, seq = place.seq, "dropping a damaged stored message");
+                            let lane = place.has(IndexEntry::PAGED).then_some(place.lane);
+                            store.submit(Op::Remove { queue: record.id, seq: place.seq, lane });
+                            store.release(place.message, is_shared);
                             continue;
                         };
                         let m = Arc::new(m);
@@ -171,6 +174,11 @@ impl VHost {
             };
             let Some(destination) = destination else { continue };
             source.bind(Binding { destination, key: b.key, arguments: b.arguments });
+        }
+        // Everything is back: expiry timers may start (and dead letters route).
+        let queues: Vec<_> = self.queues.read().values().cloned().collect();
+        for q in queues {
+            q.kick();
         }
     }
 }

@@ -34,7 +34,7 @@ const PREDECLARED: &[(&str, ExchangeKind)] = &[
 pub struct VHost {
     pub name: String,
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
-    queues: RwLock<HashMap<String, Arc<Queue>>>,
+    pub(super) queues: RwLock<HashMap<String, Arc<Queue>>>,
     topology: Mutex<()>,
     /// Direct reply-to: each requester channel's private queue, by its full
     /// `amq.rabbitmq.reply-to.<token>` name (not in `queues`).
@@ -533,11 +533,7 @@ impl VHost {
         visited.clear();
         let headers = || msg.headers();
         let extra = extra_routing_keys(msg, bcc);
-        self.route_from(exchange, msg.routing_key(), &headers, pending, visited);
-        for key in &extra {
-            visited.clear();
-            self.route_from(exchange, key.as_bytes(), &headers, pending, visited);
-        }
+        self.route_from(exchange, msg.routing_key(), &extra, &headers, pending, visited);
         while let Some(dest) = pending.pop() {
             match dest {
                 Destination::Queue(q) => {
@@ -546,32 +542,32 @@ impl VHost {
                     }
                 }
                 Destination::Exchange(ex) => {
-                    let id = Arc::as_ptr(&ex) as usize;
-                    if !visited.contains(&id) {
-                        visited.push(id);
-                        self.route_from(&ex, msg.routing_key(), &headers, pending, visited);
-                        for key in &extra {
-                            self.route_from(&ex, key.as_bytes(), &headers, pending, visited);
-                        }
+                    if !visited.contains(&(Arc::as_ptr(&ex) as usize)) {
+                        self.route_from(&ex, msg.routing_key(), &extra, &headers, pending, visited);
                     }
                 }
             }
         }
     }
 
-    /// Routes by one exchange's bindings; an exchange that routes nowhere
-    /// hands the message to its `alternate-exchange`, if it has one.
+    /// Routes by one exchange's bindings, for the routing key and any CC /
+    /// BCC keys together; an exchange that routes none of them hands the
+    /// message to its `alternate-exchange`, if it has one.
     fn route_from(
         &self,
         exchange: &Arc<Exchange>,
         key: &[u8],
+        extra: &[String],
         headers: &dyn Fn() -> Option<amq_protocol::types::FieldTable>,
         pending: &mut Vec<Destination>,
         visited: &mut Vec<usize>,
     ) {
         let before = pending.len();
-        exchange.route(key, headers, pending);
         visited.push(Arc::as_ptr(exchange) as usize);
+        exchange.route(key, headers, pending);
+        for k in extra {
+            exchange.route(k.as_bytes(), headers, pending);
+        }
         if pending.len() == before {
             if let Some(ae) = exchange.alternate_exchange().and_then(|n| self.exchange(n)) {
                 if !visited.contains(&(Arc::as_ptr(&ae) as usize)) {
@@ -651,7 +647,8 @@ impl VHost {
                         continue;
                     }
                     Some(at) => at - now,
-                    None => after,
+                    // In use: look again later (not more than ten times a second).
+                    None => after.max(100),
                 };
                 drop((v, q));
                 tokio::time::sleep(std::time::Duration::from_millis(wait)).await;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tracing::{error, warn};
 
 use super::refs::SharedRefs;
@@ -149,12 +149,10 @@ impl StoreHandle {
     /// Reads up to `limit` places of `queue` from `from_seq` on, with their
     /// messages, once everything submitted before is written; `done` is
     /// called on the reader thread.
-    pub fn read(&self, queue: u64, from_seq: u64, limit: usize, done: OnLoaded) {
-        if let Err(mpsc::SendError(Cmd::Read(r))) =
-            self.tx.send(Cmd::Read(Read { queue, from_seq, limit, done }))
-        {
-            (r.done)(None);
-        }
+    /// Returns false (and drops `done` uncalled) if the writer is gone:
+    /// the caller may hold locks `done` would take.
+    pub fn read(&self, queue: u64, from_seq: u64, limit: usize, done: OnLoaded) -> bool {
+        self.tx.send(Cmd::Read(Read { queue, from_seq, limit, done })).is_ok()
     }
 
     /// Settles the paged-out places of `queue`'s `lane` in `from_seq..to_seq`
@@ -221,27 +219,31 @@ impl StoreHandle {
 /// same for a page written and removed in one batch. A message or page
 /// written again after its deletion (a delivery taken back) is left alone.
 fn annihilate(ops: &mut Vec<Op>) {
-    let (mut put, mut gone, mut back) = (FxHashSet::default(), FxHashSet::default(), FxHashSet::default());
-    let (mut paged, mut unpaged, mut repaged) =
-        (FxHashSet::default(), FxHashSet::default(), FxHashSet::default());
-    for op in ops.iter() {
+    // Where each message and page is first written in this batch: only
+    // ops from there on are about that write (an earlier delete or remove
+    // settles a copy written by an earlier batch, and must stay).
+    let (mut first_put, mut gone, mut back) =
+        (FxHashMap::default(), FxHashSet::default(), FxHashSet::default());
+    let (mut first_page, mut unpaged, mut repaged) =
+        (FxHashMap::default(), FxHashSet::default(), FxHashSet::default());
+    for (i, op) in ops.iter().enumerate() {
         match op {
             Op::PutMessage { id, .. } if gone.contains(id) => {
                 back.insert(*id);
             }
             Op::PutMessage { id, .. } => {
-                put.insert(*id);
+                first_put.entry(*id).or_insert(i);
             }
-            Op::DeleteMessage { id } if put.contains(id) => {
+            Op::DeleteMessage { id } if first_put.contains_key(id) => {
                 gone.insert(*id);
             }
             Op::Page { queue, entry, .. } if unpaged.contains(&(*queue, entry.seq)) => {
                 repaged.insert((*queue, entry.seq));
             }
             Op::Page { queue, entry, .. } => {
-                paged.insert((*queue, entry.seq));
+                first_page.entry((*queue, entry.seq)).or_insert(i);
             }
-            Op::Remove { queue, seq, lane: Some(_) } if paged.contains(&(*queue, *seq)) => {
+            Op::Remove { queue, seq, lane: Some(_) } if first_page.contains_key(&(*queue, *seq)) => {
                 unpaged.insert((*queue, *seq));
             }
             _ => {}
@@ -252,17 +254,27 @@ fn annihilate(ops: &mut Vec<Op>) {
     if gone.is_empty() && unpaged.is_empty() {
         return;
     }
-    let mut places = unpaged;
-    ops.retain(|op| match op {
-        Op::PutMessage { id, .. } | Op::DeleteMessage { id } => !gone.contains(id),
-        Op::Place { queue, entry } | Op::Page { queue, entry, .. }
-            if gone.contains(&entry.message) || places.contains(&(*queue, entry.seq)) =>
-        {
-            places.insert((*queue, entry.seq));
-            false
-        }
-        Op::Remove { queue, seq, .. } => !places.contains(&(*queue, *seq)),
-        _ => true,
+    let written_here = |id: &u64, i: usize| gone.contains(id) && first_put.get(id).is_some_and(|at| i >= *at);
+    let paged_here = |place: &(u64, u64), i: usize| {
+        unpaged.contains(place) && first_page.get(place).is_some_and(|at| i >= *at)
+    };
+    // Places whose write was dropped: their later removes go too.
+    let mut places = FxHashSet::default();
+    let mut i = 0;
+    ops.retain(|op| {
+        let keep = match op {
+            Op::PutMessage { id, .. } | Op::DeleteMessage { id } => !written_here(id, i),
+            Op::Place { queue, entry } | Op::Page { queue, entry, .. }
+                if written_here(&entry.message, i) || paged_here(&(*queue, entry.seq), i) =>
+            {
+                places.insert((*queue, entry.seq));
+                false
+            }
+            Op::Remove { queue, seq, .. } => !places.contains(&(*queue, *seq)),
+            _ => true,
+        };
+        i += 1;
+        keep
     });
 }
 
@@ -487,5 +499,27 @@ mod tests {
         let mut ops = vec![page(3, 1), page(3, 2), remove(1), remove(0), page(3, 4), remove(4), page(3, 4)];
         annihilate(&mut ops);
         assert_eq!(ops, vec![page(3, 2), remove(0), page(3, 4), remove(4), page(3, 4)]);
+    }
+
+    #[test]
+    fn settling_an_earlier_copy_survives_a_rewrite_in_the_same_batch() {
+        // A no-ack delivery taken back and delivered again, all in one batch:
+        // the copy written by an earlier batch must still be deleted.
+        let remove = Op::Remove { queue: 9, seq: 1, lane: None };
+        let mut ops = vec![
+            remove.clone(),
+            Op::DeleteMessage { id: 1 },
+            put(1),
+            place(9, 1, 1, 0),
+            remove.clone(),
+            Op::DeleteMessage { id: 1 },
+        ];
+        annihilate(&mut ops);
+        assert_eq!(ops, vec![remove, Op::DeleteMessage { id: 1 }]);
+        // The same for a page.
+        let remove = Op::Remove { queue: 3, seq: 5, lane: Some(0) };
+        let mut ops = vec![remove.clone(), page(3, 5), remove.clone()];
+        annihilate(&mut ops);
+        assert_eq!(ops, vec![remove]);
     }
 }

@@ -22,9 +22,12 @@ impl Queue {
                 || c.max_length_bytes.is_some_and(|max| st.bytes() + m.body.len() as u64 > max))
     }
 
-    /// Drops the oldest ready messages while the queue is over its limits
-    /// (dead-lettered with reason `maxlen`).
-    pub(super) fn drop_head(&self, st: &mut State) {
+    /// Drops messages from the head (the next to be delivered: the oldest,
+    /// or in a priority queue the oldest of the highest priority, as
+    /// RabbitMQ) while the queue is over its limits (dead-lettered with
+    /// reason `maxlen`). When that message is paged out, it is read back
+    /// first and dropped when it arrives (`on_loaded`).
+    pub(super) fn drop_head(self: &Arc<Self>, st: &mut State) {
         let c = &self.config;
         if c.overflow != Overflow::DropHead || (c.max_length.is_none() && c.max_length_bytes.is_none()) {
             return;
@@ -32,7 +35,11 @@ impl Queue {
         while c.max_length.is_some_and(|max| st.len() as u64 > max)
             || c.max_length_bytes.is_some_and(|max| st.bytes() > max)
         {
-            let Some(e) = st.ready.pop_oldest() else { break };
+            if st.next_is_paged() {
+                self.fill(st);
+                break;
+            }
+            let Some(e) = st.ready.pop_front() else { break };
             self.forget(&e);
             st.dead.push((e.message, Reason::Maxlen));
         }

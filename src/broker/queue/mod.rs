@@ -224,9 +224,8 @@ impl Queue {
         for (lane, p) in paged.into_iter().enumerate().take(st.paged.len()) {
             st.paged[lane] = p;
         }
-        // Expired ones go when the timer fires, once every queue is back
-        // (a dead-letter queue restored later must not miss them).
-        self.arm(&mut st);
+        // Timers start once every queue and binding is back (`kick`), so
+        // dead letters of messages that expired meanwhile find their way.
     }
 
     /// Refuses access to another connection's exclusive queue.
@@ -342,8 +341,7 @@ impl Queue {
         let now = if st.ready.next_expiry().is_some() { now_ms() } else { 0 };
         while let Some(front) = st.ready.front() {
             // A higher priority waiting on disk goes first: wait for its page-in.
-            let level = usize::from(front.priority).min(st.paged.len() - 1);
-            if st.paged.len() > 1 && st.top_paged().is_some_and(|lane| lane > level) {
+            if st.paged.len() > 1 && st.next_is_paged() {
                 break;
             }
             // Strictly past: a message with a TTL of 0 still reaches a
@@ -375,10 +373,14 @@ impl Queue {
     /// (briefly blocking: only `basic.get` on a deep queue gets here).
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Entry, u32)> {
         self.touch();
+        let mut attempts = 0;
         loop {
             let mut st = self.state.lock();
             self.expire_due(&mut st);
-            if let Some(entry) = st.ready.pop_front() {
+            attempts += 1;
+            // The next message may be on disk (a higher priority): wait once for it.
+            let next = if st.next_is_paged() && attempts == 1 { None } else { st.ready.pop_front() };
+            if let Some(entry) = next {
                 self.fill(&mut st);
                 self.relieve(&st);
                 self.on_delivered(&entry, no_ack);
@@ -390,7 +392,8 @@ impl Queue {
                 self.finish(st);
                 return Some((entry, remaining));
             }
-            if st.paged_count() == 0 {
+            if st.paged_count() == 0 || attempts > 3 {
+                // Nothing left, or the store cannot read it back (it logged why).
                 self.finish(st);
                 return None;
             }
@@ -483,7 +486,12 @@ impl Queue {
             // A durable queue's index goes with its DeleteQueue; messages with their last reference.
             let st = &mut *st;
             for e in st.ready.take_all().into_iter().chain(st.unacked.drain().map(|(_, e)| e)) {
-                self.release(&e);
+                if self.is_persisted() {
+                    self.release(&e);
+                } else {
+                    // No DeleteQueue covers a non-durable queue's pages.
+                    self.forget(&e);
+                }
             }
             self.drop_paged(st);
             let consumers = std::mem::take(&mut st.consumers);
@@ -542,6 +550,14 @@ impl State {
     /// The highest lane with messages paged out.
     fn top_paged(&self) -> Option<usize> {
         self.paged.iter().rposition(|p| p.count > 0)
+    }
+
+    /// Whether the next message to deliver is on disk: nothing in memory
+    /// but pages, or pages of a higher priority than anything in memory.
+    fn next_is_paged(&self) -> bool {
+        let Some(top) = self.top_paged() else { return false };
+        let last = self.paged.len() - 1;
+        self.ready.front().is_none_or(|e| top > usize::from(e.priority).min(last))
     }
 }
 

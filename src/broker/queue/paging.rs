@@ -121,7 +121,9 @@ impl Queue {
             let (queue, epoch) = (self.clone(), st.epoch);
             let lane_id = s.id + lane as u64;
             let done = Box::new(move |loaded| queue.on_loaded(lane, epoch, loaded));
-            s.handle.read(lane_id, paged.from_seq, want, done);
+            if !s.handle.read(lane_id, paged.from_seq, want, done) {
+                st.loading[lane] = false;
+            }
         }
     }
 
@@ -151,6 +153,9 @@ impl Queue {
             let Some(message) = Message::from_record(place.message, &record, shared) else {
                 warn!(queue = %self.name, seq = place.seq, "dropping a paged-out message damaged on disk");
                 s.handle.submit(Op::Remove { queue: s.id, seq: place.seq, lane: Some(lane as u8) });
+                if shared {
+                    s.handle.release(place.message, true);
+                }
                 continue;
             };
             st.ready.push_back(Entry {
@@ -165,6 +170,8 @@ impl Queue {
             });
         }
         wake(&mut st);
+        // Over a length limit while everything was on disk: drop now.
+        self.drop_head(&mut st);
         self.dispatch(&mut st);
         self.finish(st);
     }

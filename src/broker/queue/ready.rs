@@ -66,14 +66,6 @@ impl Ready {
         Some(e)
     }
 
-    /// The oldest message of the lowest priority (what drop-head drops).
-    pub fn pop_oldest(&mut self) -> Option<Entry> {
-        let e = self.levels.iter_mut().find_map(|l| l.pop_front())?;
-        self.len -= 1;
-        self.bytes -= e.message.body.len();
-        Some(e)
-    }
-
     pub fn take_all(&mut self) -> Vec<Entry> {
         self.len = 0;
         self.bytes = 0;
