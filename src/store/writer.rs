@@ -115,7 +115,8 @@ impl StoreHandle {
             pressure: AtomicBool::new(false),
             head,
         });
-        let writer = Writer { store, sync, shared: shared.clone(), ops: Vec::with_capacity(1024) };
+        let writer =
+            Writer { store, sync, shared: shared.clone(), ops: Vec::with_capacity(1024), compaction: None };
         std::thread::Builder::new()
             .name("warren-store".into())
             .spawn(move || writer.run(rx))
@@ -284,6 +285,9 @@ struct Writer {
     sync: bool,
     shared: Arc<Shared>,
     ops: Vec<Op>,
+    /// A compaction running on a thread of its own (it can take seconds
+    /// over a large store; writes and reads go on meanwhile).
+    compaction: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Writer {
@@ -308,7 +312,7 @@ impl Writer {
                     Ok(cmd) => cmd,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         deletions = 0;
-                        self.store.compact();
+                        self.compact();
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -353,11 +357,14 @@ impl Writer {
             }
             if std::mem::take(&mut compact) {
                 deletions = 0;
-                self.store.compact();
+                self.compact();
             }
             if let Some(tell) = closed.take() {
                 drop(reads);
                 let _ = reader.join();
+                if let Some(c) = self.compaction.take() {
+                    let _ = c.join();
+                }
                 drop(self);
                 let _ = tell.send(());
                 return;
@@ -365,6 +372,21 @@ impl Writer {
         }
         drop(reads);
         let _ = reader.join();
+        if let Some(c) = self.compaction.take() {
+            let _ = c.join();
+        }
+    }
+
+    /// Starts a compaction unless one is still running.
+    fn compact(&mut self) {
+        if self.compaction.as_ref().is_some_and(|c| !c.is_finished()) {
+            return;
+        }
+        let store = self.store.clone();
+        self.compaction = std::thread::Builder::new()
+            .name("warren-store-compact".into())
+            .spawn(move || store.compact())
+            .ok();
     }
 
     /// Writes the pending batch (synced if someone waits for durability).
