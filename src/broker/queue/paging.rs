@@ -136,8 +136,17 @@ impl Queue {
         }
         st.loading[lane] = false;
         let Some(loaded) = loaded else {
-            // The store logged why; the next dispatch asks again.
+            // The store logged why; try again in a second (not in a hot loop).
             wake(&mut st);
+            if let Some(rt) = &self.runtime {
+                let queue = Arc::downgrade(self);
+                rt.spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    if let Some(q) = queue.upgrade() {
+                        q.kick();
+                    }
+                });
+            }
             return;
         };
         if loaded.is_empty() {
