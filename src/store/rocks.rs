@@ -247,11 +247,19 @@ impl Store for RocksStore {
             let (k, v) = item.map_err(|e| self.read_err(e))?;
             // One buffer per page; the record's fields are slices of it.
             let v = bytes::Bytes::from(v.into_vec());
-            let page = v
-                .get(..INDEX_VALUE)
-                .and_then(|place| index_entry(&k, place))
-                .zip(MessageRecord::decode_shared(&v.slice(INDEX_VALUE.min(v.len())..)));
-            let ((_, entry), record) = page.ok_or_else(|| self.corrupt("page"))?;
+            // A damaged page comes back with an empty record (the queue drops
+            // it and moves on) rather than failing every read after it.
+            let entry = v.get(..INDEX_VALUE).and_then(|place| index_entry(&k, place)).map(|(_, e)| e);
+            let entry = match entry {
+                Some(e) => e,
+                None => {
+                    let (_, e) =
+                        index_entry(&k, &[0; INDEX_VALUE]).ok_or_else(|| self.corrupt("page key"))?;
+                    e
+                }
+            };
+            let record =
+                MessageRecord::decode_shared(&v.slice(INDEX_VALUE.min(v.len())..)).unwrap_or_default();
             out.push((entry, record));
         }
         Ok(out)

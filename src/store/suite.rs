@@ -252,3 +252,27 @@ fn rocksdb_refuses_other_schema_versions_and_foreign_directories() {
     std::fs::write(damaged.0.join("CURRENT"), b"garbage\n").unwrap();
     assert!(RocksStore::open(&damaged.0).is_err());
 }
+
+#[test]
+fn a_damaged_page_reads_back_empty_instead_of_failing_the_lane() {
+    let dir = tempdir::Dir::new();
+    {
+        let s = RocksStore::open(&dir.0).unwrap();
+        s.write(&[page(7, 1, 1, 0, b"one"), page(7, 2, 2, 0, b"two")], true).unwrap();
+    }
+    {
+        let mut opts = rocksdb::Options::default();
+        opts.create_missing_column_families(true);
+        let families = ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages"];
+        let db = rocksdb::DB::open_cf(&opts, &dir.0, families).unwrap();
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&7u64.to_be_bytes());
+        key[8..].copy_from_slice(&1u64.to_be_bytes());
+        db.put_cf(db.cf_handle("pages").unwrap(), key, b"garbage").unwrap();
+    }
+    let s = RocksStore::open(&dir.0).unwrap();
+    let pages = s.read_pages(7, 0, 10).unwrap();
+    assert_eq!(pages.len(), 2);
+    assert_eq!((pages[0].0.seq, pages[0].1.header.len()), (1, 0), "the damaged one, empty");
+    assert_eq!(pages[1].1, message(b"two"));
+}
