@@ -26,7 +26,8 @@ install_deps() {
   wanted="$(grep -E '^pika==' "$clients/requirements.txt" | cut -d= -f3)"
   if [ "$("$PYTHON" -c 'import pika; print(pika.__version__)' 2>/dev/null)" != "$wanted" ]; then
     echo "== installing Python client deps (pika $wanted)"
-    PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --disable-pip-version-check -r "$clients/requirements.txt" || return 1
+    # Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told.
+    PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1 "$PYTHON" -m pip install --quiet --disable-pip-version-check -r "$clients/requirements.txt" || return 1
   fi
   wanted="$(node -p "require('$clients/package.json').dependencies.amqplib" 2>/dev/null)"
   local have
