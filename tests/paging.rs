@@ -55,6 +55,14 @@ async fn declare(ch: &Channel, name: &str, durable: bool) -> u32 {
     ch.queue_declare(name.into(), opts, FieldTable::default()).await.unwrap().message_count()
 }
 
+/// Declares a durable queue with one integer argument; returns its message count.
+async fn declare_args(ch: &Channel, name: &str, arg: &str, value: i32) -> u32 {
+    let mut args = FieldTable::default();
+    args.insert(arg.into(), lapin::types::AMQPValue::LongInt(value));
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare(name.into(), durable, args).await.unwrap().message_count()
+}
+
 fn props(persistent: bool) -> BasicProperties {
     BasicProperties::default().with_delivery_mode(if persistent { 2 } else { 1 })
 }
@@ -67,6 +75,17 @@ async fn publish(
     range: std::ops::Range<usize>,
     persistent: impl Fn(usize) -> bool,
 ) {
+    publish_with(ch, exchange, key, range, |i| props(persistent(i))).await
+}
+
+/// Publishes `m{from}`..`m{to}` with the properties `props_of` gives each.
+async fn publish_with(
+    ch: &Channel,
+    exchange: &str,
+    key: &str,
+    range: std::ops::Range<usize>,
+    props_of: impl Fn(usize) -> BasicProperties,
+) {
     let mut pending = Vec::new();
     for i in range {
         let body = format!("m{i}");
@@ -76,7 +95,7 @@ async fn publish(
                 key.into(),
                 BasicPublishOptions::default(),
                 body.as_bytes(),
-                props(persistent(i)),
+                props_of(i),
             )
             .await
             .unwrap();
@@ -304,29 +323,9 @@ async fn a_deep_priority_queue_pages_each_priority_and_keeps_the_order() {
     let dir = Dir::new();
     let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
     let (conn, ch) = connect(&s).await;
-    let mut args = FieldTable::default();
-    args.insert("x-max-priority".into(), lapin::types::AMQPValue::LongInt(4));
-    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-    ch.queue_declare("ranked".into(), durable, args.clone()).await.unwrap();
+    declare_args(&ch, "ranked", "x-max-priority", 4).await;
     // Priorities 0..=5 in turn (5 counts as 4), 1200 messages: most of every lane is paged out.
-    let mut pending = Vec::new();
-    for i in 0..1200usize {
-        let props = props(true).with_priority((i % 6) as u8);
-        let c = ch
-            .basic_publish(
-                "".into(),
-                "ranked".into(),
-                BasicPublishOptions::default(),
-                format!("m{i}").as_bytes(),
-                props,
-            )
-            .await
-            .unwrap();
-        pending.push(c);
-    }
-    for c in pending {
-        assert!(c.await.unwrap().is_ack());
-    }
+    publish_with(&ch, "", "ranked", 0..1200, |i| props(true).with_priority((i % 6) as u8)).await;
     assert!(in_memory(&s, "ranked") <= HEAD + 5, "{} messages in memory", in_memory(&s, "ranked"));
     let expected: Vec<String> = {
         let mut by_priority: Vec<(usize, usize)> = (0..1200).map(|i| ((i % 6).min(4), i)).collect();
@@ -353,30 +352,10 @@ async fn paged_out_high_priorities_overtake_a_head_full_of_low_ones() {
     let dir = Dir::new();
     let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
     let (conn, ch) = connect(&s).await;
-    let mut args = FieldTable::default();
-    args.insert("x-max-priority".into(), lapin::types::AMQPValue::LongInt(4));
-    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-    ch.queue_declare("urgent".into(), durable, args).await.unwrap();
+    declare_args(&ch, "urgent", "x-max-priority", 4).await;
     publish(&ch, "", "urgent", 0..500, |_| true).await;
     // The head is full of priority 0: these are paged out at once, in lane 4.
-    let mut pending = Vec::new();
-    for i in 500..600usize {
-        let props = props(true).with_priority(4);
-        pending.push(
-            ch.basic_publish(
-                "".into(),
-                "urgent".into(),
-                BasicPublishOptions::default(),
-                format!("m{i}").as_bytes(),
-                props,
-            )
-            .await
-            .unwrap(),
-        );
-    }
-    for c in pending {
-        assert!(c.await.unwrap().is_ack());
-    }
+    publish_with(&ch, "", "urgent", 500..600, |_| props(true).with_priority(4)).await;
     let mut want = names(500..600);
     want.extend(names(0..500));
     assert_eq!(consume(&conn, "urgent", 600).await, want);
@@ -388,16 +367,13 @@ async fn a_length_limit_holds_when_everything_is_paged_out() {
     let dir = Dir::new();
     let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
     let (_conn, ch) = connect(&s).await;
-    let mut args = FieldTable::default();
-    args.insert("x-max-length".into(), lapin::types::AMQPValue::LongInt(100));
-    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-    ch.queue_declare("bounded".into(), durable, args.clone()).await.unwrap();
+    declare_args(&ch, "bounded", "x-max-length", 100).await;
     // A head of 64 and a limit of 100: most of the queue is on disk, and
     // drop-head must still drop, from disk if need be.
     publish(&ch, "", "bounded", 0..2000, |_| true).await;
     let mut count = 0;
     for _ in 0..200 {
-        count = ch.queue_declare("bounded".into(), durable, args.clone()).await.unwrap().message_count();
+        count = declare_args(&ch, "bounded", "x-max-length", 100).await;
         if count == 100 {
             break;
         }

@@ -62,8 +62,7 @@ async fn a_dead_letter_routing_key_replaces_the_original() {
     let dlq = unique("dlq");
     named_queue(&ch, &dlq).await;
     let q = unique("work");
-    let args =
-        table(&[("x-dead-letter-exchange", long_str("")), ("x-dead-letter-routing-key", long_str(&dlq))]);
+    let args = table(&dead_letter_to(&dlq));
     queue_with(&ch, &q, args).await;
     publish(&ch, "", &q, b"m").await;
     let m = get_opts(&ch, &q, false).await.expect("the message");
@@ -72,7 +71,7 @@ async fn a_dead_letter_routing_key_replaces_the_original() {
         .unwrap();
     let d = get_eventually(&ch, &dlq).await.delivery;
     assert_eq!(d.routing_key.as_str(), dlq);
-    assert_eq!(text_of(&x_death(&d.properties)[0], "reason").as_deref(), Some("rejected"));
+    assert_eq!(death_reason(&d.properties).as_deref(), Some("rejected"));
     delete_queue(&ch, &q).await;
     delete_queue(&ch, &dlq).await;
     teardown(conn).await;
@@ -84,8 +83,7 @@ async fn rejections_in_a_loop_count_up_one_x_death_entry() {
     // Rejected messages come straight back to the same queue: a cycle with
     // a rejection in it is allowed.
     let q = unique("loop");
-    let args =
-        table(&[("x-dead-letter-exchange", long_str("")), ("x-dead-letter-routing-key", long_str(&q))]);
+    let args = table(&dead_letter_to(&q));
     queue_with(&ch, &q, args).await;
     publish(&ch, "", &q, b"m").await;
     for round in 1..=3 {
@@ -113,15 +111,10 @@ async fn x_death_lists_the_newest_death_first() {
     let q3 = unique("end");
     named_queue(&ch, &q3).await;
     let q2 = unique("middle");
-    let args2 =
-        table(&[("x-dead-letter-exchange", long_str("")), ("x-dead-letter-routing-key", long_str(&q3))]);
+    let args2 = table(&dead_letter_to(&q3));
     queue_with(&ch, &q2, args2).await;
     let q1 = unique("start");
-    let args1 = table(&[
-        ("x-message-ttl", int(20)),
-        ("x-dead-letter-exchange", long_str("")),
-        ("x-dead-letter-routing-key", long_str(&q2)),
-    ]);
+    let args1 = table_dead_lettering_to(&[("x-message-ttl", int(20))], &q2);
     queue_with(&ch, &q1, args1).await;
     publish(&ch, "", &q1, b"m").await;
     let m = get_manual_eventually(&ch, &q2).await;
@@ -143,11 +136,7 @@ async fn x_death_lists_the_newest_death_first() {
 async fn an_expiry_cycle_without_a_rejection_is_dropped() {
     let (conn, ch) = setup().await;
     let q = unique("ttl-loop");
-    let args = table(&[
-        ("x-message-ttl", int(20)),
-        ("x-dead-letter-exchange", long_str("")),
-        ("x-dead-letter-routing-key", long_str(&q)),
-    ]);
+    let args = table_dead_lettering_to(&[("x-message-ttl", int(20))], &q);
     queue_with(&ch, &q, args).await;
     publish(&ch, "", &q, b"m").await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -21,11 +21,7 @@ async fn max_length_drops_the_oldest_and_dead_letters_it_as_maxlen() {
     let dlq = unique("dlq");
     named_queue(&ch, &dlq).await;
     let q = unique("max-length");
-    let args = table(&[
-        ("x-max-length", int(2)),
-        ("x-dead-letter-exchange", long_str("")),
-        ("x-dead-letter-routing-key", long_str(&dlq)),
-    ]);
+    let args = table_dead_lettering_to(&[("x-max-length", int(2))], &dlq);
     queue_with(&ch, &q, args).await;
     for b in ["1", "2", "3"] {
         publish(&ch, "", &q, b.as_bytes()).await;
@@ -34,7 +30,7 @@ async fn max_length_drops_the_oldest_and_dead_letters_it_as_maxlen() {
     assert_eq!(bodies(&ch, &q).await, vec!["2", "3"]);
     let d = get(&ch, &dlq).await.expect("the dropped message").delivery;
     assert_eq!(d.data, b"1");
-    assert_eq!(text_of(&x_death(&d.properties)[0], "reason").as_deref(), Some("maxlen"));
+    assert_eq!(death_reason(&d.properties).as_deref(), Some("maxlen"));
     delete_queue(&ch, &q).await;
     delete_queue(&ch, &dlq).await;
     teardown(conn).await;
@@ -94,19 +90,17 @@ async fn reject_publish_dlx_nacks_and_dead_letters() {
     let dlq = unique("dlq");
     named_queue(&ch, &dlq).await;
     let q = unique("reject-dlx");
-    let args = table(&[
-        ("x-max-length", int(1)),
-        ("x-overflow", long_str("reject-publish-dlx")),
-        ("x-dead-letter-exchange", long_str("")),
-        ("x-dead-letter-routing-key", long_str(&dlq)),
-    ]);
+    let args = table_dead_lettering_to(
+        &[("x-max-length", int(1)), ("x-overflow", long_str("reject-publish-dlx"))],
+        &dlq,
+    );
     queue_with(&ch, &q, args).await;
     let opts = BasicPublishOptions::default();
     assert!(publish_confirmed(&ch, "", &q, opts, b"in", BasicProperties::default()).await.is_ack());
     assert!(publish_confirmed(&ch, "", &q, opts, b"out", BasicProperties::default()).await.is_nack());
     let d = get_eventually(&ch, &dlq).await.delivery;
     assert_eq!(d.data, b"out");
-    assert_eq!(text_of(&x_death(&d.properties)[0], "reason").as_deref(), Some("maxlen"));
+    assert_eq!(death_reason(&d.properties).as_deref(), Some("maxlen"));
     assert_eq!(bodies(&ch, &q).await, vec!["in"]);
     delete_queue(&ch, &q).await;
     delete_queue(&ch, &dlq).await;

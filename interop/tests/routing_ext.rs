@@ -91,12 +91,8 @@ async fn quorum_queues_must_be_durable_and_count_redeliveries() {
     let q = unique("quorum");
     let dlq = unique("dlq");
     named_queue(&ch, &dlq).await;
-    let quorum = table(&[
-        ("x-queue-type", long_str("quorum")),
-        ("x-delivery-limit", int(1)),
-        ("x-dead-letter-exchange", long_str("")),
-        ("x-dead-letter-routing-key", long_str(&dlq)),
-    ]);
+    let quorum =
+        table_dead_lettering_to(&[("x-queue-type", long_str("quorum")), ("x-delivery-limit", int(1))], &dlq);
     let transient = channel(&conn).await;
     let text = expect_error(
         "a non-durable quorum queue",
@@ -120,7 +116,7 @@ async fn quorum_queues_must_be_durable_and_count_redeliveries() {
     ch.basic_nack(second.delivery_tag, nack).await.unwrap();
     let d = get_eventually(&ch, &dlq).await.delivery;
     assert_eq!(d.data, b"poison");
-    assert_eq!(text_of(&x_death(&d.properties)[0], "reason").as_deref(), Some("delivery_limit"));
+    assert_eq!(death_reason(&d.properties).as_deref(), Some("delivery_limit"));
     assert!(get(&ch, &q).await.is_none());
     delete_queue(&ch, &q).await;
     delete_queue(&ch, &dlq).await;
@@ -138,11 +134,7 @@ async fn a_classic_queue_with_a_delivery_limit_guards_against_poison_messages() 
     let q = unique("poison");
     let dlq = unique("dlq");
     named_queue(&ch, &dlq).await;
-    let args = table(&[
-        ("x-delivery-limit", int(2)),
-        ("x-dead-letter-exchange", long_str("")),
-        ("x-dead-letter-routing-key", long_str(&dlq)),
-    ]);
+    let args = table_dead_lettering_to(&[("x-delivery-limit", int(2))], &dlq);
     queue_with(&ch, &q, args).await;
     publish(&ch, "", &q, b"poison").await;
     let nack = BasicNackOptions { requeue: true, multiple: false };
@@ -155,7 +147,7 @@ async fn a_classic_queue_with_a_delivery_limit_guards_against_poison_messages() 
         ch.basic_nack(d.delivery_tag, nack).await.unwrap();
     }
     let d = get_eventually(&ch, &dlq).await.delivery;
-    assert_eq!(text_of(&x_death(&d.properties)[0], "reason").as_deref(), Some("delivery_limit"));
+    assert_eq!(death_reason(&d.properties).as_deref(), Some("delivery_limit"));
     delete_queue(&ch, &q).await;
     delete_queue(&ch, &dlq).await;
     teardown(conn).await;

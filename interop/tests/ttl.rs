@@ -12,12 +12,10 @@ use lapin::BasicProperties;
 
 /// A queue `name` whose dead letters go to a fresh queue through the
 /// default exchange; returns the dead-letter queue's name.
-async fn with_dlq(ch: &lapin::Channel, name: &str, mut args: Vec<(&str, lapin::types::AMQPValue)>) -> String {
+async fn with_dlq(ch: &lapin::Channel, name: &str, args: Vec<(&str, lapin::types::AMQPValue)>) -> String {
     let dlq = unique("dlq");
     named_queue(ch, &dlq).await;
-    args.push(("x-dead-letter-exchange", long_str("")));
-    args.push(("x-dead-letter-routing-key", long_str(&dlq)));
-    queue_with(ch, name, table(&args)).await;
+    queue_with(ch, name, table_dead_lettering_to(&args, &dlq)).await;
     dlq
 }
 

@@ -916,6 +916,26 @@ pub fn int(n: i64) -> lapin::types::AMQPValue {
     lapin::types::AMQPValue::LongLongInt(n)
 }
 
+/// Arguments that dead-letter a queue's messages to `queue` through the
+/// default exchange.
+pub fn dead_letter_to(queue: &str) -> [(&'static str, lapin::types::AMQPValue); 2] {
+    [("x-dead-letter-exchange", long_str("")), ("x-dead-letter-routing-key", long_str(queue))]
+}
+
+/// A field table of `pairs` plus [`dead_letter_to`] `queue`.
+pub fn table_dead_lettering_to(pairs: &[(&str, lapin::types::AMQPValue)], queue: &str) -> FieldTable {
+    let mut t = table(pairs);
+    for (k, v) in dead_letter_to(queue) {
+        t.insert(k.into(), v);
+    }
+    t
+}
+
+/// The reason of a dead letter's newest `x-death` entry.
+pub fn death_reason(props: &BasicProperties) -> Option<String> {
+    text_of(x_death(props).first()?, "reason")
+}
+
 /// Declares a named queue with arguments (deleted by the test, or by `x-expires`).
 pub async fn queue_with(ch: &Channel, name: &str, args: FieldTable) {
     within("queue.declare", ch.queue_declare(name.into(), QueueDeclareOptions::default(), args))
