@@ -131,3 +131,28 @@ async fn a_later_higher_priority_consumer_does_not_displace_the_single_active_on
     delete_queue(&ch, &q).await;
     teardown(conn).await;
 }
+
+#[tokio::test]
+async fn a_consumer_priority_that_is_not_an_integer_is_refused() {
+    let (conn, ch) = setup().await;
+    let q = unique("bad-priority");
+    named_queue(&ch, &q).await;
+    let bad = channel(&conn).await;
+    let text = expect_error(
+        "basic.consume with x-priority 'high'",
+        bad.basic_consume(
+            q.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            table(&[("x-priority", long_str("high"))]),
+        ),
+        PRECONDITION_FAILED,
+    )
+    .await;
+    assert_eq!(
+        text,
+        format!("PRECONDITION_FAILED - invalid arg 'x-priority' for queue '{q}' in vhost '/': \"expected integer, got longstr\"")
+    );
+    delete_queue(&ch, &q).await;
+    teardown(conn).await;
+}
