@@ -185,3 +185,16 @@ async fn invalid_expirations_close_the_channel_like_rabbitmq() {
     delete_queue(&setup_ch, &q).await;
     teardown(conn).await;
 }
+
+#[tokio::test]
+async fn a_missing_exchange_is_reported_before_a_bad_expiration() {
+    let conn = connect().await;
+    let ch = channel(&conn).await;
+    let mut watch = watch_channel(&ch).await;
+    let props = BasicProperties::default().with_expiration("abc".into());
+    let missing = unique("missing");
+    let _ = ch.basic_publish(missing.as_str().into(), "k".into(), Default::default(), b"x", props).await;
+    let text = expect_channel_closed_by_server(&mut watch, NOT_FOUND).await;
+    assert_eq!(text, format!("NOT_FOUND - no exchange '{missing}' in vhost '/'"));
+    teardown(conn).await;
+}

@@ -3,7 +3,7 @@
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 
-use crate::protocol::table::{as_int, as_str};
+use crate::protocol::table::{as_int, as_str, type_name};
 use crate::protocol::AmqpError;
 
 /// Queue arguments RabbitMQ compares on redeclaration; others are ignored.
@@ -24,30 +24,6 @@ pub const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
 
 /// Exchange arguments compared on redeclaration.
 pub const EXCHANGE_EQUIVALENCE_ARGS: &[&str] = &["alternate-exchange"];
-
-/// The AMQP type name RabbitMQ prints for a value.
-fn type_name(v: &AMQPValue) -> &'static str {
-    match v {
-        AMQPValue::Boolean(_) => "bool",
-        AMQPValue::ShortShortInt(_) => "byte",
-        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
-        AMQPValue::ShortInt(_) => "short",
-        AMQPValue::ShortUInt(_) => "unsignedshort",
-        AMQPValue::LongInt(_) => "signedint",
-        AMQPValue::LongUInt(_) => "unsignedint",
-        AMQPValue::LongLongInt(_) => "long",
-        AMQPValue::Float(_) => "float",
-        AMQPValue::Double(_) => "double",
-        AMQPValue::DecimalValue(_) => "decimal",
-        AMQPValue::ShortString(_) => "shortstr",
-        AMQPValue::LongString(_) => "longstr",
-        AMQPValue::FieldArray(_) => "array",
-        AMQPValue::Timestamp(_) => "timestamp",
-        AMQPValue::FieldTable(_) => "table",
-        AMQPValue::ByteArray(_) => "bytearray",
-        AMQPValue::Void => "void",
-    }
-}
 
 fn value_text(v: &AMQPValue) -> String {
     if let Some(i) = as_int(v) {

@@ -27,9 +27,9 @@ pub enum Outbound {
     Deliver(Delivery),
     /// The queue went away under this consumer (`basic.cancel` from the server).
     Cancelled(Arc<Consumer>),
-    /// These publishes (channel, confirm number) are on disk (or failed to be).
+    /// These publishes (channel, channel epoch, confirm number) are on disk (or failed to be).
     Durable {
-        confirms: Vec<(u16, u64)>,
+        confirms: Vec<(u16, u64, u64)>,
         ok: bool,
     },
 }

@@ -2,27 +2,8 @@
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 
-use crate::protocol::table::{as_int, as_str};
+use crate::protocol::table::{as_int, as_str, type_name};
 use crate::protocol::AmqpError;
-
-/// RabbitMQ's name for a field value's type, as its error texts use it.
-pub fn type_name(v: &AMQPValue) -> &'static str {
-    match v {
-        AMQPValue::Boolean(_) => "bool",
-        AMQPValue::LongString(_) => "longstr",
-        AMQPValue::ShortString(_) => "shortstr",
-        AMQPValue::Double(_) => "double",
-        AMQPValue::Float(_) => "float",
-        AMQPValue::FieldTable(_) => "table",
-        AMQPValue::FieldArray(_) => "array",
-        AMQPValue::Timestamp(_) => "timestamp",
-        AMQPValue::DecimalValue(_) => "decimal",
-        AMQPValue::ByteArray(_) => "bytearray",
-        AMQPValue::Void => "void",
-        AMQPValue::LongInt(_) => "signedint",
-        _ => "long",
-    }
-}
 
 /// The longest TTL RabbitMQ accepts: ten years, in milliseconds.
 pub const MAX_TTL: i64 = 315_360_000_000;

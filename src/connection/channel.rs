@@ -30,8 +30,8 @@ pub struct Ctx {
     pub frame_max: u32,
     pub max_message_size: u64,
     pub router: Router,
-    /// Confirms (channel, number) waiting for this turn's writes to be durable.
-    pub durable_confirms: Vec<(u16, u64)>,
+    /// Confirms (channel, its epoch, number) waiting for this turn's writes to be durable.
+    pub durable_confirms: Vec<(u16, u64, u64)>,
     /// A congested queue this turn published to: the connection pauses reading.
     pub throttle: Option<Arc<Queue>>,
     /// The time this turn started (one clock read per turn, not per delivery).
@@ -53,6 +53,9 @@ pub struct Unacked {
 #[derive(Debug, Default)]
 pub struct Channel {
     pub id: u16,
+    /// Which opening of channel `id` this is (late store answers for an
+    /// earlier channel of the same number are ignored).
+    pub epoch: u64,
     /// We sent `channel.close` and wait for `close-ok`; everything else is dropped.
     pub closing: bool,
     pub(super) next_tag: u64,
@@ -73,8 +76,9 @@ pub struct Channel {
 }
 
 impl Channel {
-    pub fn new(id: u16) -> Self {
-        Channel { id, next_tag: 1, ..Default::default() }
+    /// `epoch` tells this channel from an earlier one with the same number.
+    pub fn new(id: u16, epoch: u64) -> Self {
+        Channel { id, epoch, next_tag: 1, ..Default::default() }
     }
 
     pub fn reply(&self, ctx: &mut Ctx, class: AMQPClass) {
@@ -173,13 +177,13 @@ impl Channel {
         }
     }
 
-    /// Releases everything the channel holds: consumers are removed and
-    /// unacknowledged messages go back to their queues as redelivered.
     /// When the oldest delivery still unacknowledged went out.
     pub fn oldest_unacked(&self) -> Option<std::time::Instant> {
         self.unacked.front().map(|u| u.at)
     }
 
+    /// Releases everything the channel holds: consumers are removed and
+    /// unacknowledged messages go back to their queues as redelivered.
     pub fn release(&mut self, vhost: &VHost) {
         self.pending = None;
         if let Some(tx) = self.tx.as_mut() {

@@ -25,7 +25,8 @@ impl Channel {
     }
 
     pub(super) fn consume(&mut self, c: basic::Consume, ctx: &mut Ctx) -> Result<(), AmqpError> {
-        let queue = if c.queue.as_str() == REPLY_TO {
+        let reply = c.queue.as_str() == REPLY_TO;
+        let named = if reply {
             // Direct reply-to: a private queue replies are routed to by name.
             if !c.no_ack {
                 return Err(AmqpError::precondition_failed("reply consumer cannot acknowledge"));
@@ -33,10 +34,11 @@ impl Channel {
             if self.reply_queue.is_some() {
                 return Err(AmqpError::precondition_failed("reply consumer already set"));
             }
-            ctx.vhost.open_reply_queue(ctx.conn)
+            None
         } else {
-            self.resolve_queue(c.queue.as_str(), ctx)?
+            Some(self.resolve_queue(c.queue.as_str(), ctx)?)
         };
+        let queue_name = named.as_ref().map_or(REPLY_TO, |q| q.name.as_str());
         let tag = if c.consumer_tag.as_str().is_empty() {
             names::consumer_tag()
         } else {
@@ -50,9 +52,9 @@ impl Channel {
             Some(v) => crate::protocol::table::as_int(v).ok_or_else(|| {
                 AmqpError::precondition_failed(format!(
                     "invalid arg 'x-priority' for queue '{}' in vhost '{}': \"expected integer, got {}\"",
-                    queue.name,
+                    queue_name,
                     ctx.vhost.name,
-                    crate::broker::queue_args::type_name(v)
+                    crate::protocol::table::type_name(v)
                 ))
             })?,
         };
@@ -66,8 +68,10 @@ impl Channel {
             priority,
         };
         let consumer = Arc::new(Consumer::new(spec, self.credit.clone(), ctx.tx.clone()));
+        // The reply queue is opened last, once nothing can refuse the consume.
+        let queue = named.unwrap_or_else(|| ctx.vhost.open_reply_queue(ctx.conn));
         queue.add_consumer(consumer.clone())?;
-        if c.queue.as_str() == REPLY_TO {
+        if reply {
             self.reply_queue = Some(queue.clone());
         }
         // Deliveries reach this connection through its outbound queue, which

@@ -137,6 +137,8 @@ struct Connection {
     throttled_on: Option<Arc<Queue>>,
     /// How long a delivery may stay unacknowledged (None: forever).
     consumer_timeout: Option<Duration>,
+    /// Channels opened so far (each channel's epoch).
+    epochs: u64,
 }
 
 impl Connection {
@@ -177,6 +179,7 @@ impl Connection {
             throttled_on: None,
             consumer_timeout: (config.amqp.consumer_timeout > 0)
                 .then(|| Duration::from_millis(config.amqp.consumer_timeout)),
+            epochs: 0,
         }
     }
 
@@ -201,7 +204,6 @@ impl Connection {
         // Frames already buffered during the handshake.
         self.process_input(&mut buf);
         while self.state != State::Done {
-            self.ctx.now = std::time::Instant::now();
             if !self.ctx.out.is_empty() {
                 if let Err(e) = wr.write_all(&self.ctx.out).await {
                     self.close_reason = format!("write failed: {e}");
@@ -232,6 +234,8 @@ impl Connection {
                     }
                 },
                 _ = self.rx.recv_many(&mut batch, OUTBOUND_BATCH) => {
+                    // One clock read per batch stamps its deliveries (consumer timeout).
+                    self.ctx.now = std::time::Instant::now();
                     for o in batch.drain(..) {
                         self.on_outbound(o);
                     }
@@ -294,6 +298,8 @@ impl Connection {
     }
 
     fn process_input(&mut self, buf: &mut BytesMut) {
+        // The clock deliveries are stamped with (consumer timeout): read after waking.
+        self.ctx.now = std::time::Instant::now();
         while self.state != State::Done && !self.blocked && self.throttled_on.is_none() {
             match decode(buf, self.ctx.frame_max) {
                 Ok(Some(frame)) => {
@@ -342,7 +348,7 @@ impl Connection {
 
     fn flush_confirms(&mut self) {
         for id in std::mem::take(&mut self.confirms_due) {
-            if let Some(ch) = self.channels.get_mut(&id) {
+            if let Some(ch) = self.channels.get_mut(&id).filter(|ch| !ch.closing) {
                 ch.flush_confirms(&mut self.ctx);
             }
         }
@@ -452,7 +458,8 @@ impl Connection {
                     ))
                     .during(c, m));
                 }
-                let ch = Channel::new(id);
+                self.epochs += 1;
+                let ch = Channel::new(id, self.epochs);
                 ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::OpenOk(chan::OpenOk {})));
                 self.channels.insert(id, ch);
                 return Ok(());
@@ -572,8 +579,10 @@ impl Connection {
                 }
             }
             Outbound::Durable { confirms, ok } => {
-                for (id, seq) in confirms {
-                    if let Some(ch) = self.channels.get_mut(&id) {
+                for (id, epoch, seq) in confirms {
+                    // Not for a channel closed since, nor for a new one of the same number.
+                    if let Some(ch) = self.channels.get_mut(&id).filter(|ch| ch.epoch == epoch && !ch.closing)
+                    {
                         ch.settle_confirm(seq, ok);
                         if !self.confirms_due.contains(&id) {
                             self.confirms_due.push(id);

@@ -148,6 +148,10 @@ impl Channel {
     fn finish_publish(&mut self, ctx: &mut Ctx) -> Result<(), AmqpError> {
         let Pending { publish, header, body } = self.pending.take().expect("a publish is pending");
         let (header, info) = header.expect("the header arrived");
+        // RabbitMQ's order: the exchange, the reply-to, user_id, then the properties.
+        let exchange =
+            ctx.vhost.publish_exchange(&publish.exchange, &mut ctx.router).map_err(|e| e.during(60, 40))?;
+        let (header, info) = self.direct_reply_to(header, info).map_err(|e| e.during(60, 40))?;
         if let Some(user_id) = info.user_id.map(|r| &header[r.range()]) {
             if user_id != ctx.user.as_bytes() {
                 return Err(AmqpError::precondition_failed(format!(
@@ -159,10 +163,7 @@ impl Channel {
             }
         }
         check_content(&header, &info).map_err(|e| e.during(60, 40))?;
-        let (header, info) = self.direct_reply_to(header, info).map_err(|e| e.during(60, 40))?;
         let (header, info, bcc) = strip_bcc(header, info);
-        let exchange =
-            ctx.vhost.publish_exchange(&publish.exchange, &mut ctx.router).map_err(|e| e.during(60, 40))?;
         let message =
             Arc::new(Message::new(publish.exchange, publish.routing_key, header, info, body.into_bytes()));
         match self.tx.as_mut() {
@@ -174,7 +175,9 @@ impl Channel {
                     // A full queue refused it (reject-publish): a nack.
                     (Some(confirms), Some(seq)) if routed.rejected => confirms.settle(seq, false),
                     // Confirmed when the store says the write is durable.
-                    (Some(_), Some(seq)) if routed.on_disk => ctx.durable_confirms.push((self.id, seq)),
+                    (Some(_), Some(seq)) if routed.on_disk => {
+                        ctx.durable_confirms.push((self.id, self.epoch, seq))
+                    }
                     (Some(confirms), Some(seq)) => confirms.settle(seq, true),
                     _ => {}
                 }
@@ -306,7 +309,7 @@ fn check_content(header: &[u8], info: &ContentHeader) -> Result<(), AmqpError> {
         if value.first() != Some(&b'A') {
             let kind = decode_properties(header)
                 .and_then(|p| p.headers().as_ref().and_then(|h| h.inner().get(key).cloned()))
-                .map_or("unknown", |v| crate::broker::queue_args::type_name(&v));
+                .map_or("unknown", |v| crate::protocol::table::type_name(&v));
             return Err(AmqpError::precondition_failed(format!(
                 "invalid message: {{unacceptable_type_in_header,\"{key}\",{kind}}}"
             )));

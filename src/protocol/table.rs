@@ -108,21 +108,33 @@ pub fn describe(v: &AMQPValue) -> String {
         AMQPValue::ShortString(s) => format!("{{shortstr,<<\"{}\">>}}", s.as_str()),
         AMQPValue::Void => "none".to_owned(),
         other => match as_int(other) {
-            Some(i) => format!("{{{},{i}}}", int_type_name(other)),
+            Some(i) => format!("{{{},{i}}}", type_name(other)),
             None => format!("{other:?}"),
         },
     }
 }
 
-fn int_type_name(v: &AMQPValue) -> &'static str {
+/// The AMQP type name RabbitMQ prints for a value in its error texts.
+pub fn type_name(v: &AMQPValue) -> &'static str {
     match v {
+        AMQPValue::Boolean(_) => "bool",
         AMQPValue::ShortShortInt(_) => "byte",
         AMQPValue::ShortShortUInt(_) => "unsignedbyte",
         AMQPValue::ShortInt(_) => "short",
         AMQPValue::ShortUInt(_) => "unsignedshort",
         AMQPValue::LongInt(_) => "signedint",
         AMQPValue::LongUInt(_) => "unsignedint",
-        _ => "long",
+        AMQPValue::LongLongInt(_) => "long",
+        AMQPValue::Float(_) => "float",
+        AMQPValue::Double(_) => "double",
+        AMQPValue::DecimalValue(_) => "decimal",
+        AMQPValue::ShortString(_) => "shortstr",
+        AMQPValue::LongString(_) => "longstr",
+        AMQPValue::FieldArray(_) => "array",
+        AMQPValue::Timestamp(_) => "timestamp",
+        AMQPValue::FieldTable(_) => "table",
+        AMQPValue::ByteArray(_) => "bytearray",
+        AMQPValue::Void => "void",
     }
 }
 

@@ -41,7 +41,7 @@ fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, S
         b.queues.values().map(|q| q.head.len() as u64 + q.paged.iter().map(|p| p.count).sum::<u64>()).sum();
     let queues = recovered.queues.len();
     let fixes = std::mem::take(&mut b.fixes);
-    let handle = StoreHandle::start_with(store, config.storage.fsync, next_id, b.refs, head);
+    let handle = StoreHandle::start(store, config.storage.fsync, next_id, b.refs, head);
     // Before anything reads pages back.
     for op in fixes {
         handle.submit(op);

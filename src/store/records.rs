@@ -173,6 +173,7 @@ impl MessageRecord {
         out
     }
     pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.reserve(16 + self.exchange.len() + self.routing_key.len() + self.header.len() + self.body.len());
         let mut w = Writer(std::mem::take(out));
         w.bytes(&self.exchange).bytes(&self.routing_key).bytes(&self.header).bytes(&self.body);
         *out = w.0;

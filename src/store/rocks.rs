@@ -152,6 +152,9 @@ impl RocksStore {
 impl Store for RocksStore {
     fn write(&self, ops: &[Op], sync: bool) -> Result<()> {
         let mut batch = WriteBatch::default();
+        let (messages, index, pages) = (self.cf("messages"), self.cf("index"), self.cf("pages"));
+        // One buffer for every encoded record of the batch (put_cf copies).
+        let mut scratch = Vec::new();
         for op in ops {
             match op {
                 Op::PutExchange(e) => {
@@ -170,26 +173,26 @@ impl Store for RocksStore {
                 Op::PutBinding(b) => batch.put_cf(self.cf("bindings"), binding_key(b), b.encode()),
                 Op::DeleteBinding(b) => batch.delete_cf(self.cf("bindings"), binding_key(b)),
                 Op::PutMessage { id, record } => {
-                    batch.put_cf(self.cf("messages"), id.to_be_bytes(), record.encode())
+                    scratch.clear();
+                    record.encode_into(&mut scratch);
+                    batch.put_cf(messages, id.to_be_bytes(), &scratch)
                 }
-                Op::DeleteMessage { id } => batch.delete_cf(self.cf("messages"), id.to_be_bytes()),
+                Op::DeleteMessage { id } => batch.delete_cf(messages, id.to_be_bytes()),
                 Op::Place { queue, entry } => {
-                    batch.put_cf(self.cf("index"), index_key(*queue, entry.seq), index_value(entry))
+                    batch.put_cf(index, index_key(*queue, entry.seq), index_value(entry))
                 }
                 Op::Page { queue, entry, record } => {
                     let place = index_value(entry);
-                    batch.put_cf(self.cf("index"), index_key(*queue, entry.seq), place);
-                    let key = index_key(*queue + u64::from(entry.lane), entry.seq);
-                    let mut value =
-                        Vec::with_capacity(place.len() + 16 + record.header.len() + record.body.len());
-                    value.extend_from_slice(&place);
-                    record.encode_into(&mut value);
-                    batch.put_cf(self.cf("pages"), key, value);
+                    batch.put_cf(index, index_key(*queue, entry.seq), place);
+                    scratch.clear();
+                    scratch.extend_from_slice(&place);
+                    record.encode_into(&mut scratch);
+                    batch.put_cf(pages, index_key(*queue + u64::from(entry.lane), entry.seq), &scratch);
                 }
                 Op::Remove { queue, seq, lane } => {
-                    batch.delete_cf(self.cf("index"), index_key(*queue, *seq));
+                    batch.delete_cf(index, index_key(*queue, *seq));
                     if let Some(lane) = lane {
-                        batch.delete_cf(self.cf("pages"), index_key(*queue + u64::from(*lane), *seq));
+                        batch.delete_cf(pages, index_key(*queue + u64::from(*lane), *seq));
                     }
                 }
             }

@@ -44,7 +44,6 @@ enum Cmd {
         from_seq: u64,
         to_seq: u64,
     },
-    Compact,
     /// Write what is pending, close the store, then say so.
     Shutdown(mpsc::SyncSender<()>),
 }
@@ -54,12 +53,6 @@ enum Cmd {
 pub struct HeadLimit {
     pub messages: usize,
     pub bytes: usize,
-}
-
-impl Default for HeadLimit {
-    fn default() -> Self {
-        HeadLimit { messages: 16_384, bytes: 32 << 20 }
-    }
 }
 
 /// What every handle shares.
@@ -93,15 +86,11 @@ impl std::fmt::Debug for StoreHandle {
 }
 
 impl StoreHandle {
-    /// Starts the writer thread. `sync` chooses whether barriers wait for
-    /// an fsync (durable against power loss) or only for the write
-    /// (durable against a crash of the process). Ids continue after `next_id`.
-    pub fn start(store: Arc<dyn Store>, sync: bool, next_id: u64) -> StoreHandle {
-        Self::start_with(store, sync, next_id, SharedRefs::default(), HeadLimit::default())
-    }
-
-    /// Starts the writer with recovered reference counts and a head limit.
-    pub fn start_with(
+    /// Starts the writer thread, with recovered reference counts and the
+    /// queues' head limit. `sync` chooses whether barriers wait for an
+    /// fsync (durable against power loss) or only for the write (durable
+    /// against a crash of the process). Ids continue after `next_id`.
+    pub fn start(
         store: Arc<dyn Store>,
         sync: bool,
         next_id: u64,
@@ -198,11 +187,6 @@ impl StoreHandle {
         rx.recv().unwrap_or(false)
     }
 
-    /// Reclaims space of deleted records (after a backlog drains, say).
-    pub fn compact(&self) {
-        let _ = self.tx.send(Cmd::Compact);
-    }
-
     /// Writes everything pending and closes the store (the writer owns it,
     /// so it is closed on its thread, before the process exits).
     pub fn shutdown(&self) {
@@ -220,6 +204,10 @@ impl StoreHandle {
 /// same for a page written and removed in one batch. A message or page
 /// written again after its deletion (a delivery taken back) is left alone.
 fn annihilate(ops: &mut Vec<Op>) {
+    // Most batches delete nothing: nothing to look for.
+    if !ops.iter().any(|op| matches!(op, Op::DeleteMessage { .. } | Op::Remove { lane: Some(_), .. })) {
+        return;
+    }
     // Where each message and page is first written in this batch: only
     // ops from there on are about that write (an earlier delete or remove
     // settles a copy written by an earlier batch, and must stay).
@@ -303,7 +291,6 @@ impl Writer {
         let mut waiting: Vec<Done> = Vec::new();
         let mut pending_reads: Vec<Read> = Vec::new();
         let mut closed: Option<mpsc::SyncSender<()>> = None;
-        let mut compact = false;
         let mut deletions: u64 = 0;
         loop {
             let first = if deletions >= COMPACT_AFTER {
@@ -340,7 +327,6 @@ impl Writer {
                     Cmd::DropRange { queue, lane, from_seq, to_seq } => {
                         deletions += self.drop_range(queue, lane, from_seq, to_seq);
                     }
-                    Cmd::Compact => compact = true,
                     Cmd::Shutdown(tell) => closed = Some(tell),
                 }
                 if self.ops.len() < MAX_BATCH && closed.is_none() {
@@ -354,10 +340,6 @@ impl Writer {
             // Reads see everything submitted before them.
             for r in pending_reads.drain(..) {
                 let _ = reads.send(r);
-            }
-            if std::mem::take(&mut compact) {
-                deletions = 0;
-                self.compact();
             }
             if let Some(tell) = closed.take() {
                 drop(reads);

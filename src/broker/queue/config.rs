@@ -64,11 +64,6 @@ impl QueueConfig {
         }
     }
 
-    /// Whether a message over the limits must be refused rather than make room.
-    pub fn rejects_publish(&self) -> bool {
-        self.overflow != Overflow::DropHead
-    }
-
     /// Whether redeliveries are counted in an `x-delivery-count` header.
     pub fn counts_deliveries(&self) -> bool {
         self.quorum || self.delivery_limit.is_some()
