@@ -20,7 +20,9 @@ pub fn credentials(mechanism: &str, response: &[u8]) -> Option<(String, String)>
             Some((String::from_utf8(user.to_vec()).ok()?, String::from_utf8(pass.to_vec()).ok()?))
         }
         "AMQPLAIN" => {
-            // A field table without its length prefix.
+            // A field table without its length prefix; a deep one is refused
+            // before amq-protocol's parser recurses into it.
+            crate::protocol::table::check_table(response).ok()?;
             let mut framed = (response.len() as u32).to_be_bytes().to_vec();
             framed.extend_from_slice(response);
             let (_, t) = parse_field_table(&framed[..]).ok()?;

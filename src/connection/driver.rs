@@ -426,7 +426,7 @@ impl Connection {
 
     fn on_connection_method(&mut self, payload: &bytes::Bytes) -> Result<(), AmqpError> {
         let (c, m) = method::ids(payload);
-        match method::decode(payload)? {
+        match method::decode(payload).map_err(AmqpError::on_connection)? {
             Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(close))) => {
                 debug!(code = close.reply_code, text = %close.reply_text, "client closed the connection");
                 self.close_reason = format!("client closed: {} {}", close.reply_code, close.reply_text);
@@ -448,7 +448,18 @@ impl Connection {
 
     fn on_channel_method(&mut self, id: u16, payload: &bytes::Bytes) -> Result<(), AmqpError> {
         let (c, m) = method::ids(payload);
-        let decoded = method::decode(payload)?;
+        let decoded = match method::decode(payload) {
+            Ok(decoded) => decoded,
+            Err(e) if e.is_hard() => return Err(e),
+            // Well formed but refused (a table nested too deep): the channel's error.
+            Err(e) => {
+                return match self.channels.get(&id) {
+                    Some(ch) if ch.closing => Ok(()),
+                    Some(_) => self.channel_error(id, e),
+                    None => Err(AmqpError::channel_error("expected 'channel.open'").during(c, m)),
+                }
+            }
+        };
         let Some(ch) = self.channels.get_mut(&id) else {
             if let Method::Other(AMQPClass::Channel(chan::AMQPMethod::Open(_))) = decoded {
                 if id > self.channel_max {

@@ -101,7 +101,7 @@ async fn next_connection_method(
         match frame {
             Frame::Heartbeat { channel: 0 } => continue,
             Frame::Method { channel: 0, payload } => {
-                match method::decode(&payload).map_err(HandshakeError::Refused)? {
+                match method::decode(&payload).map_err(|e| HandshakeError::Refused(e.on_connection()))? {
                     Method::Other(AMQPClass::Connection(Conn::Close(_))) => {
                         return Err(HandshakeError::ClientClosed)
                     }

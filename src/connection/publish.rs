@@ -90,9 +90,10 @@ impl Channel {
             )
             .during(60, 40));
         }
-        // A header for the wrong class answers the publish; a malformed one is a frame error.
+        // A header for the wrong class (or refused, not malformed) answers the publish;
+        // a malformed one is a frame error.
         let info = ContentHeader::scan(&payload).map_err(|e| {
-            if e.kind == ErrorKind::UnexpectedFrame {
+            if e.kind == ErrorKind::UnexpectedFrame || !e.is_hard() {
                 e.during(60, 40)
             } else {
                 e

@@ -102,6 +102,16 @@ impl AmqpError {
         self.kind.code()
     }
 
+    /// The same complaint as a connection error, where there is no channel
+    /// to close (channel 0, the handshake): soft errors become 501.
+    pub fn on_connection(self) -> Self {
+        if self.is_hard() {
+            return self;
+        }
+        let detail = self.text.split_once(" - ").map_or(self.text.as_str(), |(_, d)| d);
+        Self::frame_error(detail).during(self.class_id, self.method_id)
+    }
+
     pub fn is_hard(&self) -> bool {
         self.kind.is_hard()
     }

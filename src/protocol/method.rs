@@ -9,6 +9,7 @@ use bytes::Bytes;
 use nom::combinator::all_consuming;
 use nom::Parser;
 
+use super::table::{check_prefixed_table, TableFault};
 use super::{AmqpError, CLASS_BASIC};
 
 pub const METHOD_PUBLISH: u16 = 40;
@@ -68,6 +69,15 @@ pub fn decode(payload: &Bytes) -> Result<Method, AmqpError> {
     if let Some(m) = fast {
         return Ok(m);
     }
+    // amq-protocol's parser recurses into nested tables: refuse deep ones first.
+    if let Some(at) = table_at(class, method, payload) {
+        if check_prefixed_table(&payload[at..]).is_err_and(|f| f == TableFault::TooDeep) {
+            let place = method_name(class, method);
+            return Err(
+                AmqpError::precondition_failed(TableFault::too_deep_text(place)).during(class, method)
+            );
+        }
+    }
     match all_consuming(parse_class).parse(&payload[..]) {
         Ok((_, m)) => Ok(Method::Other(m)),
         Err(_) if !is_known_method(class, method) => {
@@ -75,6 +85,46 @@ pub fn decode(payload: &Bytes) -> Result<Method, AmqpError> {
         }
         Err(_) => Err(AmqpError::frame_error(format!("cannot decode method frame {class}/{method}"))
             .during(class, method)),
+    }
+}
+
+/// Where the field table of a method that carries one starts (its length
+/// prefix), for the methods of both directions amq-protocol parses; None when
+/// the method has none or is too short to have one (the parser then says so).
+/// A table is always the method's last field.
+fn table_at(class: u16, method: u16, payload: &[u8]) -> Option<usize> {
+    // After class and method ids: the short strings, then any bits octet.
+    let (start, shorts, bits) = match (class, method) {
+        (10, 10) => return (payload.len() >= 6).then_some(6), // connection.start: version octets
+        (10, 11) => return Some(4),                           // connection.start-ok
+        (40, 10) => (6, 2, 1),                                // exchange.declare
+        (40, 30) | (40, 40) => (6, 3, 1),                     // exchange.bind / unbind
+        (50, 10) => (6, 1, 1),                                // queue.declare
+        (50, 20) => (6, 3, 1),                                // queue.bind
+        (50, 50) => (6, 3, 0),                                // queue.unbind
+        (60, 20) => (6, 2, 1),                                // basic.consume
+        _ => return None,
+    };
+    let mut at = start;
+    for _ in 0..shorts {
+        at += 1 + *payload.get(at)? as usize;
+    }
+    at += bits;
+    (at <= payload.len()).then_some(at)
+}
+
+/// The name of a method that carries a table, for error texts.
+fn method_name(class: u16, method: u16) -> &'static str {
+    match (class, method) {
+        (10, 10) => "connection.start",
+        (10, 11) => "connection.start-ok",
+        (40, 10) => "exchange.declare",
+        (40, 30) => "exchange.bind",
+        (40, 40) => "exchange.unbind",
+        (50, 10) => "queue.declare",
+        (50, 20) => "queue.bind",
+        (50, 50) => "queue.unbind",
+        _ => "basic.consume",
     }
 }
 

@@ -11,7 +11,7 @@ use amq_protocol::frame::WriteContext;
 use amq_protocol::protocol::basic::{gen_properties, parse_properties, AMQPProperties};
 use bytes::Bytes;
 
-use super::table::validate_table;
+use super::table::{check_table, TableFault};
 use super::{AmqpError, CLASS_BASIC};
 
 /// Bytes before the property flags: class id, weight, body size.
@@ -117,8 +117,15 @@ impl ContentHeader {
                     let len_at = fixed(&mut pos, 4)?;
                     let len = u32::from_be_bytes(payload[len_at].try_into().expect("4 bytes"));
                     let r = fixed(&mut pos, len as usize)?;
-                    if !validate_table(&payload[r.clone()]) {
-                        return Err(bad());
+                    match check_table(&payload[r.clone()]) {
+                        Ok(()) => {}
+                        // Well formed but refused: the channel's error, not the stream's.
+                        Err(TableFault::TooDeep) => {
+                            return Err(AmqpError::precondition_failed(TableFault::too_deep_text(
+                                "the headers property",
+                            )))
+                        }
+                        Err(TableFault::Malformed) => return Err(bad()),
                     }
                     h.headers = Some(Span::of(r));
                 }

@@ -3,20 +3,51 @@
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 
-/// Walks an encoded field table (without its 4-byte length prefix) and
-/// checks that every key and value is well formed. Nothing is allocated.
-pub fn validate_table(mut b: &[u8]) -> bool {
-    while !b.is_empty() {
-        let Some((&klen, rest)) = b.split_first() else { return false };
-        if rest.len() < klen as usize {
-            return false;
-        }
-        match skip_value(&rest[klen as usize..]) {
-            Some(r) => b = r,
-            None => return false,
-        }
+/// How deeply field tables and arrays may nest inside each other, the
+/// outermost table counting as the first level. Every walker of these values
+/// recurses (ours, amq-protocol's parser and encoder, even `Drop`), so a
+/// client must not choose the depth: a 128 KiB frame holds ~26,000 levels,
+/// enough to overflow any thread's stack. Real messages nest a few levels
+/// (`x-death` is four); RabbitMQ itself sets no limit.
+pub const MAX_DEPTH: usize = 64;
+
+/// Why an encoded field table was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFault {
+    Malformed,
+    /// Tables and arrays nested more than [`MAX_DEPTH`] levels.
+    TooDeep,
+}
+
+impl TableFault {
+    /// The reply text's detail for a table that is too deep.
+    pub fn too_deep_text(place: &str) -> String {
+        format!("field table in {place} nested more than {MAX_DEPTH} levels deep")
     }
-    true
+}
+
+/// Walks an encoded field table (without its 4-byte length prefix) and
+/// checks that every key and value is well formed and that it nests at most
+/// [`MAX_DEPTH`] levels. Nothing is allocated.
+pub fn check_table(b: &[u8]) -> Result<(), TableFault> {
+    check_entries(b, 1)
+}
+
+/// Like [`check_table`], for a table with its 4-byte length prefix at the
+/// start of `b` (whatever follows it is not looked at).
+pub fn check_prefixed_table(b: &[u8]) -> Result<(), TableFault> {
+    skip_len_prefixed(b).map_or(Err(TableFault::Malformed), |(inner, _)| check_table(inner))
+}
+
+fn check_entries(mut b: &[u8], depth: usize) -> Result<(), TableFault> {
+    while !b.is_empty() {
+        let (&klen, rest) = b.split_first().ok_or(TableFault::Malformed)?;
+        if rest.len() < klen as usize {
+            return Err(TableFault::Malformed);
+        }
+        b = skip_value(&rest[klen as usize..], depth)?;
+    }
+    Ok(())
 }
 
 /// The encoded value (type byte first) of `key` in an encoded field table
@@ -26,7 +57,7 @@ pub fn find<'a>(mut b: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
         let (&klen, rest) = b.split_first()?;
         let k = rest.get(..klen as usize)?;
         let value = &rest[klen as usize..];
-        let after = skip_value(value)?;
+        let after = skip_value(value, 1).ok()?;
         if k == key {
             return Some(&value[..value.len() - after.len()]);
         }
@@ -44,9 +75,10 @@ fn skip_len_prefixed(b: &[u8]) -> Option<(&[u8], &[u8])> {
     (b.len() >= n).then(|| (&b[..n], &b[n..]))
 }
 
-/// Skips one typed value; returns what follows it.
-fn skip_value(b: &[u8]) -> Option<&[u8]> {
-    let (&t, b) = b.split_first()?;
+/// Skips one typed value inside a container `depth` levels deep; returns
+/// what follows it.
+fn skip_value(b: &[u8], depth: usize) -> Result<&[u8], TableFault> {
+    let (&t, b) = b.split_first().ok_or(TableFault::Malformed)?;
     let fixed = match t {
         b't' | b'b' | b'B' => 1,
         b's' | b'u' | b'U' => 2,
@@ -54,21 +86,25 @@ fn skip_value(b: &[u8]) -> Option<&[u8]> {
         b'l' | b'L' | b'd' | b'T' => 8,
         b'D' => 5,
         b'V' => 0,
-        b'S' | b'x' => return skip_len_prefixed(b).map(|(_, rest)| rest),
-        b'F' => {
-            let (inner, rest) = skip_len_prefixed(b)?;
-            return validate_table(inner).then_some(rest);
-        }
-        b'A' => {
-            let (mut inner, rest) = skip_len_prefixed(b)?;
-            while !inner.is_empty() {
-                inner = skip_value(inner)?;
+        b'S' | b'x' => return skip_len_prefixed(b).map(|(_, rest)| rest).ok_or(TableFault::Malformed),
+        b'F' | b'A' => {
+            let (inner, rest) = skip_len_prefixed(b).ok_or(TableFault::Malformed)?;
+            if depth >= MAX_DEPTH {
+                return Err(TableFault::TooDeep);
             }
-            return Some(rest);
+            if t == b'F' {
+                check_entries(inner, depth + 1)?;
+            } else {
+                let mut inner = inner;
+                while !inner.is_empty() {
+                    inner = skip_value(inner, depth + 1)?;
+                }
+            }
+            return Ok(rest);
         }
-        _ => return None,
+        _ => return Err(TableFault::Malformed),
     };
-    (b.len() >= fixed).then(|| &b[fixed..])
+    b.get(fixed..).ok_or(TableFault::Malformed)
 }
 
 /// An integer argument of any AMQP integer type.
@@ -163,11 +199,48 @@ mod tests {
         );
         t.insert("v".into(), AMQPValue::Void);
         let bytes = encoded(&t);
-        assert!(validate_table(&bytes));
+        assert_eq!(check_table(&bytes), Ok(()));
         // Cut inside the last entry (key 'v', type 'V'): no longer a table.
-        assert!(!validate_table(&bytes[..bytes.len() - 1]));
-        assert!(!validate_table(&bytes[..bytes.len() - 2]));
-        assert!(validate_table(&bytes[..bytes.len() - 3]));
-        assert!(!validate_table(&[1, b'k', b'Z']));
+        assert_eq!(check_table(&bytes[..bytes.len() - 1]), Err(TableFault::Malformed));
+        assert_eq!(check_table(&bytes[..bytes.len() - 2]), Err(TableFault::Malformed));
+        assert_eq!(check_table(&bytes[..bytes.len() - 3]), Ok(()));
+        assert_eq!(check_table(&[1, b'k', b'Z']), Err(TableFault::Malformed));
+    }
+
+    /// `levels` containers nested inside each other, the outermost a table
+    /// under key "k" (alternating arrays and tables), as table contents.
+    pub(crate) fn nested(levels: usize) -> Vec<u8> {
+        // Containers only have their contents at the end, so the encoding is
+        // each level's opening bytes, outermost first, then the innermost value.
+        let mut openings = Vec::with_capacity(levels);
+        let mut size = 1; // the innermost value, a void
+        for i in (1..levels).rev() {
+            let table = i % 2 == 1;
+            let content = size + if table { 2 } else { 0 };
+            let mut open = vec![if table { b'F' } else { b'A' }];
+            open.extend((content as u32).to_be_bytes());
+            if table {
+                open.extend([1, b'k']);
+            }
+            openings.push(open);
+            size = 5 + content;
+        }
+        let mut v = vec![1, b'k'];
+        v.extend(openings.iter().rev().flatten());
+        v.push(b'V');
+        v
+    }
+
+    #[test]
+    fn nesting_is_limited_without_recursing_past_the_limit() {
+        assert_eq!(check_table(&nested(MAX_DEPTH)), Ok(()));
+        assert_eq!(check_table(&nested(MAX_DEPTH + 1)), Err(TableFault::TooDeep));
+        // Far beyond: refused at the limit, long before the stack could matter.
+        assert_eq!(check_table(&nested(100_000)), Err(TableFault::TooDeep));
+        // What passes, amq-protocol parses.
+        let framed = [&(nested(MAX_DEPTH).len() as u32).to_be_bytes()[..], &nested(MAX_DEPTH)].concat();
+        assert!(amq_protocol::types::parsing::parse_field_table(&framed[..]).is_ok());
+        assert_eq!(check_prefixed_table(&framed), Ok(()));
+        assert_eq!(check_prefixed_table(&framed[..framed.len() - 1]), Err(TableFault::Malformed));
     }
 }
