@@ -58,6 +58,11 @@ pub struct AmqpConfig {
     pub heartbeat: u16,
     /// Largest message body accepted, in bytes (RabbitMQ's `max_message_size`).
     pub max_message_size: u64,
+    /// Bytes one connection may hold in messages still arriving (content
+    /// headers and bodies of all its channels); past it the connection is
+    /// closed with 506. Never less than one whole message: see
+    /// [`AmqpConfig::unfinished_limit`].
+    pub max_unfinished_bytes: u64,
     /// Seconds a client has to complete the handshake.
     pub handshake_timeout: u64,
     /// Milliseconds a delivery may stay unacknowledged before its channel
@@ -103,6 +108,14 @@ pub struct LogConfig {
 /// RabbitMQ's hard ceiling for `max_message_size`.
 pub const MAX_MESSAGE_SIZE_LIMIT: u64 = 512 * 1024 * 1024;
 
+impl AmqpConfig {
+    /// The bound on a connection's unfinished messages: as configured, but
+    /// never below what one message of `max_message_size` needs.
+    pub fn unfinished_limit(&self) -> u64 {
+        self.max_unfinished_bytes.max(self.max_message_size + u64::from(self.frame_max))
+    }
+}
+
 impl Default for AmqpConfig {
     fn default() -> Self {
         AmqpConfig {
@@ -111,6 +124,7 @@ impl Default for AmqpConfig {
             channel_max: 2047,
             heartbeat: 60,
             max_message_size: 128 * 1024 * 1024,
+            max_unfinished_bytes: 256 * 1024 * 1024,
             handshake_timeout: 10,
             consumer_timeout: 1_800_000,
         }

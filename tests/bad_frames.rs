@@ -109,7 +109,19 @@ connection_errors! {
     // Oversized frames, refused from the 7-byte frame header alone.
     oversized_body_frame_header_only: frame_header_only(3, 1, 200_000) => FRAME_ERROR;
     oversized_method_frame_header_only: frame_header_only(1, 1, u32::MAX) => FRAME_ERROR;
-    body_frame_one_byte_over_frame_max_header_only: frame_header_only(3, 1, FRAME_MAX - 7) => FRAME_ERROR;
+    // A payload of frame_max (8 over on the wire) is taken, as RabbitMQ does; one byte more is not.
+    body_frame_one_byte_over_frame_max_header_only: frame_header_only(3, 1, FRAME_MAX + 1) => (
+        501,
+        "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,131073,131064}",
+        0,
+        0,
+    );
+    method_frame_one_byte_over_frame_max_header_only: frame_header_only(1, 1, FRAME_MAX + 1) => (
+        501,
+        "FRAME_ERROR - type 1, all octets = <<>>: {frame_too_large,131073,131064}",
+        0,
+        0,
+    );
 
     // Frame types on channels they do not belong to.
     heartbeat_on_channel_1: raw_frame(8, 1, b"", FRAME_END) => UNEXPECTED_FRAME;
@@ -165,15 +177,26 @@ async fn frame_over_a_negotiated_frame_max_is_refused() {
     raw.handshake("guest", "guest", 4096, 0).await;
     raw.open_channel(1).await;
     raw.send(&cat(&[&publish(1, "", "q"), &header(1, 5000)])).await;
-    common::connection_error_on(raw, server.local_addr, &frame_header_only(3, 1, 4096 - 7), FRAME_ERROR)
-        .await;
+    common::connection_error_on(
+        raw,
+        server.local_addr,
+        &frame_header_only(3, 1, 4096 + 1),
+        (501, "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,4097,4088}", 0, 0),
+    )
+    .await;
 }
 
 /// Publishes `body` to a fresh queue in frames of at most `frame_max` and
 /// gets it back; checks the broker's own body frames respect `frame_max`.
 async fn publish_and_get(raw: &mut Raw, frame_max: u32, body: &[u8]) {
+    publish_in_frames_and_get(raw, frame_max, frame_max, body).await;
+}
+
+/// Like `publish_and_get`, sending body frames of up to `sent_frame_max`
+/// bytes on the wire (some clients send frame_max bytes of *payload*).
+async fn publish_in_frames_and_get(raw: &mut Raw, frame_max: u32, sent_frame_max: u32, body: &[u8]) {
     let q = raw.declare_queue(1, "").await;
-    raw.send(&message(1, "", &q, AMQPProperties::default(), body, frame_max)).await;
+    raw.send(&message(1, "", &q, AMQPProperties::default(), body, sent_frame_max)).await;
     raw.send(&basic_get(1, &q)).await;
     let m = raw.expect_method_on(1).await;
     assert!(matches!(m, AMQPClass::Basic(basic::AMQPMethod::GetOk(_))), "{m:?}");
@@ -212,6 +235,26 @@ async fn frame_exactly_at_a_negotiated_frame_max_is_accepted() {
     raw.handshake("guest", "guest", 4096, 0).await;
     raw.open_channel(1).await;
     publish_and_get(&mut raw, 4096, &pattern(4096 - 8)).await;
+}
+
+#[tokio::test]
+async fn body_frames_with_a_payload_of_frame_max_are_accepted() {
+    let server = common::start().await;
+    let mut raw = Raw::open(server.local_addr).await;
+    raw.open_channel(1).await;
+    // Payloads of exactly frame_max, 8 bytes over on the wire, then a remainder.
+    publish_in_frames_and_get(&mut raw, FRAME_MAX, FRAME_MAX + 8, &pattern(3 * FRAME_MAX as usize + 10))
+        .await;
+    assert_serving(server.local_addr).await;
+}
+
+#[tokio::test]
+async fn body_frames_with_a_payload_of_a_negotiated_frame_max_are_accepted() {
+    let server = common::start().await;
+    let mut raw = Raw::connect(server.local_addr).await;
+    raw.handshake("guest", "guest", 4096, 0).await;
+    raw.open_channel(1).await;
+    publish_in_frames_and_get(&mut raw, 4096, 4096 + 8, &pattern(2 * 4096 + 1)).await;
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ use crate::broker::{Broker, ConnectionId, Outbound, Queue};
 use crate::config::Config;
 use crate::protocol::frame::{decode, Frame};
 use crate::protocol::method::{self, Method};
-use crate::protocol::{encode, AmqpError, FRAME_MIN_SIZE};
+use crate::protocol::{encode, AmqpError, ErrorKind, FRAME_MIN_SIZE};
 
 /// Read buffer growth step for a busy connection; frames are cut out of it
 /// without copying.
@@ -80,7 +80,7 @@ async fn refuse(mut stream: TcpStream, mut buf: BytesMut, e: AmqpError) {
     warn!("handshake refused: {e}");
     let mut out = Vec::new();
     encode::method(&mut out, 0, &close_method(&e));
-    if stream.write_all(&out).await.is_err() {
+    if !matches!(timeout(CLOSE_TIMEOUT, stream.write_all(&out)).await, Ok(Ok(()))) {
         return;
     }
     let _ = timeout(CLOSE_TIMEOUT, async {
@@ -99,6 +99,28 @@ async fn refuse(mut stream: TcpStream, mut buf: BytesMut, e: AmqpError) {
         }
     })
     .await;
+}
+
+/// While the socket does not take our output, input is still read (to see
+/// that the client is alive) up to this much, but not processed.
+const STALLED_READ_MAX: usize = 256 * 1024;
+
+/// Writes what the socket takes now without waiting; 0 when it takes nothing.
+fn write_now(wr: &tokio::net::tcp::OwnedWriteHalf, mut bytes: &[u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while !bytes.is_empty() {
+        match wr.try_write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(k) => {
+                n += k;
+                bytes = &bytes[k..];
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 const MS_50: Duration = Duration::from_millis(50);
@@ -133,12 +155,16 @@ struct Connection {
     blocked_told: bool,
     /// The client started the close handshake.
     client_closed: bool,
+    /// Where `connection.close-ok` ends in the outbound buffer: nothing after it is sent.
+    close_ok_end: Option<usize>,
     /// Paused (not reading) while this queue it publishes to is congested.
     throttled_on: Option<Arc<Queue>>,
     /// How long a delivery may stay unacknowledged (None: forever).
     consumer_timeout: Option<Duration>,
     /// Channels opened so far (each channel's epoch).
     epochs: u64,
+    /// Bytes this connection's unfinished messages may hold.
+    unfinished_limit: u64,
 }
 
 impl Connection {
@@ -176,14 +202,22 @@ impl Connection {
             blocked_capable,
             blocked_told: false,
             client_closed: false,
+            close_ok_end: None,
             throttled_on: None,
             consumer_timeout: (config.amqp.consumer_timeout > 0)
                 .then(|| Duration::from_millis(config.amqp.consumer_timeout)),
             epochs: 0,
+            unfinished_limit: config.amqp.unfinished_limit(),
         }
     }
 
     /// The loop; returns why the connection ended.
+    ///
+    /// Writes never make it wait: what the socket does not take at once stays
+    /// in the buffer while the loop goes on watching heartbeats (and reading,
+    /// a little), so a client that stops reading is still noticed when it
+    /// also goes silent. Meanwhile no new input is processed and no new
+    /// deliveries are taken, so the buffer cannot grow.
     async fn run(
         mut self,
         stream: TcpStream,
@@ -198,42 +232,69 @@ impl Connection {
         let mut last_read_len = 0;
         let mut close_deadline = Instant::now() + Duration::from_secs(3600 * 24 * 365);
         let mut batch = Vec::new();
+        // Bytes at the front of `out` already written.
+        let mut written = 0;
+        // Input read while the socket would not take our output, not yet processed.
+        let mut deferred = false;
         // Checks for deliveries unacknowledged past the consumer timeout.
         let every = self.consumer_timeout.map_or(Duration::from_secs(3600), |t| (t / 2).clamp(MS_50, SECOND));
         let mut overdue = interval_at(Instant::now() + every, every);
         // Frames already buffered during the handshake.
         self.process_input(&mut buf);
         while self.state != State::Done {
-            if !self.ctx.out.is_empty() {
-                if let Err(e) = wr.write_all(&self.ctx.out).await {
-                    self.close_reason = format!("write failed: {e}");
-                    break;
+            if written < self.ctx.out.len() {
+                match write_now(&wr, &self.ctx.out[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) => {
+                        self.close_reason = format!("write failed: {e}");
+                        break;
+                    }
                 }
-                self.ctx.out.clear();
-                // A connection that went quiet gives back a large buffer; a busy one keeps it.
-                if self.ctx.out.capacity() > OUT_KEEP && self.rx.is_empty() && buf.is_empty() {
-                    self.ctx.out = Vec::new();
-                }
-                wrote_since_tick = true;
-                if self.state == State::Closing && close_deadline > Instant::now() + CLOSE_TIMEOUT {
-                    close_deadline = Instant::now() + CLOSE_TIMEOUT;
+                if written == self.ctx.out.len() {
+                    written = 0;
+                    self.ctx.out.clear();
+                    // A connection that went quiet gives back a large buffer; a busy one keeps it.
+                    if self.ctx.out.capacity() > OUT_KEEP && self.rx.is_empty() && buf.is_empty() {
+                        self.ctx.out = Vec::new();
+                    }
+                    wrote_since_tick = true;
+                    if self.state == State::Closing && close_deadline > Instant::now() + CLOSE_TIMEOUT {
+                        close_deadline = Instant::now() + CLOSE_TIMEOUT;
+                    }
                 }
             }
+            let stalled = written < self.ctx.out.len();
+            if deferred && !stalled {
+                deferred = false;
+                self.process_input(&mut buf);
+                continue;
+            }
+            let paused = self.blocked || self.throttled_on.is_some();
             if buf.capacity() - buf.len() < IDLE_CHUNK {
                 // Grow to a full chunk only for connections that fill what they have.
                 buf.reserve(if last_read_len >= IDLE_CHUNK { READ_CHUNK } else { IDLE_CHUNK });
             }
             tokio::select! {
-                r = rd.read_buf(&mut buf), if !self.blocked && self.throttled_on.is_none() => match r {
+                r = wr.writable(), if stalled => {
+                    if let Err(e) = r {
+                        self.close_reason = format!("write failed: {e}");
+                        break;
+                    }
+                }
+                r = rd.read_buf(&mut buf), if !paused && (!stalled || buf.len() < STALLED_READ_MAX) => match r {
                     Ok(0) => { self.close_reason = "client closed the socket".into(); break }
                     Err(e) => { self.close_reason = format!("read failed: {e}"); break }
                     Ok(n) => {
                         last_read_len = n;
                         last_read = Instant::now();
-                        self.process_input(&mut buf);
+                        if stalled {
+                            deferred = true;
+                        } else {
+                            self.process_input(&mut buf);
+                        }
                     }
                 },
-                _ = self.rx.recv_many(&mut batch, OUTBOUND_BATCH) => {
+                _ = self.rx.recv_many(&mut batch, OUTBOUND_BATCH), if !stalled => {
                     // One clock read per batch stamps its deliveries (consumer timeout).
                     self.ctx.now = std::time::Instant::now();
                     for o in batch.drain(..) {
@@ -241,26 +302,27 @@ impl Connection {
                     }
                     self.flush_confirms();
                 }
-                _ = relieved(self.throttled_on.clone()), if self.throttled_on.is_some() => {
+                _ = relieved(self.throttled_on.clone()), if self.throttled_on.is_some() && !stalled => {
                     self.throttled_on = None;
                     self.process_input(&mut buf);
                 }
-                _ = self.alarm.changed(), if self.blocked => {
+                _ = self.alarm.changed(), if self.blocked && !stalled => {
                     if !*self.alarm.borrow_and_update() {
                         self.unblock();
                         self.process_input(&mut buf);
                     }
                 }
                 _ = tick.tick(), if self.heartbeat > 0 => {
-                    if self.blocked || self.throttled_on.is_some() {
-                        // A paused client is not read from: its silence is ours.
+                    if paused && !stalled {
+                        // A paused client is not read from: its silence is ours. One
+                        // that does not read what we send is not excused.
                         last_read = Instant::now();
                     }
                     if last_read.elapsed() > hb * 2 {
                         self.close_reason = format!("missed heartbeats from client, timeout: {}s", self.heartbeat);
                         break;
                     }
-                    if !wrote_since_tick {
+                    if !wrote_since_tick && !stalled {
                         encode::heartbeat(&mut self.ctx.out);
                     }
                     wrote_since_tick = false;
@@ -270,7 +332,7 @@ impl Connection {
                 }
                 _ = shutdown.wait_for(|down| *down), if self.state == State::Running => {
                     self.close_connection(AmqpError::new(
-                        crate::protocol::ErrorKind::ConnectionForced,
+                        ErrorKind::ConnectionForced,
                         "broker forced connection closure with reason 'shutdown'",
                     ));
                 }
@@ -281,8 +343,14 @@ impl Connection {
             }
         }
         self.cleanup();
-        if self.state == State::Done && !self.ctx.out.is_empty() {
-            let _ = wr.write_all(&self.ctx.out).await;
+        if self.state == State::Done {
+            // Nothing may follow connection.close-ok, whatever this turn produced after it.
+            if let Some(end) = self.close_ok_end {
+                self.ctx.out.truncate(end);
+            }
+            if written < self.ctx.out.len() {
+                let _ = timeout(CLOSE_TIMEOUT, wr.write_all(&self.ctx.out[written..])).await;
+            }
         }
         if self.client_closed {
             // Like RabbitMQ, let a client that closed close its socket first:
@@ -308,9 +376,12 @@ impl Connection {
                     if let Err(e) = self.on_frame(frame) {
                         self.close_connection(e);
                     }
-                    // Block once a message is complete, never half-way through one.
-                    let published = content && self.channels.get(&channel).is_some_and(|ch| !ch.publishing());
-                    if published && *self.alarm.borrow() && self.state == State::Running {
+                    if content {
+                        self.bound_unfinished(channel);
+                    }
+                    // Like RabbitMQ, a publisher is blocked at its next content frame,
+                    // half-way through a message or not: what it sends is memory too.
+                    if content && *self.alarm.borrow() && self.state == State::Running {
                         self.block();
                     }
                     if let Some(q) = self.ctx.throttle.take() {
@@ -327,6 +398,26 @@ impl Connection {
         }
         self.await_durable();
         self.flush_confirms();
+    }
+
+    /// Closes the connection once its unfinished messages hold more than the
+    /// bound: a client must not make the broker buffer without end by starting
+    /// big messages on channel after channel and never finishing them.
+    fn bound_unfinished(&mut self, channel: u16) {
+        // Only while a message is still arriving on the channel just fed.
+        if self.channels.get(&channel).is_none_or(|ch| ch.unfinished_bytes() == 0) {
+            return;
+        }
+        let held: u64 = self.channels.values().map(|ch| ch.unfinished_bytes() as u64).sum();
+        if held > self.unfinished_limit {
+            self.close_connection(AmqpError::new(
+                ErrorKind::ResourceError,
+                format!(
+                    "unfinished messages on this connection hold {held} bytes, more than the {} allowed",
+                    self.unfinished_limit
+                ),
+            ));
+        }
     }
 
     /// Asks the store to tell us when this turn's persistent publishes are on disk.
@@ -398,10 +489,8 @@ impl Connection {
             if let Frame::Method { channel: 0, payload } = &frame {
                 match method::ids(payload) {
                     (10, 51) => self.state = State::Done,
-                    (10, 50) => {
-                        encode::method(&mut self.ctx.out, 0, &close_ok());
-                        self.state = State::Done;
-                    }
+                    // Both sides closed at once: answer theirs, still wait for ours.
+                    (10, 50) => encode::method(&mut self.ctx.out, 0, &close_ok()),
                     _ => {}
                 }
             }
@@ -430,7 +519,10 @@ impl Connection {
             Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(close))) => {
                 debug!(code = close.reply_code, text = %close.reply_text, "client closed the connection");
                 self.close_reason = format!("client closed: {} {}", close.reply_code, close.reply_text);
+                // Confirms owed for what was read before the close go out first.
+                self.flush_confirms();
                 encode::method(&mut self.ctx.out, 0, &close_ok());
+                self.close_ok_end = Some(self.ctx.out.len());
                 self.state = State::Done;
                 self.client_closed = true;
                 Ok(())
@@ -462,12 +554,14 @@ impl Connection {
         };
         let Some(ch) = self.channels.get_mut(&id) else {
             if let Method::Other(AMQPClass::Channel(chan::AMQPMethod::Open(_))) = decoded {
-                if id > self.channel_max {
+                // Like RabbitMQ, channel_max limits how many channels are open
+                // (closing ones included), not their numbers.
+                if self.channels.len() >= usize::from(self.channel_max) {
                     return Err(AmqpError::not_allowed(format!(
-                        "channel number {id} is above the negotiated channel_max {}",
+                        "number of channels opened ({}) has reached the negotiated channel_max ({})",
+                        self.channels.len(),
                         self.channel_max
-                    ))
-                    .during(c, m));
+                    )));
                 }
                 self.epochs += 1;
                 let ch = Channel::new(id, self.epochs);
@@ -478,6 +572,9 @@ impl Connection {
             return Err(AmqpError::channel_error("expected 'channel.open'").during(c, m));
         };
         if ch.closing {
+            // We sent channel.close: only its close-ok ends the channel. A close
+            // the client sent meanwhile (both sides at once) is answered, and
+            // everything else but a second open is dropped, as RabbitMQ does.
             match decoded {
                 Method::Other(AMQPClass::Channel(chan::AMQPMethod::Open(_))) => {
                     return Err(AmqpError::channel_error("second 'channel.open' seen").during(c, m));
@@ -487,9 +584,8 @@ impl Connection {
                 }
                 Method::Other(AMQPClass::Channel(chan::AMQPMethod::Close(_))) => {
                     ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})));
-                    self.channels.remove(&id);
                 }
-                _ => {} // dropped until the client acknowledges the close
+                _ => {}
             }
             return Ok(());
         }

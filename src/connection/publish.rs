@@ -34,7 +34,16 @@ impl Pending {
     pub fn has_header(&self) -> bool {
         self.header.is_some()
     }
+
+    /// Bytes held for this message so far: its content header and body.
+    pub fn held(&self) -> usize {
+        self.header.as_ref().map_or(0, |(h, _)| h.len()) + self.body.len()
+    }
 }
+
+/// The most a body buffer is given before its bytes arrive: a header may
+/// announce far more than its sender ever sends.
+const BODY_PREALLOCATION_MAX: usize = 4 << 20;
 
 impl Body {
     fn len(&self) -> usize {
@@ -138,7 +147,7 @@ impl Channel {
                 "content body of {have} bytes exceeds the {expected} announced in its header"
             )));
         }
-        body.push(payload, expected as usize);
+        body.push(payload, (expected as usize).min(BODY_PREALLOCATION_MAX));
         if have == expected {
             self.finish_publish(ctx)?;
         }
@@ -257,9 +266,9 @@ impl Channel {
         }
     }
 
-    /// Whether a message's content is still arriving.
-    pub fn publishing(&self) -> bool {
-        self.pending.is_some()
+    /// Bytes held for a message whose content is still arriving.
+    pub fn unfinished_bytes(&self) -> usize {
+        self.pending.as_ref().map_or(0, Pending::held)
     }
 
     /// Whether there are confirms to send.

@@ -43,11 +43,13 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, AmqpE
     if !matches!(kind, FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT) {
         return Err(AmqpError::frame_error(format!("unknown frame type {kind}")));
     }
-    // frame_max counts the whole frame, header and end octet included.
-    if u64::from(size) + 8 > u64::from(frame_max) {
+    // frame_max counts the whole frame, header and end octet included, but
+    // like RabbitMQ we take a *payload* of frame_max (8 bytes over on the
+    // wire): clients commonly count the payload only. Anything more is refused.
+    if size > frame_max {
         return Err(AmqpError::frame_error(format!(
-            "frame size {} is larger than the negotiated frame_max {frame_max}",
-            u64::from(size) + 8
+            "type {kind}, all octets = <<>>: {{frame_too_large,{size},{}}}",
+            frame_max.saturating_sub(8)
         )));
     }
     if kind == FRAME_HEARTBEAT && size != 0 {
@@ -114,6 +116,16 @@ mod tests {
         let mut buf = BytesMut::from(&[1u8, 0, 1, 0xff, 0xff, 0xff, 0xff][..]);
         let err = decode(&mut buf, 131072).unwrap_err();
         assert_eq!(err.code(), 501);
+    }
+
+    #[test]
+    fn takes_a_payload_of_frame_max_and_not_a_byte_more() {
+        let at = frame(FRAME_BODY, 1, &[7; 4096]);
+        let mut buf = BytesMut::from(&at[..]);
+        assert!(matches!(decode(&mut buf, 4096), Ok(Some(Frame::Body { .. }))));
+        let over = frame(FRAME_BODY, 1, &[7; 4097]);
+        let err = decode(&mut BytesMut::from(&over[..]), 4096).unwrap_err();
+        assert_eq!(err.text, "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,4097,4088}");
     }
 
     #[test]
