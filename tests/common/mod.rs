@@ -134,6 +134,16 @@ impl Raw {
         assert!(matches!(ok, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))), "{ok:?}");
     }
 
+    /// The socket and what was read but not parsed yet, to use the two
+    /// halves apart; `from_parts` puts them back.
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.buf)
+    }
+
+    pub fn from_parts(stream: TcpStream, buf: Vec<u8>) -> Raw {
+        Raw { stream, buf }
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.unwrap();
     }
