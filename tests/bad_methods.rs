@@ -110,6 +110,11 @@ macro_rules! channel_errors {
 }
 
 connection_errors! {
+    // A close-ok on an open channel that is not closing, and on one never opened (RabbitMQ 3.10.8).
+    close_ok_on_an_open_channel: method(1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})))
+        => (503, "COMMAND_INVALID - unimplemented method", 20, 41);
+    close_ok_on_an_unopened_channel: method(7, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})))
+        => (504, "CHANNEL_ERROR - expected 'channel.open'", 20, 41);
     // Unknown classes and methods: Warren answers 540 (RabbitMQ drops the socket).
     unknown_class_on_channel_1: method_raw(1, &[0x03, 0xe7, 0, 10]) => (540, "NOT_IMPLEMENTED - ", 999, 10);
     unknown_class_on_channel_0: method_raw(0, &[0x03, 0xe7, 0, 10]) => (540, "NOT_IMPLEMENTED - ", 999, 10);

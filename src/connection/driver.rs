@@ -599,7 +599,10 @@ impl Connection {
                 self.channels.remove(&id);
                 Ok(())
             }
-            Method::Other(AMQPClass::Channel(chan::AMQPMethod::CloseOk(_))) => Ok(()),
+            // A close-ok for a close nobody sent (RabbitMQ's answer).
+            Method::Other(AMQPClass::Channel(chan::AMQPMethod::CloseOk(_))) => {
+                Err(AmqpError::command_invalid("unimplemented method").during(c, m))
+            }
             decoded => {
                 let result = ch.handle(decoded, &mut self.ctx);
                 if ch.confirms_due() && !self.confirms_due.contains(&id) {
