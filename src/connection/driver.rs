@@ -123,6 +123,10 @@ fn write_now(wr: &tokio::net::tcp::OwnedWriteHalf, mut bytes: &[u8]) -> std::io:
     Ok(n)
 }
 
+/// A channel's unfinished message counts towards the connection's bound
+/// from this size on.
+const UNFINISHED_CHECK_FROM: usize = 64 * 1024;
+
 const MS_50: Duration = Duration::from_millis(50);
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -404,8 +408,10 @@ impl Connection {
     /// bound: a client must not make the broker buffer without end by starting
     /// big messages on channel after channel and never finishing them.
     fn bound_unfinished(&mut self, channel: u16) {
-        // Only while a message is still arriving on the channel just fed.
-        if self.channels.get(&channel).is_none_or(|ch| ch.unfinished_bytes() == 0) {
+        // Only once the channel just fed holds a sizeable unfinished message:
+        // small messages (the hot path) never pay for the sum, and what small
+        // ones can hold is bounded anyway, by channel_max of them.
+        if self.channels.get(&channel).is_none_or(|ch| ch.unfinished_bytes() < UNFINISHED_CHECK_FROM) {
             return;
         }
         let held: u64 = self.channels.values().map(|ch| ch.unfinished_bytes() as u64).sum();
