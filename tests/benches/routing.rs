@@ -1,7 +1,8 @@
 //! Routing microbenchmarks through `VHost::route`, the call a publishing
 //! channel makes per message: topic and direct exchanges with 10,000
 //! bindings, a fanout to 4 queues, a headers exchange with 100 bindings
-//! and the default exchange.
+//! and the default exchange; and topic bindings built to make matching
+//! exponential (many `#` words against a 100-word key).
 //!
 //! Run with `cargo bench --bench routing`. One element is one routed message.
 
@@ -173,6 +174,22 @@ fn topic(c: &mut Criterion) {
     bench_route(c, "topic_10k/audit_only", &vh, &ex, &plain("events", "billing.invoice.paid.v2"), 2);
 }
 
+/// Bindings that make a naive trie walk exponential, against a 100-word key:
+/// 40 `#` words, and 40 words alternating `#` and `a` (ending in `.b`, so no
+/// split of the key matches and every one would be tried).
+fn topic_pathological(c: &mut Criterion) {
+    let vh = Arc::new(VHost::new("/", None));
+    declare_queues(&vh, ["p0".to_string(), "p1".to_string()]);
+    let hashes = ["#"; 40].join(".");
+    let alternating = ["#", "a"].repeat(20).join(".") + ".b";
+    for (case, key, queue, queues) in [("hash_40", &hashes, "p0", 1), ("hash_a_40", &alternating, "p1", 0)] {
+        let ex = declare_exchange(&vh, case, "topic");
+        bind(&vh, queue, case, key);
+        let msg = plain(case, &["a"; 100].join("."));
+        bench_route(c, &format!("topic_pathological/{case}"), &vh, &ex, &msg, queues);
+    }
+}
+
 fn direct(c: &mut Criterion) {
     let (vh, ex) = direct_vhost();
     bench_route(c, "direct_10k/hit", &vh, &ex, &plain("tasks", "task.4321"), 1);
@@ -202,6 +219,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(20);
-    targets = topic, direct, fanout, headers, default_exchange
+    targets = topic, topic_pathological, direct, fanout, headers, default_exchange
 }
 criterion_main!(benches);
