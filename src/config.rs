@@ -52,7 +52,8 @@ pub struct AmqpConfig {
     pub listen: SocketAddr,
     /// Largest frame we accept and propose in `connection.tune`.
     pub frame_max: u32,
-    /// Highest channel number a connection may open.
+    /// How many channels a connection may have open at once (not the
+    /// highest channel number, as in RabbitMQ).
     pub channel_max: u16,
     /// Heartbeat interval we propose, in seconds (0 disables).
     pub heartbeat: u16,

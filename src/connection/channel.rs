@@ -36,6 +36,8 @@ pub struct Ctx {
     pub throttle: Option<Arc<Queue>>,
     /// The time this turn started (one clock read per turn, not per delivery).
     pub now: std::time::Instant,
+    /// Bytes all channels hold in messages still arriving (`Pending::held`).
+    pub unfinished: u64,
 }
 
 /// A delivery the client has not settled yet.
@@ -184,8 +186,10 @@ impl Channel {
 
     /// Releases everything the channel holds: consumers are removed and
     /// unacknowledged messages go back to their queues as redelivered.
-    pub fn release(&mut self, vhost: &VHost) {
+    pub fn release(&mut self, ctx: &mut Ctx) {
+        ctx.unfinished -= self.unfinished_bytes();
         self.pending = None;
+        let vhost = &*ctx.vhost;
         if let Some(tx) = self.tx.as_mut() {
             // An open transaction's settlements are void: back to unacked, then requeued below.
             for (settled, _) in tx.settles.drain(..) {

@@ -4,6 +4,8 @@
 //! and the heartbeat timer. Whatever they produce is appended to one
 //! buffer, written with a single socket write per turn of the loop.
 
+mod dispatch;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,12 +35,23 @@ const READ_CHUNK: usize = 64 * 1024;
 const IDLE_CHUNK: usize = 2 * 1024;
 /// An outbound buffer larger than this is given back when the connection goes quiet.
 const OUT_KEEP: usize = 16 * 1024;
-/// How long we wait for `connection.close-ok` after closing a connection.
+/// How long we wait for `connection.close-ok` once our `connection.close`
+/// is written...
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// ...counted from when the close was written; in all, since we decided to close.
+/// ...and at most from when we decided to close (a client may not read it).
 const STALLED_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Outbound queue items handled per turn, so reads are never starved.
 const OUTBOUND_BATCH: usize = 256;
+/// Once this much output waits for the socket, no more input is processed
+/// and no more deliveries are taken until it is written.
+const OUT_HIGH_WATER: usize = 1 << 20;
+/// While the socket does not take our output, input is still read (to see
+/// that the client is alive) up to this much, but not processed.
+const STALLED_READ_MAX: usize = 256 * 1024;
+/// The longest a publisher to a congested queue is not read.
+const THROTTLE_MAX: Duration = Duration::from_millis(250);
+const MS_50: Duration = Duration::from_millis(50);
+const SECOND: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -103,10 +116,6 @@ async fn refuse(mut stream: TcpStream, mut buf: BytesMut, e: AmqpError) {
     .await;
 }
 
-/// While the socket does not take our output, input is still read (to see
-/// that the client is alive) up to this much, but not processed.
-const STALLED_READ_MAX: usize = 256 * 1024;
-
 /// Writes what the socket takes now without waiting; 0 when it takes nothing.
 fn write_now(wr: &tokio::net::tcp::OwnedWriteHalf, mut bytes: &[u8]) -> std::io::Result<usize> {
     let mut n = 0;
@@ -124,15 +133,6 @@ fn write_now(wr: &tokio::net::tcp::OwnedWriteHalf, mut bytes: &[u8]) -> std::io:
     }
     Ok(n)
 }
-
-/// A channel's unfinished message counts towards the connection's bound
-/// from this size on.
-const UNFINISHED_CHECK_FROM: usize = 64 * 1024;
-
-mod dispatch;
-
-const MS_50: Duration = Duration::from_millis(50);
-const SECOND: Duration = Duration::from_secs(1);
 
 fn close_method(e: &AmqpError) -> AMQPClass {
     AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
@@ -165,8 +165,19 @@ struct Connection {
     client_closed: bool,
     /// Where `connection.close-ok` ends in the outbound buffer: nothing after it is sent.
     close_ok_end: Option<usize>,
-    /// Paused (not reading) while this queue it publishes to is congested.
+    /// Paused (not reading) while this queue it publishes to is congested...
     throttled_on: Option<Arc<Queue>>,
+    /// ...until then at the latest.
+    throttled_until: Instant,
+    /// The alarm's last value seen (read once per change, not per frame).
+    alarm_raised: bool,
+    /// False once the alarm's sender is gone (never, while the broker runs).
+    alarm_live: bool,
+    /// Complete frames are waiting in the read buffer for the socket to take
+    /// our output first.
+    deferred: bool,
+    /// Deliveries taken from the outbound queue past the high-water mark.
+    held: VecDeque<Outbound>,
     /// How long a delivery may stay unacknowledged (None: forever).
     consumer_timeout: Option<Duration>,
     /// Channels opened so far (each channel's epoch).
@@ -176,8 +187,9 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(id: ConnectionId, n: Negotiated, config: &Config, alarm: watch::Receiver<bool>) -> Self {
+    fn new(id: ConnectionId, n: Negotiated, config: &Config, mut alarm: watch::Receiver<bool>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let alarm_raised = *alarm.borrow_and_update();
         let capable = |cap: &str| {
             matches!(n.capabilities.inner().get(cap), Some(amq_protocol::types::AMQPValue::Boolean(true)))
         };
@@ -194,6 +206,7 @@ impl Connection {
                 max_message_size: config.amqp.max_message_size,
                 router: Router::default(),
                 durable_confirms: Vec::new(),
+                unfinished: 0,
                 throttle: None,
                 now: std::time::Instant::now(),
             },
@@ -212,6 +225,11 @@ impl Connection {
             client_closed: false,
             close_ok_end: None,
             throttled_on: None,
+            throttled_until: Instant::now(),
+            alarm_raised,
+            alarm_live: true,
+            deferred: false,
+            held: VecDeque::new(),
             consumer_timeout: (config.amqp.consumer_timeout > 0)
                 .then(|| Duration::from_millis(config.amqp.consumer_timeout)),
             epochs: 0,
@@ -242,8 +260,6 @@ impl Connection {
         let mut batch = Vec::new();
         // Bytes at the front of `out` already written.
         let mut written = 0;
-        // Input read while the socket would not take our output, not yet processed.
-        let mut deferred = false;
         // Checks for deliveries unacknowledged past the consumer timeout.
         let every = self.consumer_timeout.map_or(Duration::from_secs(3600), |t| (t / 2).clamp(MS_50, SECOND));
         let mut overdue = interval_at(Instant::now() + every, every);
@@ -276,8 +292,12 @@ impl Connection {
                 // A client that does not even read our close is not waited for long.
                 close_deadline = Instant::now() + STALLED_CLOSE_TIMEOUT;
             }
-            if deferred && !stalled {
-                deferred = false;
+            if !stalled && !self.held.is_empty() {
+                self.deliver_held();
+                continue;
+            }
+            if !stalled && self.deferred {
+                self.deferred = false;
                 self.process_input(&mut buf);
                 continue;
             }
@@ -294,40 +314,59 @@ impl Connection {
                     }
                 }
                 r = rd.read_buf(&mut buf), if !paused && (!stalled || buf.len() < STALLED_READ_MAX) => match r {
-                    Ok(0) => { self.close_reason = "client closed the socket".into(); break }
+                    Ok(0) => {
+                        // A half-closed client: what it sent before still counts
+                        // (publishes, acks); the answers it was not reading go.
+                        written = 0;
+                        while std::mem::take(&mut self.deferred) {
+                            self.ctx.out.clear();
+                            self.process_input(&mut buf);
+                        }
+                        self.close_reason = "client closed the socket".into();
+                        break
+                    }
                     Err(e) => { self.close_reason = format!("read failed: {e}"); break }
                     Ok(n) => {
                         last_read_len = n;
                         last_read = Instant::now();
                         if stalled {
-                            deferred = true;
+                            self.deferred = true;
                         } else {
                             self.process_input(&mut buf);
                         }
                     }
                 },
-                _ = self.rx.recv_many(&mut batch, OUTBOUND_BATCH), if !stalled => {
+                _ = self.rx.recv_many(&mut batch, OUTBOUND_BATCH), if !stalled && self.held.is_empty() => {
                     // One clock read per batch stamps its deliveries (consumer timeout).
                     self.ctx.now = std::time::Instant::now();
                     for o in batch.drain(..) {
-                        self.on_outbound(o);
+                        // Past the high-water mark the rest waits for the socket.
+                        if self.ctx.out.len() < OUT_HIGH_WATER {
+                            self.on_outbound(o);
+                        } else {
+                            self.held.push_back(o);
+                        }
                     }
                     self.flush_confirms();
                 }
-                _ = relieved(self.throttled_on.clone()), if self.throttled_on.is_some() && !stalled => {
+                _ = relieved(self.throttled_on.clone(), self.throttled_until), if self.throttled_on.is_some() => {
                     self.throttled_on = None;
-                    self.process_input(&mut buf);
+                    self.resume_input(stalled, &mut buf);
                 }
-                _ = self.alarm.changed(), if self.blocked && !stalled => {
-                    if !*self.alarm.borrow_and_update() {
-                        self.unblock();
-                        self.process_input(&mut buf);
+                r = self.alarm.changed(), if self.alarm_live => match r {
+                    Err(_) => self.alarm_live = false,
+                    Ok(()) => {
+                        self.alarm_raised = *self.alarm.borrow_and_update();
+                        if self.blocked && !self.alarm_raised {
+                            self.unblock();
+                            self.resume_input(stalled, &mut buf);
+                        }
                     }
-                }
+                },
                 _ = tick.tick(), if self.heartbeat > 0 => {
-                    if paused && !stalled {
-                        // A paused client is not read from: its silence is ours. One
-                        // that does not read what we send is not excused.
+                    if paused {
+                        // A paused client is not read from: its silence is ours
+                        // (RabbitMQ, too, does not check a blocked client's heartbeats).
                         last_read = Instant::now();
                     }
                     if last_read.elapsed() > hb * 2 {
@@ -377,27 +416,55 @@ impl Connection {
         std::mem::take(&mut self.close_reason)
     }
 
+    /// Input may be processed again (a pause ended): now, or once the socket
+    /// takes our output.
+    fn resume_input(&mut self, stalled: bool, buf: &mut BytesMut) {
+        if stalled {
+            self.deferred = true;
+        } else {
+            self.process_input(buf);
+        }
+    }
+
+    /// Deliveries held back while the outbound buffer was full, up to the high-water mark.
+    fn deliver_held(&mut self) {
+        self.ctx.now = std::time::Instant::now();
+        while self.ctx.out.len() < OUT_HIGH_WATER {
+            let Some(o) = self.held.pop_front() else { break };
+            self.on_outbound(o);
+        }
+        self.flush_confirms();
+    }
+
+    /// Processes the complete frames in `buf`, until the connection pauses or
+    /// its outbound buffer reaches the high-water mark (the rest is `deferred`
+    /// until the socket has taken that: one client's input must not make the
+    /// buffer grow without bound, e.g. basic.get + reject of a big message).
     fn process_input(&mut self, buf: &mut BytesMut) {
         // The clock deliveries are stamped with (consumer timeout): read after waking.
         self.ctx.now = std::time::Instant::now();
         while self.state != State::Done && !self.blocked && self.throttled_on.is_none() {
+            if self.ctx.out.len() >= OUT_HIGH_WATER {
+                self.deferred = true;
+                break;
+            }
             match decode(buf, self.ctx.frame_max) {
                 Ok(Some(frame)) => {
                     let content = matches!(frame, Frame::Header { .. } | Frame::Body { .. });
-                    let channel = frame.channel();
                     if let Err(e) = self.on_frame(frame) {
                         self.close_connection(e);
                     }
                     if content {
-                        self.bound_unfinished(channel);
+                        self.bound_unfinished();
                     }
                     // Like RabbitMQ, a publisher is blocked at its next content frame,
                     // half-way through a message or not: what it sends is memory too.
-                    if content && *self.alarm.borrow() && self.state == State::Running {
+                    if content && self.alarm_raised && self.state == State::Running {
                         self.block();
                     }
                     if let Some(q) = self.ctx.throttle.take() {
                         self.throttled_on = Some(q);
+                        self.throttled_until = Instant::now() + THROTTLE_MAX;
                     }
                 }
                 Ok(None) => break,
@@ -415,14 +482,8 @@ impl Connection {
     /// Closes the connection once its unfinished messages hold more than the
     /// bound: a client must not make the broker buffer without end by starting
     /// big messages on channel after channel and never finishing them.
-    fn bound_unfinished(&mut self, channel: u16) {
-        // Only once the channel just fed holds a sizeable unfinished message:
-        // small messages (the hot path) never pay for the sum, and what small
-        // ones can hold is bounded anyway, by channel_max of them.
-        if self.channels.get(&channel).is_none_or(|ch| ch.unfinished_bytes() < UNFINISHED_CHECK_FROM) {
-            return;
-        }
-        let held: u64 = self.channels.values().map(|ch| ch.unfinished_bytes() as u64).sum();
+    fn bound_unfinished(&mut self) {
+        let held = self.ctx.unfinished;
         if held > self.unfinished_limit {
             self.close_connection(AmqpError::new(
                 ErrorKind::ResourceError,
@@ -492,7 +553,7 @@ impl Connection {
         self.state = State::Closing;
         // Nothing more is delivered; what was in flight goes back to queues.
         for ch in self.channels.values_mut() {
-            ch.release(&self.ctx.vhost);
+            ch.release(&mut self.ctx);
             ch.closing = true;
         }
     }
@@ -529,12 +590,13 @@ impl Connection {
     /// Gives back everything the connection held.
     fn cleanup(&mut self) {
         for ch in self.channels.values_mut() {
-            ch.release(&self.ctx.vhost);
+            ch.release(&mut self.ctx);
         }
         self.channels.clear();
         self.ctx.vhost.connection_closed(self.ctx.conn);
         self.rx.close();
-        while let Ok(o) = self.rx.try_recv() {
+        let held = std::mem::take(&mut self.held);
+        for o in held.into_iter().chain(std::iter::from_fn(|| self.rx.try_recv().ok())) {
             if let Outbound::Deliver(d) = o {
                 d.queue.clone().return_undelivered(d);
             }
@@ -542,11 +604,12 @@ impl Connection {
     }
 }
 
-/// Resolves when a congested queue has drained, or after a short while
-/// anyway: a client that consumes on the connection it publishes on must get
-/// its acks read eventually, so the pause is a brake, never a stop.
-async fn relieved(queue: Option<Arc<Queue>>) {
+/// Resolves when a congested queue has drained, or at `until` anyway (a
+/// fixed time, however often the loop turns): a client that consumes on the
+/// connection it publishes on must get its acks read eventually, so the
+/// pause is a brake, never a stop.
+async fn relieved(queue: Option<Arc<Queue>>, until: Instant) {
     if let Some(q) = queue {
-        let _ = timeout(Duration::from_millis(250), q.drained()).await;
+        let _ = tokio::time::timeout_at(until, q.drained()).await;
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::channel::{Channel, Ctx};
 use super::confirms::Confirms;
@@ -27,7 +27,7 @@ enum Body {
     Empty,
     /// One frame: kept as a slice of the read buffer, no copy.
     One(Bytes),
-    Many(BytesMut),
+    Many(Vec<u8>),
 }
 
 impl Pending {
@@ -35,9 +35,10 @@ impl Pending {
         self.header.is_some()
     }
 
-    /// Bytes held for this message so far: its content header and body.
-    pub fn held(&self) -> usize {
-        self.header.as_ref().map_or(0, |(h, _)| h.len()) + self.body.len()
+    /// Bytes held for this message so far: its content header and the
+    /// memory its body takes (what was allocated, not only what arrived).
+    pub fn held(&self) -> u64 {
+        (self.header.as_ref().map_or(0, |(h, _)| h.len()) + self.body.held()) as u64
     }
 }
 
@@ -54,16 +55,31 @@ impl Body {
         }
     }
 
-    fn push(&mut self, part: Bytes, capacity: usize) {
+    fn held(&self) -> usize {
+        match self {
+            Body::Many(b) => b.capacity(),
+            other => other.len(),
+        }
+    }
+
+    /// Appends a frame's payload to a body of `expected` bytes. The buffer
+    /// grows by doubling, never past `expected`, so it ends exactly that big
+    /// and never holds more than twice what arrived.
+    fn push(&mut self, part: Bytes, expected: usize) {
         *self = match std::mem::replace(self, Body::Empty) {
             Body::Empty => Body::One(part),
             Body::One(first) => {
-                let mut all = BytesMut::with_capacity(capacity);
+                let have = first.len() + part.len();
+                let mut all = Vec::with_capacity(expected.min(BODY_PREALLOCATION_MAX).max(have));
                 all.extend_from_slice(&first);
                 all.extend_from_slice(&part);
                 Body::Many(all)
             }
             Body::Many(mut all) => {
+                if all.capacity() - all.len() < part.len() {
+                    let remaining = expected.saturating_sub(all.len());
+                    all.reserve_exact(part.len().max(all.len().min(remaining)));
+                }
                 all.extend_from_slice(&part);
                 Body::Many(all)
             }
@@ -74,7 +90,7 @@ impl Body {
         match self {
             Body::Empty => Bytes::new(),
             Body::One(b) => b,
-            Body::Many(b) => b.freeze(),
+            Body::Many(b) => Bytes::from(b),
         }
     }
 }
@@ -117,6 +133,7 @@ impl Channel {
             .during(60, 40));
         }
         let done = info.body_size == 0;
+        ctx.unfinished += payload.len() as u64;
         pending.header = Some((payload, info));
         if done {
             self.finish_publish(ctx)?;
@@ -147,7 +164,9 @@ impl Channel {
                 "content body of {have} bytes exceeds the {expected} announced in its header"
             )));
         }
-        body.push(payload, (expected as usize).min(BODY_PREALLOCATION_MAX));
+        let before = body.held();
+        body.push(payload, expected as usize);
+        ctx.unfinished += (body.held() - before) as u64;
         if have == expected {
             self.finish_publish(ctx)?;
         }
@@ -156,7 +175,9 @@ impl Channel {
 
     /// Routes a complete message to its queues.
     fn finish_publish(&mut self, ctx: &mut Ctx) -> Result<(), AmqpError> {
-        let Pending { publish, header, body } = self.pending.take().expect("a publish is pending");
+        let pending = self.pending.take().expect("a publish is pending");
+        ctx.unfinished -= pending.held();
+        let Pending { publish, header, body } = pending;
         let (header, info) = header.expect("the header arrived");
         // RabbitMQ's order: the exchange, the reply-to, user_id, then the properties.
         let exchange =
@@ -267,7 +288,7 @@ impl Channel {
     }
 
     /// Bytes held for a message whose content is still arriving.
-    pub fn unfinished_bytes(&self) -> usize {
+    pub fn unfinished_bytes(&self) -> u64 {
         self.pending.as_ref().map_or(0, Pending::held)
     }
 

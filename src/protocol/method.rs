@@ -70,12 +70,9 @@ pub fn decode(payload: &Bytes) -> Result<Method, AmqpError> {
         return Ok(m);
     }
     // amq-protocol's parser recurses into nested tables: refuse deep ones first.
-    if let Some(at) = table_at(class, method, payload) {
+    if let Some((name, at)) = table_at(class, method, payload) {
         if check_prefixed_table(&payload[at..]).is_err_and(|f| f == TableFault::TooDeep) {
-            let place = method_name(class, method);
-            return Err(
-                AmqpError::precondition_failed(TableFault::too_deep_text(place)).during(class, method)
-            );
+            return Err(AmqpError::precondition_failed(TableFault::too_deep_text(name)).during(class, method));
         }
     }
     match all_consuming(parse_class).parse(&payload[..]) {
@@ -88,21 +85,22 @@ pub fn decode(payload: &Bytes) -> Result<Method, AmqpError> {
     }
 }
 
-/// Where the field table of a method that carries one starts (its length
-/// prefix), for the methods of both directions amq-protocol parses; None when
-/// the method has none or is too short to have one (the parser then says so).
-/// A table is always the method's last field.
-fn table_at(class: u16, method: u16, payload: &[u8]) -> Option<usize> {
-    // After class and method ids: the short strings, then any bits octet.
-    let (start, shorts, bits) = match (class, method) {
-        (10, 10) => return (payload.len() >= 6).then_some(6), // connection.start: version octets
-        (10, 11) => return Some(4),                           // connection.start-ok
-        (40, 10) => (6, 2, 1),                                // exchange.declare
-        (40, 30) | (40, 40) => (6, 3, 1),                     // exchange.bind / unbind
-        (50, 10) => (6, 1, 1),                                // queue.declare
-        (50, 20) => (6, 3, 1),                                // queue.bind
-        (50, 50) => (6, 3, 0),                                // queue.unbind
-        (60, 20) => (6, 2, 1),                                // basic.consume
+/// The name of a method that carries a field table and where that table
+/// starts (its length prefix), for the methods of both directions
+/// amq-protocol parses; None when the method has none or is too short to
+/// reach it (the parser then says so).
+fn table_at(class: u16, method: u16, payload: &[u8]) -> Option<(&'static str, usize)> {
+    // Where the fields start, the short strings before the table, then any bits octet.
+    let (name, start, shorts, bits) = match (class, method) {
+        (10, 10) => ("connection.start", 6, 0, 0), // after the version octets
+        (10, 11) => ("connection.start-ok", 4, 0, 0),
+        (40, 10) => ("exchange.declare", 6, 2, 1), // ticket, exchange, type, bits
+        (40, 30) => ("exchange.bind", 6, 3, 1),    // ticket, destination, source, key, nowait
+        (40, 40) => ("exchange.unbind", 6, 3, 1),
+        (50, 10) => ("queue.declare", 6, 1, 1), // ticket, queue, bits
+        (50, 20) => ("queue.bind", 6, 3, 1),    // ticket, queue, exchange, key, nowait
+        (50, 50) => ("queue.unbind", 6, 3, 0),  // no bits
+        (60, 20) => ("basic.consume", 6, 2, 1), // ticket, queue, tag, bits
         _ => return None,
     };
     let mut at = start;
@@ -110,22 +108,7 @@ fn table_at(class: u16, method: u16, payload: &[u8]) -> Option<usize> {
         at += 1 + *payload.get(at)? as usize;
     }
     at += bits;
-    (at <= payload.len()).then_some(at)
-}
-
-/// The name of a method that carries a table, for error texts.
-fn method_name(class: u16, method: u16) -> &'static str {
-    match (class, method) {
-        (10, 10) => "connection.start",
-        (10, 11) => "connection.start-ok",
-        (40, 10) => "exchange.declare",
-        (40, 30) => "exchange.bind",
-        (40, 40) => "exchange.unbind",
-        (50, 10) => "queue.declare",
-        (50, 20) => "queue.bind",
-        (50, 50) => "queue.unbind",
-        _ => "basic.consume",
-    }
+    (at <= payload.len()).then_some((name, at))
 }
 
 /// Every (class, method) pair of AMQP 0-9-1 with RabbitMQ's extensions.

@@ -207,26 +207,15 @@ mod tests {
         assert_eq!(check_table(&[1, b'k', b'Z']), Err(TableFault::Malformed));
     }
 
-    /// `levels` containers nested inside each other, the outermost a table
-    /// under key "k" (alternating arrays and tables), as table contents.
+    /// A table whose key "k" holds arrays nested so that the whole nests
+    /// `levels` deep, the innermost holding a void.
     pub(crate) fn nested(levels: usize) -> Vec<u8> {
-        // Containers only have their contents at the end, so the encoding is
-        // each level's opening bytes, outermost first, then the innermost value.
-        let mut openings = Vec::with_capacity(levels);
-        let mut size = 1; // the innermost value, a void
-        for i in (1..levels).rev() {
-            let table = i % 2 == 1;
-            let content = size + if table { 2 } else { 0 };
-            let mut open = vec![if table { b'F' } else { b'A' }];
-            open.extend((content as u32).to_be_bytes());
-            if table {
-                open.extend([1, b'k']);
-            }
-            openings.push(open);
-            size = 5 + content;
-        }
         let mut v = vec![1, b'k'];
-        v.extend(openings.iter().rev().flatten());
+        for i in 0..levels - 1 {
+            // The array's contents: the arrays inside it (5 bytes each) and the void.
+            v.push(b'A');
+            v.extend(((5 * (levels - 2 - i) + 1) as u32).to_be_bytes());
+        }
         v.push(b'V');
         v
     }

@@ -124,7 +124,7 @@ impl Connection {
                 Err(AmqpError::channel_error("second 'channel.open' seen").during(c, m))
             }
             Method::Other(AMQPClass::Channel(chan::AMQPMethod::Close(_))) => {
-                ch.release(&self.ctx.vhost);
+                ch.release(&mut self.ctx);
                 ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})));
                 self.channels.remove(&id);
                 Ok(())
@@ -192,7 +192,7 @@ impl Connection {
         debug!(channel = id, "closing channel: {e}");
         let Some(ch) = self.channels.get_mut(&id) else { return Ok(()) };
         ch.flush_confirms(&mut self.ctx);
-        ch.release(&self.ctx.vhost);
+        ch.release(&mut self.ctx);
         ch.closing = true;
         let close = chan::Close {
             reply_code: e.code(),
