@@ -89,14 +89,36 @@ pub struct StorageConfig {
     pub queue_head_bytes: usize,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// A user, with a plain `password` (hashed at start, never kept) or a
+/// `password_hash` in RabbitMQ's format; neither disables password login.
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub name: String,
-    pub password: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// base64(salt ‖ hash), as `rabbitmqctl hash_password` or a definitions export gives it.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    /// `rabbit_password_hashing_sha256` (the default) or `rabbit_password_hashing_sha512`.
+    #[serde(default)]
+    pub hashing_algorithm: Option<String>,
     /// Like RabbitMQ's `loopback_users`: may only connect from 127.0.0.0/8 or ::1.
     #[serde(default)]
     pub loopback_only: bool,
+}
+
+/// Secrets stay out of logs: a password shows as its presence only.
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_hash", &self.password_hash.as_ref().map(|_| "<redacted>"))
+            .field("hashing_algorithm", &self.hashing_algorithm)
+            .field("loopback_only", &self.loopback_only)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -155,7 +177,13 @@ impl Default for Config {
         Config {
             amqp: AmqpConfig::default(),
             storage: StorageConfig::default(),
-            users: vec![UserConfig { name: "guest".into(), password: "guest".into(), loopback_only: true }],
+            users: vec![UserConfig {
+                name: "guest".into(),
+                password: Some("guest".into()),
+                password_hash: None,
+                hashing_algorithm: None,
+                loopback_only: true,
+            }],
             memory: MemoryConfig::default(),
             log: LogConfig::default(),
         }
@@ -250,6 +278,21 @@ impl Config {
                 "must be between 1 and 536870912 (512 MiB)",
             ));
         }
+        for u in &self.users {
+            if u.password.is_some() && u.password_hash.is_some() {
+                return Err(invalid(
+                    &format!("users.{}", u.name),
+                    "password and password_hash",
+                    "give one of them",
+                ));
+            }
+            let algorithm = u.hashing_algorithm.as_deref().unwrap_or("rabbit_password_hashing_sha256");
+            if let Err(e) =
+                crate::access::PasswordHash::from_base64(u.password_hash.as_deref().unwrap_or(""), algorithm)
+            {
+                return Err(invalid(&format!("users.{}.password_hash", u.name), "<redacted>", e));
+            }
+        }
         let w = self.memory.high_watermark;
         if !(w > 0.0 && w <= 1.0) {
             return Err(invalid("memory.high_watermark", &w.to_string(), "must be in (0, 1]"));
@@ -284,5 +327,20 @@ mod tests {
         assert_eq!(c.amqp.heartbeat, 5);
         let bad = Config::load(None, |k| (k == "WARREN_FRAME_MAX").then(|| "100".into()));
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn users_give_a_password_or_a_valid_hash_and_neither_is_shown() {
+        let mut c = Config::default();
+        c.users[0].password_hash = Some("+KrZ07Ddfi2P/RuwhviWo2YG4zEuawwOL3qqKpMqk/4CtVul".into());
+        assert!(c.validate().is_err(), "both a password and a hash");
+        c.users[0].password = None;
+        assert!(c.validate().is_ok());
+        c.users[0].password_hash = Some("c2VjcmV0".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("users.guest.password_hash") && !err.contains("c2VjcmV0"), "{err}");
+        c.users[0].password = Some("hunter2".into());
+        c.users[0].password_hash = None;
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

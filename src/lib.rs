@@ -5,6 +5,7 @@
 //! which routes messages to queues and hands deliveries back to connections
 //! as values on their outbound queues.
 
+pub mod access;
 pub mod broker;
 pub mod config;
 pub mod connection;

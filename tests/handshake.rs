@@ -97,6 +97,52 @@ async fn bad_password_is_refused_with_403() {
     raw.expect_socket_closed().await;
 }
 
+/// The 403 a refused login gets, after `start-ok` with PLAIN credentials.
+async fn refused_login(addr: std::net::SocketAddr, user: &str, pass: &str) -> (u16, String) {
+    let mut raw = Raw::connect(addr).await;
+    raw.send(b"AMQP\x00\x00\x09\x01").await;
+    raw.expect_method().await;
+    let start_ok = connection::StartOk {
+        client_properties: Default::default(),
+        mechanism: "PLAIN".into(),
+        response: format!("\0{user}\0{pass}").into_bytes().into(),
+        locale: "en_US".into(),
+    };
+    raw.send(&method(0, AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)))).await;
+    let (code, text, _, _) = raw.expect_connection_close().await;
+    (code, text)
+}
+
+#[tokio::test]
+async fn users_log_in_with_hashed_passwords() {
+    let server = common::start_with(|c| {
+        c.users.push(warren::config::UserConfig {
+            name: "from-rabbitmq".into(),
+            password: None,
+            // A hash of "demo-pw" exported by RabbitMQ 3.10.8.
+            password_hash: Some("+KrZ07Ddfi2P/RuwhviWo2YG4zEuawwOL3qqKpMqk/4CtVul".into()),
+            hashing_algorithm: Some("rabbit_password_hashing_sha256".into()),
+            loopback_only: false,
+        });
+        c.users.push(warren::config::UserConfig {
+            name: "no-password".into(),
+            password: None,
+            password_hash: None,
+            hashing_algorithm: None,
+            loopback_only: false,
+        });
+    })
+    .await;
+    let mut raw = Raw::connect(server.local_addr).await;
+    raw.handshake("from-rabbitmq", "demo-pw", 0, 0).await;
+    raw.open_channel(1).await;
+    raw.round_trip(1).await;
+    for (user, pass) in [("from-rabbitmq", "demo-pw2"), ("no-password", ""), ("nobody", "demo-pw")] {
+        let (code, _) = refused_login(server.local_addr, user, pass).await;
+        assert_eq!(code, 403, "{user}");
+    }
+}
+
 #[tokio::test]
 async fn silent_client_is_dropped_after_missed_heartbeats() {
     let server = common::start().await;

@@ -1,11 +1,9 @@
-//! SASL responses (PLAIN, AMQPLAIN) and the user check. Pure.
-
-use std::net::IpAddr;
+//! SASL responses (PLAIN, AMQPLAIN): the credentials in them. Pure; the
+//! check itself is `access::Users::authenticate`.
 
 use amq_protocol::types::parsing::parse_field_table;
 use amq_protocol::types::AMQPValue;
 
-use crate::config::UserConfig;
 use crate::protocol::table::as_str;
 
 /// Username and password out of a `connection.start-ok` response.
@@ -33,18 +31,6 @@ pub fn credentials(mechanism: &str, response: &[u8]) -> Option<(String, String)>
     }
 }
 
-/// Whether these credentials may log in from `peer`.
-pub fn authenticate(users: &[UserConfig], user: &str, password: &str, peer: IpAddr) -> bool {
-    users.iter().any(|u| u.name == user && u.password == password && (!u.loopback_only || is_loopback(peer)))
-}
-
-fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,14 +49,5 @@ mod tests {
         }
         assert_eq!(credentials("AMQPLAIN", &t), Some(("u".into(), "p".into())));
         assert_eq!(credentials("EXTERNAL", b""), None);
-    }
-
-    #[test]
-    fn guest_only_from_loopback() {
-        let users = crate::config::Config::default().users;
-        assert!(authenticate(&users, "guest", "guest", "127.0.0.1".parse().unwrap()));
-        assert!(authenticate(&users, "guest", "guest", "::1".parse().unwrap()));
-        assert!(!authenticate(&users, "guest", "guest", "10.1.2.3".parse().unwrap()));
-        assert!(!authenticate(&users, "guest", "nope", "127.0.0.1".parse().unwrap()));
     }
 }

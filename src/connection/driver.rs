@@ -21,6 +21,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::channel::{Channel, Ctx};
 use super::handshake::{handshake, HandshakeError, Negotiated};
+use crate::access::Users;
 use crate::broker::vhost::Router;
 use crate::broker::{Broker, ConnectionId, Outbound, Queue};
 use crate::config::Config;
@@ -62,7 +63,13 @@ enum State {
 }
 
 /// Serves one client socket from the protocol header to the last byte.
-pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, config: Arc<Config>) {
+pub async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    users: Arc<Users>,
+    config: Arc<Config>,
+) {
     let _ = stream.set_nodelay(true);
     let _counted = broker.connection_opened();
     let id = broker.next_connection_id();
@@ -70,16 +77,16 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>,
     async move {
         let mut buf = BytesMut::with_capacity(IDLE_CHUNK);
         let limit = Duration::from_secs(config.amqp.handshake_timeout);
-        let negotiated = match timeout(limit, handshake(&mut stream, &mut buf, peer, &broker, &config)).await
-        {
-            Err(_) => return warn!("handshake timed out"),
-            Ok(Err(HandshakeError::Refused(e))) => return refuse(stream, buf, e).await,
-            Ok(Err(HandshakeError::BadHeader(h))) => {
-                return debug!(header = ?h, "unsupported protocol header")
-            }
-            Ok(Err(e)) => return debug!("handshake ended: {e}"),
-            Ok(Ok(n)) => n,
-        };
+        let negotiated =
+            match timeout(limit, handshake(&mut stream, &mut buf, peer, &broker, &users, &config)).await {
+                Err(_) => return warn!("handshake timed out"),
+                Ok(Err(HandshakeError::Refused(e))) => return refuse(stream, buf, e).await,
+                Ok(Err(HandshakeError::BadHeader(h))) => {
+                    return debug!(header = ?h, "unsupported protocol header")
+                }
+                Ok(Err(e)) => return debug!("handshake ended: {e}"),
+                Ok(Ok(n)) => n,
+            };
         info!(user = %negotiated.user, vhost = %negotiated.vhost.name, "connection opened");
         let alarm = broker.alarms.subscribe();
         let shutdown = broker.shutdown_signal();

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::auth;
+use crate::access::Users;
 use crate::broker::{Broker, VHost};
 use crate::config::Config;
 use crate::protocol::frame::{decode, Frame};
@@ -128,6 +129,7 @@ pub async fn handshake(
     buf: &mut BytesMut,
     peer: SocketAddr,
     broker: &Broker,
+    users: &Users,
     config: &Config,
 ) -> Result<Negotiated, HandshakeError> {
     // Protocol header.
@@ -173,7 +175,7 @@ pub async fn handshake(
             .during(10, 11),
         ));
     };
-    if !auth::authenticate(&config.users, &user, &password, peer.ip()) {
+    if !users.authenticate(&user, &password, peer.ip()) {
         return Err(HandshakeError::Refused(
             AmqpError::access_refused(format!(
                 "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."

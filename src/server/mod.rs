@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
+use crate::access::Users;
 use crate::broker::queue::QueueConfig;
 use crate::broker::Broker;
 use crate::config::Config;
@@ -95,6 +96,7 @@ impl Server {
             config.storage.data_dir.clone(),
             config.memory.paging_ratio,
         ));
+        let users = Arc::new(Users::from_config(&config.users).map_err(std::io::Error::other)?);
         let config = Arc::new(config);
         let b = broker.clone();
         let task = tokio::spawn(async move {
@@ -102,7 +104,7 @@ impl Server {
                 tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
-                            tokio::spawn(connection::serve(stream, peer, b.clone(), config.clone()));
+                            tokio::spawn(connection::serve(stream, peer, b.clone(), users.clone(), config.clone()));
                         }
                         Err(e) => {
                             // Out of file descriptors and the like: back off, keep serving.
