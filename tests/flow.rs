@@ -67,14 +67,7 @@ async fn blocked_then_released(server: &warren::server::Server, release: impl Fn
     }
     wait_for("the alarm to clear", || !alarms.is_raised()).await;
     for want in [&b"first"[..], b"second"] {
-        let mut got = None;
-        for _ in 0..50 {
-            got = reader.get(1, &q).await;
-            if got.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let got = reader.get_eventually(1, &q).await;
         assert_eq!(got.map(|(_, b)| b).as_deref(), Some(want));
     }
     publisher.round_trip(1).await;

@@ -223,14 +223,7 @@ async fn a_blocked_publisher_that_stops_reading_is_kept_and_released() {
             _ => {}
         }
     }
-    let mut got = None;
-    for _ in 0..100 {
-        got = side.get(1, "side-q").await;
-        if got.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let got = side.get_eventually(1, "side-q").await;
     assert_eq!(got.map(|(_, b)| b).as_deref(), Some(&b"while blocked"[..]));
 }
 
@@ -247,14 +240,7 @@ async fn what_a_stalled_client_sent_before_half_closing_still_counts() {
     c.send(&message(1, "", "side-q", AMQPProperties::default(), b"last words", 4096)).await;
     let (mut stream, _) = c.into_parts();
     tokio::io::AsyncWriteExt::shutdown(&mut stream).await.unwrap();
-    let mut got = None;
-    for _ in 0..100 {
-        got = side.get(1, "side-q").await;
-        if got.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let got = side.get_eventually(1, "side-q").await;
     assert_eq!(got.map(|(_, b)| b).as_deref(), Some(&b"last words"[..]));
     drop(stream);
 }

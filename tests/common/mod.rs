@@ -358,6 +358,18 @@ impl Raw {
         }
     }
 
+    /// basic.get until a message comes (for up to 5 s): for messages that
+    /// arrive through another connection, some time after it sent them.
+    pub async fn get_eventually(&mut self, ch: u16, queue: &str) -> Option<(AMQPProperties, Vec<u8>)> {
+        for _ in 0..100 {
+            if let Some(got) = self.get(ch, queue).await {
+                return Some(got);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// Proves channel `ch` works: declares a queue, publishes to it and gets the message back.
     pub async fn round_trip(&mut self, ch: u16) {
         let q = self.declare_queue(ch, "").await;
