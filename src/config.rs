@@ -10,8 +10,9 @@ use serde::Deserialize;
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("invalid config file {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    /// Without the offending line: it may hold a password.
+    #[error("invalid config file {path}, line {line}: {message}")]
+    Parse { path: PathBuf, line: usize, message: String },
     #[error("invalid value {value:?} for {name}: {reason}")]
     Value { name: String, value: String, reason: String },
 }
@@ -208,8 +209,11 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                toml::from_str(&text)
-                    .map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?
+                toml::from_str(&text).map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: path.to_owned(),
+                    line: e.span().map_or(0, |r| text[..r.start.min(text.len())].matches('\n').count() + 1),
+                    message: e.message().to_owned(),
+                })?
             }
             None => Config::default(),
         };
@@ -278,13 +282,23 @@ impl Config {
                 "must be between 1 and 536870912 (512 MiB)",
             ));
         }
-        for u in &self.users {
+        for (i, u) in self.users.iter().enumerate() {
+            let name = format!("users.{}", u.name);
             if u.password.is_some() && u.password_hash.is_some() {
+                return Err(invalid(&name, "password and password_hash", "give one of them"));
+            }
+            if u.password.as_deref() == Some("") {
                 return Err(invalid(
-                    &format!("users.{}", u.name),
-                    "password and password_hash",
-                    "give one of them",
+                    &name,
+                    "password = \"\"",
+                    "a blank password never logs in: leave it out instead",
                 ));
+            }
+            if u.password.is_some() && u.hashing_algorithm.is_some() {
+                return Err(invalid(&name, "hashing_algorithm", "applies to password_hash only"));
+            }
+            if self.users[..i].iter().any(|v| v.name == u.name) {
+                return Err(invalid(&name, &u.name, "appears twice"));
             }
             let algorithm = u.hashing_algorithm.as_deref().unwrap_or("rabbit_password_hashing_sha256");
             if let Err(e) =
@@ -342,5 +356,23 @@ mod tests {
         c.users[0].password = Some("hunter2".into());
         c.users[0].password_hash = None;
         assert!(!format!("{c:?}").contains("hunter2"));
+        let mut twice = Config::default();
+        twice.users.push(twice.users[0].clone());
+        assert!(twice.validate().is_err(), "a user listed twice");
+        let mut blank = Config::default();
+        blank.users[0].password = Some(String::new());
+        assert!(blank.validate().is_err(), "a blank password");
+        let mut algorithm = Config::default();
+        algorithm.users[0].hashing_algorithm = Some("rabbit_password_hashing_sha512".into());
+        assert!(algorithm.validate().is_err(), "an algorithm for a plain password");
+    }
+
+    #[test]
+    fn a_config_file_that_does_not_parse_is_reported_without_its_text() {
+        let path = std::env::temp_dir().join(format!("warren-config-{}.toml", std::process::id()));
+        std::fs::write(&path, "[[users]]\nname = \"u\"\npasword = \"hunter2\"\n").unwrap();
+        let err = Config::load(Some(&path), |_| None).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(err.contains("line 3") && !err.contains("hunter2"), "{err}");
     }
 }

@@ -52,10 +52,13 @@ impl Users {
         self.by_name.get(name)
     }
 
-    /// Whether `name` may log in with `password` from `peer`.
+    /// Whether `name` may log in with `password` from `peer`. A blank
+    /// password never does (RabbitMQ's internal backend refuses it too).
     pub fn authenticate(&self, name: &str, password: &str, peer: IpAddr) -> bool {
         match self.by_name.get(name) {
-            Some(u) => u.hash.verify(password) && (!u.loopback_only || is_loopback(peer)),
+            Some(u) => {
+                u.hash.verify(password) && !password.is_empty() && (!u.loopback_only || is_loopback(peer))
+            }
             None => {
                 let _ = self.decoy.verify(password);
                 false
@@ -109,5 +112,9 @@ mod tests {
         assert!(users.authenticate("demo-u", "demo-pw", any));
         assert!(!users.authenticate("no-login", "", any));
         assert!(Users::from_config(&[user("bad", None, Some("AAAA"))]).is_err());
+        // A hash of the blank password (imported, say) still never logs in.
+        let blank = PasswordHash::new("").to_base64();
+        let users = Users::from_config(&[user("blank", None, Some(&blank))]).unwrap();
+        assert!(!users.authenticate("blank", "", any));
     }
 }

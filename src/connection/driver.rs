@@ -299,13 +299,15 @@ impl Connection {
                 // A client that does not even read our close is not waited for long.
                 close_deadline = Instant::now() + STALLED_CLOSE_TIMEOUT;
             }
-            if !stalled && !self.held.is_empty() {
-                self.deliver_held();
-                continue;
-            }
-            if !stalled && self.deferred {
-                self.deferred = false;
-                self.process_input(&mut buf);
+            if !stalled && (!self.held.is_empty() || self.deferred) {
+                if self.held.is_empty() {
+                    self.deferred = false;
+                    self.process_input(&mut buf);
+                } else {
+                    self.deliver_held();
+                }
+                // A socket that takes everything must not keep this task from yielding.
+                tokio::task::consume_budget().await;
                 continue;
             }
             let paused = self.blocked || self.throttled_on.is_some();
@@ -329,7 +331,9 @@ impl Connection {
                             self.ctx.out.clear();
                             self.process_input(&mut buf);
                         }
-                        self.close_reason = "client closed the socket".into();
+                        if self.state == State::Running {
+                            self.close_reason = "client closed the socket".into();
+                        }
                         break
                     }
                     Err(e) => { self.close_reason = format!("read failed: {e}"); break }
@@ -558,6 +562,9 @@ impl Connection {
         self.close_reason = e.to_string();
         encode::method(&mut self.ctx.out, 0, &close_method(&e));
         self.state = State::Closing;
+        // Its close-ok must be read, alarm or no alarm: nothing else is processed now.
+        self.blocked = false;
+        self.throttled_on = None;
         // Nothing more is delivered; what was in flight goes back to queues.
         for ch in self.channels.values_mut() {
             ch.release(&mut self.ctx);
