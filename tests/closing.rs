@@ -75,12 +75,22 @@ async fn both_sides_close_a_channel_at_once() {
     raw.open_channel(2).await;
     // The client closes the channel while the server's 404 close is on its way.
     raw.send(&[publish_to_missing_exchange(1), channel_close(1)].concat()).await;
+    expect_crossed_closes(&mut raw).await;
+    // The client answers the server's close: the channel is gone, nothing else happens.
+    raw.send(&channel_close_ok(1)).await;
+    expect_both_channels_work(&mut raw).await;
+}
+
+/// The server's 404 close of channel 1, then its close-ok for the client's close.
+async fn expect_crossed_closes(raw: &mut Raw) {
     let first = raw.expect_frame().await;
     assert!(is_channel_close(&first, 1, 404), "{first:?}");
     let second = raw.expect_frame().await;
     assert!(is_channel_close_ok(&second, 1), "the client's close is answered: {second:?}");
-    // The client answers the server's close: the channel is gone, nothing else happens.
-    raw.send(&channel_close_ok(1)).await;
+}
+
+/// Channel 2 was never disturbed; channel 1 reopens and works.
+async fn expect_both_channels_work(raw: &mut Raw) {
     raw.round_trip(2).await;
     raw.open_channel(1).await;
     raw.round_trip(1).await;
@@ -94,13 +104,8 @@ async fn both_sides_close_a_channel_and_the_close_oks_cross() {
     raw.open_channel(2).await;
     // Close and close-ok pipelined in one write, before reading anything.
     raw.send(&[publish_to_missing_exchange(1), channel_close(1), channel_close_ok(1)].concat()).await;
-    let first = raw.expect_frame().await;
-    assert!(is_channel_close(&first, 1, 404), "{first:?}");
-    let second = raw.expect_frame().await;
-    assert!(is_channel_close_ok(&second, 1), "{second:?}");
-    raw.round_trip(2).await;
-    raw.open_channel(1).await;
-    raw.round_trip(1).await;
+    expect_crossed_closes(&mut raw).await;
+    expect_both_channels_work(&mut raw).await;
 }
 
 #[tokio::test]

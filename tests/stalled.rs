@@ -165,6 +165,15 @@ async fn input_that_multiplies_output_waits_for_the_socket() {
     raw.round_trip(2).await;
 }
 
+/// A connection with queue "side-q" declared on channel 1, to see what
+/// another client published.
+async fn side_queue(addr: SocketAddr) -> Raw {
+    let mut side = Raw::open(addr).await;
+    side.open_channel(1).await;
+    side.declare_queue(1, "side-q").await;
+    side
+}
+
 /// Waits until the broker's memory alarm is `raised`.
 async fn alarm(server: &warren::server::Server, raised: bool) {
     server.broker.alarms.set_memory_limit(if raised { 1 } else { u64::MAX });
@@ -181,9 +190,7 @@ async fn alarm(server: &warren::server::Server, raised: bool) {
 async fn a_blocked_publisher_that_stops_reading_is_kept_and_released() {
     let server = common::start().await;
     fill(server.local_addr, "blocked-q").await;
-    let mut side = Raw::open(server.local_addr).await;
-    side.open_channel(1).await;
-    side.declare_queue(1, "side-q").await;
+    let mut side = side_queue(server.local_addr).await;
     // A consumer of the full queue that also publishes, during an alarm: it
     // is blocked (not read), and it does not read its deliveries either.
     alarm(&server, true).await;
@@ -231,9 +238,7 @@ async fn a_blocked_publisher_that_stops_reading_is_kept_and_released() {
 async fn what_a_stalled_client_sent_before_half_closing_still_counts() {
     let server = common::start().await;
     fill(server.local_addr, "half-q").await;
-    let mut side = Raw::open(server.local_addr).await;
-    side.open_channel(1).await;
-    side.declare_queue(1, "side-q").await;
+    let mut side = side_queue(server.local_addr).await;
     let mut c = consumer(server.local_addr, "half-q").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Its socket is full of deliveries; it publishes, then closes its side.
