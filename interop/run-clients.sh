@@ -3,6 +3,10 @@
 #
 #   AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f interop/run-clients.sh
 #
+# With AMQPS_URL (amqps://...) and AMQPS_CA (PEM of the CA that signed the broker's
+# certificate) each client also publishes and consumes over TLS; AMQPS_CERT and
+# AMQPS_KEY add a client certificate. interop/tls-clients.sh sets all of these up.
+#
 # Installs the client libraries first if they are missing:
 #   - pika from interop/clients/requirements.txt (pip install -r)
 #   - amqplib from interop/clients/package.json (npm install in that directory)
@@ -14,6 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 clients="$here/clients"
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 export INTEROP_TIMEOUT="${INTEROP_TIMEOUT:-60}"
+export AMQPS_URL="${AMQPS_URL:-}" AMQPS_CA="${AMQPS_CA:-}" AMQPS_CERT="${AMQPS_CERT:-}" AMQPS_KEY="${AMQPS_KEY:-}"
 PYTHON="${PYTHON:-python3}"
 
 # A hard backstop in case a client ignores its own timeout.
@@ -44,6 +49,9 @@ if ! install_deps; then
 fi
 
 echo "== broker: $(printf '%s' "$AMQP_URL" | sed -E 's#//[^@/]*@#//***@#')"
+if [ -n "$AMQPS_URL" ]; then
+  echo "== and over TLS: $(printf '%s' "$AMQPS_URL" | sed -E 's#//[^@/]*@#//***@#') (CA ${AMQPS_CA:-system}${AMQPS_CERT:+, client certificate})"
+fi
 
 passed=0
 failed=0

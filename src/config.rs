@@ -22,9 +22,95 @@ pub enum ConfigError {
 pub struct Config {
     pub amqp: AmqpConfig,
     pub storage: StorageConfig,
+    /// Users created when the data directory is new (RabbitMQ's
+    /// `default_user`); afterwards users live in the data directory and are
+    /// managed with warrenctl or the admin API. Each gets `.* .* .*` on `/`.
     pub users: Vec<UserConfig>,
+    pub access: AccessConfig,
+    pub admin: AdminConfig,
+    pub tls: TlsConfig,
     pub memory: MemoryConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Users who may connect only from 127.0.0.0/8 or ::1 (RabbitMQ's `loopback_users`).
+    pub loopback_users: Vec<String>,
+    /// A definitions file (RabbitMQ's JSON format) imported at every start,
+    /// like RabbitMQ's `load_definitions`. When set, no default users are
+    /// created on a new data directory.
+    pub definitions: Option<PathBuf>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig { loopback_users: vec!["guest".into()], definitions: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The HTTP admin API (RabbitMQ's management API shape); None turns it off.
+    pub listen: Option<SocketAddr>,
+    /// The unix socket warrenctl uses without a password (only the broker's
+    /// owner can open it); relative to the working directory. Unset, it is
+    /// `warrenctl.sock` in the data directory; `""` turns it off.
+    pub socket: Option<PathBuf>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: Some("127.0.0.1:15672".parse().expect("valid address")), socket: None }
+    }
+}
+
+impl AdminConfig {
+    /// Where the control socket is: configured, or in the data directory;
+    /// None when it is off.
+    pub fn socket_path(&self, data_dir: &Path) -> Option<PathBuf> {
+        match &self.socket {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(p.clone()),
+            None => Some(data_dir.join("warrenctl.sock")),
+        }
+    }
+}
+
+/// AMQPS: off until `cert_file` and `key_file` are set (RabbitMQ's `ssl_options`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Where the AMQPS listener binds (RabbitMQ's `listeners.ssl.default`).
+    pub listen: SocketAddr,
+    /// PEM certificate chain of the server (`ssl_options.certfile`).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the server (`ssl_options.keyfile`).
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates client certificates are checked against (`ssl_options.cacertfile`).
+    pub ca_file: Option<PathBuf>,
+    /// Ask clients for a certificate and check it (`ssl_options.verify = verify_peer`).
+    pub verify_peer: bool,
+    /// With `verify_peer`: refuse clients without a certificate (`ssl_options.fail_if_no_peer_cert`).
+    pub fail_if_no_peer_cert: bool,
+    /// TLS versions offered: "tlsv1.2", "tlsv1.3" (`ssl_options.versions`).
+    pub versions: Vec<String>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            listen: "0.0.0.0:5671".parse().expect("valid address"),
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            verify_peer: false,
+            fail_if_no_peer_cert: false,
+            versions: vec!["tlsv1.3".into(), "tlsv1.2".into()],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -51,6 +137,9 @@ impl Default for MemoryConfig {
 pub struct AmqpConfig {
     /// Where the AMQP listener binds.
     pub listen: SocketAddr,
+    /// false switches the plain listener off (RabbitMQ's `listeners.tcp = none`),
+    /// for brokers reached over AMQPS only.
+    pub tcp_listener: bool,
     /// Largest frame we accept and propose in `connection.tune`.
     pub frame_max: u32,
     /// How many channels a connection may have open at once (not the
@@ -104,9 +193,9 @@ pub struct UserConfig {
     /// `rabbit_password_hashing_sha256` (the default) or `rabbit_password_hashing_sha512`.
     #[serde(default)]
     pub hashing_algorithm: Option<String>,
-    /// Like RabbitMQ's `loopback_users`: may only connect from 127.0.0.0/8 or ::1.
+    /// For the admin API: administrator, monitoring, policymaker, management, impersonator.
     #[serde(default)]
-    pub loopback_only: bool,
+    pub tags: Vec<String>,
 }
 
 /// Secrets stay out of logs: a password shows as its presence only.
@@ -117,7 +206,7 @@ impl std::fmt::Debug for UserConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("password_hash", &self.password_hash.as_ref().map(|_| "<redacted>"))
             .field("hashing_algorithm", &self.hashing_algorithm)
-            .field("loopback_only", &self.loopback_only)
+            .field("tags", &self.tags)
             .finish()
     }
 }
@@ -144,6 +233,7 @@ impl Default for AmqpConfig {
     fn default() -> Self {
         AmqpConfig {
             listen: "0.0.0.0:5672".parse().expect("valid address"),
+            tcp_listener: true,
             frame_max: 131_072,
             channel_max: 2047,
             heartbeat: 60,
@@ -183,8 +273,11 @@ impl Default for Config {
                 password: Some("guest".into()),
                 password_hash: None,
                 hashing_algorithm: None,
-                loopback_only: true,
+                tags: vec!["administrator".into()],
             }],
+            access: AccessConfig::default(),
+            admin: AdminConfig::default(),
+            tls: TlsConfig::default(),
             memory: MemoryConfig::default(),
             log: LogConfig::default(),
         }
@@ -244,6 +337,9 @@ impl Config {
         }
         if let Some(v) = env("WARREN_MEMORY_HIGH_WATERMARK") {
             self.memory.high_watermark = parse_env("WARREN_MEMORY_HIGH_WATERMARK", &v)?;
+        }
+        if let Some(v) = env("WARREN_ADMIN_LISTEN") {
+            self.admin.listen = Some(parse_env("WARREN_ADMIN_LISTEN", &v)?);
         }
         if let Some(v) = env("WARREN_DATA_DIR") {
             self.storage.data_dir = PathBuf::from(v);
@@ -313,6 +409,31 @@ impl Config {
         }
         if a.channel_max == 0 {
             return Err(invalid("amqp.channel_max", "0", "must be at least 1"));
+        }
+        self.validate_tls()
+    }
+
+    /// What can be told without reading the files (the listener reads them at start).
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let t = &self.tls;
+        if t.cert_file.is_some() != t.key_file.is_some() {
+            let set = if t.cert_file.is_some() { "cert_file" } else { "key_file" };
+            return Err(invalid("tls.cert_file/key_file", set, "give both, or neither for no AMQPS"));
+        }
+        if t.verify_peer && t.ca_file.is_none() {
+            return Err(invalid("tls.verify_peer", "true", "needs tls.ca_file to check certificates against"));
+        }
+        let known = |v: &String| matches!(v.to_ascii_lowercase().as_str(), "tlsv1.2" | "tlsv1.3");
+        if t.versions.is_empty() || !t.versions.iter().all(known) {
+            let value = format!("{:?}", t.versions);
+            return Err(invalid("tls.versions", &value, "give \"tlsv1.3\" and/or \"tlsv1.2\""));
+        }
+        if !self.amqp.tcp_listener && t.cert_file.is_none() {
+            return Err(invalid(
+                "amqp.tcp_listener",
+                "false",
+                "with no tls.cert_file and tls.key_file, no listener would be left",
+            ));
         }
         Ok(())
     }

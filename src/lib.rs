@@ -6,9 +6,11 @@
 //! as values on their outbound queues.
 
 pub mod access;
+pub mod admin;
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod ctl;
 pub mod perf;
 pub mod protocol;
 pub mod server;

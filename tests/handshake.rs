@@ -122,14 +122,14 @@ async fn users_log_in_with_hashed_passwords() {
             // A hash of "demo-pw" exported by RabbitMQ 3.10.8.
             password_hash: Some("+KrZ07Ddfi2P/RuwhviWo2YG4zEuawwOL3qqKpMqk/4CtVul".into()),
             hashing_algorithm: Some("rabbit_password_hashing_sha256".into()),
-            loopback_only: false,
+            tags: vec![],
         });
         c.users.push(warren::config::UserConfig {
             name: "no-password".into(),
             password: None,
             password_hash: None,
             hashing_algorithm: None,
-            loopback_only: false,
+            tags: vec![],
         });
     })
     .await;

@@ -2,12 +2,16 @@
 // Interop check with amqplib (Node): publish/consume, topic routing, RPC.
 //
 // Reads the broker URL from $AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f).
+// With $AMQPS_URL (amqps://...) and $AMQPS_CA (a PEM file of the CA that signed the
+// broker's certificate) it also publishes and consumes over TLS; $AMQPS_CERT and
+// $AMQPS_KEY add a client certificate.
 // Exits 0 on success, non-zero with a message on failure. Bounded by an overall
 // timeout (INTEROP_TIMEOUT seconds, default 60).
 'use strict';
 
 const amqp = require('amqplib');
 const crypto = require('node:crypto');
+const fs = require('node:fs');
 
 const URL = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672/%2f';
 const OVERALL_TIMEOUT_MS = 1000 * Number(process.env.INTEROP_TIMEOUT || 60);
@@ -192,6 +196,34 @@ async function testRpc(conn) {
   console.log('amqplib: rpc ok');
 }
 
+/** Over AMQPS, trusting only $AMQPS_CA: the broker's certificate must chain to it. */
+async function testTls() {
+  const url = process.env.AMQPS_URL;
+  if (!url) return;
+  const opts = {};
+  if (process.env.AMQPS_CA) opts.ca = [fs.readFileSync(process.env.AMQPS_CA)];
+  if (process.env.AMQPS_CERT) opts.cert = fs.readFileSync(process.env.AMQPS_CERT);
+  if (process.env.AMQPS_KEY) opts.key = fs.readFileSync(process.env.AMQPS_KEY);
+  const conn = await withTimeout(amqp.connect(url, opts), 'TLS connection');
+  conn.on('error', (err) => console.error(`amqplib: TLS connection error: ${err.message}`));
+  try {
+    const protocol = conn.connection.stream.getProtocol();
+    const ch = await conn.createConfirmChannel();
+    const { queue: q } = await ch.assertQueue(`amqplib-tls-${SUFFIX}`, { exclusive: true });
+    const big = crypto.randomBytes(300000); // many TLS records
+    ch.sendToQueue(q, Buffer.from('over tls'));
+    ch.sendToQueue(q, big);
+    await withTimeout(ch.waitForConfirms(), 'publisher confirms over TLS');
+    const got = await consumeN(ch, q, 2);
+    check(got[0].content.toString() === 'over tls', `over TLS got ${got[0].content}`);
+    check(got[1].content.equals(big), 'the large message arrived changed over TLS');
+    await ch.close();
+    console.log(`amqplib: tls ok (${protocol})`);
+  } finally {
+    await conn.close().catch(() => {});
+  }
+}
+
 async function main() {
   const conn = await withTimeout(amqp.connect(URL), 'connection');
   conn.on('error', (err) => console.error(`amqplib: connection error: ${err.message}`));
@@ -202,6 +234,7 @@ async function main() {
   } finally {
     await conn.close().catch(() => {});
   }
+  await testTls();
 }
 
 main().then(

@@ -2,12 +2,16 @@
 """Interop check with pika (Python): publish/consume, topic routing, RPC.
 
 Reads the broker URL from $AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/%2f).
+With $AMQPS_URL (amqps://...) and $AMQPS_CA (a PEM file of the CA that signed the
+broker's certificate) it also publishes and consumes over TLS; $AMQPS_CERT and
+$AMQPS_KEY add a client certificate.
 Exits 0 on success, non-zero with a message on failure. Bounded by an overall
 timeout (INTEROP_TIMEOUT seconds, default 60).
 """
 
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -254,6 +258,31 @@ def test_dead_letters_and_priorities(conn):
     print("pika: dead letters and priorities ok")
 
 
+def test_tls():
+    """Over AMQPS, trusting only $AMQPS_CA: the broker's certificate must chain to it."""
+    url = os.environ.get("AMQPS_URL")
+    if not url:
+        return
+    ctx = ssl.create_default_context(cafile=os.environ.get("AMQPS_CA"))
+    if os.environ.get("AMQPS_CERT"):
+        ctx.load_cert_chain(os.environ["AMQPS_CERT"], os.environ.get("AMQPS_KEY"))
+    params = pika.URLParameters(url)
+    params.ssl_options = pika.SSLOptions(ctx, server_hostname=params.host)
+    params.socket_timeout = WAIT
+    params.connection_attempts = 1
+    conn = pika.BlockingConnection(params)
+    ch = conn.channel()
+    q = ch.queue_declare(queue=f"pika-tls-{SUFFIX}", exclusive=True).method.queue
+    ch.confirm_delivery()
+    big = os.urandom(300_000)  # many TLS records
+    ch.basic_publish("", q, b"over tls")
+    ch.basic_publish("", q, big)
+    got = [body for _m, _p, body in consume_n(ch, q, 2)]
+    check(got == [b"over tls", big], f"over TLS got {len(got)} messages")
+    conn.close()
+    print("pika: tls ok")
+
+
 def main():
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(OVERALL_TIMEOUT)
@@ -264,6 +293,7 @@ def main():
         test_rpc(conn)
         test_dead_letters_and_priorities(conn)
         conn.close()
+        test_tls()
     except Failure as e:
         print(f"pika: FAIL: {e}", file=sys.stderr)
         return 1

@@ -5,10 +5,12 @@
 //! `rabbit_password_hashing_sha256` (the default) is
 //! `base64(salt ‖ SHA-256(salt ‖ utf8(password)))` with a 4-byte random
 //! salt; `..._sha512` is the same with SHA-512. Checks compare in constant
-//! time.
+//! time. `..._md5` (RabbitMQ before 3.6) is accepted on import only, so old
+//! definitions files keep working; new hashes are never MD5.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use md5::Md5;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
@@ -19,6 +21,7 @@ const SALT: usize = 4;
 pub enum Algorithm {
     Sha256,
     Sha512,
+    Md5,
 }
 
 impl Algorithm {
@@ -26,6 +29,7 @@ impl Algorithm {
         match self {
             Algorithm::Sha256 => "rabbit_password_hashing_sha256",
             Algorithm::Sha512 => "rabbit_password_hashing_sha512",
+            Algorithm::Md5 => "rabbit_password_hashing_md5",
         }
     }
 
@@ -33,6 +37,7 @@ impl Algorithm {
         match name {
             "rabbit_password_hashing_sha256" => Some(Algorithm::Sha256),
             "rabbit_password_hashing_sha512" => Some(Algorithm::Sha512),
+            "rabbit_password_hashing_md5" => Some(Algorithm::Md5),
             _ => None,
         }
     }
@@ -41,6 +46,7 @@ impl Algorithm {
         match self {
             Algorithm::Sha256 => Sha256::new().chain_update(salt).chain_update(password).finalize().to_vec(),
             Algorithm::Sha512 => Sha512::new().chain_update(salt).chain_update(password).finalize().to_vec(),
+            Algorithm::Md5 => Md5::new().chain_update(salt).chain_update(password).finalize().to_vec(),
         }
     }
 
@@ -48,13 +54,14 @@ impl Algorithm {
         match self {
             Algorithm::Sha256 => 32,
             Algorithm::Sha512 => 64,
+            Algorithm::Md5 => 16,
         }
     }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HashError {
-    #[error("unknown hashing algorithm {0:?} (rabbit_password_hashing_sha256 or _sha512)")]
+    #[error("unknown hashing algorithm {0:?} (rabbit_password_hashing_sha256, _sha512 or _md5)")]
     Algorithm(String),
     #[error("password_hash is not base64 of a {0}-byte salted hash")]
     Malformed(usize),
@@ -160,9 +167,13 @@ mod tests {
         );
         assert!(PasswordHash::from_base64("!!", "rabbit_password_hashing_sha256").is_err());
         assert_eq!(
-            PasswordHash::from_base64("", "rabbit_password_hashing_md5"),
-            Err(HashError::Algorithm("rabbit_password_hashing_md5".into()))
+            PasswordHash::from_base64("", "rabbit_password_hashing_bcrypt"),
+            Err(HashError::Algorithm("rabbit_password_hashing_bcrypt".into()))
         );
+        let md5 = PasswordHash::with_salt(Algorithm::Md5, [9, 8, 7, 6], "old");
+        assert_eq!(md5.to_base64().len(), 28);
+        let back = PasswordHash::from_base64(&md5.to_base64(), "rabbit_password_hashing_md5").unwrap();
+        assert!(back.verify("old") && !back.verify("new"));
         assert!(!format!("{:?}", PasswordHash::new("hunter2")).contains("hunter2"));
     }
 }

@@ -17,7 +17,9 @@ use warren::server::Server;
 /// Warren: a fast, durable AMQP 0-9-1 message broker, wire-compatible with RabbitMQ.
 ///
 /// With no arguments it starts on built-in defaults: AMQP on 0.0.0.0:5672,
-/// data in ./warren-data, user guest/guest (from loopback only), vhost "/".
+/// the admin API on 127.0.0.1:15672 (and warrenctl's socket
+/// ./warren-data/warrenctl.sock), data in ./warren-data, user guest/guest
+/// (from loopback only), vhost "/". SIGHUP re-reads the TLS certificates.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -27,6 +29,10 @@ struct Args {
     /// Address of the AMQP listener.
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<SocketAddr>,
+    /// Address of the HTTP admin API (RabbitMQ's management API shape;
+    /// default 127.0.0.1:15672).
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_listen: Option<SocketAddr>,
     /// Directory for Warren's data.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -46,6 +52,9 @@ fn main() -> std::process::ExitCode {
     };
     if let Some(l) = args.listen {
         config.amqp.listen = l;
+    }
+    if let Some(a) = args.admin_listen {
+        config.admin.listen = Some(a);
     }
     if let Some(d) = args.data_dir {
         config.storage.data_dir = d;

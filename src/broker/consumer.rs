@@ -32,6 +32,9 @@ pub enum Outbound {
         confirms: Vec<(u16, u64, u64)>,
         ok: bool,
     },
+    /// Close the connection: 320 CONNECTION_FORCED with this text (its
+    /// user or vhost was deleted, an operator asked).
+    Close(String),
 }
 
 /// One message on its way to one consumer.

@@ -109,8 +109,10 @@ impl VHost {
                 warn!(exchange = %e.name, kind = %e.kind, "skipping a stored exchange of an unknown type");
                 continue;
             };
-            let ex = Exchange::new(e.name.clone(), kind, true, e.auto_delete, e.internal, e.arguments);
-            self.insert_exchange(Arc::new(ex));
+            let ex =
+                Arc::new(Exchange::new(e.name.clone(), kind, true, e.auto_delete, e.internal, e.arguments));
+            self.apply_policy_to_exchange(&ex);
+            self.insert_exchange(ex);
         }
         for record in queues {
             let q = Queue::new(
@@ -157,6 +159,8 @@ impl VHost {
                 });
             }
             let q = Arc::new(q);
+            // Before its messages are back: a policy's delivery limit counts their returns.
+            self.apply_policies_to_queue(&q);
             q.restore(head, backlog.paged, backlog.next_seq);
             self.insert_queue(q.clone());
             self.watch_expiry(&q);

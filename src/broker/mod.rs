@@ -7,18 +7,24 @@
 //! → `Exchange.routes` → `Queue.state`.
 //! Publishing takes only read locks on the maps and routing tables, then
 //! each target queue's own lock in turn.
+//! `VHost.policies` and `Exchange.policy` are leaves: held for a lookup or
+//! a swap, never while another lock is taken.
 
 pub mod alarm;
 pub mod args;
+pub mod connections;
 pub mod consumer;
 pub mod deadletter;
 mod durable;
 pub mod exchange;
 pub mod message;
 pub mod names;
+pub mod policy;
 pub mod queue;
 pub mod queue_args;
 pub mod vhost;
+mod vhost_policy;
+mod vhosts;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +51,9 @@ pub struct Broker {
     shutting_down: tokio::sync::watch::Sender<bool>,
     /// Connections being served (handshake included).
     open_connections: std::sync::atomic::AtomicUsize,
+    /// Connections past the handshake: who, where, and how to close them.
+    pub connections: Arc<connections::Connections>,
+    store: Option<StoreHandle>,
 }
 
 impl Default for Broker {
@@ -62,41 +71,49 @@ impl Broker {
     /// A broker keeping durable state in `store`.
     pub fn with_store(store: Option<StoreHandle>) -> Self {
         let mut vhosts = HashMap::new();
-        vhosts.insert("/".to_owned(), Arc::new(VHost::new("/", store.clone())));
+        let default = Arc::new(VHost::new("/", store.clone()));
+        default.set_meta_unsaved(vhosts::default_meta());
+        vhosts.insert("/".to_owned(), default);
         Broker {
             vhosts: RwLock::new(vhosts),
             next_connection: AtomicU64::new(1),
             alarms: alarm::Alarms::new(u64::MAX, 0),
             shutting_down: tokio::sync::watch::Sender::new(false),
             open_connections: std::sync::atomic::AtomicUsize::new(0),
+            connections: Arc::default(),
+            store,
         }
     }
 
-    /// Rebuilds durable state read from the store at start-up.
-    pub fn restore(&self, recovered: Recovered, backlogs: &mut FxHashMap<u64, Backlog>) {
-        let Recovered { exchanges, queues, bindings, .. } = recovered;
-        let vhost = self.vhost("/").expect("the default vhost exists");
-        let (mut ex, mut qs, mut bs) = (Vec::new(), Vec::new(), Vec::new());
+    /// Rebuilds durable state read from the store at start-up: the vhosts
+    /// recorded (or `/` alone on a new data directory, which it records),
+    /// then each one's exchanges, queues and bindings. Returns true when the
+    /// data directory had no vhosts yet (new: default users are due).
+    pub fn restore(&self, recovered: Recovered, backlogs: &mut FxHashMap<u64, Backlog>) -> bool {
+        let Recovered { exchanges, queues, bindings, control, .. } = recovered;
+        let fresh = self.restore_vhosts(&control);
+        // Policies first: restored queues and exchanges get theirs as they come back.
+        let vhosts: Vec<_> = self.vhosts.read().values().cloned().collect();
+        for v in vhosts {
+            v.restore_policies(control.iter().map(|(space, _, value)| (space.as_str(), value.as_slice())));
+        }
+        let mut by_vhost: HashMap<String, (Vec<_>, Vec<_>, Vec<_>)> = HashMap::new();
         for e in exchanges {
-            if e.vhost == vhost.name {
-                ex.push(e)
-            } else {
-                warn!(vhost = %e.vhost, "skipping an exchange of an unknown vhost")
-            }
+            by_vhost.entry(e.vhost.clone()).or_default().0.push(e);
         }
         for q in queues {
-            if q.vhost == vhost.name {
-                qs.push(q)
-            } else {
-                warn!(vhost = %q.vhost, "skipping a queue of an unknown vhost")
-            }
+            by_vhost.entry(q.vhost.clone()).or_default().1.push(q);
         }
         for b in bindings {
-            if b.vhost == vhost.name {
-                bs.push(b)
+            by_vhost.entry(b.vhost.clone()).or_default().2.push(b);
+        }
+        for (name, (ex, qs, bs)) in by_vhost {
+            match self.vhost(&name) {
+                Some(vhost) => vhost.restore(ex, qs, bs, backlogs),
+                None => warn!(vhost = %name, "skipping the exchanges, queues and bindings of an unknown vhost"),
             }
         }
-        vhost.restore(ex, qs, bs, backlogs);
+        fresh
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {

@@ -20,6 +20,9 @@ use super::queue::Queue;
 use crate::protocol::{AmqpError, ErrorKind};
 use crate::store::{Op, StoreHandle};
 
+mod lifecycle;
+pub use lifecycle::{Limits, VHostMeta, VHOST_SPACE};
+
 /// The exchanges every vhost starts with.
 const PREDECLARED: &[(&str, ExchangeKind)] = &[
     ("", ExchangeKind::Direct),
@@ -35,12 +38,18 @@ pub struct VHost {
     pub name: String,
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     pub(super) queues: RwLock<HashMap<String, Arc<Queue>>>,
-    topology: Mutex<()>,
+    pub(super) topology: Mutex<()>,
     /// Direct reply-to: each requester channel's private queue, by its full
     /// `amq.rabbitmq.reply-to.<token>` name (not in `queues`).
     replies: RwLock<HashMap<String, Arc<Queue>>>,
     /// Where durable entities and persistent messages go; None keeps all in memory.
     pub(super) store: Option<StoreHandle>,
+    /// Description, tags, limits (`lifecycle`).
+    meta: RwLock<VHostMeta>,
+    /// Set once the vhost is deleted: nothing new may be declared in it.
+    deleted: std::sync::atomic::AtomicBool,
+    /// Policies and operator policies (`vhost_policy.rs`).
+    pub(super) policies: RwLock<super::vhost_policy::Policies>,
 }
 
 /// A connection's routing state: buffers reused for every message, and a
@@ -72,6 +81,9 @@ pub struct ExchangeDecl {
 #[derive(Debug, Clone, Default)]
 pub struct QueueDecl {
     pub name: String,
+    /// `name` was made by the server (`amq.gen-…`) for a declare without
+    /// one: the reserved prefix is ours to use.
+    pub server_named: bool,
     pub passive: bool,
     pub durable: bool,
     pub exclusive: bool,
@@ -106,6 +118,9 @@ impl VHost {
             topology: Mutex::new(()),
             replies: RwLock::new(HashMap::new()),
             store,
+            meta: RwLock::new(VHostMeta::default()),
+            deleted: std::sync::atomic::AtomicBool::new(false),
+            policies: RwLock::default(),
         }
     }
 
@@ -209,8 +224,10 @@ impl VHost {
         if d.name.starts_with("amq.") {
             return Err(reserved("exchange", &d.name));
         }
+        self.check_alive()?;
         let ex =
             Arc::new(Exchange::new(d.name.clone(), kind, d.durable, d.auto_delete, d.internal, d.arguments));
+        self.apply_policy_to_exchange(&ex);
         if ex.durable {
             self.store_durably([Op::PutExchange(self.exchange_record(&ex))])?;
         }
@@ -285,7 +302,7 @@ impl VHost {
     ) -> Result<QueueDeclared, AmqpError> {
         let _topology = self.topology.lock();
         let name = if d.name.is_empty() && !d.passive { names::queue_name() } else { d.name.clone() };
-        if !d.passive && d.name.starts_with("amq.") {
+        if !d.passive && !d.server_named && d.name.starts_with("amq.") {
             return Err(reserved("queue", &name));
         }
         if let Some(q) = self.queue(&name) {
@@ -310,6 +327,7 @@ impl VHost {
         if d.passive {
             return Err(self.no_queue(&name));
         }
+        self.check_queue_limit(&name)?;
         super::queue_args::validate(&d.arguments, &name, &self.name, d.durable, d.exclusive, d.auto_delete)?;
         let owner = d.exclusive.then_some(conn);
         let mut q = Queue::new(name.clone(), self.name.clone(), d.durable, owner, d.auto_delete, d.arguments)
@@ -323,6 +341,7 @@ impl VHost {
             };
         }
         let q = Arc::new(q);
+        self.apply_policies_to_queue(&q);
         if let Some(record) = self.queue_record(&q) {
             self.store_durably([Op::PutQueue(record)])?;
         }
@@ -569,7 +588,7 @@ impl VHost {
             exchange.route(k.as_bytes(), headers, pending);
         }
         if pending.len() == before {
-            if let Some(ae) = exchange.alternate_exchange().and_then(|n| self.exchange(n)) {
+            if let Some(ae) = exchange.alternate_exchange(|n| self.exchange(n)) {
                 if !visited.contains(&(Arc::as_ptr(&ae) as usize)) {
                     pending.push(Destination::Exchange(ae));
                 }
@@ -627,12 +646,15 @@ impl VHost {
 
     /// Deletes queues with `x-expires` once they have been unused that long.
     pub(super) fn watch_expiry(self: &Arc<Self>, q: &Arc<Queue>) {
-        let (Some(after), Ok(rt)) = (q.config.expires, tokio::runtime::Handle::try_current()) else { return };
-        let (vhost, queue) = (Arc::downgrade(self), Arc::downgrade(q));
+        let (Some(after), Ok(rt)) = (q.expires_after(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let (vhost, queue, generation) = (Arc::downgrade(self), Arc::downgrade(q), q.expiry_generation());
         rt.spawn(async move {
             loop {
                 let (Some(v), Some(q)) = (vhost.upgrade(), queue.upgrade()) else { return };
-                if q.is_deleted() {
+                // A policy changed `expires`: the watcher started then takes over.
+                if q.is_deleted() || q.expiry_generation() != generation {
                     return;
                 }
                 let now = super::queue::now_ms();

@@ -23,6 +23,8 @@ pub struct Ctx {
     pub conn: ConnectionId,
     /// The authenticated user (a message's `user_id` must name it).
     pub user: String,
+    /// What the user may do in the vhost (checked on every operation).
+    pub session: crate::access::Session,
     /// Frames waiting for the next socket write.
     pub out: Vec<u8>,
     /// A sender into this connection's outbound queue, for new consumers.

@@ -13,7 +13,7 @@ use crate::broker::{names, Consumer, ConsumerSpec, Delivery, Queue, VHost};
 use crate::protocol::{encode, AmqpError};
 
 impl Channel {
-    fn queue_name(&self, name: &str) -> Result<String, AmqpError> {
+    pub(super) fn queue_name(&self, name: &str) -> Result<String, AmqpError> {
         if !name.is_empty() {
             return Ok(name.to_owned());
         }
@@ -36,7 +36,9 @@ impl Channel {
             }
             None
         } else {
-            Some(self.resolve_queue(c.queue.as_str(), ctx)?)
+            let name = self.queue_name(c.queue.as_str())?;
+            ctx.session.check(crate::access::Resource::Queue, &name, crate::access::session::Action::Read)?;
+            Some(self.resolve_queue(&name, ctx)?)
         };
         let queue_name = named.as_ref().map_or(REPLY_TO, |q| q.name.as_str());
         let tag = if c.consumer_tag.as_str().is_empty() {
@@ -119,7 +121,9 @@ impl Channel {
     }
 
     pub(super) fn get(&mut self, g: basic::Get, ctx: &mut Ctx) -> Result<(), AmqpError> {
-        let queue = self.resolve_queue(g.queue.as_str(), ctx)?;
+        let name = self.queue_name(g.queue.as_str())?;
+        ctx.session.check(crate::access::Resource::Queue, &name, crate::access::session::Action::Read)?;
+        let queue = self.resolve_queue(&name, ctx)?;
         let Some((entry, remaining)) = queue.get(g.no_ack) else {
             self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})));
             return Ok(());

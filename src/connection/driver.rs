@@ -14,14 +14,14 @@ use amq_protocol::protocol::{connection, AMQPClass};
 use bytes::BytesMut;
 use rustc_hash::FxHashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{interval_at, timeout, Instant};
 use tracing::{debug, info, warn, Instrument};
 
 use super::channel::{Channel, Ctx};
 use super::handshake::{handshake, HandshakeError, Negotiated};
-use crate::access::Users;
+use super::socket::{Socket, WriteHalf};
+use crate::access::Access;
 use crate::broker::vhost::Router;
 use crate::broker::{Broker, ConnectionId, Outbound, Queue};
 use crate::config::Config;
@@ -63,11 +63,11 @@ enum State {
 }
 
 /// Serves one client socket from the protocol header to the last byte.
-pub async fn serve(
-    mut stream: TcpStream,
-    peer: SocketAddr,
+pub async fn serve<S: Socket>(
+    mut stream: S,
+    (peer, local): (SocketAddr, SocketAddr),
     broker: Arc<Broker>,
-    users: Arc<Users>,
+    access: Arc<Access>,
     config: Arc<Config>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -77,20 +77,26 @@ pub async fn serve(
     async move {
         let mut buf = BytesMut::with_capacity(IDLE_CHUNK);
         let limit = Duration::from_secs(config.amqp.handshake_timeout);
-        let negotiated =
-            match timeout(limit, handshake(&mut stream, &mut buf, peer, &broker, &users, &config)).await {
-                Err(_) => return warn!("handshake timed out"),
-                Ok(Err(HandshakeError::Refused(e))) => return refuse(stream, buf, e).await,
-                Ok(Err(HandshakeError::BadHeader(h))) => {
-                    return debug!(header = ?h, "unsupported protocol header")
-                }
-                Ok(Err(e)) => return debug!("handshake ended: {e}"),
-                Ok(Ok(n)) => n,
-            };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let negotiated = match timeout(
+            limit,
+            handshake(&mut stream, &mut buf, (id, peer, local), &broker, &access, &config, &tx),
+        )
+        .await
+        {
+            Err(_) => return warn!("handshake timed out"),
+            Ok(Err(HandshakeError::Refused(e))) => return refuse(stream, buf, e).await,
+            Ok(Err(HandshakeError::BadHeader(h))) => {
+                return debug!(header = ?h, "unsupported protocol header")
+            }
+            Ok(Err(e)) => return debug!("handshake ended: {e}"),
+            Ok(Ok(n)) => n,
+        };
         info!(user = %negotiated.user, vhost = %negotiated.vhost.name, "connection opened");
         let alarm = broker.alarms.subscribe();
         let shutdown = broker.shutdown_signal();
-        let reason = Connection::new(id, negotiated, &config, alarm).run(stream, buf, shutdown).await;
+        let reason =
+            Connection::new(id, negotiated, &config, alarm, (tx, rx)).run(stream, buf, shutdown).await;
         info!("connection closed: {reason}");
     }
     .instrument(span)
@@ -98,7 +104,7 @@ pub async fn serve(
 }
 
 /// Sends `connection.close` for a failed handshake and waits briefly for close-ok.
-async fn refuse(mut stream: TcpStream, mut buf: BytesMut, e: AmqpError) {
+async fn refuse<S: Socket>(mut stream: S, mut buf: BytesMut, e: AmqpError) {
     warn!("handshake refused: {e}");
     let mut out = Vec::new();
     encode::method(&mut out, 0, &close_method(&e));
@@ -124,7 +130,7 @@ async fn refuse(mut stream: TcpStream, mut buf: BytesMut, e: AmqpError) {
 }
 
 /// Writes what the socket takes now without waiting; 0 when it takes nothing.
-fn write_now(wr: &tokio::net::tcp::OwnedWriteHalf, mut bytes: &[u8]) -> std::io::Result<usize> {
+fn write_now<W: WriteHalf>(wr: &W, mut bytes: &[u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while !bytes.is_empty() {
         match wr.try_write(bytes) {
@@ -153,6 +159,8 @@ fn close_method(e: &AmqpError) -> AMQPClass {
 struct Connection {
     ctx: Ctx,
     channels: FxHashMap<u16, Channel>,
+    /// Listed among the broker's connections while this lives.
+    _registered: crate::broker::connections::Registered,
     channel_max: u16,
     heartbeat: u16,
     cancel_notify: bool,
@@ -194,8 +202,13 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(id: ConnectionId, n: Negotiated, config: &Config, mut alarm: watch::Receiver<bool>) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+    fn new(
+        id: ConnectionId,
+        n: Negotiated,
+        config: &Config,
+        mut alarm: watch::Receiver<bool>,
+        (tx, rx): (mpsc::UnboundedSender<Outbound>, mpsc::UnboundedReceiver<Outbound>),
+    ) -> Self {
         let alarm_raised = *alarm.borrow_and_update();
         let capable = |cap: &str| {
             matches!(n.capabilities.inner().get(cap), Some(amq_protocol::types::AMQPValue::Boolean(true)))
@@ -207,6 +220,7 @@ impl Connection {
                 vhost: n.vhost,
                 conn: id,
                 user: n.user,
+                session: n.session,
                 out: Vec::new(),
                 tx,
                 frame_max: n.frame_max,
@@ -218,6 +232,7 @@ impl Connection {
                 now: std::time::Instant::now(),
             },
             channels: FxHashMap::default(),
+            _registered: n.registered,
             channel_max: n.channel_max,
             heartbeat: n.heartbeat,
             cancel_notify,
@@ -251,9 +266,9 @@ impl Connection {
     /// a little), so a client that stops reading is still noticed when it
     /// also goes silent. Meanwhile no new input is processed and no new
     /// deliveries are taken, so the buffer cannot grow.
-    async fn run(
+    async fn run<S: Socket>(
         mut self,
-        stream: TcpStream,
+        stream: S,
         mut buf: BytesMut,
         mut shutdown: watch::Receiver<bool>,
     ) -> String {
@@ -584,6 +599,11 @@ impl Connection {
             Outbound::Cancelled(consumer) => {
                 if let Some(ch) = self.channels.get_mut(&consumer.channel) {
                     ch.server_cancel(&consumer, self.cancel_notify, &mut self.ctx);
+                }
+            }
+            Outbound::Close(reason) => {
+                if self.state == State::Running {
+                    self.close_connection(AmqpError::connection_forced(reason));
                 }
             }
             Outbound::Durable { confirms, ok } => {

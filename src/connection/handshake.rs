@@ -4,26 +4,30 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::auth;
+use super::socket::Socket;
+use crate::access::{Access, Session};
+use crate::broker::connections::{ConnectionEntry, Registered};
+use crate::broker::{Broker, Outbound, VHost};
+use crate::config::Config;
+use crate::protocol::frame::{decode, Frame};
+use crate::protocol::method::{self, Method};
+use crate::protocol::{encode, AmqpError, FRAME_MIN_SIZE, PROTOCOL_HEADER};
 use amq_protocol::protocol::connection::{self, AMQPMethod as Conn};
 use amq_protocol::protocol::AMQPClass;
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-use super::auth;
-use crate::access::Users;
-use crate::broker::{Broker, VHost};
-use crate::config::Config;
-use crate::protocol::frame::{decode, Frame};
-use crate::protocol::method::{self, Method};
-use crate::protocol::{encode, AmqpError, FRAME_MIN_SIZE, PROTOCOL_HEADER};
 
 /// What the handshake settled.
 #[derive(Debug)]
 pub struct Negotiated {
     pub user: String,
     pub vhost: Arc<VHost>,
+    /// The user's permissions in the vhost.
+    pub session: Session,
+    /// Listed among the broker's connections until dropped.
+    pub registered: Registered,
     pub frame_max: u32,
     pub channel_max: u16,
     pub heartbeat: u16,
@@ -73,8 +77,8 @@ pub fn server_properties() -> FieldTable {
 }
 
 /// Reads from the socket until a whole frame is buffered.
-async fn next_frame(
-    stream: &mut TcpStream,
+async fn next_frame<S: Socket>(
+    stream: &mut S,
     buf: &mut BytesMut,
     frame_max: u32,
 ) -> Result<Frame, HandshakeError> {
@@ -91,8 +95,8 @@ async fn next_frame(
 }
 
 /// The next method, which must be a connection method on channel 0.
-async fn next_connection_method(
-    stream: &mut TcpStream,
+async fn next_connection_method<S: Socket>(
+    stream: &mut S,
     buf: &mut BytesMut,
     frame_max: u32,
     expected: &str,
@@ -124,13 +128,14 @@ async fn next_connection_method(
 }
 
 /// Runs the handshake. On `Refused`, the caller sends `connection.close`.
-pub async fn handshake(
-    stream: &mut TcpStream,
+pub async fn handshake<S: Socket>(
+    stream: &mut S,
     buf: &mut BytesMut,
-    peer: SocketAddr,
+    (id, peer, local): (crate::broker::ConnectionId, SocketAddr, SocketAddr),
     broker: &Broker,
-    users: &Users,
+    access: &Arc<Access>,
     config: &Config,
+    tx: &tokio::sync::mpsc::UnboundedSender<Outbound>,
 ) -> Result<Negotiated, HandshakeError> {
     // Protocol header.
     while buf.len() < 8 {
@@ -175,7 +180,9 @@ pub async fn handshake(
             .during(10, 11),
         ));
     };
-    if !users.authenticate(&user, &password, peer.ip()) {
+    if let Err(why) = access.authenticate(&user, &password, peer.ip()) {
+        // The client learns nothing of why; the log does (never the password).
+        tracing::warn!(%peer, user = %user, mechanism = %mechanism, failed_logins = access.failed_logins(), "{mechanism} login refused: {why}");
         return Err(HandshakeError::Refused(
             AmqpError::access_refused(format!(
                 "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
@@ -221,10 +228,27 @@ pub async fn handshake(
             AmqpError::not_allowed(format!("vhost {} not found", open.virtual_host)).during(10, 40),
         ));
     };
+    let mut session = access.session(&user, &vhost.name);
+    if !session.may_open() {
+        return Err(HandshakeError::Refused(
+            AmqpError::not_allowed(format!("access to vhost '{}' refused for user '{user}'", vhost.name))
+                .during(10, 40),
+        ));
+    }
+    let entry = ConnectionEntry::new(id, &user, &vhost.name, peer, local, tx.clone());
+    let registered = broker.connections.register(entry, vhost.limits().max_connections).map_err(|limit| {
+        HandshakeError::Refused(
+            AmqpError::not_allowed(format!(
+                "access to vhost '{}' refused for user '{user}': connection limit ({limit}) is reached",
+                vhost.name
+            ))
+            .during(10, 40),
+        )
+    })?;
     out.clear();
     encode::method(&mut out, 0, &AMQPClass::Connection(Conn::OpenOk(connection::OpenOk {})));
     stream.write_all(&out).await?;
-    Ok(Negotiated { user, vhost, frame_max, channel_max, heartbeat, capabilities })
+    Ok(Negotiated { user, vhost, session, registered, frame_max, channel_max, heartbeat, capabilities })
 }
 
 /// The smaller of two limits where 0 means "no limit".

@@ -9,8 +9,10 @@ mod consume;
 mod driver;
 mod handshake;
 mod publish;
+mod socket;
 mod topology;
 mod tx;
 
 pub use driver::serve;
 pub use handshake::server_properties;
+pub use socket::{Socket, WriteHalf};

@@ -179,9 +179,18 @@ impl Channel {
         ctx.unfinished -= pending.held();
         let Pending { publish, header, body } = pending;
         let (header, info) = header.expect("the header arrived");
-        // RabbitMQ's order: the exchange, the reply-to, user_id, then the properties.
+        // RabbitMQ's order: permission, the exchange, the reply-to, user_id, then the properties.
+        ctx.session.check_publish(&publish.exchange).map_err(|e| e.during(60, 40))?;
         let exchange =
             ctx.vhost.publish_exchange(&publish.exchange, &mut ctx.router).map_err(|e| e.during(60, 40))?;
+        if exchange.kind == crate::broker::exchange::ExchangeKind::Topic
+            && ctx.session.has_topic_permissions()
+        {
+            let key = String::from_utf8_lossy(&publish.routing_key);
+            ctx.session
+                .check_topic(&exchange.name, &key, crate::access::session::Action::Write)
+                .map_err(|e| e.during(60, 40))?;
+        }
         let (header, info) = self.direct_reply_to(header, info).map_err(|e| e.during(60, 40))?;
         if let Some(user_id) = info.user_id.map(|r| &header[r.range()]) {
             if user_id != ctx.user.as_bytes() {

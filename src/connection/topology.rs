@@ -1,10 +1,35 @@
-//! `exchange.*` and `queue.*` methods: declare, delete, bind, unbind, purge.
+//! `exchange.*` and `queue.*` methods: declare, delete, bind, unbind, purge,
+//! each checked against the user's permissions first, by RabbitMQ's table
+//! (a passive declare needs none; permission before existence).
 
 use amq_protocol::protocol::{exchange, queue, AMQPClass};
+use amq_protocol::types::FieldTable;
 
 use super::channel::{Channel, Ctx};
+use crate::access::session::Action::{Configure, Read, Write};
+use crate::access::Resource::{Exchange, Queue};
+use crate::broker::exchange::ExchangeKind;
+use crate::broker::names;
 use crate::broker::vhost::{ExchangeDecl, QueueDecl, REPLY_TO};
+use crate::protocol::table::as_str;
 use crate::protocol::AmqpError;
+
+/// A string argument naming an exchange (`alternate-exchange`, `x-dead-letter-exchange`).
+fn exchange_arg<'a>(args: &'a FieldTable, key: &str) -> Option<&'a str> {
+    args.inner().get(key).and_then(as_str)
+}
+
+/// A binding's routing key on a topic exchange, against topic permissions
+/// (read, as RabbitMQ checks bindings).
+fn check_bind_topic(ctx: &mut Ctx, source: &str, key: &str) -> Result<(), AmqpError> {
+    if !ctx.session.has_topic_permissions() {
+        return Ok(());
+    }
+    match ctx.vhost.exchange(source) {
+        Some(ex) if ex.kind == ExchangeKind::Topic => ctx.session.check_topic(source, key, Read),
+        _ => Ok(()),
+    }
+}
 
 impl Channel {
     pub(super) fn handle_exchange(
@@ -16,6 +41,13 @@ impl Channel {
         let v = ctx.vhost.clone();
         let (nowait, ok) = match m {
             E::Declare(d) => {
+                if !d.passive {
+                    ctx.session.check(Exchange, d.exchange.as_str(), Configure)?;
+                    if let Some(ae) = exchange_arg(&d.arguments, "alternate-exchange") {
+                        ctx.session.check(Exchange, ae, Write)?;
+                        ctx.session.check(Exchange, d.exchange.as_str(), Read)?;
+                    }
+                }
                 v.declare_exchange(ExchangeDecl {
                     name: d.exchange.to_string(),
                     kind: d.kind.to_string(),
@@ -28,10 +60,14 @@ impl Channel {
                 (d.nowait, E::DeclareOk(exchange::DeclareOk {}))
             }
             E::Delete(d) => {
+                ctx.session.check(Exchange, d.exchange.as_str(), Configure)?;
                 v.delete_exchange(d.exchange.as_str(), d.if_unused)?;
                 (d.nowait, E::DeleteOk(exchange::DeleteOk {}))
             }
             E::Bind(b) => {
+                ctx.session.check(Exchange, b.destination.as_str(), Write)?;
+                ctx.session.check(Exchange, b.source.as_str(), Read)?;
+                check_bind_topic(ctx, b.source.as_str(), b.routing_key.as_str())?;
                 v.bind_exchange(
                     b.destination.as_str(),
                     b.source.as_str(),
@@ -41,6 +77,9 @@ impl Channel {
                 (b.nowait, E::BindOk(exchange::BindOk {}))
             }
             E::Unbind(b) => {
+                ctx.session.check(Exchange, b.destination.as_str(), Write)?;
+                ctx.session.check(Exchange, b.source.as_str(), Read)?;
+                check_bind_topic(ctx, b.source.as_str(), b.routing_key.as_str())?;
                 v.unbind_exchange(
                     b.destination.as_str(),
                     b.source.as_str(),
@@ -68,9 +107,20 @@ impl Channel {
                 (d.nowait, Q::DeclareOk(ok))
             }
             Q::Declare(d) => {
+                // A server-named queue is checked under the name it gets, as in RabbitMQ.
+                let server_named = d.queue.as_str().is_empty() && !d.passive;
+                let name = if server_named { names::queue_name() } else { d.queue.to_string() };
+                if !d.passive {
+                    ctx.session.check(Queue, &name, Configure)?;
+                    if let Some(dlx) = exchange_arg(&d.arguments, "x-dead-letter-exchange") {
+                        ctx.session.check(Exchange, dlx, Write)?;
+                        ctx.session.check(Queue, &name, Read)?;
+                    }
+                }
                 let declared = v.declare_queue(
                     QueueDecl {
-                        name: d.queue.to_string(),
+                        name,
+                        server_named,
                         passive: d.passive,
                         durable: d.durable,
                         exclusive: d.exclusive,
@@ -89,7 +139,11 @@ impl Channel {
                 (d.nowait, Q::DeclareOk(ok))
             }
             Q::Bind(b) => {
-                let name = self.resolve_queue(b.queue.as_str(), ctx)?.name.clone();
+                let name = self.queue_name(b.queue.as_str())?;
+                ctx.session.check(Queue, &name, Write)?;
+                ctx.session.check(Exchange, b.exchange.as_str(), Read)?;
+                check_bind_topic(ctx, b.exchange.as_str(), b.routing_key.as_str())?;
+                let name = self.resolve_queue(&name, ctx)?.name.clone();
                 v.bind_queue(&name, b.exchange.as_str(), b.routing_key.as_str(), b.arguments, conn)?;
                 (b.nowait, Q::BindOk(queue::BindOk {}))
             }
@@ -99,15 +153,20 @@ impl Channel {
                 } else {
                     b.queue.to_string()
                 };
+                ctx.session.check(Queue, &name, Write)?;
+                ctx.session.check(Exchange, b.exchange.as_str(), Read)?;
+                check_bind_topic(ctx, b.exchange.as_str(), b.routing_key.as_str())?;
                 v.unbind_queue(&name, b.exchange.as_str(), b.routing_key.as_str(), b.arguments)?;
                 (false, Q::UnbindOk(queue::UnbindOk {}))
             }
             Q::Purge(p) => {
+                ctx.session.check(Queue, &self.queue_name(p.queue.as_str())?, Read)?;
                 let q = self.resolve_queue(p.queue.as_str(), ctx)?;
                 let message_count = v.purge_queue(&q.name, conn)?;
                 (p.nowait, Q::PurgeOk(queue::PurgeOk { message_count }))
             }
             Q::Delete(d) => {
+                ctx.session.check(Queue, &self.queue_name(d.queue.as_str())?, Configure)?;
                 let message_count = match self.resolve_queue(d.queue.as_str(), ctx) {
                     Ok(q) => v.delete_queue(&q.name, d.if_unused, d.if_empty, conn)?,
                     // Deleting a queue that is not there succeeds, as in RabbitMQ.

@@ -146,6 +146,9 @@ impl AmqpError {
     pub fn syntax_error(detail: impl fmt::Display) -> Self {
         Self::new(ErrorKind::SyntaxError, detail)
     }
+    pub fn connection_forced(detail: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::ConnectionForced, detail)
+    }
     pub fn not_allowed(detail: impl fmt::Display) -> Self {
         Self::new(ErrorKind::NotAllowed, detail)
     }

@@ -7,6 +7,7 @@
 pub mod encode;
 pub mod error;
 pub mod frame;
+pub mod json;
 pub mod method;
 pub mod properties;
 pub mod table;

@@ -1,16 +1,18 @@
 //! Listeners and the server's lifetime. May use `connection`, `broker`, `config`.
 
 mod monitor;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
-use crate::access::Users;
+use crate::access::{Access, Credential};
+use crate::admin;
 use crate::broker::queue::QueueConfig;
 use crate::broker::Broker;
 use crate::config::Config;
@@ -22,7 +24,7 @@ use crate::store::{Store, StoreHandle};
 
 /// Rebuilds the broker's durable state from `store`: topology, and each
 /// queue's head of messages (the rest stays paged out on disk).
-fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, StoreHandle)> {
+fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, Arc<Access>, StoreHandle)> {
     let started = std::time::Instant::now();
     let dir = &config.storage.data_dir;
     let failed = |e: crate::store::StoreError| std::io::Error::other(e.to_string());
@@ -48,15 +50,115 @@ fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, S
         handle.submit(op);
     }
     let broker = Broker::with_store(Some(handle.clone()));
-    broker.restore(recovered, &mut b.queues);
+    let access = Arc::new(Access::new(Some(handle.clone()), config.access.loopback_users.clone()));
+    access.restore(recovered.control.iter().map(|(space, _, value)| (space.as_str(), value.as_slice())));
+    let fresh = broker.restore(recovered, &mut b.queues);
+    match &config.access.definitions {
+        Some(path) => load_definitions(path, &broker, &access)?,
+        None if fresh => seed_users(config, &access).map_err(std::io::Error::other)?,
+        None => {}
+    }
     info!(data_dir = %dir.display(), queues, messages, elapsed_ms = started.elapsed().as_millis() as u64, "recovered durable state");
-    Ok((broker, handle))
+    Ok((broker, access, handle))
+}
+
+/// The admin API on its TCP port and on warrenctl's unix socket. Neither
+/// stops the broker if it cannot start (a port taken by a RabbitMQ beside
+/// it, say): AMQP is what clients need; the error is logged.
+async fn start_admin(
+    config: &Config,
+    broker: &Arc<Broker>,
+    access: &Arc<Access>,
+    stop: &watch::Receiver<bool>,
+) -> (Option<SocketAddr>, Option<std::path::PathBuf>) {
+    let state = admin::AdminState::new(broker.clone(), access.clone());
+    let mut addr = None;
+    if let Some(listen) = config.admin.listen {
+        match TcpListener::bind(listen).await {
+            Ok(l) => {
+                addr = l.local_addr().ok();
+                info!(local_addr = ?addr, "admin API listener started");
+                let (state, stop) = (state.clone(), stop.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = admin::serve_admin(l, state, stop).await {
+                        error!("admin API stopped: {e}");
+                    }
+                });
+            }
+            Err(e) => error!("admin API not started: cannot listen on {listen}: {e}"),
+        }
+    }
+    let mut socket = None;
+    if let Some(path) = config.admin.socket_path(&config.storage.data_dir) {
+        let bound =
+            path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| admin::bind_socket(&path));
+        match bound {
+            Ok(l) => {
+                info!(path = %path.display(), "warrenctl socket ready");
+                socket = Some(path);
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = admin::serve_socket(l, state, stop).await {
+                        error!("warrenctl socket stopped: {e}");
+                    }
+                });
+            }
+            Err(e) => error!("warrenctl socket not started at {}: {e}", path.display()),
+        }
+    }
+    (addr, socket)
+}
+
+/// Imports the definitions file at start-up, as RabbitMQ's
+/// `load_definitions`: a file that cannot be read or imported stops the
+/// start, naming the file (never quoting it: it may hold password hashes).
+fn load_definitions(path: &std::path::Path, broker: &Broker, access: &Access) -> std::io::Result<()> {
+    let body = std::fs::read(path).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot read definitions file {}: {e}", path.display()))
+    })?;
+    let report = crate::admin::definitions::import(broker, access, &body, None).map_err(|e| {
+        std::io::Error::other(format!("cannot import definitions file {}: {e}", path.display()))
+    })?;
+    info!(file = %path.display(), skipped = report.skipped.len(), "imported definitions");
+    Ok(())
+}
+
+/// A new data directory gets the configured users (RabbitMQ's
+/// `default_user`), each with every permission on `/`.
+fn seed_users(config: &Config, access: &Access) -> Result<(), crate::access::AccessError> {
+    for u in &config.users {
+        let credential = match (&u.password, &u.password_hash) {
+            (Some(p), _) => Credential::Password(p.clone()),
+            (None, Some(h)) => Credential::Hash {
+                hash: h.clone(),
+                algorithm: u
+                    .hashing_algorithm
+                    .clone()
+                    .unwrap_or_else(|| crate::access::Algorithm::Sha256.name().to_owned()),
+            },
+            (None, None) => Credential::None,
+        };
+        access.put_user(&u.name, Some(credential), Some(u.tags.clone()))?;
+        access.set_permission("/", &u.name, ".*", ".*", ".*")?;
+        info!(user = %u.name, "created default user");
+    }
+    Ok(())
 }
 
 /// A running server.
 pub struct Server {
+    /// The plain AMQP listener's address; the AMQPS one when `amqp.tcp_listener` is off.
     pub local_addr: SocketAddr,
+    /// The AMQPS listener's address, when TLS is configured.
+    pub tls_addr: Option<SocketAddr>,
+    /// Reloads the AMQPS certificates (as SIGHUP does); None without TLS.
+    pub tls: Option<Arc<tls::Tls>>,
     pub broker: Arc<Broker>,
+    pub access: Arc<Access>,
+    /// Where the admin API listens (None: off, or its port was taken).
+    pub admin_addr: Option<SocketAddr>,
+    /// warrenctl's socket, removed at stop.
+    pub socket: Option<std::path::PathBuf>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
     store: StoreHandle,
@@ -83,11 +185,15 @@ impl Server {
     /// Starts on a store of the embedder's choice (tests that need no disk
     /// use `store::memory::MemoryStore`).
     pub async fn start_with_store(config: Config, store: Arc<dyn Store>) -> std::io::Result<Server> {
-        let (broker, store) = recover(&config, store)?;
+        let (broker, access, store) = recover(&config, store)?;
         let broker = Arc::new(broker);
-        let listener = TcpListener::bind(config.amqp.listen).await?;
-        let local_addr = listener.local_addr()?;
-        info!(%local_addr, "AMQP listener started");
+        let listener = match config.amqp.tcp_listener {
+            true => Some(TcpListener::bind(config.amqp.listen).await?),
+            false => None,
+        };
+        if let Some(l) = &listener {
+            info!(local_addr = %l.local_addr()?, "AMQP listener started");
+        }
         broker.alarms.set_memory_limit(monitor::memory_limit(&config.memory));
         let (shutdown, mut stop) = watch::channel(false);
         broker.alarms.set_disk_free_limit(config.storage.disk_free_limit);
@@ -96,15 +202,39 @@ impl Server {
             config.storage.data_dir.clone(),
             config.memory.paging_ratio,
         ));
-        let users = Arc::new(Users::from_config(&config.users).map_err(std::io::Error::other)?);
         let config = Arc::new(config);
-        let b = broker.clone();
+        let serve: tls::Serve = {
+            let (b, a, config) = (broker.clone(), access.clone(), config.clone());
+            Arc::new(move |s, peer, local| {
+                tokio::spawn(connection::serve(s, (peer, local), b.clone(), a.clone(), config.clone()))
+            })
+        };
+        let handshake_timeout = std::time::Duration::from_secs(config.amqp.handshake_timeout);
+        let tls = match tls::listen(&config.tls, handshake_timeout, serve, stop.clone()).await {
+            Ok(tls) => tls,
+            Err(e) => {
+                monitor.abort();
+                return Err(e);
+            }
+        };
+        let local_addr = match (&listener, &tls) {
+            (Some(l), _) => l.local_addr()?,
+            (None, Some((addr, _))) => *addr,
+            (None, None) => {
+                monitor.abort();
+                return Err(std::io::Error::other("amqp.tcp_listener is off and TLS is not configured"));
+            }
+        };
+        let (tls_addr, tls) = tls.unzip();
+        let (admin_addr, socket) = start_admin(&config, &broker, &access, &stop).await;
+        let (b, a) = (broker.clone(), access.clone());
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    accepted = listener.accept() => match accepted {
+                    accepted = accept(listener.as_ref()) => match accepted {
                         Ok((stream, peer)) => {
-                            tokio::spawn(connection::serve(stream, peer, b.clone(), users.clone(), config.clone()));
+                            let local = stream.local_addr().unwrap_or(local_addr);
+                            tokio::spawn(connection::serve(stream, (peer, local), b.clone(), a.clone(), config.clone()));
                         }
                         Err(e) => {
                             // Out of file descriptors and the like: back off, keep serving.
@@ -117,13 +247,16 @@ impl Server {
             }
             monitor.abort();
         });
-        Ok(Server { local_addr, broker, shutdown, task, store })
+        Ok(Server { local_addr, tls_addr, tls, broker, access, admin_addr, socket, shutdown, task, store })
     }
 
     /// Stops accepting connections and closes the store once everything
     /// submitted to it is on disk.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
+        if let Some(path) = self.socket.take() {
+            let _ = std::fs::remove_file(path);
+        }
         let _ = (&mut self.task).await;
         // Every client gets connection.close 320 and a moment to answer.
         self.broker.begin_shutdown();
@@ -133,5 +266,13 @@ impl Server {
         }
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+    }
+}
+
+/// The next plain AMQP connection; never, without the plain listener.
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
     }
 }

@@ -23,6 +23,7 @@ struct State {
     messages: BTreeMap<u64, MessageRecord>,
     index: BTreeMap<(u64, u64), IndexEntry>,
     pages: BTreeMap<(u64, u64), (IndexEntry, MessageRecord)>,
+    control: BTreeMap<(String, String), Vec<u8>>,
 }
 
 impl Store for MemoryStore {
@@ -64,6 +65,12 @@ impl Store for MemoryStore {
                     s.index.insert((queue, entry.seq), entry);
                     s.pages.insert((queue + u64::from(entry.lane), entry.seq), (entry, record));
                 }
+                Op::PutControl { space, key, value } => {
+                    s.control.insert((space, key), value);
+                }
+                Op::DeleteControl { space, key } => {
+                    s.control.remove(&(space, key));
+                }
                 Op::Remove { queue, seq, lane } => {
                     s.index.remove(&(queue, seq));
                     if let Some(lane) = lane {
@@ -84,6 +91,7 @@ impl Store for MemoryStore {
             queues,
             bindings: s.bindings.clone(),
             max_message_id: s.messages.keys().next_back().copied().unwrap_or(0),
+            control: s.control.iter().map(|((s, k), v)| (s.clone(), k.clone(), v.clone())).collect(),
         })
     }
 

@@ -77,6 +77,18 @@ pub enum Op {
         entry: IndexEntry,
         record: MessageRecord,
     },
+    /// A control-plane record (a user, vhost, permission, policy…): the
+    /// layer that owns it chooses its encoding; the store keeps it under
+    /// (`space`, `key`) and hands it back at start-up.
+    PutControl {
+        space: String,
+        key: String,
+        value: Vec<u8>,
+    },
+    DeleteControl {
+        space: String,
+        key: String,
+    },
     /// The place was settled for good (acked, dropped, purged), and its
     /// page (in that lane) with it if it has one.
     Remove {
@@ -128,6 +140,8 @@ pub struct Recovered {
     pub bindings: Vec<BindingRecord>,
     /// The highest message id on disk (ids are never reused).
     pub max_message_id: u64,
+    /// Control-plane records as (space, key, value), in (space, key) order.
+    pub control: Vec<(String, String, Vec<u8>)>,
 }
 
 /// What every storage implementation provides. Writes are applied

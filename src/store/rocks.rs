@@ -9,6 +9,7 @@
 //! | `messages` | message id, u64 BE | `MessageRecord` |
 //! | `index` | queue id u64 BE, seq u64 BE | message id u64 BE, flags u8, size u32 BE, expires u64 BE, lane u8, returns u32 BE |
 //! | `pages` | queue id + lane u64 BE, seq u64 BE | the index value, then the `MessageRecord` |
+//! | `control` | space, key (length-prefixed) | the owner's encoding (users, vhosts, permissions, policies) |
 //!
 //! `messages` and `index` take every persistent message on the hot path and
 //! are read only at start-up, so they use append-only vector memtables
@@ -28,7 +29,10 @@ use super::{
     StoreError, SCHEMA_VERSION,
 };
 
-const FAMILIES: [&str; 7] = ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages"];
+/// `control` came after schema 2 was fixed: a directory without it gets it
+/// empty at open, which is what it would have held.
+const FAMILIES: [&str; 8] =
+    ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control"];
 
 pub struct RocksStore {
     db: DB,
@@ -189,6 +193,10 @@ impl Store for RocksStore {
                     record.encode_into(&mut scratch);
                     batch.put_cf(pages, index_key(*queue + u64::from(entry.lane), entry.seq), &scratch);
                 }
+                Op::PutControl { space, key, value } => {
+                    batch.put_cf(self.cf("control"), name_key(space, key), value)
+                }
+                Op::DeleteControl { space, key } => batch.delete_cf(self.cf("control"), name_key(space, key)),
                 Op::Remove { queue, seq, lane } => {
                     batch.delete_cf(index, index_key(*queue, *seq));
                     if let Some(lane) = lane {
@@ -217,6 +225,14 @@ impl Store for RocksStore {
         for item in self.db.iterator_cf(self.cf("bindings"), IteratorMode::Start) {
             let (_, v) = item.map_err(read)?;
             r.bindings.push(BindingRecord::decode(&v).ok_or_else(|| self.corrupt("binding record"))?);
+        }
+        for item in self.db.iterator_cf(self.cf("control"), IteratorMode::Start) {
+            let (k, v) = item.map_err(read)?;
+            let mut key = super::records::Reader(&k);
+            let (Some(space), Some(name)) = (key.str(), key.str()) else {
+                return Err(self.corrupt("control record key"));
+            };
+            r.control.push((space, name, v.into_vec()));
         }
         if let Some(item) = self.db.iterator_cf(self.cf("messages"), IteratorMode::End).next() {
             let (k, _) = item.map_err(read)?;

@@ -46,6 +46,8 @@ enum Cmd {
     },
     /// Write what is pending, close the store, then say so.
     Shutdown(mpsc::SyncSender<()>),
+    /// Compact once idle, as after many deletions (a whole vhost went).
+    CompactSoon,
 }
 
 /// How much of a queue stays in memory before the rest is paged out.
@@ -173,6 +175,12 @@ impl StoreHandle {
         if let Err(mpsc::SendError(Cmd::Barrier(done))) = self.tx.send(Cmd::Barrier(done)) {
             done(false);
         }
+    }
+
+    /// Asks for a compaction once the writer is idle (space of deleted
+    /// queues and vhosts goes back to the disk).
+    pub fn compact_soon(&self) {
+        let _ = self.tx.send(Cmd::CompactSoon);
     }
 
     /// Submits `ops` and blocks until they are durable (for rare topology changes).
@@ -328,6 +336,7 @@ impl Writer {
                         deletions += self.drop_range(queue, lane, from_seq, to_seq);
                     }
                     Cmd::Shutdown(tell) => closed = Some(tell),
+                    Cmd::CompactSoon => deletions = deletions.max(COMPACT_AFTER),
                 }
                 if self.ops.len() < MAX_BATCH && closed.is_none() {
                     next = rx.try_recv().ok();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use amq_protocol::types::FieldTable;
 use parking_lot::RwLock;
 
+use super::policy::Policy;
 use super::queue::Queue;
 use crate::protocol::AmqpError;
 
@@ -94,6 +95,8 @@ pub struct Exchange {
     pub arguments: FieldTable,
     deleted: AtomicBool,
     routes: RwLock<Routes>,
+    /// The policy that applies to it (read only for unroutable messages).
+    policy: RwLock<Option<Arc<Policy>>>,
 }
 
 impl Exchange {
@@ -120,6 +123,7 @@ impl Exchange {
             arguments,
             deleted: AtomicBool::new(false),
             routes: RwLock::new(routes),
+            policy: RwLock::new(None),
         }
     }
 
@@ -184,12 +188,28 @@ impl Exchange {
         }
     }
 
-    /// Appends the destinations a message matches (possibly with repeats).
-    /// The `alternate-exchange` argument: where unroutable messages go.
-    pub fn alternate_exchange(&self) -> Option<&str> {
-        self.arguments.inner().get("alternate-exchange").and_then(crate::protocol::table::as_str)
+    /// Where unroutable messages go, looked up by `find`: the
+    /// `alternate-exchange` argument, else the policy's (the argument wins,
+    /// as in RabbitMQ).
+    pub fn alternate_exchange<R>(&self, find: impl FnOnce(&str) -> Option<R>) -> Option<R> {
+        let argument = self.arguments.inner().get("alternate-exchange");
+        if let Some(name) = argument.and_then(crate::protocol::table::as_str) {
+            return find(name);
+        }
+        let policy = self.policy.read().clone()?;
+        find(policy.settings.alternate_exchange.as_deref()?)
     }
 
+    /// The policy that applies to it, if any.
+    pub fn policy(&self) -> Option<Arc<Policy>> {
+        self.policy.read().clone()
+    }
+
+    pub fn set_policy(&self, policy: Option<Arc<Policy>>) {
+        *self.policy.write() = policy;
+    }
+
+    /// Appends the destinations a message matches (possibly with repeats).
     pub fn route(
         &self,
         routing_key: &[u8],

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use amq_protocol::types::AMQPValue;
 
-use super::{now_ms, Entry, Overflow, Queue, State};
+use super::{now_ms, Entry, Overflow, Queue, QueueConfig, State};
 use crate::broker::deadletter::{self, DeadLetterTarget, Reason};
 use crate::broker::message::Message;
 use crate::protocol::properties::{encode_header, ContentHeader};
@@ -16,7 +16,7 @@ impl Queue {
     /// Whether a new message must be refused: the queue is full and
     /// refuses rather than drops (`x-overflow` = reject-publish[-dlx]).
     pub(super) fn over_limit(&self, st: &State, m: &Message) -> bool {
-        let c = &self.config;
+        let c = &st.eff.config;
         c.overflow != Overflow::DropHead
             && (c.max_length.is_some_and(|max| st.len() as u64 >= max)
                 || c.max_length_bytes.is_some_and(|max| st.bytes() + m.body.len() as u64 > max))
@@ -28,12 +28,13 @@ impl Queue {
     /// reason `maxlen`). When that message is paged out, it is read back
     /// first and dropped when it arrives (`on_loaded`).
     pub(super) fn drop_head(self: &Arc<Self>, st: &mut State) {
-        let c = &self.config;
-        if c.overflow != Overflow::DropHead || (c.max_length.is_none() && c.max_length_bytes.is_none()) {
+        let c = &st.eff.config;
+        let (max_length, max_bytes) = (c.max_length, c.max_length_bytes);
+        if c.overflow != Overflow::DropHead || (max_length.is_none() && max_bytes.is_none()) {
             return;
         }
-        while c.max_length.is_some_and(|max| st.len() as u64 > max)
-            || c.max_length_bytes.is_some_and(|max| st.bytes() > max)
+        while max_length.is_some_and(|max| st.len() as u64 > max)
+            || max_bytes.is_some_and(|max| st.bytes() > max)
         {
             if st.next_is_paged() {
                 self.fill(st);
@@ -50,12 +51,12 @@ impl Queue {
     pub(super) fn come_back(&self, st: &mut State, mut e: Entry) {
         e.redelivered = true;
         e.returns = e.returns.saturating_add(1);
-        if self.config.delivery_limit.is_some_and(|limit| u64::from(e.returns) > limit) {
+        if st.eff.config.delivery_limit.is_some_and(|limit| u64::from(e.returns) > limit) {
             self.forget(&e);
             st.dead.push((e.message, Reason::DeliveryLimit));
             return;
         }
-        if self.config.counts_deliveries() {
+        if st.eff.config.counts_deliveries() {
             e.message = Arc::new(with_delivery_count(&e.message, e.returns));
             self.store_returns(&e);
         }
@@ -63,15 +64,16 @@ impl Queue {
     }
 
     /// Republishes removed messages to the dead-letter exchange, if the
-    /// queue has one (else they are gone). Called without the lock.
-    pub(super) fn dead_letter(self: &Arc<Self>, dead: Vec<(Arc<Message>, Reason)>) {
-        let (Some(exchange), Some(vhost)) = (&self.config.dead_letter_exchange, self.home.upgrade()) else {
+    /// queue has one in `config` (its settings in force; else they are
+    /// gone). Called without the lock.
+    pub(super) fn dead_letter(self: &Arc<Self>, dead: Vec<(Arc<Message>, Reason)>, config: &QueueConfig) {
+        let (Some(exchange), Some(vhost)) = (&config.dead_letter_exchange, self.home.upgrade()) else {
             return;
         };
         let target = DeadLetterTarget {
             queue: &self.name,
             exchange,
-            routing_key: self.config.dead_letter_routing_key.as_deref(),
+            routing_key: config.dead_letter_routing_key.as_deref(),
         };
         let now = now_ms() / 1000;
         for (m, reason) in dead {

@@ -10,9 +10,9 @@ use crate::broker::deadletter::Reason;
 use crate::broker::message::Message;
 
 impl Queue {
-    /// When a message arriving now expires; 0 for never.
-    pub(super) fn expiry_of(&self, m: &Message, now: u64) -> u64 {
-        let ttl = match (self.config.message_ttl, m.expiration_ms()) {
+    /// When a message arriving now under the queue's `ttl` expires; 0 for never.
+    pub(super) fn expiry_of(&self, ttl: Option<u64>, m: &Message, now: u64) -> u64 {
+        let ttl = match (ttl, m.expiration_ms()) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => match a.or(b) {
                 Some(t) => t,
@@ -73,15 +73,27 @@ impl Queue {
     /// The queue was used (consumed from, got from, declared): an
     /// `x-expires` countdown starts again.
     pub fn touch(&self) {
-        if self.config.expires.is_some() {
+        if self.expires.load(std::sync::atomic::Ordering::Relaxed) != 0 {
             self.last_used.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
         }
     }
 
-    /// With `x-expires`: when the queue, unused since, is due to go
+    /// The effective `expires` (argument or policy): how long the queue
+    /// may stay unused, in ms.
+    pub fn expires_after(&self) -> Option<u64> {
+        Some(self.expires.load(std::sync::atomic::Ordering::Relaxed)).filter(|e| *e != 0)
+    }
+
+    /// Changes whenever `expires_after` does (an expiry watcher started
+    /// before stops).
+    pub fn expiry_generation(&self) -> u64 {
+        self.expiry_generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// With `expires`: when the queue, unused since, is due to go
     /// (None while it has consumers).
     pub fn expires_at(&self) -> Option<u64> {
-        let after = self.config.expires?;
+        let after = self.expires_after()?;
         if !self.state.lock().consumers.is_empty() {
             return None;
         }

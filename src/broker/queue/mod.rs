@@ -14,6 +14,7 @@ mod consumers;
 mod dead;
 mod expiry;
 mod paging;
+mod policy;
 mod ready;
 
 pub use config::{Overflow, QueueConfig};
@@ -30,6 +31,7 @@ use super::consumer::ConsumerSpec;
 use super::consumer::{ConnectionId, Consumer, Delivery};
 use super::deadletter::Reason;
 use super::message::Message;
+use super::policy::Effective;
 use super::vhost::VHost;
 use crate::protocol::AmqpError;
 use crate::store::recovery::Paged;
@@ -44,7 +46,8 @@ pub struct Queue {
     pub exclusive_owner: Option<ConnectionId>,
     pub auto_delete: bool,
     pub arguments: FieldTable,
-    /// What its `x-` arguments ask for.
+    /// What its `x-` arguments ask for; what is in force, policies
+    /// included, is `effective()` (kept in `State`).
     pub config: QueueConfig,
     /// Mirrors `State::deleted` for lock-free checks by routing caches.
     deleted: AtomicBool,
@@ -58,6 +61,10 @@ pub struct Queue {
     runtime: Option<tokio::runtime::Handle>,
     /// When it was last used (ms since the epoch), for `x-expires`.
     last_used: AtomicU64,
+    /// The effective `expires` (0: none), for reads without the lock.
+    expires: AtomicU64,
+    /// Changes when `expires` does: an expiry watcher of an older one stops.
+    expiry_generation: AtomicU64,
     /// Its consumers are falling behind: publishers feeding it should pause.
     congested: AtomicBool,
     /// Told when a congested queue has drained (or lost its consumers).
@@ -119,6 +126,9 @@ struct State {
     timer_at: Option<u64>,
     /// Messages removed under the lock, to dead-letter once it is released.
     dead: Vec<(Arc<Message>, Reason)>,
+    /// The settings in force (arguments and policies merged): read under
+    /// the lock publishing takes anyway, replaced whole when a policy changes.
+    eff: Arc<Effective>,
 }
 
 /// What removing a consumer left behind.
@@ -144,6 +154,7 @@ impl Queue {
         arguments: FieldTable,
     ) -> Self {
         let config = QueueConfig::from_args(&arguments);
+        let eff = Arc::new(Effective::from_args(&arguments, &config));
         let top = config.max_priority.unwrap_or(0);
         let ready = Ready::new(top);
         let lanes = usize::from(top) + 1;
@@ -160,6 +171,8 @@ impl Queue {
             home: Weak::new(),
             runtime: tokio::runtime::Handle::try_current().ok(),
             last_used: AtomicU64::new(now_ms()),
+            expires: AtomicU64::new(eff.config.expires.unwrap_or(0)),
+            expiry_generation: AtomicU64::new(0),
             congested: AtomicBool::new(false),
             drained: tokio::sync::Notify::new(),
             state: Mutex::new(State {
@@ -167,6 +180,7 @@ impl Queue {
                 ready,
                 paged: vec![Paged::default(); lanes],
                 loading: vec![false; lanes],
+                eff,
                 ..State::default()
             }),
         }
@@ -216,7 +230,7 @@ impl Queue {
         let mut st = self.state.lock();
         st.next_seq = next_seq.max(1);
         for mut e in head {
-            if e.returns > 0 && self.config.counts_deliveries() {
+            if e.returns > 0 && st.eff.config.counts_deliveries() {
                 e.message = Arc::new(dead::with_delivery_count(&e.message, e.returns));
             }
             st.ready.push_back(e);
@@ -260,7 +274,7 @@ impl Queue {
             if st.deleted {
                 return true;
             }
-            if self.config.overflow == Overflow::RejectPublishDlx {
+            if st.eff.config.overflow == Overflow::RejectPublishDlx {
                 st.dead.push((message, Reason::Maxlen));
             }
             self.finish(st);
@@ -268,10 +282,14 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let timed = self.config.message_ttl.is_some() || message.info.expiration.is_some();
+        let ttl = st.eff.config.message_ttl;
         let entry = Entry {
             seq,
-            expires: if timed { self.expiry_of(&message, now_ms()) } else { 0 },
+            expires: if ttl.is_some() || message.info.expiration.is_some() {
+                self.expiry_of(ttl, &message, now_ms())
+            } else {
+                0
+            },
             priority: message.info.priority.unwrap_or(0),
             message,
             returns: 0,
@@ -298,9 +316,9 @@ impl Queue {
         if st.dead.is_empty() {
             return;
         }
-        let dead = std::mem::take(&mut st.dead);
+        let (dead, eff) = (std::mem::take(&mut st.dead), st.eff.clone());
         drop(st);
-        self.dead_letter(dead);
+        self.dead_letter(dead, &eff.config);
     }
 
     /// Whether publishers feeding this queue should pause (credit flow).

@@ -1,0 +1,91 @@
+//! Vhosts made and unmade at run time, kept in the store's control records
+//! (space `vhost`, keyed by name, the settings as JSON).
+
+use std::sync::Arc;
+
+use tracing::warn;
+
+use super::vhost::{VHostMeta, VHOST_SPACE};
+use super::{Broker, VHost};
+
+/// `/` as a new data directory gets it (RabbitMQ's default vhost).
+pub(super) fn default_meta() -> VHostMeta {
+    VHostMeta { description: "Default virtual host".into(), ..VHostMeta::default() }
+}
+
+/// Why a vhost could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VHostError {
+    #[error("vhost name must not be empty")]
+    EmptyName,
+    #[error("the change could not be written to disk")]
+    Store,
+}
+
+impl Broker {
+    /// Every vhost, by name.
+    pub fn vhosts(&self) -> Vec<Arc<VHost>> {
+        let mut all: Vec<_> = self.vhosts.read().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Creates a vhost, or changes the settings of an existing one; true
+    /// when it is new.
+    pub fn put_vhost(&self, name: &str, meta: VHostMeta) -> Result<bool, VHostError> {
+        if name.is_empty() {
+            return Err(VHostError::EmptyName);
+        }
+        let mut vhosts = self.vhosts.write();
+        if let Some(v) = vhosts.get(name) {
+            let v = v.clone();
+            drop(vhosts);
+            return if v.set_meta(meta) { Ok(false) } else { Err(VHostError::Store) };
+        }
+        let v = Arc::new(VHost::new(name, self.store.clone()));
+        if !v.set_meta(meta) {
+            return Err(VHostError::Store);
+        }
+        vhosts.insert(name.to_owned(), v);
+        Ok(true)
+    }
+
+    /// Deletes a vhost and everything in it, closing its connections with
+    /// RabbitMQ's text; false if there was none.
+    pub fn delete_vhost(&self, name: &str) -> bool {
+        let Some(v) = self.vhosts.write().remove(name) else { return false };
+        self.connections.close_where(|c| c.vhost == name, &format!("vhost '{name}' is deleted"));
+        v.destroy();
+        v.drop_policies();
+        // Deleted queues leave tombstones: compaction gives the disk back.
+        if let Some(store) = &self.store {
+            store.compact_soon();
+        }
+        true
+    }
+
+    /// The vhosts a data directory recorded; on a new one (none recorded),
+    /// `/` is recorded as it is. Returns whether the directory was new.
+    pub(super) fn restore_vhosts(&self, control: &[(String, String, Vec<u8>)]) -> bool {
+        let recorded: Vec<_> = control.iter().filter(|(space, _, _)| space == VHOST_SPACE).collect();
+        if recorded.is_empty() {
+            let default = self.vhost("/").expect("the default vhost exists");
+            if let Some(store) = &self.store {
+                store.submit(default.meta_record(&default.meta()));
+            }
+            return true;
+        }
+        let mut vhosts = self.vhosts.write();
+        vhosts.clear();
+        for (_, name, value) in recorded {
+            let meta = serde_json::from_slice::<VHostMeta>(value).unwrap_or_else(|e| {
+                warn!(vhost = %name, "vhost settings unreadable, using defaults: {e}");
+                VHostMeta::default()
+            });
+            let v = VHost::new(name, self.store.clone());
+            v.set_meta_unsaved(meta);
+            vhosts.insert(name.clone(), Arc::new(v));
+        }
+        false
+    }
+}
