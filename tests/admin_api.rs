@@ -540,10 +540,24 @@ async fn definitions_are_exported_and_imported() {
     }
     let one = h.get("/api/definitions/%2F").await.body;
     assert!(one.get("users").is_none() && one["policies"][0].get("vhost").is_none(), "{one}");
-    h.get("/api/definitions/api-nope").await.refused(404, "Object Not Found", "Not Found");
+    h.get("/api/definitions/api-nope").await.refused(400, "bad_request", "vhost_not_found");
+    h.send("POST", "/api/definitions/api-nope", "{}").await.refused(400, "bad_request", "vhost_not_found");
     // What was exported imports back, changing nothing.
     assert_eq!(h.send("POST", "/api/definitions", &all.body.to_string()).await.status, 204);
     assert_eq!(h.get("/api/definitions").await.body, all.body);
+    // A conflicting queue is skipped (RabbitMQ: silently); Warren says so with a 200.
+    let queue = |durable: bool| {
+        json!({"queues": [{"name": "api-q", "vhost": "/", "durable": durable, "auto_delete": false, "arguments": {}}]})
+            .to_string()
+    };
+    assert_eq!(h.send("POST", "/api/definitions", &queue(true)).await.status, 204);
+    let skipped = h.send("POST", "/api/definitions", &queue(false)).await;
+    assert_eq!(
+        (skipped.status, &skipped.body["skipped"][0]["name"]),
+        (200, &json!("api-q")),
+        "{}",
+        skipped.body
+    );
     let bad = h.send("POST", "/api/definitions", "{bad").await;
     bad.refused(400, "bad_request", "failed_to_parse_json");
     // Past the 1 MiB of other bodies, within the 64 MiB of definitions.

@@ -2,7 +2,8 @@
 //! document as the body, as rabbitmqadmin v1 and v2 send it), for
 //! administrators. The work is `definitions`'; this file only answers:
 //! an import with nothing skipped is RabbitMQ's 204, one that skipped
-//! something is 200 with the report.
+//! something is 200 with the report; a vhost that does not exist is
+//! RabbitMQ's 400 `vhost_not_found`.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -25,7 +26,7 @@ pub async fn export_vhost(
 ) -> Result<Response> {
     caller.require_admin()?;
     if s.broker.vhost(&vhost).is_none() {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::bad_request("vhost_not_found"));
     }
     Ok(json(definitions::export(&s.broker, &s.access, Some(&vhost))))
 }
@@ -59,7 +60,7 @@ pub async fn import_vhost(
 ) -> Result<Response> {
     caller.require_admin()?;
     if s.broker.vhost(&vhost).is_none() {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::bad_request("vhost_not_found"));
     }
     blocking(move || {
         definitions::import(&s.broker, &s.access, &body, Some(&vhost)).map(answer).map_err(refused)

@@ -1,0 +1,152 @@
+//! Users, vhosts, permissions, topic permissions, vhost limits and policies
+//! survive a clean restart and a `kill -9` of a real `warren` process; they
+//! are made with `warrenctl` over the broker's control socket.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use lapin::{Connection, ConnectionProperties};
+
+struct Warren {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Warren {
+    fn new() -> Warren {
+        let dir = std::env::temp_dir().join(format!("warren-acl-{}-{}", std::process::id(), fastrand::u64(..)));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Warren { child: None, port, dir }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("warrenctl.sock")
+    }
+
+    async fn start(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_warren"))
+            .args(["--listen", &format!("127.0.0.1:{}", self.port), "--log-level", "warn"])
+            .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("warren starts");
+        self.child = Some(child);
+        for _ in 0..400 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() && self.socket().exists() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("warren did not start");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+            assert!(child.wait().unwrap().success());
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs warrenctl over the control socket; returns stdout, asserting success.
+    fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_warrenctl"))
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("warrenctl runs");
+        assert!(out.status.success(), "warrenctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--format", "json"]);
+        serde_json::from_str(&self.ctl(&all)).expect("JSON output")
+    }
+
+    async fn login(&self, user: &str, pw: &str, vhost: &str) -> lapin::Result<Connection> {
+        let url = format!("amqp://{user}:{pw}@127.0.0.1:{}/{}", self.port, vhost.replace('/', "%2f"));
+        Connection::connect(&url, ConnectionProperties::default()).await
+    }
+}
+
+impl Drop for Warren {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn names(v: &serde_json::Value, key: &str) -> Vec<String> {
+    let mut n: Vec<_> = v.as_array().unwrap().iter().map(|x| x[key].as_str().unwrap().to_owned()).collect();
+    n.sort();
+    n
+}
+
+#[tokio::test]
+async fn access_state_survives_restarts_and_kill_9() {
+    let mut w = Warren::new();
+    w.start().await;
+    w.ctl(&["add_user", "app", "app-pw"]);
+    w.ctl(&["set_user_tags", "app", "monitoring"]);
+    w.ctl(&["add_vhost", "prod"]);
+    w.ctl(&["set_permissions", "-p", "prod", "app", "^app-.*", "^app-.*", "^app-.*"]);
+    w.ctl(&["set_topic_permissions", "-p", "prod", "app", "amq.topic", "^a\\.", ".*"]);
+    w.ctl(&["set_vhost_limits", "-p", "prod", r#"{"max-queues": 7}"#]);
+    w.ctl(&["set_policy", "-p", "prod", "--priority", "3", "lim", "^app-", r#"{"max-length": 5}"#]);
+    w.ctl(&["set_operator_policy", "-p", "prod", "op", ".*", r#"{"message-ttl": 60000}"#]);
+    w.ctl(&["add_user", "gone", "pw"]);
+    w.ctl(&["delete_user", "gone"]);
+    w.ctl(&["add_vhost", "temp"]);
+    w.ctl(&["delete_vhost", "temp"]);
+    let before = (
+        w.json(&["list_users"]),
+        w.json(&["list_permissions", "-p", "prod"]),
+        w.json(&["list_policies", "-p", "prod"]),
+        w.json(&["list_operator_policies", "-p", "prod"]),
+        w.json(&["list_topic_permissions", "-p", "prod"]),
+    );
+    assert_eq!(names(&before.0, "name"), ["app", "guest"]);
+
+    for round in 0..2 {
+        if round == 0 {
+            w.stop();
+        } else {
+            w.kill();
+        }
+        w.start().await;
+        let after = (
+            w.json(&["list_users"]),
+            w.json(&["list_permissions", "-p", "prod"]),
+            w.json(&["list_policies", "-p", "prod"]),
+            w.json(&["list_operator_policies", "-p", "prod"]),
+            w.json(&["list_topic_permissions", "-p", "prod"]),
+        );
+        assert_eq!(after, before, "round {round}");
+        assert_eq!(names(&w.json(&["list_vhosts"]), "name"), ["/", "prod"]);
+        assert!(w.ctl(&["list_vhost_limits", "-p", "prod"]).contains("max-queues"));
+        // The user logs in where it may, with its password, and nowhere else.
+        let conn = w.login("app", "app-pw", "prod").await.expect("app logs in to prod");
+        assert!(w.login("app", "app-pw", "/").await.is_err(), "no permission on /");
+        assert!(w.login("gone", "pw", "/").await.is_err(), "a deleted user stays deleted");
+        assert!(w.login("app", "app-pw", "temp").await.is_err(), "a deleted vhost stays deleted");
+        let ch = conn.create_channel().await.unwrap();
+        let denied = ch
+            .queue_declare("other".into(), Default::default(), Default::default())
+            .await
+            .unwrap_err();
+        assert!(denied.to_string().contains("access to queue 'other' in vhost 'prod' refused for user 'app'"));
+        let _ = conn.close(200, "bye".into()).await;
+    }
+}
