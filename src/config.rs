@@ -421,7 +421,11 @@ impl Config {
             return Err(invalid("tls.cert_file/key_file", set, "give both, or neither for no AMQPS"));
         }
         if t.verify_peer && t.ca_file.is_none() {
-            return Err(invalid("tls.verify_peer", "true", "needs tls.ca_file to check certificates against"));
+            return Err(invalid(
+                "tls.verify_peer",
+                "true",
+                "needs tls.ca_file to check certificates against",
+            ));
         }
         let known = |v: &String| matches!(v.to_ascii_lowercase().as_str(), "tlsv1.2" | "tlsv1.3");
         if t.versions.is_empty() || !t.versions.iter().all(known) {

@@ -16,7 +16,8 @@ struct Warren {
 
 impl Warren {
     fn new() -> Warren {
-        let dir = std::env::temp_dir().join(format!("warren-acl-{}-{}", std::process::id(), fastrand::u64(..)));
+        let dir =
+            std::env::temp_dir().join(format!("warren-acl-{}-{}", std::process::id(), fastrand::u64(..)));
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         Warren { child: None, port, dir }
     }
@@ -35,7 +36,9 @@ impl Warren {
             .expect("warren starts");
         self.child = Some(child);
         for _ in 0..400 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() && self.socket().exists() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok()
+                && self.socket().exists()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -142,11 +145,11 @@ async fn access_state_survives_restarts_and_kill_9() {
         assert!(w.login("gone", "pw", "/").await.is_err(), "a deleted user stays deleted");
         assert!(w.login("app", "app-pw", "temp").await.is_err(), "a deleted vhost stays deleted");
         let ch = conn.create_channel().await.unwrap();
-        let denied = ch
-            .queue_declare("other".into(), Default::default(), Default::default())
-            .await
-            .unwrap_err();
-        assert!(denied.to_string().contains("access to queue 'other' in vhost 'prod' refused for user 'app'"));
+        let denied =
+            ch.queue_declare("other".into(), Default::default(), Default::default()).await.unwrap_err();
+        assert!(denied
+            .to_string()
+            .contains("access to queue 'other' in vhost 'prod' refused for user 'app'"));
         let _ = conn.close(200, "bye".into()).await;
     }
 }

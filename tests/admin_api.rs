@@ -539,7 +539,8 @@ async fn definitions_are_exported_and_imported() {
         assert!(all.body.get(key).is_some(), "{key} missing from {}", all.body);
     }
     let one = h.get("/api/definitions/%2F").await.body;
-    assert!(one.get("users").is_none() && one["policies"][0].get("vhost").is_none(), "{one}");
+    // Policies keep their vhost in one vhost's export, as RabbitMQ 3.10.8 writes them.
+    assert!(one.get("users").is_none() && one["policies"][0]["vhost"] == "/", "{one}");
     h.get("/api/definitions/api-nope").await.refused(400, "bad_request", "vhost_not_found");
     h.send("POST", "/api/definitions/api-nope", "{}").await.refused(400, "bad_request", "vhost_not_found");
     // What was exported imports back, changing nothing.

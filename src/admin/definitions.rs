@@ -51,7 +51,8 @@ fn invalid(s: impl Into<String>) -> DefinitionsError {
 }
 
 /// The definitions of the whole broker, or of one vhost (RabbitMQ's
-/// per-vhost shape: no users, vhosts or permissions; items without `vhost`).
+/// per-vhost shape: no users, vhosts or permissions; queues, exchanges and
+/// bindings without `vhost`).
 pub fn export(broker: &Broker, access: &Access, vhost: Option<&str>) -> Value {
     let vhosts: Vec<_> = broker.vhosts().into_iter().filter(|v| vhost.is_none_or(|n| v.name == n)).collect();
     let (mut queues, mut exchanges, mut bindings, mut policies, mut parameters) =
@@ -78,12 +79,8 @@ pub fn export(broker: &Broker, access: &Access, vhost: Option<&str>) -> Value {
                 json!({"vhost": v.name, "component": "operator_policy", "name": p.name, "value": value}),
             );
         }
-        for p in v.policies(Kind::User) {
-            if let Value::Object(mut m) = p.to_json(&v.name) {
-                m.remove("vhost");
-                policies.push(scoped(m, &v.name));
-            }
-        }
+        // Policies keep their vhost even in one vhost's export, as RabbitMQ's.
+        policies.extend(v.policies(Kind::User).iter().map(|p| p.to_json(&v.name)));
         let mut names = v.queue_names();
         names.sort();
         for q in names.iter().filter_map(|n| v.queue(n)) {

@@ -41,6 +41,7 @@ pub use consumer::{ChannelCredit, ConnectionId, Consumer, ConsumerSpec, Delivery
 pub use message::Message;
 pub use queue::Queue;
 pub use vhost::VHost;
+pub use vhosts::VHostError;
 
 #[derive(Debug)]
 pub struct Broker {
@@ -110,7 +111,9 @@ impl Broker {
         for (name, (ex, qs, bs)) in by_vhost {
             match self.vhost(&name) {
                 Some(vhost) => vhost.restore(ex, qs, bs, backlogs),
-                None => warn!(vhost = %name, "skipping the exchanges, queues and bindings of an unknown vhost"),
+                None => {
+                    warn!(vhost = %name, "skipping the exchanges, queues and bindings of an unknown vhost")
+                }
             }
         }
         fresh

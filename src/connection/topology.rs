@@ -43,9 +43,10 @@ impl Channel {
             E::Declare(d) => {
                 if !d.passive {
                     ctx.session.check(Exchange, d.exchange.as_str(), Configure)?;
+                    // RabbitMQ's order: read on the exchange, then write on its AE.
                     if let Some(ae) = exchange_arg(&d.arguments, "alternate-exchange") {
-                        ctx.session.check(Exchange, ae, Write)?;
                         ctx.session.check(Exchange, d.exchange.as_str(), Read)?;
+                        ctx.session.check(Exchange, ae, Write)?;
                     }
                 }
                 v.declare_exchange(ExchangeDecl {
@@ -113,8 +114,8 @@ impl Channel {
                 if !d.passive {
                     ctx.session.check(Queue, &name, Configure)?;
                     if let Some(dlx) = exchange_arg(&d.arguments, "x-dead-letter-exchange") {
-                        ctx.session.check(Exchange, dlx, Write)?;
                         ctx.session.check(Queue, &name, Read)?;
+                        ctx.session.check(Exchange, dlx, Write)?;
                     }
                 }
                 let declared = v.declare_queue(

@@ -48,6 +48,30 @@ fn message(body: &'static [u8]) -> MessageRecord {
 }
 
 #[test]
+fn control_records_round_trip_in_order_and_delete() {
+    for (name, store, _dir) in stores() {
+        let put = |space: &str, key: &str, value: &[u8]| Op::PutControl {
+            space: space.into(),
+            key: key.into(),
+            value: value.to_vec(),
+        };
+        store
+            .write(&[put("vhost", "b", b"1"), put("user", "u", b"2"), put("vhost", "a", b"3")], true)
+            .unwrap();
+        store
+            .write(
+                &[put("vhost", "b", b"4"), Op::DeleteControl { space: "user".into(), key: "u".into() }],
+                true,
+            )
+            .unwrap();
+        let got = store.load().unwrap().control;
+        let want =
+            vec![("vhost".into(), "a".into(), b"3".to_vec()), ("vhost".into(), "b".into(), b"4".to_vec())];
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
 fn topology_round_trips_and_deletes() {
     for (name, store, _dir) in stores() {
         let ex = ExchangeRecord {
@@ -239,7 +263,7 @@ fn rocksdb_refuses_other_schema_versions_and_foreign_directories() {
         let db = rocksdb::DB::open_cf(
             &opts,
             &dir.0,
-            ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages"],
+            ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control"],
         )
         .unwrap();
         db.put_cf(db.cf_handle("meta").unwrap(), b"schema", 99u32.to_be_bytes()).unwrap();
@@ -263,7 +287,7 @@ fn a_damaged_page_reads_back_empty_instead_of_failing_the_lane() {
     {
         let mut opts = rocksdb::Options::default();
         opts.create_missing_column_families(true);
-        let families = ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages"];
+        let families = ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control"];
         let db = rocksdb::DB::open_cf(&opts, &dir.0, families).unwrap();
         let mut key = [0u8; 16];
         key[..8].copy_from_slice(&7u64.to_be_bytes());

@@ -45,7 +45,12 @@ pub fn amqp_url() -> String {
 /// A Warren shared by every test of this binary, on a runtime of its own
 /// (each `#[tokio::test]` has a runtime that ends with the test).
 fn embedded_warren() -> String {
-    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    embedded().0.clone()
+}
+
+/// The embedded Warren's AMQP URL and admin API URL.
+fn embedded() -> &'static (String, String) {
+    static URL: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
     URL.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -54,6 +59,9 @@ fn embedded_warren() -> String {
             rt.block_on(async move {
                 let mut config = warren::config::Config::default();
                 config.amqp.listen = "127.0.0.1:0".parse().unwrap();
+                config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+                // No warrenctl socket: nothing is left in the temporary directory.
+                config.admin.socket = Some(std::path::PathBuf::new());
                 config.storage.data_dir =
                     std::env::temp_dir().join(format!("warren-interop-{}", std::process::id()));
                 // In memory: this server lives until the test process exits,
@@ -62,13 +70,17 @@ fn embedded_warren() -> String {
                 let server = warren::server::Server::start_with_store(config, store)
                     .await
                     .expect("embedded Warren starts");
-                tx.send(format!("amqp://guest:guest@{}/%2f", server.local_addr)).unwrap();
+                let admin = server.admin_addr.expect("the embedded Warren's admin API listens");
+                tx.send((
+                    format!("amqp://guest:guest@{}/%2f", server.local_addr),
+                    format!("http://guest:guest@{admin}"),
+                ))
+                .unwrap();
                 std::future::pending::<()>().await;
             });
         });
         rx.recv().expect("embedded Warren reports its address")
     })
-    .clone()
 }
 
 /// `$AMQP_URL` with extra query parameters (e.g. `frame_max=131072`) appended.
@@ -1000,18 +1012,17 @@ pub fn header_text(props: &BasicProperties, key: &str) -> Option<String> {
 pub fn admin_url() -> String {
     admin_url_opt().unwrap_or_else(|| {
         panic!(
-            "set ADMIN_URL (e.g. ADMIN_URL=http://guest:guest@127.0.0.1:15672): \
-             the embedded Warren does not expose its admin API address yet"
+            "AMQP_URL is set, so set ADMIN_URL too (the same broker's management API, \
+             e.g. ADMIN_URL=http://guest:guest@127.0.0.1:15672)"
         )
     })
 }
 
-/// `$ADMIN_URL`, or else the embedded Warren's admin API if it has one.
-// TODO(lead): once `warren::server::Server` exposes `admin_addr`, record it in
-// `embedded_warren` and return `http://guest:guest@{admin_addr}` here when
-// `AMQP_URL` is unset.
+/// `$ADMIN_URL`, or else the embedded Warren's admin API (when `AMQP_URL`
+/// is unset too).
 fn admin_url_opt() -> Option<String> {
-    std::env::var("ADMIN_URL").ok().filter(|s| !s.trim().is_empty())
+    let env = |k: &str| std::env::var(k).ok().filter(|s| !s.trim().is_empty());
+    env("ADMIN_URL").or_else(|| env("AMQP_URL").is_none().then(|| embedded().1.clone()))
 }
 
 /// `$ADMIN_URL` split into what a request needs.
