@@ -3,7 +3,8 @@
 #   1. unit tests and in-process integration tests (tests/), plus the lapin
 #      interop suite (interop/tests) against an in-process Warren;
 #   2. the pika (Python) and amqplib (Node) client programs against a
-#      `warren` binary started here on a free port.
+#      `warren` binary started here on a free port, then over AMQPS
+#      (interop/tls-clients.sh, certificates made with openssl).
 # Installs what it needs when missing (Debian packages, pika, amqplib).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +24,6 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2f" bash interop/run-clients.sh
+# AMQPS: pika and amqplib over TLS with certificates made here, SIGHUP reload,
+# client certificates (verify_peer + fail_if_no_peer_cert).
+WARREN_BIN="$target_dir/debug/warren" bash interop/tls-clients.sh

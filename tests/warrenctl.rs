@@ -442,3 +442,24 @@ fn verbs_over_a_control_socket() {
     };
     verb_suite(&Ctl::socket(Path::new(&path)), &format!("ctl-s{}-", std::process::id()));
 }
+
+/// An in-process Warren with its admin API on a free port and its control
+/// socket in its own data directory, on a runtime of its own.
+fn warren() -> (std::net::SocketAddr, PathBuf, tokio::runtime::Runtime, warren::server::Server) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = std::env::temp_dir().join(format!("warrenctl-it-{}-{}", std::process::id(), fastrand::u64(..)));
+    let mut config = warren::config::Config::default();
+    config.amqp.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.storage.data_dir = dir.clone();
+    let server = rt.block_on(warren::server::Server::start(config)).expect("warren starts");
+    (server.admin_addr.expect("admin API"), dir.join("warrenctl.sock"), rt, server)
+}
+
+#[test]
+fn verbs_against_warren_over_its_socket_and_its_url() {
+    let (admin, socket, rt, server) = warren();
+    verb_suite(&Ctl::socket(&socket), "ctl-ws-");
+    verb_suite(&Ctl::url(&format!("http://{admin}"), "guest", "guest"), "ctl-wu-");
+    rt.block_on(server.stop());
+}
