@@ -196,6 +196,10 @@ pub struct UserConfig {
     /// For the admin API: administrator, monitoring, policymaker, management, impersonator.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Deprecated (Warren before users were kept in the data directory): use
+    /// `[access] loopback_users`, which this is folded into at load.
+    #[serde(default)]
+    pub loopback_only: Option<bool>,
 }
 
 /// Secrets stay out of logs: a password shows as its presence only.
@@ -274,6 +278,7 @@ impl Default for Config {
                 password_hash: None,
                 hashing_algorithm: None,
                 tags: vec!["administrator".into()],
+                loopback_only: None,
             }],
             access: AccessConfig::default(),
             admin: AdminConfig::default(),
@@ -311,8 +316,22 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(env)?;
+        config.fold_deprecated();
         config.validate()?;
         Ok(config)
+    }
+
+    /// An older config file's per-user `loopback_only` is the same as
+    /// listing (or not listing) the user in `access.loopback_users`.
+    fn fold_deprecated(&mut self) {
+        for u in &self.users {
+            let listed = self.access.loopback_users.iter().any(|l| *l == u.name);
+            match u.loopback_only {
+                Some(true) if !listed => self.access.loopback_users.push(u.name.clone()),
+                Some(false) if listed => self.access.loopback_users.retain(|l| *l != u.name),
+                _ => {}
+            }
+        }
     }
 
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -490,6 +509,15 @@ mod tests {
         let mut algorithm = Config::default();
         algorithm.users[0].hashing_algorithm = Some("rabbit_password_hashing_sha512".into());
         assert!(algorithm.validate().is_err(), "an algorithm for a plain password");
+    }
+
+    #[test]
+    fn an_older_config_files_loopback_only_still_loads() {
+        let path = std::env::temp_dir().join(format!("warren-config-old-{}.toml", std::process::id()));
+        std::fs::write(&path, "[[users]]\nname = \"guest\"\npassword = \"guest\"\nloopback_only = false\n[[users]]\nname = \"local\"\npassword = \"pw\"\nloopback_only = true\n").unwrap();
+        let c = Config::load(Some(&path), |_| None).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(c.access.loopback_users, ["local"]);
     }
 
     #[test]

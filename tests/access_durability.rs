@@ -153,3 +153,18 @@ async fn access_state_survives_restarts_and_kill_9() {
         let _ = conn.close(200, "bye".into()).await;
     }
 }
+
+#[tokio::test]
+async fn a_broker_whose_defaults_were_removed_never_gets_them_back() {
+    let mut w = Warren::new();
+    w.start().await;
+    assert!(w.login("guest", "guest", "/").await.is_ok(), "a new data directory has guest on /");
+    w.ctl(&["add_user", "admin", "admin-pw"]);
+    w.ctl(&["delete_user", "guest"]);
+    w.ctl(&["delete_vhost", "/"]);
+    w.stop();
+    w.start().await;
+    assert_eq!(names(&w.json(&["list_users"]), "name"), ["admin"], "guest/guest is not made again");
+    assert!(w.json(&["list_vhosts"]).as_array().unwrap().is_empty(), "nor is /");
+    assert!(w.login("guest", "guest", "/").await.is_err());
+}

@@ -215,6 +215,48 @@ async fn tags_decide_what_each_user_may_do() {
 }
 
 #[tokio::test]
+async fn refusals_do_not_tell_which_vhosts_exist() {
+    let h = start().await;
+    h.user("api-mgmt", "management").await;
+    h.user("api-pm", "policymaker").await;
+    assert_eq!(h.put("/api/vhosts/api-hidden", json!({})).await.status, 201);
+    let policy = json!({"pattern": "^x", "definition": {"max-length": 1}});
+    assert_eq!(h.put("/api/policies/api-hidden/api-p", policy.clone()).await.status, 201);
+    let vhost_refused = ("not_authorised", "User not authorised to access virtual host");
+    let object_refused = ("not_authorised", "User not authorised to access object");
+    let admin_refused = ("not_authorised", "Not administrator user");
+    for vhost in ["api-hidden", "api-missing"] {
+        for user in ["api-mgmt", "api-pm"] {
+            let body = Some(policy.clone());
+            let asks = [
+                ("GET", format!("/api/policies/{vhost}"), None, vhost_refused),
+                ("GET", format!("/api/policies/{vhost}/api-p"), None, object_refused),
+                ("PUT", format!("/api/policies/{vhost}/api-p"), body.clone(), object_refused),
+                ("DELETE", format!("/api/policies/{vhost}/api-p"), None, object_refused),
+                ("GET", format!("/api/operator-policies/{vhost}/api-p"), None, admin_refused),
+                ("PUT", format!("/api/operator-policies/{vhost}/api-p"), body, admin_refused),
+                ("DELETE", format!("/api/operator-policies/{vhost}/api-p"), None, admin_refused),
+                ("GET", format!("/api/vhost-limits/{vhost}"), None, vhost_refused),
+            ];
+            for (method, path, body, (error, reason)) in asks {
+                let answer = h.as_user(user, method, &path, body).await;
+                assert_eq!(
+                    (answer.status, &answer.body),
+                    (401, &json!({"error": error, "reason": reason})),
+                    "{user} {method} {path}"
+                );
+            }
+        }
+    }
+    // The policy is untouched, and administrators are told what is missing.
+    assert_eq!(h.get("/api/policies/api-hidden/api-p").await.status, 200);
+    h.get("/api/policies/api-missing").await.refused(404, "Object Not Found", "Not Found");
+    h.get("/api/policies/api-missing/api-p").await.refused(404, "Object Not Found", "Not Found");
+    h.delete("/api/policies/api-missing/api-p").await.refused(404, "Object Not Found", "Not Found");
+    h.get("/api/vhost-limits/api-missing").await.refused(404, "Object Not Found", "Not Found");
+}
+
+#[tokio::test]
 async fn users_are_created_changed_and_deleted() {
     let h = start().await;
     let put = |body: Value| h.put("/api/users/api-u", body);

@@ -143,9 +143,16 @@ async fn bad_files_change_nothing_and_conflicts_are_reported() {
         "permissions": [{"user": "u2", "vhost": "v2", "configure": "(", "write": ".*", "read": ".*"}],
     });
     assert!(definitions::import(&s.broker, &s.access, bad_regex.to_string().as_bytes(), None).is_err());
+    // A user without a name is refused whole, and the error never quotes the item.
+    let secret = serde_json::json!({"vhosts": [{"name": "v3"}], "users": [{"username": "x", "password": "s3cret-pw"}]});
+    let err = definitions::import(&s.broker, &s.access, secret.to_string().as_bytes(), None).unwrap_err();
+    assert!(!err.to_string().contains("s3cret-pw"), "{err}");
+    let empty = serde_json::json!({"vhosts": [{"name": "v4"}, {"name": ""}]});
+    assert!(definitions::import(&s.broker, &s.access, empty.to_string().as_bytes(), None).is_err());
     let bad_policy = serde_json::json!({"policies": [{"vhost": "/", "name": "p", "pattern": ".*", "definition": {"bogus": 1}}]});
     assert!(definitions::import(&s.broker, &s.access, bad_policy.to_string().as_bytes(), None).is_err());
     assert_eq!(definitions::export(&s.broker, &s.access, None), before, "nothing changed");
+    assert!(s.broker.vhost("v3").is_none() && s.broker.vhost("v4").is_none());
 
     // A conflicting queue is skipped (as RabbitMQ does), unchanged, and reported.
     let conn = connect(s.local_addr, "guest", "guest", "/").await.unwrap();
@@ -163,4 +170,38 @@ async fn bad_files_change_nothing_and_conflicts_are_reported() {
     let root = s.broker.vhost("/").unwrap();
     assert!(root.queue("kept").unwrap().durable);
     assert_eq!(root.queue("new-one").unwrap().config.max_length, Some(3));
+}
+
+#[tokio::test]
+async fn policies_of_one_import_apply_together_so_no_queue_is_trimmed_between_them() {
+    let s = common::start().await;
+    let conn = connect(s.local_addr, "guest", "guest", "/").await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_declare("orders".into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
+    for i in 0..50 {
+        ch.basic_publish(
+            "".into(),
+            "orders".into(),
+            BasicPublishOptions::default(),
+            format!("m{i}").as_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let root = s.broker.vhost("/").unwrap();
+    for _ in 0..100 {
+        if root.queue("orders").unwrap().message_count() == 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The catch-all comes first in the file; alone it would cut orders to 10.
+    let doc = serde_json::json!({"policies": [
+        {"vhost": "/", "name": "catch-all", "pattern": ".*", "priority": -1, "definition": {"max-length": 10}},
+        {"vhost": "/", "name": "orders", "pattern": "^orders$", "priority": 5, "definition": {"max-length": 100000}},
+    ]});
+    definitions::import(&s.broker, &s.access, doc.to_string().as_bytes(), None).unwrap();
+    assert_eq!(root.queue("orders").unwrap().message_count(), 50);
+    assert_eq!(root.queue("orders").unwrap().policy_name().as_deref(), Some("orders"));
 }

@@ -123,6 +123,7 @@ async fn users_log_in_with_hashed_passwords() {
             password_hash: Some("+KrZ07Ddfi2P/RuwhviWo2YG4zEuawwOL3qqKpMqk/4CtVul".into()),
             hashing_algorithm: Some("rabbit_password_hashing_sha256".into()),
             tags: vec![],
+            loopback_only: None,
         });
         c.users.push(warren::config::UserConfig {
             name: "no-password".into(),
@@ -130,6 +131,7 @@ async fn users_log_in_with_hashed_passwords() {
             password_hash: None,
             hashing_algorithm: None,
             tags: vec![],
+            loopback_only: None,
         });
     })
     .await;

@@ -9,6 +9,7 @@
 //! `WARRENCTL_TEST_SOCKET=path` runs the suite over a broker's control socket.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -204,6 +205,11 @@ fn fake_broker(dir: &Path, answers: Vec<(u16, &'static str)>) -> (PathBuf, JoinH
         requests
     });
     (path, handle)
+}
+
+/// A file's permission bits.
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -402,6 +408,15 @@ pub fn verb_suite(ctl: &Ctl, prefix: &str) {
     ctl.run(&["export_definitions", file.to_str().unwrap()]).ok();
     let defs: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert!(defs["users"].as_array().unwrap().iter().any(|x| x["name"] == u), "{defs}");
+    // It holds password hashes: private, also when it replaces a readable file.
+    assert_eq!(mode(&file), 0o600);
+    let old = dir.join("old.json");
+    std::fs::write(&old, "x".repeat(1 << 20)).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    ctl.run(&["export_definitions", old.to_str().unwrap()]).ok();
+    assert_eq!(mode(&old), 0o600);
+    let replaced: serde_json::Value = serde_json::from_slice(&std::fs::read(&old).unwrap()).unwrap();
+    assert!(replaced["users"].as_array().unwrap().iter().any(|x| x["name"] == u), "{replaced}");
     let piped = ctl.run(&["export_definitions", "-"]).ok().json();
     assert!(piped["vhosts"].as_array().unwrap().iter().any(|x| x["name"] == vh));
     let import = serde_json::json!({

@@ -60,8 +60,8 @@ pub struct TopicPermission {
     pub read: Pattern,
 }
 
-/// How a user's password is given.
-#[derive(Debug, Clone)]
+/// How a user's password is given. Its `Debug` never shows the password.
+#[derive(Clone)]
 pub enum Credential {
     /// In clear: hashed here (SHA-256, salted) and dropped.
     Password(String),
@@ -69,6 +69,16 @@ pub enum Credential {
     Hash { hash: String, algorithm: String },
     /// No password login at all (RabbitMQ's `"password_hash": ""`).
     None,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Password(_) => f.write_str("Password(<redacted>)"),
+            Credential::Hash { algorithm, .. } => write!(f, "Hash {{ algorithm: {algorithm:?}, .. }}"),
+            Credential::None => f.write_str("None"),
+        }
+    }
 }
 
 /// Why a change was refused.
@@ -234,11 +244,17 @@ impl Access {
         if name.is_empty() {
             return Err(AccessError::Invalid("user name must not be empty".into()));
         }
+        let mut same_password = false;
         let hash = match credential {
             Some(Credential::Password(p)) if p.is_empty() => {
                 return Err(AccessError::Invalid("a blank password never logs in".into()))
             }
-            Some(Credential::Password(p)) => Some(PasswordHash::new(&p)),
+            Some(Credential::Password(p)) => {
+                // The same password again (tools re-declare users on every
+                // run) is no change: its connections stay open.
+                same_password = self.user(name).is_some_and(|u| u.hash.verify(&p));
+                Some(PasswordHash::new(&p))
+            }
             Some(Credential::Hash { hash, algorithm }) => Some(
                 PasswordHash::from_base64(&hash, &algorithm)
                     .map_err(|e| AccessError::Invalid(e.to_string()))?,
@@ -250,8 +266,9 @@ impl Access {
         };
         let _serial = self.changes.lock();
         let old = self.state.read().users.get(name).cloned();
-        let password_changed =
-            old.is_some() && hash.as_ref().is_some_and(|h| Some(h) != old.as_ref().map(|o| &o.hash));
+        let password_changed = old.is_some()
+            && !same_password
+            && hash.as_ref().is_some_and(|h| Some(h) != old.as_ref().map(|o| &o.hash));
         let user = User {
             name: name.to_owned(),
             hash: hash

@@ -2,9 +2,10 @@
 //! of RabbitMQ's access-control table, with RabbitMQ's 403 texts.
 //!
 //! The grants are read once and kept until `Access::generation` moves (a
-//! relaxed compare per check), and the exchange a channel last published to
-//! is remembered, so steady publishing costs one load and one comparison of
-//! the exchange name: no regex, no lock, no allocation.
+//! relaxed compare per check), and the exchanges the connection was allowed
+//! to publish to are remembered (a few of them), so steady publishing costs
+//! one load and a comparison of the exchange name or a few: no regex, no
+//! lock, no allocation.
 
 use std::sync::Arc;
 
@@ -34,9 +35,12 @@ pub struct Session {
     generation: u64,
     grant: Option<Arc<Permission>>,
     topics: Option<Arc<[TopicPermission]>>,
-    /// The exchange the last publish was allowed to, for `generation`.
-    last_publish: Option<Vec<u8>>,
+    /// Exchanges publishing was allowed to, for `generation`, most recent first.
+    may_publish: Vec<Box<[u8]>>,
 }
+
+/// How many exchanges a connection remembers it may publish to.
+const PUBLISH_MEMO: usize = 8;
 
 impl Session {
     pub(super) fn new(access: Arc<Access>, user: &str, vhost: &str) -> Session {
@@ -47,7 +51,7 @@ impl Session {
             generation: 0,
             grant: None,
             topics: None,
-            last_publish: None,
+            may_publish: Vec::new(),
         };
         s.refresh();
         s
@@ -63,7 +67,7 @@ impl Session {
             self.generation = now;
             self.grant = self.access.permission(&self.vhost, &self.user);
             self.topics = self.access.topic_permissions_of(&self.vhost, &self.user);
-            self.last_publish = None;
+            self.may_publish.clear();
         }
     }
 
@@ -101,13 +105,19 @@ impl Session {
         )))
     }
 
-    /// `basic.publish`: write on the exchange, remembered for the next one.
+    /// `basic.publish`: write on the exchange, remembered for the next ones.
     pub fn check_publish(&mut self, exchange: &[u8]) -> Result<(), AmqpError> {
-        if self.access.generation() == self.generation && self.last_publish.as_deref() == Some(exchange) {
-            return Ok(());
+        if self.access.generation() == self.generation {
+            if let Some(i) = self.may_publish.iter().position(|x| &x[..] == exchange) {
+                if i > 0 {
+                    self.may_publish[..=i].rotate_right(1);
+                }
+                return Ok(());
+            }
         }
         self.check(Resource::Exchange, &String::from_utf8_lossy(exchange), Action::Write)?;
-        self.last_publish = Some(exchange.to_vec());
+        self.may_publish.truncate(PUBLISH_MEMO - 1);
+        self.may_publish.insert(0, exchange.into());
         Ok(())
     }
 

@@ -44,7 +44,13 @@ fn changing_a_user_keeps_what_is_not_given_and_reports_a_new_password() {
     assert_eq!(a.put_user("u", None, Some(vec!["administrator".into()])), Ok((false, false)));
     assert!(a.authenticate("u", "p1", any()).is_ok());
     assert_eq!(a.user("u").unwrap().tags, ["administrator"]);
+    assert_eq!(
+        a.put_user("u", Some(Credential::Password("p1".into())), None),
+        Ok((false, false)),
+        "the same one"
+    );
     assert_eq!(a.put_user("u", Some(Credential::Password("p2".into())), None), Ok((false, true)));
+    assert!(!format!("{:?}", Credential::Password("hunter2".into())).contains("hunter2"));
     assert!(a.authenticate("u", "p1", any()).is_err() && a.authenticate("u", "p2", any()).is_ok());
     assert_eq!(a.user("u").unwrap().tags, ["administrator"]);
 }
@@ -73,6 +79,11 @@ fn permissions_follow_rabbitmqs_table_and_texts() {
     assert!(e.to_string().contains("exchange 'amq.default'"), "{e}");
     assert!(s.check_publish(b"demo-x").is_ok());
     assert!(s.check_publish(b"demo-x").is_ok(), "remembered");
+    a.set_permission("/", "demo-u", "^demo-own.*", "^demo-(x|y|own.*)$", "^demo-(q|own.*)$").unwrap();
+    for x in [&b"demo-x"[..], b"demo-y", b"demo-own1", b"demo-x", b"demo-y"] {
+        assert!(s.check_publish(x).is_ok(), "alternating exchanges");
+    }
+    assert!(s.check_publish(b"demo-z").is_err(), "a refusal is not remembered as a grant");
     a.set_permission("/", "demo-u", "", "", "").unwrap();
     assert!(s.check_publish(b"demo-x").is_err(), "the memo goes with the change");
     assert!(s.check(Resource::Queue, "q", Action::Read).is_err(), "'' matches nothing");

@@ -33,10 +33,12 @@ pub async fn show(
     caller: Caller,
     Params(vhost): Params<String>,
 ) -> Result<Response> {
-    let v = s.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
+    // Authorised first: a caller who may not see the vhost cannot tell
+    // whether it exists.
     if !caller.sees_vhost(&s.access, &vhost) {
         return Err(ApiError::NOT_AUTHORISED_VHOST);
     }
+    let v = s.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
     Ok(json(Value::Array(row(&v).into_iter().collect())))
 }
 

@@ -28,10 +28,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use axum::serve::Listener;
 use axum::{middleware, Extension, Json, Router};
 use serde_json::Value;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio::sync::watch;
+use tracing::warn;
 
 use crate::access::Access;
 use crate::broker::policy::Kind;
@@ -138,27 +140,127 @@ pub async fn serve_admin(
 }
 
 /// Serves the API on warrenctl's unix socket until `shutdown` turns true.
-/// A request there without credentials is the broker's own administrator
-/// (whoever can open the socket file is trusted; `bind_socket` makes it
-/// 0600); one with an `Authorization` header is checked like HTTP.
+/// A request there without credentials is the broker's own administrator,
+/// so only this broker's user (or root) is served at all: `bind_socket`
+/// makes the file 0600 and `OwnUserOnly` closes connections of anyone
+/// else. A request with an `Authorization` header is checked like HTTP.
 pub async fn serve_socket(
     listener: UnixListener,
     state: AdminState,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let app = router(state).layer(Extension(LocalSocket));
-    axum::serve(listener, app)
+    axum::serve(OwnUserOnly::new(listener), app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
         .await
 }
 
+/// The control socket's listener: accepts only peers running as the
+/// broker's effective user or as root; any other connection is closed at
+/// accept, before a byte of it is read.
+#[derive(Debug)]
+struct OwnUserOnly {
+    listener: UnixListener,
+    euid: u32,
+}
+
+impl OwnUserOnly {
+    fn new(listener: UnixListener) -> OwnUserOnly {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        OwnUserOnly { listener, euid }
+    }
+}
+
+/// Whether a peer running as `uid` may use the socket of a broker running
+/// as `euid`.
+fn peer_admitted(uid: u32, euid: u32) -> bool {
+    uid == euid || uid == 0
+}
+
+impl Listener for OwnUserOnly {
+    type Io = UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            // UnixListener's own Listener::accept retries and logs failures.
+            let (stream, addr) = Listener::accept(&mut self.listener).await;
+            match stream.peer_cred() {
+                Ok(cred) if peer_admitted(cred.uid(), self.euid) => return (stream, addr),
+                Ok(cred) => warn!(
+                    uid = cred.uid(),
+                    broker_uid = self.euid,
+                    "control socket: closed a connection from another user"
+                ),
+                Err(e) => warn!("control socket: closed a connection whose peer is unknown: {e}"),
+            }
+            // Dropping `stream` closes the connection.
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// The longest path a unix socket can be bound at, in bytes (`sun_path`
+/// less its terminating NUL: 107 on Linux).
+fn socket_path_max() -> usize {
+    // SAFETY: sockaddr_un is plain integers and arrays; all zeroes is valid.
+    let addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_path.len() - 1
+}
+
+/// Binds a unix socket at `path` with umask 077, so the file is never
+/// accessible to anyone else, not even for the moment before a chmod.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    // The umask is process-wide: a file another thread creates while it is
+    // set is made private too (tighter, never looser), and this runs once
+    // at start-up, before the broker serves anything.
+    // SAFETY: umask only swaps the process's file-creation mask.
+    let old = unsafe { libc::umask(0o077) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above; this restores the mask found.
+    unsafe { libc::umask(old) };
+    bound
+}
+
 /// Binds the control socket at `path`, readable and writable by this
 /// user only. A socket file left by a broker that is gone is replaced; a
-/// live one (something answers) or a file that is not a socket is an error.
+/// live one (something answers) or a file that is not a socket is an error,
+/// as is a path too long for a unix socket.
 /// Must run inside a tokio runtime.
 pub fn bind_socket(path: &Path) -> io::Result<UnixListener> {
+    let max = socket_path_max();
+    let too_long = |detail: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the control socket path {} is too long: {detail}; unix socket paths are limited \
+                 to {max} bytes (use a shorter data directory or socket path)",
+                path.display()
+            ),
+        )
+    };
+    let len = path.as_os_str().len();
+    if len > max {
+        return Err(too_long(format!("it has {len} bytes")));
+    }
+    // Bound under a private name in the same directory, made 0600, then
+    // moved into place: the socket is never reachable at `path` with looser
+    // permissions. The name is short so that it fits wherever `path` does
+    // (unless the file name is shorter than it).
+    let staging = path.with_file_name(format!(".{}.s", std::process::id()));
+    let staging_len = staging.as_os_str().len();
+    if staging_len > max {
+        return Err(too_long(format!(
+            "binding it needs the temporary name {} of {staging_len} bytes",
+            staging.display()
+        )));
+    }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_socket() => {
             return Err(io::Error::new(
@@ -176,12 +278,8 @@ pub fn bind_socket(path: &Path) -> io::Result<UnixListener> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    // Bound under a private name, made 0600, then moved into place: the
-    // socket is never reachable at `path` with looser permissions.
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let staging = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&staging);
-    let listener = UnixListener::bind(&staging)?;
+    let listener = bind_private(&staging)?;
     let placed = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
         .and_then(|()| std::fs::rename(&staging, path));
     if let Err(e) = placed {
@@ -238,4 +336,24 @@ fn meta_lock() -> parking_lot::MutexGuard<'static, ()> {
 /// The store could not take a change.
 fn store_failed(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_brokers_user_and_root_are_admitted() {
+        assert!(peer_admitted(1000, 1000));
+        assert!(peer_admitted(0, 1000));
+        assert!(peer_admitted(0, 0));
+        assert!(!peer_admitted(1001, 1000));
+        assert!(!peer_admitted(1000, 0));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_socket_path_limit_is_sun_path_less_its_nul() {
+        assert_eq!(socket_path_max(), 107);
+    }
 }

@@ -90,8 +90,12 @@ pub async fn put(
         (field(&body, "configure")?, field(&body, "write")?, field(&body, "read")?);
     blocking(move || {
         check_pair(&s, &vhost, &user)?;
-        let created =
-            s.access.set_permission(&vhost, &user, &configure, &write, &read).map_err(access_failed)?;
+        // Under the vhost's life: a permission must not outlive a vhost deleted meanwhile.
+        let created = s
+            .broker
+            .with_vhost(&vhost, |_| s.access.set_permission(&vhost, &user, &configure, &write, &read))
+            .ok_or(ApiError::NotFound)?
+            .map_err(access_failed)?;
         Ok(put_answer(created))
     })
     .await
@@ -179,7 +183,10 @@ pub async fn topic_put(
     blocking(move || {
         check_pair(&s, &vhost, &user)?;
         let first = s.access.topic_permissions_of(&vhost, &user).is_none_or(|l| l.is_empty());
-        s.access.set_topic_permission(&vhost, &user, &exchange, &write, &read).map_err(access_failed)?;
+        s.broker
+            .with_vhost(&vhost, |_| s.access.set_topic_permission(&vhost, &user, &exchange, &write, &read))
+            .ok_or(ApiError::NotFound)?
+            .map_err(access_failed)?;
         Ok(put_answer(first))
     })
     .await

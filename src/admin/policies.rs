@@ -2,7 +2,9 @@
 //! route). Lists show the vhosts the caller may use; reading or changing
 //! one policy takes the policymaker tag (operator policies: administrator),
 //! as in RabbitMQ. Validation is the broker's (`broker::policy`), its
-//! refusals shown after RabbitMQ's "Validation failed".
+//! refusals shown after RabbitMQ's "Validation failed". The caller is
+//! authorised before the vhost is looked up, so a refusal does not tell
+//! whether the vhost exists (RabbitMQ answers 404 there; we do not leak it).
 
 use axum::extract::State;
 use axum::response::Response;
@@ -40,14 +42,16 @@ pub async fn list_in(
     Params(vhost): Params<String>,
     query: QueryPairs,
 ) -> Result<Response> {
-    let v = s.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
     if !caller.may_use_vhost(&s.access, &vhost) {
         return Err(ApiError::NOT_AUTHORISED_VHOST);
     }
+    let v = s.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
     listing::answer(rows(&v, kind).collect(), &query, false).map(json)
 }
 
-/// Who may read or change one policy of `kind` in `vhost`.
+/// Who may read or change one policy of `kind` in `vhost`. Asked before
+/// the vhost is looked up, so that a caller who may not use a vhost cannot
+/// tell whether it exists (a missing vhost is one nobody has permissions in).
 fn check(s: &AdminState, caller: &Caller, kind: Kind, vhost: &str) -> Result<()> {
     match kind {
         Kind::Operator => caller.require_admin(),
@@ -62,8 +66,8 @@ pub async fn show(
     caller: Caller,
     Params((vhost, name)): Params<(String, String)>,
 ) -> Result<Response> {
-    let v = s.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
     check(&s, &caller, kind, &vhost)?;
+    let v = s.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
     let p = v.policy(&name, kind).ok_or(ApiError::NotFound)?;
     Ok(json(p.to_json(&vhost)))
 }
@@ -86,8 +90,8 @@ pub async fn put(
     Params((vhost, name)): Params<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    let v = s.broker.vhost(&vhost).ok_or(ApiError::VhostNotFound)?;
     check(&s, &caller, kind, &vhost)?;
+    let v = s.broker.vhost(&vhost).ok_or(ApiError::VhostNotFound)?;
     let policy = Policy::from_json(&name, &Value::Object(body), kind).map_err(refused)?;
     blocking(move || {
         let created = v.policy(&name, kind).is_none();
@@ -105,8 +109,8 @@ pub async fn delete(
     caller: Caller,
     Params((vhost, name)): Params<(String, String)>,
 ) -> Result<Response> {
-    let v = s.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
     check(&s, &caller, kind, &vhost)?;
+    let v = s.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
     match blocking(move || Ok(v.clear_policy(&name, kind))).await? {
         true => Ok(no_content()),
         false => Err(ApiError::NotFound),

@@ -93,7 +93,11 @@ pub async fn put(
             s.broker.put_vhost(&name, meta).map_err(store_failed)?
         };
         if let (true, Some(user)) = (created, caller.user()) {
-            s.access.set_permission(&name, user, ".*", ".*", ".*").map_err(access_failed)?;
+            let granted =
+                s.broker.with_vhost(&name, |_| s.access.set_permission(&name, user, ".*", ".*", ".*"));
+            if let Some(done) = granted {
+                done.map_err(access_failed)?;
+            }
         }
         Ok(put_answer(created))
     })
@@ -107,9 +111,8 @@ pub async fn delete(
 ) -> Result<Response> {
     caller.require_admin()?;
     blocking(move || {
-        let v = s.broker.vhost(&name).ok_or(ApiError::NotFound)?;
-        // Else their records would come back for a vhost of the same name.
-        v.drop_policies();
+        // Its policies go with it (`Broker::delete_vhost`), else their records
+        // would come back for a vhost of the same name.
         if !s.broker.delete_vhost(&name) {
             return Err(ApiError::NotFound);
         }

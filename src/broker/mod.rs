@@ -55,6 +55,8 @@ pub struct Broker {
     /// Connections past the handshake: who, where, and how to close them.
     pub connections: Arc<connections::Connections>,
     store: Option<StoreHandle>,
+    /// Serialises creating and deleting vhosts (and what must not outlive one).
+    lifecycle: parking_lot::Mutex<()>,
 }
 
 impl Default for Broker {
@@ -83,16 +85,16 @@ impl Broker {
             open_connections: std::sync::atomic::AtomicUsize::new(0),
             connections: Arc::default(),
             store,
+            lifecycle: parking_lot::Mutex::new(()),
         }
     }
 
     /// Rebuilds durable state read from the store at start-up: the vhosts
-    /// recorded (or `/` alone on a new data directory, which it records),
-    /// then each one's exchanges, queues and bindings. Returns true when the
-    /// data directory had no vhosts yet (new: default users are due).
-    pub fn restore(&self, recovered: Recovered, backlogs: &mut FxHashMap<u64, Backlog>) -> bool {
+    /// recorded (or `/` alone on a `fresh` data directory, which it
+    /// records), then each one's policies, exchanges, queues and bindings.
+    pub fn restore(&self, recovered: Recovered, backlogs: &mut FxHashMap<u64, Backlog>, fresh: bool) {
         let Recovered { exchanges, queues, bindings, control, .. } = recovered;
-        let fresh = self.restore_vhosts(&control);
+        self.restore_vhosts(&control, fresh);
         // Policies first: restored queues and exchanges get theirs as they come back.
         let vhosts: Vec<_> = self.vhosts.read().values().cloned().collect();
         for v in vhosts {
@@ -116,7 +118,6 @@ impl Broker {
                 }
             }
         }
-        fresh
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {

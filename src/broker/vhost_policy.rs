@@ -76,35 +76,50 @@ impl VHost {
                 kind.space()
             )));
         }
+        Ok(self.set_policies(vec![policy])?.pop())
+    }
+
+    /// Sets several policies (of either kind) at once: all written, then put
+    /// in force together, so no queue ever sees a state between them (a
+    /// catch-all policy set alone first would trim queues a more specific
+    /// one protects). Returns the warnings of `set_policy`.
+    pub fn set_policies(self: &Arc<Self>, policies: Vec<Policy>) -> Result<Vec<String>, PolicyError> {
         let _topology = self.topology.lock();
+        if self.is_deleted() {
+            return Err(PolicyError::Invalid(format!("vhost '{}' is deleted", self.name)));
+        }
         if let Some(store) = &self.store {
-            let op = Op::PutControl {
-                space: kind.space().to_owned(),
+            let ops = policies.iter().map(|policy| Op::PutControl {
+                space: policy.kind.space().to_owned(),
                 key: self.policy_key(&policy.name),
                 value: serde_json::to_vec(&policy.to_json(&self.name)).expect("JSON values serialise"),
-            };
-            if !store.write_durably([op]) {
+            });
+            if !store.write_durably(ops.collect::<Vec<_>>()) {
                 return Err(PolicyError::Store);
             }
         }
-        let warning = {
+        let mut warnings = Vec::new();
+        {
             let mut all = self.policies.write();
-            let rival = all.of(kind).iter().find(|p| {
-                p.name != policy.name && p.priority == policy.priority && p.apply_to.overlaps(policy.apply_to)
-            });
-            let warning = rival.map(|r| {
-                let first = if r.name < policy.name { &r.name } else { &policy.name };
-                format!(
-                    "policy '{}' has the same priority ({}) as policy '{}' in vhost '{}' and both may \
-                     apply to the same objects; where both match, '{first}' applies",
-                    policy.name, policy.priority, r.name, self.name
-                )
-            });
-            all.put(Arc::new(policy));
-            warning
-        };
+            for policy in policies {
+                let rival = all.of(policy.kind).iter().find(|p| {
+                    p.name != policy.name
+                        && p.priority == policy.priority
+                        && p.apply_to.overlaps(policy.apply_to)
+                });
+                if let Some(r) = rival {
+                    let first = if r.name < policy.name { &r.name } else { &policy.name };
+                    warnings.push(format!(
+                        "policy '{}' has the same priority ({}) as policy '{}' in vhost '{}' and both may \
+                         apply to the same objects; where both match, '{first}' applies",
+                        policy.name, policy.priority, r.name, self.name
+                    ));
+                }
+                all.put(Arc::new(policy));
+            }
+        }
         self.reapply_policies();
-        Ok(warning)
+        Ok(warnings)
     }
 
     /// Removes a policy (and its record); false if there was none by that name.

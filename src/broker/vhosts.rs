@@ -31,32 +31,42 @@ impl Broker {
     }
 
     /// Creates a vhost, or changes the settings of an existing one; true
-    /// when it is new.
+    /// when it is new. Serialised with deletions; the map of vhosts is not
+    /// locked while the record is written (connections open meanwhile).
     pub fn put_vhost(&self, name: &str, meta: VHostMeta) -> Result<bool, VHostError> {
         if name.is_empty() {
             return Err(VHostError::EmptyName);
         }
-        let mut vhosts = self.vhosts.write();
-        if let Some(v) = vhosts.get(name) {
-            let v = v.clone();
-            drop(vhosts);
+        let _lifecycle = self.lifecycle.lock();
+        if let Some(v) = self.vhost(name) {
             return if v.set_meta(meta) { Ok(false) } else { Err(VHostError::Store) };
         }
         let v = Arc::new(VHost::new(name, self.store.clone()));
         if !v.set_meta(meta) {
             return Err(VHostError::Store);
         }
-        vhosts.insert(name.to_owned(), v);
+        self.vhosts.write().insert(name.to_owned(), v);
         Ok(true)
     }
 
+    /// Runs `f` while vhost `name` exists and cannot be deleted (for
+    /// changes kept beside it, such as permissions, which must not outlive
+    /// it); None if there is no such vhost.
+    pub fn with_vhost<R>(&self, name: &str, f: impl FnOnce(&Arc<VHost>) -> R) -> Option<R> {
+        let _lifecycle = self.lifecycle.lock();
+        self.vhost(name).map(|v| f(&v))
+    }
+
     /// Deletes a vhost and everything in it, closing its connections with
-    /// RabbitMQ's text; false if there was none.
+    /// RabbitMQ's text; false if there was none. Everything is deleted
+    /// before the name is free again.
     pub fn delete_vhost(&self, name: &str) -> bool {
-        let Some(v) = self.vhosts.write().remove(name) else { return false };
+        let _lifecycle = self.lifecycle.lock();
+        let Some(v) = self.vhost(name) else { return false };
         self.connections.close_where(|c| c.vhost == name, &format!("vhost '{name}' is deleted"));
         v.destroy();
         v.drop_policies();
+        self.vhosts.write().remove(name);
         // Deleted queues leave tombstones: compaction gives the disk back.
         if let Some(store) = &self.store {
             store.compact_soon();
@@ -64,16 +74,16 @@ impl Broker {
         true
     }
 
-    /// The vhosts a data directory recorded; on a new one (none recorded),
-    /// `/` is recorded as it is. Returns whether the directory was new.
-    pub(super) fn restore_vhosts(&self, control: &[(String, String, Vec<u8>)]) -> bool {
+    /// The vhosts a data directory recorded (perhaps none, if all were
+    /// deleted); a new one (`fresh`, nothing recorded) gets `/`.
+    pub(super) fn restore_vhosts(&self, control: &[(String, String, Vec<u8>)], fresh: bool) {
         let recorded: Vec<_> = control.iter().filter(|(space, _, _)| space == VHOST_SPACE).collect();
-        if recorded.is_empty() {
+        if fresh && recorded.is_empty() {
             let default = self.vhost("/").expect("the default vhost exists");
             if let Some(store) = &self.store {
                 store.submit(default.meta_record(&default.meta()));
             }
-            return true;
+            return;
         }
         let mut vhosts = self.vhosts.write();
         vhosts.clear();
@@ -86,6 +96,5 @@ impl Broker {
             v.set_meta_unsaved(meta);
             vhosts.insert(name.clone(), Arc::new(v));
         }
-        false
     }
 }

@@ -180,16 +180,23 @@ pub async fn handshake<S: Socket>(
             .during(10, 11),
         ));
     };
-    if let Err(why) = access.authenticate(&user, &password, peer.ip()) {
-        // The client learns nothing of why; the log does (never the password).
-        tracing::warn!(%peer, user = %user, mechanism = %mechanism, failed_logins = access.failed_logins(), "{mechanism} login refused: {why}");
-        return Err(HandshakeError::Refused(
+    let login_refused = || {
+        HandshakeError::Refused(
             AmqpError::access_refused(format!(
                 "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
             ))
             .during(10, 11),
-        ));
-    }
+        )
+    };
+    let authenticated = match access.authenticate(&user, &password, peer.ip()) {
+        Ok(u) => u,
+        Err(why) => {
+            // The client learns nothing of why; the log does (never the password).
+            tracing::warn!(%peer, user = %user, mechanism = %mechanism, failed_logins = access.failed_logins(), "{mechanism} login refused: {why}");
+            return Err(login_refused());
+        }
+    };
+    drop(password);
 
     out.clear();
     let tune = connection::Tune {
@@ -245,6 +252,20 @@ pub async fn handshake<S: Socket>(
             .during(10, 40),
         )
     })?;
+    // Deleting the user or the vhost, or changing the password, closes the
+    // listed connections: one that happened before this one was listed is
+    // caught here.
+    if vhost.is_deleted() {
+        let e = AmqpError::not_allowed(format!("vhost {} not found", vhost.name));
+        return Err(HandshakeError::Refused(e.during(10, 40)));
+    }
+    if !access.user(&user).is_some_and(|u| u.hash == authenticated.hash) {
+        return Err(login_refused());
+    }
+    if !session.may_open() {
+        let e = AmqpError::not_allowed(format!("access to vhost '{}' refused for user '{user}'", vhost.name));
+        return Err(HandshakeError::Refused(e.during(10, 40)));
+    }
     out.clear();
     encode::method(&mut out, 0, &AMQPClass::Connection(Conn::OpenOk(connection::OpenOk {})));
     stream.write_all(&out).await?;

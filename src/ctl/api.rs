@@ -8,7 +8,7 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use super::error::{status_error, CtlError, Result};
-use super::http::{Client, Endpoint};
+use super::http::{Client, Endpoint, Redacted};
 
 /// Encodes one path segment: every byte but ASCII letters and digits, so
 /// `/` becomes `%2F` (as rabbitmq_http_client does).
@@ -60,10 +60,20 @@ impl Reply {
 }
 
 /// A connection target plus credentials.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Api {
     client: Client,
     authorization: Option<String>,
+}
+
+/// Everything but the credentials, which show as `<redacted>`.
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("client", &self.client)
+            .field("authorization", &self.authorization.as_ref().map(|_| Redacted))
+            .finish()
+    }
 }
 
 impl Api {
@@ -156,6 +166,24 @@ mod tests {
     #[test]
     fn basic_auth_is_base64_of_user_colon_password() {
         assert_eq!(basic_auth("guest", "guest"), "Basic Z3Vlc3Q6Z3Vlc3Q=");
+    }
+
+    #[test]
+    fn debug_output_hides_the_credentials() {
+        let client = Client {
+            endpoint: Endpoint::Tcp { host: "broker".into(), port: 15672, prefix: String::new() },
+            timeout: std::time::Duration::from_secs(5),
+        };
+        let api = Api::new(client, Some(("alice", "s3cret-pw")));
+        for shown in [format!("{api:?}"), format!("{:?}", api.with_credentials("bob", "0ther-pw"))] {
+            assert!(shown.contains("broker") && shown.contains("15672"), "{shown}");
+            assert!(shown.contains(r#"authorization: Some(<redacted>)"#), "{shown}");
+            for secret in ["s3cret-pw", "0ther-pw", "Basic", &STANDARD.encode("alice:s3cret-pw")] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
+        let socket = Client { endpoint: Endpoint::Unix("/run/w.sock".into()), timeout: Default::default() };
+        assert!(format!("{:?}", Api::new(socket, None)).contains("authorization: None"));
     }
 
     #[test]

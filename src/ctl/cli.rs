@@ -1,6 +1,7 @@
 //! `warrenctl`'s command line: global options and one subcommand per verb,
 //! named as rabbitmqctl's. The doc comments here are the `--help` texts.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -32,6 +33,33 @@ Examples:
   warrenctl set_permissions -p /orders alice '^orders-.*' '.*' '.*'
   warrenctl --url http://broker:15672 --username admin list_vhosts
   WARREN_CTL_SOCKET=/var/lib/warren/warrenctl.sock warrenctl -q list_policies";
+
+/// A password (or password hash) from the command line: `Debug` shows it as
+/// `<redacted>`, so a debug print of the arguments does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(secret: String) -> Secret {
+        Secret(secret)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 /// warrenctl: manage a Warren broker (users, vhosts, permissions, policies,
 /// limits, definitions) through its admin API.
@@ -73,7 +101,7 @@ pub struct Cli {
         value_name = "PASSWORD"
     )]
     #[arg(hide_default_value = true, hide_env_values = true)]
-    pub password: String,
+    pub password: Secret,
     /// Virtual host the verb acts on [default: /].
     #[arg(short = 'p', long, global = true, help_heading = "Global options", value_name = "VHOST")]
     pub vhost: Option<String>,
@@ -114,10 +142,10 @@ pub enum Command {
         username: String,
         /// Its password (read from stdin when omitted).
         #[arg(allow_hyphen_values = true, conflicts_with = "password_hash")]
-        password: Option<String>,
+        password: Option<Secret>,
         /// Set this password hash (base64 salt+hash, RabbitMQ's format) instead of a password.
         #[arg(long = "password-hash", value_name = "BASE64")]
-        password_hash: Option<String>,
+        password_hash: Option<Secret>,
         /// Algorithm of --password-hash.
         #[arg(
             long = "hashing-algorithm",
@@ -140,7 +168,7 @@ pub enum Command {
         username: String,
         /// The new password (read from stdin when omitted).
         #[arg(allow_hyphen_values = true)]
-        password: Option<String>,
+        password: Option<Secret>,
     },
     /// Check a user's password; prints "Success", or fails with exit code 65.
     #[command(after_help = "Example:\n  warrenctl authenticate_user alice s3cret")]
@@ -149,7 +177,7 @@ pub enum Command {
         username: String,
         /// The password to check (read from stdin when omitted).
         #[arg(allow_hyphen_values = true)]
-        password: Option<String>,
+        password: Option<Secret>,
     },
     /// Replace a user's tags (none clears them): administrator, monitoring, policymaker, management...
     #[command(after_help = "Examples:\n  warrenctl set_user_tags alice monitoring policymaker\n  \
@@ -173,7 +201,7 @@ pub enum Command {
     HashPassword {
         /// The password (read from stdin when omitted).
         #[arg(allow_hyphen_values = true)]
-        password: Option<String>,
+        password: Option<Secret>,
     },
     /// Create a virtual host (succeeds if it exists).
     #[command(
@@ -373,4 +401,42 @@ pub struct PolicyArgs {
     /// JSON object of settings.
     #[arg(allow_hyphen_values = true)]
     pub definition: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_passwords_and_hashes() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap();
+        let cases = [
+            parse(&[
+                "warrenctl",
+                "--url",
+                "http://h:1",
+                "--password",
+                "g1obal-pw",
+                "add_user",
+                "bob",
+                "b0b-pw",
+            ]),
+            parse(&["warrenctl", "add_user", "bob", "--password-hash", "hA5h-value"]),
+            parse(&["warrenctl", "change_password", "bob", "n3w-pw"]),
+            parse(&["warrenctl", "authenticate_user", "bob", "ch3ck-pw"]),
+            parse(&["warrenctl", "hash_password", "ha5h-me"]),
+        ];
+        for cli in &cases {
+            let shown = format!("{cli:?}");
+            assert!(shown.contains("password: <redacted>"), "{shown}");
+            for secret in ["g1obal-pw", "b0b-pw", "hA5h-value", "n3w-pw", "ch3ck-pw", "ha5h-me"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
+        assert_eq!(cases[0].password.expose(), "g1obal-pw");
+        assert!(
+            matches!(&cases[0].command, Command::AddUser { password: Some(p), .. } if p.expose() == "b0b-pw")
+        );
+        assert_eq!(cases[1].password, Secret::from("guest".to_owned()), "the default still parses");
+    }
 }

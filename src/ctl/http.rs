@@ -48,11 +48,29 @@ impl Endpoint {
 }
 
 /// An `http://` URL split into what the client needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Url {
     pub endpoint: Endpoint,
     /// `user:password@` from the URL, if any.
     pub credentials: Option<(String, String)>,
+}
+
+/// Everything but the password, which shows as `<redacted>`.
+impl std::fmt::Debug for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let credentials = self.credentials.as_ref().map(|(user, _)| (user, Redacted));
+        f.debug_struct("Url").field("endpoint", &self.endpoint).field("credentials", &credentials).finish()
+    }
+}
+
+/// Stands for a secret (a password, an `Authorization` value) in `Debug`
+/// output.
+pub(crate) struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Parses `http://[user:pw@]host[:port][/prefix]`; the port defaults to 80.

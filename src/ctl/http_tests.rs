@@ -149,6 +149,16 @@ fn urls() {
     assert!(parse_url("http://:1").is_err());
 }
 
+#[test]
+fn url_debug_output_hides_the_password() {
+    let u = parse_url("http://admin:s3cr%40t-pw@broker:15672/rmq").unwrap();
+    let shown = format!("{u:?}");
+    assert!(!shown.contains("s3cr") && !shown.contains("t-pw"), "{shown}");
+    assert!(shown.contains(r#"credentials: Some(("admin", <redacted>))"#), "{shown}");
+    assert!(shown.contains("broker") && shown.contains("15672") && shown.contains("/rmq"), "{shown}");
+    assert!(format!("{:?}", parse_url("http://h").unwrap()).contains("credentials: None"));
+}
+
 /// Reads a request's head from `reader` and returns it.
 fn read_head(reader: &mut impl BufRead) -> String {
     let mut head = String::new();

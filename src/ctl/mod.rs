@@ -59,7 +59,8 @@ fn execute(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> error::R
     let api = match &cli.url {
         Some(url) => {
             let url = parse_url(url).map_err(CtlError::Usage)?;
-            let (username, password) = url.credentials.clone().unwrap_or((cli.username, cli.password));
+            let (username, password) =
+                url.credentials.clone().unwrap_or((cli.username, cli.password.into_inner()));
             Api::new(Client { endpoint: url.endpoint, timeout }, Some((&username, &password)))
         }
         None => Api::new(Client { endpoint: Endpoint::Unix(cli.socket), timeout }, None),

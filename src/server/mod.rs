@@ -20,7 +20,7 @@ use crate::connection;
 use crate::store::recovery;
 use crate::store::rocks::RocksStore;
 use crate::store::writer::HeadLimit;
-use crate::store::{Store, StoreHandle};
+use crate::store::{Op, Store, StoreHandle};
 
 /// Rebuilds the broker's durable state from `store`: topology, and each
 /// queue's head of messages (the rest stays paged out on disk).
@@ -52,11 +52,20 @@ fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, A
     let broker = Broker::with_store(Some(handle.clone()));
     let access = Arc::new(Access::new(Some(handle.clone()), config.access.loopback_users.clone()));
     access.restore(recovered.control.iter().map(|(space, _, value)| (space.as_str(), value.as_slice())));
-    let fresh = broker.restore(recovered, &mut b.queues);
+    // Set once the defaults were made: a data directory whose every vhost
+    // and user was deleted stays so, and never gets guest/guest back.
+    let fresh = !recovered.control.iter().any(|(space, key, _)| space == INIT_SPACE && key == INIT_KEY);
+    broker.restore(recovered, &mut b.queues, fresh);
     match &config.access.definitions {
         Some(path) => load_definitions(path, &broker, &access)?,
         None if fresh => seed_users(config, &access).map_err(std::io::Error::other)?,
         None => {}
+    }
+    if fresh {
+        let mark = Op::PutControl { space: INIT_SPACE.into(), key: INIT_KEY.into(), value: b"1".to_vec() };
+        if !handle.write_durably([mark]) {
+            return Err(std::io::Error::other("cannot write to the data directory"));
+        }
     }
     info!(data_dir = %dir.display(), queues, messages, elapsed_ms = started.elapsed().as_millis() as u64, "recovered durable state");
     Ok((broker, access, handle))
@@ -123,10 +132,18 @@ fn load_definitions(path: &std::path::Path, broker: &Broker, access: &Access) ->
     Ok(())
 }
 
+/// The control record saying a data directory got its defaults.
+const INIT_SPACE: &str = "broker";
+const INIT_KEY: &str = "initialised";
+
 /// A new data directory gets the configured users (RabbitMQ's
-/// `default_user`), each with every permission on `/`.
+/// `default_user`), each with every permission on `/`; a user already there
+/// (from a data directory of an older Warren) is left as it is.
 fn seed_users(config: &Config, access: &Access) -> Result<(), crate::access::AccessError> {
     for u in &config.users {
+        if access.user(&u.name).is_some() {
+            continue;
+        }
         let credential = match (&u.password, &u.password_hash) {
             (Some(p), _) => Credential::Password(p.clone()),
             (None, Some(h)) => Credential::Hash {

@@ -6,6 +6,8 @@
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Command;
 
 use rabbitmq_http_client::blocking_api::Client;
@@ -200,6 +202,63 @@ fn over_socket(path: &std::path::Path, request: &str) -> String {
     out
 }
 
+/// A peer of another user is not served, even if it can open the socket
+/// file (as in a permission race): checked as root, with curl run as
+/// nobody; curl run as the broker's user is served.
+async fn refuses_other_users(path: &Path) {
+    let curl = Path::new("/usr/bin/curl");
+    if unsafe { libc::geteuid() } != 0 || !curl.exists() {
+        eprintln!("note: not root or no /usr/bin/curl, skipping the check of other users' connections");
+        return;
+    }
+    let dir = path.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let socket = path.to_path_buf();
+    let (own, other) = tokio::task::spawn_blocking(move || {
+        let run = |uid: Option<u32>| {
+            let mut command = Command::new(curl);
+            command.args(["-sS", "--max-time", "10", "--unix-socket"]).arg(&socket);
+            command.arg("http://localhost/api/whoami");
+            if let Some(uid) = uid {
+                command.uid(uid).gid(uid);
+            }
+            command.output().unwrap()
+        };
+        (run(None), run(Some(65534)))
+    })
+    .await
+    .unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(own.status.success() && text(&own).contains("rmq-internal"), "{own:?}");
+    assert!(!other.status.success() && !text(&other).contains("rmq-internal"), "{other:?}");
+}
+
+/// A path of 107 bytes (the most sun_path holds) binds, as the staging
+/// name is shorter; one of 108 is refused, naming it. Inside a runtime.
+fn long_paths(dir: &Path) {
+    let base = dir.join("s").as_os_str().len() - 1;
+    let fits = dir.join("s".repeat(107 - base));
+    assert_eq!(fits.as_os_str().len(), 107);
+    let listener = admin::bind_socket(&fits).unwrap();
+    assert_eq!(std::fs::metadata(&fits).unwrap().permissions().mode() & 0o777, 0o600);
+    drop(listener);
+    std::fs::remove_file(&fits).unwrap();
+    let long = dir.join("l".repeat(108 - base));
+    let err = admin::bind_socket(&long).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let text = err.to_string();
+    assert!(text.contains(&long.display().to_string()) && text.contains("too long"), "{text}");
+    assert!(!long.exists());
+}
+
+/// This process's umask, read without changing it.
+fn umask() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap().trim().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_socket_is_private_and_replaces_a_stale_one() {
     let h = start().await;
@@ -208,8 +267,12 @@ async fn the_control_socket_is_private_and_replaces_a_stale_one() {
     let path = dir.join("warren.sock");
     // A socket file nobody listens on any more.
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let umask_before = umask();
     let listener = admin::bind_socket(&path).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(umask(), umask_before, "the umask is restored");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["warren.sock"], "no staging file is left behind");
     assert!(admin::bind_socket(&path).is_err(), "a live socket is not replaced");
     let regular = dir.join("file");
     std::fs::write(&regular, "x").unwrap();
@@ -223,6 +286,8 @@ async fn the_control_socket_is_private_and_replaces_a_stale_one() {
     .await
     .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200") && answer.contains(r#""name":"rmq-internal""#), "{answer}");
+    refuses_other_users(&path).await;
+    long_paths(&dir);
     stop.send(true).unwrap();
     served.await.unwrap().unwrap();
     let _ = std::fs::remove_dir_all(&dir);

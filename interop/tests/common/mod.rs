@@ -64,6 +64,8 @@ fn embedded() -> &'static (String, String) {
                 config.admin.socket = Some(std::path::PathBuf::new());
                 config.storage.data_dir =
                     std::env::temp_dir().join(format!("warren-interop-{}", std::process::id()));
+                // AMQPS too (tests/tls.rs), with a CA and certificate made here.
+                let (tls_dir, ca_pem) = embedded_tls_files(&mut config);
                 // In memory: this server lives until the test process exits,
                 // and durability is tested against the real binary elsewhere.
                 let store = std::sync::Arc::new(warren::store::memory::MemoryStore::default());
@@ -71,6 +73,11 @@ fn embedded() -> &'static (String, String) {
                     .await
                     .expect("embedded Warren starts");
                 let admin = server.admin_addr.expect("the embedded Warren's admin API listens");
+                // The certificate and key were read at start: nothing is left behind.
+                let _ = std::fs::remove_dir_all(&tls_dir);
+                let tls = server.tls_addr.expect("the embedded Warren's AMQPS listener");
+                let _ =
+                    EMBEDDED_TLS.set((format!("amqps://guest:guest@localhost:{}/%2f", tls.port()), ca_pem));
                 tx.send((
                     format!("amqp://guest:guest@{}/%2f", server.local_addr),
                     format!("http://guest:guest@{admin}"),
@@ -81,6 +88,80 @@ fn embedded() -> &'static (String, String) {
         });
         rx.recv().expect("embedded Warren reports its address")
     })
+}
+
+/// The embedded Warren's AMQPS URL and the PEM of the CA that signed its
+/// certificate; set by [`embedded`] before it reports its address.
+static EMBEDDED_TLS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
+/// Makes a CA and a server certificate for localhost / 127.0.0.1 (rcgen),
+/// writes the certificate and key into a temporary directory and points
+/// `config.tls` at them (listening on a free loopback port). Returns the
+/// directory and the CA's PEM.
+fn embedded_tls_files(config: &mut warren::config::Config) -> (std::path::PathBuf, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "warren interop CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("CA key")).expect("CA certificate");
+    let mut server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("server certificate parameters");
+    server.distinguished_name.push(DnType::CommonName, "localhost");
+    let key = KeyPair::generate().expect("server key");
+    let cert = server.signed_by(&key, &ca).expect("server certificate");
+    let dir = std::env::temp_dir().join(format!("warren-interop-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("TLS temporary directory");
+    let (cert_file, key_file) = (dir.join("server.pem"), dir.join("server.key"));
+    std::fs::write(&cert_file, cert.pem()).expect("write server.pem");
+    std::fs::write(&key_file, key.serialize_pem()).expect("write server.key");
+    config.tls.listen = "127.0.0.1:0".parse().unwrap();
+    config.tls.cert_file = Some(cert_file);
+    config.tls.key_file = Some(key_file);
+    (dir, ca.pem())
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|s| !s.trim().is_empty())
+}
+
+/// The AMQPS broker under test: `$AMQPS_URL` (e.g.
+/// `amqps://guest:guest@localhost:5671/%2f`); without it, the embedded
+/// Warren's AMQPS listener when `AMQP_URL` is unset too. None when
+/// `AMQP_URL` names a broker but `AMQPS_URL` does not: TLS is not checked.
+pub fn amqps_url() -> Option<String> {
+    if let Some(url) = env_nonempty("AMQPS_URL") {
+        return Some(url);
+    }
+    if env_nonempty("AMQP_URL").is_some() {
+        return None;
+    }
+    embedded();
+    Some(EMBEDDED_TLS.get().expect("the embedded Warren serves AMQPS").0.clone())
+}
+
+/// The PEM of the CA that signed the [`amqps_url`] broker's certificate: the
+/// file `$AMQPS_CA` names (None if unset: the client then trusts the webpki
+/// roots only), or the embedded Warren's CA.
+pub fn amqps_ca() -> Option<String> {
+    if env_nonempty("AMQPS_URL").is_some() {
+        return env_nonempty("AMQPS_CA").map(|path| {
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read AMQPS_CA {path}: {e}"))
+        });
+    }
+    amqps_url()?;
+    Some(EMBEDDED_TLS.get().expect("the embedded Warren serves AMQPS").1.clone())
+}
+
+/// Open an AMQPS connection to `url` trusting `ca` (PEM; None: the webpki
+/// roots), bounded by [`TIMEOUT`].
+pub async fn connect_tls(url: &str, ca: Option<&str>) -> Result<Connection, lapin::Error> {
+    let props = ConnectionProperties::default().with_connection_name("warren-interop".into());
+    let tls = lapin::tcp::OwnedTLSConfig { identity: None, cert_chain: ca.map(str::to_owned) };
+    let builder = lapin::DefaultConnectionBuilder::new()?
+        .with_uri_str(url.to_owned())
+        .with_properties(props)
+        .with_tls_config(tls);
+    within(&format!("AMQPS connection to {url}"), builder.connect()).await
 }
 
 /// `$AMQP_URL` with extra query parameters (e.g. `frame_max=131072`) appended.

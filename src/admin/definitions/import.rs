@@ -43,11 +43,22 @@ fn list<'a>(doc: &'a Value, key: &str) -> Result<&'a [Value], DefinitionsError> 
     }
 }
 
+/// A string field. The error names the field, never the item: a user's
+/// item may hold a password.
 fn text(item: &Value, key: &str, what: &str) -> Result<String, DefinitionsError> {
     match item.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
-        _ => Err(invalid(format!("{what} without a string '{key}': {item}"))),
+        _ => Err(invalid(format!("{what} without a string '{key}'"))),
     }
+}
+
+/// A name that must not be empty.
+fn name(item: &Value, what: &str) -> Result<String, DefinitionsError> {
+    let n = text(item, "name", what)?;
+    if n.is_empty() {
+        return Err(invalid(format!("{what} with an empty name")));
+    }
+    Ok(n)
 }
 
 fn opt_text(item: &Value, key: &str) -> Option<String> {
@@ -114,7 +125,7 @@ fn plan(broker: &Broker, doc: &Value, only: Option<&str>) -> Result<Plan, Defini
     let mut known: BTreeSet<String> = broker.vhosts().iter().map(|v| v.name.clone()).collect();
     if only.is_none() {
         for v in list(doc, "vhosts")? {
-            let name = text(v, "name", "a vhost")?;
+            let name = name(v, "a vhost")?;
             let md = v.get("metadata");
             let field = |k: &str| v.get(k).or_else(|| md.and_then(|m| m.get(k)));
             let given =
@@ -137,7 +148,7 @@ fn plan(broker: &Broker, doc: &Value, only: Option<&str>) -> Result<Plan, Defini
         }
         let fallback = default_algorithm(doc);
         for u in list(doc, "users")? {
-            let name = text(u, "name", "a user")?;
+            let name = name(u, "a user")?;
             let credential = match (opt_text(u, "password"), opt_text(u, "password_hash")) {
                 (Some(pw), _) if !pw.is_empty() => Credential::Password(pw),
                 (_, Some(hash)) if !hash.is_empty() => {
@@ -170,8 +181,14 @@ fn plan(broker: &Broker, doc: &Value, only: Option<&str>) -> Result<Plan, Defini
                 let user = text(x, "user", what)?;
                 let third = if is_topic { text(x, "exchange", what)? } else { text(x, "configure", what)? };
                 let (write, read) = (text(x, "write", what)?, text(x, "read", what)?);
+                // Topic patterns as they will be compiled: with the names put in.
                 for pattern in [&write, &read].into_iter().chain((!is_topic).then_some(&third)) {
-                    Pattern::new(pattern).map_err(|e| invalid(format!("{what} of user '{user}': {e}")))?;
+                    let compiled = if is_topic {
+                        Pattern::expanded(pattern, &user, &vhost)
+                    } else {
+                        Pattern::new(pattern)
+                    };
+                    compiled.map_err(|e| invalid(format!("{what} of user '{user}': {e}")))?;
                 }
                 let row = [vhost, user, third, write, read];
                 if is_topic {
@@ -221,7 +238,7 @@ fn plan(broker: &Broker, doc: &Value, only: Option<&str>) -> Result<Plan, Defini
     }
     for x in list(doc, "exchanges")? {
         let vhost = vhost_of(x, "an exchange")?;
-        let name = text(x, "name", "an exchange")?;
+        let name = name(x, "an exchange")?;
         p.exchanges.push((
             vhost,
             ExchangeDecl {
@@ -237,7 +254,7 @@ fn plan(broker: &Broker, doc: &Value, only: Option<&str>) -> Result<Plan, Defini
     }
     for x in list(doc, "queues")? {
         let vhost = vhost_of(x, "a queue")?;
-        let name = text(x, "name", "a queue")?;
+        let name = name(x, "a queue")?;
         p.queues.push((
             vhost,
             QueueDecl {
@@ -349,16 +366,27 @@ pub fn import(
             (None, Some(existing)) => existing.meta(),
             (None, None) => VHostMeta::default(),
         };
-        broker.put_vhost(name, meta).map_err(|_| DefinitionsError::Store)?;
+        broker.put_vhost(name, meta).map_err(|e| match e {
+            crate::broker::VHostError::Store => DefinitionsError::Store,
+            other => invalid(other.to_string()),
+        })?;
     }
     for u in plan.users.drain(..) {
         access.put_user(&u.name, Some(u.credential), Some(u.tags)).map_err(store_err)?;
     }
+    // Each under its vhost's life: none may outlive a vhost deleted meanwhile.
+    let gone = |v: &str| invalid(format!("vhost '{v}' was deleted during the import"));
     for [v, u, c, w, r] in &plan.permissions {
-        access.set_permission(v, u, c, w, r).map_err(store_err)?;
+        broker
+            .with_vhost(v, |_| access.set_permission(v, u, c, w, r))
+            .ok_or_else(|| gone(v))?
+            .map_err(store_err)?;
     }
     for [v, u, x, w, r] in &plan.topic_permissions {
-        access.set_topic_permission(v, u, x, w, r).map_err(store_err)?;
+        broker
+            .with_vhost(v, |_| access.set_topic_permission(v, u, x, w, r))
+            .ok_or_else(|| gone(v))?
+            .map_err(store_err)?;
     }
     let vhost = |name: &str| broker.vhost(name).ok_or_else(|| invalid(format!("vhost '{name}' vanished")));
     for (v, limits) in plan.limits.drain(..) {
@@ -369,9 +397,13 @@ pub fn import(
             return Err(DefinitionsError::Store);
         }
     }
+    // All of a vhost's policies at once: a queue never sees some without the others.
+    let mut by_vhost: std::collections::BTreeMap<String, Vec<Policy>> = Default::default();
     for (v, policy) in plan.policies.drain(..) {
-        let kind = policy.kind;
-        if let Some(warning) = vhost(&v)?.set_policy(policy, kind).map_err(|e| invalid(e.to_string()))? {
+        by_vhost.entry(v).or_default().push(policy);
+    }
+    for (v, policies) in by_vhost {
+        for warning in vhost(&v)?.set_policies(policies).map_err(|e| invalid(e.to_string()))? {
             warn!(vhost = %v, "{warning}");
         }
     }

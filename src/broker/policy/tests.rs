@@ -386,3 +386,13 @@ fn operator_policy_merges_with_the_users() {
     assert_eq!((e.config.max_length, e.policy_name()), (Some(7), None));
     assert_eq!(Value::Object(e.policy_definition()), json!({"max-length": 7}));
 }
+
+#[test]
+fn a_max_age_ending_in_a_multibyte_character_is_refused_not_a_panic() {
+    for bad in ["1é", "é", "ééé", "1D\u{1F600}"] {
+        let def = serde_json::json!({ "max-age": bad });
+        assert!(Policy::parse("p", ".*", ApplyTo::All, 0, &def, Kind::User).is_err(), "{bad}");
+    }
+    let ok = serde_json::json!({ "max-age": "7D" });
+    assert!(Policy::parse("p", ".*", ApplyTo::All, 0, &ok, Kind::User).is_ok());
+}

@@ -147,8 +147,10 @@ fn check(key: &str, v: &Value, s: &mut Settings) -> Result<()> {
 
 /// A stream's `max-age`: a positive count and one unit of Y, M, D, h, m, s.
 fn valid_max_age(a: &str) -> bool {
-    let Some((count, unit)) = a.len().checked_sub(1).map(|at| a.split_at(at)) else { return false };
-    matches!(unit, "Y" | "M" | "D" | "h" | "m" | "s")
+    // By characters, not bytes: the last one may be any UTF-8 character.
+    let Some(unit) = a.chars().last() else { return false };
+    let count = &a[..a.len() - unit.len_utf8()];
+    matches!(unit, 'Y' | 'M' | 'D' | 'h' | 'm' | 's')
         && !count.is_empty()
         && count.bytes().all(|b| b.is_ascii_digit())
         && count.parse::<u64>().map_or(true, |n| n > 0)

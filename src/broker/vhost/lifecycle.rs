@@ -54,8 +54,13 @@ impl VHost {
         *self.meta.write() = meta;
     }
 
-    /// Changes the settings and writes them; false if the write failed.
+    /// Changes the settings and writes them; false if the write failed or
+    /// the vhost is deleted (its record must not come back).
     pub fn set_meta(&self, meta: VHostMeta) -> bool {
+        let _topology = self.topology.lock();
+        if self.is_deleted() {
+            return false;
+        }
         let ok = match &self.store {
             Some(store) => store.write_durably([self.meta_record(&meta)]),
             None => true,

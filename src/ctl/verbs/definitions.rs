@@ -2,7 +2,10 @@
 //! (`/api/definitions`). Unlike rabbitmqctl, the file is read and written by
 //! warrenctl, not by the broker.
 
-use std::io::Read;
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -34,7 +37,22 @@ pub fn export(ctx: &mut Ctx, file: &str) -> Result<()> {
         let _ = ctx.stdout.write_all(&body);
         return Ok(());
     }
-    std::fs::write(file, &body).map_err(|e| CtlError::Data(format!("cannot write to file \"{file}\": {e}")))
+    write_private(Path::new(file), &body)
+        .map_err(|e| CtlError::Data(format!("cannot write to file \"{file}\": {e}")))
+}
+
+/// Writes `body` to `path`, readable and writable by this user only: the
+/// definitions hold password hashes. A new file is created 0600; an
+/// existing regular file is made 0600 before it is truncated and written
+/// (anything else, e.g. `/dev/stdout` or a pipe, is just written to).
+fn write_private(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let mut out = OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    if out.metadata()?.is_file() {
+        // `mode` applies only to a file it creates.
+        out.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        out.set_len(0)?;
+    }
+    out.write_all(body)
 }
 
 pub fn import(ctx: &mut Ctx, file: &str) -> Result<()> {

@@ -12,7 +12,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use serde_json::Value;
 
 use super::api::Api;
-use super::cli::Command;
+use super::cli::{Command, Secret};
 use super::error::{CtlError, Result};
 use super::output::{render, Style};
 
@@ -69,14 +69,19 @@ pub fn run(ctx: &mut Ctx, command: Command) -> Result<()> {
     use Command::*;
     match command {
         AddUser { username, password, password_hash, hashing_algorithm } => {
-            users::add_user(ctx, &username, password, password_hash, &hashing_algorithm)
+            let (password, hash) = (password.map(Secret::into_inner), password_hash.map(Secret::into_inner));
+            users::add_user(ctx, &username, password, hash, &hashing_algorithm)
         }
         DeleteUser { username } => users::delete_user(ctx, &username),
-        ChangePassword { username, password } => users::change_password(ctx, &username, password),
-        AuthenticateUser { username, password } => users::authenticate_user(ctx, &username, password),
+        ChangePassword { username, password } => {
+            users::change_password(ctx, &username, password.map(Secret::into_inner))
+        }
+        AuthenticateUser { username, password } => {
+            users::authenticate_user(ctx, &username, password.map(Secret::into_inner))
+        }
         SetUserTags { username, tags } => users::set_user_tags(ctx, &username, &tags),
         ListUsers { columns } => users::list_users(ctx, &columns),
-        HashPassword { password } => users::hash_password(ctx, password),
+        HashPassword { password } => users::hash_password(ctx, password.map(Secret::into_inner)),
         AddVhost { name, description, tags, default_queue_type } => {
             vhosts::add_vhost(ctx, &name, description, tags, default_queue_type)
         }
