@@ -325,7 +325,7 @@ impl Config {
     /// listing (or not listing) the user in `access.loopback_users`.
     fn fold_deprecated(&mut self) {
         for u in &self.users {
-            let listed = self.access.loopback_users.iter().any(|l| *l == u.name);
+            let listed = self.access.loopback_users.contains(&u.name);
             match u.loopback_only {
                 Some(true) if !listed => self.access.loopback_users.push(u.name.clone()),
                 Some(false) if listed => self.access.loopback_users.retain(|l| *l != u.name),

@@ -168,3 +168,32 @@ async fn a_broker_whose_defaults_were_removed_never_gets_them_back() {
     assert!(w.json(&["list_vhosts"]).as_array().unwrap().is_empty(), "nor is /");
     assert!(w.login("guest", "guest", "/").await.is_err());
 }
+
+/// What a crash in the middle of deleting a vhost leaves (its queue's record
+/// and messages, no vhost record) is deleted at the next start.
+#[tokio::test]
+async fn leftovers_of_a_deleted_vhost_are_removed_at_start() {
+    use warren::store::{memory::MemoryStore, Op, QueueRecord, Store};
+    let store = std::sync::Arc::new(MemoryStore::default());
+    let mark = |space: &str, key: &str| Op::PutControl {
+        space: space.into(),
+        key: key.into(),
+        value: b"{}".to_vec(),
+    };
+    let ghost = QueueRecord {
+        vhost: "ghost".into(),
+        name: "q".into(),
+        id: 7,
+        auto_delete: false,
+        arguments: Default::default(),
+    };
+    store.write(&[mark("broker", "initialised"), mark("vhost", "/"), Op::PutQueue(ghost)], true).unwrap();
+    let mut config = warren::config::Config::default();
+    config.amqp.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = None;
+    config.admin.socket = Some(PathBuf::new());
+    let server = warren::server::Server::start_with_store(config, store.clone()).await.unwrap();
+    assert!(server.broker.vhost("ghost").is_none());
+    server.stop().await;
+    assert!(store.load().unwrap().queues.is_empty(), "the leftover queue record is gone");
+}

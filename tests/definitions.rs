@@ -54,17 +54,23 @@ async fn a_rabbitmq_export_imports_at_boot_and_works() {
     .await
     .unwrap();
     assert_eq!(get_body(&ch, "fx-q").await.as_deref(), Some(&b"routed"[..]));
-    // Topic permission: fx-user may publish to fx-x with "a." keys only.
-    ch.basic_publish(
-        "fx-x".into(),
-        "b.c".into(),
-        BasicPublishOptions::default(),
-        b"no",
-        BasicProperties::default(),
-    )
-    .await
-    .unwrap();
-    let err = ch.basic_get("fx-q".into(), BasicGetOptions::default()).await.unwrap_err();
+    // Topic permission: fx-user may publish to fx-x with "a." keys only
+    // (in confirm mode, the refusal is the confirm's error).
+    let denied = fx.create_channel().await.unwrap();
+    denied.confirm_select(Default::default()).await.unwrap();
+    let confirm = denied
+        .basic_publish(
+            "fx-x".into(),
+            "b.c".into(),
+            BasicPublishOptions::default(),
+            b"no",
+            BasicProperties::default(),
+        )
+        .await;
+    let err = match confirm {
+        Ok(c) => c.await.expect_err("a publish outside the topic permission is refused"),
+        Err(e) => e,
+    };
     assert!(err.to_string().contains("access to topic 'b.c' in exchange 'fx-x'"), "{err}");
     // The alternate exchange from the arguments, and an exchange-to-exchange binding.
     let gch = guest.create_channel().await.unwrap();

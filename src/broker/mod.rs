@@ -34,7 +34,7 @@ use parking_lot::RwLock;
 use tracing::warn;
 
 use crate::store::recovery::Backlog;
-use crate::store::{Recovered, StoreHandle};
+use crate::store::{Op, Recovered, StoreHandle};
 use rustc_hash::FxHashMap;
 
 pub use consumer::{ChannelCredit, ConnectionId, Consumer, ConsumerSpec, Delivery, Outbound};
@@ -113,8 +113,24 @@ impl Broker {
         for (name, (ex, qs, bs)) in by_vhost {
             match self.vhost(&name) {
                 Some(vhost) => vhost.restore(ex, qs, bs, backlogs),
+                // Left by a vhost deletion cut short by a crash: finish it.
                 None => {
-                    warn!(vhost = %name, "skipping the exchanges, queues and bindings of an unknown vhost")
+                    warn!(vhost = %name, queues = qs.len(), "deleting what is left of a deleted vhost");
+                    let Some(store) = &self.store else { continue };
+                    for b in bs {
+                        store.submit(Op::DeleteBinding(b));
+                    }
+                    for e in ex {
+                        store.submit(Op::DeleteExchange { vhost: e.vhost, name: e.name });
+                    }
+                    for q in qs {
+                        let last_lane = queue::QueueConfig::from_args(&q.arguments).max_priority.unwrap_or(0);
+                        // Its head's messages are released (the rest are its own pages).
+                        for (place, _) in backlogs.remove(&q.id).map(|b| b.head).unwrap_or_default() {
+                            store.release(place.message, place.has(crate::store::IndexEntry::SHARED));
+                        }
+                        store.submit(Op::DeleteQueue { vhost: q.vhost, name: q.name, id: q.id, last_lane });
+                    }
                 }
             }
         }

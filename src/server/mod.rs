@@ -55,7 +55,8 @@ fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, A
     // Set once the defaults were made: a data directory whose every vhost
     // and user was deleted stays so, and never gets guest/guest back.
     let fresh = !recovered.control.iter().any(|(space, key, _)| space == INIT_SPACE && key == INIT_KEY);
-    broker.restore(recovered, &mut b.queues, fresh);
+    // As RabbitMQ: definitions loaded at boot replace the default vhost and user.
+    broker.restore(recovered, &mut b.queues, fresh && config.access.definitions.is_none());
     match &config.access.definitions {
         Some(path) => load_definitions(path, &broker, &access)?,
         None if fresh => seed_users(config, &access).map_err(std::io::Error::other)?,
