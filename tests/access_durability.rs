@@ -197,3 +197,37 @@ async fn leftovers_of_a_deleted_vhost_are_removed_at_start() {
     server.stop().await;
     assert!(store.load().unwrap().queues.is_empty(), "the leftover queue record is gone");
 }
+
+/// A data directory of a Warren from before vhosts were kept (topology in
+/// `/`, no control records) keeps `/` and its queues, even when the same
+/// start loads a definitions file for the first time.
+#[tokio::test]
+async fn a_data_directory_from_before_keeps_its_queues_when_definitions_arrive() {
+    use warren::store::{memory::MemoryStore, Op, QueueRecord, Store};
+    let store = std::sync::Arc::new(MemoryStore::default());
+    let q = QueueRecord {
+        vhost: "/".into(),
+        name: "old-q".into(),
+        id: 3,
+        auto_delete: false,
+        arguments: Default::default(),
+    };
+    store.write(&[Op::PutQueue(q)], true).unwrap();
+    let defs = std::env::temp_dir().join(format!("warren-legacy-defs-{}.json", std::process::id()));
+    std::fs::write(
+        &defs,
+        r#"{"users":[{"name":"app","password":"app-pw","tags":[]}],"vhosts":[{"name":"other"}]}"#,
+    )
+    .unwrap();
+    let mut config = warren::config::Config::default();
+    config.amqp.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = None;
+    config.admin.socket = Some(PathBuf::new());
+    config.access.definitions = Some(defs.clone());
+    let server = warren::server::Server::start_with_store(config, store.clone()).await.unwrap();
+    std::fs::remove_file(&defs).unwrap();
+    assert!(server.broker.vhost("/").and_then(|v| v.queue("old-q")).is_some(), "/ and its queue kept");
+    assert!(server.broker.vhost("other").is_some());
+    server.stop().await;
+    assert_eq!(store.load().unwrap().queues.len(), 1);
+}

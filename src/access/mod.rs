@@ -244,17 +244,19 @@ impl Access {
         if name.is_empty() {
             return Err(AccessError::Invalid("user name must not be empty".into()));
         }
-        let mut same_password = false;
+        let _serial = self.changes.lock();
+        let old = self.state.read().users.get(name).cloned();
         let hash = match credential {
             Some(Credential::Password(p)) if p.is_empty() => {
                 return Err(AccessError::Invalid("a blank password never logs in".into()))
             }
-            Some(Credential::Password(p)) => {
-                // The same password again (tools re-declare users on every
-                // run) is no change: its connections stay open.
-                same_password = self.user(name).is_some_and(|u| u.hash.verify(&p));
-                Some(PasswordHash::new(&p))
-            }
+            // The same password again (tools re-declare users on every run)
+            // is no change: the hash is kept, so its connections stay open
+            // and handshakes in flight are not refused.
+            Some(Credential::Password(p)) => match &old {
+                Some(o) if o.hash.verify(&p) => Some(o.hash.clone()),
+                _ => Some(PasswordHash::new(&p)),
+            },
             Some(Credential::Hash { hash, algorithm }) => Some(
                 PasswordHash::from_base64(&hash, &algorithm)
                     .map_err(|e| AccessError::Invalid(e.to_string()))?,
@@ -264,11 +266,8 @@ impl Access {
             }
             None => None,
         };
-        let _serial = self.changes.lock();
-        let old = self.state.read().users.get(name).cloned();
-        let password_changed = old.is_some()
-            && !same_password
-            && hash.as_ref().is_some_and(|h| Some(h) != old.as_ref().map(|o| &o.hash));
+        let password_changed =
+            old.is_some() && hash.as_ref().is_some_and(|h| Some(h) != old.as_ref().map(|o| &o.hash));
         let user = User {
             name: name.to_owned(),
             hash: hash

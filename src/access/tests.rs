@@ -49,6 +49,9 @@ fn changing_a_user_keeps_what_is_not_given_and_reports_a_new_password() {
         Ok((false, false)),
         "the same one"
     );
+    let kept = a.user("u").unwrap().hash.to_base64();
+    a.put_user("u", Some(Credential::Password("p1".into())), None).unwrap();
+    assert_eq!(a.user("u").unwrap().hash.to_base64(), kept, "the same password keeps its hash");
     assert_eq!(a.put_user("u", Some(Credential::Password("p2".into())), None), Ok((false, true)));
     assert!(!format!("{:?}", Credential::Password("hunter2".into())).contains("hunter2"));
     assert!(a.authenticate("u", "p1", any()).is_err() && a.authenticate("u", "p2", any()).is_ok());

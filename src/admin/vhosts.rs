@@ -111,12 +111,13 @@ pub async fn delete(
 ) -> Result<Response> {
     caller.require_admin()?;
     blocking(move || {
-        // Its policies go with it (`Broker::delete_vhost`), else their records
-        // would come back for a vhost of the same name.
-        if !s.broker.delete_vhost(&name) {
+        // Its permissions go first, under the vhost's lock (they must never
+        // outlive it); its policies go with it (`Broker::delete_vhost_with`).
+        let mut dropped = Ok(());
+        if !s.broker.delete_vhost_with(&name, || dropped = s.access.vhost_deleted(&name)) {
             return Err(ApiError::NotFound);
         }
-        s.access.vhost_deleted(&name).map_err(access_failed)?;
+        dropped.map_err(access_failed)?;
         Ok(no_content())
     })
     .await

@@ -3,8 +3,10 @@
 //! deliveries back as values on their outbound queues.
 //!
 //! Lock order (take left before right, never the reverse; never across `.await`):
-//! `Broker.vhosts` → `VHost.topology` → `VHost.exchanges` / `VHost.queues`
-//! → `Exchange.routes` → `Queue.state`.
+//! `Broker.lifecycle` → `Broker.vhosts` → `VHost.topology` → `VHost.exchanges`
+//! / `VHost.queues` → `Exchange.routes` → `Queue.state`. `Broker.lifecycle`
+//! (vhosts made and deleted) is taken before the access module's own locks
+//! when a permission is written beside a vhost (`Broker::with_vhost`).
 //! Publishing takes only read locks on the maps and routing tables, then
 //! each target queue's own lock in turn.
 //! `VHost.policies` and `Exchange.policy` are leaves: held for a lookup or
@@ -92,9 +94,22 @@ impl Broker {
     /// Rebuilds durable state read from the store at start-up: the vhosts
     /// recorded (or `/` alone on a `fresh` data directory, which it
     /// records), then each one's policies, exchanges, queues and bindings.
-    pub fn restore(&self, recovered: Recovered, backlogs: &mut FxHashMap<u64, Backlog>, fresh: bool) {
+    ///
+    /// With `clean`, what belongs to no vhost (left by a deletion a crash cut
+    /// short) is deleted; without it (a data directory seen for the first
+    /// time by a Warren that keeps vhosts), it is only reported.
+    pub fn restore(
+        &self,
+        recovered: Recovered,
+        backlogs: &mut FxHashMap<u64, Backlog>,
+        make_default: bool,
+        clean: bool,
+    ) {
         let Recovered { exchanges, queues, bindings, control, .. } = recovered;
-        self.restore_vhosts(&control, fresh);
+        self.restore_vhosts(&control, make_default);
+        if clean {
+            self.drop_orphan_policies(&control);
+        }
         // Policies first: restored queues and exchanges get theirs as they come back.
         let vhosts: Vec<_> = self.vhosts.read().values().cloned().collect();
         for v in vhosts {
@@ -113,6 +128,9 @@ impl Broker {
         for (name, (ex, qs, bs)) in by_vhost {
             match self.vhost(&name) {
                 Some(vhost) => vhost.restore(ex, qs, bs, backlogs),
+                None if !clean => {
+                    warn!(vhost = %name, queues = qs.len(), "keeping the topology of an unknown vhost")
+                }
                 // Left by a vhost deletion cut short by a crash: finish it.
                 None => {
                     warn!(vhost = %name, queues = qs.len(), "deleting what is left of a deleted vhost");
@@ -125,9 +143,16 @@ impl Broker {
                     }
                     for q in qs {
                         let last_lane = queue::QueueConfig::from_args(&q.arguments).max_priority.unwrap_or(0);
-                        // Its head's messages are released (the rest are its own pages).
-                        for (place, _) in backlogs.remove(&q.id).map(|b| b.head).unwrap_or_default() {
+                        // Its head's messages are released, then its paged-out
+                        // places (a shared message's reference among them).
+                        let backlog = backlogs.remove(&q.id).unwrap_or_default();
+                        for (place, _) in backlog.head {
                             store.release(place.message, place.has(crate::store::IndexEntry::SHARED));
+                        }
+                        for (lane, p) in backlog.paged.iter().enumerate() {
+                            if p.count > 0 {
+                                store.drop_range(q.id, lane as u8, p.from_seq, backlog.next_seq);
+                            }
                         }
                         store.submit(Op::DeleteQueue { vhost: q.vhost, name: q.name, id: q.id, last_lane });
                     }

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use tracing::warn;
 
+use super::policy::Kind;
 use super::vhost::{VHostMeta, VHOST_SPACE};
 use super::{Broker, VHost};
+use crate::store::Op;
 
 /// `/` as a new data directory gets it (RabbitMQ's default vhost).
 pub(super) fn default_meta() -> VHostMeta {
@@ -58,11 +60,17 @@ impl Broker {
     }
 
     /// Deletes a vhost and everything in it, closing its connections with
-    /// RabbitMQ's text; false if there was none. Everything is deleted
-    /// before the name is free again.
-    pub fn delete_vhost(&self, name: &str) -> bool {
+    /// RabbitMQ's text; false if there was none. `first` runs before, under
+    /// the same lock (the caller's records kept beside the vhost, such as
+    /// permissions, go before it and never outlive it). Everything is
+    /// deleted before the name is free again.
+    pub fn delete_vhost_with(&self, name: &str, first: impl FnOnce()) -> bool {
         let _lifecycle = self.lifecycle.lock();
         let Some(v) = self.vhost(name) else { return false };
+        first();
+        // Marked before its connections are told: a handshake that lists
+        // itself after that sees the mark and is refused.
+        v.mark_deleted();
         self.connections.close_where(|c| c.vhost == name, &format!("vhost '{name}' is deleted"));
         v.destroy();
         v.drop_policies();
@@ -74,11 +82,34 @@ impl Broker {
         true
     }
 
+    pub fn delete_vhost(&self, name: &str) -> bool {
+        self.delete_vhost_with(name, || {})
+    }
+
+    /// Deletes the stored policies of vhosts that no longer exist (a
+    /// deletion cut short by a crash), so a vhost made later under that name
+    /// does not inherit them.
+    pub(super) fn drop_orphan_policies(&self, control: &[(String, String, Vec<u8>)]) {
+        let Some(store) = &self.store else { return };
+        for (space, key, value) in control {
+            if Kind::from_space(space).is_none() {
+                continue;
+            }
+            let vhost = serde_json::from_slice::<serde_json::Value>(value)
+                .ok()
+                .and_then(|v| v.get("vhost").and_then(|n| n.as_str()).map(str::to_owned));
+            if let Some(vhost) = vhost.filter(|v| self.vhost(v).is_none()) {
+                warn!(vhost = %vhost, "deleting a policy of a deleted vhost");
+                store.submit(Op::DeleteControl { space: space.clone(), key: key.clone() });
+            }
+        }
+    }
+
     /// The vhosts a data directory recorded (perhaps none, if all were
-    /// deleted); a new one (`fresh`, nothing recorded) gets `/`.
-    pub(super) fn restore_vhosts(&self, control: &[(String, String, Vec<u8>)], fresh: bool) {
+    /// deleted); with `make_default` and nothing recorded, `/`.
+    pub(super) fn restore_vhosts(&self, control: &[(String, String, Vec<u8>)], make_default: bool) {
         let recorded: Vec<_> = control.iter().filter(|(space, _, _)| space == VHOST_SPACE).collect();
-        if fresh && recorded.is_empty() {
+        if make_default && recorded.is_empty() {
             let default = self.vhost("/").expect("the default vhost exists");
             if let Some(store) = &self.store {
                 store.submit(default.meta_record(&default.meta()));

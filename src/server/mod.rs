@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::access::{Access, Credential};
 use crate::admin;
@@ -52,17 +52,35 @@ fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, A
     let broker = Broker::with_store(Some(handle.clone()));
     let access = Arc::new(Access::new(Some(handle.clone()), config.access.loopback_users.clone()));
     access.restore(recovered.control.iter().map(|(space, _, value)| (space.as_str(), value.as_slice())));
-    // Set once the defaults were made: a data directory whose every vhost
-    // and user was deleted stays so, and never gets guest/guest back.
-    let fresh = !recovered.control.iter().any(|(space, key, _)| space == INIT_SPACE && key == INIT_KEY);
+    // The marker is set once the defaults were made: a data directory whose
+    // every vhost and user was deleted stays so, never getting guest/guest
+    // back. One with vhosts or users but no marker (written while the marker
+    // did not exist yet) counts as set up too.
+    let marked = recovered.control.iter().any(|(space, key, _)| space == INIT_SPACE && key == INIT_KEY);
+    let fresh = !marked
+        && !access.has_users()
+        && !recovered.control.iter().any(|(space, _, _)| space == crate::broker::vhost::VHOST_SPACE);
+    // A data directory of a Warren from before vhosts were kept: its
+    // topology is in `/`, which it keeps, definitions or not.
+    let legacy = fresh && !(recovered.exchanges.is_empty() && recovered.queues.is_empty());
     // As RabbitMQ: definitions loaded at boot replace the default vhost and user.
-    broker.restore(recovered, &mut b.queues, fresh && config.access.definitions.is_none());
+    let make_default = legacy || (fresh && config.access.definitions.is_none());
+    broker.restore(recovered, &mut b.queues, make_default, !fresh);
+    if !fresh {
+        // Permissions of a vhost whose deletion a crash cut short.
+        let orphans: std::collections::BTreeSet<_> =
+            access.permissions().into_iter().map(|p| p.vhost).filter(|v| broker.vhost(v).is_none()).collect();
+        for v in orphans {
+            warn!(vhost = %v, "deleting the permissions of a deleted vhost");
+            access.vhost_deleted(&v).map_err(std::io::Error::other)?;
+        }
+    }
     match &config.access.definitions {
         Some(path) => load_definitions(path, &broker, &access)?,
-        None if fresh => seed_users(config, &access).map_err(std::io::Error::other)?,
+        None if fresh => seed_users(config, &broker, &access).map_err(std::io::Error::other)?,
         None => {}
     }
-    if fresh {
+    if !marked {
         let mark = Op::PutControl { space: INIT_SPACE.into(), key: INIT_KEY.into(), value: b"1".to_vec() };
         if !handle.write_durably([mark]) {
             return Err(std::io::Error::other("cannot write to the data directory"));
@@ -140,7 +158,7 @@ const INIT_KEY: &str = "initialised";
 /// A new data directory gets the configured users (RabbitMQ's
 /// `default_user`), each with every permission on `/`; a user already there
 /// (from a data directory of an older Warren) is left as it is.
-fn seed_users(config: &Config, access: &Access) -> Result<(), crate::access::AccessError> {
+fn seed_users(config: &Config, broker: &Broker, access: &Access) -> Result<(), crate::access::AccessError> {
     for u in &config.users {
         if access.user(&u.name).is_some() {
             continue;
@@ -157,7 +175,9 @@ fn seed_users(config: &Config, access: &Access) -> Result<(), crate::access::Acc
             (None, None) => Credential::None,
         };
         access.put_user(&u.name, Some(credential), Some(u.tags.clone()))?;
-        access.set_permission("/", &u.name, ".*", ".*", ".*")?;
+        if broker.vhost("/").is_some() {
+            access.set_permission("/", &u.name, ".*", ".*", ".*")?;
+        }
         info!(user = %u.name, "created default user");
     }
     Ok(())

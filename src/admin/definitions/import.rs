@@ -372,7 +372,12 @@ pub fn import(
         })?;
     }
     for u in plan.users.drain(..) {
-        access.put_user(&u.name, Some(u.credential), Some(u.tags)).map_err(store_err)?;
+        let (_, password_changed) =
+            access.put_user(&u.name, Some(u.credential), Some(u.tags)).map_err(store_err)?;
+        if password_changed {
+            let reason = format!("user '{}' password changed", u.name);
+            broker.connections.close_where(|c| c.user == u.name, &reason);
+        }
     }
     // Each under its vhost's life: none may outlive a vhost deleted meanwhile.
     let gone = |v: &str| invalid(format!("vhost '{v}' was deleted during the import"));
