@@ -19,7 +19,8 @@ command -v cargo >/dev/null || { echo "cargo is missing: install Rust (https://r
 #   python3(-pip)   the pika client program (pika itself comes from PyPI)
 #   nodejs, npm     the amqplib client program (amqplib itself comes from npm)
 #   ca-certificates crates.io, PyPI and npm over HTTPS
-wanted=(librocksdb-dev libclang-dev gcc libc6-dev pkg-config python3 python3-pip nodejs npm ca-certificates)
+#   openssl         interop/tls-clients.sh makes its CA and certificates with it
+wanted=(librocksdb-dev libclang-dev gcc libc6-dev pkg-config python3 python3-pip nodejs npm ca-certificates openssl)
 
 installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]

@@ -207,6 +207,11 @@ step "$logs/deps.log" timeout "$deps_timeout" "${in_root[@]}" 'cd /root/warren &
   fail "bash .ci/deps.sh failed in the fresh root (rc $?)" "$logs/deps.log"
 t_deps=$((SECONDS - t))
 say "deps.sh: $(grep -m1 '^installing:' "$logs/deps.log" || echo 'installed nothing?') ($t_deps s)"
+# The README's test command runs these too (pika, amqplib, the TLS script's
+# certificates): deps.sh must have put each one in the fresh root.
+for c in python3 node npm openssl; do
+  chroot "$root" /bin/sh -c "command -v $c" >/dev/null || fail "deps.sh left $c missing, which the test command runs"
+done
 
 t=$SECONDS
 say "cargo build --release --bin warren (fresh CARGO_HOME and target dir; waits for $lock)"

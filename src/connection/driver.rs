@@ -408,8 +408,7 @@ impl Connection {
                     self.close_overdue_channels();
                 }
                 _ = shutdown.wait_for(|down| *down), if self.state == State::Running => {
-                    self.close_connection(AmqpError::new(
-                        ErrorKind::ConnectionForced,
+                    self.close_connection(AmqpError::connection_forced(
                         "broker forced connection closure with reason 'shutdown'",
                     ));
                 }

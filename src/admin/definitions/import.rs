@@ -76,15 +76,12 @@ fn flag(item: &Value, key: &str, default: bool) -> Result<bool, DefinitionsError
     }
 }
 
-/// Tags as a list or as RabbitMQ's comma-joined string.
-fn tags(item: &Value) -> Vec<String> {
-    match item.get("tags") {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        Some(Value::String(s)) => {
-            s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()
-        }
-        _ => Vec::new(),
-    }
+/// Tags as a list or as RabbitMQ's comma-joined string, read as the API
+/// reads them.
+fn tags(item: &Value) -> Result<Vec<String>, DefinitionsError> {
+    let Some(fields) = item.as_object() else { return Ok(Vec::new()) };
+    let tags = crate::admin::input::tags(fields, "tags").map_err(|e| invalid(e.to_string()))?;
+    Ok(tags.unwrap_or_default())
 }
 
 fn arguments(item: &Value, what: &str) -> Result<amq_protocol::types::FieldTable, DefinitionsError> {
@@ -130,9 +127,13 @@ fn plan(broker: &Broker, doc: &Value, only: Option<&str>) -> Result<Plan, Defini
             let field = |k: &str| v.get(k).or_else(|| md.and_then(|m| m.get(k)));
             let given =
                 field("description").is_some() || field("tags").is_some() || v.get("limits").is_some();
+            let vhost_tags = field("tags")
+                .map(|t| tags(&serde_json::json!({ "tags": t })))
+                .transpose()?
+                .unwrap_or_default();
             let meta = given.then(|| VHostMeta {
                 description: field("description").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                tags: field("tags").map(|t| tags(&serde_json::json!({ "tags": t }))).unwrap_or_default(),
+                tags: vhost_tags,
                 default_queue_type: field("default_queue_type").and_then(Value::as_str).map(str::to_owned),
                 limits: Limits::default(),
             });
@@ -159,7 +160,7 @@ fn plan(broker: &Broker, doc: &Value, only: Option<&str>) -> Result<Plan, Defini
                 }
                 _ => Credential::None,
             };
-            p.users.push(UserPlan { name, credential, tags: tags(u) });
+            p.users.push(UserPlan { name, credential, tags: tags(u)? });
         }
     }
     let vhost_of = |item: &Value, what: &str| -> Result<String, DefinitionsError> {
