@@ -18,6 +18,9 @@ pub struct Alarms {
     memory_limit: AtomicU64,
     /// Free bytes on the data directory's disk below which the disk alarm is raised.
     disk_free_limit: AtomicU64,
+    /// The last readings (0 before the first).
+    memory_used: AtomicU64,
+    disk_free: AtomicU64,
 }
 
 impl Alarms {
@@ -28,6 +31,8 @@ impl Alarms {
             disk_raised: AtomicBool::new(false),
             memory_limit: AtomicU64::new(memory_limit),
             disk_free_limit: AtomicU64::new(disk_free_limit),
+            memory_used: AtomicU64::new(0),
+            disk_free: AtomicU64::new(0),
         }
     }
 
@@ -56,6 +61,7 @@ impl Alarms {
 
     /// Compares a memory reading with the limit; returns whether the memory alarm is raised.
     pub fn observe_memory(&self, used: u64) -> bool {
+        self.memory_used.store(used, Ordering::Relaxed);
         let raised = used >= self.memory_limit();
         self.memory_raised.store(raised, Ordering::Relaxed);
         self.publish();
@@ -64,6 +70,7 @@ impl Alarms {
 
     /// Compares a free-disk reading with the limit; returns whether the disk alarm is raised.
     pub fn observe_disk(&self, free: u64) -> bool {
+        self.disk_free.store(free, Ordering::Relaxed);
         let raised = free < self.disk_free_limit();
         self.disk_raised.store(raised, Ordering::Relaxed);
         self.publish();
@@ -77,5 +84,23 @@ impl Alarms {
 
     pub fn is_raised(&self) -> bool {
         *self.blocked.borrow()
+    }
+
+    pub fn memory_alarm(&self) -> bool {
+        self.memory_raised.load(Ordering::Relaxed)
+    }
+
+    pub fn disk_alarm(&self) -> bool {
+        self.disk_raised.load(Ordering::Relaxed)
+    }
+
+    /// The last memory reading, in bytes (0 before the first).
+    pub fn memory_used(&self) -> u64 {
+        self.memory_used.load(Ordering::Relaxed)
+    }
+
+    /// The last free-disk reading, in bytes (0 before the first).
+    pub fn disk_free(&self) -> u64 {
+        self.disk_free.load(Ordering::Relaxed)
     }
 }

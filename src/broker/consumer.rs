@@ -35,6 +35,8 @@ pub enum Outbound {
     /// Close the connection: 320 CONNECTION_FORCED with this text (its
     /// user or vhost was deleted, an operator asked).
     Close(String),
+    /// Describe your channels (the management API asks).
+    Inspect(tokio::sync::oneshot::Sender<Vec<super::connections::ChannelInfo>>),
 }
 
 /// One message on its way to one consumer.
@@ -58,6 +60,11 @@ pub struct ChannelCredit {
 impl ChannelCredit {
     pub fn set_limit(&self, limit: u32) {
         self.limit.store(limit, Ordering::SeqCst);
+    }
+
+    /// The limit (0: none).
+    pub fn limit(&self) -> u32 {
+        self.limit.load(Ordering::Relaxed)
     }
 
     fn has_credit(&self) -> bool {

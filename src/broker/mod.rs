@@ -21,9 +21,11 @@ mod durable;
 pub mod exchange;
 pub mod message;
 pub mod names;
+pub mod overview;
 pub mod policy;
 pub mod queue;
 pub mod queue_args;
+pub mod stats;
 pub mod vhost;
 mod vhost_policy;
 mod vhosts;
@@ -59,6 +61,9 @@ pub struct Broker {
     store: Option<StoreHandle>,
     /// Serialises creating and deleting vhosts (and what must not outlive one).
     lifecycle: parking_lot::Mutex<()>,
+    /// Message rates, made by the sampler (`overview.rs`).
+    pub rates: overview::GlobalRates,
+    started: std::time::Instant,
 }
 
 impl Default for Broker {
@@ -88,6 +93,8 @@ impl Broker {
             connections: Arc::default(),
             store,
             lifecycle: parking_lot::Mutex::new(()),
+            rates: overview::GlobalRates::default(),
+            started: std::time::Instant::now(),
         }
     }
 

@@ -21,6 +21,7 @@ use crate::protocol::{AmqpError, ErrorKind};
 use crate::store::{Op, StoreHandle};
 
 mod lifecycle;
+mod stats;
 pub use lifecycle::{Limits, VHostMeta, VHOST_SPACE};
 
 /// The exchanges every vhost starts with.
@@ -50,6 +51,8 @@ pub struct VHost {
     deleted: std::sync::atomic::AtomicBool,
     /// Policies and operator policies (`vhost_policy.rs`).
     pub(super) policies: RwLock<super::vhost_policy::Policies>,
+    /// Queues declared, made and deleted (RabbitMQ's churn figures).
+    pub churn: stats::QueueChurn,
 }
 
 /// A connection's routing state: buffers reused for every message, and a
@@ -121,6 +124,7 @@ impl VHost {
             meta: RwLock::new(VHostMeta::default()),
             deleted: std::sync::atomic::AtomicBool::new(false),
             policies: RwLock::default(),
+            churn: stats::QueueChurn::default(),
         }
     }
 
@@ -301,6 +305,9 @@ impl VHost {
         conn: ConnectionId,
     ) -> Result<QueueDeclared, AmqpError> {
         let _topology = self.topology.lock();
+        if !d.passive {
+            self.churn.declared.add(1);
+        }
         let name = if d.name.is_empty() && !d.passive { names::queue_name() } else { d.name.clone() };
         if !d.passive && !d.server_named && d.name.starts_with("amq.") {
             return Err(reserved("queue", &name));
@@ -346,6 +353,7 @@ impl VHost {
             self.store_durably([Op::PutQueue(record)])?;
         }
         self.queues.write().insert(name, q.clone());
+        self.churn.created.add(1);
         self.watch_expiry(&q);
         Ok(QueueDeclared { queue: q, message_count: 0, consumer_count: 0 })
     }
@@ -397,6 +405,7 @@ impl VHost {
     /// Topology lock held.
     pub(super) fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
         self.queues.write().remove(&q.name);
+        self.churn.deleted.add(1);
         self.unbind_everywhere(&Destination::Queue(q.clone()));
         // The queue first: it settles its paged-out places before the
         // DeleteQueue drops its index.

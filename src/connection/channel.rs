@@ -21,6 +21,8 @@ use crate::protocol::{encode, AmqpError};
 pub struct Ctx {
     pub vhost: Arc<VHost>,
     pub conn: ConnectionId,
+    /// This connection as the broker lists it; its counters are ours to add to.
+    pub entry: Arc<crate::broker::connections::ConnectionEntry>,
     /// The authenticated user (a message's `user_id` must name it).
     pub user: String,
     /// What the user may do in the vhost (checked on every operation).
@@ -85,6 +87,26 @@ impl Channel {
         Channel { id, epoch, next_tag: 1, ..Default::default() }
     }
 
+    /// What the management API shows of it.
+    pub fn info(&self) -> crate::broker::connections::ChannelInfo {
+        crate::broker::connections::ChannelInfo {
+            number: self.id,
+            prefetch: self.prefetch,
+            global_prefetch: self.credit.limit(),
+            confirm: self.confirms.is_some(),
+            transactional: self.tx.is_some(),
+            closing: self.closing,
+            consumers: self.consumers.len() as u32,
+            unacked: self.unacked.len() as u64,
+            unconfirmed: self.confirms.as_ref().map_or(0, Confirms::pending),
+            uncommitted: self.tx.as_ref().map_or(0, |t| t.publishes.len() as u64),
+            acks_uncommitted: self
+                .tx
+                .as_ref()
+                .map_or(0, |t| t.settles.iter().map(|(s, _)| s.len() as u64).sum()),
+        }
+    }
+
     pub fn reply(&self, ctx: &mut Ctx, class: AMQPClass) {
         encode::method(&mut ctx.out, self.id, &class);
     }
@@ -101,7 +123,7 @@ impl Channel {
         }
         match m {
             Method::Publish(p) => self.on_publish(p),
-            Method::Ack { delivery_tag, multiple } => self.ack(delivery_tag, multiple),
+            Method::Ack { delivery_tag, multiple } => self.ack(delivery_tag, multiple, ctx),
             Method::Qos { prefetch_size, prefetch_count, global } => {
                 if prefetch_size != 0 {
                     return Err(AmqpError::not_implemented(format!("prefetch_size!=0 ({prefetch_size})")));
@@ -168,7 +190,7 @@ impl Channel {
                 Ok(())
             }
             B::RecoverAsync(r) => self.recover(r.requeue),
-            B::Ack(a) => self.ack(a.delivery_tag, a.multiple),
+            B::Ack(a) => self.ack(a.delivery_tag, a.multiple, ctx),
             B::Publish(_) => unreachable!("publish is decoded on the fast path"),
             _ => Err(AmqpError::command_invalid("a client may not send this basic method")),
         }

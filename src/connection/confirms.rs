@@ -26,6 +26,11 @@ pub struct Confirms {
 }
 
 impl Confirms {
+    /// Publishes not yet confirmed to the client.
+    pub fn pending(&self) -> u64 {
+        self.outcomes.len() as u64
+    }
+
     /// Numbers the next publish.
     pub fn publish(&mut self) -> u64 {
         self.outcomes.push_back(Outcome::Pending);
@@ -45,8 +50,10 @@ impl Confirms {
     }
 
     /// Writes the acks and nacks that can be sent now, in order: a run of
-    /// acks becomes one `multiple` ack; nacks go one by one.
-    pub fn flush(&mut self, out: &mut Vec<u8>, channel: u16) {
+    /// acks becomes one `multiple` ack; nacks go one by one. Returns how
+    /// many publishes it acked.
+    pub fn flush(&mut self, out: &mut Vec<u8>, channel: u16) -> u64 {
+        let mut acked = 0;
         let mut acked_upto = None;
         while let Some(&o) = self.outcomes.front() {
             if o == Outcome::Pending {
@@ -55,7 +62,10 @@ impl Confirms {
             self.outcomes.pop_front();
             let seq = self.confirmed_upto + 1;
             match o {
-                Outcome::Ack => acked_upto = Some(acked_upto.map_or((seq, seq), |(first, _)| (first, seq))),
+                Outcome::Ack => {
+                    acked += 1;
+                    acked_upto = Some(acked_upto.map_or((seq, seq), |(first, _)| (first, seq)));
+                }
                 _ => {
                     if let Some((first, last)) = acked_upto.take() {
                         encode::basic_ack(out, channel, last, last > first);
@@ -68,6 +78,7 @@ impl Confirms {
         if let Some((first, last)) = acked_upto {
             encode::basic_ack(out, channel, last, last > first);
         }
+        acked
     }
 }
 

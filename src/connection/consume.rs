@@ -124,10 +124,16 @@ impl Channel {
         let name = self.queue_name(g.queue.as_str())?;
         ctx.session.check(crate::access::Resource::Queue, &name, crate::access::session::Action::Read)?;
         let queue = self.resolve_queue(&name, ctx)?;
+        let counted = &ctx.entry.stats.msgs;
         let Some((entry, remaining)) = queue.get(g.no_ack) else {
+            counted.get_empty.add(1);
             self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})));
             return Ok(());
         };
+        if g.no_ack { &counted.get_auto } else { &counted.get_manual }.add(1);
+        if entry.redelivered {
+            counted.redelivered.add(1);
+        }
         let tag = self.next_tag;
         self.next_tag += 1;
         let m = &entry.message;
@@ -163,6 +169,11 @@ impl Channel {
         self.next_tag += 1;
         let m = &d.entry.message;
         let c = &d.consumer;
+        let counted = &ctx.entry.stats.msgs;
+        if c.no_ack { &counted.deliver_auto } else { &counted.deliver_manual }.add(1);
+        if d.entry.redelivered {
+            counted.redelivered.add(1);
+        }
         encode::deliver(
             &mut ctx.out,
             self.id,
@@ -203,8 +214,9 @@ impl Channel {
         Ok(vec![self.unacked.remove(i).expect("found")])
     }
 
-    pub(super) fn ack(&mut self, tag: u64, multiple: bool) -> Result<(), AmqpError> {
+    pub(super) fn ack(&mut self, tag: u64, multiple: bool, ctx: &Ctx) -> Result<(), AmqpError> {
         let settled = self.take_unacked(tag, multiple).map_err(|e| e.during(60, 80))?;
+        ctx.entry.stats.msgs.acked.add(settled.len() as u64);
         self.settle_or_hold(settled, Settle::Ack);
         Ok(())
     }

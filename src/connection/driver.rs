@@ -22,6 +22,7 @@ use super::channel::{Channel, Ctx};
 use super::handshake::{handshake, HandshakeError, Negotiated};
 use super::socket::{Socket, WriteHalf};
 use crate::access::Access;
+use crate::broker::connections::TlsInfo;
 use crate::broker::vhost::Router;
 use crate::broker::{Broker, ConnectionId, Outbound, Queue};
 use crate::config::Config;
@@ -65,7 +66,7 @@ enum State {
 /// Serves one client socket from the protocol header to the last byte.
 pub async fn serve<S: Socket>(
     mut stream: S,
-    (peer, local): (SocketAddr, SocketAddr),
+    (peer, local, tls): (SocketAddr, SocketAddr, Option<TlsInfo>),
     broker: Arc<Broker>,
     access: Arc<Access>,
     config: Arc<Config>,
@@ -80,7 +81,7 @@ pub async fn serve<S: Socket>(
         let (tx, rx) = mpsc::unbounded_channel();
         let negotiated = match timeout(
             limit,
-            handshake(&mut stream, &mut buf, (id, peer, local), &broker, &access, &config, &tx),
+            handshake(&mut stream, &mut buf, (id, peer, local, tls), &broker, &access, &config, &tx),
         )
         .await
         {
@@ -219,6 +220,7 @@ impl Connection {
             ctx: Ctx {
                 vhost: n.vhost,
                 conn: id,
+                entry: n.registered.entry.clone(),
                 user: n.user,
                 session: n.session,
                 out: Vec::new(),
@@ -290,7 +292,12 @@ impl Connection {
         while self.state != State::Done {
             if written < self.ctx.out.len() {
                 match write_now(&wr, &self.ctx.out[written..]) {
-                    Ok(n) => written += n,
+                    Ok(n) => {
+                        written += n;
+                        let io = &self.ctx.entry.stats.io;
+                        io.send_oct.add(n as u64);
+                        io.send_cnt.add(1);
+                    }
                     Err(e) => {
                         self.close_reason = format!("write failed: {e}");
                         break;
@@ -355,6 +362,9 @@ impl Connection {
                     Ok(n) => {
                         last_read_len = n;
                         last_read = Instant::now();
+                        let io = &self.ctx.entry.stats.io;
+                        io.recv_oct.add(n as u64);
+                        io.recv_cnt.add(1);
                         if stalled {
                             self.deferred = true;
                         } else {
@@ -604,6 +614,9 @@ impl Connection {
                 if self.state == State::Running {
                     self.close_connection(AmqpError::connection_forced(reason));
                 }
+            }
+            Outbound::Inspect(answer) => {
+                let _ = answer.send(self.channels.values().map(Channel::info).collect());
             }
             Outbound::Durable { confirms, ok } => {
                 for (id, epoch, seq) in confirms {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::auth;
 use super::socket::Socket;
 use crate::access::{Access, Session};
-use crate::broker::connections::{ConnectionEntry, Registered};
+use crate::broker::connections::{ConnectionEntry, Opened, Registered, TlsInfo};
 use crate::broker::{Broker, Outbound, VHost};
 use crate::config::Config;
 use crate::protocol::frame::{decode, Frame};
@@ -131,7 +131,7 @@ async fn next_connection_method<S: Socket>(
 pub async fn handshake<S: Socket>(
     stream: &mut S,
     buf: &mut BytesMut,
-    (id, peer, local): (crate::broker::ConnectionId, SocketAddr, SocketAddr),
+    (id, peer, local, tls): (crate::broker::ConnectionId, SocketAddr, SocketAddr, Option<TlsInfo>),
     broker: &Broker,
     access: &Arc<Access>,
     config: &Config,
@@ -242,7 +242,15 @@ pub async fn handshake<S: Socket>(
                 .during(10, 40),
         ));
     }
-    let entry = ConnectionEntry::new(id, &user, &vhost.name, peer, local, tx.clone());
+    let opened = Opened {
+        client_properties: start_ok.client_properties.clone(),
+        auth_mechanism: mechanism.clone(),
+        frame_max,
+        channel_max,
+        heartbeat,
+        tls,
+    };
+    let entry = ConnectionEntry::new(id, &user, &vhost.name, peer, local, opened, tx.clone());
     let registered = broker.connections.register(entry, vhost.limits().max_connections).map_err(|limit| {
         HandshakeError::Refused(
             AmqpError::not_allowed(format!(

@@ -206,6 +206,11 @@ impl Channel {
         let (header, info, bcc) = strip_bcc(header, info);
         let message =
             Arc::new(Message::new(publish.exchange, publish.routing_key, header, info, body.into_bytes()));
+        let counted = &ctx.entry.stats.msgs;
+        counted.received.add(1);
+        if self.confirms.is_some() {
+            counted.received_confirm.add(1);
+        }
         match self.tx.as_mut() {
             Some(tx) => tx.publishes.push((exchange, message, bcc, publish.mandatory)),
             None => {
@@ -239,8 +244,10 @@ impl Channel {
         ctx: &mut Ctx,
     ) -> Enqueued {
         ctx.vhost.route(exchange, &message, bcc, &mut ctx.router);
+        let counted = &ctx.entry.stats.msgs;
         if ctx.router.queues.is_empty() {
             if mandatory {
+                counted.unroutable_returned.add(1);
                 encode::basic_return(
                     &mut ctx.out,
                     self.id,
@@ -250,9 +257,12 @@ impl Channel {
                     message.routing_key(),
                 );
                 encode::content(&mut ctx.out, self.id, message.header(), &message.body, ctx.frame_max);
+            } else {
+                counted.unroutable_dropped.add(1);
             }
             return Enqueued::default();
         }
+        counted.routed.add(1);
         let mut routed = ctx.vhost.enqueue(message, &mut ctx.router.queues);
         if ctx.throttle.is_none() {
             ctx.throttle = routed.congested.take();
@@ -292,7 +302,8 @@ impl Channel {
     /// Sends the confirms owed to the publisher, coalesced.
     pub fn flush_confirms(&mut self, ctx: &mut Ctx) {
         if let Some(confirms) = self.confirms.as_mut() {
-            confirms.flush(&mut ctx.out, self.id);
+            let acked = confirms.flush(&mut ctx.out, self.id);
+            ctx.entry.stats.msgs.confirmed.add(acked);
         }
     }
 

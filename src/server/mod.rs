@@ -240,11 +240,18 @@ impl Server {
             config.storage.data_dir.clone(),
             config.memory.paging_ratio,
         ));
+        let sampler = tokio::spawn(monitor::sample(broker.clone()));
         let config = Arc::new(config);
         let serve: tls::Serve = {
             let (b, a, config) = (broker.clone(), access.clone(), config.clone());
-            Arc::new(move |s, peer, local| {
-                tokio::spawn(connection::serve(s, (peer, local), b.clone(), a.clone(), config.clone()))
+            Arc::new(move |s, peer, local, tls| {
+                tokio::spawn(connection::serve(
+                    s,
+                    (peer, local, Some(tls)),
+                    b.clone(),
+                    a.clone(),
+                    config.clone(),
+                ))
             })
         };
         let handshake_timeout = std::time::Duration::from_secs(config.amqp.handshake_timeout);
@@ -252,6 +259,7 @@ impl Server {
             Ok(tls) => tls,
             Err(e) => {
                 monitor.abort();
+                sampler.abort();
                 return Err(e);
             }
         };
@@ -260,6 +268,7 @@ impl Server {
             (None, Some((addr, _))) => *addr,
             (None, None) => {
                 monitor.abort();
+                sampler.abort();
                 return Err(std::io::Error::other("amqp.tcp_listener is off and TLS is not configured"));
             }
         };
@@ -272,7 +281,7 @@ impl Server {
                     accepted = accept(listener.as_ref()) => match accepted {
                         Ok((stream, peer)) => {
                             let local = stream.local_addr().unwrap_or(local_addr);
-                            tokio::spawn(connection::serve(stream, (peer, local), b.clone(), a.clone(), config.clone()));
+                            tokio::spawn(connection::serve(stream, (peer, local, None), b.clone(), a.clone(), config.clone()));
                         }
                         Err(e) => {
                             // Out of file descriptors and the like: back off, keep serving.
@@ -284,6 +293,7 @@ impl Server {
                 }
             }
             monitor.abort();
+            sampler.abort();
         });
         Ok(Server { local_addr, tls_addr, tls, broker, access, admin_addr, socket, shutdown, task, store })
     }

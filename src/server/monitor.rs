@@ -91,3 +91,22 @@ pub async fn monitor(broker: Arc<Broker>, data_dir: PathBuf, paging_ratio: f64) 
         tokio::time::sleep(INTERVAL).await;
     }
 }
+
+/// How often rates are sampled (RabbitMQ's default `collect_statistics_interval`).
+pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Samples the broker's counters for their rates, every `SAMPLE_EVERY`.
+pub async fn sample(broker: Arc<Broker>) {
+    let mut last = tokio::time::Instant::now();
+    let mut every = tokio::time::interval(SAMPLE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let now = tokio::time::Instant::now();
+        let secs = now.duration_since(last).as_secs_f64();
+        last = now;
+        let b = broker.clone();
+        // Off the async workers: it visits every queue.
+        let _ = tokio::task::spawn_blocking(move || b.sample_rates(secs)).await;
+    }
+}

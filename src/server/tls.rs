@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::broker::connections::TlsInfo;
 use parking_lot::RwLock;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -37,7 +38,7 @@ use crate::config::TlsConfig;
 /// the client's real address and the address it connected to (those of the
 /// TCP connection, not of the socket pair), and returns the connection's task
 /// (the proxy stops a little after it ends).
-pub type Serve = Arc<dyn Fn(UnixStream, SocketAddr, SocketAddr) -> JoinHandle<()> + Send + Sync>;
+pub type Serve = Arc<dyn Fn(UnixStream, SocketAddr, SocketAddr, TlsInfo) -> JoinHandle<()> + Send + Sync>;
 
 /// One TLS record's worth of plaintext: each proxy read becomes one record.
 const PUMP_CHUNK: usize = 16 * 1024;
@@ -270,16 +271,22 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, lim
         Ok(Err(e)) => return warn!("TLS handshake failed: {e}"),
         Ok(Ok(s)) => s,
     };
-    if let Some((version, suite)) =
-        tls.get_ref().1.protocol_version().zip(tls.get_ref().1.negotiated_cipher_suite())
-    {
-        debug!(?version, suite = ?suite.suite(), "TLS established");
-    }
+    let session = tls.get_ref().1;
+    let info = TlsInfo {
+        protocol: match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "tlsv1.3".to_owned(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "tlsv1.2".to_owned(),
+            Some(v) => format!("{v:?}").to_lowercase(),
+            None => String::new(),
+        },
+        cipher: session.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default(),
+    };
+    debug!(version = %info.protocol, suite = %info.cipher, "TLS established");
     let (ours, theirs) = match UnixStream::pair() {
         Ok(pair) => pair,
         Err(e) => return error!("cannot create a socket pair for a TLS connection: {e}"),
     };
-    let task = serve(theirs, peer, local);
+    let task = serve(theirs, peer, local, info);
     proxy(tls, ours, task).await;
 }
 

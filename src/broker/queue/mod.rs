@@ -16,8 +16,10 @@ mod expiry;
 mod paging;
 mod policy;
 mod ready;
+mod stats;
 
 pub use config::{Overflow, QueueConfig};
+pub use stats::{QueueInfo, QueueRates};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Weak};
@@ -32,6 +34,7 @@ use super::consumer::{ConnectionId, Consumer, Delivery};
 use super::deadletter::Reason;
 use super::message::Message;
 use super::policy::Effective;
+use super::stats::QueueCounters;
 use super::vhost::VHost;
 use crate::protocol::AmqpError;
 use crate::store::recovery::Paged;
@@ -69,6 +72,10 @@ pub struct Queue {
     congested: AtomicBool,
     /// Told when a congested queue has drained (or lost its consumers).
     drained: tokio::sync::Notify,
+    /// What passed through it; added to under `state`'s lock only.
+    pub counters: QueueCounters,
+    /// Its rates, made by the broker's sampler.
+    pub rates: QueueRates,
     state: Mutex<State>,
 }
 
@@ -175,6 +182,8 @@ impl Queue {
             expiry_generation: AtomicU64::new(0),
             congested: AtomicBool::new(false),
             drained: tokio::sync::Notify::new(),
+            counters: QueueCounters::default(),
+            rates: QueueRates::default(),
             state: Mutex::new(State {
                 next_seq: 1,
                 ready,
@@ -282,6 +291,7 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
+        self.counters.published.add(1);
         let ttl = st.eff.config.message_ttl;
         let entry = Entry {
             seq,
@@ -316,6 +326,7 @@ impl Queue {
         if st.dead.is_empty() {
             return;
         }
+        stats::count_dead(self, &st);
         let (dead, eff) = (std::mem::take(&mut st.dead), st.eff.clone());
         drop(st);
         self.dead_letter(dead, &eff.config);
@@ -429,6 +440,7 @@ impl Queue {
         for seq in seqs {
             if let Some(e) = st.unacked.remove(seq) {
                 self.forget(&e);
+                self.counters.acked.add(1);
             }
         }
     }

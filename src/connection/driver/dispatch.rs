@@ -97,6 +97,7 @@ impl Connection {
                 let ch = Channel::new(id, self.epochs);
                 ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::OpenOk(chan::OpenOk {})));
                 self.channels.insert(id, ch);
+                self.ctx.entry.stats.channel_opened();
                 return Ok(());
             }
             return Err(AmqpError::channel_error("expected 'channel.open'").during(c, m));
@@ -111,6 +112,7 @@ impl Connection {
                 }
                 Method::Other(AMQPClass::Channel(chan::AMQPMethod::CloseOk(_))) => {
                     self.channels.remove(&id);
+                    self.ctx.entry.stats.channel_closed();
                 }
                 Method::Other(AMQPClass::Channel(chan::AMQPMethod::Close(_))) => {
                     ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})));
@@ -127,6 +129,7 @@ impl Connection {
                 ch.release(&mut self.ctx);
                 ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})));
                 self.channels.remove(&id);
+                self.ctx.entry.stats.channel_closed();
                 Ok(())
             }
             // A close-ok for a close nobody sent (RabbitMQ's answer).

@@ -1,0 +1,150 @@
+//! The broker as a whole, in figures: totals over vhosts, queues and
+//! connections, and the rates the sampler makes of them. Everything is
+//! read from live state when asked.
+
+use std::sync::Arc;
+
+use super::connections::Totals;
+use super::stats::{MsgTotals, QueueTotals, Rate};
+use super::{Broker, Queue, VHost};
+
+/// The broker's message rates (RabbitMQ's overview `message_stats`).
+#[derive(Debug, Default)]
+pub struct GlobalRates {
+    pub publish: Rate,
+    pub confirm: Rate,
+    pub deliver: Rate,
+    pub deliver_no_ack: Rate,
+    pub get: Rate,
+    pub get_no_ack: Rate,
+    pub deliver_get: Rate,
+    pub get_empty: Rate,
+    pub redeliver: Rate,
+    pub ack: Rate,
+    pub return_unroutable: Rate,
+    pub drop_unroutable: Rate,
+    pub messages: Rate,
+    pub ready: Rate,
+    pub unacked: Rate,
+}
+
+/// Ready and unacknowledged messages over some queues.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Depth {
+    pub ready: u64,
+    pub unacked: u64,
+    pub bytes: u64,
+    pub consumers: u64,
+    pub queues: u64,
+}
+
+impl Depth {
+    pub fn messages(&self) -> u64 {
+        self.ready + self.unacked
+    }
+}
+
+/// Objects in the broker now.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ObjectTotals {
+    pub vhosts: u64,
+    pub queues: u64,
+    pub exchanges: u64,
+    pub consumers: u64,
+    pub connections: u64,
+    pub channels: u64,
+}
+
+impl Broker {
+    /// Every queue of every vhost, with its vhost.
+    pub fn all_queues(&self) -> Vec<Arc<Queue>> {
+        self.vhosts().iter().flat_map(|v| v.queues()).collect()
+    }
+
+    /// The depth of every queue (of one vhost, if given), added up.
+    pub fn depth(&self, vhost: Option<&VHost>) -> Depth {
+        let queues = match vhost {
+            Some(v) => v.queues(),
+            None => self.all_queues(),
+        };
+        let mut d = Depth::default();
+        for q in queues {
+            let i = q.info();
+            d.ready += i.ready;
+            d.unacked += i.unacked;
+            d.bytes += i.bytes();
+            d.consumers += i.consumers;
+            d.queues += 1;
+        }
+        d
+    }
+
+    /// What passed through queues now listed, added up.
+    pub fn queue_totals(&self) -> QueueTotals {
+        let mut t = QueueTotals::default();
+        for q in self.all_queues() {
+            t += q.counters.snapshot();
+        }
+        t
+    }
+
+    /// Counts of objects now.
+    pub fn object_totals(&self) -> ObjectTotals {
+        let vhosts = self.vhosts();
+        let c = self.connections.totals();
+        let mut t = ObjectTotals {
+            vhosts: vhosts.len() as u64,
+            connections: c.connections,
+            channels: c.channels,
+            ..ObjectTotals::default()
+        };
+        for v in &vhosts {
+            t.queues += v.queue_count() as u64;
+            t.exchanges += v.exchange_count() as u64;
+            t.consumers += v.queues().iter().map(|q| u64::from(q.consumer_count())).sum::<u64>();
+        }
+        t
+    }
+
+    /// Queue churn over vhosts now listed: (declared, created, deleted).
+    pub fn queue_churn(&self) -> (u64, u64, u64) {
+        self.vhosts().iter().fold((0, 0, 0), |(d, c, x), v| {
+            (d + v.churn.declared.get(), c + v.churn.created.get(), x + v.churn.deleted.get())
+        })
+    }
+
+    /// Takes a sample of every counter that has a rate, `secs` after the
+    /// last one: the broker's, each queue's and each connection's.
+    pub fn sample_rates(&self, secs: f64) {
+        let Totals { msgs, .. } = self.connections.totals();
+        let MsgTotals { received, confirmed, get_empty, redelivered, acked, .. } = msgs;
+        let r = &self.rates;
+        r.publish.sample(received, secs);
+        r.confirm.sample(confirmed, secs);
+        r.deliver.sample(msgs.deliver_manual, secs);
+        r.deliver_no_ack.sample(msgs.deliver_auto, secs);
+        r.get.sample(msgs.get_manual, secs);
+        r.get_no_ack.sample(msgs.get_auto, secs);
+        r.deliver_get.sample(msgs.deliver_get(), secs);
+        r.get_empty.sample(get_empty, secs);
+        r.redeliver.sample(redelivered, secs);
+        r.ack.sample(acked, secs);
+        r.return_unroutable.sample(msgs.unroutable_returned, secs);
+        r.drop_unroutable.sample(msgs.unroutable_dropped, secs);
+        let mut depth = Depth::default();
+        for q in self.all_queues() {
+            let i = q.sample_rates(secs);
+            depth.ready += i.ready;
+            depth.unacked += i.unacked;
+        }
+        r.messages.sample(depth.messages(), secs);
+        r.ready.sample(depth.ready, secs);
+        r.unacked.sample(depth.unacked, secs);
+        self.connections.sample_rates(secs);
+    }
+
+    /// Milliseconds since the broker was made.
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
