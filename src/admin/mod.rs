@@ -7,14 +7,21 @@
 //! `broker`, `access`.
 
 mod auth;
+mod bindings;
+mod channels;
+mod connections;
 pub mod definitions;
 mod definitions_http;
 mod error;
+mod exchanges;
+mod health;
 mod input;
 mod limits;
 mod listing;
+mod overview;
 mod permissions;
 mod policies;
+mod queues;
 mod users;
 mod vhosts;
 
@@ -104,6 +111,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/definitions", definitions.clone())
         .route("/api/definitions/", definitions)
         .route("/api/definitions/{vhost}", definitions_of)
+        .merge(overview::routes())
+        .merge(queues::routes())
+        .merge(exchanges::routes())
+        .merge(bindings::routes())
+        .merge(connections::routes())
+        .merge(channels::routes())
+        .merge(health::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     api.fallback(not_found).with_state(state)

@@ -1,0 +1,9 @@
+//! Routes of /api/queues (being built).
+
+use axum::Router;
+
+use super::AdminState;
+
+pub fn routes() -> Router<AdminState> {
+    Router::new()
+}
