@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -17,7 +17,7 @@ pub enum ConfigError {
     Value { name: String, value: String, reason: String },
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub amqp: AmqpConfig,
@@ -28,12 +28,13 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     pub access: AccessConfig,
     pub admin: AdminConfig,
+    pub metrics: MetricsConfig,
     pub tls: TlsConfig,
     pub memory: MemoryConfig,
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccessConfig {
     /// Users who may connect only from 127.0.0.0/8 or ::1 (RabbitMQ's `loopback_users`).
@@ -50,7 +51,7 @@ impl Default for AccessConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// The HTTP admin API (RabbitMQ's management API shape); None turns it off.
@@ -79,8 +80,33 @@ impl AdminConfig {
     }
 }
 
+/// Prometheus metrics in RabbitMQ's `rabbitmq_prometheus` shape.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where `/metrics` is served (RabbitMQ's `prometheus.tcp.port`,
+    /// 15692); `""` turns it off.
+    #[serde(deserialize_with = "listen_or_off")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: Some("0.0.0.0:15692".parse().expect("valid address")) }
+    }
+}
+
+/// An address, or `""` for none (a listener turned off).
+fn listen_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.trim() {
+        "" => Ok(None),
+        t => t.parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 /// AMQPS: off until `cert_file` and `key_file` are set (RabbitMQ's `ssl_options`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// Where the AMQPS listener binds (RabbitMQ's `listeners.ssl.default`).
@@ -113,7 +139,7 @@ impl Default for TlsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MemoryConfig {
     /// Fraction of the machine's RAM at which publishers are blocked
@@ -132,7 +158,7 @@ impl Default for MemoryConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AmqpConfig {
     /// Where the AMQP listener binds.
@@ -161,7 +187,7 @@ pub struct AmqpConfig {
     pub consumer_timeout: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
@@ -181,7 +207,7 @@ pub struct StorageConfig {
 
 /// A user, with a plain `password` (hashed at start, never kept) or a
 /// `password_hash` in RabbitMQ's format; neither disables password login.
-#[derive(Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub name: String,
@@ -215,7 +241,7 @@ impl std::fmt::Debug for UserConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// A `tracing` filter: error, warn, info, debug, trace, or per-module directives.
@@ -282,6 +308,7 @@ impl Default for Config {
             }],
             access: AccessConfig::default(),
             admin: AdminConfig::default(),
+            metrics: MetricsConfig::default(),
             tls: TlsConfig::default(),
             memory: MemoryConfig::default(),
             log: LogConfig::default(),
@@ -359,6 +386,12 @@ impl Config {
         }
         if let Some(v) = env("WARREN_ADMIN_LISTEN") {
             self.admin.listen = Some(parse_env("WARREN_ADMIN_LISTEN", &v)?);
+        }
+        if let Some(v) = env("WARREN_METRICS_LISTEN") {
+            self.metrics.listen = match v.trim() {
+                "" => None,
+                t => Some(parse_env("WARREN_METRICS_LISTEN", t)?),
+            };
         }
         if let Some(v) = env("WARREN_DATA_DIR") {
             self.storage.data_dir = PathBuf::from(v);
@@ -485,6 +518,19 @@ mod tests {
         assert_eq!(c.amqp.heartbeat, 5);
         let bad = Config::load(None, |k| (k == "WARREN_FRAME_MAX").then(|| "100".into()));
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn the_metrics_listener_is_set_or_turned_off_by_file_and_environment() {
+        assert_eq!(Config::default().metrics.listen, Some("0.0.0.0:15692".parse().unwrap()));
+        let env = |v: &'static str| move |k: &str| (k == "WARREN_METRICS_LISTEN").then(|| v.to_owned());
+        assert_eq!(Config::load(None, env("")).unwrap().metrics.listen, None);
+        let set = Config::load(None, env("127.0.0.1:9419")).unwrap();
+        assert_eq!(set.metrics.listen, Some("127.0.0.1:9419".parse().unwrap()));
+        assert!(Config::load(None, env("nowhere")).is_err());
+        let off: Config = toml::from_str("[metrics]\nlisten = \"\"\n").unwrap();
+        assert_eq!(off.metrics.listen, None);
+        assert!(toml::from_str::<Config>("[metrics]\nlisten = \"x\"\n").is_err());
     }
 
     #[test]

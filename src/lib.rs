@@ -11,6 +11,7 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod ctl;
+pub mod metrics;
 pub mod perf;
 pub mod protocol;
 pub mod server;

@@ -5,6 +5,8 @@
 
 #[path = "admin_api/clients.rs"]
 mod clients;
+#[path = "admin_api/ops.rs"]
+mod ops;
 mod common;
 
 use std::net::SocketAddr;
@@ -58,7 +60,7 @@ pub async fn start() -> Harness {
 }
 
 pub fn state(server: &Server) -> AdminState {
-    AdminState::new(server.broker.clone(), server.access.clone())
+    AdminState::new(server.broker.clone(), server.access.clone()).with_node(server.node.clone())
 }
 
 fn app_from(server: &Server, ip: [u8; 4]) -> Router {

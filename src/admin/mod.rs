@@ -8,6 +8,7 @@
 
 mod auth;
 mod bindings;
+mod cert_expiry;
 mod channels;
 mod connections;
 pub mod definitions;
@@ -18,10 +19,14 @@ mod health;
 mod input;
 mod limits;
 mod listing;
+mod messages;
+pub mod node;
 mod overview;
 mod permissions;
 mod policies;
+mod queue_item;
 mod queues;
+mod topology;
 mod users;
 mod vhosts;
 
@@ -29,7 +34,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -47,6 +52,7 @@ use crate::broker::policy::Kind;
 use crate::broker::Broker;
 pub use auth::{Caller, LocalSocket};
 pub use error::{ApiError, REALM};
+pub use node::{node_name, NodeFacts};
 
 /// Request bodies beyond this are refused (413), except definitions.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -58,11 +64,19 @@ pub const DEFINITIONS_LIMIT: usize = 64 << 20;
 pub struct AdminState {
     pub broker: Arc<Broker>,
     pub access: Arc<Access>,
+    /// The node's listeners and names.
+    pub node: Arc<NodeFacts>,
 }
 
 impl AdminState {
     pub fn new(broker: Arc<Broker>, access: Arc<Access>) -> AdminState {
-        AdminState { broker, access }
+        AdminState { broker, access, node: Arc::default() }
+    }
+
+    /// The same, with the server's facts about the node.
+    pub fn with_node(mut self, node: Arc<NodeFacts>) -> AdminState {
+        self.node = node;
+        self
     }
 }
 
@@ -301,18 +315,6 @@ pub fn bind_socket(path: &Path) -> io::Result<UnixListener> {
         return Err(e);
     }
     Ok(listener)
-}
-
-/// This node's name as the API shows it: `warren@<short host name>`.
-pub fn node_name() -> &'static str {
-    static NAME: OnceLock<String> = OnceLock::new();
-    NAME.get_or_init(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-            .unwrap_or_default();
-        let short = host.trim().split('.').next().unwrap_or("").to_owned();
-        format!("warren@{}", if short.is_empty() { "localhost" } else { &short })
-    })
 }
 
 /// 200 with a JSON body.

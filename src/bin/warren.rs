@@ -18,7 +18,8 @@ use warren::server::Server;
 ///
 /// With no arguments it starts on built-in defaults: AMQP on 0.0.0.0:5672,
 /// the admin API on 127.0.0.1:15672 (and warrenctl's socket
-/// ./warren-data/warrenctl.sock), data in ./warren-data, user guest/guest
+/// ./warren-data/warrenctl.sock), Prometheus metrics on 0.0.0.0:15692,
+/// data in ./warren-data, user guest/guest
 /// (from loopback only), vhost "/". SIGHUP re-reads the TLS certificates.
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -33,6 +34,10 @@ struct Args {
     /// default 127.0.0.1:15672).
     #[arg(long, value_name = "HOST:PORT")]
     admin_listen: Option<SocketAddr>,
+    /// Address of the Prometheus metrics listener (RabbitMQ's
+    /// rabbitmq_prometheus shape; default 0.0.0.0:15692).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<SocketAddr>,
     /// Directory for Warren's data.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -50,11 +55,15 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    let after_env = config.clone();
     if let Some(l) = args.listen {
         config.amqp.listen = l;
     }
     if let Some(a) = args.admin_listen {
         config.admin.listen = Some(a);
+    }
+    if let Some(m) = args.metrics_listen {
+        config.metrics.listen = Some(m);
     }
     if let Some(d) = args.data_dir {
         config.storage.data_dir = d;
@@ -70,6 +79,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let environment = environment(args.config.as_deref(), &after_env, &config);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     runtime.block_on(async {
         let server = match Server::start(config).await {
@@ -79,9 +89,29 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::from(1);
             }
         };
+        server.node.set_environment(environment);
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
         server.stop().await;
         std::process::ExitCode::SUCCESS
     })
+}
+
+/// The effective configuration with each value's source, for
+/// `warrenctl environment`: the layers are rebuilt (defaults, the file
+/// alone, the file and the environment) and compared with what is used.
+fn environment(file: Option<&std::path::Path>, after_env: &Config, effective: &Config) -> serde_json::Value {
+    use warren::server::environment::{settings, toml_keys};
+    let value = |c: &Config| serde_json::to_value(c).unwrap_or_default();
+    let after_file = Config::load(file, |_| None).unwrap_or_else(|_| after_env.clone());
+    let text = file.and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+    let keys = toml_keys(&text);
+    let path = file.map(|p| p.display().to_string()).unwrap_or_default();
+    settings(
+        &value(&Config::default()),
+        &value(&after_file),
+        &value(after_env),
+        &value(effective),
+        file.map(|_| (path.as_str(), keys.as_slice())),
+    )
 }

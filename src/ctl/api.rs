@@ -108,9 +108,38 @@ impl Api {
         self.send("POST", path, Some(body))
     }
 
+    pub fn post(&self, path: &str, body: &Value) -> Result<Reply> {
+        self.send("POST", path, Some(body.to_string().as_bytes()))
+    }
+
+    /// A DELETE carrying an `X-Reason` header (closing connections): line
+    /// breaks and other control characters in `reason` become spaces, so it
+    /// stays one header.
+    pub fn delete_with_reason(&self, path: &str, reason: &str) -> Result<Reply> {
+        let reason: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        self.send_with("DELETE", path, &[("X-Reason", reason)], None)
+    }
+
+    /// The same target and credentials, waiting at most `timeout` per request.
+    pub fn with_timeout(&self, timeout: std::time::Duration) -> Api {
+        let client = Client { endpoint: self.client.endpoint.clone(), timeout };
+        Api { client, authorization: self.authorization.clone() }
+    }
+
     fn send(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Reply> {
-        let headers: Vec<(&str, String)> =
+        self.send_with(method, path, &[], body)
+    }
+
+    fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        extra: &[(&str, String)],
+        body: Option<&[u8]>,
+    ) -> Result<Reply> {
+        let mut headers: Vec<(&str, String)> =
             self.authorization.iter().map(|a| ("Authorization", a.clone())).collect();
+        headers.extend(extra.iter().cloned());
         let response = self.client.send(method, path, &headers, body)?;
         Ok(Reply { status: response.status, body: response.body })
     }

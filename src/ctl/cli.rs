@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use super::cli_ops::OpsCommand;
 use super::output::Format;
 
 const AFTER_LONG_HELP: &str = "\
@@ -19,7 +20,9 @@ Connecting:
 Output:
   Listings print a \"Listing ...\" line, then TSV with a header row. -q drops the
   banner, -s also the header row; --format table draws a table; --format json
-  prints a JSON array whose field names are the admin API's.
+  prints a JSON array whose field names are the admin API's. Long listings
+  (queues, exchanges, connections, channels) are fetched 500 rows a page and
+  printed as they arrive.
 
 Exit codes (as rabbitmqctl's):
   0 success (also for an empty listing), 64 usage error or object not found,
@@ -32,6 +35,8 @@ Examples:
   warrenctl add_user alice s3cret
   warrenctl set_permissions -p /orders alice '^orders-.*' '.*' '.*'
   warrenctl --url http://broker:15672 --username admin list_vhosts
+  warrenctl list_queues -p orders name messages consumers
+  warrenctl top
   WARREN_CTL_SOCKET=/var/lib/warren/warrenctl.sock warrenctl -q list_policies";
 
 /// A password (or password hash) from the command line: `Debug` shows it as
@@ -62,7 +67,8 @@ impl fmt::Debug for Secret {
 }
 
 /// warrenctl: manage a Warren broker (users, vhosts, permissions, policies,
-/// limits, definitions) through its admin API.
+/// limits, definitions, queues, exchanges, connections, status) through its
+/// admin API.
 #[derive(Debug, Parser)]
 #[command(name = "warrenctl", version, after_long_help = AFTER_LONG_HELP, args_override_self = true)]
 pub struct Cli {
@@ -114,7 +120,7 @@ pub struct Cli {
     /// Output format of listings.
     #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = Format::Tsv)]
     pub format: Format,
-    /// Seconds to wait for the broker (connect, send, answer).
+    /// Seconds to wait for the broker (connect, send, answer; await_startup: in all).
     #[arg(
         short,
         long,
@@ -382,6 +388,8 @@ pub enum Command {
         /// File to read, or "-" for stdin.
         file: String,
     },
+    #[command(flatten)]
+    Ops(OpsCommand),
 }
 
 /// Arguments of `set_policy` and `set_operator_policy`.

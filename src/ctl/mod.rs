@@ -7,13 +7,14 @@
 
 pub mod api;
 pub mod cli;
+pub mod cli_ops;
 pub mod error;
 pub mod http;
 pub mod output;
 mod verbs;
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use clap::Parser;
@@ -70,6 +71,8 @@ fn execute(cli: Cli, stdout: &mut dyn Write, stderr: &mut dyn Write) -> error::R
         vhost_given: cli.vhost.is_some(),
         vhost: cli.vhost.unwrap_or_else(|| "/".to_string()),
         style: Style { format: cli.format, quiet: cli.quiet, silent: cli.silent },
+        timeout,
+        tty: std::io::stdout().is_terminal(),
         stdout,
         stderr,
     };

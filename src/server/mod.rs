@@ -1,5 +1,6 @@
 //! Listeners and the server's lifetime. May use `connection`, `broker`, `config`.
 
+pub mod environment;
 mod monitor;
 pub mod tls;
 
@@ -97,14 +98,18 @@ async fn start_admin(
     config: &Config,
     broker: &Arc<Broker>,
     access: &Arc<Access>,
+    node: &Arc<admin::NodeFacts>,
     stop: &watch::Receiver<bool>,
 ) -> (Option<SocketAddr>, Option<std::path::PathBuf>) {
-    let state = admin::AdminState::new(broker.clone(), access.clone());
+    let state = admin::AdminState::new(broker.clone(), access.clone()).with_node(node.clone());
     let mut addr = None;
     if let Some(listen) = config.admin.listen {
         match TcpListener::bind(listen).await {
             Ok(l) => {
                 addr = l.local_addr().ok();
+                if let Some(a) = addr {
+                    node.add_listener("http", a);
+                }
                 info!(local_addr = ?addr, "admin API listener started");
                 let (state, stop) = (state.clone(), stop.clone());
                 tokio::spawn(async move {
@@ -135,6 +140,36 @@ async fn start_admin(
         }
     }
     (addr, socket)
+}
+
+/// The Prometheus listener; like the admin API's, a port it cannot bind
+/// is logged and the broker starts all the same.
+async fn start_metrics(
+    config: &Config,
+    state: crate::metrics::MetricsState,
+    stop: &watch::Receiver<bool>,
+) -> Option<SocketAddr> {
+    let listen = config.metrics.listen?;
+    match TcpListener::bind(listen).await {
+        Ok(l) => {
+            let addr = l.local_addr().ok();
+            if let Some(a) = addr {
+                state.node.add_listener("http/prometheus", a);
+            }
+            info!(local_addr = ?addr, "metrics listener started");
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::metrics::serve(l, state, stop).await {
+                    error!("metrics listener stopped: {e}");
+                }
+            });
+            addr
+        }
+        Err(e) => {
+            error!("metrics not started: cannot listen on {listen}: {e}");
+            None
+        }
+    }
 }
 
 /// Imports the definitions file at start-up, as RabbitMQ's
@@ -195,8 +230,12 @@ pub struct Server {
     pub access: Arc<Access>,
     /// Where the admin API listens (None: off, or its port was taken).
     pub admin_addr: Option<SocketAddr>,
+    /// Where Prometheus metrics are served (None: off, or its port was taken).
+    pub metrics_addr: Option<SocketAddr>,
     /// warrenctl's socket, removed at stop.
     pub socket: Option<std::path::PathBuf>,
+    /// What the admin API reports about this node (listeners, cluster name).
+    pub node: Arc<admin::NodeFacts>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
     store: StoreHandle,
@@ -273,7 +312,22 @@ impl Server {
             }
         };
         let (tls_addr, tls) = tls.unzip();
-        let (admin_addr, socket) = start_admin(&config, &broker, &access, &stop).await;
+        let node = Arc::new(admin::NodeFacts::default());
+        node.set_consumer_timeout(config.amqp.consumer_timeout);
+        if listener.is_some() {
+            node.add_listener("amqp", local_addr);
+        }
+        if let Some(a) = tls_addr {
+            node.add_listener("amqp/ssl", a);
+            if let Some(path) = &config.tls.cert_file {
+                node.add_certificate("amqp/ssl", a, path.clone());
+            }
+        }
+        let (admin_addr, socket) = start_admin(&config, &broker, &access, &node, &stop).await;
+        let metrics = crate::metrics::MetricsState::new(broker.clone(), access.clone())
+            .with_node(node.clone())
+            .with_store(store.clone());
+        let metrics_addr = start_metrics(&config, metrics, &stop).await;
         let (b, a) = (broker.clone(), access.clone());
         let task = tokio::spawn(async move {
             loop {
@@ -295,7 +349,20 @@ impl Server {
             monitor.abort();
             sampler.abort();
         });
-        Ok(Server { local_addr, tls_addr, tls, broker, access, admin_addr, socket, shutdown, task, store })
+        Ok(Server {
+            local_addr,
+            tls_addr,
+            tls,
+            broker,
+            access,
+            admin_addr,
+            metrics_addr,
+            socket,
+            node,
+            shutdown,
+            task,
+            store,
+        })
     }
 
     /// Stops accepting connections and closes the store once everything

@@ -6,6 +6,7 @@
 //! them at start-up. May use protocol types.
 
 pub mod memory;
+pub mod metrics;
 pub mod records;
 pub mod recovery;
 pub mod refs;

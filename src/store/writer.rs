@@ -11,6 +11,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 use tracing::{error, warn};
 
+use super::metrics::StoreMetrics;
 use super::refs::SharedRefs;
 use super::{IndexEntry, MessageRecord, Op, Store};
 
@@ -65,6 +66,8 @@ struct Shared {
     /// Memory is short: queues page transient messages out too.
     pressure: AtomicBool,
     head: HeadLimit,
+    /// The writer's own figures (it alone adds to them).
+    metrics: StoreMetrics,
 }
 
 /// Ops per batch at most, so one huge burst does not delay every confirm.
@@ -105,6 +108,7 @@ impl StoreHandle {
             refs,
             pressure: AtomicBool::new(false),
             head,
+            metrics: StoreMetrics::default(),
         });
         let writer =
             Writer { store, sync, shared: shared.clone(), ops: Vec::with_capacity(1024), compaction: None };
@@ -123,6 +127,11 @@ impl StoreHandle {
     /// Counts of messages held by several queues.
     pub fn refs(&self) -> &SharedRefs {
         &self.shared.refs
+    }
+
+    /// What the writer measures of its commits.
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.shared.metrics
     }
 
     pub fn head_limit(&self) -> HeadLimit {
@@ -386,13 +395,23 @@ impl Writer {
         if self.ops.is_empty() && !waited_for {
             return true;
         }
-        let ok = match self.store.write(&self.ops, self.sync && waited_for) {
+        let synced = self.sync && waited_for;
+        let started = std::time::Instant::now();
+        let ok = match self.store.write(&self.ops, synced) {
             Ok(()) => true,
             Err(e) => {
                 error!("{e}: {} operations not written", self.ops.len());
+                self.shared.metrics.write_errors.fetch_add(1, Ordering::Relaxed);
                 false
             }
         };
+        let m = &self.shared.metrics;
+        if !self.ops.is_empty() {
+            m.batch_ops.observe(self.ops.len() as u64);
+        }
+        if synced {
+            m.sync_ns.observe(started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
+        }
         self.ops.clear();
         ok
     }

@@ -24,7 +24,7 @@ use warren::admin;
 use super::{start, state, Harness};
 
 /// Serves `h`'s API on 127.0.0.1:0; dropping the sender stops it.
-async fn serve(h: &Harness) -> (SocketAddr, watch::Sender<bool>) {
+pub(super) async fn serve(h: &Harness) -> (SocketAddr, watch::Sender<bool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = watch::channel(false);

@@ -1,9 +1,15 @@
 //! The verbs: each turns its arguments into admin API requests and prints
 //! rabbitmqctl's messages and listings. Grouped by resource.
 
+mod connections;
 mod definitions;
+mod exchanges;
+mod listing;
+mod node;
 mod permissions;
 mod policies;
+mod queues;
+mod top;
 mod users;
 mod vhosts;
 
@@ -13,6 +19,7 @@ use serde_json::Value;
 
 use super::api::Api;
 use super::cli::{Command, Secret};
+use super::cli_ops::OpsCommand;
 use super::error::{CtlError, Result};
 use super::output::{render, Style};
 
@@ -24,6 +31,10 @@ pub struct Ctx<'a> {
     /// Whether `-p` was given (definitions are per vhost only then).
     pub vhost_given: bool,
     pub style: Style,
+    /// `--timeout`: per request, and in all for `await_startup`.
+    pub timeout: std::time::Duration,
+    /// Whether stdout is a terminal (`top` redraws, `status` headings are bold).
+    pub tty: bool,
     pub stdout: &'a mut dyn Write,
     pub stderr: &'a mut dyn Write,
 }
@@ -112,6 +123,43 @@ pub fn run(ctx: &mut Ctx, command: Command) -> Result<()> {
         ListOperatorPolicies { all_vhosts } => policies::list(ctx, policies::Kind::Operator, all_vhosts),
         ExportDefinitions { file } => definitions::export(ctx, &file),
         ImportDefinitions { file } => definitions::import(ctx, &file),
+        Ops(command) => run_ops(ctx, command),
+    }
+}
+
+pub use queues::ACK_MODES;
+
+/// Runs one everyday-operations verb.
+fn run_ops(ctx: &mut Ctx, command: OpsCommand) -> Result<()> {
+    use OpsCommand::*;
+    match command {
+        ListQueues { columns } => queues::list_queues(ctx, &columns),
+        ListExchanges { columns } => exchanges::list_exchanges(ctx, &columns),
+        ListBindings { columns } => exchanges::list_bindings(ctx, &columns),
+        ListConnections { columns } => connections::list_connections(ctx, &columns),
+        ListChannels { columns } => connections::list_channels(ctx, &columns),
+        ListConsumers { columns } => connections::list_consumers(ctx, &columns),
+        PurgeQueue { queue } => queues::purge_queue(ctx, &queue),
+        DeleteQueue { queue, if_empty, if_unused } => queues::delete_queue(ctx, &queue, if_empty, if_unused),
+        DeleteExchange { exchange } => exchanges::delete_exchange(ctx, &exchange),
+        CloseConnection { name, explanation } => connections::close_connection(ctx, &name, &explanation),
+        CloseAllConnections { global, limit, explanation } => {
+            connections::close_all_connections(ctx, global, limit, &explanation)
+        }
+        CloseAllUserConnections { user, explanation } => {
+            connections::close_all_user_connections(ctx, &user, &explanation)
+        }
+        Status => node::status(ctx),
+        Ping => node::ping(ctx),
+        AwaitStartup => node::await_startup(ctx),
+        Environment { columns } => node::environment(ctx, &columns),
+        Publish { exchange, routing_key, properties, payload } => {
+            exchanges::publish(ctx, &exchange, &routing_key, &properties, &payload)
+        }
+        Get { queue, count, ackmode, encoding, columns } => {
+            queues::get(ctx, &queue, count, &ackmode, &encoding, &columns)
+        }
+        Top { interval, iterations, rows } => top::top(ctx, interval, iterations, rows),
     }
 }
 

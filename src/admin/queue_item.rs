@@ -1,0 +1,131 @@
+//! A queue as RabbitMQ's management API shows it: the full list item, the
+//! slim one of `disable_stats=true`, and the detail view with its
+//! consumers (each in the shape of `/api/consumers`). Read from one
+//! `Queue::info()` (a short hold of the queue's lock) and its rates. May
+//! use `broker`.
+
+use serde_json::{json, Map, Value};
+
+use super::node_name;
+use super::AdminState;
+use crate::broker::consumer::Consumer;
+use crate::broker::queue::Queue;
+use crate::protocol::json::table_to_json;
+
+/// How much of a queue to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `disable_stats=true`: identity and depth only.
+    Slim,
+    /// A list item.
+    Full,
+    /// `/api/queues/{vhost}/{name}`: with its consumers.
+    Detail,
+}
+
+fn rate(r: f64) -> Value {
+    json!({ "rate": r })
+}
+
+/// `x-queue-type` if it names one, else classic.
+fn queue_type(q: &Queue) -> String {
+    match q.arguments.inner().get("x-queue-type").and_then(crate::protocol::table::as_str) {
+        Some(t) if !t.is_empty() => t.to_owned(),
+        _ => "classic".to_owned(),
+    }
+}
+
+pub fn item(s: &AdminState, q: &Queue, shape: Shape) -> Value {
+    let info = q.info();
+    let mut out = Map::with_capacity(48);
+    let mut put = |k: &str, v: Value| {
+        out.insert(k.to_owned(), v);
+    };
+    put("name", json!(q.name));
+    put("vhost", json!(q.vhost));
+    put("durable", json!(q.durable));
+    put("auto_delete", json!(q.auto_delete));
+    put("exclusive", json!(q.exclusive_owner.is_some()));
+    put("arguments", table_to_json(&q.arguments));
+    put("type", json!(queue_type(q)));
+    put("node", json!(node_name()));
+    put("state", json!("running"));
+    put("messages", json!(info.messages()));
+    put("messages_ready", json!(info.ready));
+    put("messages_unacknowledged", json!(info.unacked));
+    if shape == Shape::Slim {
+        return Value::Object(out);
+    }
+    let r = &q.rates;
+    put("consumers", json!(info.consumers));
+    put("message_bytes", json!(info.bytes()));
+    put("message_bytes_ready", json!(info.ready_bytes));
+    put("message_bytes_unacknowledged", json!(info.unacked_bytes));
+    put("messages_ram", json!(info.ready_ram + info.unacked));
+    put("messages_ready_ram", json!(info.ready_ram));
+    put("messages_unacknowledged_ram", json!(info.unacked));
+    put("message_bytes_ram", json!(info.ready_ram_bytes + info.unacked_bytes));
+    put("messages_paged_out", json!(info.paged_out));
+    put("message_bytes_paged_out", json!(info.paged_out_bytes));
+    put("policy", json!(q.policy_name()));
+    put("operator_policy", json!(q.operator_policy_name()));
+    put("effective_policy_definition", Value::Object(q.effective_policy_definition()));
+    put("exclusive_consumer_tag", json!(info.exclusive_consumer_tag));
+    put("single_active_consumer_tag", json!(info.single_active_consumer_tag));
+    put("messages_details", rate(r.messages.get()));
+    put("messages_ready_details", rate(r.ready.get()));
+    put("messages_unacknowledged_details", rate(r.unacked.get()));
+    let t = &info.totals;
+    put(
+        "message_stats",
+        json!({
+            "publish": t.published,
+            "publish_details": rate(r.published.get()),
+            "deliver_get": t.delivered,
+            "deliver_get_details": rate(r.delivered.get()),
+            "ack": t.acked,
+            "ack_details": rate(r.acked.get()),
+            "redeliver": t.redelivered,
+            "redeliver_details": rate(r.redelivered.get()),
+        }),
+    );
+    if shape == Shape::Detail {
+        let consumers = q.consumers().iter().map(|c| consumer(s, q, c)).collect();
+        put("consumer_details", Value::Array(consumers));
+        put("deliveries", json!([]));
+        put("incoming", json!([]));
+    }
+    Value::Object(out)
+}
+
+/// A consumer as `/api/consumers` and a queue's `consumer_details` show it.
+pub fn consumer(s: &AdminState, q: &Queue, c: &Consumer) -> Value {
+    let channel = match s.broker.connections.get(c.connection) {
+        Some(conn) => json!({
+            "connection_name": conn.name,
+            "name": format!("{} ({})", conn.name, c.channel),
+            "node": node_name(),
+            "number": c.channel,
+            "peer_host": conn.peer.ip().to_string(),
+            "peer_port": conn.peer.port(),
+            "user": conn.user,
+        }),
+        None => json!({}),
+    };
+    let mut arguments = Map::new();
+    if c.priority != 0 {
+        arguments.insert("x-priority".to_owned(), json!(c.priority));
+    }
+    json!({
+        "ack_required": !c.no_ack,
+        "active": true,
+        "activity_status": "up",
+        "arguments": arguments,
+        "channel_details": channel,
+        "consumer_tag": c.tag,
+        "consumer_timeout": 1_800_000,
+        "exclusive": c.exclusive,
+        "prefetch_count": c.prefetch,
+        "queue": {"name": q.name, "vhost": q.vhost},
+    })
+}

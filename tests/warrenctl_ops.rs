@@ -1,0 +1,538 @@
+//! `warrenctl`'s everyday-operations verbs run as a process: against a fake
+//! admin API on a unix socket (what goes over the wire: pages, headers),
+//! against an in-process Warren driven by a real AMQP client (lapin), and
+//! against RabbitMQ when `WARRENCTL_RABBITMQ_URL` is set (with
+//! `WARRENCTL_RABBITMQ_AMQP_URL`, default `amqp://guest:guest@localhost:5672`).
+//!
+//! The small harness (`Ctl`, `Out`, `fake_broker`, `warren`) is a copy of
+//! the one in `tests/warrenctl.rs`: that file's tests would run twice if it
+//! were included as a module.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use serde_json::{json, Value};
+
+/// How the binary reaches the broker.
+#[derive(Debug, Clone)]
+enum Target {
+    Url(String),
+    Socket(PathBuf),
+}
+
+/// The `warrenctl` binary, pointed at one broker.
+#[derive(Debug, Clone)]
+struct Ctl {
+    target: Target,
+}
+
+/// What a run printed and returned.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    #[track_caller]
+    fn ok(self) -> Out {
+        assert_eq!(self.code, 0, "{self:?}");
+        self
+    }
+
+    #[track_caller]
+    fn fails(self, code: i32, stderr: &str) -> Out {
+        assert_eq!(self.code, code, "{self:?}");
+        assert!(self.stderr.contains(stderr), "expected {stderr:?} in {self:?}");
+        self
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"))
+    }
+
+    /// The JSON array's items.
+    #[track_caller]
+    fn items(&self) -> Vec<Value> {
+        self.json().as_array().cloned().unwrap_or_else(|| panic!("not an array: {self:?}"))
+    }
+}
+
+impl Ctl {
+    fn url(url: &str) -> Ctl {
+        Ctl { target: Target::Url(url.into()) }
+    }
+
+    fn socket(path: &Path) -> Ctl {
+        Ctl { target: Target::Socket(path.to_path_buf()) }
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        self.run_with_stdin(args, "")
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Out {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warrenctl"));
+        for var in ["WARREN_URL", "WARREN_CTL_SOCKET", "WARREN_USERNAME", "WARREN_PASSWORD"] {
+            command.env_remove(var);
+        }
+        match &self.target {
+            Target::Url(url) => command.args(["--url", url]),
+            Target::Socket(path) => command.arg("--socket").arg(path),
+        };
+        let mut child = command
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run warrenctl");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        Out {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("warrenctl-ops-{}-{name}", std::process::id()))
+}
+
+/// A fake admin API on a unix socket: answers each connection with the next
+/// canned (status, body) and returns the requests it got.
+fn fake_broker(dir: &Path, answers: Vec<(u16, String)>) -> (PathBuf, JoinHandle<Vec<String>>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("warrenctl.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let handle = thread::spawn(move || {
+        let mut requests = Vec::new();
+        for (status, body) in answers {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut request = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                request.push_str(&line);
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut content = vec![0; length];
+            reader.read_exact(&mut content).unwrap();
+            request.push_str(&String::from_utf8(content).unwrap());
+            requests.push(request);
+            let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+            reader.into_inner().write_all(reply.as_bytes()).unwrap();
+        }
+        requests
+    });
+    (path, handle)
+}
+
+fn page(items: Value, page: u64, page_count: u64) -> String {
+    let n = items.as_array().map_or(0, Vec::len);
+    json!({"filtered_count": 3, "item_count": n, "items": items, "page": page,
+        "page_count": page_count, "page_size": 500, "total_count": 3})
+    .to_string()
+}
+
+#[test]
+fn listings_fetch_every_page_and_stream_them() {
+    let dir = temp_dir("pages");
+    let first = page(json!([{"name": "a", "messages": 1}, {"name": "b", "messages": 2}]), 1, 2);
+    let second = page(json!([{"name": "c", "messages": 3}]), 2, 2);
+    let answers = vec![(200, first.clone()), (200, second.clone()), (200, first), (200, second)];
+    let (path, server) = fake_broker(&dir, answers);
+    let ctl = Ctl::socket(&path);
+    let out = ctl.run(&["list_queues", "-p", "/"]).ok();
+    assert_eq!(out.stdout, "Listing queues for vhost / ...\nname\tmessages\na\t1\nb\t2\nc\t3\n");
+    let out = ctl.run(&["--format", "json", "list_queues", "name", "messages"]).ok();
+    assert_eq!(
+        out.stdout,
+        "[\n{\"name\":\"a\",\"messages\":1}\n,{\"name\":\"b\",\"messages\":2}\n,{\"name\":\"c\",\"messages\":3}\n]\n"
+    );
+    let requests = server.join().unwrap();
+    let query = "page_size=500&sort=name&columns=name,messages HTTP/1.1\r\n";
+    assert!(requests[0].starts_with(&format!("GET /api/queues/%2F?page=1&{query}")), "{requests:?}");
+    assert!(requests[1].starts_with(&format!("GET /api/queues/%2F?page=2&{query}")), "{requests:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn close_connection_sends_the_explanation_as_x_reason() {
+    let dir = temp_dir("close");
+    let conns = page(json!([{"name": "c1", "vhost": "/"}, {"name": "c2", "vhost": "other"}]), 1, 1);
+    let answers = vec![(204, String::new()), (200, conns), (204, String::new()), (204, String::new())];
+    let (path, server) = fake_broker(&dir, answers);
+    let ctl = Ctl::socket(&path);
+    let out = ctl.run(&["close_connection", "127.0.0.1:5 -> 127.0.0.1:5672", "go\naway"]).ok();
+    assert_eq!(out.stdout, "Closing connection 127.0.0.1:5 -> 127.0.0.1:5672, reason: go\naway...\n");
+    let out = ctl.run(&["close_all_connections", "bye"]).ok();
+    assert!(out.stdout.ends_with("Closed 1 connection\n"), "{out:?}");
+    ctl.run(&["-q", "close_all_user_connections", "bob", "bye bob"]).ok();
+    let requests = server.join().unwrap();
+    assert!(
+        requests[0]
+            .starts_with("DELETE /api/connections/127%2E0%2E0%2E1%3A5%20%2D%3E%20127%2E0%2E0%2E1%3A5672 "),
+        "{requests:?}"
+    );
+    assert!(requests[0].contains("\r\nX-Reason: go away\r\n"), "{requests:?}");
+    assert!(requests[2].starts_with("DELETE /api/connections/c1 "), "only vhost /: {requests:?}");
+    assert!(requests[3].starts_with("DELETE /api/connections/username/bob "), "{requests:?}");
+    assert!(requests[3].contains("\r\nX-Reason: bye bob\r\n"), "{requests:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn environment_prints_each_setting_with_its_source() {
+    let dir = temp_dir("env");
+    let settings = json!({"settings": [
+        {"key": "amqp.port", "value": 5672, "source": "default"},
+        {"key": "storage.data_dir", "value": "/var/lib/warren", "source": "env WARREN_DATA_DIR"},
+    ]})
+    .to_string();
+    let answers = vec![(200, settings.clone()), (200, settings.clone()), (200, settings)];
+    let (path, server) = fake_broker(&dir, answers);
+    let ctl = Ctl::socket(&path);
+    let out = ctl.run(&["-q", "environment"]).ok();
+    assert_eq!(
+        out.stdout,
+        "key\tvalue\tsource\namqp.port\t5672\tdefault\nstorage.data_dir\t/var/lib/warren\tenv WARREN_DATA_DIR\n"
+    );
+    let items = ctl.run(&["--format", "json", "environment"]).ok().items();
+    assert_eq!(
+        items[1],
+        json!({"key": "storage.data_dir", "value": "/var/lib/warren", "source": "env WARREN_DATA_DIR"})
+    );
+    let table = ctl.run(&["--format", "table", "environment"]).ok().stdout;
+    assert!(table.contains("│ amqp.port ") && table.contains("┆ default "), "{table}");
+    let requests = server.join().unwrap();
+    assert!(requests[0].starts_with("GET /api/warren/environment "), "{requests:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_unreachable_broker_exits_69() {
+    let nowhere = Ctl::socket(Path::new("/nonexistent/warrenctl.sock"));
+    for verb in
+        [&["ping"][..], &["list_queues"], &["status"], &["top", "-n", "1"], &["-t", "1", "await_startup"]]
+    {
+        nowhere.run(verb).fails(69, "/nonexistent/warrenctl.sock");
+    }
+}
+
+/// Runs `f` on a runtime for the AMQP client.
+fn block_on<T>(rt: &tokio::runtime::Runtime, f: impl std::future::Future<Output = T>) -> T {
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), f).await.expect("in time") })
+}
+
+/// Finds one row whose `field` is `value`.
+#[track_caller]
+fn find<'a>(items: &'a [Value], field: &str, value: &str) -> &'a Value {
+    items.iter().find(|i| i[field] == value).unwrap_or_else(|| panic!("no {field}={value} in {items:?}"))
+}
+
+/// Every operations verb against a live broker (its admin API for `ctl`,
+/// AMQP at `amqp_url`); object names start with `prefix`.
+fn ops_suite(ctl: &Ctl, amqp_url: &str, rt: &tokio::runtime::Runtime, prefix: &str) {
+    let (q, q2, x) = (format!("{prefix}q"), format!("{prefix}q2"), format!("{prefix}x"));
+    let conn_name = format!("{prefix}conn");
+    let props = ConnectionProperties::default().with_connection_name(conn_name.clone().into());
+    let conn = block_on(rt, Connection::connect(amqp_url, props)).expect("AMQP connection");
+    let mut events = conn.events_listener();
+    let ch = block_on(rt, conn.create_channel()).unwrap();
+    block_on(rt, async {
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        ch.queue_declare(q.as_str().into(), durable, FieldTable::default()).await.unwrap();
+        ch.queue_declare(q2.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+        ch.exchange_declare(
+            x.as_str().into(),
+            ExchangeKind::Topic,
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        ch.queue_bind(
+            q.as_str().into(),
+            x.as_str().into(),
+            "a.#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        ch.basic_consume(
+            q2.as_str().into(),
+            "ctl-tag".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    });
+
+    // Publish, list, get: a round trip through the API.
+    let out = ctl
+        .run(&["publish", "--exchange", &x, "--routing-key", "a.b", "--property", "delivery_mode=2", "hello"])
+        .ok();
+    assert_eq!(out.stdout, "Message published\n");
+    ctl.run_with_stdin(&["publish", "--routing-key", &q, "-"], "from stdin").ok();
+    let out = ctl.run(&["publish", "--exchange", &x, "--routing-key", "zzz", "lost"]).ok();
+    assert_eq!(out.stdout, "Message published but NOT routed\n");
+    let out = ctl.run(&["list_queues"]).ok();
+    assert!(out.stdout.starts_with("Listing queues for vhost / ...\nname\tmessages\n"), "{out:?}");
+    assert!(out.stdout.lines().any(|l| l == format!("{q}\t2")), "{out:?}");
+    let tsv = ctl.run(&["-s", "list_queues", "name", "durable", "consumers", "messages_ready"]).ok().stdout;
+    assert!(tsv.lines().any(|l| l == format!("{q}\ttrue\t0\t2")), "{tsv}");
+    assert!(tsv.lines().any(|l| l == format!("{q2}\tfalse\t1\t0")), "{tsv}");
+    let table = ctl.run(&["--format", "table", "list_queues", "name", "messages"]).ok().stdout;
+    assert!(table.contains(&format!("│ {q} ")) && table.contains("┆ 2 "), "{table}");
+    let items = ctl.run(&["--format", "json", "list_queues", "name", "messages", "durable"]).ok().items();
+    assert_eq!(find(&items, "name", &q), &json!({"name": q, "messages": 2, "durable": true}));
+    let got = ctl.run(&["--format", "json", "get", &q, "--count", "5"]).ok().items();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        (&got[0]["payload"], &got[0]["routing_key"], &got[0]["exchange"]),
+        (&json!("hello"), &json!("a.b"), &json!(x))
+    );
+    assert_eq!(got[0]["properties"]["delivery_mode"], 2);
+    assert_eq!(got[1]["payload"], "from stdin");
+    let tsv = ctl.run(&["-q", "get", &q, "--ackmode", "ack_requeue_false"]).ok().stdout;
+    assert!(
+        tsv.starts_with(
+            "routing_key\texchange\tmessage_count\tpayload_bytes\tpayload_encoding\tpayload\tredelivered"
+        ),
+        "{tsv}"
+    );
+    assert!(tsv.contains(&format!("a.b\t{x}\t1\t5\tstring\thello\ttrue")), "{tsv}");
+
+    // Exchanges and bindings.
+    let out = ctl.run(&["list_exchanges"]).ok();
+    assert!(out.stdout.lines().any(|l| l == format!("{x}\ttopic")), "{out:?}");
+    assert!(out.stdout.lines().any(|l| l == "amq.direct\tdirect"), "{out:?}");
+    let items = ctl.run(&["--format", "json", "list_exchanges", "name", "type", "durable"]).ok().items();
+    assert_eq!(find(&items, "name", &x), &json!({"name": x, "type": "topic", "durable": false}));
+    let table = ctl.run(&["--format", "table", "list_exchanges"]).ok().stdout;
+    assert!(table.contains(&format!("│ {x} ")), "{table}");
+    let out = ctl.run(&["list_bindings"]).ok();
+    assert!(out.stdout.starts_with("Listing bindings for vhost /...\nsource_name\tsource_kind\tdestination_name\tdestination_kind\trouting_key\targuments\n"), "{out:?}");
+    assert!(out.stdout.lines().any(|l| l == format!("{x}\texchange\t{q}\tqueue\ta.#\t{{}}")), "{out:?}");
+    assert!(out.stdout.lines().any(|l| l == format!("\texchange\t{q}\tqueue\t{q}\t{{}}")), "{out:?}");
+    let items = ctl.run(&["--format", "json", "list_bindings"]).ok().items();
+    let binding = find(&items, "source", &x);
+    assert_eq!(
+        binding,
+        &json!({"source": x, "source_kind": "exchange", "destination": q, "destination_type": "queue", "routing_key": "a.#", "arguments": {}})
+    );
+    let table = ctl.run(&["--format", "table", "list_bindings", "source_name", "routing_key"]).ok().stdout;
+    assert!(table.contains("┆ a.# "), "{table}");
+
+    // Connections, channels, consumers.
+    let columns = ["name", "user", "vhost", "channels", "client_properties.connection_name"];
+    let items = ctl.run(&[&["--format", "json", "list_connections"][..], &columns].concat()).ok().items();
+    let mine = items
+        .iter()
+        .find(|c| c["client_properties"]["connection_name"] == conn_name.as_str())
+        .unwrap_or_else(|| panic!("{items:?}"))
+        .clone();
+    let name = mine["name"].as_str().unwrap().to_string();
+    assert_eq!((&mine["user"], &mine["vhost"], &mine["channels"]), (&json!("guest"), &json!("/"), &json!(1)));
+    let out = ctl.run(&["list_connections"]).ok();
+    assert!(
+        out.stdout.starts_with("Listing connections ...\nuser\tpeer_host\tpeer_port\tstate\n"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("guest\t127.0.0.1\t") && l.ends_with("\trunning")),
+        "{out:?}"
+    );
+    let table = ctl.run(&["--format", "table", "list_connections", "name", "user"]).ok().stdout;
+    assert!(table.contains(&name), "{table}");
+    let out = ctl.run(&["list_channels"]).ok();
+    assert!(
+        out.stdout.starts_with("Listing channels ...\npid\tuser\tconsumer_count\tmessages_unacknowledged\n"),
+        "{out:?}"
+    );
+    assert!(out.stdout.lines().any(|l| l == format!("{name} (1)\tguest\t1\t0")), "{out:?}");
+    let items = ctl.run(&["--format", "json", "list_channels", "name", "connection", "number"]).ok().items();
+    let channel = find(&items, "name", &format!("{name} (1)"));
+    assert_eq!(
+        channel,
+        &json!({"name": format!("{name} (1)"), "connection_details": {"name": name}, "number": 1})
+    );
+    let out = ctl.run(&["list_consumers"]).ok();
+    assert!(out.stdout.starts_with("Listing consumers in vhost / ...\nqueue_name\tchannel_pid\tconsumer_tag\tack_required\tprefetch_count\tactive\targuments\n"), "{out:?}");
+    assert!(
+        out.stdout.lines().any(|l| l == format!("{q2}\t{name} (1)\tctl-tag\ttrue\t0\ttrue\t{{}}")),
+        "{out:?}"
+    );
+    let items = ctl.run(&["--format", "json", "list_consumers", "queue_name", "consumer_tag"]).ok().items();
+    assert!(items.contains(&json!({"queue": {"name": q2}, "consumer_tag": "ctl-tag"})), "{items:?}");
+    let table = ctl.run(&["--format", "table", "list_consumers"]).ok().stdout;
+    assert!(table.contains("┆ ctl-tag "), "{table}");
+
+    // Status, ping, top.
+    let out = ctl.run(&["status"]).ok();
+    for section in [
+        "Runtime\n",
+        "Alarms\n",
+        "Memory\n",
+        "File Descriptors\n",
+        "Free Disk Space\n",
+        "Totals\n",
+        "Listeners\n",
+    ] {
+        assert!(out.stdout.contains(section), "{section} in {out:?}");
+    }
+    assert!(out.stdout.contains("protocol: amqp, purpose: AMQP 0-9-1 and AMQP 1.0"), "{out:?}");
+    let status = ctl.run(&["--format", "json", "status"]).ok().json();
+    assert!(status["totals"]["connection_count"].as_u64().unwrap() >= 1, "{status}");
+    assert!(status["totals"]["queue_count"].as_u64().unwrap() >= 2, "{status}");
+    assert!(status["totals"]["virtual_host_count"].as_u64().unwrap() >= 1, "{status}");
+    assert!(status["listeners"].as_array().unwrap().iter().any(|l| l["protocol"] == "amqp"), "{status}");
+    assert!(status["uptime"].is_u64() && status["alarms"].is_array(), "{status}");
+    assert_eq!(ctl.run(&["-q", "ping"]).ok().stdout, "Ping succeeded\n");
+    assert_eq!(ctl.run(&["await_startup"]).ok().stdout, "");
+    let top = ctl.run(&["top", "-n", "2", "--interval", "0.1", "--rows", "500"]).ok().stdout;
+    let frames: Vec<&str> = top.split("\n\n").filter(|f| f.contains(" on ")).collect();
+    assert_eq!(frames.len(), 2, "{top}");
+    assert!(!top.contains('\x1b'), "no escapes when not a terminal: {top}");
+    for section in ["Queues by messages\n", "Queues by message rate\n", "Connections by traffic\n"] {
+        assert_eq!(top.matches(section).count(), 2, "{section} in {top}");
+    }
+    assert!(top.contains(&q) && top.contains(&name), "{top}");
+
+    // Purging and deleting; missing objects.
+    let out = ctl.run(&["purge_queue", &q]).ok();
+    assert_eq!(out.stdout, format!("Purging queue '{q}' in vhost '/' ...\n"));
+    let items = ctl.run(&["--format", "json", "list_queues", "name", "messages"]).ok().items();
+    assert_eq!(find(&items, "name", &q)["messages"], 0);
+    ctl.run(&["publish", "--routing-key", &q, "again"]).ok();
+    ctl.run(&["delete_queue", &q, "--if-empty"]).fails(64, "Error: Queue is not empty");
+    ctl.run(&["delete_queue", &q2, "--if-unused"]).fails(64, "Error: Queue is in use");
+    let out = ctl.run(&["delete_queue", &q]).ok();
+    assert_eq!(
+        out.stdout,
+        format!("Deleting queue '{q}' on vhost '/' ...\nQueue was successfully deleted with 1 message\n")
+    );
+    ctl.run(&["delete_queue", &q]).fails(64, "Error: Queue not found");
+    ctl.run(&["purge_queue", &q]).fails(64, "Error: Queue not found");
+    ctl.run(&["get", &q]).fails(64, "Error: Queue not found");
+    ctl.run(&["delete_queue", "-p", &format!("{prefix}novh"), &q]).fails(65, "does not exist");
+    ctl.run(&["list_queues", "-p", &format!("{prefix}novh")]).fails(65, "does not exist");
+    ctl.run(&["-q", "delete_exchange", &x]).ok();
+    ctl.run(&["delete_exchange", &x]).fails(64, "Error: Exchange not found");
+    ctl.run(&["publish", "--exchange", &x, "m"]).fails(64, "Error: Exchange not found");
+    ctl.run(&["close_connection", &format!("{prefix}none"), "x"]).fails(64, "Connection not found");
+
+    // Closing the connection: the client gets 320 and the explanation.
+    let out = ctl.run(&["close_connection", &name, "warrenctl says bye"]).ok();
+    assert_eq!(out.stdout, format!("Closing connection {name}, reason: warrenctl says bye...\n"));
+    let error = block_on(rt, async {
+        loop {
+            if let Some(lapin::Event::Error(e)) = events.next().await {
+                return e;
+            }
+        }
+    });
+    let lapin::ErrorKind::ProtocolError(amqp) = error.kind() else { panic!("{error:?}") };
+    assert_eq!(amqp.get_id(), 320, "{error}");
+    assert!(amqp.get_message().as_str().contains("warrenctl says bye"), "{error}");
+    block_on(rt, async {
+        let conn = Connection::connect(amqp_url, ConnectionProperties::default()).await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.queue_delete(q2.as_str().into(), Default::default()).await.unwrap();
+        conn.close(200, "done".into()).await.unwrap();
+    });
+}
+
+fn warren(
+) -> (std::net::SocketAddr, std::net::SocketAddr, PathBuf, tokio::runtime::Runtime, warren::server::Server) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir =
+        std::env::temp_dir().join(format!("warrenctl-ops-it-{}-{}", std::process::id(), fastrand::u64(..)));
+    let mut config = warren::config::Config::default();
+    config.amqp.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.storage.data_dir = dir.clone();
+    let server = rt.block_on(warren::server::Server::start(config)).expect("warren starts");
+    (server.local_addr, server.admin_addr.expect("admin API"), dir.join("warrenctl.sock"), rt, server)
+}
+
+#[test]
+fn ops_verbs_against_warren() {
+    let (amqp, admin, socket, rt, server) = warren();
+    let amqp_url = format!("amqp://guest:guest@{amqp}/%2f");
+    ops_suite(&Ctl::socket(&socket), &amqp_url, &rt, "ctl-ops-s-");
+    ops_suite(&Ctl::url(&format!("http://guest:guest@{admin}")), &amqp_url, &rt, "ctl-ops-u-");
+    rt.block_on(server.stop());
+}
+
+#[test]
+fn ops_verbs_against_rabbitmq() {
+    let Ok(url) = std::env::var("WARRENCTL_RABBITMQ_URL") else {
+        eprintln!("note: WARRENCTL_RABBITMQ_URL is not set, skipping the ops suite against RabbitMQ");
+        return;
+    };
+    let amqp_url = std::env::var("WARRENCTL_RABBITMQ_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@localhost:5672/%2f".into());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    ops_suite(&Ctl::url(&url), &amqp_url, &rt, &format!("ctl-ops-{}-", std::process::id()));
+}
+
+/// More queues than fit in two pages: every one is listed once, in TSV and
+/// in JSON.
+#[test]
+fn listings_page_through_many_queues_on_warren() {
+    let (amqp, _admin, socket, rt, server) = warren();
+    const N: usize = 1_234;
+    block_on(&rt, async {
+        let conn =
+            Connection::connect(&format!("amqp://guest:guest@{amqp}/%2f"), ConnectionProperties::default())
+                .await
+                .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        for i in 0..N {
+            ch.queue_declare(
+                format!("many-{i:05}").as_str().into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        }
+        conn.close(200, "done".into()).await.unwrap();
+    });
+    let ctl = Ctl::socket(&socket);
+    let tsv = ctl.run(&["-s", "list_queues", "name"]).ok().stdout;
+    let names: Vec<&str> = tsv.lines().filter(|l| l.starts_with("many-")).collect();
+    assert_eq!(names.len(), N, "{}", &tsv[..tsv.len().min(500)]);
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), N, "each once, sorted by name");
+    let items = ctl.run(&["--format", "json", "list_queues", "name", "messages"]).ok().items();
+    assert_eq!(items.iter().filter(|q| q["name"].as_str().unwrap().starts_with("many-")).count(), N);
+    rt.block_on(server.stop());
+}
