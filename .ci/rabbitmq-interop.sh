@@ -126,3 +126,6 @@ cargo test -p warren-interop
 # against Warren in tests/warrenctl.rs).
 WARRENCTL_RABBITMQ_URL=http://127.0.0.1:15672 cargo test --test warrenctl
 bash interop/run-clients.sh
+# The rabbitmqadmin v1 script run against Warren by the test command, proved
+# against RabbitMQ.
+ADMIN_HOST=127.0.0.1 ADMIN_PORT=15672 bash interop/rabbitmqadmin.sh

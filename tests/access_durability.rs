@@ -189,6 +189,7 @@ async fn leftovers_of_a_deleted_vhost_are_removed_at_start() {
     };
     store.write(&[mark("broker", "initialised"), mark("vhost", "/"), Op::PutQueue(ghost)], true).unwrap();
     let mut config = warren::config::Config::default();
+    config.metrics.listen = None;
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
     config.admin.listen = None;
     config.admin.socket = Some(PathBuf::new());
@@ -220,6 +221,7 @@ async fn a_data_directory_from_before_keeps_its_queues_when_definitions_arrive()
     )
     .unwrap();
     let mut config = warren::config::Config::default();
+    config.metrics.listen = None;
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
     config.admin.listen = None;
     config.admin.socket = Some(PathBuf::new());

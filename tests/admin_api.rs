@@ -5,9 +5,9 @@
 
 #[path = "admin_api/clients.rs"]
 mod clients;
+mod common;
 #[path = "admin_api/ops.rs"]
 mod ops;
-mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +51,8 @@ impl Answer {
 pub async fn start() -> Harness {
     let mut config = Config::default();
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = None;
+    config.metrics.listen = None;
     let dir = std::env::temp_dir().join(format!("warren-admin-{}-{}", std::process::id(), fastrand::u64(..)));
     std::fs::create_dir_all(&dir).unwrap();
     config.storage.data_dir = dir;

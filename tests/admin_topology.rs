@@ -47,6 +47,7 @@ fn state(server: &Server) -> AdminState {
 
 async fn start() -> Harness {
     let mut config = Config::default();
+    config.metrics.listen = None;
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
     let dir = std::env::temp_dir().join(format!("warren-topo-{}-{}", std::process::id(), fastrand::u64(..)));
     std::fs::create_dir_all(&dir).unwrap();

@@ -21,6 +21,7 @@ const HEAD: usize = 64;
 
 fn config(dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> Config {
     let mut c = Config::default();
+    c.metrics.listen = None;
     c.amqp.listen = "127.0.0.1:0".parse().unwrap();
     c.storage.data_dir = dir.to_path_buf();
     c.storage.queue_head_messages = HEAD;

@@ -260,6 +260,7 @@ async fn policies_survive_a_restart() {
         std::env::temp_dir().join(format!("warren-policies-{}-{}", std::process::id(), fastrand::u64(..)));
     let config = || {
         let mut c = Config::default();
+        c.metrics.listen = None;
         c.amqp.listen = "127.0.0.1:0".parse().unwrap();
         c.storage.data_dir = dir.clone();
         c

@@ -102,6 +102,7 @@ async fn durable_queue_features_survive_a_restart() {
         std::env::temp_dir().join(format!("warren-features-{}-{}", std::process::id(), fastrand::u64(..)));
     let config = || {
         let mut c = Config::default();
+        c.metrics.listen = None;
         c.amqp.listen = "127.0.0.1:0".parse().unwrap();
         c.storage.data_dir = dir.clone();
         c
@@ -177,6 +178,7 @@ async fn the_delivery_limit_holds_across_a_restart() {
     let dir = std::env::temp_dir().join(format!("warren-limit-{}-{}", std::process::id(), fastrand::u64(..)));
     let config = || {
         let mut c = Config::default();
+        c.metrics.listen = None;
         c.amqp.listen = "127.0.0.1:0".parse().unwrap();
         c.storage.data_dir = dir.clone();
         c

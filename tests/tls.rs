@@ -474,6 +474,7 @@ async fn bad_files_are_named_in_the_error() {
     let bad = TlsConfig { cert_file: Some(missing), ..good };
     let dir = files.path("data");
     let mut config = Config::default();
+    config.metrics.listen = None;
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
     config.storage.data_dir = dir;
     config.tls = bad;
@@ -484,6 +485,7 @@ async fn bad_files_are_named_in_the_error() {
 #[test]
 fn config_validation_of_tls() {
     let mut c = Config::default();
+    c.metrics.listen = None;
     c.tls.cert_file = Some("/x/cert.pem".into());
     assert!(c.validate().is_err(), "a certificate without a key");
     c.tls.key_file = Some("/x/key.pem".into());
@@ -495,6 +497,7 @@ fn config_validation_of_tls() {
     c.tls.versions = vec!["sslv3".into()];
     assert!(c.validate().is_err());
     let mut none = Config::default();
+    none.metrics.listen = None;
     none.amqp.tcp_listener = false;
     assert!(none.validate().is_err(), "no listener at all");
 }

@@ -155,6 +155,43 @@ fn page(items: Value, page: u64, page_count: u64) -> String {
     .to_string()
 }
 
+const VERBS: &[&str] = &[
+    "list_queues",
+    "list_exchanges",
+    "list_bindings",
+    "list_connections",
+    "list_channels",
+    "list_consumers",
+    "purge_queue",
+    "delete_queue",
+    "delete_exchange",
+    "close_connection",
+    "close_all_connections",
+    "close_all_user_connections",
+    "status",
+    "ping",
+    "await_startup",
+    "environment",
+    "publish",
+    "get",
+    "top",
+];
+
+#[test]
+fn help_names_every_ops_verb_and_each_has_an_example() {
+    let nowhere = Ctl::socket(Path::new("/nonexistent/warrenctl.sock"));
+    let out = nowhere.run(&["--help"]).ok();
+    for verb in VERBS {
+        assert!(out.stdout.contains(verb), "{verb} missing from --help");
+        let help = nowhere.run(&[verb, "--help"]).ok();
+        assert!(help.stdout.contains("Example"), "{verb} --help has no example:\n{}", help.stdout);
+    }
+    let channels = nowhere.run(&["list_channels", "--help"]).ok().stdout;
+    assert!(channels.contains("`pid` is the channel's name"), "{channels}");
+    nowhere.run(&["get", "q", "--ackmode", "bogus"]).fails(64, "bogus");
+    nowhere.run(&["publish", "--property", "nope=1", "x"]).fails(64, "unknown property 'nope'");
+}
+
 #[test]
 fn listings_fetch_every_page_and_stream_them() {
     let dir = temp_dir("pages");
@@ -245,6 +282,44 @@ fn block_on<T>(rt: &tokio::runtime::Runtime, f: impl std::future::Future<Output 
     rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), f).await.expect("in time") })
 }
 
+/// Retries `check` until it passes: the API's counters (RabbitMQ's every 5
+/// seconds) lag behind AMQP.
+#[track_caller]
+fn eventually(mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+            Err(_) => thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// Whether a TSV listing has the line `line`.
+fn has_line(out: &Out, line: &str) -> Result<(), String> {
+    match out.code == 0 && out.stdout.lines().any(|l| l == line) {
+        true => Ok(()),
+        false => Err(format!("no line {line:?} in {out:?}")),
+    }
+}
+
+/// Deletes the suite's objects even when an assertion fails.
+struct Cleanup<'a> {
+    ctl: &'a Ctl,
+    queues: Vec<String>,
+    exchange: String,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for queue in &self.queues {
+            self.ctl.run(&["-q", "delete_queue", queue]);
+        }
+        self.ctl.run(&["-q", "delete_exchange", &self.exchange]);
+    }
+}
+
 /// Finds one row whose `field` is `value`.
 #[track_caller]
 fn find<'a>(items: &'a [Value], field: &str, value: &str) -> &'a Value {
@@ -256,11 +331,13 @@ fn find<'a>(items: &'a [Value], field: &str, value: &str) -> &'a Value {
 fn ops_suite(ctl: &Ctl, amqp_url: &str, rt: &tokio::runtime::Runtime, prefix: &str) {
     let (q, q2, x) = (format!("{prefix}q"), format!("{prefix}q2"), format!("{prefix}x"));
     let conn_name = format!("{prefix}conn");
+    let _cleanup = Cleanup { ctl, queues: vec![q.clone(), q2.clone()], exchange: x.clone() };
     let props = ConnectionProperties::default().with_connection_name(conn_name.clone().into());
     let conn = block_on(rt, Connection::connect(amqp_url, props)).expect("AMQP connection");
     let mut events = conn.events_listener();
     let ch = block_on(rt, conn.create_channel()).unwrap();
-    block_on(rt, async {
+    // The consumer is cancelled when dropped: it lives to the end.
+    let _consumer = block_on(rt, async {
         let durable = QueueDeclareOptions { durable: true, ..Default::default() };
         ch.queue_declare(q.as_str().into(), durable, FieldTable::default()).await.unwrap();
         ch.queue_declare(q2.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())
@@ -290,7 +367,7 @@ fn ops_suite(ctl: &Ctl, amqp_url: &str, rt: &tokio::runtime::Runtime, prefix: &s
             FieldTable::default(),
         )
         .await
-        .unwrap();
+        .unwrap()
     });
 
     // Publish, list, get: a round trip through the API.
@@ -301,12 +378,14 @@ fn ops_suite(ctl: &Ctl, amqp_url: &str, rt: &tokio::runtime::Runtime, prefix: &s
     ctl.run_with_stdin(&["publish", "--routing-key", &q, "-"], "from stdin").ok();
     let out = ctl.run(&["publish", "--exchange", &x, "--routing-key", "zzz", "lost"]).ok();
     assert_eq!(out.stdout, "Message published but NOT routed\n");
+    eventually(|| has_line(&ctl.run(&["list_queues"]), &format!("{q}\t2")));
     let out = ctl.run(&["list_queues"]).ok();
     assert!(out.stdout.starts_with("Listing queues for vhost / ...\nname\tmessages\n"), "{out:?}");
-    assert!(out.stdout.lines().any(|l| l == format!("{q}\t2")), "{out:?}");
-    let tsv = ctl.run(&["-s", "list_queues", "name", "durable", "consumers", "messages_ready"]).ok().stdout;
-    assert!(tsv.lines().any(|l| l == format!("{q}\ttrue\t0\t2")), "{tsv}");
-    assert!(tsv.lines().any(|l| l == format!("{q2}\tfalse\t1\t0")), "{tsv}");
+    eventually(|| {
+        let out = ctl.run(&["-s", "list_queues", "name", "durable", "consumers", "messages_ready"]);
+        has_line(&out, &format!("{q}\ttrue\t0\t2"))?;
+        has_line(&out, &format!("{q2}\tfalse\t1\t0"))
+    });
     let table = ctl.run(&["--format", "table", "list_queues", "name", "messages"]).ok().stdout;
     assert!(table.contains(&format!("│ {q} ")) && table.contains("┆ 2 "), "{table}");
     let items = ctl.run(&["--format", "json", "list_queues", "name", "messages", "durable"]).ok().items();
@@ -351,12 +430,13 @@ fn ops_suite(ctl: &Ctl, amqp_url: &str, rt: &tokio::runtime::Runtime, prefix: &s
 
     // Connections, channels, consumers.
     let columns = ["name", "user", "vhost", "channels", "client_properties.connection_name"];
-    let items = ctl.run(&[&["--format", "json", "list_connections"][..], &columns].concat()).ok().items();
-    let mine = items
-        .iter()
-        .find(|c| c["client_properties"]["connection_name"] == conn_name.as_str())
-        .unwrap_or_else(|| panic!("{items:?}"))
-        .clone();
+    let mut mine = Value::Null;
+    eventually(|| {
+        let items = ctl.run(&[&["--format", "json", "list_connections"][..], &columns].concat()).ok().items();
+        let found = items.iter().find(|c| c["client_properties"]["connection_name"] == conn_name.as_str());
+        mine = found.filter(|c| c["channels"] == 1).ok_or(format!("{items:?}"))?.clone();
+        Ok(())
+    });
     let name = mine["name"].as_str().unwrap().to_string();
     assert_eq!((&mine["user"], &mine["vhost"], &mine["channels"]), (&json!("guest"), &json!("/"), &json!(1)));
     let out = ctl.run(&["list_connections"]).ok();
@@ -370,24 +450,23 @@ fn ops_suite(ctl: &Ctl, amqp_url: &str, rt: &tokio::runtime::Runtime, prefix: &s
     );
     let table = ctl.run(&["--format", "table", "list_connections", "name", "user"]).ok().stdout;
     assert!(table.contains(&name), "{table}");
+    eventually(|| has_line(&ctl.run(&["list_channels"]), &format!("{name} (1)\tguest\t1\t0")));
     let out = ctl.run(&["list_channels"]).ok();
     assert!(
         out.stdout.starts_with("Listing channels ...\npid\tuser\tconsumer_count\tmessages_unacknowledged\n"),
         "{out:?}"
     );
-    assert!(out.stdout.lines().any(|l| l == format!("{name} (1)\tguest\t1\t0")), "{out:?}");
     let items = ctl.run(&["--format", "json", "list_channels", "name", "connection", "number"]).ok().items();
     let channel = find(&items, "name", &format!("{name} (1)"));
     assert_eq!(
         channel,
         &json!({"name": format!("{name} (1)"), "connection_details": {"name": name}, "number": 1})
     );
+    let consumer = format!("{q2}\t{name} (1)\tctl-tag\ttrue\t0\ttrue\t{{}}");
+    eventually(|| has_line(&ctl.run(&["list_consumers"]), &consumer));
     let out = ctl.run(&["list_consumers"]).ok();
-    assert!(out.stdout.starts_with("Listing consumers in vhost / ...\nqueue_name\tchannel_pid\tconsumer_tag\tack_required\tprefetch_count\tactive\targuments\n"), "{out:?}");
-    assert!(
-        out.stdout.lines().any(|l| l == format!("{q2}\t{name} (1)\tctl-tag\ttrue\t0\ttrue\t{{}}")),
-        "{out:?}"
-    );
+    let header = "queue_name\tchannel_pid\tconsumer_tag\tack_required\tprefetch_count\tactive\targuments\n";
+    assert!(out.stdout.starts_with(&format!("Listing consumers in vhost / ...\n{header}")), "{out:?}");
     let items = ctl.run(&["--format", "json", "list_consumers", "queue_name", "consumer_tag"]).ok().items();
     assert!(items.contains(&json!({"queue": {"name": q2}, "consumer_tag": "ctl-tag"})), "{items:?}");
     let table = ctl.run(&["--format", "table", "list_consumers"]).ok().stdout;
@@ -427,9 +506,11 @@ fn ops_suite(ctl: &Ctl, amqp_url: &str, rt: &tokio::runtime::Runtime, prefix: &s
     // Purging and deleting; missing objects.
     let out = ctl.run(&["purge_queue", &q]).ok();
     assert_eq!(out.stdout, format!("Purging queue '{q}' in vhost '/' ...\n"));
+    eventually(|| has_line(&ctl.run(&["-s", "list_queues", "name", "messages"]), &format!("{q}\t0")));
     let items = ctl.run(&["--format", "json", "list_queues", "name", "messages"]).ok().items();
     assert_eq!(find(&items, "name", &q)["messages"], 0);
     ctl.run(&["publish", "--routing-key", &q, "again"]).ok();
+    eventually(|| has_line(&ctl.run(&["-s", "list_queues", "name", "messages"]), &format!("{q}\t1")));
     ctl.run(&["delete_queue", &q, "--if-empty"]).fails(64, "Error: Queue is not empty");
     ctl.run(&["delete_queue", &q2, "--if-unused"]).fails(64, "Error: Queue is in use");
     let out = ctl.run(&["delete_queue", &q]).ok();
@@ -487,6 +568,15 @@ fn ops_verbs_against_warren() {
     let amqp_url = format!("amqp://guest:guest@{amqp}/%2f");
     ops_suite(&Ctl::socket(&socket), &amqp_url, &rt, "ctl-ops-s-");
     ops_suite(&Ctl::url(&format!("http://guest:guest@{admin}")), &amqp_url, &rt, "ctl-ops-u-");
+    // The effective settings (an in-process Warren may have none recorded).
+    let ctl = Ctl::socket(&socket);
+    let out = ctl.run(&["-q", "environment"]).ok();
+    assert!(out.stdout.starts_with("key\tvalue\tsource\n"), "{out:?}");
+    for setting in ctl.run(&["--format", "json", "environment"]).ok().items() {
+        let keys: Vec<&String> = setting.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["key", "source", "value"], "{setting}");
+        assert!(setting["key"].is_string() && setting["source"].is_string(), "{setting}");
+    }
     rt.block_on(server.stop());
 }
 

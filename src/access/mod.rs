@@ -114,6 +114,8 @@ pub struct Access {
     /// does not tell which names exist.
     decoy: PasswordHash,
     failed_logins: AtomicU64,
+    /// AMQP logins that succeeded and failed (Prometheus' `auth_attempts_*`).
+    amqp_logins: [AtomicU64; 2],
 }
 
 /// Why a login was refused (for the log; the client sees one generic text).
@@ -144,6 +146,7 @@ impl Access {
             loopback_users,
             decoy: PasswordHash::new(""),
             failed_logins: AtomicU64::new(0),
+            amqp_logins: Default::default(),
         }
     }
 
@@ -184,6 +187,16 @@ impl Access {
 
     pub fn failed_logins(&self) -> u64 {
         self.failed_logins.load(Ordering::Relaxed)
+    }
+
+    /// Counts an AMQP login attempt.
+    pub fn count_amqp_login(&self, ok: bool) {
+        self.amqp_logins[usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// AMQP logins so far: (succeeded, failed).
+    pub fn amqp_logins(&self) -> (u64, u64) {
+        (self.amqp_logins[0].load(Ordering::Relaxed), self.amqp_logins[1].load(Ordering::Relaxed))
     }
 
     fn changed(&self) {

@@ -127,11 +127,8 @@ async fn show(
         .and_then(|(c, n)| Some((c.to_owned(), n.parse::<u16>().ok()?)))
         .ok_or(ApiError::NotFound)?;
     let conns = visible(&s, &caller, |c| c.name == conn);
-    let found = channels_of(&conns)
-        .await
-        .into_iter()
-        .find(|ch| ch["number"] == number)
-        .ok_or(ApiError::NotFound)?;
+    let found =
+        channels_of(&conns).await.into_iter().find(|ch| ch["number"] == number).ok_or(ApiError::NotFound)?;
     let answered = listing::answer(vec![found], &query, false)?;
     Ok(json(answered.as_array().and_then(|a| a.first()).cloned().unwrap_or(Value::Null)))
 }

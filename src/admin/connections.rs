@@ -85,8 +85,13 @@ pub fn sees(caller: &Caller, c: &ConnectionEntry) -> bool {
 }
 
 /// The connections the caller may see, `which` of them.
-pub fn visible(s: &AdminState, caller: &Caller, which: impl Fn(&ConnectionEntry) -> bool) -> Vec<Arc<ConnectionEntry>> {
-    let mut all: Vec<_> = s.broker.connections.list().into_iter().filter(|c| sees(caller, c) && which(c)).collect();
+pub fn visible(
+    s: &AdminState,
+    caller: &Caller,
+    which: impl Fn(&ConnectionEntry) -> bool,
+) -> Vec<Arc<ConnectionEntry>> {
+    let mut all: Vec<_> =
+        s.broker.connections.list().into_iter().filter(|c| sees(caller, c) && which(c)).collect();
     all.sort_by_key(|c| c.id);
     all
 }

@@ -15,13 +15,13 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::cert_expiry::not_after;
-use rustls_pki_types::pem::PemObject;
 use super::error::{ApiError, Result};
 use super::input::Params;
 use super::{blocking, json, node_name, AdminState};
 use crate::broker::vhost::QueueDecl;
 use crate::broker::Message;
 use crate::protocol::properties::{encode_header, ContentHeader};
+use rustls_pki_types::pem::PemObject;
 
 pub fn routes() -> Router<AdminState> {
     Router::new()
@@ -57,7 +57,9 @@ async fn alarms(State(s): State<AdminState>) -> Response {
     if raised.is_empty() {
         return ok().await;
     }
-    failed(json!({"status": "failed", "reason": "resource alarm(s) in effect in the cluster", "alarms": raised}))
+    failed(
+        json!({"status": "failed", "reason": "resource alarm(s) in effect in the cluster", "alarms": raised}),
+    )
 }
 
 /// Every vhost is up whenever the broker is (they have no processes that fail apart).
@@ -91,7 +93,9 @@ async fn protocol_listener(State(s): State<AdminState>, Params(protocol): Params
     if protocols.iter().any(|p| p == wanted) {
         return json(json!({"status": "ok", "protocol": wanted}));
     }
-    failed(json!({"status": "failed", "reason": "No active listener", "missing": protocol, "protocols": protocols}))
+    failed(
+        json!({"status": "failed", "reason": "No active listener", "missing": protocol, "protocols": protocols}),
+    )
 }
 
 /// `{within}/{unit}` in seconds: days, weeks, months (30 days), years (365).
@@ -147,7 +151,11 @@ async fn certificate_expiration(
 
 /// Declares the queue `aliveness-test` in the vhost, sends it a message and
 /// reads it back, as RabbitMQ's aliveness test does.
-async fn aliveness(State(s): State<AdminState>, caller: Caller, Params(vhost): Params<String>) -> Result<Response> {
+async fn aliveness(
+    State(s): State<AdminState>,
+    caller: Caller,
+    Params(vhost): Params<String>,
+) -> Result<Response> {
     let v = s.broker.vhost(&vhost).ok_or(ApiError::NotFound)?;
     if !caller.may_use_vhost(&s.access, &vhost) {
         return Err(ApiError::NOT_AUTHORISED_VHOST);

@@ -1,6 +1,8 @@
 //! Facts about this node that the API reports: its name, the cluster's
 //! name, its listeners, and readings of the process (file descriptors).
-//! The server fills in the listeners as it binds them.
+//! The server fills in the listeners as it binds them. Readings of the
+//! process come from Linux's /proc (elsewhere a reading is None); the
+//! Prometheus collector reads them here too.
 
 use std::sync::OnceLock;
 
@@ -48,7 +50,8 @@ impl NodeFacts {
 
     /// Makes the certificates in `path` (served on `addr`) checked for expiry.
     pub fn add_certificate(&self, protocol: &str, addr: std::net::SocketAddr, path: std::path::PathBuf) {
-        let c = CertFile { protocol: protocol.to_owned(), ip: addr.ip().to_string(), port: addr.port(), path };
+        let c =
+            CertFile { protocol: protocol.to_owned(), ip: addr.ip().to_string(), port: addr.port(), path };
         self.certificates.write().push(c);
     }
 
@@ -115,22 +118,45 @@ pub fn node_name() -> &'static str {
 }
 
 /// File descriptors this process has open.
-pub fn open_fds() -> u64 {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
+pub fn open_fds() -> Option<u64> {
+    // Counting entries allocates nothing per entry beyond the iterator's
+    // buffer; the directory handle itself is one of them, so not counted.
+    let n = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    Some(n.saturating_sub(1))
 }
 
-/// How many file descriptors this process may open.
-pub fn max_fds() -> u64 {
-    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+/// The soft limit on open file descriptors (`ulimit -n`).
+pub fn max_fds() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit only writes the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } == 0 {
-        l.rlim_cur
-    } else {
-        0
-    }
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    (rc == 0).then_some(lim.rlim_cur)
+}
+
+/// This process's resident memory in bytes, from /proc/self/statm.
+pub fn resident_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok().filter(|p| *p > 0).unwrap_or(4096))
 }
 
 /// Processors available to the process.
 pub fn processors() -> u64 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readings_of_this_process_are_plausible() {
+        if cfg!(target_os = "linux") {
+            let (open, max) = (open_fds().unwrap(), max_fds().unwrap());
+            assert!(open >= 3 && open <= max, "{open} of {max}");
+            assert!(resident_memory().unwrap() > 1 << 20);
+        }
+    }
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::error::{ApiError, Result};
 use super::input::{text, JsonBody, Params, QueryPairs};
-use super::node::{max_fds, node_name, open_fds, processors};
+use super::node::{max_fds, node_name, open_fds, processors, resident_memory};
 use super::{json, listing, no_content, AdminState};
 use crate::broker::overview::{Depth, GlobalRates};
 use crate::broker::stats::Rate;
@@ -72,7 +72,8 @@ async fn overview(State(s): State<AdminState>, caller: Caller, query: QueryPairs
     let conns = b.connections.list();
     let mine = |user: &str| all || caller.user() == Some(user);
     let connections = conns.iter().filter(|c| mine(&c.user)).count();
-    let channels: u64 = conns.iter().filter(|c| mine(&c.user)).map(|c| u64::from(c.stats.channel_count())).sum();
+    let channels: u64 =
+        conns.iter().filter(|c| mine(&c.user)).map(|c| u64::from(c.stats.channel_count())).sum();
     let totals = b.connections.totals();
     let (declared, created, deleted) = b.queue_churn();
     let r = &b.rates;
@@ -136,7 +137,8 @@ async fn overview(State(s): State<AdminState>, caller: Caller, query: QueryPairs
 }
 
 fn exchange_types() -> Value {
-    let t = |name: &str, description: &str| json!({"name": name, "description": description, "enabled": true});
+    let t =
+        |name: &str, description: &str| json!({"name": name, "description": description, "enabled": true});
     json!([
         t("direct", "AMQP direct exchange, as per the AMQP specification"),
         t("fanout", "AMQP fanout exchange, as per the AMQP specification"),
@@ -150,9 +152,15 @@ async fn cluster_name(State(s): State<AdminState>) -> Response {
 }
 
 /// Renames the cluster (administrators; kept until the broker stops).
-async fn set_cluster_name(State(s): State<AdminState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response> {
+async fn set_cluster_name(
+    State(s): State<AdminState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
     caller.require_admin()?;
-    let name = text(&body, "name")?.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::bad_request("name is required"))?;
+    let name = text(&body, "name")?
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("name is required"))?;
     s.node.set_cluster_name(name);
     Ok(no_content())
 }
@@ -162,7 +170,7 @@ async fn set_cluster_name(State(s): State<AdminState>, caller: Caller, JsonBody(
 fn node_item(s: &AdminState) -> Value {
     let b = &s.broker;
     let a = &b.alarms;
-    let fd_total = max_fds();
+    let fd_total = max_fds().unwrap_or(0);
     let sockets_used = b.open_connections() as u64 + s.node.listeners().len() as u64;
     let tasks = tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_alive_tasks() as u64);
     let enabled = ["rabbitmq_management", "rabbitmq_prometheus"];
@@ -173,13 +181,13 @@ fn node_item(s: &AdminState) -> Value {
         "being_drained": false,
         "uptime": b.uptime_ms().min(u64::from(u32::MAX)),
         "os_pid": std::process::id().to_string(),
-        "fd_used": open_fds(),
+        "fd_used": open_fds().unwrap_or(0),
         "fd_total": fd_total,
         "sockets_used": sockets_used,
         "sockets_total": fd_total,
         "proc_used": tasks.max(1),
         "proc_total": 1_048_576,
-        "mem_used": a.memory_used(),
+        "mem_used": if a.memory_used() > 0 { a.memory_used() } else { resident_memory().unwrap_or(0) },
         "mem_limit": a.memory_limit(),
         "mem_alarm": a.memory_alarm(),
         "mem_calculation_strategy": "rss",

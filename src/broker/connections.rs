@@ -44,6 +44,8 @@ pub struct ConnStats {
     pub channels: AtomicU32,
     pub channels_opened: Counter,
     pub channels_closed: Counter,
+    /// Times it stopped reading because a queue it published to was congested (credit flow).
+    pub flow_pauses: Counter,
     /// Made by the sampler from `io`.
     pub recv_rate: Rate,
     pub send_rate: Rate,
@@ -156,6 +158,7 @@ struct Listed {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Closed {
     pub msgs: MsgTotals,
+    pub flow_pauses: u64,
     pub connections: u64,
     pub channels_opened: u64,
     pub channels_closed: u64,
@@ -165,6 +168,7 @@ pub struct Closed {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Totals {
     pub msgs: MsgTotals,
+    pub flow_pauses: u64,
     pub connections_opened: u64,
     pub connections_closed: u64,
     pub channels_opened: u64,
@@ -187,6 +191,7 @@ impl Drop for Registered {
             let s = &self.entry.stats;
             let closed = &mut listed.closed;
             closed.msgs += s.msgs.snapshot();
+            closed.flow_pauses += s.flow_pauses.get();
             closed.connections += 1;
             closed.channels_opened += s.channels_opened.get();
             // Its channels that were open closed with it.
@@ -234,6 +239,7 @@ impl Connections {
         let c = listed.closed;
         let mut t = Totals {
             msgs: c.msgs,
+            flow_pauses: c.flow_pauses,
             connections_opened: c.connections + listed.open.len() as u64,
             connections_closed: c.connections,
             channels_opened: c.channels_opened,
@@ -244,6 +250,7 @@ impl Connections {
         for e in listed.open.values() {
             let s = &e.stats;
             t.msgs += s.msgs.snapshot();
+            t.flow_pauses += s.flow_pauses.get();
             t.channels_opened += s.channels_opened.get();
             t.channels_closed += s.channels_closed.get();
             t.channels += u64::from(s.channel_count());

@@ -79,11 +79,12 @@ impl Broker {
         d
     }
 
-    /// What passed through queues now listed, added up.
+    /// What passed through queues, deleted ones included (of vhosts that
+    /// still exist), added up.
     pub fn queue_totals(&self) -> QueueTotals {
         let mut t = QueueTotals::default();
-        for q in self.all_queues() {
-            t += q.counters.snapshot();
+        for v in self.vhosts() {
+            t += v.queue_totals();
         }
         t
     }

@@ -498,6 +498,7 @@ impl Connection {
                         self.block();
                     }
                     if let Some(q) = self.ctx.throttle.take() {
+                        self.ctx.entry.stats.flow_pauses.add(1);
                         self.throttled_on = Some(q);
                         self.throttled_until = Instant::now() + THROTTLE_MAX;
                     }

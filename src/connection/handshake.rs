@@ -188,7 +188,9 @@ pub async fn handshake<S: Socket>(
             .during(10, 11),
         )
     };
-    let authenticated = match access.authenticate(&user, &password, peer.ip()) {
+    let login = access.authenticate(&user, &password, peer.ip());
+    access.count_amqp_login(login.is_ok());
+    let authenticated = match login {
         Ok(u) => u,
         Err(why) => {
             // The client learns nothing of why; the log does (never the password).

@@ -11,9 +11,9 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::families::{self as fam, ConnFigure, Detailed, QueueFigure, QUEUE_FIGURES};
-use super::node;
 use super::render::{Buckets, Family, Text};
 use super::MetricsState;
+use crate::admin::node;
 use crate::broker::connections::ConnectionEntry;
 use crate::broker::stats::QueueTotals;
 use crate::broker::Queue;
@@ -260,7 +260,10 @@ fn common(
     t.single(&fam::MEMORY_LIMIT, &[], alarms.memory_limit());
     t.single(&fam::DISK_LIMIT, &[], alarms.disk_free_limit());
     t.single(&fam::UPTIME, &[], b.uptime_ms() as f64 / 1000.0);
-    t.single(&fam::AUTH_FAILED, &[AMQP], state.access.failed_logins());
+    let (logins_ok, logins_failed) = state.access.amqp_logins();
+    t.single(&fam::AUTH_TOTAL, &[AMQP], logins_ok + logins_failed);
+    t.single(&fam::AUTH_SUCCEEDED, &[AMQP], logins_ok);
+    t.single(&fam::AUTH_FAILED, &[AMQP], logins_failed);
     t.single(&fam::CONNECTIONS, &[], totals.connections);
     t.single(&fam::CHANNELS, &[], totals.channels);
     let consumers = scan.sums[QueueFigure::Consumers as usize];
@@ -268,7 +271,8 @@ fn common(
     t.single(&fam::QUEUES, &[], scan.queues);
     identity(state, t, endpoint);
     let m = &totals.msgs;
-    let q = &scan.totals;
+    // Deleted queues' dead letters too: counters never go back.
+    let q = &b.queue_totals();
     let by_queue_type = [AMQP, CLASSIC];
     let dead = [CLASSIC, AT_MOST_ONCE];
     t.single(&fam::G_CONSUMERS, &[AMQP], consumers);
@@ -336,8 +340,9 @@ pub fn permanent_id(cluster: &str) -> String {
 
 /// Warren's own figures: the store's group commits.
 fn warren(state: &MetricsState, t: &mut Text<'_>) {
-    let Some(store) = &state.store else { return };
     let mut t = t.with_prefix(WARREN_PREFIX);
+    t.single(&fam::W_FLOW_PAUSES, &[], state.broker.connections.totals().flow_pauses);
+    let Some(store) = &state.store else { return };
     let m = store.metrics();
     let batch = m.batch_ops.snapshot();
     t.header(&fam::W_BATCH_OPS);

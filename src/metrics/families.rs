@@ -46,6 +46,9 @@ pub const CONSUMERS: Family = f("consumers", G, "Consumers currently connected")
 pub const QUEUES: Family = f("queues", G, "Queues available");
 
 // Authentication.
+pub const AUTH_TOTAL: Family = f("auth_attempts_total", C, "Total number of authentication attempts");
+pub const AUTH_SUCCEEDED: Family =
+    f("auth_attempts_succeeded_total", C, "Total number of successful authentication attempts");
 pub const AUTH_FAILED: Family =
     f("auth_attempts_failed_total", C, "Total number of failed authentication attempts");
 
@@ -254,5 +257,10 @@ pub const W_BATCH_OPS: Family =
     f("store_batch_operations", H, "Operations written to the store per group commit");
 pub const W_SYNC_SECONDS: Family =
     f("store_sync_duration_seconds", H, "Time to write and fsync one group commit that publishers wait on");
+pub const W_FLOW_PAUSES: Family = f(
+    "credit_flow_pauses_total",
+    C,
+    "Times a connection stopped reading because a queue it published to was congested",
+);
 pub const W_WRITE_ERRORS: Family =
     f("store_write_errors_total", C, "Group commits the store failed to write");

@@ -8,7 +8,6 @@
 
 mod collect;
 mod families;
-pub mod node;
 pub mod render;
 mod serve;
 

@@ -112,7 +112,8 @@ mod tests {
         x["amqp"]["port"] = json!(5680);
         let keys = toml_keys("[amqp]\nheartbeat = 30\n[[users]]\nname = \"u\"\npassword = \"s3cret\"\n");
         let s = settings(&d, &f, &e, &x, Some(("/etc/w.toml", &keys)));
-        let find = |k: &str| s["settings"].as_array().unwrap().iter().find(|i| i["key"] == k).unwrap().clone();
+        let find =
+            |k: &str| s["settings"].as_array().unwrap().iter().find(|i| i["key"] == k).unwrap().clone();
         assert_eq!(find("amqp.port")["source"], "command-line flag");
         assert_eq!(find("amqp.frame_max")["source"], "environment variable");
         assert_eq!(find("amqp.heartbeat")["source"], "config file /etc/w.toml");

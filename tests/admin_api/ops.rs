@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rabbitmq_http_client::blocking_api::Client;
@@ -40,16 +42,27 @@ async fn overview_nodes_connections_channels_and_consumers_show_live_state() {
     ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
     ch.queue_declare("ops-q".into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
     for _ in 0..3 {
-        ch.basic_publish("".into(), "ops-q".into(), BasicPublishOptions::default(), b"m", BasicProperties::default())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        ch.basic_publish(
+            "".into(),
+            "ops-q".into(),
+            BasicPublishOptions::default(),
+            b"m",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     }
     let ch2 = conn.create_channel().await.unwrap();
     ch2.basic_qos(7, BasicQosOptions::default()).await.unwrap();
     let _consumer = ch2
-        .basic_consume("ops-q".into(), "ops-tag".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            "ops-q".into(),
+            "ops-tag".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .unwrap();
 
@@ -62,8 +75,11 @@ async fn overview_nodes_connections_channels_and_consumers_show_live_state() {
     assert!(o["object_totals"]["queues"].as_u64().unwrap() >= 1);
     assert_eq!(o["message_stats"]["publish"], 3);
     assert_eq!(o["message_stats"]["confirm"], 3);
-    assert!(o["listeners"].as_array().unwrap().iter().any(|l| l["protocol"] == "amqp"
-        && l["port"] == h.server.local_addr.port()));
+    assert!(o["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["protocol"] == "amqp" && l["port"] == h.server.local_addr.port()));
     let picked = h.get("/api/overview?columns=rabbitmq_version,object_totals.queues").await.body;
     assert_eq!(picked.as_object().unwrap().len(), 2, "{picked}");
 
@@ -71,7 +87,10 @@ async fn overview_nodes_connections_channels_and_consumers_show_live_state() {
     let conns = h.get("/api/connections").await.body;
     let c = &conns[0];
     assert_eq!((c["user"].as_str(), c["user_provided_name"].as_str()), (Some("guest"), Some("ops-conn")));
-    assert_eq!((c["channels"].as_u64(), c["ssl"].as_bool(), c["state"].as_str()), (Some(2), Some(false), Some("running")));
+    assert_eq!(
+        (c["channels"].as_u64(), c["ssl"].as_bool(), c["state"].as_str()),
+        (Some(2), Some(false), Some("running"))
+    );
     assert!(c["recv_oct"].as_u64().unwrap() > 0 && c["send_oct"].as_u64().unwrap() > 0);
     assert_eq!(c["client_properties"]["connection_name"], "ops-conn");
     let name = c["name"].as_str().unwrap().to_owned();
@@ -145,7 +164,8 @@ async fn closing_a_connection_tells_the_client_why_and_only_allowed_callers_may(
     h.user("ops-mgmt", "management").await;
     let mut raw = super::common::Raw::connect(h.server.local_addr).await;
     raw.handshake("guest", "guest", 0, 0).await;
-    let name = eventually(&h, "/api/connections", |c| c.as_array().is_some_and(|a| a.len() == 1)).await[0]["name"]
+    let name = eventually(&h, "/api/connections", |c| c.as_array().is_some_and(|a| a.len() == 1)).await[0]
+        ["name"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -168,7 +188,8 @@ async fn closing_a_connection_tells_the_client_why_and_only_allowed_callers_may(
     // Without X-Reason, RabbitMQ's text.
     let mut raw = super::common::Raw::connect(h.server.local_addr).await;
     raw.handshake("guest", "guest", 0, 0).await;
-    let name = eventually(&h, "/api/connections", |c| c.as_array().is_some_and(|a| a.len() == 1)).await[0]["name"]
+    let name = eventually(&h, "/api/connections", |c| c.as_array().is_some_and(|a| a.len() == 1)).await[0]
+        ["name"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -197,7 +218,10 @@ async fn health_checks_and_the_aliveness_test() {
     let port = h.get(&format!("/api/health/checks/port-listener/{amqp}")).await;
     assert_eq!(port.body, json!({"status": "ok", "port": amqp}));
     let missing = h.get("/api/health/checks/port-listener/1").await;
-    assert_eq!((missing.status, &missing.body["status"], &missing.body["missing"]), (503, &json!("failed"), &json!(1)));
+    assert_eq!(
+        (missing.status, &missing.body["status"], &missing.body["missing"]),
+        (503, &json!("failed"), &json!(1))
+    );
     assert_eq!(h.get("/api/health/checks/port-listener/x").await.status, 400);
     assert_eq!(h.get("/api/health/checks/protocol-listener/amqp091").await.status, 200);
     assert_eq!(h.get("/api/health/checks/protocol-listener/amqps").await.status, 503);

@@ -26,6 +26,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::default();
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
     config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
     let dir = std::env::temp_dir().join(format!("warren-test-{}-{}", std::process::id(), fastrand::u64(..)));
     config.storage.data_dir = dir;
     tweak(&mut config);

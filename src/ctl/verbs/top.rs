@@ -258,7 +258,8 @@ mod tests {
             "message_stats": {"publish_details": {"rate": 12.5}}});
         let c = json!({"name": "127.0.0.1:1 -> 127.0.0.1:5672", "user": "guest", "vhost": "/",
             "channels": 2, "recv_oct_details": {"rate": 2048.0}, "send_oct_details": {"rate": 10.0}});
-        let text = render_frame(&overview, &[q.clone()], &[q], &[c], Duration::from_secs(2));
+        let queues = [q];
+        let text = render_frame(&overview, &queues, &queues, &[c], Duration::from_secs(2));
         assert!(text.starts_with("Warren 0.1.0 on rabbit@h (every 2.0s"), "{text}");
         assert!(text.contains("connections 1  channels 2  queues 3  consumers 4  messages 10 (ready 7, unacked 3)  publish 12.5/s  deliver 2.0/s"), "{text}");
         assert!(text.contains("  /      orders        10      7        3          1      -1.5\n"), "{text}");
