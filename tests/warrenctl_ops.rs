@@ -522,7 +522,13 @@ fn ops_suite(ctl: &Ctl, amqp_url: &str, rt: &tokio::runtime::Runtime, prefix: &s
     ctl.run(&["purge_queue", &q]).fails(64, "Error: Queue not found");
     ctl.run(&["get", &q]).fails(64, "Error: Queue not found");
     ctl.run(&["delete_queue", "-p", &format!("{prefix}novh"), &q]).fails(65, "does not exist");
-    ctl.run(&["list_queues", "-p", &format!("{prefix}novh")]).fails(65, "does not exist");
+    let novh = format!("{prefix}novh");
+    let out =
+        ctl.run(&["list_queues", "-p", &novh]).fails(65, &format!("Virtual host '{novh}' does not exist"));
+    assert_eq!(out.stdout, format!("Listing queues for vhost {novh} ...\n"), "no header row");
+    ctl.run(&["--format", "json", "list_bindings", "-p", &novh]).fails(65, "does not exist");
+    ctl.run(&["list_consumers", "-p", &novh]).fails(65, "does not exist");
+    ctl.run(&["list_exchanges", "-p", &novh]).fails(65, "does not exist");
     ctl.run(&["-q", "delete_exchange", &x]).ok();
     ctl.run(&["delete_exchange", &x]).fails(64, "Error: Exchange not found");
     ctl.run(&["publish", "--exchange", &x, "m"]).fails(64, "Error: Exchange not found");
@@ -624,5 +630,62 @@ fn listings_page_through_many_queues_on_warren() {
     assert_eq!(unique.len(), N, "each once, sorted by name");
     let items = ctl.run(&["--format", "json", "list_queues", "name", "messages"]).ok().items();
     assert_eq!(items.iter().filter(|q| q["name"].as_str().unwrap().starts_with("many-")).count(), N);
+    rt.block_on(server.stop());
+}
+
+/// The next error event of a connection: its reply code and text.
+fn closed_with(
+    rt: &tokio::runtime::Runtime,
+    events: &mut (impl futures_lite::Stream<Item = lapin::Event> + Unpin),
+) -> (u16, String) {
+    let error = block_on(rt, async {
+        loop {
+            match events.next().await {
+                Some(lapin::Event::Error(e)) => return e,
+                Some(_) => continue,
+                None => panic!("events ended"),
+            }
+        }
+    });
+    let lapin::ErrorKind::ProtocolError(amqp) = error.kind() else { panic!("{error:?}") };
+    (amqp.get_id(), amqp.get_message().to_string())
+}
+
+#[test]
+fn close_all_verbs_close_real_connections_on_warren() {
+    let (amqp, _admin, socket, rt, server) = warren();
+    let url = format!("amqp://guest:guest@{amqp}/%2f");
+    let connect = || block_on(&rt, Connection::connect(&url, ConnectionProperties::default())).unwrap();
+    let ctl = Ctl::socket(&socket);
+    // Listening from the start: events are not replayed.
+    let (c1, c2) = (connect(), connect());
+    let (mut e1, mut e2) = (Box::pin(c1.events_listener()), Box::pin(c2.events_listener()));
+    eventually(|| {
+        let n = ctl.run(&["-s", "list_connections", "name"]).stdout.lines().count();
+        if n == 2 {
+            Ok(())
+        } else {
+            Err(format!("{n} connections listed"))
+        }
+    });
+    let out = ctl.run(&["close_all_connections", "maintenance"]).ok();
+    assert_eq!(
+        out.stdout,
+        "Closing all connections in vhost /, reason: maintenance...\nClosed 2 connections\n"
+    );
+    for events in [&mut e1, &mut e2] {
+        let (code, text) = closed_with(&rt, events);
+        assert_eq!(code, 320);
+        assert!(text.contains("maintenance"), "{text}");
+    }
+    let c3 = connect();
+    let mut e3 = Box::pin(c3.events_listener());
+    let out = ctl.run(&["close_all_user_connections", "guest", "user gone"]).ok();
+    assert_eq!(out.stdout, "Closing connections of user guest, reason: user gone...\n");
+    let (code, text) = closed_with(&rt, &mut e3);
+    assert_eq!(code, 320);
+    assert!(text.contains("user gone"), "{text}");
+    let out = ctl.run(&["close_all_connections", "--global", "nothing left"]).ok();
+    assert!(out.stdout.ends_with("Closed 0 connections\n"), "{out:?}");
     rt.block_on(server.stop());
 }

@@ -104,7 +104,7 @@ totals!(
 );
 
 totals!(
-    /// What passed through one queue (under its lock).
+    /// What passed through one queue (kept under its lock as `QueueTotals`).
     QueueCounters,
     QueueTotals {
         /// Messages the queue took.

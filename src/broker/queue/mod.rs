@@ -34,7 +34,7 @@ use super::consumer::{ConnectionId, Consumer, Delivery};
 use super::deadletter::Reason;
 use super::message::Message;
 use super::policy::Effective;
-use super::stats::QueueCounters;
+use super::stats::QueueTotals;
 use super::vhost::VHost;
 use crate::protocol::AmqpError;
 use crate::store::recovery::Paged;
@@ -72,11 +72,10 @@ pub struct Queue {
     congested: AtomicBool,
     /// Told when a congested queue has drained (or lost its consumers).
     drained: tokio::sync::Notify,
-    /// What passed through it; added to under `state`'s lock only.
-    pub counters: QueueCounters,
-    /// Its rates, made by the broker's sampler.
-    pub rates: QueueRates,
     state: Mutex<State>,
+    /// Its rates, made by the broker's sampler (after `state`: the publish
+    /// path never reads them).
+    pub rates: QueueRates,
 }
 
 /// A queue's link to the store.
@@ -136,6 +135,8 @@ struct State {
     /// The settings in force (arguments and policies merged): read under
     /// the lock publishing takes anyway, replaced whole when a policy changes.
     eff: Arc<Effective>,
+    /// What passed through the queue (the lock is the only writer's).
+    totals: QueueTotals,
 }
 
 /// What removing a consumer left behind.
@@ -182,7 +183,6 @@ impl Queue {
             expiry_generation: AtomicU64::new(0),
             congested: AtomicBool::new(false),
             drained: tokio::sync::Notify::new(),
-            counters: QueueCounters::default(),
             rates: QueueRates::default(),
             state: Mutex::new(State {
                 next_seq: 1,
@@ -291,7 +291,7 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        self.counters.published.add(1);
+        st.totals.published += 1;
         let ttl = st.eff.config.message_ttl;
         let entry = Entry {
             seq,
@@ -326,7 +326,7 @@ impl Queue {
         if st.dead.is_empty() {
             return;
         }
-        stats::count_dead(self, &st);
+        st.count_dead();
         let (dead, eff) = (std::mem::take(&mut st.dead), st.eff.clone());
         drop(st);
         self.dead_letter(dead, &eff.config);
@@ -383,6 +383,7 @@ impl Queue {
                 break;
             };
             let entry = st.ready.pop_front().expect("not empty");
+            st.count_delivery(&entry);
             self.on_delivered(&entry, consumer.no_ack);
             if !consumer.no_ack {
                 st.unacked.insert(entry.seq, entry.clone());
@@ -412,6 +413,7 @@ impl Queue {
             if let Some(entry) = next {
                 self.fill(&mut st);
                 self.relieve(&st);
+                st.count_delivery(&entry);
                 self.on_delivered(&entry, no_ack);
                 if !no_ack {
                     st.unacked.insert(entry.seq, entry.clone());
@@ -440,7 +442,7 @@ impl Queue {
         for seq in seqs {
             if let Some(e) = st.unacked.remove(seq) {
                 self.forget(&e);
-                self.counters.acked.add(1);
+                st.totals.acked += 1;
             }
         }
     }

@@ -202,10 +202,6 @@ impl Queue {
     /// first delivery of a manual-ack one is remembered (redelivered after
     /// a restart).
     pub(super) fn on_delivered(&self, e: &Entry, no_ack: bool) {
-        self.counters.delivered.add(1);
-        if e.redelivered {
-            self.counters.redelivered.add(1);
-        }
         let Some(s) = self.store.as_ref().filter(|_| e.stored) else { return };
         if no_ack {
             self.forget(e);

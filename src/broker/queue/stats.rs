@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Queue, State};
+use super::{Entry, Queue, State};
 use crate::broker::consumer::Consumer;
 use crate::broker::deadletter::Reason;
 use crate::broker::stats::{QueueTotals, Rate};
@@ -74,8 +74,13 @@ impl Queue {
             single_active_consumer_tag: first
                 .filter(|_| self.config.single_active_consumer)
                 .map(|c| c.tag.clone()),
-            totals: self.counters.snapshot(),
+            totals: st.totals,
         }
+    }
+
+    /// What passed through it so far.
+    pub fn totals(&self) -> QueueTotals {
+        self.state.lock().totals
     }
 
     /// Its consumers now, in the order they are served.
@@ -99,15 +104,23 @@ impl Queue {
     }
 }
 
-/// Counts what is about to be dead-lettered (or dropped), by reason.
-pub(super) fn count_dead(queue: &Queue, st: &State) {
-    for (_, reason) in &st.dead {
-        let c = &queue.counters;
-        match reason {
-            Reason::Expired => c.expired.add(1),
-            Reason::Maxlen => c.maxlen.add(1),
-            Reason::Rejected => c.rejected.add(1),
-            Reason::DeliveryLimit => c.delivery_limit.add(1),
+impl State {
+    /// Counts what is about to be dead-lettered (or dropped), by reason.
+    pub(super) fn count_dead(&mut self) {
+        for (_, reason) in &self.dead {
+            let t = &mut self.totals;
+            match reason {
+                Reason::Expired => t.expired += 1,
+                Reason::Maxlen => t.maxlen += 1,
+                Reason::Rejected => t.rejected += 1,
+                Reason::DeliveryLimit => t.delivery_limit += 1,
+            }
         }
+    }
+
+    /// Counts a message leaving for a consumer or a `basic.get`.
+    pub(super) fn count_delivery(&mut self, e: &Entry) {
+        self.totals.delivered += 1;
+        self.totals.redelivered += u64::from(e.redelivered);
     }
 }

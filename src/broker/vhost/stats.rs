@@ -22,7 +22,7 @@ impl QueueChurn {
     /// Keeps what a deleted queue counted.
     pub(in crate::broker) fn retire(&self, q: &Queue) {
         self.deleted.add(1);
-        *self.retired.lock() += q.counters.snapshot();
+        *self.retired.lock() += q.totals();
     }
 }
 
@@ -41,7 +41,7 @@ impl VHost {
     pub fn queue_totals(&self) -> QueueTotals {
         let mut t = *self.churn.retired.lock();
         for q in self.queues() {
-            t += q.counters.snapshot();
+            t += q.totals();
         }
         t
     }

@@ -11,7 +11,7 @@ use super::listing::{columns, Alias};
 use super::queues::mentions_not_found;
 use super::Ctx;
 use crate::ctl::api::{seg, Reply};
-use crate::ctl::error::{CtlError, Result};
+use crate::ctl::error::{status_error, CtlError, Result};
 
 /// The default exchange ("") is `amq.default` in API paths.
 fn exchange_path(vhost: &str, exchange: &str) -> String {
@@ -24,13 +24,11 @@ fn exchange_path(vhost: &str, exchange: &str) -> String {
 fn exchange_error(ctx: &Ctx, exchange: &str, failed: Reply) -> CtlError {
     // RabbitMQ answers a publish into a missing vhost with 401.
     if !matches!(failed.status, 401 | 404) && !mentions_not_found(&failed) {
-        return failed.ok().err().unwrap_or_else(|| CtlError::Software("unexpected success".into()));
+        return status_error(failed.status, &failed.body);
     }
     match ctx.api.vhost_exists(&ctx.vhost) {
         Ok(false) => CtlError::no_such_vhost(&ctx.vhost),
-        Ok(true) if failed.status == 401 => {
-            failed.ok().err().unwrap_or_else(|| CtlError::Software("?".into()))
-        }
+        Ok(true) if failed.status == 401 => status_error(failed.status, &failed.body),
         Ok(true) => CtlError::NotFound(format!("Exchange not found: '{exchange}' in vhost '{}'", ctx.vhost)),
         Err(e) => e,
     }

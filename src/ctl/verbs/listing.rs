@@ -157,6 +157,9 @@ pub struct Printer<'a> {
     columns: &'a [Column],
     out: &'a mut dyn Write,
     printed: usize,
+    /// Whether the header row is out (it waits for the first answer, so a
+    /// failed request prints none).
+    begun: bool,
     /// Rows kept for `--format table` (by title), drawn at the end.
     table: Vec<Value>,
     /// Whether the reader went away (`| head`): no more pages are needed.
@@ -164,18 +167,25 @@ pub struct Printer<'a> {
 }
 
 impl<'a> Printer<'a> {
-    /// Starts the listing (the TSV header row unless `-s`).
+    /// A listing of `columns` to `out`; nothing is printed yet.
     pub fn start(style: Style, columns: &'a [Column], out: &'a mut dyn Write) -> Printer<'a> {
-        let mut printer = Printer { style, columns, out, printed: 0, table: Vec::new(), closed: false };
-        if style.format == Format::Tsv && !style.silent {
-            let header: Vec<&str> = columns.iter().map(|c| c.title.as_str()).collect();
-            printer.write(format!("{}\n", header.join("\t")).as_bytes());
+        Printer { style, columns, out, printed: 0, begun: false, table: Vec::new(), closed: false }
+    }
+
+    /// The TSV header row (unless `-s`), once.
+    fn begin(&mut self) {
+        if std::mem::replace(&mut self.begun, true) {
+            return;
         }
-        printer
+        if self.style.format == Format::Tsv && !self.style.silent {
+            let header: Vec<&str> = self.columns.iter().map(|c| c.title.as_str()).collect();
+            self.write(format!("{}\n", header.join("\t")).as_bytes());
+        }
     }
 
     /// Prints some rows; false once the output is closed.
     pub fn rows(&mut self, rows: &[Value]) -> bool {
+        self.begin();
         let mut text = String::new();
         for row in rows {
             match self.style.format {
@@ -206,6 +216,7 @@ impl<'a> Printer<'a> {
 
     /// Ends the listing: `]` of JSON, or the whole table.
     pub fn finish(mut self) {
+        self.begin();
         match self.style.format {
             Format::Tsv => {}
             Format::Json => {

@@ -72,7 +72,7 @@ fn pages_stream_as_tsv_and_json_with_leading_commas() {
     assert!(lines[0].starts_with('┌') && lines.last().unwrap().starts_with('└'), "{table}");
     assert!(lines[1].contains("name") && lines[1].contains("messages"), "{table}");
     assert!(lines.iter().any(|l| l.starts_with("│ a ") && l.contains("┆ 1 ")), "{table}");
-    assert!(lines.iter().any(|l| l.starts_with("│ c ") && l.contains("┆ 3 ")), "{table}");
+    assert!(lines.iter().any(|l| l.starts_with("│ b ") && l.contains("┆ 2 ")), "{table}");
 }
 
 /// A writer that fails like a closed pipe.

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::listing::{columns, Alias};
 use super::Ctx;
 use crate::ctl::api::{seg, Reply};
-use crate::ctl::error::{error_fields, CtlError, Result};
+use crate::ctl::error::{error_fields, status_error, CtlError, Result};
 
 /// rabbitmqctl's names that differ from the API's: Warren has no Erlang
 /// pids, so the pid columns show the names that stand for them.
@@ -21,7 +21,7 @@ pub fn queue_path(vhost: &str, queue: &str) -> String {
 /// the vhost exists, else the missing vhost (65), else the API's error.
 pub fn queue_error(ctx: &Ctx, queue: &str, failed: Reply) -> CtlError {
     if failed.status != 404 && !mentions_not_found(&failed) {
-        return failed.ok().err().unwrap_or_else(|| CtlError::Software("unexpected success".into()));
+        return status_error(failed.status, &failed.body);
     }
     match ctx.api.vhost_exists(&ctx.vhost) {
         Ok(false) => CtlError::no_such_vhost(&ctx.vhost),
