@@ -2,8 +2,9 @@
 # Warren's whole test suite, as the README states it:
 #   1. unit tests and in-process integration tests (tests/), plus the lapin
 #      interop suite (interop/tests) against an in-process Warren;
-#   2. the pika (Python) and amqplib (Node) client programs and RabbitMQ's
-#      rabbitmqadmin v1 against a `warren` binary started here on free
+#   2. the pika (Python) and amqplib (Node) client programs, RabbitMQ's
+#      rabbitmqadmin v1 and the Nagios checks of nagios-plugins-rabbitmq
+#      against a `warren` binary started here on free
 #      ports, then AMQPS (interop/tls-clients.sh, certificates made with
 #      openssl).
 # Installs what it needs when missing (Debian packages, pika, amqplib, and
@@ -58,6 +59,8 @@ done
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2f" bash interop/run-clients.sh
 # rabbitmqadmin v1's everyday commands, unchanged, against Warren.
 ADMIN_HOST=127.0.0.1 ADMIN_PORT="$admin_port" bash interop/rabbitmqadmin.sh
+# The Nagios checks of Debian's nagios-plugins-rabbitmq, unchanged, against Warren.
+ADMIN_HOST=127.0.0.1 ADMIN_PORT="$admin_port" bash interop/nagios.sh
 # AMQPS: pika and amqplib over TLS with certificates made here, SIGHUP reload,
 # client certificates (verify_peer + fail_if_no_peer_cert).
 WARREN_BIN="$target_dir/debug/warren" bash interop/tls-clients.sh

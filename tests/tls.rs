@@ -501,3 +501,59 @@ fn config_validation_of_tls() {
     none.amqp.tcp_listener = false;
     assert!(none.validate().is_err(), "no listener at all");
 }
+
+/// GET `path` on the server's admin API as guest, in process.
+async fn api(server: &Server, path: &str) -> (u16, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let state = warren::admin::AdminState::new(server.broker.clone(), server.access.clone())
+        .with_node(server.node.clone());
+    let app = warren::admin::router(state)
+        .layer(axum::extract::connect_info::MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    let req = axum::http::Request::builder()
+        .uri(path)
+        .header("authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_shows_tls_connections_and_certificates_about_to_expire() {
+    let s = setup(|_| {}).await;
+    let tls = lapin_tls(s.tls_addr(), &s.ca.pem(), None).await.expect("amqps connects");
+    let plain = Connection::connect(&common::url(s.server.local_addr), Default::default()).await.unwrap();
+    let (_, conns) = api(&s.server, "/api/connections?sort=ssl").await;
+    let conns = conns.as_array().unwrap();
+    assert_eq!(conns.len(), 2, "{conns:?}");
+    assert_eq!((&conns[0]["ssl"], &conns[0]["ssl_protocol"]), (&serde_json::json!(false), &serde_json::Value::Null));
+    assert_eq!(conns[1]["ssl"], true);
+    assert_eq!(conns[1]["ssl_protocol"], "tlsv1.3");
+    assert_eq!(conns[1]["port"], s.tls_addr().port());
+    assert!(conns[1]["ssl_cipher"].as_str().is_some_and(|c| c.starts_with("TLS13_")), "{}", conns[1]);
+    let (status, _) = api(&s.server, &format!("/api/health/checks/port-listener/{}", s.tls_addr().port())).await;
+    assert_eq!(status, 200);
+    assert_eq!(api(&s.server, "/api/health/checks/protocol-listener/amqps").await.0, 200);
+
+    // rcgen's default certificate lasts for centuries.
+    assert_eq!(api(&s.server, "/api/health/checks/certificate-expiration/1/years").await.0, 200);
+    // A certificate expiring in ten days, put in place (as before a SIGHUP):
+    // the check reads the file, so it is what a reload would serve.
+    let soon = {
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let in_ten_days = std::time::SystemTime::now() + Duration::from_secs(10 * 86_400);
+        params.not_after = in_ten_days.into();
+        params.self_signed(&KeyPair::generate().unwrap()).unwrap().pem()
+    };
+    s.files.write("server.pem", &soon);
+    let (status, body) = api(&s.server, "/api/health/checks/certificate-expiration/1/months").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "failed");
+    assert_eq!(body["expired"][0]["port"], s.tls_addr().port());
+    assert_eq!(api(&s.server, "/api/health/checks/certificate-expiration/1/days").await.0, 200);
+    tls.close(200, "bye".into()).await.unwrap();
+    plain.close(200, "bye".into()).await.unwrap();
+}

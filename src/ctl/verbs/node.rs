@@ -147,8 +147,8 @@ pub fn status_json(overview: &Value, node: &Value, vhost_count: usize) -> Value 
 /// What a listener is for, in rabbitmqctl's words.
 fn purpose(protocol: &str) -> &'static str {
     match protocol {
-        "amqp" => "AMQP 0-9-1 and AMQP 1.0",
-        "amqp/ssl" => "AMQP 0-9-1 and AMQP 1.0 over TLS",
+        "amqp" => "AMQP 0-9-1",
+        "amqp/ssl" => "AMQP 0-9-1 over TLS",
         "http" => "HTTP API",
         "https" => "HTTP API over TLS (HTTPS)",
         "http/prometheus" => "Prometheus exporter API over HTTP",
@@ -311,7 +311,7 @@ mod tests {
             "Total: 10, limit: 1024\n",
             "Free disk space: 2.0000 gb\n",
             "Totals\n\nConnection count: 2\nQueue count: 7\nVirtual host count: 3\n",
-            "Interface: [::], port: 5672, protocol: amqp, purpose: AMQP 0-9-1 and AMQP 1.0\n",
+            "Interface: [::], port: 5672, protocol: amqp, purpose: AMQP 0-9-1\n",
         ] {
             assert!(text.contains(expected), "{expected:?} not in\n{text}");
         }
