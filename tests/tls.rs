@@ -529,12 +529,16 @@ async fn the_api_shows_tls_connections_and_certificates_about_to_expire() {
     let (_, conns) = api(&s.server, "/api/connections?sort=ssl").await;
     let conns = conns.as_array().unwrap();
     assert_eq!(conns.len(), 2, "{conns:?}");
-    assert_eq!((&conns[0]["ssl"], &conns[0]["ssl_protocol"]), (&serde_json::json!(false), &serde_json::Value::Null));
+    assert_eq!(
+        (&conns[0]["ssl"], &conns[0]["ssl_protocol"]),
+        (&serde_json::json!(false), &serde_json::Value::Null)
+    );
     assert_eq!(conns[1]["ssl"], true);
     assert_eq!(conns[1]["ssl_protocol"], "tlsv1.3");
     assert_eq!(conns[1]["port"], s.tls_addr().port());
     assert!(conns[1]["ssl_cipher"].as_str().is_some_and(|c| c.starts_with("TLS13_")), "{}", conns[1]);
-    let (status, _) = api(&s.server, &format!("/api/health/checks/port-listener/{}", s.tls_addr().port())).await;
+    let (status, _) =
+        api(&s.server, &format!("/api/health/checks/port-listener/{}", s.tls_addr().port())).await;
     assert_eq!(status, 200);
     assert_eq!(api(&s.server, "/api/health/checks/protocol-listener/amqps").await.0, 200);
 

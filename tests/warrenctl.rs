@@ -8,97 +8,13 @@
 //! [`verb_suite`] take any URL or socket, so they can drive Warren too;
 //! `WARRENCTL_TEST_SOCKET=path` runs the suite over a broker's control socket.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread::{self, JoinHandle};
+use std::path::Path;
 
-/// How the binary reaches the broker.
-#[derive(Debug, Clone)]
-pub enum Target {
-    Url { url: String, username: String, password: String },
-    Socket(PathBuf),
-}
+#[path = "common/ctl.rs"]
+mod ctl;
 
-/// The `warrenctl` binary, pointed at one broker.
-#[derive(Debug, Clone)]
-pub struct Ctl {
-    pub target: Target,
-}
-
-/// What a run printed and returned.
-#[derive(Debug)]
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Out {
-    #[track_caller]
-    fn ok(self) -> Out {
-        assert_eq!(self.code, 0, "{self:?}");
-        self
-    }
-
-    #[track_caller]
-    fn fails(self, code: i32, stderr: &str) -> Out {
-        assert_eq!(self.code, code, "{self:?}");
-        assert!(self.stderr.contains(stderr), "expected {stderr:?} in {self:?}");
-        self
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"))
-    }
-}
-
-impl Ctl {
-    pub fn url(url: &str, username: &str, password: &str) -> Ctl {
-        Ctl { target: Target::Url { url: url.into(), username: username.into(), password: password.into() } }
-    }
-
-    pub fn socket(path: &Path) -> Ctl {
-        Ctl { target: Target::Socket(path.to_path_buf()) }
-    }
-
-    pub fn run(&self, args: &[&str]) -> Out {
-        self.run_with_stdin(args, "")
-    }
-
-    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Out {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_warrenctl"));
-        for var in ["WARREN_URL", "WARREN_CTL_SOCKET", "WARREN_USERNAME", "WARREN_PASSWORD"] {
-            command.env_remove(var);
-        }
-        match &self.target {
-            Target::Url { url, username, password } => {
-                command.args(["--url", url, "--username", username, "--password", password])
-            }
-            Target::Socket(path) => command.arg("--socket").arg(path),
-        };
-        let mut child = command
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run warrenctl");
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let output = child.wait_with_output().unwrap();
-        Out {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-}
-
-fn nowhere() -> Ctl {
-    Ctl::socket(Path::new("/nonexistent/warrenctl.sock"))
-}
+use ctl::{nowhere, temp_dir, with_fake_broker, Cleanup, Ctl, Warren};
 
 const VERBS: &[&str] = &[
     "add_user",
@@ -170,130 +86,72 @@ fn hash_password_needs_no_broker() {
     assert_ne!(out.stdout, from_stdin.stdout, "salted");
 }
 
-/// A fake admin API on a unix socket: answers each connection with the next
-/// canned (status, body) and returns the requests it got.
-fn fake_broker(dir: &Path, answers: Vec<(u16, &'static str)>) -> (PathBuf, JoinHandle<Vec<String>>) {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("warrenctl.sock");
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).unwrap();
-    let handle = thread::spawn(move || {
-        let mut requests = Vec::new();
-        for (status, body) in answers {
-            let (stream, _) = listener.accept().unwrap();
-            let mut reader = BufReader::new(stream);
-            let mut request = String::new();
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-                request.push_str(&line);
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut content = vec![0; length];
-            reader.read_exact(&mut content).unwrap();
-            request.push_str(&String::from_utf8(content).unwrap());
-            requests.push(request);
-            let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n{body}", body.len());
-            reader.into_inner().write_all(reply.as_bytes()).unwrap();
-        }
-        requests
-    });
-    (path, handle)
-}
-
 /// A file's permission bits.
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("warrenctl-test-{}-{name}", std::process::id()))
-}
-
 #[test]
 fn over_the_socket_requests_carry_no_credentials() {
-    let dir = temp_dir("list");
     let users = r#"[{"name":"guest","tags":["administrator"]},{"name":"ctl-x","tags":[]}]"#;
-    let (path, server) = fake_broker(&dir, vec![(200, users), (200, users)]);
-    let out = Ctl::socket(&path).run(&["list_users"]).ok();
-    assert_eq!(out.stdout, "Listing users ...\nname\ttags\nguest\t[administrator]\nctl-x\t[]\n");
-    let out = Ctl::socket(&path).run(&["-s", "--format", "json", "list_users"]).ok();
-    assert_eq!(out.json()[1]["name"], "ctl-x");
-    let requests = server.join().unwrap();
+    let requests = with_fake_broker("list", vec![(200, users), (200, users)], |ctl, _| {
+        let out = ctl.run(&["list_users"]).ok();
+        assert_eq!(out.stdout, "Listing users ...\nname\ttags\nguest\t[administrator]\nctl-x\t[]\n");
+        let out = ctl.run(&["-s", "--format", "json", "list_users"]).ok();
+        assert_eq!(out.json()[1]["name"], "ctl-x");
+    });
     assert!(requests[0].starts_with("GET /api/users HTTP/1.1\r\nHost: localhost\r\n"), "{requests:?}");
     assert!(!requests[0].contains("Authorization"), "{requests:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn over_the_socket_add_user_checks_first_and_authenticate_sends_credentials() {
-    let dir = temp_dir("add");
     let not_found = r#"{"error":"Object Not Found","reason":"Not Found"}"#;
     let answers = vec![(404, not_found), (201, ""), (200, r#"{"name":"ctl-x","tags":[]}"#)];
-    let (path, server) = fake_broker(&dir, answers);
-    let ctl = Ctl::socket(&path);
-    ctl.run_with_stdin(&["-q", "add_user", "ctl-x"], "pw from stdin\n").ok();
-    let out = ctl.run(&["authenticate_user", "ctl-x", "pw"]).ok();
-    assert!(out.stdout.ends_with("Success\n"), "{out:?}");
-    let requests = server.join().unwrap();
+    let requests = with_fake_broker("add", answers, |ctl, _| {
+        ctl.run_with_stdin(&["-q", "add_user", "ctl-x"], "pw from stdin\n").ok();
+        let out = ctl.run(&["authenticate_user", "ctl-x", "pw"]).ok();
+        assert!(out.stdout.ends_with("Success\n"), "{out:?}");
+    });
     assert!(requests[0].starts_with("GET /api/users/ctl%2Dx "), "{requests:?}");
     assert!(requests[1].starts_with("PUT /api/users/ctl%2Dx "), "{requests:?}");
     assert!(requests[1].ends_with(r#"{"password":"pw from stdin","tags":""}"#), "{requests:?}");
     assert!(requests[2].starts_with("GET /api/whoami "), "{requests:?}");
     assert!(requests[2].contains("Authorization: Basic Y3RsLXg6cHc=\r\n"), "{requests:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn import_reports_skipped_objects_and_succeeds() {
-    let dir = temp_dir("import");
     let skipped = r#"{"skipped":[{"kind":"queue","vhost":"/","name":"q1","reason":"inequivalent arg 'durable'"},{"kind":"exchange","vhost":"v","name":"x","reason":"exists"}]}"#;
-    let (path, server) = fake_broker(&dir, vec![(200, skipped)]);
-    let file = dir.join("defs.json");
-    std::fs::write(&file, r#"{"queues":[]}"#).unwrap();
-    let out = Ctl::socket(&path).run(&["import_definitions", file.to_str().unwrap()]).ok();
-    assert_eq!(
-        out.stderr,
-        "Skipped queue \"q1\" in vhost \"/\": inequivalent arg 'durable'\nSkipped exchange \"x\" in vhost \"v\": exists\n"
-    );
-    let requests = server.join().unwrap();
+    let requests = with_fake_broker("import", vec![(200, skipped)], |ctl, dir| {
+        let file = dir.join("defs.json");
+        std::fs::write(&file, r#"{"queues":[]}"#).unwrap();
+        let out = ctl.run(&["import_definitions", file.to_str().unwrap()]).ok();
+        assert_eq!(
+            out.stderr,
+            "Skipped queue \"q1\" in vhost \"/\": inequivalent arg 'durable'\nSkipped exchange \"x\" in vhost \"v\": exists\n"
+        );
+        // Refused before any request (the broker answers only once).
+        ctl.run(&["import_definitions", "-"]).fails(65, "not valid JSON");
+    });
     assert!(requests[0].starts_with("POST /api/definitions "), "{requests:?}");
     assert!(requests[0].ends_with(r#"{"queues":[]}"#), "{requests:?}");
-    Ctl::socket(&path).run(&["import_definitions", "-"]).fails(65, "not valid JSON");
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Removes the suite's objects even when an assertion fails.
-struct Cleanup<'a> {
-    ctl: &'a Ctl,
-    users: Vec<String>,
-    vhosts: Vec<String>,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for user in &self.users {
-            self.ctl.run(&["-q", "delete_user", user]);
-        }
-        for vhost in &self.vhosts {
-            self.ctl.run(&["-q", "delete_vhost", vhost]);
-        }
-    }
 }
 
 /// Every verb against a live admin API; object names start with `prefix`.
 pub fn verb_suite(ctl: &Ctl, prefix: &str) {
     let (user, user2, imported) = (format!("{prefix}u"), format!("{prefix}u2"), format!("{prefix}imp"));
     let (vhost, vhost2) = (format!("{prefix}vh"), format!("{prefix}vh2"));
-    let names = |v: &[&String]| v.iter().map(|s| s.to_string()).collect();
-    let _cleanup =
-        Cleanup { ctl, users: names(&[&user, &user2, &imported]), vhosts: names(&[&vhost, &vhost2]) };
+    let _cleanup = Cleanup::new(
+        ctl,
+        &[
+            ("delete_user", &user),
+            ("delete_user", &user2),
+            ("delete_user", &imported),
+            ("delete_vhost", &vhost),
+            ("delete_vhost", &vhost2),
+        ],
+    );
     let u = user.as_str();
     let vh = vhost.as_str();
 
@@ -458,23 +316,10 @@ fn verbs_over_a_control_socket() {
     verb_suite(&Ctl::socket(Path::new(&path)), &format!("ctl-s{}-", std::process::id()));
 }
 
-/// An in-process Warren with its admin API on a free port and its control
-/// socket in its own data directory, on a runtime of its own.
-fn warren() -> (std::net::SocketAddr, PathBuf, tokio::runtime::Runtime, warren::server::Server) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let dir = std::env::temp_dir().join(format!("warrenctl-it-{}-{}", std::process::id(), fastrand::u64(..)));
-    let mut config = warren::config::Config::default();
-    config.amqp.listen = "127.0.0.1:0".parse().unwrap();
-    config.admin.listen = Some("127.0.0.1:0".parse().unwrap());
-    config.storage.data_dir = dir.clone();
-    let server = rt.block_on(warren::server::Server::start(config)).expect("warren starts");
-    (server.admin_addr.expect("admin API"), dir.join("warrenctl.sock"), rt, server)
-}
-
 #[test]
 fn verbs_against_warren_over_its_socket_and_its_url() {
-    let (admin, socket, rt, server) = warren();
-    verb_suite(&Ctl::socket(&socket), "ctl-ws-");
-    verb_suite(&Ctl::url(&format!("http://{admin}"), "guest", "guest"), "ctl-wu-");
-    rt.block_on(server.stop());
+    let warren = Warren::start();
+    verb_suite(&Ctl::socket(&warren.socket), "ctl-ws-");
+    verb_suite(&Ctl::url(&format!("http://{}", warren.admin), "guest", "guest"), "ctl-wu-");
+    warren.stop();
 }
