@@ -76,6 +76,8 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--duration", type=int, default=20, help="seconds per publish benchmark")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--no-perf", action="store_true", help="time the endpoints only")
+    ap.add_argument("--rounds", type=int, default=3, help="alone / scraped pairs of publish runs")
     args = ap.parse_args()
 
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -117,37 +119,41 @@ def main():
             med, worst, size = timed(url, args.runs)
             rows.append((label, med, worst, size))
 
-        uri = f"amqp://guest:guest@127.0.0.1:{amqp}/%2f"
-        alone = perf(warren_perf, uri, args.duration)
-        stop = threading.Event()
-        scrapes = []
-
-        def scraper():
-            while not stop.is_set():
-                start = time.perf_counter()
-                for url in (f"{api}/queues?page=1&page_size=100", f"{prom}/metrics/per-object", f"{api}/overview"):
-                    request(url)
-                scrapes.append(time.perf_counter() - start)
-                stop.wait(5)
-
-        th = threading.Thread(target=scraper, daemon=True)
-        th.start()
-        scraped = perf(warren_perf, uri, args.duration)
-        stop.set()
-        th.join()
-        alone_again = perf(warren_perf, uri, args.duration)
-
         print(f"\n### Management API and metrics with {args.queues:,} queues "
               f"(broker RSS after import: {rss_kib / 1024:.0f} MiB)\n")
         print("| request | median | worst | response size |")
         print("|---|---|---|---|")
         for label, med, worst, size in rows:
             print(f"| `{label}` | {med * 1000:.0f} ms | {worst * 1000:.0f} ms | {size / 1024:.0f} KiB |")
-        print("\n| publish benchmark (1 producer, 1 consumer, 16 B) | msg/s |")
-        print("|---|---|")
-        print(f"| alone | {alone:,.0f} |")
-        print(f"| scraped every 5 s (queues page + per-object metrics + overview; {len(scrapes)} scrapes) | {scraped:,.0f} |")
-        print(f"| alone, again | {alone_again:,.0f} |")
+        if args.no_perf:
+            return
+
+        uri = f"amqp://guest:guest@127.0.0.1:{amqp}/%2f"
+        scraped_urls = (f"{api}/queues?page=1&page_size=100", f"{api}/queues", f"{prom}/metrics/per-object")
+        alone, scraped, scrapes = [], [], []
+        for _ in range(args.rounds):
+            alone.append(perf(warren_perf, uri, args.duration))
+            stop = threading.Event()
+
+            def scraper():
+                while not stop.is_set():
+                    start = time.perf_counter()
+                    for url in scraped_urls:
+                        request(url)
+                    scrapes.append(time.perf_counter() - start)
+                    stop.wait(5)
+
+            th = threading.Thread(target=scraper, daemon=True)
+            th.start()
+            scraped.append(perf(warren_perf, uri, args.duration))
+            stop.set()
+            th.join()
+        print(f"\n| publish benchmark (1 producer, 1 consumer, 16 B, {args.duration} s runs, alternating) | median msg/s | runs |")
+        print("|---|---|---|")
+        print(f"| alone | {statistics.median(alone):,.0f} | {', '.join(f'{x:,.0f}' for x in alone)} |")
+        print(f"| scraped every 5 s: queues page, whole queue list, per-object metrics ({len(scrapes)} scrapes, "
+              f"median {statistics.median(scrapes) * 1000:.0f} ms each) | {statistics.median(scraped):,.0f} | "
+              f"{', '.join(f'{x:,.0f}' for x in scraped)} |")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -145,11 +145,15 @@ fn answer(rows: &[Row], vhost: &str, keep: impl Fn(&Row) -> bool, query: &QueryP
 }
 
 async fn list(State(s): State<AdminState>, caller: Caller, query: QueryPairs) -> Result<Response> {
-    let items = vhosts_to_list(&s, &caller, None)?
-        .iter()
-        .flat_map(|v| rows(v).into_iter().map(|r| r.item(&v.name)).collect::<Vec<_>>())
-        .collect();
-    listing::answer(items, &query, false).map(json)
+    // Off the async workers: every queue has a binding to list.
+    blocking(move || {
+        let items = vhosts_to_list(&s, &caller, None)?
+            .iter()
+            .flat_map(|v| rows(v).into_iter().map(|r| r.item(&v.name)).collect::<Vec<_>>())
+            .collect();
+        listing::answer(items, &query, false).map(json)
+    })
+    .await
 }
 
 async fn list_in(
@@ -158,8 +162,11 @@ async fn list_in(
     Params(vhost): Params<String>,
     query: QueryPairs,
 ) -> Result<Response> {
-    let v = vhost_to_read(&s, &caller, &vhost)?;
-    answer(&rows(&v), &vhost, |_| true, &query)
+    blocking(move || {
+        let v = vhost_to_read(&s, &caller, &vhost)?;
+        answer(&rows(&v), &vhost, |_| true, &query)
+    })
+    .await
 }
 
 /// `GET /api/queues/{vhost}/{name}/bindings`.

@@ -18,7 +18,7 @@ use super::auth::Caller;
 use super::connections::visible;
 use super::error::{ApiError, Result};
 use super::input::{Params, QueryPairs};
-use super::{json, listing, node_name, AdminState};
+use super::{blocking, json, listing, node_name, AdminState};
 use crate::broker::connections::{ChannelInfo, ConnectionEntry};
 use crate::broker::{Consumer, Queue};
 
@@ -181,8 +181,9 @@ fn consumer_items(s: &AdminState, caller: &Caller, which: impl Fn(&str) -> bool)
     items
 }
 
+/// Off the async workers: consumers are found by visiting every queue.
 async fn consumers(State(s): State<AdminState>, caller: Caller, query: QueryPairs) -> Result<Response> {
-    listing::answer(consumer_items(&s, &caller, |_| true), &query, false).map(json)
+    blocking(move || listing::answer(consumer_items(&s, &caller, |_| true), &query, false).map(json)).await
 }
 
 async fn consumers_in(
@@ -197,5 +198,5 @@ async fn consumers_in(
     if !caller.sees_vhost(&s.access, &vhost) {
         return Err(ApiError::NOT_AUTHORISED_VHOST);
     }
-    listing::answer(consumer_items(&s, &caller, |v| v == vhost), &query, false).map(json)
+    blocking(move || listing::answer(consumer_items(&s, &caller, |v| v == vhost), &query, false).map(json)).await
 }

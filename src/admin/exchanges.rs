@@ -79,7 +79,7 @@ fn answer(s: &AdminState, caller: &Caller, only: Option<&str>, query: &QueryPair
         .flat_map(|v| v.exchanges().into_iter().map(move |x| (v.clone(), x)))
         .collect();
     all.sort_unstable_by(|a, b| (&a.0.name, &a.1.name).cmp(&(&b.0.name, &b.1.name)));
-    answer_list(&all, query, |(v, x)| item(&v.name, x)).map(json)
+    answer_list(&all, query, |(v, x)| item(&v.name, x))
 }
 
 async fn show(

@@ -35,10 +35,7 @@ pub fn answer(mut items: Vec<Value>, query: &QueryPairs, paginated: bool) -> Res
     if query.get("sort_reverse").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         items.reverse();
     }
-    let columns: Option<Vec<Vec<&str>>> = query
-        .get("columns")
-        .filter(|c| !c.is_empty())
-        .map(|c| c.split(',').filter(|s| !s.is_empty()).map(|s| s.split('.').collect()).collect());
+    let columns = columns(query);
     let select = |items: Vec<Value>| -> Vec<Value> {
         match &columns {
             Some(cols) => items.iter().map(|item| only(item, cols)).collect(),
@@ -69,6 +66,43 @@ pub fn answer(mut items: Vec<Value>, query: &QueryPairs, paginated: bool) -> Res
         "page_size": page.size,
         "total_count": total,
     }))
+}
+
+/// The `columns=` of a query as dot-paths (None: every field).
+fn columns(query: &QueryPairs) -> Option<Vec<Vec<&str>>> {
+    query
+        .get("columns")
+        .filter(|c| !c.is_empty())
+        .map(|c| c.split(',').filter(|s| !s.is_empty()).map(|s| s.split('.').collect()).collect())
+}
+
+/// Whether `stream` can answer the query: no page asked for and no order
+/// to put the items in (they come in the caller's order).
+pub fn streamable(query: &QueryPairs) -> bool {
+    query.get("page").is_none()
+        && query.get("sort").is_none_or(str::is_empty)
+        && query.get("sort_reverse").is_none_or(|v| !v.eq_ignore_ascii_case("true"))
+}
+
+/// A plain array answer written as the items are made, one at a time (each
+/// is dropped once written): a list of 100,000 queues never exists as a
+/// tree of values. Only for queries `streamable` accepts.
+pub fn stream(items: impl Iterator<Item = Value>, query: &QueryPairs) -> Result<Vec<u8>> {
+    let cols = columns(query);
+    let mut out = Vec::with_capacity(64 * 1024);
+    out.push(b'[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let item = match &cols {
+            Some(cols) => only(&item, cols),
+            None => item,
+        };
+        serde_json::to_writer(&mut out, &item).map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    out.push(b']');
+    Ok(out)
 }
 
 struct Page {

@@ -12,7 +12,9 @@ use serde_json::{json, Map, Value};
 use super::auth::Caller;
 use super::error::{ApiError, Result};
 use super::input::QueryPairs;
-use super::{listing, AdminState};
+use super::{json, listing, AdminState};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use crate::access::session::{Action, Resource};
 use crate::broker::consumer::ConnectionId;
 use crate::broker::VHost;
@@ -113,10 +115,19 @@ pub fn detail(e: &AmqpError) -> &str {
     e.text.split_once(" - ").map_or(e.text.as_str(), |(_, d)| d)
 }
 
-/// Answers a list query over `objects` (sorted by vhost and name): a page
-/// sorted by name or vhost (or not at all) is cut from the names alone and
-/// only its items are made in full; anything else makes every item.
-pub fn answer_list<T: Named>(objects: &[T], query: &QueryPairs, full: impl Fn(&T) -> Value) -> Result<Value> {
+/// Answers a list query over `objects` (sorted by vhost and name): a whole
+/// list in that order is written item by item; a page sorted by name or
+/// vhost (or not at all) is cut from the names alone and only its items
+/// are made in full; anything else makes every item.
+pub fn answer_list<T: Named>(objects: &[T], query: &QueryPairs, full: impl Fn(&T) -> Value) -> Result<Response> {
+    if listing::streamable(query) {
+        let body = listing::stream(objects.iter().map(full), query)?;
+        return Ok(([(CONTENT_TYPE, "application/json")], body).into_response());
+    }
+    paged(objects, query, full).map(json)
+}
+
+fn paged<T: Named>(objects: &[T], query: &QueryPairs, full: impl Fn(&T) -> Value) -> Result<Value> {
     let cheap_sort = query.get("sort").is_none_or(|k| matches!(k, "" | "name" | "vhost"));
     if query.get("page").is_none() || !cheap_sort {
         return listing::answer(objects.iter().map(full).collect(), query, true);
