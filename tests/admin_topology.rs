@@ -340,6 +340,53 @@ async fn exchanges_are_declared_published_to_and_deleted() {
 }
 
 #[tokio::test]
+async fn names_longer_than_255_bytes_are_refused() {
+    let h = start().await;
+    // RabbitMQ 3.10.8's text, newline and all; it counts bytes ("é" is two).
+    let long = "é".repeat(128);
+    for (kind, what) in [("queues", "queue"), ("exchanges", "exchange")] {
+        let a = h.put(&format!("/api/{kind}/%2F/{long}"), json!({})).await;
+        a.refused(400, "bad_request", &format!("{what} should be less than 255 bytes, actually was 256\n"));
+        assert_eq!(h.get(&format!("/api/{kind}/%2F/{long}")).await.status, 404, "nothing made");
+        let a = h.put(&format!("/api/{kind}/nope/{}", "a".repeat(300)), json!({})).await;
+        a.refused(400, "bad_request", &format!("{what} should be less than 255 bytes, actually was 300\n"));
+        assert_eq!(h.put(&format!("/api/{kind}/%2F/{}", "a".repeat(255)), json!({})).await.status, 201);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_detail_shows_consumers_as_api_consumers_does() {
+    use lapin::options::BasicConsumeOptions;
+    use lapin::types::FieldTable;
+    let h = start().await;
+    let sac = json!({"arguments": {"x-single-active-consumer": true}});
+    assert_eq!(h.put("/api/queues/%2F/sac", sac).await.status, 201);
+    let url = format!("amqp://guest:guest@{}/%2f", h.server.local_addr);
+    let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let mut keep = Vec::new();
+    for tag in ["first", "second"] {
+        let opts = BasicConsumeOptions::default();
+        keep.push(ch.basic_consume("sac".into(), tag.into(), opts, FieldTable::default()).await.unwrap());
+    }
+    let detail = h.get("/api/queues/%2F/sac").await.body;
+    let shown: Vec<(&str, bool, &str)> = detail["consumer_details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (c["consumer_tag"].as_str().unwrap(), c["active"] == true, c["activity_status"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(shown, [("first", true, "up"), ("second", false, "waiting")]);
+    assert_eq!(detail["single_active_consumer_tag"], "first");
+    let listed = h.get("/api/consumers/%2F").await.body;
+    assert_eq!(detail["consumer_details"], listed, "both views agree, consumer_timeout too");
+    drop(keep);
+    conn.close(0, "done".into()).await.unwrap();
+}
+
+#[tokio::test]
 async fn bindings_round_trip_by_properties_key() {
     let h = start().await;
     assert_eq!(h.put("/api/queues/%2F/bq", json!({})).await.status, 201);

@@ -129,31 +129,41 @@ def main():
             return
 
         uri = f"amqp://guest:guest@127.0.0.1:{amqp}/%2f"
-        scraped_urls = (f"{api}/queues?page=1&page_size=100", f"{api}/queues", f"{prom}/metrics/per-object")
-        alone, scraped, scrapes = [], [], []
+        sets = {
+            "light: queues page, /metrics, overview": (
+                f"{api}/queues?page=1&page_size=100", f"{prom}/metrics", f"{api}/overview"),
+            "heavy: queues page, whole queue list, /metrics/per-object": (
+                f"{api}/queues?page=1&page_size=100", f"{api}/queues", f"{prom}/metrics/per-object"),
+        }
+        runs = {"alone": []}
+        spent = {name: [] for name in sets}
+        for name in sets:
+            runs[name] = []
         for _ in range(args.rounds):
-            alone.append(perf(warren_perf, uri, args.duration))
-            stop = threading.Event()
+            runs["alone"].append(perf(warren_perf, uri, args.duration))
+            for name, urls in sets.items():
+                stop = threading.Event()
 
-            def scraper():
-                while not stop.is_set():
-                    start = time.perf_counter()
-                    for url in scraped_urls:
-                        request(url)
-                    scrapes.append(time.perf_counter() - start)
-                    stop.wait(5)
+                def scraper(urls=urls, name=name, stop=stop):
+                    while not stop.is_set():
+                        start = time.perf_counter()
+                        for url in urls:
+                            request(url)
+                        spent[name].append(time.perf_counter() - start)
+                        stop.wait(5)
 
-            th = threading.Thread(target=scraper, daemon=True)
-            th.start()
-            scraped.append(perf(warren_perf, uri, args.duration))
-            stop.set()
-            th.join()
-        print(f"\n| publish benchmark (1 producer, 1 consumer, 16 B, {args.duration} s runs, alternating) | median msg/s | runs |")
+                th = threading.Thread(target=scraper, daemon=True)
+                th.start()
+                runs[name].append(perf(warren_perf, uri, args.duration))
+                stop.set()
+                th.join()
+        print(f"\n| publish benchmark (1 producer, 1 consumer, 16 B, {args.duration} s runs, "
+              f"{args.rounds} rounds, alternating) | median msg/s | runs |")
         print("|---|---|---|")
-        print(f"| alone | {statistics.median(alone):,.0f} | {', '.join(f'{x:,.0f}' for x in alone)} |")
-        print(f"| scraped every 5 s: queues page, whole queue list, per-object metrics ({len(scrapes)} scrapes, "
-              f"median {statistics.median(scrapes) * 1000:.0f} ms each) | {statistics.median(scraped):,.0f} | "
-              f"{', '.join(f'{x:,.0f}' for x in scraped)} |")
+        for name, values in runs.items():
+            label = "alone" if name == "alone" else (
+                f"scraped every 5 s, {name} (each scrape {statistics.median(spent[name]) * 1000:.0f} ms)")
+            print(f"| {label} | {statistics.median(values):,.0f} | {', '.join(f'{x:,.0f}' for x in values)} |")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -46,7 +46,7 @@ pub fn not_after(der: &[u8]) -> Option<u64> {
 
 /// UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`).
 fn parse_time(tag: u8, text: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
+    let text = std::str::from_utf8(text).ok().filter(|t| t.is_ascii())?.strip_suffix('Z')?;
     let (year, rest) = match tag {
         0x17 if text.len() == 12 => {
             let yy: i64 = text[..2].parse().ok()?;
@@ -86,6 +86,7 @@ mod tests {
         assert_eq!(parse_time(0x18, b"20380119031408Z"), Some(2_147_483_648));
         assert_eq!(parse_time(0x17, b"001301000000Z"), None);
         assert_eq!(parse_time(0x17, b"0001"), None);
+        assert_eq!(parse_time(0x17, "é0101000000Z".as_bytes()), None);
     }
 
     #[test]

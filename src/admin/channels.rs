@@ -96,6 +96,9 @@ async fn in_vhost(
     if s.broker.vhost(&vhost).is_none() {
         return Err(ApiError::NotFound);
     }
+    if !caller.sees_vhost(&s.access, &vhost) {
+        return Err(ApiError::NOT_AUTHORISED_VHOST);
+    }
     let items = channels_of(&visible(&s, &caller, |c| c.vhost == vhost)).await;
     listing::answer(items, &query, true).map(json)
 }
@@ -133,7 +136,7 @@ async fn show(
     Ok(json(answered.as_array().and_then(|a| a.first()).cloned().unwrap_or(Value::Null)))
 }
 
-fn consumer_item(s: &AdminState, q: &Queue, c: &Consumer, active: bool) -> Value {
+pub(super) fn consumer_item(s: &AdminState, q: &Queue, c: &Consumer, active: bool) -> Value {
     let channel_details = match s.broker.connections.get(c.connection) {
         Some(conn) => json!({
             "connection_name": conn.name,
@@ -198,5 +201,6 @@ async fn consumers_in(
     if !caller.sees_vhost(&s.access, &vhost) {
         return Err(ApiError::NOT_AUTHORISED_VHOST);
     }
-    blocking(move || listing::answer(consumer_items(&s, &caller, |v| v == vhost), &query, false).map(json)).await
+    blocking(move || listing::answer(consumer_items(&s, &caller, |v| v == vhost), &query, false).map(json))
+        .await
 }

@@ -135,12 +135,13 @@ async fn show(
 
 /// The `X-Reason` header's text, or RabbitMQ's default.
 fn reason(headers: &HeaderMap) -> String {
+    // UTF-8 is taken as such (a reason in any language); control
+    // characters cannot arrive in a header value.
     headers
         .get("x-reason")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
         .filter(|r| !r.is_empty())
-        .map_or_else(|| DEFAULT_REASON.to_owned(), str::to_owned)
+        .unwrap_or_else(|| DEFAULT_REASON.to_owned())
 }
 
 fn may_close(caller: &Caller, c: &ConnectionEntry) -> bool {

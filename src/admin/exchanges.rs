@@ -16,8 +16,8 @@ use super::auth::Caller;
 use super::error::{ApiError, Result};
 use super::input::{text, JsonBody, Params, QueryPairs};
 use super::topology::{
-    answer_list, arguments, authorise, exchange_name, flag, refused, vhost_to_change, vhost_to_read,
-    vhosts_to_list,
+    answer_list, arguments, authorise, exchange_name, flag, refused, short_name, vhost_to_change,
+    vhost_to_read, vhosts_to_list,
 };
 use super::{bindings, blocking, json, messages, no_content, put_answer, AdminState};
 use crate::access::session::{Action, Resource};
@@ -61,7 +61,8 @@ pub fn item(vhost: &str, x: &Exchange) -> Value {
 }
 
 async fn list(State(s): State<AdminState>, caller: Caller, query: QueryPairs) -> Result<Response> {
-    answer(&s, &caller, None, &query)
+    // Off the async workers: a list visits every exchange.
+    blocking(move || answer(&s, &caller, None, &query)).await
 }
 
 async fn list_in(
@@ -70,7 +71,7 @@ async fn list_in(
     Params(vhost): Params<String>,
     query: QueryPairs,
 ) -> Result<Response> {
-    answer(&s, &caller, Some(&vhost), &query)
+    blocking(move || answer(&s, &caller, Some(&vhost), &query)).await
 }
 
 fn answer(s: &AdminState, caller: &Caller, only: Option<&str>, query: &QueryPairs) -> Result<Response> {
@@ -79,7 +80,8 @@ fn answer(s: &AdminState, caller: &Caller, only: Option<&str>, query: &QueryPair
         .flat_map(|v| v.exchanges().into_iter().map(move |x| (v.clone(), x)))
         .collect();
     all.sort_unstable_by(|a, b| (&a.0.name, &a.1.name).cmp(&(&b.0.name, &b.1.name)));
-    answer_list(&all, query, |(v, x)| item(&v.name, x))
+    // No figure of an exchange is cheaper to sort by than its item.
+    answer_list(&all, query, |(v, x)| item(&v.name, x), |_, _| None)
 }
 
 async fn show(
@@ -103,8 +105,9 @@ async fn put(
     Params((vhost, segment)): Params<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    let v = vhost_to_change(&s, &vhost)?;
     let name = exchange_name(&segment).to_owned();
+    short_name("exchange", &name)?;
+    let v = vhost_to_change(&s, &vhost)?;
     authorise(&s, &caller, &vhost, Resource::Exchange, &name, Action::Configure)?;
     let kind = text(&body, "type")?.unwrap_or_else(|| "direct".to_owned());
     let decl = ExchangeDecl {

@@ -1,5 +1,6 @@
 //! Messages through the API: `POST /api/queues/{vhost}/{name}/get` (fetch
-//! up to `count`, then ack, requeue or reject them as `ackmode` says) and
+//! up to `count`, at most about 64 MiB of payloads, then ack, requeue or
+//! reject them as `ackmode` says) and
 //! `POST /api/exchanges/{vhost}/{name}/publish` (`{"routed":bool}`), with
 //! message properties as RabbitMQ renders and reads them in JSON. A publish
 //! goes through the same routing as `basic.publish`. May use `broker`.
@@ -21,6 +22,7 @@ use super::input::{integer, require, text, JsonBody, Params};
 use super::topology::{authorise, exchange_name, refused, vhost_to_read, API_CONNECTION};
 use super::{blocking, json, AdminState};
 use crate::access::session::{Action, Resource};
+use crate::broker::queue::Queue;
 use crate::broker::vhost::Router;
 use crate::broker::Message;
 use crate::protocol::json::{json_to_table, table_to_json};
@@ -72,13 +74,9 @@ pub async fn get(
     authorise(&s, &caller, &vhost, Resource::Queue, &name, Action::Read)?;
     q.check_access(API_CONNECTION).map_err(refused)?;
     blocking(move || {
-        let mut items = Vec::new();
-        let mut seqs = Vec::new();
-        for _ in 0..count {
-            let Some((entry, remaining)) = q.get(false) else { break };
-            seqs.push(entry.seq);
-            items.push(fetched(&entry.message, entry.redelivered, remaining, base64_only, truncate));
-        }
+        let (items, seqs) = take(&q, count, GET_BUDGET, |m, redelivered, remaining| {
+            fetched(m, redelivered, remaining, base64_only, truncate)
+        });
         // Settled together, so a requeued message is not fetched twice.
         match mode {
             AckMode::Ack => q.ack(&seqs),
@@ -88,6 +86,39 @@ pub async fn get(
         Ok(json(Value::Array(items)))
     })
     .await
+}
+
+/// How much one `get` answers with at most: once the payloads it took
+/// (as shown, after `truncate` and base64) and their properties pass this,
+/// it takes no more (it always takes one, if there is one), so `count`
+/// cannot make an answer the size of the queue.
+const GET_BUDGET: usize = 64 << 20;
+
+/// What a message costs beyond its payload: the item's fields and keys.
+const ITEM_OVERHEAD: usize = 256;
+
+/// Takes up to `count` messages (unsettled), each shown by `show`, until
+/// what was shown passes `budget`; the rest stay in the queue untouched.
+/// Returns the items and the delivery tags to settle.
+fn take(
+    q: &Arc<Queue>,
+    count: i64,
+    budget: usize,
+    show: impl Fn(&Message, bool, u32) -> Value,
+) -> (Vec<Value>, Vec<u64>) {
+    let (mut items, mut seqs, mut used) = (Vec::new(), Vec::new(), 0usize);
+    for _ in 0..count {
+        if used > budget {
+            break;
+        }
+        let Some((entry, remaining)) = q.get(false) else { break };
+        let item = show(&entry.message, entry.redelivered, remaining);
+        let payload = item["payload"].as_str().map_or(0, str::len);
+        used = used.saturating_add(payload + entry.message.header().len() + ITEM_OVERHEAD);
+        seqs.push(entry.seq);
+        items.push(item);
+    }
+    (items, seqs)
 }
 
 /// One fetched message as RabbitMQ shows it.
@@ -273,4 +304,46 @@ pub async fn publish(
         Ok(json(json!({ "routed": routed })))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::vhost::QueueDecl;
+    use crate::broker::VHost;
+
+    fn queue_of(bodies: &[usize]) -> Arc<Queue> {
+        let v = Arc::new(VHost::new("/", None));
+        let decl = QueueDecl { name: "q".into(), ..QueueDecl::default() };
+        let q = v.declare_queue(decl, API_CONNECTION).unwrap().queue;
+        for &n in bodies {
+            let header = encode_header(n as u64, &AMQPProperties::default());
+            let info = ContentHeader::scan(&header).unwrap();
+            let body = Bytes::from(vec![b'x'; n]);
+            let m = Arc::new(Message::new(Bytes::new(), Bytes::from("q"), header, info, body));
+            v.enqueue(m, &mut vec![q.clone()]);
+        }
+        q
+    }
+
+    fn show(m: &Message, redelivered: bool, remaining: u32) -> Value {
+        fetched(m, redelivered, remaining, false, None)
+    }
+
+    #[test]
+    fn get_stops_once_the_payloads_pass_the_budget() {
+        let q = queue_of(&[1000, 1000, 1000, 1000]);
+        // 1000 + overhead, then 2 × that passes 1500: two taken, two left.
+        let (items, seqs) = take(&q, 1_000_000_000, 1500, show);
+        assert_eq!((items.len(), seqs.len()), (2, 2));
+        assert_eq!(items[1]["message_count"], 2);
+        let info = q.info();
+        assert_eq!((info.ready, info.unacked), (2, 2), "the rest untouched");
+        q.requeue(&seqs);
+        // At least one, however small the budget; `count` still bounds it.
+        assert_eq!(take(&q, 10, 0, show).0.len(), 1);
+        assert_eq!(take(&q, 2, usize::MAX, show).0.len(), 2);
+        let (_, seqs) = take(&q, 0, usize::MAX, show);
+        assert!(seqs.is_empty());
+    }
 }

@@ -6,9 +6,9 @@
 
 use serde_json::{json, Map, Value};
 
+use super::channels::consumer_item;
 use super::node_name;
 use super::AdminState;
-use crate::broker::consumer::Consumer;
 use crate::broker::queue::Queue;
 use crate::protocol::json::table_to_json;
 
@@ -90,7 +90,15 @@ pub fn item(s: &AdminState, q: &Queue, shape: Shape) -> Value {
         }),
     );
     if shape == Shape::Detail {
-        let consumers = q.consumers().iter().map(|c| consumer(s, q, c)).collect();
+        // As `/api/consumers` shows them: of a single-active-consumer
+        // queue only the first (the one served) is active.
+        let single = q.config.single_active_consumer;
+        let consumers = q
+            .consumers()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| consumer_item(s, q, c, !single || i == 0))
+            .collect();
         put("consumer_details", Value::Array(consumers));
         put("deliveries", json!([]));
         put("incoming", json!([]));
@@ -98,34 +106,48 @@ pub fn item(s: &AdminState, q: &Queue, shape: Shape) -> Value {
     Value::Object(out)
 }
 
-/// A consumer as `/api/consumers` and a queue's `consumer_details` show it.
-pub fn consumer(s: &AdminState, q: &Queue, c: &Consumer) -> Value {
-    let channel = match s.broker.connections.get(c.connection) {
-        Some(conn) => json!({
-            "connection_name": conn.name,
-            "name": format!("{} ({})", conn.name, c.channel),
-            "node": node_name(),
-            "number": c.channel,
-            "peer_host": conn.peer.ip().to_string(),
-            "peer_port": conn.peer.port(),
-            "user": conn.user,
-        }),
-        None => json!({}),
+/// The figure at `key` (a dot-path) of the item `item(.., shape)` makes,
+/// read from the same source (one `info()`, the rates) so a page cut by it
+/// is in the order of the full items; None for the keys it does not read
+/// cheaply (or that `shape` does not show).
+pub fn sort_key(q: &Queue, shape: Shape, key: &str) -> Option<Value> {
+    let r = &q.rates;
+    let rate = match key {
+        "messages_details.rate" => &r.messages,
+        "messages_ready_details.rate" => &r.ready,
+        "messages_unacknowledged_details.rate" => &r.unacked,
+        "message_stats.publish_details.rate" => &r.published,
+        "message_stats.deliver_get_details.rate" => &r.delivered,
+        "message_stats.ack_details.rate" => &r.acked,
+        "message_stats.redeliver_details.rate" => &r.redelivered,
+        _ => {
+            let slim = matches!(key, "messages" | "messages_ready" | "messages_unacknowledged");
+            let full = matches!(
+                key,
+                "consumers"
+                    | "message_bytes"
+                    | "message_stats.publish"
+                    | "message_stats.deliver_get"
+                    | "message_stats.ack"
+                    | "message_stats.redeliver"
+            );
+            if !(slim || full && shape != Shape::Slim) {
+                return None;
+            }
+            let info = q.info();
+            let t = &info.totals;
+            return Some(match key {
+                "messages" => json!(info.messages()),
+                "messages_ready" => json!(info.ready),
+                "messages_unacknowledged" => json!(info.unacked),
+                "consumers" => json!(info.consumers),
+                "message_bytes" => json!(info.bytes()),
+                "message_stats.publish" => json!(t.published),
+                "message_stats.deliver_get" => json!(t.delivered),
+                "message_stats.ack" => json!(t.acked),
+                _ => json!(t.redelivered),
+            });
+        }
     };
-    let mut arguments = Map::new();
-    if c.priority != 0 {
-        arguments.insert("x-priority".to_owned(), json!(c.priority));
-    }
-    json!({
-        "ack_required": !c.no_ack,
-        "active": true,
-        "activity_status": "up",
-        "arguments": arguments,
-        "channel_details": channel,
-        "consumer_tag": c.tag,
-        "consumer_timeout": 1_800_000,
-        "exclusive": c.exclusive,
-        "prefetch_count": c.prefetch,
-        "queue": {"name": q.name, "vhost": q.vhost},
-    })
+    (shape != Shape::Slim).then(|| json!(rate.get()))
 }

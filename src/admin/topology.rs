@@ -13,13 +13,13 @@ use super::auth::Caller;
 use super::error::{ApiError, Result};
 use super::input::QueryPairs;
 use super::{json, listing, AdminState};
-use axum::http::header::CONTENT_TYPE;
-use axum::response::{IntoResponse, Response};
 use crate::access::session::{Action, Resource};
 use crate::broker::consumer::ConnectionId;
 use crate::broker::VHost;
 use crate::protocol::json::json_to_table;
 use crate::protocol::{AmqpError, ErrorKind};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 
 /// The connection the API acts as: none (real connections count from 1),
 /// so it owns no exclusive queue.
@@ -76,6 +76,18 @@ pub fn vhosts_to_list(s: &AdminState, caller: &Caller, only: Option<&str>) -> Re
     }
 }
 
+/// Refuses a queue or exchange name AMQP cannot carry (a short string:
+/// at most 255 bytes), with RabbitMQ's text (its trailing newline too).
+pub fn short_name(what: &str, name: &str) -> Result<()> {
+    if name.len() > 255 {
+        return Err(ApiError::BadRequest(format!(
+            "{what} should be less than 255 bytes, actually was {}\n",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A flag of a declare body: a bool or v1's `"true"` / `"false"`.
 pub fn flag(body: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
     match body.get(key) {
@@ -116,28 +128,36 @@ pub fn detail(e: &AmqpError) -> &str {
 }
 
 /// Answers a list query over `objects` (sorted by vhost and name): a whole
-/// list in that order is written item by item; a page sorted by name or
-/// vhost (or not at all) is cut from the names alone and only its items
-/// are made in full; anything else makes every item.
-pub fn answer_list<T: Named>(objects: &[T], query: &QueryPairs, full: impl Fn(&T) -> Value) -> Result<Response> {
+/// list in that order is written item by item; a page is cut from stubs
+/// (name, vhost and, unless it is sorted by name or vhost, the sort key as
+/// `sort_key` reads it cheaply) and only its items are made in full; a page
+/// sorted by a key `sort_key` does not know (None), and a whole list in
+/// another order, makes every item.
+pub fn answer_list<T: Named>(
+    objects: &[T],
+    query: &QueryPairs,
+    full: impl Fn(&T) -> Value,
+    sort_key: impl Fn(&T, &str) -> Option<Value>,
+) -> Result<Response> {
     if listing::streamable(query) {
         let body = listing::stream(objects.iter().map(full), query)?;
         return Ok(([(CONTENT_TYPE, "application/json")], body).into_response());
     }
-    paged(objects, query, full).map(json)
+    paged(objects, query, full, sort_key).map(json)
 }
 
-fn paged<T: Named>(objects: &[T], query: &QueryPairs, full: impl Fn(&T) -> Value) -> Result<Value> {
-    let cheap_sort = query.get("sort").is_none_or(|k| matches!(k, "" | "name" | "vhost"));
-    if query.get("page").is_none() || !cheap_sort {
+fn paged<T: Named>(
+    objects: &[T],
+    query: &QueryPairs,
+    full: impl Fn(&T) -> Value,
+    sort_key: impl Fn(&T, &str) -> Option<Value>,
+) -> Result<Value> {
+    let Some(stubs) =
+        query.get("page").and_then(|_| stubs(objects, query.get("sort").unwrap_or(""), sort_key))
+    else {
         return listing::answer(objects.iter().map(full).collect(), query, true);
-    }
+    };
     let without_columns = QueryPairs(query.0.iter().filter(|(k, _)| k != "columns").cloned().collect());
-    let stubs = objects
-        .iter()
-        .enumerate()
-        .map(|(i, o)| json!({"name": o.name(), "vhost": o.vhost(), "#": i}))
-        .collect();
     let mut page = listing::answer(stubs, &without_columns, true)?;
     let Some(wrapper) = page.as_object_mut() else { return Ok(page) };
     let picked: Vec<Value> = wrapper
@@ -154,6 +174,40 @@ fn paged<T: Named>(objects: &[T], query: &QueryPairs, full: impl Fn(&T) -> Value
     let only_columns = QueryPairs(query.0.iter().filter(|(k, _)| k == "columns").cloned().collect());
     wrapper.insert("items".to_owned(), listing::answer(picked, &only_columns, false)?);
     Ok(page)
+}
+
+/// `{name, vhost, #: index}` of each object, with the sort key at its
+/// dot-path unless that is the name or vhost; None if `sort_key` does not
+/// know the key (for any object).
+fn stubs<T: Named>(
+    objects: &[T],
+    key: &str,
+    sort_key: impl Fn(&T, &str) -> Option<Value>,
+) -> Option<Vec<Value>> {
+    let by_name = matches!(key, "" | "name" | "vhost");
+    objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let mut stub = Map::with_capacity(4);
+            if !by_name {
+                let value = sort_key(o, key)?;
+                // `a.b.c` = v → {"a": {"b": {"c": v}}}, as `listing` picks it.
+                let nested = key.rsplit('.').fold(value, |inner, k| {
+                    let mut m = Map::with_capacity(1);
+                    m.insert(k.to_owned(), inner);
+                    Value::Object(m)
+                });
+                if let Value::Object(top) = nested {
+                    stub.extend(top);
+                }
+            }
+            stub.insert("name".to_owned(), json!(o.name()));
+            stub.insert("vhost".to_owned(), json!(o.vhost()));
+            stub.insert("#".to_owned(), json!(i));
+            Some(Value::Object(stub))
+        })
+        .collect()
 }
 
 /// What a cheap page is cut by.

@@ -11,6 +11,10 @@
 //! each target queue's own lock in turn.
 //! `VHost.policies` and `Exchange.policy` are leaves: held for a lookup or
 //! a swap, never while another lock is taken.
+//! Totals (`overview.rs`, `vhost/stats.rs`): `Broker.retired` →
+//! `Broker.vhosts` → `QueueChurn.retired` → `VHost.queues` → `Queue.state`;
+//! a vhost's deletion holds `Broker.retired` (after `Broker.lifecycle`), a
+//! queue's removal `QueueChurn.retired`, so totals are read whole.
 
 pub mod alarm;
 pub mod args;
@@ -63,6 +67,8 @@ pub struct Broker {
     lifecycle: parking_lot::Mutex<()>,
     /// Message rates, made by the sampler (`overview.rs`).
     pub rates: overview::GlobalRates,
+    /// What deleted vhosts counted (`overview.rs`).
+    retired: parking_lot::Mutex<overview::Retired>,
     started: std::time::Instant,
 }
 
@@ -94,6 +100,7 @@ impl Broker {
             store,
             lifecycle: parking_lot::Mutex::new(()),
             rates: overview::GlobalRates::default(),
+            retired: parking_lot::Mutex::default(),
             started: std::time::Instant::now(),
         }
     }

@@ -28,6 +28,15 @@ pub struct GlobalRates {
     pub unacked: Rate,
 }
 
+/// What deleted vhosts counted (so the broker's totals never go back).
+#[derive(Debug, Default)]
+pub struct Retired {
+    queues: QueueTotals,
+    declared: u64,
+    created: u64,
+    deleted: u64,
+}
+
 /// Ready and unacknowledged messages over some queues.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Depth {
@@ -79,14 +88,30 @@ impl Broker {
         d
     }
 
-    /// What passed through queues, deleted ones included (of vhosts that
-    /// still exist), added up.
+    /// What passed through queues, deleted ones (and deleted vhosts')
+    /// included, added up.
     pub fn queue_totals(&self) -> QueueTotals {
-        let mut t = QueueTotals::default();
+        let retired = self.retired.lock();
+        let mut t = retired.queues;
         for v in self.vhosts() {
             t += v.queue_totals();
         }
         t
+    }
+
+    /// Runs `destroy` (which deletes vhost `v` from the broker) while no
+    /// total can be read, then keeps what `v` counted: the totals never dip.
+    pub(super) fn retire_vhost(&self, v: &VHost, destroy: impl FnOnce()) {
+        let mut retired = self.retired.lock();
+        let (totals, listed) = (v.queue_totals(), v.queue_count() as u64);
+        let c = &v.churn;
+        let (declared, created, deleted) = (c.declared.get(), c.created.get(), c.deleted.get());
+        destroy();
+        retired.queues += totals;
+        retired.declared += declared;
+        retired.created += created;
+        // Its queues went with it.
+        retired.deleted += deleted + listed;
     }
 
     /// Counts of objects now.
@@ -107,9 +132,11 @@ impl Broker {
         t
     }
 
-    /// Queue churn over vhosts now listed: (declared, created, deleted).
+    /// Queue churn, deleted vhosts included: (declared, created, deleted).
     pub fn queue_churn(&self) -> (u64, u64, u64) {
-        self.vhosts().iter().fold((0, 0, 0), |(d, c, x), v| {
+        let retired = self.retired.lock();
+        let start = (retired.declared, retired.created, retired.deleted);
+        self.vhosts().iter().fold(start, |(d, c, x), v| {
             (d + v.churn.declared.get(), c + v.churn.created.get(), x + v.churn.deleted.get())
         })
     }
@@ -147,5 +174,40 @@ impl Broker {
     /// Milliseconds since the broker was made.
     pub fn uptime_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::vhost::{QueueDecl, VHostMeta};
+
+    fn publish(b: &Broker, vhost: &str, queue: &str) {
+        let v = b.vhost(vhost).unwrap();
+        let decl = QueueDecl { name: queue.into(), ..QueueDecl::default() };
+        let q = v.declare_queue(decl, 1).unwrap().queue;
+        let body = bytes::Bytes::from_static(b"x");
+        q.publish(Arc::new(crate::broker::Message::new(
+            bytes::Bytes::new(),
+            bytes::Bytes::new(),
+            bytes::Bytes::new(),
+            Default::default(),
+            body,
+        )));
+    }
+
+    #[test]
+    fn totals_never_go_back_when_queues_and_vhosts_are_deleted() {
+        let b = Broker::new();
+        b.put_vhost("v", VHostMeta::default()).unwrap();
+        publish(&b, "/", "a");
+        publish(&b, "v", "b");
+        publish(&b, "v", "c");
+        assert_eq!(b.queue_totals().published, 3);
+        b.vhost("/").unwrap().delete_queue("a", false, false, 1).unwrap();
+        assert_eq!(b.queue_totals().published, 3, "a deleted queue's counts stay");
+        assert!(b.delete_vhost("v"));
+        assert_eq!(b.queue_totals().published, 3, "a deleted vhost's counts stay");
+        assert_eq!(b.queue_churn(), (3, 3, 3));
     }
 }

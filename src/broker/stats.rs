@@ -132,18 +132,6 @@ impl MsgTotals {
     }
 }
 
-/// Objects made and gone (RabbitMQ's churn figures).
-#[derive(Debug, Default)]
-pub struct Churn {
-    pub connections_opened: Shared,
-    pub connections_closed: Shared,
-    pub channels_opened: Shared,
-    pub channels_closed: Shared,
-    pub queues_declared: Shared,
-    pub queues_created: Shared,
-    pub queues_deleted: Shared,
-}
-
 /// A rate made from two samples of a counter: written by the sampler only.
 #[derive(Debug, Default)]
 pub struct Rate {

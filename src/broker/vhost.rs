@@ -404,13 +404,11 @@ impl VHost {
 
     /// Topology lock held.
     pub(super) fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
-        self.queues.write().remove(&q.name);
+        self.unlist_queue(q);
         self.unbind_everywhere(&Destination::Queue(q.clone()));
         // The queue first: it settles its paged-out places before the
         // DeleteQueue drops its index.
         let ready = q.delete();
-        // After `delete`: nothing more is counted to it.
-        self.churn.retire(q);
         if let Some(id) = q.store_id() {
             let (vhost, name, last_lane) = (self.name.clone(), q.name.clone(), q.last_lane());
             self.store_later(Op::DeleteQueue { vhost, name, id, last_lane });

@@ -72,9 +72,11 @@ impl Broker {
         // itself after that sees the mark and is refused.
         v.mark_deleted();
         self.connections.close_where(|c| c.vhost == name, &format!("vhost '{name}' is deleted"));
-        v.destroy();
-        v.drop_policies();
-        self.vhosts.write().remove(name);
+        self.retire_vhost(&v, || {
+            v.destroy();
+            v.drop_policies();
+            self.vhosts.write().remove(name);
+        });
         // Deleted queues leave tombstones: compaction gives the disk back.
         if let Some(store) = &self.store {
             store.compact_soon();

@@ -170,21 +170,28 @@ async fn closing_a_connection_tells_the_client_why_and_only_allowed_callers_may(
         .unwrap()
         .to_owned();
     let path = format!("/api/connections/{}", urlencode(&name));
-    // A management user sees only its own connections.
+    // A management user sees only its own connections, and no channels of
+    // a vhost it has no permissions in.
     assert_eq!(h.as_user("ops-mgmt", "GET", "/api/connections", None).await.body, json!([]));
+    assert_eq!(h.put("/api/vhosts/ops-other", json!({})).await.status, 201);
+    let other = h.as_user("ops-mgmt", "GET", "/api/vhosts/ops-other/channels", None).await;
+    other.refused(401, "not_authorised", "User not authorised to access virtual host");
     assert_eq!(h.as_user("ops-mgmt", "DELETE", &path, None).await.status, 404);
 
     let req = axum::http::Request::builder()
         .method("DELETE")
         .uri(&path)
         .header("authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")
-        .header("x-reason", "maintenance window")
+        .header(
+            "x-reason",
+            axum::http::HeaderValue::from_bytes("maintenance window für 5 min".as_bytes()).unwrap(),
+        )
         .body(axum::body::Body::empty())
         .unwrap();
     let resp = tower::ServiceExt::oneshot(h.app.clone(), req).await.unwrap();
     assert_eq!(resp.status(), 204);
     let (code, text, _, _) = raw.expect_connection_close().await;
-    assert_eq!((code, text.as_str()), (320, "CONNECTION_FORCED - maintenance window"));
+    assert_eq!((code, text.as_str()), (320, "CONNECTION_FORCED - maintenance window für 5 min"));
     // Without X-Reason, RabbitMQ's text.
     let mut raw = super::common::Raw::connect(h.server.local_addr).await;
     raw.handshake("guest", "guest", 0, 0).await;

@@ -17,6 +17,7 @@ mod paging;
 mod policy;
 mod ready;
 mod stats;
+mod unacked;
 
 pub use config::{Overflow, QueueConfig};
 pub use stats::{QueueInfo, QueueRates};
@@ -26,7 +27,6 @@ use std::sync::{mpsc, Arc, Weak};
 
 use amq_protocol::types::FieldTable;
 use parking_lot::{Mutex, MutexGuard};
-use rustc_hash::FxHashMap;
 
 #[cfg(test)]
 use super::consumer::ConsumerSpec;
@@ -120,7 +120,7 @@ struct State {
     /// `basic.get`s waiting for a read because the head ran dry.
     waiters: Vec<mpsc::SyncSender<()>>,
     /// Delivered to a manual-ack consumer or `basic.get`, not yet settled.
-    unacked: FxHashMap<u64, Entry>,
+    unacked: unacked::Unacked,
     /// By priority (highest first), then in the order they came.
     consumers: Vec<Arc<Consumer>>,
     /// Where the round-robin resumes.

@@ -56,7 +56,6 @@ impl Queue {
     /// Its figures now.
     pub fn info(&self) -> QueueInfo {
         let st = self.state.lock();
-        let unacked_bytes = st.unacked.values().map(|e| e.message.body.len() as u64).sum();
         let paged_out = st.paged_count();
         let paged_out_bytes: u64 = st.paged.iter().map(|p| p.bytes).sum();
         let first = st.consumers.first();
@@ -64,7 +63,7 @@ impl Queue {
             ready: st.len() as u64,
             unacked: st.unacked.len() as u64,
             ready_bytes: st.bytes(),
-            unacked_bytes,
+            unacked_bytes: st.unacked.bytes(),
             ready_ram: st.ready.len() as u64,
             ready_ram_bytes: st.ready.bytes() as u64,
             paged_out,

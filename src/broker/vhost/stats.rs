@@ -18,15 +18,17 @@ pub struct QueueChurn {
     retired: parking_lot::Mutex<QueueTotals>,
 }
 
-impl QueueChurn {
-    /// Keeps what a deleted queue counted.
-    pub(in crate::broker) fn retire(&self, q: &Queue) {
-        self.deleted.add(1);
-        *self.retired.lock() += q.totals();
-    }
-}
-
 impl VHost {
+    /// Takes a queue off the list and keeps what it counted, in one step
+    /// (under `churn.retired`, which `queue_totals` holds while it reads):
+    /// a reader sees the queue's counts listed or retired, never neither.
+    pub(in crate::broker) fn unlist_queue(&self, q: &Queue) {
+        let mut retired = self.churn.retired.lock();
+        self.queues.write().remove(&q.name);
+        self.churn.deleted.add(1);
+        *retired += q.totals();
+    }
+
     /// Its queues now (direct reply-to queues are not listed, as in RabbitMQ).
     pub fn queues(&self) -> Vec<Arc<Queue>> {
         self.queues.read().values().cloned().collect()
@@ -39,8 +41,9 @@ impl VHost {
 
     /// What its queues counted, those deleted included.
     pub fn queue_totals(&self) -> QueueTotals {
-        let mut t = *self.churn.retired.lock();
-        for q in self.queues() {
+        let retired = self.churn.retired.lock();
+        let mut t = *retired;
+        for q in self.queues.read().values() {
             t += q.totals();
         }
         t
