@@ -141,6 +141,38 @@ fn an_unreachable_broker_exits_69() {
     }
 }
 
+#[test]
+fn numbers_out_of_range_are_usage_errors() {
+    let nowhere = nowhere();
+    for interval in ["nan", "NaN", "inf", "-inf", "-1", "0", "0.01", "1e400", "3601", "1e20"] {
+        nowhere.run(&["top", "-n", "1", &format!("--interval={interval}")]).fails(64, "--interval");
+    }
+    nowhere.run(&["top", "--interval", "nan"]).fails(64, "must be from 0.1 to 3600 seconds");
+    for timeout in ["-1", "nan", "inf", "2.5", "4294967296", "18446744073709551616"] {
+        nowhere.run(&[&format!("--timeout={timeout}"), "await_startup"]).fails(64, "--timeout");
+    }
+    // The largest timeout is fine (and the socket's absence is found at once).
+    nowhere.run(&["-t", "4294967295", "ping"]).fails(69, "/nonexistent/warrenctl.sock");
+}
+
+/// A socket that is listened on but never answered: await_startup gives up
+/// at --timeout, not up to 5 s (one attempt's wait) later.
+#[test]
+fn await_startup_keeps_to_its_timeout() {
+    let dir = ctl::temp_dir("silent");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("warrenctl.sock");
+    let _ = std::fs::remove_file(&path);
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let start = std::time::Instant::now();
+    Ctl::socket(&path).run(&["-t", "6", "await_startup"]).fails(69, "did not start within 6 seconds");
+    let took = start.elapsed();
+    // It waited its time, and gave up within it (not a whole request timeout
+    // late): the upper bound leaves room for a loaded machine.
+    assert!(took >= Duration::from_millis(5900) && took < Duration::from_millis(9500), "{took:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Runs `f` on a runtime for the AMQP client.
 fn block_on<T>(rt: &tokio::runtime::Runtime, f: impl std::future::Future<Output = T>) -> T {
     rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), f).await.expect("in time") })

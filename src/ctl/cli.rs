@@ -39,6 +39,10 @@ Examples:
   warrenctl top
   WARREN_CTL_SOCKET=/var/lib/warren/warrenctl.sock warrenctl -q list_policies";
 
+/// Longest `--timeout`, in seconds (about 136 years: long enough to mean
+/// "forever", short enough that a deadline never overflows an `Instant`).
+pub const MAX_TIMEOUT: u64 = u32::MAX as u64;
+
 /// A password (or password hash) from the command line: `Debug` shows it as
 /// `<redacted>`, so a debug print of the arguments does not leak it.
 #[derive(Clone, PartialEq, Eq)]
@@ -120,14 +124,16 @@ pub struct Cli {
     /// Output format of listings.
     #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = Format::Tsv)]
     pub format: Format,
-    /// Seconds to wait for the broker (connect, send, answer; await_startup: in all).
+    /// Seconds to wait for the broker: for each request (connect, send, answer), and
+    /// for await_startup in all.
     #[arg(
         short,
         long,
         global = true,
         help_heading = "Global options",
         default_value_t = 60,
-        value_name = "SECONDS"
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(..=MAX_TIMEOUT)
     )]
     pub timeout: u64,
     #[command(subcommand)]
@@ -414,6 +420,26 @@ pub struct PolicyArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_out_of_range_are_usage_errors() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["warrenctl"][..], args].concat());
+        for interval in ["nan", "NaN", "inf", "-inf", "-1", "0", "1e400", "100000"] {
+            let e = parse(&["top", &format!("--interval={interval}")]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{interval}: {e}");
+            assert!(e.to_string().contains("--interval"), "{e}");
+        }
+        let top = parse(&["top", "--interval", "0.5"]).unwrap();
+        assert!(matches!(top.command, Command::Ops(OpsCommand::Top { interval, .. }) if interval == 0.5));
+        for timeout in
+            ["-1", "nan", "inf", "1.5", "4294967296", "18446744073709551615", "99999999999999999999"]
+        {
+            let e = parse(&[&format!("--timeout={timeout}"), "ping"]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{timeout}: {e}");
+        }
+        assert_eq!(parse(&["-t", "4294967295", "ping"]).unwrap().timeout, MAX_TIMEOUT);
+        assert_eq!(parse(&["-t", "0", "ping"]).unwrap().timeout, 0);
+    }
 
     #[test]
     fn debug_output_hides_passwords_and_hashes() {

@@ -182,8 +182,8 @@ pub enum OpsCommand {
     #[command(after_help = "Examples:\n  warrenctl top\n  warrenctl top --interval 5 --rows 20\n  \
         warrenctl top -n 1 > snapshot.txt")]
     Top {
-        /// Seconds between frames.
-        #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+        /// Seconds between frames (0.1 to 3600).
+        #[arg(long, default_value_t = 2.0, value_name = "SECONDS", value_parser = interval_seconds)]
         interval: f64,
         /// Stop after this many frames.
         #[arg(short = 'n', long, value_name = "N")]
@@ -192,4 +192,39 @@ pub enum OpsCommand {
         #[arg(long, default_value_t = 10, value_name = "N")]
         rows: usize,
     },
+}
+
+/// Shortest `top --interval`, in seconds.
+pub const MIN_INTERVAL: f64 = 0.1;
+/// Longest `top --interval`, in seconds.
+pub const MAX_INTERVAL: f64 = 3600.0;
+
+/// Parses `top --interval`: a finite number of seconds from
+/// [`MIN_INTERVAL`] to [`MAX_INTERVAL`] (`nan`, `inf`, negative and huge
+/// values are usage errors, not a panic in `Duration::from_secs_f64`).
+pub fn interval_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text.trim().parse().map_err(|_| "not a number of seconds".to_string())?;
+    if seconds.is_finite() && (MIN_INTERVAL..=MAX_INTERVAL).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!("must be from {MIN_INTERVAL} to {MAX_INTERVAL} seconds"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_are_finite_and_in_range() {
+        for ok in ["0.1", "2", " 2.5 ", "3600", "1e3", "+7"] {
+            assert!(interval_seconds(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "nan", "NaN", "inf", "-inf", "infinity", "-1", "0", "0.09", "-0", "3600.01", "1e400", "1e-400",
+            "", "x",
+        ] {
+            assert!(interval_seconds(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -189,7 +189,8 @@ mod tests {
         }
         .into();
         assert_eq!(e.exit_code(), 77);
-        let e: CtlError = HttpError::Timeout { target: "x".into(), secs: 3 }.into();
+        let e: CtlError =
+            HttpError::Timeout { target: "x".into(), after: std::time::Duration::from_secs(3) }.into();
         assert_eq!(e.exit_code(), 69);
         let e: CtlError = HttpError::Malformed { target: "x".into(), detail: "d".into() }.into();
         assert_eq!(e.exit_code(), 70);

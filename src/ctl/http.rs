@@ -1,6 +1,6 @@
 //! A small blocking HTTP/1.1 client, just enough for `warrenctl`: one request
-//! per connection (`Connection: close`) over TCP or a unix socket, with
-//! timeouts, and a pure response parser (status line, headers, body by
+//! per connection (`Connection: close`) over TCP or a unix socket, with a
+//! timeout for the whole request (connect, send, answer), and a pure response parser (status line, headers, body by
 //! Content-Length, chunked transfer-encoding or end of stream).
 //!
 //! It uses only std; the parser does no I/O, so tests feed it split input.
@@ -9,7 +9,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Largest accepted status line plus headers.
 const MAX_HEAD: usize = 64 * 1024;
@@ -120,8 +120,8 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
 pub enum HttpError {
     #[error("unable to connect to {target}: {source}")]
     Connect { target: String, source: io::Error },
-    #[error("no response from {target} within {secs} seconds")]
-    Timeout { target: String, secs: u64 },
+    #[error("no response from {target} within {} seconds", seconds(.after))]
+    Timeout { target: String, after: Duration },
     #[error("connection to {target} failed: {source}")]
     Io { target: String, source: io::Error },
     #[error("malformed HTTP response from {target}: {detail}")]
@@ -363,46 +363,116 @@ impl Client {
         };
         let request =
             encode_request(method, &self.endpoint.host_header(), &format!("{prefix}{path}"), headers, body);
+        let deadline = Deadline::after(self.timeout);
+        let timed_out =
+            |e: &io::Error| matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut);
         let outcome = match &self.endpoint {
             Endpoint::Tcp { host, port, .. } => {
-                let mut stream = self
-                    .connect_tcp(host, *port)
+                let stream = self
+                    .connect_tcp(host, *port, deadline)
                     .map_err(|source| HttpError::Connect { target: target.clone(), source })?;
-                self.prepare(stream.set_read_timeout(Some(self.timeout)), &target)?;
-                self.prepare(stream.set_write_timeout(Some(self.timeout)), &target)?;
-                exchange(&mut stream, &request)
+                exchange(&mut Timed { stream, deadline }, &request)
             }
             Endpoint::Unix(path) => {
-                let mut stream = UnixStream::connect(path)
+                let stream = UnixStream::connect(path)
                     .map_err(|source| HttpError::Connect { target: target.clone(), source })?;
-                self.prepare(stream.set_read_timeout(Some(self.timeout)), &target)?;
-                self.prepare(stream.set_write_timeout(Some(self.timeout)), &target)?;
-                exchange(&mut stream, &request)
+                exchange(&mut Timed { stream, deadline }, &request)
             }
         };
         match outcome {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(detail)) => Err(HttpError::Malformed { target, detail }),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                Err(HttpError::Timeout { target, secs: self.timeout.as_secs() })
-            }
+            Err(e) if timed_out(&e) => Err(HttpError::Timeout { target, after: self.timeout }),
             Err(source) => Err(HttpError::Io { target, source }),
         }
     }
 
-    fn prepare(&self, result: io::Result<()>, target: &str) -> Result<(), HttpError> {
-        result.map_err(|source| HttpError::Io { target: target.to_string(), source })
-    }
-
-    fn connect_tcp(&self, host: &str, port: u16) -> io::Result<TcpStream> {
+    fn connect_tcp(&self, host: &str, port: u16, deadline: Deadline) -> io::Result<TcpStream> {
         let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address found for {host}"));
         for addr in (host, port).to_socket_addrs()? {
-            match TcpStream::connect_timeout(&addr, self.timeout) {
+            match TcpStream::connect_timeout(&addr, deadline.left()?) {
                 Ok(stream) => return Ok(stream),
                 Err(e) => last = e,
             }
         }
         Err(last)
+    }
+}
+
+/// A duration in seconds as a person writes it: `5`, `0.25`.
+pub fn seconds(duration: &Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        return duration.as_secs().to_string();
+    }
+    let text = format!("{:.2}", duration.as_secs_f64());
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// When a request must be over: the client's timeout bounds the whole of
+/// it, not each read (a server dripping a byte at a time cannot hold it up).
+#[derive(Debug, Clone, Copy)]
+struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// `timeout` from now (none for a timeout past what an `Instant` holds).
+    fn after(timeout: Duration) -> Deadline {
+        Deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// The time left, or a `TimedOut` error when there is none.
+    fn left(self) -> io::Result<Duration> {
+        let Some(at) = self.0 else { return Ok(Duration::from_secs(u64::from(u32::MAX))) };
+        match at.saturating_duration_since(Instant::now()) {
+            left if left.is_zero() => Err(io::ErrorKind::TimedOut.into()),
+            left => Ok(left),
+        }
+    }
+}
+
+/// A socket whose reads and writes wait at most until a deadline.
+trait Timeouts {
+    fn read_timeout(&self, left: Duration) -> io::Result<()>;
+    fn write_timeout(&self, left: Duration) -> io::Result<()>;
+}
+
+impl Timeouts for TcpStream {
+    fn read_timeout(&self, left: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(left))
+    }
+    fn write_timeout(&self, left: Duration) -> io::Result<()> {
+        self.set_write_timeout(Some(left))
+    }
+}
+
+impl Timeouts for UnixStream {
+    fn read_timeout(&self, left: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(left))
+    }
+    fn write_timeout(&self, left: Duration) -> io::Result<()> {
+        self.set_write_timeout(Some(left))
+    }
+}
+
+/// `stream`, each read and write given the time left until `deadline`.
+struct Timed<S> {
+    stream: S,
+    deadline: Deadline,
+}
+
+impl<S: Read + Timeouts> Read for Timed<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read_timeout(self.deadline.left()?)?;
+        self.stream.read(buf)
+    }
+}
+
+impl<S: Write + Timeouts> Write for Timed<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write_timeout(self.deadline.left()?)?;
+        self.stream.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
     }
 }
 

@@ -247,3 +247,40 @@ fn a_silent_server_times_out() {
     assert!(matches!(e, HttpError::Timeout { .. }), "{e}");
     server.join().unwrap();
 }
+
+#[test]
+fn a_dripping_server_times_out_at_the_deadline() {
+    // A byte every 100 ms: each read gets data in time, the request never ends.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.write_all(b"HTTP/1.1 200 OK\r\n").unwrap();
+        for _ in 0..30 {
+            thread::sleep(Duration::from_millis(100));
+            if stream.write_all(b"x").is_err() {
+                return;
+            }
+        }
+    });
+    let endpoint = Endpoint::Tcp { host: "127.0.0.1".into(), port, prefix: String::new() };
+    let client = Client { endpoint, timeout: Duration::from_millis(500) };
+    let start = Instant::now();
+    let e = client.send("GET", "/api/overview", &[], None).unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(e, HttpError::Timeout { .. }), "{e}");
+    assert!(e.to_string().ends_with("within 0.5 seconds"), "{e}");
+    // The drip lasts 3 s: a Timeout before that is the deadline at work.
+    assert!(took >= Duration::from_millis(450) && took < Duration::from_millis(2500), "{took:?}");
+    server.join().unwrap();
+}
+
+#[test]
+fn a_huge_timeout_is_no_deadline() {
+    assert!(Deadline::after(Duration::MAX).left().unwrap() > Duration::from_secs(1 << 31));
+    assert!(Deadline::after(Duration::ZERO).left().is_err());
+    let expected = [(0, "0"), (5000, "5"), (250, "0.25"), (1500, "1.5"), (60_000, "60")];
+    for (millis, text) in expected {
+        assert_eq!(seconds(&Duration::from_millis(millis)), text);
+    }
+}

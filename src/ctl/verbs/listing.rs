@@ -248,6 +248,11 @@ impl<'a> Printer<'a> {
 /// `each` returns false. An answer that is a plain array (an API without
 /// pagination) is the whole list. A 404 on the first page is the vhost
 /// `vhost` missing when it is, else the API's error.
+///
+/// It always ends, whatever the server answers: it asks for at most the
+/// first answer's `page_count` pages (rows added meanwhile are not listed),
+/// and stops early at `page_out_of_range`, an empty page, or an answer for
+/// another page than the one asked for (a server that ignores `page=`).
 pub fn for_each_page(
     api: &Api,
     path: &str,
@@ -256,6 +261,8 @@ pub fn for_each_page(
     mut each: impl FnMut(Vec<Value>) -> bool,
 ) -> Result<()> {
     let mut page = 1usize;
+    // The first answer's page_count.
+    let mut last_page: Option<usize> = None;
     loop {
         let mut url = format!("{path}?page={page}&page_size={PAGE_SIZE}");
         if !query.is_empty() {
@@ -274,12 +281,22 @@ pub fn for_each_page(
                 return Err(api.explain_missing(None, vhost, reply));
             }
         }
-        let (items, page_count) = match reply.ok()?.json()? {
-            Value::Array(items) => (items, page),
+        let items = match reply.ok()?.json()? {
+            // The whole list; on a later page, the same list again.
+            Value::Array(_) if page > 1 => return Ok(()),
+            Value::Array(items) => {
+                each(items);
+                return Ok(());
+            }
             Value::Object(mut answer) => {
-                let page_count = answer.get("page_count").and_then(Value::as_u64).unwrap_or(1) as usize;
+                let number = |key: &str| answer.get(key).and_then(Value::as_u64);
+                if page > 1 && number("page").is_some_and(|p| p != page as u64) {
+                    return Ok(());
+                }
+                let page_count = number("page_count").unwrap_or(1);
+                last_page.get_or_insert(usize::try_from(page_count).unwrap_or(usize::MAX));
                 match answer.remove("items") {
-                    Some(Value::Array(items)) => (items, page_count),
+                    Some(Value::Array(items)) => items,
                     _ => return Err(CtlError::Software(format!("the API answered {url} without items"))),
                 }
             }
@@ -287,7 +304,10 @@ pub fn for_each_page(
                 return Err(CtlError::Software(format!("the API answered {url} with {other}")));
             }
         };
-        if !each(items) || page >= page_count {
+        if page > 1 && items.is_empty() {
+            return Ok(());
+        }
+        if !each(items) || last_page.is_none_or(|last| page >= last) {
             return Ok(());
         }
         page += 1;

@@ -7,12 +7,17 @@ use serde_json::{json, Value};
 
 use super::listing::{columns, Printer};
 use super::Ctx;
-use crate::ctl::api::seg;
+use crate::ctl::api::{seg, Api};
 use crate::ctl::error::{CtlError, Result};
+use crate::ctl::http::seconds;
 use crate::ctl::output::Format;
 
 /// How long `await_startup` waits between attempts.
 const POLL_EVERY: Duration = Duration::from_millis(250);
+/// The longest one `await_startup` attempt may wait for an answer.
+const ATTEMPT_MAX: Duration = Duration::from_secs(5);
+/// The shortest: the last attempt before the deadline gets at least this.
+const ATTEMPT_MIN: Duration = Duration::from_millis(100);
 
 pub fn ping(ctx: &mut Ctx) -> Result<()> {
     let target = ctx.api.endpoint().describe();
@@ -26,10 +31,19 @@ pub fn ping(ctx: &mut Ctx) -> Result<()> {
 /// prints nothing. Refused credentials or a socket it may not open fail at
 /// once (waiting will not help); a 5xx or no answer is tried again.
 pub fn await_startup(ctx: &mut Ctx) -> Result<()> {
-    let deadline = Instant::now() + ctx.timeout;
-    let api = ctx.api.with_timeout(ctx.timeout.min(Duration::from_secs(5)));
+    wait_for_api(ctx.api, ctx.timeout, ATTEMPT_MAX)
+}
+
+/// [`await_startup`]'s loop: each attempt waits at most `attempt_max`, and
+/// no longer than the time left, so the whole takes at most `timeout` (plus
+/// [`ATTEMPT_MIN`] at worst).
+fn wait_for_api(api: &Api, timeout: Duration, attempt_max: Duration) -> Result<()> {
+    // A timeout too long for an `Instant` has no deadline.
+    let deadline = Instant::now().checked_add(timeout);
     loop {
-        let last = match api.get("/api/overview") {
+        let left = deadline.map_or(attempt_max, |d| d.saturating_duration_since(Instant::now()));
+        let attempt = api.with_timeout(left.min(attempt_max).max(ATTEMPT_MIN));
+        let last = match attempt.get("/api/overview") {
             Ok(reply) if reply.status < 500 => return reply.ok().map(drop),
             Ok(reply) => match reply.ok() {
                 Ok(_) => return Ok(()),
@@ -38,10 +52,10 @@ pub fn await_startup(ctx: &mut Ctx) -> Result<()> {
             Err(e @ CtlError::NoPermission(_)) => return Err(e),
             Err(e) => e,
         };
-        if Instant::now() + POLL_EVERY > deadline {
+        if deadline.is_some_and(|d| Instant::now() + POLL_EVERY > d) {
             return Err(CtlError::Unreachable(format!(
                 "the broker did not start within {} seconds: {last}",
-                ctx.timeout.as_secs()
+                seconds(&timeout)
             )));
         }
         std::thread::sleep(POLL_EVERY);
@@ -272,6 +286,7 @@ pub fn status_text(status: &Value, bold: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ctl::http::{Client, Endpoint};
 
     fn sample() -> Value {
         let overview = json!({
@@ -287,6 +302,30 @@ mod tests {
             "mem_alarm": false, "fd_used": 10, "fd_total": 1024,
         });
         status_json(&overview, &node, 3)
+    }
+
+    #[test]
+    fn await_startup_keeps_to_its_timeout() {
+        // A socket that is listened on but never answered: each attempt waits
+        // for its whole timeout.
+        let dir = std::env::temp_dir().join(format!("warrenctl-await-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("silent.sock");
+        let _ = std::fs::remove_file(&path);
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let client = Client { endpoint: Endpoint::Unix(path), timeout: Duration::from_secs(60) };
+        let api = Api::new(client, None);
+        // Attempts of 700 ms: uncapped, the second would end at 1.65 s.
+        let start = Instant::now();
+        let e = wait_for_api(&api, Duration::from_secs(1), Duration::from_millis(700)).unwrap_err();
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(1650), "{took:?}");
+        assert_eq!(e.exit_code(), 69);
+        assert!(e.to_string().starts_with("the broker did not start within 1 seconds: no response"), "{e}");
+        let start = Instant::now();
+        wait_for_api(&api, Duration::from_millis(300), Duration::from_secs(5)).unwrap_err();
+        assert!(start.elapsed() < Duration::from_millis(2000), "{:?}", start.elapsed());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::Ctx;
 use crate::ctl::api::Api;
+use crate::ctl::cli_ops::{MAX_INTERVAL, MIN_INTERVAL};
 use crate::ctl::error::Result;
 
 /// Home the cursor and clear the screen.
@@ -24,7 +25,7 @@ const QUEUE_FIELDS: &str = "name,vhost,messages,messages_ready,messages_unacknow
 const CONNECTION_FIELDS: &str = "name,user,vhost,channels,recv_oct_details.rate,send_oct_details.rate";
 
 pub fn top(ctx: &mut Ctx, interval: f64, iterations: Option<u64>, rows: usize) -> Result<()> {
-    let interval = Duration::from_secs_f64(interval.clamp(0.1, 3600.0));
+    let interval = interval_duration(interval);
     let rows = rows.clamp(1, 500);
     let mut shown = 0u64;
     loop {
@@ -50,6 +51,13 @@ pub fn top(ctx: &mut Ctx, interval: f64, iterations: Option<u64>, rows: usize) -
         }
         std::thread::sleep(interval);
     }
+}
+
+/// `--interval` as a duration: clap lets only finite values from 0.1 to
+/// 3600 through; anything else (NaN would make `Duration::from_secs_f64`
+/// panic) is clamped, or is the default 2 s.
+fn interval_duration(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds.clamp(MIN_INTERVAL, MAX_INTERVAL)).unwrap_or(Duration::from_secs(2))
 }
 
 /// The top `rows` items of `path` by `sort` (highest first).
@@ -267,6 +275,16 @@ mod tests {
         assert!(text.contains("2.0 KiB/s  10.0 B/s"), "{text}");
         let empty = render_frame(&json!({}), &[], &[], &[], Duration::from_secs(1));
         assert!(empty.contains("Queues by messages\n  (none)\n"), "{empty}");
+    }
+
+    #[test]
+    fn any_interval_is_a_duration() {
+        assert_eq!(interval_duration(2.0), Duration::from_secs(2));
+        assert_eq!(interval_duration(f64::NAN), Duration::from_secs(2));
+        assert_eq!(interval_duration(f64::INFINITY), Duration::from_secs(3600));
+        assert_eq!(interval_duration(f64::NEG_INFINITY), Duration::from_millis(100));
+        assert_eq!(interval_duration(-1.0), Duration::from_millis(100));
+        assert_eq!(interval_duration(1e300), Duration::from_secs(3600));
     }
 
     #[test]
