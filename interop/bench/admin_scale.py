@@ -110,6 +110,8 @@ def main():
         for label, url in [
             ("GET /api/queues?page=1&page_size=100", f"{api}/queues?page=1&page_size=100"),
             ("GET /api/queues?page=500&page_size=100&sort=name", f"{api}/queues?page=500&page_size=100&sort=name"),
+            ("GET /api/queues?page=1&page_size=20&sort=messages&sort_reverse=true (warrenctl top)",
+             f"{api}/queues?page=1&page_size=20&sort=messages&sort_reverse=true"),
             ("GET /api/queues (all)", f"{api}/queues"),
             ("GET /api/queues?disable_stats=true&enable_queue_totals=true", f"{api}/queues?disable_stats=true&enable_queue_totals=true"),
             ("GET /api/overview", f"{api}/overview"),
