@@ -124,7 +124,7 @@ export ADMIN_URL="http://guest:guest@127.0.0.1:15672"
 cargo test -p warren-interop
 # warrenctl's verbs against RabbitMQ's management API (the same suite runs
 # against Warren in tests/warrenctl.rs).
-WARRENCTL_RABBITMQ_URL=http://127.0.0.1:15672 cargo test --test warrenctl
+WARRENCTL_RABBITMQ_URL=http://127.0.0.1:15672 cargo test --test warrenctl --test warrenctl_ops
 bash interop/run-clients.sh
 # The rabbitmqadmin v1 script run against Warren by the test command, proved
 # against RabbitMQ.
