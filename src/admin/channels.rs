@@ -18,6 +18,7 @@ use super::auth::Caller;
 use super::connections::visible;
 use super::error::{ApiError, Result};
 use super::input::{Params, QueryPairs};
+use super::topology::vhost_to_read;
 use super::{blocking, json, listing, node_name, AdminState};
 use crate::broker::connections::{ChannelInfo, ConnectionEntry};
 use crate::broker::{Consumer, Queue};
@@ -93,12 +94,7 @@ async fn in_vhost(
     Params(vhost): Params<String>,
     query: QueryPairs,
 ) -> Result<Response> {
-    if s.broker.vhost(&vhost).is_none() {
-        return Err(ApiError::NotFound);
-    }
-    if !caller.sees_vhost(&s.access, &vhost) {
-        return Err(ApiError::NOT_AUTHORISED_VHOST);
-    }
+    vhost_to_read(&s, &caller, &vhost)?;
     let items = channels_of(&visible(&s, &caller, |c| c.vhost == vhost)).await;
     listing::answer(items, &query, true).map(json)
 }
@@ -195,12 +191,7 @@ async fn consumers_in(
     Params(vhost): Params<String>,
     query: QueryPairs,
 ) -> Result<Response> {
-    if s.broker.vhost(&vhost).is_none() {
-        return Err(ApiError::NotFound);
-    }
-    if !caller.sees_vhost(&s.access, &vhost) {
-        return Err(ApiError::NOT_AUTHORISED_VHOST);
-    }
+    vhost_to_read(&s, &caller, &vhost)?;
     blocking(move || listing::answer(consumer_items(&s, &caller, |v| v == vhost), &query, false).map(json))
         .await
 }

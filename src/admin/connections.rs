@@ -17,6 +17,7 @@ use super::auth::Caller;
 use super::error::{ApiError, Result};
 use super::input::{Params, QueryPairs};
 use super::overview::rate;
+use super::topology::vhost_to_read;
 use super::{json, listing, no_content, node_name, AdminState};
 use crate::broker::connections::ConnectionEntry;
 use crate::protocol::json::table_to_json;
@@ -107,12 +108,7 @@ async fn in_vhost(
     Params(vhost): Params<String>,
     query: QueryPairs,
 ) -> Result<Response> {
-    if s.broker.vhost(&vhost).is_none() {
-        return Err(ApiError::NotFound);
-    }
-    if !caller.sees_vhost(&s.access, &vhost) {
-        return Err(ApiError::NOT_AUTHORISED_VHOST);
-    }
+    vhost_to_read(&s, &caller, &vhost)?;
     let items = visible(&s, &caller, |c| c.vhost == vhost).iter().map(|c| item(c)).collect();
     listing::answer(items, &query, true).map(json)
 }
