@@ -95,6 +95,29 @@ fn overview_of(s: &AdminState, caller: &Caller, query: &QueryPairs) -> Result<Re
         });
     }
     let r = &b.rates;
+    let mut churn = json!({
+        "connection_created": totals.connections_opened,
+        "connection_closed": totals.connections_closed,
+        "channel_created": totals.channels_opened,
+        "channel_closed": totals.channels_closed,
+        "queue_declared": declared,
+        "queue_created": created,
+        "queue_deleted": deleted,
+    });
+    // The broker's churn rates, for those who see the whole broker.
+    if all {
+        for (key, rate_of) in [
+            ("connection_created_details", &r.connection_created),
+            ("connection_closed_details", &r.connection_closed),
+            ("channel_created_details", &r.channel_created),
+            ("channel_closed_details", &r.channel_closed),
+            ("queue_declared_details", &r.queue_declared),
+            ("queue_created_details", &r.queue_created),
+            ("queue_deleted_details", &r.queue_deleted),
+        ] {
+            churn[key] = rate(rate_of);
+        }
+    }
     let node = node_name();
     let mut listeners = s.node.listeners_json();
     let contexts: Vec<Value> = s
@@ -123,15 +146,7 @@ fn overview_of(s: &AdminState, caller: &Caller, query: &QueryPairs) -> Result<Re
         "disable_stats": false,
         "enable_queue_totals": false,
         "message_stats": message_stats(r, &totals.msgs),
-        "churn_rates": {
-            "connection_created": totals.connections_opened, "connection_created_details": {"rate": 0.0},
-            "connection_closed": totals.connections_closed, "connection_closed_details": {"rate": 0.0},
-            "channel_created": totals.channels_opened, "channel_created_details": {"rate": 0.0},
-            "channel_closed": totals.channels_closed, "channel_closed_details": {"rate": 0.0},
-            "queue_declared": declared, "queue_declared_details": {"rate": 0.0},
-            "queue_created": created, "queue_created_details": {"rate": 0.0},
-            "queue_deleted": deleted, "queue_deleted_details": {"rate": 0.0},
-        },
+        "churn_rates": churn,
         "queue_totals": {
             "messages": depth.messages(), "messages_details": rate(&r.messages),
             "messages_ready": depth.ready, "messages_ready_details": rate(&r.ready),

@@ -26,6 +26,13 @@ pub struct GlobalRates {
     pub messages: Rate,
     pub ready: Rate,
     pub unacked: Rate,
+    pub connection_created: Rate,
+    pub connection_closed: Rate,
+    pub channel_created: Rate,
+    pub channel_closed: Rate,
+    pub queue_declared: Rate,
+    pub queue_created: Rate,
+    pub queue_deleted: Rate,
 }
 
 /// What deleted vhosts counted (so the broker's totals never go back).
@@ -144,7 +151,8 @@ impl Broker {
     /// Takes a sample of every counter that has a rate, `secs` after the
     /// last one: the broker's, each queue's and each connection's.
     pub fn sample_rates(&self, secs: f64) {
-        let Totals { msgs, .. } = self.connections.totals();
+        let totals = self.connections.totals();
+        let Totals { msgs, .. } = totals;
         let MsgTotals { received, confirmed, get_empty, redelivered, acked, .. } = msgs;
         let r = &self.rates;
         r.publish.sample(received, secs);
@@ -169,6 +177,14 @@ impl Broker {
         r.ready.sample(depth.ready, secs);
         r.unacked.sample(depth.unacked, secs);
         self.connections.sample_rates(secs);
+        r.connection_created.sample(totals.connections_opened, secs);
+        r.connection_closed.sample(totals.connections_closed, secs);
+        r.channel_created.sample(totals.channels_opened, secs);
+        r.channel_closed.sample(totals.channels_closed, secs);
+        let (declared, created, deleted) = self.queue_churn();
+        r.queue_declared.sample(declared, secs);
+        r.queue_created.sample(created, secs);
+        r.queue_deleted.sample(deleted, secs);
     }
 
     /// Milliseconds since the broker was made.
@@ -209,5 +225,22 @@ mod tests {
         assert!(b.delete_vhost("v"));
         assert_eq!(b.queue_totals().published, 3, "a deleted vhost's counts stay");
         assert_eq!(b.queue_churn(), (3, 3, 3));
+    }
+
+    #[test]
+    fn rates_are_the_change_between_samples() {
+        let b = Broker::new();
+        b.sample_rates(1.0);
+        publish(&b, "/", "a");
+        publish(&b, "/", "b");
+        b.sample_rates(2.0);
+        assert_eq!(b.rates.queue_created.get(), 1.0, "two queues in two seconds");
+        assert_eq!(b.rates.messages.get(), 1.0);
+        // A queue's own rates start from its first sample.
+        publish(&b, "/", "a");
+        b.sample_rates(2.0);
+        let a = b.vhost("/").unwrap().queue("a").unwrap();
+        assert_eq!(a.rates.published.get(), 0.5);
+        assert_eq!(b.rates.queue_created.get(), 0.0);
     }
 }

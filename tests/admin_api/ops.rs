@@ -75,6 +75,9 @@ async fn overview_nodes_connections_channels_and_consumers_show_live_state() {
     assert!(o["object_totals"]["queues"].as_u64().unwrap() >= 1);
     assert_eq!(o["message_stats"]["publish"], 3);
     assert_eq!(o["message_stats"]["confirm"], 3);
+    assert_eq!(o["churn_rates"]["connection_created"], 1);
+    assert_eq!(o["churn_rates"]["channel_created"], 2);
+    assert!(o["churn_rates"]["queue_created_details"]["rate"].is_number());
     assert!(o["listeners"]
         .as_array()
         .unwrap()
