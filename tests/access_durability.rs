@@ -233,3 +233,25 @@ async fn a_data_directory_from_before_keeps_its_queues_when_definitions_arrive()
     server.stop().await;
     assert_eq!(store.load().unwrap().queues.len(), 1);
 }
+
+/// A cluster name set through the API is kept across a restart (it names
+/// the cluster in Prometheus' `identity_info` and the Grafana dashboards).
+#[tokio::test]
+async fn the_cluster_name_survives_a_restart() {
+    let store = std::sync::Arc::new(warren::store::memory::MemoryStore::default());
+    let config = || {
+        let mut config = warren::config::Config::default();
+        config.metrics.listen = None;
+        config.amqp.listen = "127.0.0.1:0".parse().unwrap();
+        config.admin.listen = None;
+        config.admin.socket = Some(PathBuf::new());
+        config
+    };
+    let server = warren::server::Server::start_with_store(config(), store.clone()).await.unwrap();
+    assert_eq!(server.broker.cluster_name(), None);
+    assert!(server.broker.set_cluster_name("prod-eu"));
+    server.stop().await;
+    let server = warren::server::Server::start_with_store(config(), store).await.unwrap();
+    assert_eq!(server.broker.cluster_name().as_deref(), Some("prod-eu"));
+    server.stop().await;
+}

@@ -293,7 +293,10 @@ async fn the_three_endpoints_show_what_was_done() {
     assert!(agg.value("rabbitmq_erlang_uptime_seconds", &[]) > 0.0);
     let id = agg.samples("rabbitmq_identity_info").next().unwrap();
     assert_eq!(id.labels.get("rabbitmq_node"), Some(warren::admin::node_name()));
-    assert_eq!(id.labels.get("rabbitmq_cluster"), Some(s.node.cluster_name().as_str()));
+    assert_eq!(
+        id.labels.get("rabbitmq_cluster"),
+        Some(warren::admin::node::cluster_name(&s.broker).as_str())
+    );
     assert!(id.labels.get("rabbitmq_cluster_permanent_id").unwrap().starts_with("rabbitmq-cluster-id-"));
     assert_eq!(id.labels.get("rabbitmq_endpoint"), Some("aggregated"));
     let build = agg.samples("rabbitmq_build_info").next().unwrap();

@@ -31,7 +31,6 @@ pub struct CertFile {
 #[derive(Debug, Default)]
 pub struct NodeFacts {
     listeners: RwLock<Vec<Listener>>,
-    cluster_name: RwLock<Option<String>>,
     certificates: RwLock<Vec<CertFile>>,
     /// The effective configuration with each value's source (secrets redacted).
     environment: RwLock<Value>,
@@ -79,15 +78,6 @@ impl NodeFacts {
         self.listeners.read().clone()
     }
 
-    /// The cluster's name: as set, else the node's name (RabbitMQ's default).
-    pub fn cluster_name(&self) -> String {
-        self.cluster_name.read().clone().unwrap_or_else(|| node_name().to_owned())
-    }
-
-    pub fn set_cluster_name(&self, name: String) {
-        *self.cluster_name.write() = Some(name);
-    }
-
     /// The listeners in the overview's shape.
     pub fn listeners_json(&self) -> Value {
         let node = node_name();
@@ -98,6 +88,12 @@ impl NodeFacts {
                 .collect(),
         )
     }
+}
+
+/// The cluster's name: as set through the API, else the node's name
+/// (RabbitMQ's default).
+pub fn cluster_name(broker: &crate::broker::Broker) -> String {
+    broker.cluster_name().unwrap_or_else(|| node_name().to_owned())
 }
 
 /// This node's name: `rabbit@<short host name>`, the name RabbitMQ's tools

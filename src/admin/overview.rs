@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::error::{ApiError, Result};
 use super::input::{text, JsonBody, Params, QueryPairs};
-use super::node::{max_fds, node_name, open_fds, processors, resident_memory};
+use super::node::{self, max_fds, node_name, open_fds, processors, resident_memory};
 use super::{blocking, json, listing, no_content, AdminState};
 use crate::broker::overview::{Depth, GlobalRates};
 use crate::broker::stats::Rate;
@@ -24,7 +24,7 @@ pub const RABBITMQ_VERSION: &str = "3.10.8";
 pub fn routes() -> Router<AdminState> {
     Router::new()
         .route("/api/overview", get(overview))
-        .route("/api/cluster-name", get(cluster_name).put(set_cluster_name))
+        .route("/api/cluster-name", get(show_cluster_name).put(set_cluster_name))
         .route("/api/nodes", get(nodes))
         .route("/api/nodes/", get(nodes))
         .route("/api/nodes/{node}", get(node))
@@ -139,7 +139,7 @@ fn overview_of(s: &AdminState, caller: &Caller, query: &QueryPairs) -> Result<Re
         "product_version": env!("CARGO_PKG_VERSION"),
         "product_name": "Warren",
         "rabbitmq_version": RABBITMQ_VERSION,
-        "cluster_name": s.node.cluster_name(),
+        "cluster_name": node::cluster_name(&s.broker),
         "erlang_version": "none (Warren is written in Rust)",
         "erlang_full_version": "none (Warren is written in Rust)",
         "release_series_support_status": "supported",
@@ -180,11 +180,11 @@ fn exchange_types() -> Value {
     ])
 }
 
-async fn cluster_name(State(s): State<AdminState>) -> Response {
-    json(json!({"name": s.node.cluster_name()}))
+async fn show_cluster_name(State(s): State<AdminState>) -> Response {
+    json(json!({"name": node::cluster_name(&s.broker)}))
 }
 
-/// Renames the cluster (administrators; kept until the broker stops).
+/// Renames the cluster (administrators; kept across restarts).
 async fn set_cluster_name(
     State(s): State<AdminState>,
     caller: Caller,
@@ -194,7 +194,16 @@ async fn set_cluster_name(
     let name = text(&body, "name")?
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_request("name is required"))?;
-    s.node.set_cluster_name(name);
+    if name.len() > 255 {
+        return Err(ApiError::bad_request("the cluster name is longer than 255 bytes"));
+    }
+    let b = s.broker.clone();
+    blocking(move || {
+        b.set_cluster_name(&name)
+            .then_some(())
+            .ok_or_else(|| ApiError::Internal("the store could not take the change".into()))
+    })
+    .await?;
     Ok(no_content())
 }
 

@@ -18,6 +18,7 @@
 
 pub mod alarm;
 pub mod args;
+mod cluster;
 pub mod connections;
 pub mod consumer;
 pub mod deadletter;
@@ -69,6 +70,8 @@ pub struct Broker {
     pub rates: overview::GlobalRates,
     /// What deleted vhosts counted (`overview.rs`).
     retired: parking_lot::Mutex<overview::Retired>,
+    /// As set through the admin API (`cluster.rs`).
+    cluster_name: RwLock<Option<String>>,
     started: std::time::Instant,
 }
 
@@ -101,6 +104,7 @@ impl Broker {
             lifecycle: parking_lot::Mutex::new(()),
             rates: overview::GlobalRates::default(),
             retired: parking_lot::Mutex::default(),
+            cluster_name: RwLock::new(None),
             started: std::time::Instant::now(),
         }
     }
@@ -121,6 +125,7 @@ impl Broker {
     ) {
         let Recovered { exchanges, queues, bindings, control, .. } = recovered;
         self.restore_vhosts(&control, make_default);
+        self.restore_cluster_name(&control);
         if clean {
             self.drop_orphan_policies(&control);
         }

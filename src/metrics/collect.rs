@@ -316,7 +316,7 @@ fn identity(state: &MetricsState, t: &mut Text<'_>, endpoint: Endpoint) {
         1u64,
     );
     let node = crate::admin::node_name();
-    let cluster = state.node.cluster_name();
+    let cluster = crate::admin::node::cluster_name(&state.broker);
     let id = permanent_id(&cluster);
     t.single(
         &fam::IDENTITY_INFO,

@@ -131,6 +131,10 @@ async fn overview_nodes_connections_channels_and_consumers_show_live_state() {
     assert_eq!((node["partitions"].clone(), node["running"].clone()), (json!([]), json!(true)));
     assert_eq!(h.get("/api/nodes/rabbit@elsewhere").await.status, 404);
     assert_eq!(h.get("/api/nodes").await.body.as_array().unwrap().len(), 1);
+    assert_eq!(h.put("/api/cluster-name", json!({"name": "ops-cluster"})).await.status, 204);
+    assert_eq!(h.get("/api/cluster-name").await.body, json!({"name": "ops-cluster"}));
+    assert_eq!(h.get("/api/overview").await.body["cluster_name"], "ops-cluster");
+    assert_eq!(h.put("/api/cluster-name", json!({})).await.status, 400);
 
     // The strict client behind rabbitmqadmin v2 parses all of it.
     let (addr, _stop) = super::clients::serve(&h).await;
@@ -142,7 +146,7 @@ async fn overview_nodes_connections_channels_and_consumers_show_live_state() {
         assert_eq!(c.list_nodes().unwrap().len(), 1);
         assert!(c.get_node_info(node_name()).unwrap().fd_total > 0);
         assert!(c.get_node_memory_footprint(node_name()).unwrap().breakdown.is_none());
-        assert_eq!(c.get_cluster_name().unwrap().name, node_name());
+        assert_eq!(c.get_cluster_name().unwrap().name, "ops-cluster");
         assert_eq!(c.list_connections().unwrap()[0].name, conn_name);
         assert_eq!(c.get_connection_info(&conn_name).unwrap().username, "guest");
         assert_eq!(c.list_channels().unwrap().len(), 2);
