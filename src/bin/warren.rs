@@ -79,6 +79,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    warren::server::fds::raise_limit();
     let environment = environment(args.config.as_deref(), &after_env, &config);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     runtime.block_on(async {

@@ -1,6 +1,7 @@
 //! Listeners and the server's lifetime. May use `connection`, `broker`, `config`.
 
 pub mod environment;
+pub mod fds;
 mod monitor;
 pub mod tls;
 

@@ -2,28 +2,29 @@
 
 use std::collections::HashMap;
 
-use super::{add_to, remove_from, Binding, Destination};
+use super::list::BindingList;
+use super::{Binding, Destination};
 
 #[derive(Debug, Default)]
 pub(super) struct Table {
-    by_key: HashMap<Vec<u8>, Vec<Binding>>,
+    by_key: HashMap<Vec<u8>, BindingList>,
 }
 
 impl Table {
     pub fn add(&mut self, b: Binding) -> bool {
         let list = self.by_key.entry(b.key.as_bytes().to_vec()).or_default();
-        add_to(list, b)
+        list.add(b)
     }
     pub fn remove(&mut self, b: &Binding) -> bool {
         let Some(list) = self.by_key.get_mut(b.key.as_bytes()) else { return false };
-        let removed = remove_from(list, b);
+        let removed = list.remove(b).is_some();
         if list.is_empty() {
             self.by_key.remove(b.key.as_bytes());
         }
         removed
     }
     pub fn all(&self) -> Vec<Binding> {
-        self.by_key.values().flatten().cloned().collect()
+        self.by_key.values().flat_map(|l| l.iter().cloned()).collect()
     }
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()

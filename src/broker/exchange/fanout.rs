@@ -1,21 +1,22 @@
 //! Fanout: every binding matches.
 
-use super::{add_to, remove_from, Binding, Destination};
+use super::list::BindingList;
+use super::{Binding, Destination};
 
 #[derive(Debug, Default)]
 pub(super) struct Table {
-    bindings: Vec<Binding>,
+    bindings: BindingList,
 }
 
 impl Table {
     pub fn add(&mut self, b: Binding) -> bool {
-        add_to(&mut self.bindings, b)
+        self.bindings.add(b)
     }
     pub fn remove(&mut self, b: &Binding) -> bool {
-        remove_from(&mut self.bindings, b)
+        self.bindings.remove(b).is_some()
     }
     pub fn all(&self) -> Vec<Binding> {
-        self.bindings.clone()
+        self.bindings.to_vec()
     }
     pub fn is_empty(&self) -> bool {
         self.bindings.is_empty()

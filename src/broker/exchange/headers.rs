@@ -4,13 +4,14 @@
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 
-use super::{add_to, Binding, Destination};
+use super::list::BindingList;
+use super::{Binding, Destination};
 use crate::protocol::table::{as_int, as_str};
 use crate::protocol::AmqpError;
 
 #[derive(Debug, Default)]
 pub(super) struct Table {
-    bindings: Vec<Binding>,
+    bindings: BindingList,
     /// Each binding's match rule, worked out once at bind time (same order).
     specs: Vec<Spec>,
 }
@@ -111,16 +112,15 @@ impl Table {
     pub fn add(&mut self, b: Binding) -> bool {
         // Arguments were validated before binding; an invalid rule never matches.
         let spec = Spec::of(&b.arguments).unwrap_or(Spec { mode: Mode::Any, wanted: Vec::new() });
-        let added = add_to(&mut self.bindings, b);
+        let added = self.bindings.add(b);
         if added {
             self.specs.push(spec);
         }
         added
     }
     pub fn remove(&mut self, b: &Binding) -> bool {
-        match self.bindings.iter().position(|x| x.same(b)) {
+        match self.bindings.remove(b) {
             Some(i) => {
-                self.bindings.swap_remove(i);
                 self.specs.swap_remove(i);
                 true
             }
@@ -128,7 +128,7 @@ impl Table {
         }
     }
     pub fn all(&self) -> Vec<Binding> {
-        self.bindings.clone()
+        self.bindings.to_vec()
     }
     pub fn is_empty(&self) -> bool {
         self.bindings.is_empty()

@@ -3,6 +3,7 @@
 mod direct;
 mod fanout;
 mod headers;
+mod list;
 mod topic;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,14 +67,6 @@ pub struct Binding {
     pub destination: Destination,
     pub key: String,
     pub arguments: FieldTable,
-}
-
-impl Binding {
-    fn same(&self, other: &Binding) -> bool {
-        self.destination.same(&other.destination)
-            && self.key == other.key
-            && self.arguments == other.arguments
-    }
 }
 
 /// The routing table of one exchange type.
@@ -223,24 +216,4 @@ impl Exchange {
             Routes::Headers(t) => t.route(headers().as_ref(), out),
         }
     }
-}
-
-/// Removes the first binding equal to `b` from a list.
-fn remove_from(list: &mut Vec<Binding>, b: &Binding) -> bool {
-    match list.iter().position(|x| x.same(b)) {
-        Some(i) => {
-            list.swap_remove(i);
-            true
-        }
-        None => false,
-    }
-}
-
-/// Adds `b` to a list unless an equal binding is there.
-fn add_to(list: &mut Vec<Binding>, b: Binding) -> bool {
-    if list.iter().any(|x| x.same(&b)) {
-        return false;
-    }
-    list.push(b);
-    true
 }

@@ -12,7 +12,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use super::{add_to, remove_from, Binding, Destination};
+use super::list::BindingList;
+use super::{Binding, Destination};
 
 #[derive(Debug, Default)]
 pub(super) struct Table {
@@ -26,7 +27,7 @@ struct Node {
     words: HashMap<Vec<u8>, Node>,
     star: Option<Box<Node>>,
     hash: Option<Box<Hash>>,
-    bindings: Vec<Binding>,
+    bindings: BindingList,
 }
 
 /// A `#` word: what follows it, and its slot in the per-route memo.
@@ -94,7 +95,7 @@ impl Table {
                 _ => node.words.entry(w.to_vec()).or_default(),
             };
         }
-        let added = add_to(&mut node.bindings, b);
+        let added = node.bindings.add(b);
         *count += usize::from(added);
         added
     }
@@ -186,7 +187,7 @@ impl Scratch {
 
 fn remove_at(node: &mut Node, path: &[&[u8]], b: &Binding, slots: &mut Slots) -> bool {
     let Some((first, rest)) = path.split_first() else {
-        return remove_from(&mut node.bindings, b);
+        return node.bindings.remove(b).is_some();
     };
     match *first {
         b"*" => {
