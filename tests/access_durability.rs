@@ -29,9 +29,10 @@ impl Warren {
     async fn start(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_warren"))
             .args(["--listen", &format!("127.0.0.1:{}", self.port), "--log-level", "warn"])
-            .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--admin-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
             .arg(&self.dir)
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("warren starts");
         self.child = Some(child);

@@ -33,11 +33,13 @@ impl Warren {
 
     async fn start(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_warren"))
+            .args(["--metrics-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(["--listen", &format!("127.0.0.1:{}", self.port), "--log-level", "warn", "--data-dir"])
             .arg(&self.dir)
             // A small in-memory head, so most messages are paged out to disk.
             .env("WARREN_QUEUE_HEAD_MESSAGES", "64")
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("warren starts");
         self.child = Some(child);

@@ -209,7 +209,9 @@ class Warren:
         shutil.rmtree(data, ignore_errors=True)
         os.makedirs(data, exist_ok=True)
         self.port = free_port()
-        cmd = [self.binary, "--listen", f"127.0.0.1:{self.port}", "--data-dir", data, "--log-level", "warn"]
+        # Admin and metrics on ports of their own: RabbitMQ may hold 15672 and 15692.
+        cmd = [self.binary, "--listen", f"127.0.0.1:{self.port}", "--admin-listen", "127.0.0.1:0",
+               "--metrics-listen", "127.0.0.1:0", "--data-dir", data, "--log-level", "warn"]
         with open(self.logfile, "a") as lf:
             lf.write(f"\n=== {' '.join(cmd)} ({time.strftime('%H:%M:%S')})\n")
             lf.flush()
