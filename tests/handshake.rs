@@ -173,3 +173,44 @@ async fn shutdown_closes_connections_with_320() {
     assert_eq!(text, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'");
     stopping.await.unwrap();
 }
+
+/// Reads until the broker closes the socket; panics if it sends anything
+/// (a connection.start would mean the handshake went on) or stays open.
+async fn closed_without_a_word(stream: &mut tokio::net::tcp::OwnedReadHalf) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(Duration::from_secs(8), stream.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => {}
+        Ok(Ok(n)) => panic!("the broker answered {:?}", &buf[..n]),
+        Err(_) => panic!("still open long after the handshake timeout"),
+    }
+}
+
+/// A client that connects and says nothing, or sends the protocol header a
+/// byte at a time slower than `handshake_timeout` allows, is dropped when
+/// the timeout runs out (RabbitMQ's 10 s default; 1 s here); others are
+/// served meanwhile.
+#[tokio::test]
+async fn silent_and_dribbling_clients_are_dropped_at_the_handshake_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let server = common::start_with(|c| c.amqp.handshake_timeout = 1).await;
+    let addr = server.local_addr;
+    let (mut silent, _keep) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
+    let (mut slow, mut slow_out) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
+    // 8 bytes, one every 400 ms: the whole header would take 3.2 s.
+    let dribble = tokio::spawn(async move {
+        for b in b"AMQP\x00\x00\x09\x01" {
+            if slow_out.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        // Keep the writing half open: closing it would end the handshake.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    common::assert_serving(addr).await;
+    closed_without_a_word(&mut silent).await;
+    closed_without_a_word(&mut slow).await;
+    dribble.abort();
+    common::assert_serving(addr).await;
+}
