@@ -128,8 +128,7 @@ async fn show(
     let conns = visible(&s, &caller, |c| c.name == conn);
     let found =
         channels_of(&conns).await.into_iter().find(|ch| ch["number"] == number).ok_or(ApiError::NotFound)?;
-    let answered = listing::answer(vec![found], &query, false)?;
-    Ok(json(answered.as_array().and_then(|a| a.first()).cloned().unwrap_or(Value::Null)))
+    Ok(json(listing::answer_one(found, &query)))
 }
 
 pub(super) fn consumer_item(s: &AdminState, q: &Queue, c: &Consumer, active: bool) -> Value {

@@ -125,8 +125,7 @@ async fn show(
     query: QueryPairs,
 ) -> Result<Response> {
     let c = find(&s, &caller, &name)?;
-    let answered = listing::answer(vec![item(&c)], &query, false)?;
-    Ok(json(answered.as_array().and_then(|a| a.first()).cloned().unwrap_or(Value::Null)))
+    Ok(json(listing::answer_one(item(&c), &query)))
 }
 
 /// The `X-Reason` header's text, or RabbitMQ's default.

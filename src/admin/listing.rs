@@ -105,6 +105,14 @@ pub fn stream(items: impl Iterator<Item = Value>, query: &QueryPairs) -> Result<
     Ok(out)
 }
 
+/// One object (an overview, a node, a connection) with `columns=` applied.
+pub fn answer_one(item: Value, query: &QueryPairs) -> Value {
+    match columns(query) {
+        Some(cols) => only(&item, &cols),
+        None => item,
+    }
+}
+
 struct Page {
     number: i64,
     size: i64,

@@ -165,8 +165,7 @@ fn overview_of(s: &AdminState, caller: &Caller, query: &QueryPairs) -> Result<Re
         "contexts": contexts,
     });
     // `columns` works on an object as on list items.
-    let answered = listing::answer(vec![body], query, false)?;
-    Ok(json(answered.as_array().and_then(|a| a.first()).cloned().unwrap_or(Value::Null)))
+    Ok(json(listing::answer_one(body, query)))
 }
 
 fn exchange_types() -> Value {
@@ -269,8 +268,7 @@ async fn node(
     if name != node_name() {
         return Err(ApiError::NotFound);
     }
-    let answered = listing::answer(vec![node_item(&s)], &query, false)?;
-    Ok(json(answered.as_array().and_then(|a| a.first()).cloned().unwrap_or(Value::Null)))
+    Ok(json(listing::answer_one(node_item(&s), &query)))
 }
 
 /// Warren knows its resident size, not where each byte of it goes: the
