@@ -189,7 +189,10 @@ async fn requeue_restores_original_position() {
     reject_tag(&gch, got[3].delivery.delivery_tag, true).await;
     nack_tag(&gch, got[1].delivery.delivery_tag, false, true).await;
     // Each went back to where it was, ahead of the never-delivered ones.
-    let mut consumer = consume(&ch, &q, true).await;
+    // Consume on the channel that requeued: settlements carry no reply, and
+    // only one channel's methods reach the queue in the order they were sent
+    // (RabbitMQ runs each channel as its own process).
+    let mut consumer = consume(&gch, &q, true).await;
     for i in 0..10 {
         let d = next_delivery(&mut consumer).await;
         assert_eq!(body(&d), i.to_string(), "requeued messages return to their original position");
