@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod limits;
+pub use limits::LimitsConfig;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -22,6 +25,7 @@ pub enum ConfigError {
 pub struct Config {
     pub amqp: AmqpConfig,
     pub storage: StorageConfig,
+    pub limits: LimitsConfig,
     /// Users created when the data directory is new (RabbitMQ's
     /// `default_user`); afterwards users live in the data directory and are
     /// managed with warrenctl or the admin API. Each gets `.* .* .*` on `/`.
@@ -196,7 +200,8 @@ pub struct StorageConfig {
     /// for the write (durable against a crash of Warren, not of the machine).
     pub fsync: bool,
     /// Publishers are blocked while the data directory's disk has less free
-    /// space than this, in bytes (RabbitMQ's `disk_free_limit`, 50 MB).
+    /// space than this, in bytes (RabbitMQ's `disk_free_limit`; 200 MB, not
+    /// RabbitMQ's 50 MB: RocksDB takes disk in 64–70 MB steps).
     pub disk_free_limit: u64,
     /// Each queue keeps at most this many ready messages in memory; the
     /// rest stay on disk until consumers get to them.
@@ -280,7 +285,7 @@ impl Default for StorageConfig {
         StorageConfig {
             data_dir: PathBuf::from("warren-data"),
             fsync: true,
-            disk_free_limit: 50_000_000,
+            disk_free_limit: 200_000_000,
             queue_head_messages: 16_384,
             queue_head_bytes: 32 << 20,
         }
@@ -298,6 +303,7 @@ impl Default for Config {
         Config {
             amqp: AmqpConfig::default(),
             storage: StorageConfig::default(),
+            limits: LimitsConfig::default(),
             users: vec![UserConfig {
                 name: "guest".into(),
                 password: Some("guest".into()),

@@ -8,6 +8,8 @@ mod clients;
 mod common;
 #[path = "admin_api/ops.rs"]
 mod ops;
+#[path = "admin_api/user_limits.rs"]
+mod user_limits;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

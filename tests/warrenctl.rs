@@ -44,6 +44,9 @@ const VERBS: &[&str] = &[
     "set_vhost_limits",
     "clear_vhost_limits",
     "list_vhost_limits",
+    "set_user_limits",
+    "clear_user_limits",
+    "list_user_limits",
     "export_definitions",
     "import_definitions",
 ];
@@ -258,6 +261,24 @@ pub fn verb_suite(ctl: &Ctl, prefix: &str) {
         ctl.run(&["--format", "json", "list_vhost_limits", "-p", vh]).ok().json(),
         serde_json::json!([])
     );
+
+    // User limits: set merges into what is there, as rabbitmqctl's does.
+    let user_limits = |ctl: &Ctl| -> serde_json::Value {
+        serde_json::from_str(ctl.run(&["-q", "list_user_limits", "--user", u]).ok().stdout.trim()).unwrap()
+    };
+    assert_eq!(user_limits(ctl), serde_json::json!({}));
+    ctl.run(&["set_user_limits", u, r#"{"max-connections":10,"max-channels":20}"#]).ok();
+    ctl.run(&["set_user_limits", u, r#"{"max-connections":5}"#]).ok();
+    assert_eq!(user_limits(ctl), serde_json::json!({"max-connections":5,"max-channels":20}));
+    let global = ctl.run(&["-s", "list_user_limits", "--global"]).ok().stdout;
+    assert!(global.lines().any(|l| l.starts_with(&format!("{u}\t"))), "{global}");
+    ctl.run(&["clear_user_limits", u, "max-channels"]).ok();
+    assert_eq!(user_limits(ctl), serde_json::json!({"max-connections":5}));
+    ctl.run(&["clear_user_limits", u, "all"]).ok();
+    assert_eq!(user_limits(ctl), serde_json::json!({}));
+    let nobody = format!("{prefix}nobody");
+    ctl.run(&["set_user_limits", &nobody, r#"{"max-channels":1}"#]).fails(67, "does not exist");
+    ctl.run(&["set_user_limits", u, "notjson"]).fails(65, "JSON");
 
     // Definitions.
     let dir = temp_dir(prefix);

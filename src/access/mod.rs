@@ -24,7 +24,7 @@ use tracing::warn;
 use crate::store::{Op, StoreHandle};
 pub use password::{Algorithm, HashError, PasswordHash};
 pub use pattern::Pattern;
-pub use records::{PermissionInfo, TopicPermissionInfo, UserInfo};
+pub use records::{PermissionInfo, TopicPermissionInfo, UserInfo, UserLimits};
 pub use session::{Resource, Session};
 
 /// The tags the admin API knows; others are kept and shown but grant nothing.
@@ -36,6 +36,7 @@ pub struct User {
     pub name: String,
     pub hash: PasswordHash,
     pub tags: Vec<String>,
+    pub limits: UserLimits,
 }
 
 impl User {
@@ -287,11 +288,39 @@ impl Access {
                 .or_else(|| old.as_ref().map(|o| o.hash.clone()))
                 .unwrap_or_else(|| PasswordHash::from_base64("", Algorithm::Sha256.name()).expect("empty")),
             tags: tags.or_else(|| old.as_ref().map(|o| o.tags.clone())).unwrap_or_default(),
+            limits: old.as_ref().map(|o| o.limits).unwrap_or_default(),
         };
         self.persist(vec![records::put_user(&user)])?;
         self.state.write().users.insert(name.to_owned(), Arc::new(user));
         self.changed();
         Ok((old.is_none(), password_changed))
+    }
+
+    /// Replaces a user's limits; false if there is no such user. Open
+    /// connections see the new limits at their next check (RabbitMQ's way:
+    /// nothing already open is closed).
+    pub fn set_user_limits(&self, name: &str, limits: UserLimits) -> Result<bool, AccessError> {
+        self.update_user_limits(name, |l| *l = limits)
+    }
+
+    /// Changes a user's limits with `f`, serialised with every other change.
+    pub fn update_user_limits(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut UserLimits),
+    ) -> Result<bool, AccessError> {
+        let _serial = self.changes.lock();
+        let Some(old) = self.state.read().users.get(name).cloned() else { return Ok(false) };
+        let mut limits = old.limits;
+        f(&mut limits);
+        if old.limits == limits {
+            return Ok(true);
+        }
+        let user = User { limits, ..User::clone(&old) };
+        self.persist(vec![records::put_user(&user)])?;
+        self.state.write().users.insert(name.to_owned(), Arc::new(user));
+        self.changed();
+        Ok(true)
     }
 
     /// Deletes a user and every permission it had; false if there was none.

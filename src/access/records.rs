@@ -19,6 +19,47 @@ pub struct UserInfo {
     pub password_hash: String,
     pub hashing_algorithm: String,
     pub tags: Vec<String>,
+    /// Shown as `{}` when none is set, as RabbitMQ does; absent in records
+    /// written before user limits existed.
+    #[serde(default)]
+    pub limits: UserLimits,
+}
+
+/// A user's `max-connections` and `max-channels` (RabbitMQ's user limits).
+/// A negative value means no limit; RabbitMQ keeps and shows it as given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserLimits {
+    #[serde(rename = "max-connections", skip_serializing_if = "Option::is_none", default)]
+    pub max_connections: Option<i64>,
+    #[serde(rename = "max-channels", skip_serializing_if = "Option::is_none", default)]
+    pub max_channels: Option<i64>,
+}
+
+impl UserLimits {
+    pub const NAMES: [&'static str; 2] = ["max-connections", "max-channels"];
+
+    pub fn is_empty(&self) -> bool {
+        self.max_connections.is_none() && self.max_channels.is_none()
+    }
+
+    /// The limit a name stands for.
+    pub fn slot(&mut self, name: &str) -> Option<&mut Option<i64>> {
+        match name {
+            "max-connections" => Some(&mut self.max_connections),
+            "max-channels" => Some(&mut self.max_channels),
+            _ => None,
+        }
+    }
+
+    /// How many connections the user may have open; None: no limit.
+    pub fn connections(&self) -> Option<u64> {
+        self.max_connections.and_then(|n| u64::try_from(n).ok())
+    }
+
+    /// How many channels the user may have open, over all its connections.
+    pub fn channels(&self) -> Option<u64> {
+        self.max_channels.and_then(|n| u64::try_from(n).ok())
+    }
 }
 
 impl UserInfo {
@@ -28,6 +69,7 @@ impl UserInfo {
             password_hash: u.hash.to_base64(),
             hashing_algorithm: u.hash.algorithm().name().to_owned(),
             tags: u.tags.clone(),
+            limits: u.limits,
         }
     }
 }
@@ -108,7 +150,7 @@ pub fn decode_user(value: &[u8]) -> Result<User, String> {
     let u: UserInfo = serde_json::from_slice(value).map_err(|e| e.to_string())?;
     let hash =
         PasswordHash::from_base64(&u.password_hash, &u.hashing_algorithm).map_err(|e| e.to_string())?;
-    Ok(User { name: u.name, hash, tags: u.tags })
+    Ok(User { name: u.name, hash, tags: u.tags, limits: u.limits })
 }
 
 pub fn decode_permission(value: &[u8]) -> Result<(String, String, Permission), String> {

@@ -57,6 +57,12 @@ impl Session {
         s
     }
 
+    /// The user's `max-channels` as it is now (read at each `channel.open`,
+    /// so a change applies to connections already open).
+    pub fn channel_limit(&self) -> Option<u64> {
+        self.access.user(&self.user).and_then(|u| u.limits.channels())
+    }
+
     pub fn user(&self) -> &str {
         &self.user
     }

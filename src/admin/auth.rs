@@ -180,6 +180,7 @@ mod tests {
                 name: "u".into(),
                 hash: crate::access::PasswordHash::new("pw"),
                 tags: tags.iter().map(|t| t.to_string()).collect(),
+                limits: Default::default(),
             }))
         };
         let admin = user(&["administrator"]);

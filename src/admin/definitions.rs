@@ -139,7 +139,7 @@ pub fn export(broker: &Broker, access: &Access, vhost: Option<&str>) -> Value {
         .into_iter()
         .map(|u| {
             json!({"name": u.name, "password_hash": u.password_hash,
-            "hashing_algorithm": u.hashing_algorithm, "tags": u.tags, "limits": {}})
+            "hashing_algorithm": u.hashing_algorithm, "tags": u.tags, "limits": u.limits})
         })
         .collect();
     let vhost_items: Vec<_> = vhosts

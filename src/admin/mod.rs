@@ -27,6 +27,7 @@ mod policies;
 mod queue_item;
 mod queues;
 mod topology;
+mod user_limits;
 mod users;
 mod vhosts;
 
@@ -122,6 +123,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/vhost-limits/", get(limits::list))
         .route("/api/vhost-limits/{vhost}", get(limits::show))
         .route("/api/vhost-limits/{vhost}/{name}", put(limits::put).delete(limits::delete))
+        .route("/api/user-limits", get(user_limits::list))
+        .route("/api/user-limits/", get(user_limits::list))
+        .route("/api/user-limits/{user}", get(user_limits::show))
+        .route("/api/user-limits/{user}/{name}", put(user_limits::put).delete(user_limits::delete))
         .route("/api/definitions", definitions.clone())
         .route("/api/definitions/", definitions)
         .route("/api/definitions/{vhost}", definitions_of)

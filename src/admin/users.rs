@@ -13,11 +13,9 @@ use super::input::{require, tags, text, JsonBody, Params, QueryPairs};
 use super::{blocking, json, listing, no_content, put_answer, store_failed, AdminState};
 use crate::access::{AccessError, Algorithm, Credential, UserInfo};
 
-/// A user as RabbitMQ shows it (with its empty `limits`).
+/// A user as RabbitMQ shows it (with its `limits`, `{}` when none).
 fn item(u: UserInfo) -> Value {
-    let mut v = serde_json::to_value(u).expect("plain struct serialises");
-    v["limits"] = json!({});
-    v
+    serde_json::to_value(u).expect("plain struct serialises")
 }
 
 pub async fn whoami(caller: Caller) -> Response {

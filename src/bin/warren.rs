@@ -81,7 +81,11 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
     warren::server::fds::raise_limit();
     let environment = environment(args.config.as_deref(), &after_env, &config);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(give_back_memory)
+        .build()
+        .expect("tokio runtime");
     runtime.block_on(async {
         let server = match Server::start(config).await {
             Ok(s) => s,
@@ -96,6 +100,32 @@ fn main() -> std::process::ExitCode {
         server.stop().await;
         std::process::ExitCode::SUCCESS
     })
+}
+
+extern "C" {
+    /// mimalloc's collection of the calling thread's heap: pages whose
+    /// blocks were all freed (many by other threads) go back to the arenas,
+    /// and arena memory unused past the purge delay goes back to the OS.
+    fn mi_collect(force: bool);
+}
+
+/// Called when a runtime worker runs out of work. mimalloc returns memory
+/// to the OS only from a thread that allocates or collects, and a worker
+/// idle after a burst does neither: the burst's memory would stay resident
+/// (and the memory alarm reads RSS). At most once a second per worker, so
+/// a busy worker parking often pays nothing noticeable.
+fn give_back_memory() {
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+    thread_local!(static LAST: Cell<Option<Instant>> = const { Cell::new(None) });
+    let now = Instant::now();
+    if LAST.get().is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+        return;
+    }
+    LAST.set(Some(now));
+    // SAFETY: mi_collect takes no pointer and may be called from any thread
+    // at any time; mimalloc is this binary's global allocator.
+    unsafe { mi_collect(false) };
 }
 
 /// The effective configuration with each value's source, for

@@ -68,10 +68,11 @@ impl Alarms {
         raised
     }
 
-    /// Compares a free-disk reading with the limit; returns whether the disk alarm is raised.
-    pub fn observe_disk(&self, free: u64) -> bool {
+    /// Compares a free-disk reading with the limit; returns whether the
+    /// disk alarm is raised. A `failed` store raises it whatever the reading.
+    pub fn observe_disk(&self, free: u64, failed: bool) -> bool {
         self.disk_free.store(free, Ordering::Relaxed);
-        let raised = free < self.disk_free_limit();
+        let raised = failed || free < self.disk_free_limit();
         self.disk_raised.store(raised, Ordering::Relaxed);
         self.publish();
         raised

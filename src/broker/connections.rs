@@ -150,8 +150,37 @@ pub struct Connections {
 #[derive(Debug, Default)]
 struct Listed {
     open: FxHashMap<ConnectionId, Arc<ConnectionEntry>>,
+    /// Open connections by vhost and by user, for their limits.
+    per_vhost: FxHashMap<String, u64>,
+    per_user: FxHashMap<String, u64>,
     /// What closed connections counted, so that totals never go back.
     closed: Closed,
+}
+
+/// The limits a new connection is checked against (None: no limit).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ConnectionCaps {
+    pub node: Option<u64>,
+    pub vhost: Option<u64>,
+    pub user: Option<u64>,
+}
+
+/// The limit that refused a connection, and its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapReached {
+    Node(u64),
+    Vhost(u64),
+    User(u64),
+}
+
+/// One down from a count kept by name; the name goes at zero.
+fn count_down(counts: &mut FxHashMap<String, u64>, name: &str) {
+    if let Some(n) = counts.get_mut(name) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(name);
+        }
+    }
 }
 
 /// The counts of connections that are gone.
@@ -184,10 +213,19 @@ pub struct Registered {
     pub entry: Arc<ConnectionEntry>,
 }
 
+impl Registered {
+    /// Channels open on all connections of this one's user.
+    pub fn user_channels(&self) -> u64 {
+        self.connections.user_channels(&self.entry.user)
+    }
+}
+
 impl Drop for Registered {
     fn drop(&mut self) {
         let mut listed = self.connections.map.write();
         if listed.open.remove(&self.entry.id).is_some() {
+            count_down(&mut listed.per_vhost, &self.entry.vhost);
+            count_down(&mut listed.per_user, &self.entry.user);
             let s = &self.entry.stats;
             let closed = &mut listed.closed;
             closed.msgs += s.msgs.snapshot();
@@ -201,19 +239,36 @@ impl Drop for Registered {
 }
 
 impl Connections {
-    /// Lists a connection, unless its vhost already has `limit` of them;
-    /// then returns the limit.
-    pub fn register(self: &Arc<Self>, entry: ConnectionEntry, limit: Option<u64>) -> Result<Registered, u64> {
+    /// Lists a connection, unless the node, its vhost or its user already
+    /// has as many as `caps` allow (checked in RabbitMQ's order); checked
+    /// and counted under one lock, so racing connections cannot overshoot.
+    pub fn register(
+        self: &Arc<Self>,
+        entry: ConnectionEntry,
+        caps: ConnectionCaps,
+    ) -> Result<Registered, CapReached> {
         let mut listed = self.map.write();
-        if let Some(limit) = limit {
-            let n = listed.open.values().filter(|c| c.vhost == entry.vhost).count() as u64;
-            if n >= limit {
-                return Err(limit);
-            }
+        let held = |counts: &FxHashMap<String, u64>, name: &str| counts.get(name).copied().unwrap_or(0);
+        if let Some(n) = caps.node.filter(|&n| listed.open.len() as u64 >= n) {
+            return Err(CapReached::Node(n));
         }
+        if let Some(n) = caps.vhost.filter(|&n| held(&listed.per_vhost, &entry.vhost) >= n) {
+            return Err(CapReached::Vhost(n));
+        }
+        if let Some(n) = caps.user.filter(|&n| held(&listed.per_user, &entry.user) >= n) {
+            return Err(CapReached::User(n));
+        }
+        *listed.per_vhost.entry(entry.vhost.clone()).or_default() += 1;
+        *listed.per_user.entry(entry.user.clone()).or_default() += 1;
         let entry = Arc::new(entry);
         listed.open.insert(entry.id, entry.clone());
         Ok(Registered { connections: self.clone(), entry })
+    }
+
+    /// Channels open on all of `user`'s connections (for its `max-channels`).
+    pub fn user_channels(&self, user: &str) -> u64 {
+        let listed = self.map.read();
+        listed.open.values().filter(|c| c.user == user).map(|c| u64::from(c.stats.channel_count())).sum()
     }
 
     pub fn list(&self) -> Vec<Arc<ConnectionEntry>> {
@@ -229,7 +284,7 @@ impl Connections {
     }
 
     pub fn count_in(&self, vhost: &str) -> usize {
-        self.map.read().open.values().filter(|c| c.vhost == vhost).count()
+        self.map.read().per_vhost.get(vhost).map_or(0, |&n| n as usize)
     }
 
     /// What every connection counted, open and closed; under one lock, so
@@ -281,19 +336,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limits_count_per_vhost_and_entries_leave_when_dropped() {
+    fn limits_count_per_node_vhost_and_user_and_entries_leave_when_dropped() {
         let c = Arc::new(Connections::default());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let entry =
-            |id, vhost: &str| ConnectionEntry::new(id, "u", vhost, addr, addr, Opened::default(), tx.clone());
-        let a = c.register(entry(1, "v"), Some(1)).unwrap();
-        assert_eq!(c.register(entry(2, "v"), Some(1)).unwrap_err(), 1);
-        let _b = c.register(entry(3, "w"), Some(1)).unwrap();
+        let entry = |id, user: &str, vhost: &str| {
+            ConnectionEntry::new(id, user, vhost, addr, addr, Opened::default(), tx.clone())
+        };
+        let vhost = ConnectionCaps { vhost: Some(1), ..Default::default() };
+        let a = c.register(entry(1, "u", "v"), vhost).unwrap();
+        assert_eq!(c.register(entry(2, "u", "v"), vhost).unwrap_err(), CapReached::Vhost(1));
+        let _b = c.register(entry(3, "u", "w"), vhost).unwrap();
         assert_eq!(c.count_in("v"), 1);
         assert_eq!(c.close_where(|e| e.vhost == "w", "vhost 'w' is deleted"), 1);
         assert!(matches!(rx.try_recv(), Ok(Outbound::Close(r)) if r == "vhost 'w' is deleted"));
         drop(a);
-        assert!(c.register(entry(4, "v"), Some(1)).is_ok());
+        assert_eq!(c.count_in("v"), 0);
+        let _d = c.register(entry(4, "u", "v"), vhost).unwrap();
+        // u holds 2 now; the node 2 as well.
+        let user = ConnectionCaps { user: Some(2), ..Default::default() };
+        assert_eq!(c.register(entry(5, "u", "x"), user).unwrap_err(), CapReached::User(2));
+        let node = ConnectionCaps { node: Some(2), ..user };
+        assert_eq!(c.register(entry(6, "u", "x"), node).unwrap_err(), CapReached::Node(2));
+        let other = c.register(entry(7, "o", "x"), user).unwrap();
+        other.entry.stats.channel_opened();
+        other.entry.stats.channel_opened();
+        assert_eq!((c.user_channels("o"), c.user_channels("u")), (2, 0));
+        drop(other);
+        assert_eq!(c.user_channels("o"), 0);
     }
 }

@@ -48,11 +48,14 @@ pub struct Delivery {
     pub entry: Entry,
 }
 
-/// A channel's `basic.qos global=true` limit, shared by its consumers.
+/// A channel's `basic.qos global=true` limit, shared by its consumers,
+/// and the broker's own cap on a channel's unacknowledged deliveries.
 #[derive(Debug, Default)]
 pub struct ChannelCredit {
     /// 0 is unlimited.
     limit: AtomicU32,
+    /// `limits.max_unacked_per_channel`; 0 is unlimited.
+    cap: AtomicU32,
     unacked: AtomicU32,
     starved: AtomicBool,
 }
@@ -62,14 +65,22 @@ impl ChannelCredit {
         self.limit.store(limit, Ordering::SeqCst);
     }
 
+    pub fn set_cap(&self, cap: u32) {
+        self.cap.store(cap, Ordering::SeqCst);
+    }
+
     /// The limit (0: none).
     pub fn limit(&self) -> u32 {
         self.limit.load(Ordering::Relaxed)
     }
 
     fn has_credit(&self) -> bool {
-        let limit = self.limit.load(Ordering::SeqCst);
-        limit == 0 || self.unacked.load(Ordering::SeqCst) < limit
+        let (limit, cap) = (self.limit.load(Ordering::SeqCst), self.cap.load(Ordering::SeqCst));
+        if limit == 0 && cap == 0 {
+            return true;
+        }
+        let unacked = self.unacked.load(Ordering::SeqCst);
+        (limit == 0 || unacked < limit) && (cap == 0 || unacked < cap)
     }
 
     /// True (once) when a queue passed one of this channel's consumers

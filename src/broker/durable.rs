@@ -1,6 +1,15 @@
 //! How a vhost's entities reach the store, and how they come back from it
 //! at start-up. Durable exchanges, durable non-exclusive queues and the
 //! bindings between durable ends are written; nothing else is.
+//!
+//! A topology change is made in memory and its records submitted under the
+//! topology lock, but nobody waits for the disk under it: the change comes
+//! back as [`Unsynced`], durable once a store barrier after it says so (an
+//! AMQP connection waits for that without blocking a runtime worker; the
+//! blocking wrappers here are for threads that may block, e.g. the admin
+//! API's). Records are submitted before the change is visible, so whatever
+//! another connection then writes about it (a message for a new queue) is
+//! on disk after it: the writer keeps submission order.
 
 use std::sync::Arc;
 
@@ -10,20 +19,35 @@ use tracing::warn;
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::message::Message;
 use super::queue::{Entry, Queue};
-use super::vhost::VHost;
+use super::vhost::{ExchangeDecl, QueueDecl, QueueDeclared, VHost};
+use super::ConnectionId;
 use crate::protocol::AmqpError;
 use crate::store::recovery::Backlog;
 use crate::store::{BindingRecord, ExchangeRecord, IndexEntry, Op, QueueRecord};
 
+/// A topology change made in memory whose records are on their way to
+/// disk; undone (`VHost::undo`) if they cannot be written.
+#[derive(Debug)]
+#[must_use = "a change is durable only once a store barrier says so"]
+pub enum Unsynced {
+    Exchange(Arc<Exchange>),
+    Queue(Arc<Queue>),
+    Binding(Arc<Exchange>, Binding),
+}
+
+/// The error a change that could not be written to disk gets (541, the connection closes).
+pub fn write_failed() -> AmqpError {
+    AmqpError::internal("the change could not be written to disk; see the broker log")
+}
+
 impl VHost {
-    /// Writes topology changes and waits until they are on disk.
-    pub(super) fn store_durably(&self, ops: impl IntoIterator<Item = Op>) -> Result<(), AmqpError> {
-        match &self.store {
-            Some(store) if !store.write_durably(ops) => {
-                Err(AmqpError::internal("the change could not be written to disk; see the broker log"))
-            }
-            _ => Ok(()),
+    /// Submits topology records; true if there is a store to wait for.
+    fn submit_durably(&self, ops: impl IntoIterator<Item = Op>) -> bool {
+        let Some(store) = &self.store else { return false };
+        for op in ops {
+            store.submit(op);
         }
+        true
     }
 
     /// Submits a change without waiting (deletions that follow a decision already made).
@@ -31,6 +55,93 @@ impl VHost {
         if let Some(store) = &self.store {
             store.submit(op);
         }
+    }
+
+    /// Blocks the thread until `change` is durable; undoes it if it could
+    /// not be written. Not for runtime workers: connections wait with a
+    /// store barrier instead.
+    pub fn settle(&self, change: Option<Unsynced>) -> Result<(), AmqpError> {
+        let (Some(change), Some(store)) = (change, &self.store) else { return Ok(()) };
+        if store.write_durably([]) {
+            return Ok(());
+        }
+        self.undo(change);
+        Err(write_failed())
+    }
+
+    /// Takes back a change whose records could not be written, if it is
+    /// still there: as before, a failed declare leaves nothing behind.
+    pub fn undo(&self, change: Unsynced) {
+        let _topology = self.topology.lock();
+        match change {
+            Unsynced::Exchange(ex) => {
+                if self.exchange(&ex.name).is_some_and(|cur| Arc::ptr_eq(&cur, &ex)) {
+                    self.remove_exchange(&ex);
+                }
+            }
+            Unsynced::Queue(q) => {
+                if self.queue(&q.name).is_some_and(|cur| Arc::ptr_eq(&cur, &q)) {
+                    self.remove_queue(&q);
+                }
+            }
+            Unsynced::Binding(source, b) => {
+                self.drop_binding(&source, &b);
+            }
+        }
+    }
+
+    /// `exchange.declare`, waiting for the disk (see `settle`).
+    pub fn declare_exchange(&self, d: ExchangeDecl) -> Result<(), AmqpError> {
+        let change = self.start_declare_exchange(d)?;
+        self.settle(change)
+    }
+
+    /// `queue.declare`, waiting for the disk (see `settle`).
+    pub fn declare_queue(
+        self: &Arc<Self>,
+        d: QueueDecl,
+        conn: ConnectionId,
+    ) -> Result<QueueDeclared, AmqpError> {
+        let (declared, change) = self.start_declare_queue(d, conn)?;
+        self.settle(change)?;
+        Ok(declared)
+    }
+
+    /// `queue.bind`, waiting for the disk (see `settle`).
+    pub fn bind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        key: &str,
+        arguments: amq_protocol::types::FieldTable,
+        conn: ConnectionId,
+    ) -> Result<(), AmqpError> {
+        let change = self.start_bind_queue(queue, exchange, key, arguments, conn)?;
+        self.settle(change)
+    }
+
+    /// `exchange.bind`, waiting for the disk (see `settle`).
+    pub fn bind_exchange(
+        &self,
+        destination: &str,
+        source: &str,
+        key: &str,
+        arguments: amq_protocol::types::FieldTable,
+    ) -> Result<(), AmqpError> {
+        let change = self.start_bind_exchange(destination, source, key, arguments)?;
+        self.settle(change)
+    }
+
+    /// The record of a new durable exchange, submitted. Topology lock held.
+    pub(super) fn submit_exchange(&self, ex: &Arc<Exchange>) -> Option<Unsynced> {
+        let durable = ex.durable && self.submit_durably([Op::PutExchange(self.exchange_record(ex))]);
+        durable.then(|| Unsynced::Exchange(ex.clone()))
+    }
+
+    /// The record of a new persisted queue, submitted. Topology lock held.
+    pub(super) fn submit_queue(&self, q: &Arc<Queue>) -> Option<Unsynced> {
+        let record = self.queue_record(q)?;
+        self.submit_durably([Op::PutQueue(record)]).then(|| Unsynced::Queue(q.clone()))
     }
 
     pub(super) fn exchange_record(&self, ex: &Exchange) -> ExchangeRecord {
@@ -71,15 +182,15 @@ impl VHost {
         })
     }
 
-    /// Adds a binding, on disk too when both ends are durable. Topology lock held.
-    pub(super) fn add_binding(&self, source: &Arc<Exchange>, b: Binding) -> Result<(), AmqpError> {
+    /// Adds a binding, its record submitted when both ends are durable.
+    /// Topology lock held.
+    pub(super) fn add_binding(&self, source: &Arc<Exchange>, b: Binding) -> Option<Unsynced> {
         let record = self.binding_record(source, &b);
-        if source.bind(b) {
-            if let Some(record) = record {
-                self.store_durably([Op::PutBinding(record)])?;
-            }
+        let change = record.is_some().then(|| Unsynced::Binding(source.clone(), b.clone()));
+        if !source.bind(b) {
+            return None;
         }
-        Ok(())
+        self.submit_durably(record.map(Op::PutBinding)).then_some(change).flatten()
     }
 
     /// Removes a binding (and its record); false if there was none. Topology lock held.

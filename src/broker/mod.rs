@@ -73,6 +73,8 @@ pub struct Broker {
     /// As set through the admin API (`cluster.rs`).
     cluster_name: RwLock<Option<String>>,
     started: std::time::Instant,
+    /// `[limits]` on each vhost's queues and exchanges, given to every vhost.
+    topology_caps: vhost::TopologyCaps,
 }
 
 impl Default for Broker {
@@ -106,6 +108,7 @@ impl Broker {
             retired: parking_lot::Mutex::default(),
             cluster_name: RwLock::new(None),
             started: std::time::Instant::now(),
+            topology_caps: vhost::TopologyCaps::default(),
         }
     }
 
@@ -178,6 +181,11 @@ impl Broker {
                 }
             }
         }
+    }
+
+    /// True once the store failed a write (it takes no more until a restart).
+    pub fn store_failed(&self) -> bool {
+        self.store.as_ref().is_some_and(StoreHandle::failed)
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {

@@ -13,6 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use super::args::{check_equivalent, check_flag, EXCHANGE_EQUIVALENCE_ARGS, QUEUE_EQUIVALENCE_ARGS};
 use super::consumer::ConnectionId;
 use super::deadletter::{self, Reason};
+pub use super::durable::{write_failed, Unsynced};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::message::Message;
 use super::names;
@@ -22,7 +23,7 @@ use crate::store::{Op, StoreHandle};
 
 mod lifecycle;
 mod stats;
-pub use lifecycle::{Limits, VHostMeta, VHOST_SPACE};
+pub use lifecycle::{Limits, TopologyCaps, VHostMeta, VHOST_SPACE};
 
 /// The exchanges every vhost starts with.
 const PREDECLARED: &[(&str, ExchangeKind)] = &[
@@ -53,6 +54,8 @@ pub struct VHost {
     pub(super) policies: RwLock<super::vhost_policy::Policies>,
     /// Queues declared, made and deleted (RabbitMQ's churn figures).
     pub churn: stats::QueueChurn,
+    /// The node's `[limits]` on queues and exchanges (`lifecycle`).
+    pub caps: lifecycle::TopologyCaps,
 }
 
 /// A connection's routing state: buffers reused for every message, and a
@@ -125,6 +128,7 @@ impl VHost {
             deleted: std::sync::atomic::AtomicBool::new(false),
             policies: RwLock::default(),
             churn: stats::QueueChurn::default(),
+            caps: lifecycle::TopologyCaps::default(),
         }
     }
 
@@ -194,14 +198,16 @@ impl VHost {
         self.queues.read().keys().cloned().collect()
     }
 
-    pub fn declare_exchange(&self, d: ExchangeDecl) -> Result<(), AmqpError> {
+    /// `exchange.declare`: made in memory, its record (if durable)
+    /// submitted but maybe not yet on disk (`durable.rs`).
+    pub fn start_declare_exchange(&self, d: ExchangeDecl) -> Result<Option<Unsynced>, AmqpError> {
         let _topology = self.topology.lock();
         if d.name.is_empty() {
             return Err(default_exchange());
         }
         if let Some(existing) = self.exchange(&d.name) {
             if d.passive {
-                return Ok(());
+                return Ok(None);
             }
             let n = &d.name;
             check_flag("type", "exchange", n, &self.name, existing.kind.as_str(), d.kind.as_str())?;
@@ -215,7 +221,8 @@ impl VHost {
                 &self.name,
                 &existing.arguments,
                 &d.arguments,
-            );
+            )
+            .map(|()| None);
         }
         if d.passive {
             return Err(self.no_exchange(&d.name));
@@ -228,15 +235,14 @@ impl VHost {
         if d.name.starts_with("amq.") {
             return Err(reserved("exchange", &d.name));
         }
-        self.check_alive()?;
+        self.check_exchange_limit(&d.name)?;
         let ex =
             Arc::new(Exchange::new(d.name.clone(), kind, d.durable, d.auto_delete, d.internal, d.arguments));
         self.apply_policy_to_exchange(&ex);
-        if ex.durable {
-            self.store_durably([Op::PutExchange(self.exchange_record(&ex))])?;
-        }
+        // Submitted before anyone can see it: what they write of it comes after.
+        let change = self.submit_exchange(&ex);
         self.exchanges.write().insert(d.name, ex);
-        Ok(())
+        Ok(change)
     }
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
@@ -264,7 +270,7 @@ impl VHost {
     }
 
     /// Removes an exchange and every binding from or to it. Topology lock held.
-    fn remove_exchange(&self, ex: &Arc<Exchange>) {
+    pub(super) fn remove_exchange(&self, ex: &Arc<Exchange>) {
         self.exchanges.write().remove(&ex.name);
         ex.mark_deleted();
         if ex.durable {
@@ -299,11 +305,13 @@ impl VHost {
         }
     }
 
-    pub fn declare_queue(
+    /// `queue.declare`: made in memory, its record (if persisted)
+    /// submitted but maybe not yet on disk (`durable.rs`).
+    pub fn start_declare_queue(
         self: &Arc<Self>,
         d: QueueDecl,
         conn: ConnectionId,
-    ) -> Result<QueueDeclared, AmqpError> {
+    ) -> Result<(QueueDeclared, Option<Unsynced>), AmqpError> {
         let _topology = self.topology.lock();
         if !d.passive {
             self.churn.declared.add(1);
@@ -325,11 +333,12 @@ impl VHost {
             }
             // Even a passive declare counts as use (`x-expires`), as in RabbitMQ.
             q.touch();
-            return Ok(QueueDeclared {
+            let declared = QueueDeclared {
                 message_count: q.message_count(),
                 consumer_count: q.consumer_count(),
                 queue: q,
-            });
+            };
+            return Ok((declared, None));
         }
         if d.passive {
             return Err(self.no_queue(&name));
@@ -349,13 +358,12 @@ impl VHost {
         }
         let q = Arc::new(q);
         self.apply_policies_to_queue(&q);
-        if let Some(record) = self.queue_record(&q) {
-            self.store_durably([Op::PutQueue(record)])?;
-        }
+        // Submitted before anyone can see it: what they write of it comes after.
+        let change = self.submit_queue(&q);
         self.queues.write().insert(name, q.clone());
         self.churn.created.add(1);
         self.watch_expiry(&q);
-        Ok(QueueDeclared { queue: q, message_count: 0, consumer_count: 0 })
+        Ok((QueueDeclared { queue: q, message_count: 0, consumer_count: 0 }, change))
     }
 
     /// Deletes a queue; returns its ready message count.
@@ -427,19 +435,22 @@ impl VHost {
         self.exchange(name).ok_or_else(|| self.no_exchange(name))
     }
 
-    pub fn bind_queue(
+    /// `queue.bind`: made in memory, its record (if both ends are
+    /// durable) submitted but maybe not yet on disk (`durable.rs`).
+    pub fn start_bind_queue(
         &self,
         queue: &str,
         exchange: &str,
         key: &str,
         arguments: FieldTable,
         conn: ConnectionId,
-    ) -> Result<(), AmqpError> {
+    ) -> Result<Option<Unsynced>, AmqpError> {
         let _topology = self.topology.lock();
         let q = self.usable_queue(queue, conn)?;
         let ex = self.bindable_source(exchange)?;
         ex.validate_binding(&arguments)?;
-        self.add_binding(&ex, Binding { destination: Destination::Queue(q), key: key.to_owned(), arguments })
+        let b = Binding { destination: Destination::Queue(q), key: key.to_owned(), arguments };
+        Ok(self.add_binding(&ex, b))
     }
 
     pub fn unbind_queue(
@@ -464,21 +475,20 @@ impl VHost {
         Ok(())
     }
 
-    pub fn bind_exchange(
+    /// `exchange.bind`: as `start_bind_queue`.
+    pub fn start_bind_exchange(
         &self,
         destination: &str,
         source: &str,
         key: &str,
         arguments: FieldTable,
-    ) -> Result<(), AmqpError> {
+    ) -> Result<Option<Unsynced>, AmqpError> {
         let _topology = self.topology.lock();
         let dest = self.bindable_source(destination)?;
         let src = self.bindable_source(source)?;
         src.validate_binding(&arguments)?;
-        self.add_binding(
-            &src,
-            Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments },
-        )
+        let b = Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments };
+        Ok(self.add_binding(&src, b))
     }
 
     pub fn unbind_exchange(

@@ -32,6 +32,16 @@ impl Broker {
         all
     }
 
+    /// Sets `[limits]` max queues and exchanges per vhost (0: none) on every
+    /// vhost, now and to come.
+    pub fn set_topology_caps(&self, queues: u64, exchanges: u64) {
+        let _lifecycle = self.lifecycle.lock();
+        self.topology_caps.set(queues, exchanges);
+        for v in self.vhosts.read().values() {
+            v.caps.set(queues, exchanges);
+        }
+    }
+
     /// Creates a vhost, or changes the settings of an existing one; true
     /// when it is new. Serialised with deletions; the map of vhosts is not
     /// locked while the record is written (connections open meanwhile).
@@ -44,6 +54,7 @@ impl Broker {
             return if v.set_meta(meta) { Ok(false) } else { Err(VHostError::Store) };
         }
         let v = Arc::new(VHost::new(name, self.store.clone()));
+        self.topology_caps.copy_to(&v.caps);
         if !v.set_meta(meta) {
             return Err(VHostError::Store);
         }
@@ -67,10 +78,21 @@ impl Broker {
     pub fn delete_vhost_with(&self, name: &str, first: impl FnOnce()) -> bool {
         let _lifecycle = self.lifecycle.lock();
         let Some(v) = self.vhost(name) else { return false };
-        first();
         // Marked before its connections are told: a handshake that lists
         // itself after that sees the mark and is refused.
         v.mark_deleted();
+        // Its record goes first, and durably: a crash from here on leaves
+        // permissions, policies, queues and exchanges of a vhost that is no
+        // longer recorded, which the next start removes. The other way round
+        // a crash could leave the vhost listed with half of it gone.
+        if let Some(store) = &self.store {
+            if !store
+                .write_durably([Op::DeleteControl { space: VHOST_SPACE.to_owned(), key: name.to_owned() }])
+            {
+                warn!(vhost = %name, "the vhost's deletion could not be written; the rest goes on, the next start finishes it");
+            }
+        }
+        first();
         self.connections.close_where(|c| c.vhost == name, &format!("vhost '{name}' is deleted"));
         self.retire_vhost(&v, || {
             v.destroy();
@@ -126,6 +148,7 @@ impl Broker {
                 VHostMeta::default()
             });
             let v = VHost::new(name, self.store.clone());
+            self.topology_caps.copy_to(&v.caps);
             v.set_meta_unsaved(meta);
             vhosts.insert(name.clone(), Arc::new(v));
         }

@@ -33,6 +33,8 @@ pub struct Ctx {
     pub tx: UnboundedSender<Outbound>,
     pub frame_max: u32,
     pub max_message_size: u64,
+    /// Consumers and unacknowledged deliveries a channel may have.
+    pub limits: crate::config::LimitsConfig,
     pub router: Router,
     /// Confirms (channel, its epoch, number) waiting for this turn's writes to be durable.
     pub durable_confirms: Vec<(u16, u64, u64)>,
@@ -42,6 +44,8 @@ pub struct Ctx {
     pub now: std::time::Instant,
     /// Bytes all channels hold in messages still arriving (`Pending::held`).
     pub unfinished: u64,
+    /// The method just handled is answered later (`wait.rs`).
+    pub wait: Option<super::wait::Wait>,
 }
 
 /// A delivery the client has not settled yet.

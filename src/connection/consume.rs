@@ -25,6 +25,14 @@ impl Channel {
     }
 
     pub(super) fn consume(&mut self, c: basic::Consume, ctx: &mut Ctx) -> Result<(), AmqpError> {
+        // Checked first, as RabbitMQ does (a tag in use is refused below).
+        let max = ctx.limits.consumer_max_per_channel;
+        if max > 0
+            && self.consumers.len() >= max as usize
+            && !self.consumers.contains_key(c.consumer_tag.as_str())
+        {
+            return Err(AmqpError::not_allowed(format!("reached maximum ({max}) of consumers per channel")));
+        }
         let reply = c.queue.as_str() == REPLY_TO;
         let named = if reply {
             // Direct reply-to: a private queue replies are routed to by name.
@@ -69,6 +77,7 @@ impl Channel {
             prefetch: self.prefetch,
             priority,
         };
+        self.credit.set_cap(ctx.limits.max_unacked_per_channel);
         let consumer = Arc::new(Consumer::new(spec, self.credit.clone(), ctx.tx.clone()));
         // The reply queue is opened last, once nothing can refuse the consume.
         let queue = named.unwrap_or_else(|| ctx.vhost.open_reply_queue(ctx.conn));
@@ -124,32 +133,14 @@ impl Channel {
         let name = self.queue_name(g.queue.as_str())?;
         ctx.session.check(crate::access::Resource::Queue, &name, crate::access::session::Action::Read)?;
         let queue = self.resolve_queue(&name, ctx)?;
-        let counted = &ctx.entry.stats.msgs;
-        let Some((entry, remaining)) = queue.get(g.no_ack) else {
-            counted.get_empty.add(1);
-            self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})));
-            return Ok(());
-        };
-        if g.no_ack { &counted.get_auto } else { &counted.get_manual }.add(1);
-        if entry.redelivered {
-            counted.redelivered.add(1);
+        let cap = ctx.limits.max_unacked_per_channel;
+        if !g.no_ack && cap > 0 && self.unacked.len() >= cap as usize {
+            return Err(AmqpError::precondition_failed(format!(
+                "unacknowledged messages on this channel reached the limit ({cap}): settle some first"
+            )));
         }
-        let tag = self.next_tag;
-        self.next_tag += 1;
-        let m = &entry.message;
-        encode::get_ok(
-            &mut ctx.out,
-            self.id,
-            tag,
-            entry.redelivered,
-            m.exchange(),
-            m.routing_key(),
-            remaining,
-        );
-        encode::content(&mut ctx.out, self.id, m.header(), &m.body, ctx.frame_max);
-        if !g.no_ack {
-            self.unacked.push_back(Unacked { tag, queue, seq: entry.seq, consumer: None, at: ctx.now });
-        }
+        // A message still on disk is answered once it is read back (`wait.rs`).
+        self.answer_get(queue, g.no_ack, 1, ctx);
         Ok(())
     }
 

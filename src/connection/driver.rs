@@ -5,6 +5,8 @@
 //! buffer, written with a single socket write per turn of the loop.
 
 mod dispatch;
+mod outbound;
+mod owed;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -200,6 +202,8 @@ struct Connection {
     epochs: u64,
     /// Bytes this connection's unfinished messages may hold.
     unfinished_limit: u64,
+    /// An answer waiting for the store: no input is processed meanwhile.
+    owed: Option<owed::Owed>,
 }
 
 impl Connection {
@@ -227,9 +231,11 @@ impl Connection {
                 tx,
                 frame_max: n.frame_max,
                 max_message_size: config.amqp.max_message_size,
+                limits: config.limits,
                 router: Router::default(),
                 durable_confirms: Vec::new(),
                 unfinished: 0,
+                wait: None,
                 throttle: None,
                 now: std::time::Instant::now(),
             },
@@ -258,6 +264,7 @@ impl Connection {
                 .then(|| Duration::from_millis(config.amqp.consumer_timeout)),
             epochs: 0,
             unfinished_limit: config.amqp.unfinished_limit(),
+            owed: None,
         }
     }
 
@@ -332,7 +339,7 @@ impl Connection {
                 tokio::task::consume_budget().await;
                 continue;
             }
-            let paused = self.blocked || self.throttled_on.is_some();
+            let paused = self.blocked || self.throttled_on.is_some() || self.owed.is_some();
             if buf.capacity() - buf.len() < IDLE_CHUNK {
                 // Grow to a full chunk only for connections that fill what they have.
                 buf.reserve(if last_read_len >= IDLE_CHUNK { READ_CHUNK } else { IDLE_CHUNK });
@@ -384,6 +391,10 @@ impl Connection {
                         }
                     }
                     self.flush_confirms();
+                }
+                ok = owed::answer(&mut self.owed), if self.owed.is_some() => {
+                    self.settle_owed(ok);
+                    self.resume_input(stalled, &mut buf);
                 }
                 _ = relieved(self.throttled_on.clone(), self.throttled_until), if self.throttled_on.is_some() => {
                     self.throttled_on = None;
@@ -461,16 +472,6 @@ impl Connection {
         }
     }
 
-    /// Deliveries held back while the outbound buffer was full, up to the high-water mark.
-    fn deliver_held(&mut self) {
-        self.ctx.now = std::time::Instant::now();
-        while self.ctx.out.len() < OUT_HIGH_WATER {
-            let Some(o) = self.held.pop_front() else { break };
-            self.on_outbound(o);
-        }
-        self.flush_confirms();
-    }
-
     /// Processes the complete frames in `buf`, until the connection pauses or
     /// its outbound buffer reaches the high-water mark (the rest is `deferred`
     /// until the socket has taken that: one client's input must not make the
@@ -478,7 +479,8 @@ impl Connection {
     fn process_input(&mut self, buf: &mut BytesMut) {
         // The clock deliveries are stamped with (consumer timeout): read after waking.
         self.ctx.now = std::time::Instant::now();
-        while self.state != State::Done && !self.blocked && self.throttled_on.is_none() {
+        while self.state != State::Done && !self.blocked && self.throttled_on.is_none() && self.owed.is_none()
+        {
             if self.ctx.out.len() >= OUT_HIGH_WATER {
                 self.deferred = true;
                 break;
@@ -531,31 +533,6 @@ impl Connection {
         }
     }
 
-    /// Asks the store to tell us when this turn's persistent publishes are on disk.
-    fn await_durable(&mut self) {
-        if self.ctx.durable_confirms.is_empty() {
-            return;
-        }
-        let confirms = std::mem::take(&mut self.ctx.durable_confirms);
-        let tx = self.ctx.tx.clone();
-        match self.ctx.vhost.store() {
-            Some(store) => store.barrier(Box::new(move |ok| {
-                let _ = tx.send(Outbound::Durable { confirms, ok });
-            })),
-            None => {
-                let _ = tx.send(Outbound::Durable { confirms, ok: true });
-            }
-        }
-    }
-
-    fn flush_confirms(&mut self) {
-        for id in std::mem::take(&mut self.confirms_due) {
-            if let Some(ch) = self.channels.get_mut(&id).filter(|ch| !ch.closing) {
-                ch.flush_confirms(&mut self.ctx);
-            }
-        }
-    }
-
     /// A publisher during a resource alarm: stop reading its socket.
     fn block(&mut self) {
         self.blocked = true;
@@ -594,59 +571,6 @@ impl Connection {
         for ch in self.channels.values_mut() {
             ch.release(&mut self.ctx);
             ch.closing = true;
-        }
-    }
-
-    fn on_outbound(&mut self, o: Outbound) {
-        match o {
-            Outbound::Deliver(d) => match self.channels.get_mut(&d.consumer.channel) {
-                Some(ch) => ch.deliver(d, &mut self.ctx),
-                None => {
-                    d.consumer.written();
-                    d.queue.clone().return_undelivered(d);
-                }
-            },
-            Outbound::Cancelled(consumer) => {
-                if let Some(ch) = self.channels.get_mut(&consumer.channel) {
-                    ch.server_cancel(&consumer, self.cancel_notify, &mut self.ctx);
-                }
-            }
-            Outbound::Close(reason) => {
-                if self.state == State::Running {
-                    self.close_connection(AmqpError::connection_forced(reason));
-                }
-            }
-            Outbound::Inspect(answer) => {
-                let _ = answer.send(self.channels.values().map(Channel::info).collect());
-            }
-            Outbound::Durable { confirms, ok } => {
-                for (id, epoch, seq) in confirms {
-                    // Not for a channel closed since, nor for a new one of the same number.
-                    if let Some(ch) = self.channels.get_mut(&id).filter(|ch| ch.epoch == epoch && !ch.closing)
-                    {
-                        ch.settle_confirm(seq, ok);
-                        if !self.confirms_due.contains(&id) {
-                            self.confirms_due.push(id);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Gives back everything the connection held.
-    fn cleanup(&mut self) {
-        for ch in self.channels.values_mut() {
-            ch.release(&mut self.ctx);
-        }
-        self.channels.clear();
-        self.ctx.vhost.connection_closed(self.ctx.conn);
-        self.rx.close();
-        let held = std::mem::take(&mut self.held);
-        for o in held.into_iter().chain(std::iter::from_fn(|| self.rx.try_recv().ok())) {
-            if let Outbound::Deliver(d) = o {
-                d.queue.clone().return_undelivered(d);
-            }
         }
     }
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use super::auth;
 use super::socket::Socket;
 use crate::access::{Access, Session};
-use crate::broker::connections::{ConnectionEntry, Opened, Registered, TlsInfo};
+use crate::broker::connections::{CapReached, ConnectionCaps, ConnectionEntry, Opened, Registered, TlsInfo};
 use crate::broker::{Broker, Outbound, VHost};
-use crate::config::Config;
+use crate::config::{Config, LimitsConfig};
 use crate::protocol::frame::{decode, Frame};
 use crate::protocol::method::{self, Method};
 use crate::protocol::{encode, AmqpError, FRAME_MIN_SIZE, PROTOCOL_HEADER};
@@ -253,14 +253,23 @@ pub async fn handshake<S: Socket>(
         tls,
     };
     let entry = ConnectionEntry::new(id, &user, &vhost.name, peer, local, opened, tx.clone());
-    let registered = broker.connections.register(entry, vhost.limits().max_connections).map_err(|limit| {
-        HandshakeError::Refused(
-            AmqpError::not_allowed(format!(
-                "access to vhost '{}' refused for user '{user}': connection limit ({limit}) is reached",
+    let caps = ConnectionCaps {
+        node: LimitsConfig::some(config.limits.max_connections),
+        vhost: vhost.limits().max_connections,
+        user: access.user(&user).and_then(|u| u.limits.connections()),
+    };
+    let registered = broker.connections.register(entry, caps).map_err(|reached| {
+        let text = match reached {
+            CapReached::Node(n) => format!("connection refused: node connection limit ({n}) is reached"),
+            CapReached::Vhost(n) => format!(
+                "access to vhost '{}' refused for user '{user}': connection limit ({n}) is reached",
                 vhost.name
-            ))
-            .during(10, 40),
-        )
+            ),
+            CapReached::User(n) => {
+                format!("connection refused for user '{user}': user connection limit ({n}) is reached")
+            }
+        };
+        HandshakeError::Refused(AmqpError::not_allowed(text).during(10, 40))
     })?;
     // Deleting the user or the vhost, or changing the password, closes the
     // listed connections: one that happened before this one was listed is

@@ -8,10 +8,13 @@ mod confirms;
 mod consume;
 mod driver;
 mod handshake;
+#[doc(hidden)]
+pub mod harness;
 mod publish;
 mod socket;
 mod topology;
 mod tx;
+mod wait;
 
 pub use driver::serve;
 pub use handshake::server_properties;

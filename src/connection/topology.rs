@@ -39,6 +39,10 @@ impl Channel {
     ) -> Result<(), AmqpError> {
         use exchange::AMQPMethod as E;
         let v = ctx.vhost.clone();
+        let mut change = None;
+        // Deleting something durable: delete-ok once that is on disk, so a
+        // crash after it cannot bring the exchange back.
+        let mut removed = false;
         let (nowait, ok) = match m {
             E::Declare(d) => {
                 if !d.passive {
@@ -49,7 +53,7 @@ impl Channel {
                         ctx.session.check(Exchange, ae, Write)?;
                     }
                 }
-                v.declare_exchange(ExchangeDecl {
+                change = v.start_declare_exchange(ExchangeDecl {
                     name: d.exchange.to_string(),
                     kind: d.kind.to_string(),
                     passive: d.passive,
@@ -62,6 +66,7 @@ impl Channel {
             }
             E::Delete(d) => {
                 ctx.session.check(Exchange, d.exchange.as_str(), Configure)?;
+                removed = v.exchange(d.exchange.as_str()).is_some_and(|x| x.durable);
                 v.delete_exchange(d.exchange.as_str(), d.if_unused)?;
                 (d.nowait, E::DeleteOk(exchange::DeleteOk {}))
             }
@@ -69,7 +74,7 @@ impl Channel {
                 ctx.session.check(Exchange, b.destination.as_str(), Write)?;
                 ctx.session.check(Exchange, b.source.as_str(), Read)?;
                 check_bind_topic(ctx, b.source.as_str(), b.routing_key.as_str())?;
-                v.bind_exchange(
+                change = v.start_bind_exchange(
                     b.destination.as_str(),
                     b.source.as_str(),
                     b.routing_key.as_str(),
@@ -91,9 +96,8 @@ impl Channel {
             }
             _ => return Err(AmqpError::command_invalid("a client may not send this exchange method")),
         };
-        if !nowait {
-            self.reply(ctx, AMQPClass::Exchange(ok));
-        }
+        // A durable change is answered once it is on disk.
+        self.reply_when_durable(ctx, (!nowait).then_some(AMQPClass::Exchange(ok)), change, removed);
         Ok(())
     }
 
@@ -101,6 +105,9 @@ impl Channel {
         use queue::AMQPMethod as Q;
         let v = ctx.vhost.clone();
         let conn = ctx.conn;
+        let mut change = None;
+        // As for exchanges: a durable queue's delete-ok or purge-ok waits for the disk.
+        let mut removed = false;
         let (nowait, ok) = match m {
             Q::Declare(d) if d.passive && d.queue.as_str() == REPLY_TO => {
                 // RabbitMQ answers for the direct reply-to pseudo-queue.
@@ -118,7 +125,8 @@ impl Channel {
                         ctx.session.check(Exchange, dlx, Write)?;
                     }
                 }
-                let declared = v.declare_queue(
+                let declared;
+                (declared, change) = v.start_declare_queue(
                     QueueDecl {
                         name,
                         server_named,
@@ -145,7 +153,13 @@ impl Channel {
                 ctx.session.check(Exchange, b.exchange.as_str(), Read)?;
                 check_bind_topic(ctx, b.exchange.as_str(), b.routing_key.as_str())?;
                 let name = self.resolve_queue(&name, ctx)?.name.clone();
-                v.bind_queue(&name, b.exchange.as_str(), b.routing_key.as_str(), b.arguments, conn)?;
+                change = v.start_bind_queue(
+                    &name,
+                    b.exchange.as_str(),
+                    b.routing_key.as_str(),
+                    b.arguments,
+                    conn,
+                )?;
                 (b.nowait, Q::BindOk(queue::BindOk {}))
             }
             Q::Unbind(b) => {
@@ -163,13 +177,17 @@ impl Channel {
             Q::Purge(p) => {
                 ctx.session.check(Queue, &self.queue_name(p.queue.as_str())?, Read)?;
                 let q = self.resolve_queue(p.queue.as_str(), ctx)?;
+                removed = q.durable;
                 let message_count = v.purge_queue(&q.name, conn)?;
                 (p.nowait, Q::PurgeOk(queue::PurgeOk { message_count }))
             }
             Q::Delete(d) => {
                 ctx.session.check(Queue, &self.queue_name(d.queue.as_str())?, Configure)?;
                 let message_count = match self.resolve_queue(d.queue.as_str(), ctx) {
-                    Ok(q) => v.delete_queue(&q.name, d.if_unused, d.if_empty, conn)?,
+                    Ok(q) => {
+                        removed = q.durable;
+                        v.delete_queue(&q.name, d.if_unused, d.if_empty, conn)?
+                    }
                     // Deleting a queue that is not there succeeds, as in RabbitMQ.
                     Err(e) if e.code() == 404 => 0,
                     Err(e) => return Err(e),
@@ -178,9 +196,8 @@ impl Channel {
             }
             _ => return Err(AmqpError::command_invalid("a client may not send this queue method")),
         };
-        if !nowait {
-            self.reply(ctx, AMQPClass::Queue(ok));
-        }
+        // A durable change is answered once it is on disk.
+        self.reply_when_durable(ctx, (!nowait).then_some(AMQPClass::Queue(ok)), change, removed);
         Ok(())
     }
 }

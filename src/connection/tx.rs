@@ -6,6 +6,7 @@ use std::sync::Arc;
 use amq_protocol::protocol::{tx, AMQPClass};
 
 use super::channel::{Channel, Ctx, Unacked};
+use super::wait::Wait;
 use crate::broker::exchange::Exchange;
 use crate::broker::Message;
 use crate::protocol::AmqpError;
@@ -49,13 +50,16 @@ impl Channel {
                 for (settled, how) in tx.settles {
                     self.apply_settle(settled, how);
                 }
-                // Like RabbitMQ, commit-ok means the transaction's publishes and acks are on disk.
+                let ok = AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {}));
+                // Like RabbitMQ, commit-ok means the transaction's publishes and
+                // acks are on disk: it goes out when the store says so (`wait.rs`).
                 if let Some(store) = ctx.vhost.store().filter(|_| on_disk) {
-                    if !store.write_durably([]) {
-                        return Err(AmqpError::internal("the transaction could not be written to disk"));
-                    }
+                    let fail = AmqpError::internal("the transaction could not be written to disk");
+                    ctx.wait = Some(Wait::durable(store, Some(ok), None, fail));
+                    return Ok(());
                 }
-                tx::AMQPMethod::CommitOk(tx::CommitOk {})
+                self.reply(ctx, ok);
+                return Ok(());
             }
             tx::AMQPMethod::Rollback(_) => {
                 let Some(tx) = self.tx.replace(Tx::default()) else {

@@ -377,6 +377,35 @@ pub enum Command {
         #[arg(long, alias = "all-vhosts")]
         global: bool,
     },
+    /// Set some of a user's limits (others are kept); -1 means no limit.
+    #[command(
+        after_help = "Example:\n  warrenctl set_user_limits app '{\"max-connections\":10,\"max-channels\":100}'"
+    )]
+    SetUserLimits {
+        username: String,
+        /// A JSON object of limit name to integer: max-connections, max-channels.
+        #[arg(allow_hyphen_values = true)]
+        limits: String,
+    },
+    /// Remove one of a user's limits, or all of them.
+    #[command(after_help = "Examples:\n  warrenctl clear_user_limits app max-channels\n  \
+        warrenctl clear_user_limits app all")]
+    ClearUserLimits {
+        username: String,
+        /// max-connections, max-channels or all.
+        limit: String,
+    },
+    /// Print a user's limits as JSON, or list every user's (columns: user limits).
+    #[command(after_help = "Examples:\n  warrenctl list_user_limits --user app\n  \
+        warrenctl list_user_limits --global")]
+    ListUserLimits {
+        /// Whose limits (rabbitmqctl's default: guest).
+        #[arg(long, default_value = "guest")]
+        user: String,
+        /// Every user's.
+        #[arg(long)]
+        global: bool,
+    },
     /// Write the broker's definitions (users, vhosts, permissions, policies, queues, exchanges,
     /// bindings) as JSON to a file, or to stdout with "-". With -p, only that vhost's.
     #[command(after_help = "Examples:\n  warrenctl export_definitions backup.json\n  \

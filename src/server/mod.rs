@@ -265,6 +265,8 @@ impl Server {
     pub async fn start_with_store(config: Config, store: Arc<dyn Store>) -> std::io::Result<Server> {
         let (broker, access, store) = recover(&config, store)?;
         let broker = Arc::new(broker);
+        // After recovery: what is on disk (and boot definitions) is kept whole.
+        broker.set_topology_caps(config.limits.max_queues_per_vhost, config.limits.max_exchanges_per_vhost);
         let listener = match config.amqp.tcp_listener {
             true => Some(TcpListener::bind(config.amqp.listen).await?),
             false => None,

@@ -56,7 +56,9 @@ pub async fn monitor(broker: Arc<Broker>, data_dir: PathBuf, paging_ratio: f64) 
     let mut disk_was_raised = false;
     loop {
         if let Some(free) = disk_free(&data_dir) {
-            let raised = broker.alarms.observe_disk(free);
+            // A store that failed a write holds the alarm up: publishers
+            // stay blocked until Warren is restarted.
+            let raised = broker.alarms.observe_disk(free, broker.store_failed());
             if raised != disk_was_raised {
                 let limit = broker.alarms.disk_free_limit();
                 if raised {

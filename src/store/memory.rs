@@ -77,6 +77,18 @@ impl Store for MemoryStore {
                         s.pages.remove(&(queue + u64::from(lane), seq));
                     }
                 }
+                Op::DropPlaces { queue, index, pages } => {
+                    for (from, to) in index {
+                        s.index.retain(|(q, seq), _| !(*q == queue && (from..to).contains(seq)));
+                    }
+                    for (lane, from, to) in pages {
+                        let lane = queue + u64::from(lane);
+                        s.pages.retain(|(q, seq), _| !(*q == lane && (from..to).contains(seq)));
+                    }
+                }
+                Op::DeleteQueueRecord { vhost, name } => {
+                    s.queues.remove(&(vhost, name));
+                }
             }
         }
         Ok(())
@@ -99,6 +111,20 @@ impl Store for MemoryStore {
         let s = self.state.lock();
         for ((queue, _), e) in &s.index {
             f(*queue, *e);
+        }
+        Ok(())
+    }
+
+    fn scan_places(
+        &self,
+        queue: u64,
+        from_seq: u64,
+        to_seq: u64,
+        f: &mut dyn FnMut(IndexEntry),
+    ) -> Result<()> {
+        let s = self.state.lock();
+        for e in s.index.range((queue, from_seq)..(queue, to_seq.max(from_seq))).map(|(_, e)| e) {
+            f(*e);
         }
         Ok(())
     }

@@ -89,6 +89,10 @@ pub struct StoreMetrics {
     pub sync_ns: Histogram,
     /// Batches that failed to be written.
     pub write_errors: AtomicU64,
+    /// Paged-out messages read back from disk, and their body bytes: only
+    /// consumers getting to them should read any (never a purge or a delete).
+    pub pages_read: AtomicU64,
+    pub page_bytes_read: AtomicU64,
 }
 
 impl Default for StoreMetrics {
@@ -97,6 +101,8 @@ impl Default for StoreMetrics {
             batch_ops: Histogram::new(BATCH_BOUNDS),
             sync_ns: Histogram::new(SYNC_BOUNDS_NS),
             write_errors: AtomicU64::new(0),
+            pages_read: AtomicU64::new(0),
+            page_bytes_read: AtomicU64::new(0),
         }
     }
 }

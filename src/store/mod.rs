@@ -97,6 +97,22 @@ pub enum Op {
         seq: u64,
         lane: Option<u8>,
     },
+    /// Drops a queue's paged-out part without reading it: range deletes of
+    /// its places (`index`: seq ranges, end excluded) and of its pages
+    /// (`pages`: lane, from seq, to seq). Messages shared with other queues
+    /// are released apart (`StoreHandle::drop_paged`).
+    DropPlaces {
+        queue: u64,
+        index: Vec<(u64, u64)>,
+        pages: Vec<(u8, u64, u64)>,
+    },
+    /// Deletes the queue's record only: the writer splits a `DeleteQueue`
+    /// into this, at once, and a `DropPlaces` of everything, once a drop
+    /// that still reads the queue's index is done.
+    DeleteQueueRecord {
+        vhost: String,
+        name: String,
+    },
 }
 
 /// A message's place in a queue, as stored in the queue's index.
@@ -152,6 +168,15 @@ pub trait Store: Send + Sync + 'static {
     fn load(&self) -> Result<Recovered>;
     /// Every index entry of every queue, in (queue, seq) order (at start-up).
     fn scan_index(&self, f: &mut dyn FnMut(u64, IndexEntry)) -> Result<()>;
+    /// The index entries of `queue` in `from_seq..to_seq`, in order, without
+    /// reading a message or a page (a drop looking for shared messages).
+    fn scan_places(
+        &self,
+        queue: u64,
+        from_seq: u64,
+        to_seq: u64,
+        f: &mut dyn FnMut(IndexEntry),
+    ) -> Result<()>;
     /// The messages with these ids, None where one is missing (at start-up).
     fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>>;
     /// Up to `limit` pages of `queue` from `from_seq` on, in order: the

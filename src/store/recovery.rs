@@ -17,15 +17,27 @@ pub struct Paged {
     pub from_seq: u64,
     pub count: u64,
     pub bytes: u64,
+    /// How many of them hold a message shared with other queues (dropping
+    /// those needs a look at the index; dropping the others does not).
+    pub shared: u64,
 }
 
 impl Paged {
-    pub fn push(&mut self, seq: u64, size: u32) {
+    pub fn push(&mut self, e: &IndexEntry) {
         if self.count == 0 {
-            self.from_seq = seq;
+            self.from_seq = e.seq;
         }
         self.count += 1;
-        self.bytes += u64::from(size);
+        self.bytes += u64::from(e.size);
+        self.shared += u64::from(e.has(IndexEntry::SHARED));
+    }
+
+    /// The first one came back into memory.
+    pub fn pop(&mut self, e: &IndexEntry) {
+        self.count = self.count.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(u64::from(e.size));
+        self.shared = self.shared.saturating_sub(u64::from(e.has(IndexEntry::SHARED)));
+        self.from_seq = e.seq + 1;
     }
 }
 
@@ -63,13 +75,17 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
     // among the messages (it was in memory when it arrived), and delivered
     // ones (their page must say so).
     let mut to_page: Vec<(u64, IndexEntry)> = Vec::new();
+    // Shared messages that places of deleted queues held: deleted below
+    // unless a remaining place holds them too.
+    let mut let_go: Vec<u64> = Vec::new();
     store.scan_index(&mut |queue, e| {
         b.max_message_id = b.max_message_id.max(e.message);
         let paged = e.has(IndexEntry::PAGED);
         let Some(q) = b.queues.get_mut(&queue).filter(|_| !e.has(IndexEntry::TRANSIENT)) else {
             b.fixes.push(Op::Remove { queue, seq: e.seq, lane: paged.then_some(e.lane) });
-            // A shared message is counted by the places that remain.
-            if !paged && !e.has(IndexEntry::SHARED) {
+            if e.has(IndexEntry::SHARED) {
+                let_go.push(e.message);
+            } else if !paged {
                 b.fixes.push(Op::DeleteMessage { id: e.message });
             }
             return;
@@ -89,9 +105,14 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
             if !paged || e.has(IndexEntry::DELIVERED) {
                 to_page.push((queue, e));
             }
-            q.paged[lane].push(e.seq, e.size);
+            q.paged[lane].push(&e);
         }
     })?;
+    // A shared message is counted by the places that remain; one that none
+    // holds any more (its last queue was deleted just before a crash) goes.
+    let_go.sort_unstable();
+    let_go.dedup();
+    b.fixes.extend(let_go.into_iter().filter(|id| !b.refs.holds(*id)).map(|id| Op::DeleteMessage { id }));
     for (queue, q) in b.queues.iter_mut() {
         let head = std::mem::take(&mut q.head);
         let entries: Vec<IndexEntry> = head.iter().map(|(e, _)| *e).collect();

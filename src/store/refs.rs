@@ -51,6 +51,11 @@ impl SharedRefs {
         *n == 1
     }
 
+    /// Whether some place still holds the message.
+    pub fn holds(&self, id: u64) -> bool {
+        self.shard(id).lock().contains_key(&id)
+    }
+
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }

@@ -12,12 +12,15 @@
 //! | `control` | space, key (length-prefixed) | the owner's encoding (users, vhosts, permissions, policies) |
 //!
 //! `messages` and `index` take every persistent message on the hot path and
-//! are read only at start-up, so they use append-only vector memtables
+//! are read only at start-up (and `index` by a drop of a paged-out part
+//! holding shared messages), so they use append-only vector memtables
 //! (O(1) inserts; but a read copies and sorts the memtable). `pages` holds
 //! the messages queues paged out, read back while running, so it keeps the
-//! default skiplist.//!
+//! default skiplist.
+//!
 //! Big-endian integers keep a queue's index entries in `seq` order and
-//! make deleting a whole queue one range delete.
+//! make deleting a whole queue, or purging its paged-out part, a few range
+//! deletes: no page is read back to drop it.
 
 use std::path::Path;
 
@@ -35,8 +38,25 @@ const FAMILIES: [&str; 8] =
     ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control"];
 
 pub struct RocksStore {
-    db: DB,
+    /// Closed when the store is dropped, unless a write failed (`Drop`).
+    db: std::mem::ManuallyDrop<DB>,
     path: String,
+    /// A write failed: RocksDB's log file is in an error state.
+    failed: std::sync::atomic::AtomicBool,
+}
+
+/// Closing flushes RocksDB's log; after a failed write its file is in an
+/// error state that a flush trips over (Debian's librocksdb asserts and
+/// aborts the process). Then the database is left open for the process's
+/// exit to release: what was written before the failure is durable, and
+/// the next start replays the log.
+impl Drop for RocksStore {
+    fn drop(&mut self) {
+        if !self.failed.load(std::sync::atomic::Ordering::Relaxed) {
+            // SAFETY: `db` is dropped once, here, and not used after.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.db) }
+        }
+    }
 }
 
 fn name_key(vhost: &str, name: &str) -> Vec<u8> {
@@ -115,7 +135,11 @@ impl RocksStore {
             ColumnFamilyDescriptor::new(*n, cf)
         });
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(open_err)?;
-        let store = RocksStore { db, path: path.clone() };
+        let store = RocksStore {
+            db: std::mem::ManuallyDrop::new(db),
+            path: path.clone(),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        };
         // Start-up reads `messages` and `index`: with their vector memtables
         // empty, those reads cost what they would on any memtable.
         for family in ["messages", "index"] {
@@ -203,11 +227,26 @@ impl Store for RocksStore {
                         batch.delete_cf(pages, index_key(*queue + u64::from(*lane), *seq));
                     }
                 }
+                Op::DropPlaces { queue, index: seqs, pages: lanes } => {
+                    for (from, to) in seqs.iter().filter(|(from, to)| from < to) {
+                        batch.delete_range_cf(index, index_key(*queue, *from), index_key(*queue, *to));
+                    }
+                    for (lane, from, to) in lanes.iter().filter(|(_, from, to)| from < to) {
+                        let lane = *queue + u64::from(*lane);
+                        batch.delete_range_cf(pages, index_key(lane, *from), index_key(lane, *to));
+                    }
+                }
+                Op::DeleteQueueRecord { vhost, name } => {
+                    batch.delete_cf(self.cf("queues"), name_key(vhost, name))
+                }
             }
         }
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
-        self.db.write_opt(batch, &opts).map_err(|e| StoreError::Write(e.to_string()))
+        self.db.write_opt(batch, &opts).map_err(|e| {
+            self.failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            StoreError::Write(e.to_string())
+        })
     }
 
     fn load(&self) -> Result<Recovered> {
@@ -247,6 +286,27 @@ impl Store for RocksStore {
             let (k, v) = item.map_err(|e| self.read_err(e))?;
             let (queue, entry) = index_entry(&k, &v).ok_or_else(|| self.corrupt("queue index entry"))?;
             f(queue, entry);
+        }
+        Ok(())
+    }
+
+    fn scan_places(
+        &self,
+        queue: u64,
+        from_seq: u64,
+        to_seq: u64,
+        f: &mut dyn FnMut(IndexEntry),
+    ) -> Result<()> {
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_upper_bound(index_key(queue, to_seq));
+        // A one-off pass: it should not push hot blocks out of the cache.
+        opts.fill_cache(false);
+        let start = index_key(queue, from_seq);
+        let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf_opt(self.cf("index"), opts, mode) {
+            let (k, v) = item.map_err(|e| self.read_err(e))?;
+            let (_, entry) = index_entry(&k, &v).ok_or_else(|| self.corrupt("queue index entry"))?;
+            f(entry);
         }
         Ok(())
     }

@@ -217,7 +217,7 @@ fn recovery_reads_only_the_head_pages_the_rest_and_drops_transient_pages() {
         let head: Vec<_> = q.head.iter().map(|(e, r)| (e.seq, r.body.clone())).collect();
         let hello = bytes::Bytes::from_static(b"hello");
         assert_eq!(head, vec![(1, hello.clone()), (2, hello.clone()), (3, hello)], "{name}");
-        assert_eq!(q.paged, vec![Paged { from_seq: 5, count: 5, bytes: 25 }], "{name}");
+        assert_eq!(q.paged, vec![Paged { from_seq: 5, count: 5, bytes: 25, shared: 1 }], "{name}");
         assert_eq!(q.next_seq, 11, "{name}");
         assert_eq!(b.refs.len(), 1, "{name}");
         assert_eq!(b.max_message_id, 11, "{name}");
@@ -299,4 +299,60 @@ fn a_damaged_page_reads_back_empty_instead_of_failing_the_lane() {
     assert_eq!(pages.len(), 2);
     assert_eq!((pages[0].0.seq, pages[0].1.header.len()), (1, 0), "the damaged one, empty");
     assert_eq!(pages[1].1, message(b"two"));
+}
+
+#[test]
+fn dropping_places_spares_the_rest_of_the_queue_and_other_queues() {
+    for (name, store, _dir) in stores() {
+        let mut ops = vec![Op::PutQueue(queue(3, "q"))];
+        ops.push(place(3, 1, 50, IndexEntry::DELIVERED));
+        for seq in 2..=9u64 {
+            ops.push(page(3, seq, 100 + seq, if seq == 4 { IndexEntry::SHARED } else { 0 }, b"page"));
+        }
+        ops.push(page(4, 5, 300, 0, b"other"));
+        store.write(&ops, true).unwrap();
+        // A look reads places only, from where asked up to (not with) the end.
+        let mut looked = Vec::new();
+        store.scan_places(3, 2, 6, &mut |e| looked.push((e.seq, e.message, e.flags))).unwrap();
+        let p = IndexEntry::PAGED;
+        assert_eq!(looked, vec![(2, 102, p), (3, 103, p), (4, 104, p | 2), (5, 105, p)], "{name}");
+        // 3..9 go, except 6 (another lane's place, say); 9 is after the drop.
+        let drop = Op::DropPlaces { queue: 3, index: vec![(3, 6), (7, 9)], pages: vec![(0, 3, 9)] };
+        store.write(&[drop, Op::DeleteQueueRecord { vhost: "/".into(), name: "q".into() }], true).unwrap();
+        let seqs: Vec<_> = scan(store.as_ref()).iter().map(|(q, seq, _, _)| (*q, *seq)).collect();
+        assert_eq!(seqs, vec![(3, 1), (3, 2), (3, 6), (3, 9), (4, 5)], "{name}");
+        let pages: Vec<_> = store.read_pages(3, 0, 10).unwrap().iter().map(|(e, _)| e.seq).collect();
+        assert_eq!(pages, vec![2, 9], "{name}");
+        assert_eq!(store.read_pages(4, 0, 10).unwrap().len(), 1, "{name}");
+        assert!(store.load().unwrap().queues.is_empty(), "the record went alone: {name}");
+    }
+}
+
+#[test]
+fn recovery_deletes_shared_messages_only_deleted_queues_held() {
+    use super::recovery::backlogs;
+    use super::writer::HeadLimit;
+    for (name, store, _dir) in stores() {
+        let mut ops = vec![Op::PutQueue(queue(1, "q"))];
+        // 7 is shared by queue 1 and queue 2 (deleted); 8 only by deleted queues 2 and 3.
+        for id in [7, 8] {
+            ops.push(Op::PutMessage { id, record: message(b"hello") });
+        }
+        ops.push(place(1, 1, 7, IndexEntry::SHARED));
+        ops.push(place(2, 1, 7, IndexEntry::SHARED));
+        ops.push(page(2, 2, 8, IndexEntry::SHARED, b"hello"));
+        ops.push(place(3, 1, 8, IndexEntry::SHARED));
+        store.write(&ops, true).unwrap();
+        let b = backlogs(store.as_ref(), &[(1, 0)], HeadLimit { messages: 10, bytes: 1 << 20 }).unwrap();
+        let deleted: Vec<_> = b
+            .fixes
+            .iter()
+            .filter_map(|op| match op {
+                Op::DeleteMessage { id } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deleted, vec![8], "{name}");
+        assert_eq!(b.fixes.iter().filter(|op| matches!(op, Op::Remove { .. })).count(), 3, "{name}");
+    }
 }

@@ -8,12 +8,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
 use tracing::{error, warn};
 
 use super::metrics::StoreMetrics;
 use super::refs::SharedRefs;
 use super::{IndexEntry, MessageRecord, Op, Store};
+use annihilate::annihilate;
+use drops::{DropJob, Dropping};
+
+mod annihilate;
+mod counted;
+mod drops;
 
 /// Told when everything submitted before it is durable (true) or failed to be written (false).
 pub type Done = Box<dyn FnOnce(bool) + Send>;
@@ -34,16 +39,18 @@ struct Read {
 
 enum Cmd {
     Op(Op),
+    /// Ops written in one batch: a crash keeps all of them or none.
+    Ops(Vec<Op>),
     Barrier(Done),
     /// Read after everything submitted before it is written.
     Read(Read),
-    /// Settle every place of `queue` in `from_seq..to_seq` (a purged or
-    /// deleted queue's paged-out part), releasing their messages.
-    DropRange {
+    /// Drop a purged or deleted queue's paged-out part (`drops.rs`).
+    Drop(DropJob),
+    /// What a look at a dropped part found (`last`: the look is done).
+    Dropped {
         queue: u64,
-        lane: u8,
-        from_seq: u64,
-        to_seq: u64,
+        ops: Vec<Op>,
+        last: bool,
     },
     /// Write what is pending, close the store, then say so.
     Shutdown(mpsc::SyncSender<()>),
@@ -68,6 +75,8 @@ struct Shared {
     head: HeadLimit,
     /// The writer's own figures (it alone adds to them).
     metrics: StoreMetrics,
+    /// A write failed: nothing more is written until Warren restarts.
+    failed: AtomicBool,
 }
 
 /// Ops per batch at most, so one huge burst does not delay every confirm.
@@ -109,9 +118,22 @@ impl StoreHandle {
             pressure: AtomicBool::new(false),
             head,
             metrics: StoreMetrics::default(),
+            failed: AtomicBool::new(false),
         });
-        let writer =
-            Writer { store, sync, shared: shared.clone(), ops: Vec::with_capacity(1024), compaction: None };
+        let slow_sync = std::env::var("WARREN_STORE_SLOW_SYNC_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(std::time::Duration::from_millis);
+        let store = Arc::new(counted::Counted { store, shared: shared.clone() });
+        let writer = Writer {
+            store,
+            sync,
+            shared: shared.clone(),
+            ops: Vec::with_capacity(1024),
+            compaction: None,
+            slow_sync,
+            dropping: Dropping::default(),
+        };
         std::thread::Builder::new()
             .name("warren-store".into())
             .spawn(move || writer.run(rx))
@@ -157,9 +179,29 @@ impl StoreHandle {
     }
 
     /// Settles the paged-out places of `queue`'s `lane` in `from_seq..to_seq`
-    /// and releases their messages.
+    /// and releases their messages (shared ones or not: the index says).
     pub fn drop_range(&self, queue: u64, lane: u8, from_seq: u64, to_seq: u64) {
-        let _ = self.tx.send(Cmd::DropRange { queue, lane, from_seq, to_seq });
+        self.drop_paged(queue, vec![(lane, from_seq)], to_seq, 0, true, Vec::new());
+    }
+
+    /// Settles a queue's paged-out part, without reading it back: each
+    /// lane's places from its first paged-out seq (`lanes`: lane, seq) up
+    /// to `to_seq`. `look`: their index entries must be read first (some
+    /// hold shared messages, or other places of the queue lie between
+    /// them), off the writer's thread; else it is a few range deletes.
+    /// `count` places go (a hint for compaction). `with` is written in the
+    /// same batch as the range deletes.
+    pub fn drop_paged(
+        &self,
+        queue: u64,
+        lanes: Vec<(u8, u64)>,
+        to_seq: u64,
+        count: u64,
+        look: bool,
+        with: Vec<Op>,
+    ) {
+        let look = look.then(|| self.tx.clone());
+        let _ = self.tx.send(Cmd::Drop(DropJob { queue, lanes, to_seq, count, look, with }));
     }
 
     /// `n` fresh consecutive ids (a priority queue's page lanes).
@@ -177,6 +219,17 @@ impl StoreHandle {
     pub fn submit(&self, op: Op) {
         // The writer lives as long as any handle; a send can only fail at exit.
         let _ = self.tx.send(Cmd::Op(op));
+    }
+
+    /// Submits ops to be written in one batch: after a crash, all of them
+    /// or none (a queue's deletion with its messages).
+    pub fn submit_all(&self, ops: Vec<Op>) {
+        let _ = self.tx.send(Cmd::Ops(ops));
+    }
+
+    /// True once a write failed: the store takes no more until a restart.
+    pub fn failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Relaxed)
     }
 
     /// Calls `done` once everything submitted so far is durable.
@@ -214,76 +267,6 @@ impl StoreHandle {
     }
 }
 
-/// Drops from a batch every op about a message that the same batch also
-/// deletes: a message consumed and acknowledged before it reached the disk
-/// need never be written (its publisher may be confirmed all the same, as
-/// RabbitMQ does). Keeps fast consumers from doubling the disk's work. The
-/// same for a page written and removed in one batch. A message or page
-/// written again after its deletion (a delivery taken back) is left alone.
-fn annihilate(ops: &mut Vec<Op>) {
-    // Most batches delete nothing: nothing to look for.
-    if !ops.iter().any(|op| matches!(op, Op::DeleteMessage { .. } | Op::Remove { lane: Some(_), .. })) {
-        return;
-    }
-    // Where each message and page is first written in this batch: only
-    // ops from there on are about that write (an earlier delete or remove
-    // settles a copy written by an earlier batch, and must stay).
-    let (mut first_put, mut gone, mut back) =
-        (FxHashMap::default(), FxHashSet::default(), FxHashSet::default());
-    let (mut first_page, mut unpaged, mut repaged) =
-        (FxHashMap::default(), FxHashSet::default(), FxHashSet::default());
-    for (i, op) in ops.iter().enumerate() {
-        match op {
-            Op::PutMessage { id, .. } if gone.contains(id) => {
-                back.insert(*id);
-            }
-            Op::PutMessage { id, .. } => {
-                first_put.entry(*id).or_insert(i);
-            }
-            Op::DeleteMessage { id } if first_put.contains_key(id) => {
-                gone.insert(*id);
-            }
-            Op::Page { queue, entry, .. } if unpaged.contains(&(*queue, entry.seq)) => {
-                repaged.insert((*queue, entry.seq));
-            }
-            Op::Page { queue, entry, .. } => {
-                first_page.entry((*queue, entry.seq)).or_insert(i);
-            }
-            Op::Remove { queue, seq, lane: Some(_) } if first_page.contains_key(&(*queue, *seq)) => {
-                unpaged.insert((*queue, *seq));
-            }
-            _ => {}
-        }
-    }
-    gone.retain(|id| !back.contains(id));
-    unpaged.retain(|place| !repaged.contains(place));
-    if gone.is_empty() && unpaged.is_empty() {
-        return;
-    }
-    let written_here = |id: &u64, i: usize| gone.contains(id) && first_put.get(id).is_some_and(|at| i >= *at);
-    let paged_here = |place: &(u64, u64), i: usize| {
-        unpaged.contains(place) && first_page.get(place).is_some_and(|at| i >= *at)
-    };
-    // Places whose write was dropped: their later removes go too.
-    let mut places = FxHashSet::default();
-    let mut i = 0;
-    ops.retain(|op| {
-        let keep = match op {
-            Op::PutMessage { id, .. } | Op::DeleteMessage { id } => !written_here(id, i),
-            Op::Place { queue, entry } | Op::Page { queue, entry, .. }
-                if written_here(&entry.message, i) || paged_here(&(*queue, entry.seq), i) =>
-            {
-                places.insert((*queue, entry.seq));
-                false
-            }
-            Op::Remove { queue, seq, .. } => !places.contains(&(*queue, *seq)),
-            _ => true,
-        };
-        i += 1;
-        keep
-    });
-}
-
 /// The writer thread's state.
 struct Writer {
     store: Arc<dyn Store>,
@@ -293,6 +276,12 @@ struct Writer {
     /// A compaction running on a thread of its own (it can take seconds
     /// over a large store; writes and reads go on meanwhile).
     compaction: Option<std::thread::JoinHandle<()>>,
+    /// A slow disk, simulated (`WARREN_STORE_SLOW_SYNC_MS`): every batch
+    /// someone waits on takes this much longer. For benchmarks of a slow
+    /// disk; unset (the default) it costs nothing.
+    slow_sync: Option<std::time::Duration>,
+    /// Drops of paged-out parts that look at their index first.
+    dropping: Dropping,
 }
 
 impl Writer {
@@ -330,19 +319,28 @@ impl Writer {
             let mut next = Some(first);
             while let Some(cmd) = next.take() {
                 match cmd {
-                    Cmd::Op(op) => {
-                        deletions += u64::from(matches!(
-                            op,
-                            Op::DeleteMessage { .. }
-                                | Op::DeleteQueue { .. }
-                                | Op::Remove { lane: Some(_), .. }
-                        ));
-                        self.ops.push(op)
-                    }
+                    Cmd::Op(op) => self.take(op, &mut deletions),
+                    Cmd::Ops(ops) => ops.into_iter().for_each(|op| self.take(op, &mut deletions)),
                     Cmd::Barrier(done) => waiting.push(done),
                     Cmd::Read(r) => pending_reads.push(r),
-                    Cmd::DropRange { queue, lane, from_seq, to_seq } => {
-                        deletions += self.drop_range(queue, lane, from_seq, to_seq);
+                    Cmd::Drop(mut job) => {
+                        deletions += job.count.max(1);
+                        if job.look.is_some() {
+                            // The look reads the index: it must hold everything before.
+                            self.flush(false);
+                            let now = self.dropping.look(job, &self.store, &self.shared);
+                            self.ops.extend(now);
+                        } else {
+                            self.ops.append(&mut job.with);
+                            self.ops.push(job.places(&[]));
+                        }
+                    }
+                    Cmd::Dropped { queue, ops, last } => {
+                        self.ops.extend(ops);
+                        if last {
+                            let waited = self.dropping.done(queue);
+                            self.ops.extend(waited);
+                        }
                     }
                     Cmd::Shutdown(tell) => closed = Some(tell),
                     Cmd::CompactSoon => deletions = deletions.max(COMPACT_AFTER),
@@ -359,9 +357,11 @@ impl Writer {
             for r in pending_reads.drain(..) {
                 let _ = reads.send(r);
             }
-            if let Some(tell) = closed.take() {
+            // Looks at dropped parts finish first (what they found is written).
+            if let Some(tell) = closed.take_if(|_| !self.dropping.busy()) {
                 drop(reads);
                 let _ = reader.join();
+                self.dropping.stop();
                 if let Some(c) = self.compaction.take() {
                     let _ = c.join();
                 }
@@ -372,14 +372,26 @@ impl Writer {
         }
         drop(reads);
         let _ = reader.join();
+        self.dropping.stop();
         if let Some(c) = self.compaction.take() {
             let _ = c.join();
         }
     }
 
+    /// Adds an op to the batch.
+    fn take(&mut self, op: Op, deletions: &mut u64) {
+        *deletions += u64::from(matches!(
+            op,
+            Op::DeleteMessage { .. } | Op::DeleteQueue { .. } | Op::Remove { lane: Some(_), .. }
+        ));
+        let op = self.dropping.now(op);
+        self.ops.push(op)
+    }
+
     /// Starts a compaction unless one is still running.
     fn compact(&mut self) {
-        if self.compaction.as_ref().is_some_and(|c| !c.is_finished()) {
+        let failed = self.shared.failed.load(Ordering::Relaxed);
+        if failed || self.compaction.as_ref().is_some_and(|c| !c.is_finished()) {
             return;
         }
         let store = self.store.clone();
@@ -397,12 +409,30 @@ impl Writer {
         }
         let synced = self.sync && waited_for;
         let started = std::time::Instant::now();
-        let ok = match self.store.write(&self.ops, synced) {
-            Ok(()) => true,
-            Err(e) => {
-                error!("{e}: {} operations not written", self.ops.len());
-                self.shared.metrics.write_errors.fetch_add(1, Ordering::Relaxed);
-                false
+        if let Some(delay) = self.slow_sync.filter(|_| waited_for) {
+            std::thread::sleep(delay);
+        }
+        // After a failed write RocksDB's log file is in an error state that
+        // another write would trip over (Debian's build asserts, aborting
+        // the process): every later batch fails without touching it, so
+        // each waiter learns it (publishers get nacks, declares 541), and
+        // the monitor holds the disk alarm up until a restart.
+        let ok = if self.shared.failed.load(Ordering::Relaxed) {
+            self.shared.metrics.write_errors.fetch_add(1, Ordering::Relaxed);
+            false
+        } else {
+            match self.store.write(&self.ops, synced) {
+                Ok(()) => true,
+                Err(e) => {
+                    error!(
+                        "{e}: {} operations not written; the store takes no more writes: \
+                         free disk space and restart Warren (what was confirmed is on disk)",
+                        self.ops.len()
+                    );
+                    self.shared.metrics.write_errors.fetch_add(1, Ordering::Relaxed);
+                    self.shared.failed.store(true, Ordering::Relaxed);
+                    false
+                }
             }
         };
         let m = &self.shared.metrics;
@@ -414,35 +444,6 @@ impl Writer {
         }
         self.ops.clear();
         ok
-    }
-
-    /// Settles a range of a queue's paged-out places: writes what is
-    /// pending, reads the range's pages back and removes them, releasing
-    /// shared messages. Returns how many messages were deleted.
-    fn drop_range(&mut self, queue: u64, lane: u8, from_seq: u64, to_seq: u64) -> u64 {
-        self.flush(false);
-        let mut from = from_seq;
-        let mut deleted = 0;
-        while from < to_seq {
-            let pages = match self.store.read_pages(queue + u64::from(lane), from, 4096) {
-                Ok(p) => p,
-                Err(e) => {
-                    error!("{e}: paged-out messages of a purged queue stay on disk");
-                    break;
-                }
-            };
-            let Some((last, _)) = pages.last() else { break };
-            from = last.seq + 1;
-            for (e, _) in pages.iter().filter(|(e, _)| e.seq < to_seq) {
-                self.ops.push(Op::Remove { queue, seq: e.seq, lane: Some(lane) });
-                if e.has(IndexEntry::SHARED) && self.shared.refs.release(e.message) {
-                    self.ops.push(Op::DeleteMessage { id: e.message });
-                }
-                deleted += 1;
-            }
-            self.flush(false);
-        }
-        deleted
     }
 }
 
@@ -456,102 +457,5 @@ fn read_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Read>) {
                 (r.done)(None)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::MessageRecord;
-
-    fn put(id: u64) -> Op {
-        Op::PutMessage {
-            id,
-            record: MessageRecord {
-                exchange: Default::default(),
-                routing_key: Default::default(),
-                header: Default::default(),
-                body: Default::default(),
-            },
-        }
-    }
-
-    fn place(queue: u64, seq: u64, message: u64, flags: u8) -> Op {
-        Op::Place { queue, entry: IndexEntry { seq, message, flags, ..Default::default() } }
-    }
-
-    #[test]
-    fn a_message_written_again_after_its_deletion_stays() {
-        let mut ops = vec![
-            put(1),
-            place(9, 1, 1, 0),
-            Op::Remove { queue: 9, seq: 1, lane: None },
-            Op::DeleteMessage { id: 1 },
-        ];
-        ops.push(put(1));
-        ops.push(place(9, 1, 1, 0));
-        let before = ops.clone();
-        annihilate(&mut ops);
-        assert_eq!(ops, before);
-    }
-
-    #[test]
-    fn a_message_acked_within_its_batch_is_never_written() {
-        let mut ops = vec![
-            put(1),
-            place(9, 1, 1, 0),
-            put(2),
-            place(9, 2, 2, 0),
-            place(9, 1, 1, IndexEntry::DELIVERED),
-            Op::Remove { queue: 9, seq: 1, lane: None },
-            Op::DeleteMessage { id: 1 },
-            Op::Remove { queue: 9, seq: 7, lane: None },
-            Op::DeleteMessage { id: 5 },
-        ];
-        annihilate(&mut ops);
-        assert_eq!(
-            ops,
-            vec![
-                put(2),
-                place(9, 2, 2, 0),
-                Op::Remove { queue: 9, seq: 7, lane: None },
-                Op::DeleteMessage { id: 5 }
-            ]
-        );
-    }
-
-    fn page(queue: u64, seq: u64) -> Op {
-        let entry = IndexEntry { seq, message: seq, flags: IndexEntry::PAGED, ..Default::default() };
-        Op::Page { queue, entry, record: MessageRecord::default() }
-    }
-
-    #[test]
-    fn a_page_removed_within_its_batch_is_never_written() {
-        let remove = |seq| Op::Remove { queue: 3, seq, lane: Some(0) };
-        let mut ops = vec![page(3, 1), page(3, 2), remove(1), remove(0), page(3, 4), remove(4), page(3, 4)];
-        annihilate(&mut ops);
-        assert_eq!(ops, vec![page(3, 2), remove(0), page(3, 4), remove(4), page(3, 4)]);
-    }
-
-    #[test]
-    fn settling_an_earlier_copy_survives_a_rewrite_in_the_same_batch() {
-        // A no-ack delivery taken back and delivered again, all in one batch:
-        // the copy written by an earlier batch must still be deleted.
-        let remove = Op::Remove { queue: 9, seq: 1, lane: None };
-        let mut ops = vec![
-            remove.clone(),
-            Op::DeleteMessage { id: 1 },
-            put(1),
-            place(9, 1, 1, 0),
-            remove.clone(),
-            Op::DeleteMessage { id: 1 },
-        ];
-        annihilate(&mut ops);
-        assert_eq!(ops, vec![remove, Op::DeleteMessage { id: 1 }]);
-        // The same for a page.
-        let remove = Op::Remove { queue: 3, seq: 5, lane: Some(0) };
-        let mut ops = vec![remove.clone(), page(3, 5), remove.clone()];
-        annihilate(&mut ops);
-        assert_eq!(ops, vec![remove]);
     }
 }

@@ -98,6 +98,19 @@ impl Raw {
         frame_max: u32,
         heartbeat: u16,
     ) {
+        let ok = self.try_handshake(user, pass, channel_max, frame_max, heartbeat).await;
+        assert!(matches!(ok, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))), "{ok:?}");
+    }
+
+    /// The handshake up to `connection.open`; returns the broker's answer to it.
+    pub async fn try_handshake(
+        &mut self,
+        user: &str,
+        pass: &str,
+        channel_max: u16,
+        frame_max: u32,
+        heartbeat: u16,
+    ) -> AMQPClass {
         self.send(b"AMQP\x00\x00\x09\x01").await;
         let start = self.expect_method().await;
         assert!(matches!(start, AMQPClass::Connection(connection::AMQPMethod::Start(_))), "{start:?}");
@@ -126,8 +139,7 @@ impl Raw {
         self.send(&method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok)))).await;
         let open = connection::Open { virtual_host: "/".into() };
         self.send(&method(0, AMQPClass::Connection(connection::AMQPMethod::Open(open)))).await;
-        let ok = self.expect_method().await;
-        assert!(matches!(ok, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))), "{ok:?}");
+        self.expect_method().await
     }
 
     pub async fn open_channel(&mut self, id: u16) {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::{invalid, DefinitionsError, ImportReport, Skipped};
-use crate::access::{Access, AccessError, Algorithm, Credential, PasswordHash, Pattern};
+use crate::access::{Access, AccessError, Algorithm, Credential, PasswordHash, Pattern, UserLimits};
 use crate::broker::policy::{Kind, Policy};
 use crate::broker::vhost::{ExchangeDecl, Limits, QueueDecl, VHostMeta};
 use crate::broker::Broker;
@@ -19,6 +19,8 @@ struct UserPlan {
     name: String,
     credential: Credential,
     tags: Vec<String>,
+    /// Given in the file (`{}` clears them, as RabbitMQ does).
+    limits: Option<UserLimits>,
 }
 
 struct Plan {
@@ -160,7 +162,12 @@ fn plan(broker: &Broker, doc: &Value, only: Option<&str>) -> Result<Plan, Defini
                 }
                 _ => Credential::None,
             };
-            p.users.push(UserPlan { name, credential, tags: tags(u)? });
+            let limits = u
+                .get("limits")
+                .map(parse_user_limits)
+                .transpose()
+                .map_err(|e| invalid(format!("user '{name}' limits: {e}")))?;
+            p.users.push(UserPlan { name, credential, tags: tags(u)?, limits });
         }
     }
     let vhost_of = |item: &Value, what: &str| -> Result<String, DefinitionsError> {
@@ -334,6 +341,20 @@ pub fn parse_limits(value: &Value) -> Result<Limits, String> {
     Ok(limits)
 }
 
+/// `{"max-connections": N, "max-channels": N}` (or as pairs) of a user.
+pub fn parse_user_limits(value: &Value) -> Result<UserLimits, String> {
+    let value = pairs_to_object(value.clone());
+    let Value::Object(m) = &value else { return Ok(UserLimits::default()) };
+    let mut limits = UserLimits::default();
+    for (k, v) in m {
+        let n = v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
+        let n = n.ok_or_else(|| format!("'{k}' must be an integer, not {v}"))?;
+        *limits.slot(k).ok_or_else(|| format!("unknown limit '{k}' (max-connections, max-channels)"))? =
+            Some(n);
+    }
+    Ok(limits)
+}
+
 fn store_err(e: AccessError) -> DefinitionsError {
     match e {
         AccessError::Store => DefinitionsError::Store,
@@ -375,6 +396,9 @@ pub fn import(
     for u in plan.users.drain(..) {
         let (_, password_changed) =
             access.put_user(&u.name, Some(u.credential), Some(u.tags)).map_err(store_err)?;
+        if let Some(limits) = u.limits {
+            access.set_user_limits(&u.name, limits).map_err(store_err)?;
+        }
         if password_changed {
             let reason = format!("user '{}' password changed", u.name);
             broker.connections.close_where(|c| c.user == u.name, &reason);

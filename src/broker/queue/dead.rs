@@ -41,8 +41,7 @@ impl Queue {
                 break;
             }
             let Some(e) = st.ready.pop_front() else { break };
-            self.forget(&e);
-            st.dead.push((e.message, Reason::Maxlen));
+            st.send_to_dead(e, Reason::Maxlen);
         }
     }
 
@@ -52,8 +51,7 @@ impl Queue {
         e.redelivered = true;
         e.returns = e.returns.saturating_add(1);
         if st.eff.config.delivery_limit.is_some_and(|limit| u64::from(e.returns) > limit) {
-            self.forget(&e);
-            st.dead.push((e.message, Reason::DeliveryLimit));
+            st.send_to_dead(e, Reason::DeliveryLimit);
             return;
         }
         if st.eff.config.counts_deliveries() {

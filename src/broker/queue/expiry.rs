@@ -30,8 +30,7 @@ impl Queue {
             return;
         }
         for e in st.ready.take_expired(|e| e.expires != 0 && e.expires <= now) {
-            self.forget(&e);
-            st.dead.push((e.message, Reason::Expired));
+            st.send_to_dead(e, Reason::Expired);
         }
     }
 

@@ -38,7 +38,7 @@ use super::stats::QueueTotals;
 use super::vhost::VHost;
 use crate::protocol::AmqpError;
 use crate::store::recovery::Paged;
-use crate::store::StoreHandle;
+use crate::store::{Op, StoreHandle};
 use ready::Ready;
 
 #[derive(Debug)]
@@ -118,7 +118,7 @@ struct State {
     /// under way is ignored when it arrives.
     epoch: u64,
     /// `basic.get`s waiting for a read because the head ran dry.
-    waiters: Vec<mpsc::SyncSender<()>>,
+    waiters: Vec<Waiter>,
     /// Delivered to a manual-ack consumer or `basic.get`, not yet settled.
     unacked: unacked::Unacked,
     /// By priority (highest first), then in the order they came.
@@ -132,6 +132,10 @@ struct State {
     timer_at: Option<u64>,
     /// Messages removed under the lock, to dead-letter once it is released.
     dead: Vec<(Arc<Message>, Reason)>,
+    /// Their entries, whose removal from the store waits until their dead
+    /// letters were published: a crash in between keeps a message twice
+    /// (at least once), never loses it.
+    dead_places: Vec<Entry>,
     /// The settings in force (arguments and policies merged): read under
     /// the lock publishing takes anyway, replaced whole when a policy changes.
     eff: Arc<Effective>,
@@ -328,8 +332,12 @@ impl Queue {
         }
         st.count_dead();
         let (dead, eff) = (std::mem::take(&mut st.dead), st.eff.clone());
+        let places = std::mem::take(&mut st.dead_places);
         drop(st);
         self.dead_letter(dead, &eff.config);
+        for e in &places {
+            self.forget(e);
+        }
     }
 
     /// Whether publishers feeding this queue should pause (credit flow).
@@ -399,41 +407,68 @@ impl Queue {
     }
 
     /// `basic.get`: the next ready message and how many remain. If the
-    /// head ran dry before paged-out messages came back, waits for them
-    /// (briefly blocking: only `basic.get` on a deep queue gets here).
+    /// head ran dry before paged-out messages came back, blocks the thread
+    /// until they are in: not for runtime workers (connections use `try_get`).
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Entry, u32)> {
         self.touch();
-        let mut attempts = 0;
-        loop {
-            let mut st = self.state.lock();
-            self.expire_due(&mut st);
-            attempts += 1;
-            // The next message may be on disk (a higher priority): wait once for it.
-            let next = if st.next_is_paged() && attempts == 1 { None } else { st.ready.pop_front() };
-            if let Some(entry) = next {
-                self.fill(&mut st);
-                self.relieve(&st);
-                st.count_delivery(&entry);
-                self.on_delivered(&entry, no_ack);
-                if !no_ack {
-                    st.unacked.insert(entry.seq, entry.clone());
-                }
-                let remaining = st.len().min(u32::MAX as usize) as u32;
-                self.arm(&mut st);
-                self.finish(st);
-                return Some((entry, remaining));
-            }
-            if st.paged_count() == 0 || attempts > 3 {
-                // Nothing left, or the store cannot read it back (it logged why).
-                self.finish(st);
-                return None;
-            }
+        for attempt in 1.. {
             let (tx, rx) = mpsc::sync_channel(1);
-            st.waiters.push(tx);
-            self.fill(&mut st);
-            self.finish(st);
-            rx.recv_timeout(std::time::Duration::from_secs(10)).ok()?;
+            if let Some(got) = self.get_step(no_ack, attempt, Waiter::Thread(tx)) {
+                return got;
+            }
+            rx.recv_timeout(GET_WAIT).ok()?;
         }
+        None
+    }
+
+    /// `basic.get` without blocking: when the next message is still on
+    /// disk, `Got::Later` says when to ask again (with `attempt + 1`).
+    pub fn try_get(self: &Arc<Self>, no_ack: bool, attempt: u32) -> Got {
+        if attempt == 1 {
+            self.touch();
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        match self.get_step(no_ack, attempt, Waiter::Task(tx)) {
+            Some(Some((entry, remaining))) => Got::Message(entry, remaining),
+            Some(None) => Got::Empty,
+            None => Got::Later(rx),
+        }
+    }
+
+    /// One look for `basic.get`; None when `waiter` was left to be told
+    /// of a read of paged-out messages.
+    fn get_step(
+        self: &Arc<Self>,
+        no_ack: bool,
+        attempt: u32,
+        waiter: Waiter,
+    ) -> Option<Option<(Entry, u32)>> {
+        let mut st = self.state.lock();
+        self.expire_due(&mut st);
+        // The next message may be on disk (a higher priority): wait once for it.
+        let next = if st.next_is_paged() && attempt == 1 { None } else { st.ready.pop_front() };
+        if let Some(entry) = next {
+            self.fill(&mut st);
+            self.relieve(&st);
+            st.count_delivery(&entry);
+            self.on_delivered(&entry, no_ack);
+            if !no_ack {
+                st.unacked.insert(entry.seq, entry.clone());
+            }
+            let remaining = st.len().min(u32::MAX as usize) as u32;
+            self.arm(&mut st);
+            self.finish(st);
+            return Some(Some((entry, remaining)));
+        }
+        if st.paged_count() == 0 || attempt > 3 {
+            // Nothing left, or the store cannot read it back (it logged why).
+            self.finish(st);
+            return Some(None);
+        }
+        st.waiters.push(waiter);
+        self.fill(&mut st);
+        self.finish(st);
+        None
     }
 
     /// Settles delivered messages for good.
@@ -453,8 +488,7 @@ impl Queue {
         let mut st = self.state.lock();
         for seq in seqs {
             if let Some(e) = st.unacked.remove(seq) {
-                self.forget(&e);
-                st.dead.push((e.message, Reason::Rejected));
+                st.send_to_dead(e, Reason::Rejected);
             }
         }
         self.finish(st);
@@ -500,10 +534,9 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
         let n = st.len() as u32;
-        for e in st.ready.take_all() {
-            self.forget(&e);
-        }
-        self.drop_paged(&mut st);
+        // The head's places and the paged-out part go in one batch.
+        let head = self.settle_all(st.ready.take_all(), None);
+        self.drop_paged(&mut st, false, head);
         self.relieve(&st);
         n
     }
@@ -515,17 +548,25 @@ impl Queue {
             st.deleted = true;
             self.deleted.store(true, Ordering::Release);
             let n = st.len() as u32;
-            // A durable queue's index goes with its DeleteQueue; messages with their last reference.
             let st = &mut *st;
-            for e in st.ready.take_all().into_iter().chain(st.unacked.drain().map(|(_, e)| e)) {
-                if self.is_persisted() {
-                    self.release(&e);
-                } else {
-                    // No DeleteQueue covers a non-durable queue's pages.
-                    self.forget(&e);
-                }
+            // The paged-out part first: a look at its index must come before
+            // the DeleteQueue that takes the index away.
+            self.drop_paged(st, true, Vec::new());
+            // A durable queue's places go with its DeleteQueue, written with
+            // the messages let go: a crash keeps the queue whole or none of
+            // it (the vhost's own DeleteQueue after this finds nothing left).
+            // No DeleteQueue covers a non-durable queue's places.
+            let gone = self.store_id().map(|id| Op::DeleteQueue {
+                vhost: self.vhost.clone(),
+                name: self.name.clone(),
+                id,
+                last_lane: self.last_lane(),
+            });
+            let entries = st.ready.take_all().into_iter().chain(st.unacked.drain().map(|(_, e)| e)).collect();
+            let ops = self.settle_all(entries, gone);
+            if let Some(s) = self.store.as_ref().filter(|_| !ops.is_empty()) {
+                s.handle.submit_all(ops);
             }
-            self.drop_paged(st);
             let consumers = std::mem::take(&mut st.consumers);
             self.relieve(st);
             (n, consumers)
@@ -565,6 +606,13 @@ impl Queue {
 }
 
 impl State {
+    /// `e` leaves the queue for the dead letters; its place in the store
+    /// goes once they are published (`Queue::finish`).
+    fn send_to_dead(&mut self, e: Entry, reason: Reason) {
+        self.dead.push((e.message.clone(), reason));
+        self.dead_places.push(e);
+    }
+
     /// Ready messages, in memory and paged out.
     fn len(&self) -> usize {
         self.ready.len() + self.paged_count() as usize
@@ -590,6 +638,36 @@ impl State {
         let Some(top) = self.top_paged() else { return false };
         let last = self.paged.len() - 1;
         self.ready.front().is_none_or(|e| top > usize::from(e.priority).min(last))
+    }
+}
+
+/// What `basic.get` found.
+#[derive(Debug)]
+pub enum Got {
+    /// The message and how many remain.
+    Message(Entry, u32),
+    Empty,
+    /// The next message is being read back from disk: told (true) when it
+    /// is in; false or a closed channel means give up.
+    Later(tokio::sync::oneshot::Receiver<bool>),
+}
+
+/// The longest a `basic.get` waits for paged-out messages to come back.
+pub const GET_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A `basic.get` waiting for paged-out messages: a thread or a connection's task.
+#[derive(Debug)]
+enum Waiter {
+    Thread(mpsc::SyncSender<()>),
+    Task(tokio::sync::oneshot::Sender<bool>),
+}
+
+impl Waiter {
+    fn wake(self) {
+        match self {
+            Waiter::Thread(t) => drop(t.try_send(())),
+            Waiter::Task(t) => drop(t.send(true)),
+        }
     }
 }
 

@@ -93,7 +93,7 @@ impl Queue {
             entry.flags &= !IndexEntry::SHARED;
         }
         s.handle.submit(Op::Page { queue: s.id, entry, record: m.record() });
-        st.paged[lane].push(e.seq, entry.size);
+        st.paged[lane].push(&entry);
         true
     }
 
@@ -154,10 +154,7 @@ impl Queue {
             st.paged[lane] = Default::default();
         }
         for (place, record) in loaded {
-            let paged = &mut st.paged[lane];
-            paged.count = paged.count.saturating_sub(1);
-            paged.bytes = paged.bytes.saturating_sub(u64::from(place.size));
-            paged.from_seq = place.seq + 1;
+            st.paged[lane].pop(&place);
             let shared = place.has(IndexEntry::SHARED);
             let Some(message) = Message::from_record(place.message, &record, shared) else {
                 warn!(queue = %self.name, seq = place.seq, "dropping a paged-out message damaged on disk");
@@ -185,11 +182,34 @@ impl Queue {
         self.finish(st);
     }
 
-    /// Drops the paged-out part (purge, delete): the store settles its places.
-    pub(super) fn drop_paged(&self, st: &mut State) {
+    /// Drops the paged-out part (purge, delete) without reading it back:
+    /// the store settles its places with range deletes. It looks at their
+    /// index entries first (off the confirm path) only if some hold
+    /// messages shared with other queues, or if other lanes' places may
+    /// lie among them. `deleted`: the whole queue goes; a durable queue's
+    /// caller then deletes its index and pages (`Op::DeleteQueue`).
+    /// `with` is written in the same batch as the range deletes.
+    pub(super) fn drop_paged(&self, st: &mut State, deleted: bool, with: Vec<Op>) {
+        let lanes: Vec<(u8, u64)> = st
+            .paged
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.count > 0)
+            .map(|(lane, p)| (lane as u8, p.from_seq))
+            .collect();
         if let Some(s) = &self.store {
-            for (lane, p) in st.paged.iter().enumerate().filter(|(_, p)| p.count > 0) {
-                s.handle.drop_range(s.id, lane as u8, p.from_seq, st.next_seq);
+            let shared = st.paged.iter().any(|p| p.shared > 0);
+            // Other places of the queue: none in a one-lane queue's paged-out
+            // span; in a deleted queue's, none that stay.
+            let alone = st.paged.len() == 1 || (deleted && !s.durable);
+            // A durable queue's deletion takes every place, shared ones aside.
+            if lanes.is_empty() || (deleted && s.durable && !shared) {
+                if !with.is_empty() {
+                    s.handle.submit_all(with);
+                }
+            } else {
+                let (count, look) = (st.paged_count(), shared || !alone);
+                s.handle.drop_paged(s.id, lanes, st.next_seq, count, look, with);
             }
         }
         st.paged.iter_mut().for_each(|p| *p = Default::default());
@@ -227,6 +247,28 @@ impl Queue {
         }
     }
 
+    /// What settling entries for good as one group writes (purge,
+    /// delete): their places (unless `first`, the queue's deletion, takes
+    /// them all) and messages let go by their last reference. Submitted
+    /// together, a crash keeps all of them or none.
+    pub(super) fn settle_all(&self, entries: Vec<Entry>, first: Option<Op>) -> Vec<Op> {
+        let Some(s) = &self.store else { return Vec::new() };
+        let each_place = first.is_none();
+        let mut ops: Vec<Op> = first.into_iter().collect();
+        for e in entries.iter().filter(|e| e.stored) {
+            if each_place {
+                let lane = e.paged.then(|| self.lane_of(e.priority));
+                ops.push(Op::Remove { queue: s.id, seq: e.seq, lane });
+            }
+            // As `release`: a paged entry's own copy goes with its page.
+            let m = &e.message;
+            if (m.shared || !e.paged) && (!m.shared || s.handle.refs().release(m.store_id)) {
+                ops.push(Op::DeleteMessage { id: m.store_id });
+            }
+        }
+        ops
+    }
+
     /// Remembers on disk how often a persisted message came back, so the
     /// delivery limit holds across restarts.
     pub(super) fn store_returns(&self, e: &Entry) {
@@ -258,6 +300,6 @@ impl Queue {
 /// Lets `basic.get`s waiting for a read look again.
 fn wake(st: &mut State) {
     for w in st.waiters.drain(..) {
-        let _ = w.try_send(());
+        w.wake();
     }
 }

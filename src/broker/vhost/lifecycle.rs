@@ -2,13 +2,39 @@
 //! as RabbitMQ keeps them, and its deletion: every queue, exchange and
 //! binding in it goes, from memory and from disk.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
 use super::VHost;
 use crate::protocol::AmqpError;
 use crate::store::Op;
+
+/// The node's `[limits]` on one vhost's queues and exchanges; 0 is none.
+#[derive(Debug, Default)]
+pub struct TopologyCaps {
+    queues: AtomicU64,
+    exchanges: AtomicU64,
+}
+
+impl TopologyCaps {
+    pub fn set(&self, queues: u64, exchanges: u64) {
+        self.queues.store(queues, Ordering::Relaxed);
+        self.exchanges.store(exchanges, Ordering::Relaxed);
+    }
+
+    pub fn copy_to(&self, other: &TopologyCaps) {
+        other.set(self.queues.load(Ordering::Relaxed), self.exchanges.load(Ordering::Relaxed));
+    }
+
+    fn queues(&self) -> Option<u64> {
+        Some(self.queues.load(Ordering::Relaxed)).filter(|&n| n > 0)
+    }
+
+    fn exchanges(&self) -> Option<u64> {
+        Some(self.exchanges.load(Ordering::Relaxed)).filter(|&n| n > 0)
+    }
+}
 
 /// The control-record space vhosts are kept in.
 pub const VHOST_SPACE: &str = "vhost";
@@ -56,17 +82,30 @@ impl VHost {
 
     /// Changes the settings and writes them; false if the write failed or
     /// the vhost is deleted (its record must not come back).
+    /// The record is submitted under the topology lock (so it cannot land
+    /// after a deletion's) but waited for without it: connections declaring
+    /// meanwhile do not wait for this disk write. Blocks the thread.
     pub fn set_meta(&self, meta: VHostMeta) -> bool {
-        let _topology = self.topology.lock();
-        if self.is_deleted() {
-            return false;
-        }
-        let ok = match &self.store {
-            Some(store) => store.write_durably([self.meta_record(&meta)]),
-            None => true,
+        let previous = {
+            let _topology = self.topology.lock();
+            if self.is_deleted() {
+                return false;
+            }
+            let Some(store) = &self.store else {
+                *self.meta.write() = meta;
+                return true;
+            };
+            store.submit(self.meta_record(&meta));
+            std::mem::replace(&mut *self.meta.write(), meta.clone())
         };
-        if ok {
-            *self.meta.write() = meta;
+        let ok = self.store.as_ref().is_some_and(|store| store.write_durably([]));
+        if !ok {
+            // Not written: back to what it was, unless someone changed it since.
+            let _topology = self.topology.lock();
+            let mut current = self.meta.write();
+            if *current == meta {
+                *current = previous;
+            }
         }
         ok
     }
@@ -79,14 +118,37 @@ impl VHost {
         }
     }
 
-    /// `queue.declare` of a new queue past `max-queues`: RabbitMQ's 406.
+    /// `queue.declare` of a new queue past `max-queues` (or the node's
+    /// `max_queues_per_vhost`, if lower): RabbitMQ's 406.
     /// Topology lock held.
     pub(super) fn check_queue_limit(&self, name: &str) -> Result<(), AmqpError> {
         self.check_alive()?;
-        let Some(limit) = self.meta.read().limits.max_queues else { return Ok(()) };
+        let node = self.caps.queues();
+        let limit = match (self.meta.read().limits.max_queues, node) {
+            (Some(v), Some(n)) => v.min(n),
+            (v, n) => match v.or(n) {
+                Some(limit) => limit,
+                None => return Ok(()),
+            },
+        };
         if self.queues.read().len() as u64 >= limit {
             return Err(AmqpError::precondition_failed(format!(
                 "cannot declare queue '{name}': queue limit in vhost '{}' ({limit}) is reached",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// `exchange.declare` of a new exchange past the node's
+    /// `max_exchanges_per_vhost` (RabbitMQ has no such limit; the same 406
+    /// as for queues). Topology lock held.
+    pub(super) fn check_exchange_limit(&self, name: &str) -> Result<(), AmqpError> {
+        self.check_alive()?;
+        let Some(limit) = self.caps.exchanges() else { return Ok(()) };
+        if self.exchanges.read().len() as u64 >= limit {
+            return Err(AmqpError::precondition_failed(format!(
+                "cannot declare exchange '{name}': exchange limit in vhost '{}' ({limit}) is reached",
                 self.name
             )));
         }
@@ -131,6 +193,6 @@ impl VHost {
                 self.remove_exchange(&ex);
             }
         }
-        self.store_later(Op::DeleteControl { space: VHOST_SPACE.to_owned(), key: self.name.clone() });
+        // The vhost's record was deleted first (`Broker::delete_vhost_with`).
     }
 }

@@ -93,6 +93,14 @@ impl Connection {
                         self.channel_max
                     )));
                 }
+                if let Some(limit) = self.ctx.session.channel_limit() {
+                    if self._registered.user_channels() >= limit {
+                        return Err(AmqpError::not_allowed(format!(
+                            "number of channels opened for user '{}' has reached the maximum allowed user limit of ({limit})",
+                            self.ctx.user
+                        )));
+                    }
+                }
                 self.epochs += 1;
                 let ch = Channel::new(id, self.epochs);
                 ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::OpenOk(chan::OpenOk {})));
@@ -138,8 +146,13 @@ impl Connection {
             }
             decoded => {
                 let result = ch.handle(decoded, &mut self.ctx);
+                let epoch = ch.epoch;
                 if ch.confirms_due() && !self.confirms_due.contains(&id) {
                     self.confirms_due.push(id);
+                }
+                if let Some(wait) = self.ctx.wait.take() {
+                    // Answered later (`owed.rs`): no more input until then.
+                    self.owe(id, epoch, wait.during(c, m));
                 }
                 result.or_else(|e| self.channel_error(id, e.during(c, m)))
             }

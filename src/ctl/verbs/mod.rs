@@ -10,6 +10,7 @@ mod permissions;
 mod policies;
 mod queues;
 mod top;
+mod user_limits;
 mod users;
 mod vhosts;
 
@@ -101,6 +102,9 @@ pub fn run(ctx: &mut Ctx, command: Command) -> Result<()> {
         SetVhostLimits { limits } => vhosts::set_vhost_limits(ctx, &limits),
         ClearVhostLimits => vhosts::clear_vhost_limits(ctx),
         ListVhostLimits { global } => vhosts::list_vhost_limits(ctx, global),
+        SetUserLimits { username, limits } => user_limits::set_user_limits(ctx, &username, &limits),
+        ClearUserLimits { username, limit } => user_limits::clear_user_limits(ctx, &username, &limit),
+        ListUserLimits { user, global } => user_limits::list_user_limits(ctx, &user, global),
         SetPermissions { user, configure, write, read } => {
             permissions::set_permissions(ctx, &user, &configure, &write, &read)
         }

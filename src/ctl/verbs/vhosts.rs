@@ -90,7 +90,7 @@ fn current_limits(ctx: &Ctx) -> Result<Map<String, Value>> {
 }
 
 /// Parses `{"max-connections":10,...}`: an object of integers.
-fn parse_limits(text: &str) -> Result<Map<String, Value>> {
+pub(super) fn parse_limits(text: &str) -> Result<Map<String, Value>> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| CtlError::Data(format!("JSON decoding error: {e}")))?;
     let Value::Object(limits) = value else {

@@ -1,0 +1,100 @@
+//! The outbound side of a connection: what queues and the store send it
+//! (deliveries, cancels, durable confirms, forced closes), and giving
+//! everything back when it ends.
+
+use super::{Channel, Connection, State, OUT_HIGH_WATER};
+use crate::broker::Outbound;
+use crate::protocol::AmqpError;
+
+impl Connection {
+    /// Deliveries held back while the outbound buffer was full, up to the high-water mark.
+    pub(super) fn deliver_held(&mut self) {
+        self.ctx.now = std::time::Instant::now();
+        while self.ctx.out.len() < OUT_HIGH_WATER {
+            let Some(o) = self.held.pop_front() else { break };
+            self.on_outbound(o);
+        }
+        self.flush_confirms();
+    }
+
+    /// Asks the store to tell us when this turn's persistent publishes are on disk.
+    pub(super) fn await_durable(&mut self) {
+        if self.ctx.durable_confirms.is_empty() {
+            return;
+        }
+        let confirms = std::mem::take(&mut self.ctx.durable_confirms);
+        let tx = self.ctx.tx.clone();
+        match self.ctx.vhost.store() {
+            Some(store) => store.barrier(Box::new(move |ok| {
+                let _ = tx.send(Outbound::Durable { confirms, ok });
+            })),
+            None => {
+                let _ = tx.send(Outbound::Durable { confirms, ok: true });
+            }
+        }
+    }
+
+    pub(super) fn flush_confirms(&mut self) {
+        for id in std::mem::take(&mut self.confirms_due) {
+            if let Some(ch) = self.channels.get_mut(&id).filter(|ch| !ch.closing) {
+                ch.flush_confirms(&mut self.ctx);
+            }
+        }
+    }
+
+    pub(super) fn on_outbound(&mut self, o: Outbound) {
+        match o {
+            Outbound::Deliver(d) => match self.channels.get_mut(&d.consumer.channel) {
+                Some(ch) => ch.deliver(d, &mut self.ctx),
+                None => {
+                    d.consumer.written();
+                    d.queue.clone().return_undelivered(d);
+                }
+            },
+            Outbound::Cancelled(consumer) => {
+                if let Some(ch) = self.channels.get_mut(&consumer.channel) {
+                    ch.server_cancel(&consumer, self.cancel_notify, &mut self.ctx);
+                }
+            }
+            Outbound::Close(reason) => {
+                if self.state == State::Running {
+                    self.close_connection(AmqpError::connection_forced(reason));
+                }
+            }
+            Outbound::Inspect(answer) => {
+                let _ = answer.send(self.channels.values().map(Channel::info).collect());
+            }
+            Outbound::Durable { confirms, ok } => {
+                for (id, epoch, seq) in confirms {
+                    // Not for a channel closed since, nor for a new one of the same number.
+                    if let Some(ch) = self.channels.get_mut(&id).filter(|ch| ch.epoch == epoch && !ch.closing)
+                    {
+                        ch.settle_confirm(seq, ok);
+                        if !self.confirms_due.contains(&id) {
+                            self.confirms_due.push(id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives back everything the connection held.
+    pub(super) fn cleanup(&mut self) {
+        for ch in self.channels.values_mut() {
+            ch.release(&mut self.ctx);
+        }
+        self.channels.clear();
+        if let Some(owed) = self.owed.take() {
+            owed.wait.abandon(&self.ctx.vhost);
+        }
+        self.ctx.vhost.connection_closed(self.ctx.conn);
+        self.rx.close();
+        let held = std::mem::take(&mut self.held);
+        for o in held.into_iter().chain(std::iter::from_fn(|| self.rx.try_recv().ok())) {
+            if let Outbound::Deliver(d) = o {
+                d.queue.clone().return_undelivered(d);
+            }
+        }
+    }
+}

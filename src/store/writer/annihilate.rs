@@ -1,0 +1,173 @@
+//! Ops that cancel out within one group commit: a message consumed (or a
+//! page settled) before its batch reached the disk is never written.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::store::Op;
+
+/// Drops from a batch every op about a message that the same batch also
+/// deletes: a message consumed and acknowledged before it reached the disk
+/// need never be written (its publisher may be confirmed all the same, as
+/// RabbitMQ does). Keeps fast consumers from doubling the disk's work. The
+/// same for a page written and removed in one batch. A message or page
+/// written again after its deletion (a delivery taken back) is left alone.
+pub(super) fn annihilate(ops: &mut Vec<Op>) {
+    // Most batches delete nothing: nothing to look for.
+    if !ops.iter().any(|op| matches!(op, Op::DeleteMessage { .. } | Op::Remove { lane: Some(_), .. })) {
+        return;
+    }
+    // Where each message and page is first written in this batch: only
+    // ops from there on are about that write (an earlier delete or remove
+    // settles a copy written by an earlier batch, and must stay).
+    let (mut first_put, mut gone, mut back) =
+        (FxHashMap::default(), FxHashSet::default(), FxHashSet::default());
+    let (mut first_page, mut unpaged, mut repaged) =
+        (FxHashMap::default(), FxHashSet::default(), FxHashSet::default());
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Op::PutMessage { id, .. } if gone.contains(id) => {
+                back.insert(*id);
+            }
+            Op::PutMessage { id, .. } => {
+                first_put.entry(*id).or_insert(i);
+            }
+            Op::DeleteMessage { id } if first_put.contains_key(id) => {
+                gone.insert(*id);
+            }
+            Op::Page { queue, entry, .. } if unpaged.contains(&(*queue, entry.seq)) => {
+                repaged.insert((*queue, entry.seq));
+            }
+            Op::Page { queue, entry, .. } => {
+                first_page.entry((*queue, entry.seq)).or_insert(i);
+            }
+            Op::Remove { queue, seq, lane: Some(_) } if first_page.contains_key(&(*queue, *seq)) => {
+                unpaged.insert((*queue, *seq));
+            }
+            _ => {}
+        }
+    }
+    gone.retain(|id| !back.contains(id));
+    unpaged.retain(|place| !repaged.contains(place));
+    if gone.is_empty() && unpaged.is_empty() {
+        return;
+    }
+    let written_here = |id: &u64, i: usize| gone.contains(id) && first_put.get(id).is_some_and(|at| i >= *at);
+    let paged_here = |place: &(u64, u64), i: usize| {
+        unpaged.contains(place) && first_page.get(place).is_some_and(|at| i >= *at)
+    };
+    // Places whose write was dropped: their later removes go too.
+    let mut places = FxHashSet::default();
+    let mut i = 0;
+    ops.retain(|op| {
+        let keep = match op {
+            Op::PutMessage { id, .. } | Op::DeleteMessage { id } => !written_here(id, i),
+            Op::Place { queue, entry } | Op::Page { queue, entry, .. }
+                if written_here(&entry.message, i) || paged_here(&(*queue, entry.seq), i) =>
+            {
+                places.insert((*queue, entry.seq));
+                false
+            }
+            Op::Remove { queue, seq, .. } => !places.contains(&(*queue, *seq)),
+            _ => true,
+        };
+        i += 1;
+        keep
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{IndexEntry, MessageRecord};
+
+    fn put(id: u64) -> Op {
+        Op::PutMessage {
+            id,
+            record: MessageRecord {
+                exchange: Default::default(),
+                routing_key: Default::default(),
+                header: Default::default(),
+                body: Default::default(),
+            },
+        }
+    }
+
+    fn place(queue: u64, seq: u64, message: u64, flags: u8) -> Op {
+        Op::Place { queue, entry: IndexEntry { seq, message, flags, ..Default::default() } }
+    }
+
+    #[test]
+    fn a_message_written_again_after_its_deletion_stays() {
+        let mut ops = vec![
+            put(1),
+            place(9, 1, 1, 0),
+            Op::Remove { queue: 9, seq: 1, lane: None },
+            Op::DeleteMessage { id: 1 },
+        ];
+        ops.push(put(1));
+        ops.push(place(9, 1, 1, 0));
+        let before = ops.clone();
+        annihilate(&mut ops);
+        assert_eq!(ops, before);
+    }
+
+    #[test]
+    fn a_message_acked_within_its_batch_is_never_written() {
+        let mut ops = vec![
+            put(1),
+            place(9, 1, 1, 0),
+            put(2),
+            place(9, 2, 2, 0),
+            place(9, 1, 1, IndexEntry::DELIVERED),
+            Op::Remove { queue: 9, seq: 1, lane: None },
+            Op::DeleteMessage { id: 1 },
+            Op::Remove { queue: 9, seq: 7, lane: None },
+            Op::DeleteMessage { id: 5 },
+        ];
+        annihilate(&mut ops);
+        assert_eq!(
+            ops,
+            vec![
+                put(2),
+                place(9, 2, 2, 0),
+                Op::Remove { queue: 9, seq: 7, lane: None },
+                Op::DeleteMessage { id: 5 }
+            ]
+        );
+    }
+
+    fn page(queue: u64, seq: u64) -> Op {
+        let entry = IndexEntry { seq, message: seq, flags: IndexEntry::PAGED, ..Default::default() };
+        Op::Page { queue, entry, record: MessageRecord::default() }
+    }
+
+    #[test]
+    fn a_page_removed_within_its_batch_is_never_written() {
+        let remove = |seq| Op::Remove { queue: 3, seq, lane: Some(0) };
+        let mut ops = vec![page(3, 1), page(3, 2), remove(1), remove(0), page(3, 4), remove(4), page(3, 4)];
+        annihilate(&mut ops);
+        assert_eq!(ops, vec![page(3, 2), remove(0), page(3, 4), remove(4), page(3, 4)]);
+    }
+
+    #[test]
+    fn settling_an_earlier_copy_survives_a_rewrite_in_the_same_batch() {
+        // A no-ack delivery taken back and delivered again, all in one batch:
+        // the copy written by an earlier batch must still be deleted.
+        let remove = Op::Remove { queue: 9, seq: 1, lane: None };
+        let mut ops = vec![
+            remove.clone(),
+            Op::DeleteMessage { id: 1 },
+            put(1),
+            place(9, 1, 1, 0),
+            remove.clone(),
+            Op::DeleteMessage { id: 1 },
+        ];
+        annihilate(&mut ops);
+        assert_eq!(ops, vec![remove, Op::DeleteMessage { id: 1 }]);
+        // The same for a page.
+        let remove = Op::Remove { queue: 3, seq: 5, lane: Some(0) };
+        let mut ops = vec![remove.clone(), page(3, 5), remove.clone()];
+        annihilate(&mut ops);
+        assert_eq!(ops, vec![remove]);
+    }
+}

@@ -1,0 +1,48 @@
+//! The store as the writer's threads see it: every page read back is
+//! counted (`StoreMetrics::pages_read`), whoever reads it, so a purge or a
+//! delete that reads pages shows.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use super::Shared;
+use crate::store::{IndexEntry, MessageRecord, Op, Recovered, Result, Store};
+
+pub(super) struct Counted {
+    pub store: Arc<dyn Store>,
+    pub shared: Arc<Shared>,
+}
+
+impl Store for Counted {
+    fn write(&self, ops: &[Op], sync: bool) -> Result<()> {
+        self.store.write(ops, sync)
+    }
+
+    fn load(&self) -> Result<Recovered> {
+        self.store.load()
+    }
+
+    fn scan_index(&self, f: &mut dyn FnMut(u64, IndexEntry)) -> Result<()> {
+        self.store.scan_index(f)
+    }
+
+    fn scan_places(&self, queue: u64, from: u64, to: u64, f: &mut dyn FnMut(IndexEntry)) -> Result<()> {
+        self.store.scan_places(queue, from, to, f)
+    }
+
+    fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>> {
+        self.store.read_messages(ids)
+    }
+
+    fn read_pages(&self, queue: u64, from: u64, limit: usize) -> Result<Vec<(IndexEntry, MessageRecord)>> {
+        let pages = self.store.read_pages(queue, from, limit)?;
+        let m = &self.shared.metrics;
+        m.pages_read.fetch_add(pages.len() as u64, Relaxed);
+        m.page_bytes_read.fetch_add(pages.iter().map(|(_, r)| r.body.len() as u64).sum(), Relaxed);
+        Ok(pages)
+    }
+
+    fn compact(&self) {
+        self.store.compact()
+    }
+}

@@ -1,0 +1,196 @@
+//! Dropping a queue's paged-out part (purge, delete) without reading it
+//! back: the work is a few range deletes, not a read of every page.
+//!
+//! Most drops are only that, written in order with the writer's batch. A
+//! drop must look at its places first when some hold messages shared with
+//! other queues (each such place lets go of one reference, and the last
+//! one deletes the message) or when other places of the queue lie between
+//! them in the index (a priority queue's lanes share its index). That
+//! look reads index entries only, never a message, on a thread of its own
+//! so confirms do not wait for it; the writer then writes what it found.
+//! Until then a deletion of the queue waits for it (its record goes at
+//! once, its places after the look): a crash in between leaves places of a
+//! queue that no longer exists, which recovery removes.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use tracing::error;
+
+use super::{Cmd, Shared};
+use crate::store::{IndexEntry, Op, Store};
+
+/// DeleteMessages sent back at a time by a look over many shared places.
+const CHUNK: usize = 16 * 1024;
+
+/// A drop of the paged-out part of a queue: in each lane, the places from
+/// its first paged-out seq up to `to_seq` (excluded).
+pub(in crate::store) struct DropJob {
+    pub queue: u64,
+    /// (lane, first paged-out seq).
+    pub lanes: Vec<(u8, u64)>,
+    pub to_seq: u64,
+    /// How many places it drops (counted towards a compaction).
+    pub count: u64,
+    /// Where a look sends what it found (the writer's channel); None when
+    /// the range deletes alone are right: no shared message, and nothing
+    /// else of the queue between `lanes`' first seq and `to_seq`.
+    pub look: Option<mpsc::Sender<Cmd>>,
+    /// Written in the same batch as the range deletes (the rest of a purge:
+    /// a crash leaves the queue purged or whole).
+    pub with: Vec<Op>,
+}
+
+impl DropJob {
+    fn first_seq(&self) -> u64 {
+        self.lanes.iter().map(|(_, from)| *from).min().unwrap_or(self.to_seq)
+    }
+
+    /// The range deletes, with the index spared at `keep` (sorted seqs of
+    /// places that stay).
+    pub fn places(&self, keep: &[u64]) -> Op {
+        let mut index = Vec::with_capacity(keep.len() + 1);
+        let mut start = self.first_seq();
+        for seq in keep {
+            index.push((start, *seq));
+            start = seq + 1;
+        }
+        index.push((start, self.to_seq));
+        let pages = self.lanes.iter().map(|(lane, from)| (*lane, *from, self.to_seq)).collect();
+        Op::DropPlaces { queue: self.queue, index, pages }
+    }
+}
+
+/// The writer's side: looks under way, and what waits for them.
+#[derive(Default)]
+pub(super) struct Dropping {
+    /// Per queue: looks under way, and the ops waiting for the last one.
+    pending: FxHashMap<u64, (u32, Vec<Op>)>,
+    jobs: Option<mpsc::Sender<DropJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Dropping {
+    /// Hands a look to the dropping thread (started at the first one).
+    /// Returns what to write now if it cannot look.
+    pub fn look(&mut self, job: DropJob, store: &Arc<dyn Store>, shared: &Arc<Shared>) -> Vec<Op> {
+        if self.jobs.is_none() {
+            let (tx, rx) = mpsc::channel();
+            let (store, shared) = (store.clone(), shared.clone());
+            self.thread = std::thread::Builder::new()
+                .name("warren-store-drop".into())
+                .spawn(move || look_loop(&*store, &shared, rx))
+                .ok();
+            self.jobs = Some(tx);
+        }
+        let queue = job.queue;
+        self.pending.entry(queue).or_default().0 += 1;
+        match self.jobs.as_ref().map(|j| j.send(job)) {
+            Some(Ok(())) => Vec::new(),
+            _ => {
+                // No thread to look: the places stay (as if the look failed to read).
+                error!(queue, "cannot drop paged-out messages: they stay on disk");
+                self.done(queue)
+            }
+        }
+    }
+
+    /// An op to write now: a deletion of a queue being looked at keeps
+    /// its places until the look is done.
+    pub fn now(&mut self, op: Op) -> Op {
+        match op {
+            Op::DeleteQueue { vhost, name, id, last_lane } if self.pending.contains_key(&id) => {
+                let everything = Op::DropPlaces {
+                    queue: id,
+                    index: vec![(0, u64::MAX)],
+                    pages: (0..=last_lane).map(|lane| (lane, 0, u64::MAX)).collect(),
+                };
+                self.pending.entry(id).or_default().1.push(everything);
+                Op::DeleteQueueRecord { vhost, name }
+            }
+            op => op,
+        }
+    }
+
+    /// A look at `queue` is done: what waited for it, if it was the last.
+    pub fn done(&mut self, queue: u64) -> Vec<Op> {
+        match self.pending.get_mut(&queue) {
+            Some((n, _)) if *n > 1 => {
+                *n -= 1;
+                Vec::new()
+            }
+            Some(_) => self.pending.remove(&queue).map(|(_, ops)| ops).unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    pub fn busy(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Lets the dropping thread finish and waits for it.
+    pub fn stop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn look_loop(store: &dyn Store, shared: &Shared, rx: mpsc::Receiver<DropJob>) {
+    for mut job in rx {
+        let Some(reply) = job.look.take() else { continue };
+        let (queue, to_seq) = (job.queue, job.to_seq);
+        let mut released = Vec::new();
+        let mut keep = Vec::new();
+        let looked = store.scan_places(queue, job.first_seq(), to_seq, &mut |e| {
+            let dropped = e.has(IndexEntry::PAGED)
+                && job.lanes.iter().any(|(lane, from)| *lane == e.lane && e.seq >= *from);
+            if !dropped {
+                keep.push(e.seq);
+            } else if e.has(IndexEntry::SHARED) && shared.refs.release(e.message) {
+                // Sent ahead in pieces: a page keeps its own copy, so a
+                // place that outlives a crash still has its message.
+                released.push(Op::DeleteMessage { id: e.message });
+                if released.len() >= CHUNK {
+                    let ops = std::mem::take(&mut released);
+                    let _ = reply.send(Cmd::Dropped { queue, ops, last: false });
+                }
+            }
+        });
+        let mut ops = std::mem::take(&mut job.with);
+        ops.append(&mut released);
+        match looked {
+            Ok(()) => ops.push(job.places(&keep)),
+            // As a failed read always did: the places stay, and come back after a restart.
+            Err(e) => error!("{e}: paged-out messages of a purged or deleted queue stay on disk"),
+        }
+        let _ = reply.send(Cmd::Dropped { queue, ops, last: true });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_spare_the_seqs_that_stay() {
+        let job = DropJob {
+            queue: 10,
+            lanes: vec![(0, 5), (2, 3)],
+            to_seq: 20,
+            count: 0,
+            look: None,
+            with: Vec::new(),
+        };
+        assert_eq!(
+            job.places(&[4, 9]),
+            Op::DropPlaces {
+                queue: 10,
+                index: vec![(3, 4), (5, 9), (10, 20)],
+                pages: vec![(0, 5, 20), (2, 3, 20)]
+            }
+        );
+    }
+}
