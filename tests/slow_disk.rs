@@ -33,6 +33,7 @@ struct SlowStore {
     inner: MemoryStore,
     sync_ms: AtomicU64,
     read_ms: AtomicU64,
+    scan_ms: AtomicU64,
     failing: AtomicBool,
     written: Mutex<Vec<Op>>,
 }
@@ -61,6 +62,7 @@ impl Store for SlowStore {
         to_seq: u64,
         f: &mut dyn FnMut(IndexEntry),
     ) -> StoreResult<()> {
+        std::thread::sleep(Duration::from_millis(self.scan_ms.load(Ordering::Relaxed)));
         self.inner.scan_places(queue, from_seq, to_seq, f)
     }
     fn read_messages(&self, ids: &[u64]) -> StoreResult<Vec<Option<MessageRecord>>> {
@@ -254,6 +256,7 @@ fn describe(m: &AMQPClass) -> &'static str {
         AMQPClass::Basic(basic::AMQPMethod::GetOk(_)) => "basic.get-ok",
         AMQPClass::Basic(basic::AMQPMethod::GetEmpty(_)) => "basic.get-empty",
         AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)) => "channel.close-ok",
+        AMQPClass::Queue(queue::AMQPMethod::PurgeOk(_)) => "queue.purge-ok",
         _ => "something else",
     }
 }
@@ -420,5 +423,38 @@ async fn a_get_of_messages_still_on_disk_waits_for_them_without_stalling_others(
     assert_eq!(got, want, "every message, in order");
     assert!(overlapped > 0, "no other connection was served while a get waited for the disk");
     assert!(a.get(1, &q).await.is_none());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_purge_that_looks_at_its_index_answers_once_the_drop_is_on_disk() {
+    // A priority queue's paged-out lanes share its index: its purge looks
+    // at the index first (slowly here), and purge-ok must wait for that.
+    let store = Arc::new(SlowStore::default());
+    let server = start(store.clone(), |c| c.storage.queue_head_messages = 4).await;
+    let addr = server.local_addr;
+    let q = unique("prio");
+    let mut a = Raw::open(addr).await;
+    a.open_channel(1).await;
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-priority".into(), amq_protocol::types::AMQPValue::ShortShortUInt(5));
+    let declare = queue::Declare { queue: q.as_str().into(), durable: true, arguments, ..Default::default() };
+    a.send(&method(1, AMQPClass::Queue(queue::AMQPMethod::Declare(declare)))).await;
+    assert_eq!(describe(&a.expect_method_on(1).await), "queue.declare-ok");
+    a.send(&tx_select(1)).await;
+    a.expect_method_on(1).await;
+    let mut burst = Vec::new();
+    for i in 0..64u8 {
+        burst.extend(message(1, "", &q, persistent().with_priority(i % 6), b"deep", 4096));
+    }
+    burst.extend(tx_commit(1));
+    a.send(&burst).await;
+    assert_eq!(describe(&a.expect_method_on(1).await), "tx.commit-ok");
+    store.scan_ms.store(SLOW.as_millis() as u64, Ordering::Relaxed);
+    let purge = queue::Purge { queue: q.as_str().into(), nowait: false };
+    a.send(&method(1, AMQPClass::Queue(queue::AMQPMethod::Purge(purge)))).await;
+    assert_eq!(describe(&a.expect_method_on(1).await), "queue.purge-ok");
+    let dropped = store.written.lock().iter().any(|op| matches!(op, Op::DropPlaces { .. }));
+    assert!(dropped, "purge-ok went out before the paged-out places were dropped on disk");
     server.stop().await;
 }

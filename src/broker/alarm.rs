@@ -5,8 +5,9 @@
 //! broker only holds the state.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 #[derive(Debug)]
 pub struct Alarms {
@@ -21,7 +22,13 @@ pub struct Alarms {
     /// The last readings (0 before the first).
     memory_used: AtomicU64,
     disk_free: AtomicU64,
+    /// Connections that took in `INTAKE_STEP` bytes wake the monitor, so a
+    /// flood is seen after a few MiB rather than at the next timed reading.
+    intake: Arc<Notify>,
 }
+
+/// Bytes a connection reads between two wake-ups of the monitor.
+pub const INTAKE_STEP: u64 = 4 << 20;
 
 impl Alarms {
     pub fn new(memory_limit: u64, disk_free_limit: u64) -> Self {
@@ -33,12 +40,19 @@ impl Alarms {
             disk_free_limit: AtomicU64::new(disk_free_limit),
             memory_used: AtomicU64::new(0),
             disk_free: AtomicU64::new(0),
+            intake: Arc::new(Notify::new()),
         }
     }
 
     /// Follows the alarm state: true while publishers must be blocked.
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.blocked.subscribe()
+    }
+
+    /// What connections notify after each `INTAKE_STEP` bytes they read,
+    /// and the monitor waits on.
+    pub fn intake(&self) -> Arc<Notify> {
+        self.intake.clone()
     }
 
     pub fn memory_limit(&self) -> u64 {

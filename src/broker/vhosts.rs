@@ -71,26 +71,28 @@ impl Broker {
     }
 
     /// Deletes a vhost and everything in it, closing its connections with
-    /// RabbitMQ's text; false if there was none. `first` runs before, under
-    /// the same lock (the caller's records kept beside the vhost, such as
-    /// permissions, go before it and never outlive it). Everything is
+    /// RabbitMQ's text; false if there was none. `first` runs once the
+    /// vhost's record is gone, under the same lifecycle lock (the caller's
+    /// records kept beside the vhost, such as permissions, go next; a crash
+    /// in between leaves them to the next start to remove). Everything is
     /// deleted before the name is free again.
     pub fn delete_vhost_with(&self, name: &str, first: impl FnOnce()) -> bool {
         let _lifecycle = self.lifecycle.lock();
         let Some(v) = self.vhost(name) else { return false };
         // Marked before its connections are told: a handshake that lists
-        // itself after that sees the mark and is refused.
-        v.mark_deleted();
-        // Its record goes first, and durably: a crash from here on leaves
-        // permissions, policies, queues and exchanges of a vhost that is no
-        // longer recorded, which the next start removes. The other way round
-        // a crash could leave the vhost listed with half of it gone.
-        if let Some(store) = &self.store {
-            if !store
-                .write_durably([Op::DeleteControl { space: VHOST_SPACE.to_owned(), key: name.to_owned() }])
-            {
-                warn!(vhost = %name, "the vhost's deletion could not be written; the rest goes on, the next start finishes it");
+        // itself after that sees the mark and is refused. Its record goes
+        // first, and durably: a crash from here on leaves permissions,
+        // policies, queues and exchanges of a vhost that is no longer
+        // recorded, which the next start removes. The other way round a
+        // crash could leave the vhost listed with half of it gone.
+        let record = Op::DeleteControl { space: VHOST_SPACE.to_owned(), key: name.to_owned() };
+        v.mark_deleted(|| {
+            if let Some(store) = &self.store {
+                store.submit(record);
             }
+        });
+        if self.store.as_ref().is_some_and(|store| !store.write_durably([])) {
+            warn!(vhost = %name, "the vhost's deletion could not be written; the rest goes on, the next start finishes it");
         }
         first();
         self.connections.close_where(|c| c.vhost == name, &format!("vhost '{name}' is deleted"));

@@ -6,6 +6,7 @@ use amq_protocol::protocol::{exchange, queue, AMQPClass};
 use amq_protocol::types::FieldTable;
 
 use super::channel::{Channel, Ctx};
+use super::wait::Removed;
 use crate::access::session::Action::{Configure, Read, Write};
 use crate::access::Resource::{Exchange, Queue};
 use crate::broker::exchange::ExchangeKind;
@@ -42,7 +43,7 @@ impl Channel {
         let mut change = None;
         // Deleting something durable: delete-ok once that is on disk, so a
         // crash after it cannot bring the exchange back.
-        let mut removed = false;
+        let mut removed = Removed::Nothing;
         let (nowait, ok) = match m {
             E::Declare(d) => {
                 if !d.passive {
@@ -66,7 +67,9 @@ impl Channel {
             }
             E::Delete(d) => {
                 ctx.session.check(Exchange, d.exchange.as_str(), Configure)?;
-                removed = v.exchange(d.exchange.as_str()).is_some_and(|x| x.durable);
+                if v.exchange(d.exchange.as_str()).is_some_and(|x| x.durable) {
+                    removed = Removed::Durable;
+                }
                 v.delete_exchange(d.exchange.as_str(), d.if_unused)?;
                 (d.nowait, E::DeleteOk(exchange::DeleteOk {}))
             }
@@ -107,7 +110,7 @@ impl Channel {
         let conn = ctx.conn;
         let mut change = None;
         // As for exchanges: a durable queue's delete-ok or purge-ok waits for the disk.
-        let mut removed = false;
+        let mut removed = Removed::Nothing;
         let (nowait, ok) = match m {
             Q::Declare(d) if d.passive && d.queue.as_str() == REPLY_TO => {
                 // RabbitMQ answers for the direct reply-to pseudo-queue.
@@ -177,7 +180,9 @@ impl Channel {
             Q::Purge(p) => {
                 ctx.session.check(Queue, &self.queue_name(p.queue.as_str())?, Read)?;
                 let q = self.resolve_queue(p.queue.as_str(), ctx)?;
-                removed = q.durable;
+                if q.durable {
+                    removed = Removed::PagesOf(q.store_id());
+                }
                 let message_count = v.purge_queue(&q.name, conn)?;
                 (p.nowait, Q::PurgeOk(queue::PurgeOk { message_count }))
             }
@@ -185,7 +190,9 @@ impl Channel {
                 ctx.session.check(Queue, &self.queue_name(d.queue.as_str())?, Configure)?;
                 let message_count = match self.resolve_queue(d.queue.as_str(), ctx) {
                     Ok(q) => {
-                        removed = q.durable;
+                        if q.durable {
+                            removed = Removed::Durable;
+                        }
                         v.delete_queue(&q.name, d.if_unused, d.if_empty, conn)?
                     }
                     // Deleting a queue that is not there succeeds, as in RabbitMQ.

@@ -46,10 +46,25 @@ impl Wait {
         undo: Option<Unsynced>,
         fail: AmqpError,
     ) -> Wait {
+        Wait::durable_after(store, None, reply, undo, fail)
+    }
+
+    /// As `durable`, and also after the drops of store queue `after`'s
+    /// paged-out part that are still being looked at (a purge).
+    pub fn durable_after(
+        store: &StoreHandle,
+        after: Option<u64>,
+        reply: Option<AMQPClass>,
+        undo: Option<Unsynced>,
+        fail: AmqpError,
+    ) -> Wait {
         let (tx, answer) = oneshot::channel();
-        store.barrier(Box::new(move |ok| {
-            let _ = tx.send(ok);
-        }));
+        store.barrier_after(
+            after,
+            Box::new(move |ok| {
+                let _ = tx.send(ok);
+            }),
+        );
         Wait { answer, deadline: None, then: Then::Reply { reply, undo, fail } }
     }
 
@@ -75,6 +90,17 @@ impl Wait {
     }
 }
 
+/// What a method removed from the disk: its answer waits for that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Removed {
+    Nothing,
+    /// A durable exchange or queue (its record's deletion is written at once).
+    Durable,
+    /// A durable queue's messages (a purge), also those of its paged-out
+    /// part, whose drop may first look at the index (store queue id).
+    PagesOf(Option<u64>),
+}
+
 impl Channel {
     /// Replies once `change` (if any) is durable, or a removal of something
     /// durable (`removed`) is, else at once.
@@ -83,12 +109,16 @@ impl Channel {
         ctx: &mut Ctx,
         reply: Option<AMQPClass>,
         change: Option<Unsynced>,
-        removed: bool,
+        removed: Removed,
     ) {
-        match (change.is_some() || removed, ctx.vhost.store()) {
+        match (change.is_some() || removed != Removed::Nothing, ctx.vhost.store()) {
             (true, Some(store)) => {
                 let fail = crate::broker::vhost::write_failed();
-                ctx.wait = Some(Wait::durable(store, reply, change, fail));
+                let after = match removed {
+                    Removed::PagesOf(queue) => queue,
+                    _ => None,
+                };
+                ctx.wait = Some(Wait::durable_after(store, after, reply, change, fail));
             }
             _ => {
                 if let Some(reply) = reply {

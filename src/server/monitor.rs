@@ -52,45 +52,70 @@ pub fn disk_free(dir: &Path) -> Option<u64> {
 }
 
 pub async fn monitor(broker: Arc<Broker>, data_dir: PathBuf, paging_ratio: f64) {
-    let mut was_raised = false;
+    let mut memory = MemoryWatch { was_raised: false, paging_ratio };
     let mut disk_was_raised = false;
+    let intake = broker.alarms.intake();
+    let mut every = tokio::time::interval(INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if let Some(free) = disk_free(&data_dir) {
-            // A store that failed a write holds the alarm up: publishers
-            // stay blocked until Warren is restarted.
-            let raised = broker.alarms.observe_disk(free, broker.store_failed());
-            if raised != disk_was_raised {
-                let limit = broker.alarms.disk_free_limit();
-                if raised {
-                    warn!(free, limit, "disk alarm raised: publishers are blocked");
-                } else {
-                    info!(free, limit, "disk alarm cleared: publishers may go on");
+        tokio::select! {
+            _ = every.tick() => {
+                if let Some(free) = disk_free(&data_dir) {
+                    observe_disk(&broker, free, &mut disk_was_raised);
                 }
-                disk_was_raised = raised;
             }
+            // Connections taking in data fast: memory is read again at once,
+            // so a flood of big messages is blocked within a few MiB of the
+            // limit instead of up to INTERVAL later.
+            _ = intake.notified() => {}
         }
         if let Some(used) = resident() {
-            let raised = broker.alarms.observe_memory(used);
-            if raised != was_raised {
-                let limit = broker.alarms.memory_limit();
-                if raised {
-                    warn!(used, limit, "memory alarm raised: publishers are blocked");
-                } else {
-                    info!(used, limit, "memory alarm cleared: publishers may go on");
-                }
-                was_raised = raised;
+            memory.observe(&broker, used);
+        }
+    }
+}
+
+fn observe_disk(broker: &Broker, free: u64, was_raised: &mut bool) {
+    // A store that failed a write holds the alarm up: publishers stay
+    // blocked until Warren is restarted.
+    let raised = broker.alarms.observe_disk(free, broker.store_failed());
+    if raised != *was_raised {
+        let limit = broker.alarms.disk_free_limit();
+        if raised {
+            warn!(free, limit, "disk alarm raised: publishers are blocked");
+        } else {
+            info!(free, limit, "disk alarm cleared: publishers may go on");
+        }
+        *was_raised = raised;
+    }
+}
+
+struct MemoryWatch {
+    was_raised: bool,
+    paging_ratio: f64,
+}
+
+impl MemoryWatch {
+    fn observe(&mut self, broker: &Broker, used: u64) {
+        let raised = broker.alarms.observe_memory(used);
+        if raised != self.was_raised {
+            let limit = broker.alarms.memory_limit();
+            if raised {
+                warn!(used, limit, "memory alarm raised: publishers are blocked");
+            } else {
+                info!(used, limit, "memory alarm cleared: publishers may go on");
             }
-            // Like RabbitMQ's paging ratio: from this share of the limit on,
-            // queues page transient messages out too, to stay clear of the alarm.
-            let paging = used as f64 >= broker.alarms.memory_limit() as f64 * paging_ratio;
-            if let Some(store) = broker.vhost("/").and_then(|v| v.store().cloned()) {
-                if store.under_pressure() != paging {
-                    info!(used, paging, "queues page transient messages to disk: {paging}");
-                    store.set_pressure(paging);
-                }
+            self.was_raised = raised;
+        }
+        // Like RabbitMQ's paging ratio: from this share of the limit on,
+        // queues page transient messages out too, to stay clear of the alarm.
+        let paging = used as f64 >= broker.alarms.memory_limit() as f64 * self.paging_ratio;
+        if let Some(store) = broker.vhost("/").and_then(|v| v.store().cloned()) {
+            if store.under_pressure() != paging {
+                info!(used, paging, "queues page transient messages to disk: {paging}");
+                store.set_pressure(paging);
             }
         }
-        tokio::time::sleep(INTERVAL).await;
     }
 }
 

@@ -42,6 +42,9 @@ enum Cmd {
     /// Ops written in one batch: a crash keeps all of them or none.
     Ops(Vec<Op>),
     Barrier(Done),
+    /// A barrier that also waits for the drops of this queue still being
+    /// looked at (`drops.rs`).
+    BarrierAfter(u64, Done),
     /// Read after everything submitted before it is written.
     Read(Read),
     /// Drop a purged or deleted queue's paged-out part (`drops.rs`).
@@ -239,6 +242,16 @@ impl StoreHandle {
         }
     }
 
+    /// As `barrier`, and also after the drops of store queue `queue`'s
+    /// paged-out part that are still being looked at (a purge's answer).
+    pub fn barrier_after(&self, queue: Option<u64>, done: Done) {
+        let Some(queue) = queue else { return self.barrier(done) };
+        if let Err(mpsc::SendError(Cmd::BarrierAfter(_, done))) = self.tx.send(Cmd::BarrierAfter(queue, done))
+        {
+            done(false);
+        }
+    }
+
     /// Asks for a compaction once the writer is idle (space of deleted
     /// queues and vhosts goes back to the disk).
     pub fn compact_soon(&self) {
@@ -322,24 +335,39 @@ impl Writer {
                     Cmd::Op(op) => self.take(op, &mut deletions),
                     Cmd::Ops(ops) => ops.into_iter().for_each(|op| self.take(op, &mut deletions)),
                     Cmd::Barrier(done) => waiting.push(done),
+                    Cmd::BarrierAfter(queue, done) => {
+                        if let Some(done) = self.dropping.wait_for(queue, done) {
+                            waiting.push(done);
+                        }
+                    }
                     Cmd::Read(r) => pending_reads.push(r),
                     Cmd::Drop(mut job) => {
                         deletions += job.count.max(1);
                         if job.look.is_some() {
                             // The look reads the index: it must hold everything before.
                             self.flush(false);
-                            let now = self.dropping.look(job, &self.store, &self.shared);
+                            let (now, waiters) = self.dropping.look(job, &self.store, &self.shared);
                             self.ops.extend(now);
+                            waiting.extend(waiters);
                         } else {
                             self.ops.append(&mut job.with);
                             self.ops.push(job.places(&[]));
                         }
                     }
                     Cmd::Dropped { queue, ops, last } => {
-                        self.ops.extend(ops);
+                        // A message the look let go of may have been taken
+                        // back meanwhile (a delivery returned to another
+                        // queue, `restore_place`): its PutMessage is already
+                        // written or queued ahead, so its deletion must go.
+                        let refs = &self.shared.refs;
+                        self.ops.extend(
+                            ops.into_iter()
+                                .filter(|op| !matches!(op, Op::DeleteMessage { id } if refs.holds(*id))),
+                        );
                         if last {
-                            let waited = self.dropping.done(queue);
+                            let (waited, waiters) = self.dropping.done(queue);
                             self.ops.extend(waited);
+                            waiting.extend(waiters);
                         }
                     }
                     Cmd::Shutdown(tell) => closed = Some(tell),

@@ -164,8 +164,14 @@ impl VHost {
         Ok(())
     }
 
-    pub(crate) fn mark_deleted(&self) {
+    /// Marks the vhost deleted and runs `then` (the submit of its record's
+    /// deletion) under the topology lock: a settings record (`set_meta`)
+    /// is submitted before that or not at all, so it cannot bring the
+    /// vhost back.
+    pub(crate) fn mark_deleted(&self, then: impl FnOnce()) {
+        let _topology = self.topology.lock();
         self.deleted.store(true, Ordering::Release);
+        then();
     }
 
     pub fn is_deleted(&self) -> bool {

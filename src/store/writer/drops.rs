@@ -18,7 +18,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use tracing::error;
 
-use super::{Cmd, Shared};
+use super::{Cmd, Done, Shared};
 use crate::store::{IndexEntry, Op, Store};
 
 /// DeleteMessages sent back at a time by a look over many shared places.
@@ -62,19 +62,33 @@ impl DropJob {
     }
 }
 
+#[derive(Default)]
+struct Pending {
+    looks: u32,
+    ops: Vec<Op>,
+    barriers: Vec<Done>,
+}
+
 /// The writer's side: looks under way, and what waits for them.
 #[derive(Default)]
 pub(super) struct Dropping {
-    /// Per queue: looks under way, and the ops waiting for the last one.
-    pending: FxHashMap<u64, (u32, Vec<Op>)>,
+    /// Per queue: looks under way, the ops waiting for the last one, and
+    /// the barriers that are told once those are written.
+    pending: FxHashMap<u64, Pending>,
     jobs: Option<mpsc::Sender<DropJob>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Dropping {
     /// Hands a look to the dropping thread (started at the first one).
-    /// Returns what to write now if it cannot look.
-    pub fn look(&mut self, job: DropJob, store: &Arc<dyn Store>, shared: &Arc<Shared>) -> Vec<Op> {
+    /// Returns what to write now (and the barriers to tell once it is
+    /// written) if it cannot look.
+    pub fn look(
+        &mut self,
+        job: DropJob,
+        store: &Arc<dyn Store>,
+        shared: &Arc<Shared>,
+    ) -> (Vec<Op>, Vec<Done>) {
         if self.jobs.is_none() {
             let (tx, rx) = mpsc::channel();
             let (store, shared) = (store.clone(), shared.clone());
@@ -85,15 +99,21 @@ impl Dropping {
             self.jobs = Some(tx);
         }
         let queue = job.queue;
-        self.pending.entry(queue).or_default().0 += 1;
-        match self.jobs.as_ref().map(|j| j.send(job)) {
-            Some(Ok(())) => Vec::new(),
-            _ => {
-                // No thread to look: the places stay (as if the look failed to read).
-                error!(queue, "cannot drop paged-out messages: they stay on disk");
-                self.done(queue)
-            }
-        }
+        self.pending.entry(queue).or_default().looks += 1;
+        let job = match (&self.thread, &self.jobs) {
+            (Some(_), Some(jobs)) => match jobs.send(job) {
+                Ok(()) => return (Vec::new(), Vec::new()),
+                Err(mpsc::SendError(job)) => job,
+            },
+            _ => job,
+        };
+        // No thread to look: the places stay (as if the look failed to
+        // read); the rest of the purge is written all the same.
+        error!(queue, "cannot drop paged-out messages: they stay on disk");
+        let mut ops = job.with;
+        let (waited, barriers) = self.done(queue);
+        ops.extend(waited);
+        (ops, barriers)
     }
 
     /// An op to write now: a deletion of a queue being looked at keeps
@@ -106,22 +126,34 @@ impl Dropping {
                     index: vec![(0, u64::MAX)],
                     pages: (0..=last_lane).map(|lane| (lane, 0, u64::MAX)).collect(),
                 };
-                self.pending.entry(id).or_default().1.push(everything);
+                self.pending.entry(id).or_default().ops.push(everything);
                 Op::DeleteQueueRecord { vhost, name }
             }
             op => op,
         }
     }
 
-    /// A look at `queue` is done: what waited for it, if it was the last.
-    pub fn done(&mut self, queue: u64) -> Vec<Op> {
+    /// A barrier for `queue`: kept until its looks are done, else given back.
+    pub fn wait_for(&mut self, queue: u64, done: Done) -> Option<Done> {
         match self.pending.get_mut(&queue) {
-            Some((n, _)) if *n > 1 => {
-                *n -= 1;
-                Vec::new()
+            Some(p) => {
+                p.barriers.push(done);
+                None
             }
-            Some(_) => self.pending.remove(&queue).map(|(_, ops)| ops).unwrap_or_default(),
-            None => Vec::new(),
+            None => Some(done),
+        }
+    }
+
+    /// A look at `queue` is done: what waited for it, if it was the last
+    /// (ops to write, barriers to tell once they are written).
+    pub fn done(&mut self, queue: u64) -> (Vec<Op>, Vec<Done>) {
+        match self.pending.get_mut(&queue) {
+            Some(p) if p.looks > 1 => {
+                p.looks -= 1;
+                (Vec::new(), Vec::new())
+            }
+            Some(_) => self.pending.remove(&queue).map(|p| (p.ops, p.barriers)).unwrap_or_default(),
+            None => (Vec::new(), Vec::new()),
         }
     }
 
