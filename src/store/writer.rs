@@ -85,6 +85,11 @@ struct Shared {
 /// Ops per batch at most, so one huge burst does not delay every confirm.
 const MAX_BATCH: usize = 16 * 1024;
 
+/// Message bytes per batch at most: RocksDB copies a batch whole (into its
+/// write batch, then its memtable), so a batch of big messages held
+/// unbounded would be memory the alarm sees only once it is spent.
+const MAX_BATCH_BYTES: usize = 16 << 20;
+
 /// Deletions after which an idle writer compacts, so a drained backlog
 /// gives its disk space back.
 const COMPACT_AFTER: u64 = 100_000;
@@ -133,6 +138,7 @@ impl StoreHandle {
             sync,
             shared: shared.clone(),
             ops: Vec::with_capacity(1024),
+            ops_bytes: 0,
             compaction: None,
             slow_sync,
             dropping: Dropping::default(),
@@ -286,6 +292,8 @@ struct Writer {
     sync: bool,
     shared: Arc<Shared>,
     ops: Vec<Op>,
+    /// Message bytes in `ops` (bounded by `MAX_BATCH_BYTES`).
+    ops_bytes: usize,
     /// A compaction running on a thread of its own (it can take seconds
     /// over a large store; writes and reads go on meanwhile).
     compaction: Option<std::thread::JoinHandle<()>>,
@@ -373,7 +381,7 @@ impl Writer {
                     Cmd::Shutdown(tell) => closed = Some(tell),
                     Cmd::CompactSoon => deletions = deletions.max(COMPACT_AFTER),
                 }
-                if self.ops.len() < MAX_BATCH && closed.is_none() {
+                if self.ops.len() < MAX_BATCH && self.ops_bytes < MAX_BATCH_BYTES && closed.is_none() {
                     next = rx.try_recv().ok();
                 }
             }
@@ -412,6 +420,9 @@ impl Writer {
             op,
             Op::DeleteMessage { .. } | Op::DeleteQueue { .. } | Op::Remove { lane: Some(_), .. }
         ));
+        if let Op::PutMessage { record, .. } | Op::Page { record, .. } = &op {
+            self.ops_bytes += record.body.len() + record.header.len();
+        }
         let op = self.dropping.now(op);
         self.ops.push(op)
     }
@@ -431,6 +442,7 @@ impl Writer {
 
     /// Writes the pending batch (synced if someone waits for durability).
     fn flush(&mut self, waited_for: bool) -> bool {
+        self.ops_bytes = 0;
         annihilate(&mut self.ops);
         if self.ops.is_empty() && !waited_for {
             return true;
