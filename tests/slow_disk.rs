@@ -458,3 +458,27 @@ async fn a_purge_that_looks_at_its_index_answers_once_the_drop_is_on_disk() {
     assert!(dropped, "purge-ok went out before the paged-out places were dropped on disk");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_policy_waiting_for_the_disk_holds_up_no_declare() {
+    use warren::broker::policy::{ApplyTo, Kind, Policy};
+    let (server, _store) = slow_broker().await;
+    let addr = server.local_addr;
+    let vhost = server.broker.vhost("/").unwrap();
+    let definition = serde_json::json!({"max-length": 10});
+    let policy = Policy::parse("slow", "^slow-", ApplyTo::Queues, 0, &definition, Kind::User).unwrap();
+    let setting = {
+        let vhost = vhost.clone();
+        std::thread::spawn(move || vhost.set_policy(policy, Kind::User).map(|_| ()))
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A declare takes the topology lock: the policy's disk wait must not hold it.
+    let mut b = Raw::open(addr).await;
+    b.open_channel(1).await;
+    b.send(&queue_declare_with(1, &unique("slow-"), false, false, false, false)).await;
+    assert_eq!(describe(&b.expect_method_on(1).await), "queue.declare-ok");
+    assert!(!setting.is_finished(), "the policy's write was not slow: the test proves nothing");
+    setting.join().unwrap().unwrap();
+    assert!(vhost.policy("slow", Kind::User).is_some());
+    server.stop().await;
+}

@@ -41,6 +41,9 @@ pub struct VHost {
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
     pub(super) queues: RwLock<HashMap<String, Arc<Queue>>>,
     pub(super) topology: Mutex<()>,
+    /// Serialises policy changes among themselves (held across their disk
+    /// wait, which the topology lock is not: declares go on meanwhile).
+    pub(super) policy_changes: Mutex<()>,
     /// Direct reply-to: each requester channel's private queue, by its full
     /// `amq.rabbitmq.reply-to.<token>` name (not in `queues`).
     replies: RwLock<HashMap<String, Arc<Queue>>>,
@@ -122,6 +125,7 @@ impl VHost {
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
             topology: Mutex::new(()),
+            policy_changes: Mutex::new(()),
             replies: RwLock::new(HashMap::new()),
             store,
             meta: RwLock::new(VHostMeta::default()),

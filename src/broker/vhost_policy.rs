@@ -84,19 +84,31 @@ impl VHost {
     /// catch-all policy set alone first would trim queues a more specific
     /// one protects). Returns the warnings of `set_policy`.
     pub fn set_policies(self: &Arc<Self>, policies: Vec<Policy>) -> Result<Vec<String>, PolicyError> {
+        let _changes = self.policy_changes.lock();
+        // Submitted under the topology lock (so not after the vhost's
+        // deletion record), waited for without it.
+        {
+            let _topology = self.topology.lock();
+            if self.is_deleted() {
+                return Err(PolicyError::Invalid(format!("vhost '{}' is deleted", self.name)));
+            }
+            if let Some(store) = &self.store {
+                let records = policies.iter().map(|policy| Op::PutControl {
+                    space: policy.kind.space().to_owned(),
+                    key: self.policy_key(&policy.name),
+                    value: serde_json::to_vec(&policy.to_json(&self.name)).expect("JSON values serialise"),
+                });
+                store.submit_all(records.collect());
+            }
+        }
+        if self.store.as_ref().is_some_and(|store| !store.write_durably([])) {
+            return Err(PolicyError::Store);
+        }
         let _topology = self.topology.lock();
         if self.is_deleted() {
+            // Deleted while the records were written: they go too.
+            self.forget_policy_records(policies.iter().map(|p| (p.kind, p.name.as_str())));
             return Err(PolicyError::Invalid(format!("vhost '{}' is deleted", self.name)));
-        }
-        if let Some(store) = &self.store {
-            let ops = policies.iter().map(|policy| Op::PutControl {
-                space: policy.kind.space().to_owned(),
-                key: self.policy_key(&policy.name),
-                value: serde_json::to_vec(&policy.to_json(&self.name)).expect("JSON values serialise"),
-            });
-            if !store.write_durably(ops.collect::<Vec<_>>()) {
-                return Err(PolicyError::Store);
-            }
         }
         let mut warnings = Vec::new();
         {
@@ -124,8 +136,9 @@ impl VHost {
 
     /// Removes a policy (and its record); false if there was none by that name.
     pub fn clear_policy(self: &Arc<Self>, name: &str, kind: Kind) -> bool {
-        let _topology = self.topology.lock();
+        let _changes = self.policy_changes.lock();
         {
+            let _topology = self.topology.lock();
             let mut all = self.policies.write();
             let list = all.of_mut(kind);
             let before = list.len();
@@ -133,15 +146,26 @@ impl VHost {
             if list.len() == before {
                 return false;
             }
+            self.forget_policy_records([(kind, name)]);
         }
-        if let Some(store) = &self.store {
-            let op = Op::DeleteControl { space: kind.space().to_owned(), key: self.policy_key(name) };
-            if !store.write_durably([op]) {
-                warn!(vhost = %self.name, policy = name, "clearing a policy could not be written to disk");
-            }
+        // Waited for without the topology lock; what is in force changes
+        // once the record is gone.
+        if self.store.as_ref().is_some_and(|store| !store.write_durably([])) {
+            warn!(vhost = %self.name, policy = name, "clearing a policy could not be written to disk");
         }
+        let _topology = self.topology.lock();
         self.reapply_policies();
         true
+    }
+
+    /// Submits the deletion of policies' records.
+    fn forget_policy_records<'a>(&self, policies: impl IntoIterator<Item = (Kind, &'a str)>) {
+        if let Some(store) = &self.store {
+            for (kind, name) in policies {
+                store
+                    .submit(Op::DeleteControl { space: kind.space().to_owned(), key: self.policy_key(name) });
+            }
+        }
     }
 
     /// The policies of `kind`, by name.
@@ -178,16 +202,10 @@ impl VHost {
     /// Forgets every policy and its record (the vhost is being deleted).
     pub fn drop_policies(&self) {
         let all = std::mem::take(&mut *self.policies.write());
-        if let Some(store) = &self.store {
-            for (kind, list) in [(Kind::User, all.user), (Kind::Operator, all.operator)] {
-                for p in list {
-                    store.submit(Op::DeleteControl {
-                        space: kind.space().to_owned(),
-                        key: self.policy_key(&p.name),
-                    });
-                }
-            }
-        }
+        let user = all.user.iter().map(|p| (Kind::User, p.name.as_str()));
+        self.forget_policy_records(
+            user.chain(all.operator.iter().map(|p| (Kind::Operator, p.name.as_str()))),
+        );
     }
 
     /// A policy's key in its control space: the vhost's name, length first
