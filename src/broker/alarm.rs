@@ -5,7 +5,6 @@
 //! broker only holds the state.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 
 use tokio::sync::{watch, Notify};
 
@@ -22,9 +21,11 @@ pub struct Alarms {
     /// The last readings (0 before the first).
     memory_used: AtomicU64,
     disk_free: AtomicU64,
-    /// Connections that took in `INTAKE_STEP` bytes wake the monitor, so a
-    /// flood is seen after a few MiB rather than at the next timed reading.
-    intake: Arc<Notify>,
+    /// Bytes all connections have read; each `INTAKE_STEP` of them wakes
+    /// the monitor, so a flood is seen after a few MiB rather than at the
+    /// next timed reading.
+    intake_bytes: AtomicU64,
+    intake: Notify,
 }
 
 /// Bytes a connection reads between two wake-ups of the monitor.
@@ -40,7 +41,8 @@ impl Alarms {
             disk_free_limit: AtomicU64::new(disk_free_limit),
             memory_used: AtomicU64::new(0),
             disk_free: AtomicU64::new(0),
-            intake: Arc::new(Notify::new()),
+            intake_bytes: AtomicU64::new(0),
+            intake: Notify::new(),
         }
     }
 
@@ -49,10 +51,17 @@ impl Alarms {
         self.blocked.subscribe()
     }
 
-    /// What connections notify after each `INTAKE_STEP` bytes they read,
-    /// and the monitor waits on.
-    pub fn intake(&self) -> Arc<Notify> {
-        self.intake.clone()
+    /// A connection read `n` bytes (one add per socket read, not per message).
+    pub fn took_in(&self, n: u64) {
+        let before = self.intake_bytes.fetch_add(n, Ordering::Relaxed);
+        if before / INTAKE_STEP != (before + n) / INTAKE_STEP {
+            self.intake.notify_one();
+        }
+    }
+
+    /// Wakes after connections read another `INTAKE_STEP` bytes.
+    pub async fn intake(&self) {
+        self.intake.notified().await
     }
 
     pub fn memory_limit(&self) -> u64 {

@@ -85,6 +85,10 @@ impl Broker {
         // policies, queues and exchanges of a vhost that is no longer
         // recorded, which the next start removes. The other way round a
         // crash could leave the vhost listed with half of it gone.
+        // No policy change runs meanwhile: one that wrote its record before
+        // the deletion could otherwise delete it again after a vhost of the
+        // same name was made anew.
+        let _policies = v.policy_changes.lock();
         let record = Op::DeleteControl { space: VHOST_SPACE.to_owned(), key: name.to_owned() };
         v.mark_deleted(|| {
             if let Some(store) = &self.store {

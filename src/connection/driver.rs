@@ -96,7 +96,7 @@ pub async fn serve<S: Socket>(
             Ok(Ok(n)) => n,
         };
         info!(user = %negotiated.user, vhost = %negotiated.vhost.name, "connection opened");
-        let alarm = (broker.alarms.subscribe(), broker.alarms.intake());
+        let alarm = (broker.alarms.subscribe(), broker.clone());
         let shutdown = broker.shutdown_signal();
         let reason =
             Connection::new(id, negotiated, &config, alarm, (tx, rx)).run(stream, buf, shutdown).await;
@@ -191,10 +191,8 @@ struct Connection {
     alarm_raised: bool,
     /// False once the alarm's sender is gone (never, while the broker runs).
     alarm_live: bool,
-    /// Wakes the resource monitor after every `INTAKE_STEP` bytes read...
-    intake: Arc<tokio::sync::Notify>,
-    /// ...counted here.
-    read_since_nudge: u64,
+    /// Told the bytes read, which wake the resource monitor (`Alarms::took_in`).
+    broker: Arc<Broker>,
     /// Complete frames are waiting in the read buffer for the socket to take
     /// our output first.
     deferred: bool,
@@ -215,7 +213,7 @@ impl Connection {
         id: ConnectionId,
         n: Negotiated,
         config: &Config,
-        (mut alarm, intake): (watch::Receiver<bool>, Arc<tokio::sync::Notify>),
+        (mut alarm, broker): (watch::Receiver<bool>, Arc<Broker>),
         (tx, rx): (mpsc::UnboundedSender<Outbound>, mpsc::UnboundedReceiver<Outbound>),
     ) -> Self {
         let alarm_raised = *alarm.borrow_and_update();
@@ -262,8 +260,7 @@ impl Connection {
             throttled_until: Instant::now(),
             alarm_raised,
             alarm_live: true,
-            intake,
-            read_since_nudge: 0,
+            broker,
             deferred: false,
             held: VecDeque::new(),
             consumer_timeout: (config.amqp.consumer_timeout > 0)
@@ -378,11 +375,7 @@ impl Connection {
                         let io = &self.ctx.entry.stats.io;
                         io.recv_oct.add(n as u64);
                         io.recv_cnt.add(1);
-                        self.read_since_nudge += n as u64;
-                        if self.read_since_nudge >= crate::broker::alarm::INTAKE_STEP {
-                            self.read_since_nudge = 0;
-                            self.intake.notify_one();
-                        }
+                        self.broker.alarms.took_in(n as u64);
                         if stalled {
                             self.deferred = true;
                         } else {

@@ -155,9 +155,41 @@ impl ContentHeader {
     }
 }
 
-/// Decodes every property (for the rare paths that rewrite one).
+/// Decodes every property (for the rare paths that rewrite one). A short
+/// string that is not UTF-8 (Warren, like RabbitMQ, forwards such headers
+/// byte for byte, but amq-protocol's strings are UTF-8) comes back with
+/// each invalid byte as `?`, rather than every property being lost.
 pub fn decode_properties(payload: &[u8]) -> Option<AMQPProperties> {
-    parse_properties(&payload[PROPERTIES_OFFSET..]).ok().map(|(_, p)| p)
+    let parse = |p: &[u8]| parse_properties(&p[PROPERTIES_OFFSET..]).ok().map(|(_, p)| p);
+    parse(payload).or_else(|| parse(&utf8_short_strings(payload)?))
+}
+
+/// A copy of a scanned header with the invalid UTF-8 bytes of its short
+/// string properties replaced by `?` (same lengths, so nothing moves).
+fn utf8_short_strings(payload: &[u8]) -> Option<Vec<u8>> {
+    let mut out = payload.to_vec();
+    let flags = u16::from_be_bytes([*payload.get(12)?, *payload.get(13)?]);
+    let mut pos = PROPERTIES_OFFSET + 2;
+    for bit in (2..16).rev().map(|b| 1u16 << b).filter(|bit| flags & bit != 0) {
+        pos = match bit {
+            HEADERS => pos + 4 + u32::from_be_bytes(payload.get(pos..pos + 4)?.try_into().ok()?) as usize,
+            DELIVERY_MODE | PRIORITY => pos + 1,
+            TIMESTAMP => pos + 8,
+            _ => {
+                let len = *payload.get(pos)? as usize;
+                let text = out.get_mut(pos + 1..pos + 1 + len)?;
+                let mut at = 0;
+                while let Err(e) = std::str::from_utf8(&text[at..]) {
+                    let bad = at + e.valid_up_to();
+                    let n = e.error_len().unwrap_or(text.len() - bad);
+                    text[bad..bad + n].fill(b'?');
+                    at = bad + n;
+                }
+                pos + 1 + len
+            }
+        };
+    }
+    Some(out)
 }
 
 /// Encodes a content header payload from decoded properties.
@@ -174,6 +206,25 @@ pub fn encode_header(body_size: u64, props: &AMQPProperties) -> Bytes {
 mod tests {
     use super::*;
     use amq_protocol::types::{AMQPValue, FieldTable};
+
+    #[test]
+    fn short_strings_that_are_not_utf8_do_not_lose_the_other_properties() {
+        let props = AMQPProperties::default()
+            .with_content_type("text/plain".into())
+            .with_message_id("id-12".into())
+            .with_delivery_mode(2);
+        let mut header = encode_header(3, &props).to_vec();
+        // Make the content type's "x" and the message id's "-" invalid UTF-8.
+        let at = header.windows(10).position(|w| w == b"text/plain").unwrap();
+        header[at + 5] = 0xff;
+        let at = header.windows(5).position(|w| w == b"id-12").unwrap();
+        header[at + 2] = 0xc3;
+        assert!(ContentHeader::scan(&header).is_ok());
+        let decoded = decode_properties(&header).expect("decoded with the bad bytes replaced");
+        assert_eq!(decoded.content_type().as_ref().map(|s| s.as_str()), Some("text/?lain"));
+        assert_eq!(decoded.message_id().as_ref().map(|s| s.as_str()), Some("id?12"));
+        assert_eq!(decoded.delivery_mode(), &Some(2));
+    }
 
     #[test]
     fn scans_what_it_encodes() {

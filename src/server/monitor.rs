@@ -54,7 +54,6 @@ pub fn disk_free(dir: &Path) -> Option<u64> {
 pub async fn monitor(broker: Arc<Broker>, data_dir: PathBuf, paging_ratio: f64) {
     let mut memory = MemoryWatch { was_raised: false, paging_ratio };
     let mut disk_was_raised = false;
-    let intake = broker.alarms.intake();
     let mut every = tokio::time::interval(INTERVAL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -67,7 +66,7 @@ pub async fn monitor(broker: Arc<Broker>, data_dir: PathBuf, paging_ratio: f64) 
             // Connections taking in data fast: memory is read again at once,
             // so a flood of big messages is blocked within a few MiB of the
             // limit instead of up to INTERVAL later.
-            _ = intake.notified() => {}
+            _ = broker.alarms.intake() => {}
         }
         if let Some(used) = resident() {
             memory.observe(&broker, used);

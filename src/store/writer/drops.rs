@@ -173,33 +173,51 @@ impl Dropping {
 fn look_loop(store: &dyn Store, shared: &Shared, rx: mpsc::Receiver<DropJob>) {
     for mut job in rx {
         let Some(reply) = job.look.take() else { continue };
-        let (queue, to_seq) = (job.queue, job.to_seq);
-        let mut released = Vec::new();
-        let mut keep = Vec::new();
-        let looked = store.scan_places(queue, job.first_seq(), to_seq, &mut |e| {
-            let dropped = e.has(IndexEntry::PAGED)
-                && job.lanes.iter().any(|(lane, from)| *lane == e.lane && e.seq >= *from);
-            if !dropped {
-                keep.push(e.seq);
-            } else if e.has(IndexEntry::SHARED) && shared.refs.release(e.message) {
-                // Sent ahead in pieces: a page keeps its own copy, so a
-                // place that outlives a crash still has its message.
-                released.push(Op::DeleteMessage { id: e.message });
-                if released.len() >= CHUNK {
-                    let ops = std::mem::take(&mut released);
-                    let _ = reply.send(Cmd::Dropped { queue, ops, last: false });
-                }
-            }
-        });
+        let queue = job.queue;
         let mut ops = std::mem::take(&mut job.with);
-        ops.append(&mut released);
+        // A look that panics is a look that failed to read: what waits for
+        // it must still be written and told (a purge-ok waits on it).
+        let looked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| look(store, shared, &job, &reply)));
         match looked {
-            Ok(()) => ops.push(job.places(&keep)),
+            Ok(Ok((mut released, keep))) => {
+                ops.append(&mut released);
+                ops.push(job.places(&keep));
+            }
             // As a failed read always did: the places stay, and come back after a restart.
-            Err(e) => error!("{e}: paged-out messages of a purged or deleted queue stay on disk"),
+            Ok(Err(e)) => error!("{e}: paged-out messages of a purged or deleted queue stay on disk"),
+            Err(_) => error!(queue, "dropping paged-out messages failed: they stay on disk"),
         }
         let _ = reply.send(Cmd::Dropped { queue, ops, last: true });
     }
+}
+
+/// Reads `job`'s index entries: the shared messages it lets go of (the
+/// bigger part sent ahead in pieces) and the seqs of places that stay.
+fn look(
+    store: &dyn Store,
+    shared: &Shared,
+    job: &DropJob,
+    reply: &mpsc::Sender<Cmd>,
+) -> crate::store::Result<(Vec<Op>, Vec<u64>)> {
+    let mut released = Vec::new();
+    let mut keep = Vec::new();
+    store.scan_places(job.queue, job.first_seq(), job.to_seq, &mut |e| {
+        let dropped = e.has(IndexEntry::PAGED)
+            && job.lanes.iter().any(|(lane, from)| *lane == e.lane && e.seq >= *from);
+        if !dropped {
+            keep.push(e.seq);
+        } else if e.has(IndexEntry::SHARED) && shared.refs.release(e.message) {
+            // Sent ahead in pieces: a page keeps its own copy, so a
+            // place that outlives a crash still has its message.
+            released.push(Op::DeleteMessage { id: e.message });
+            if released.len() >= CHUNK {
+                let ops = std::mem::take(&mut released);
+                let _ = reply.send(Cmd::Dropped { queue: job.queue, ops, last: false });
+            }
+        }
+    })?;
+    Ok((released, keep))
 }
 
 #[cfg(test)]

@@ -385,7 +385,12 @@ async fn verify(broker: &Broker, cycle: u32, ledger: &Shared, totals: &mut Total
         for t in &drained.tags {
             totals.verified += 1;
             let (dup, out_of_order) = order.see(*t, *queue == PRIO);
-            if dup {
+            if dup && *queue == DLQ {
+                // Dead-lettering is at-least-once: a crash between writing
+                // the dead letter and removing its source dead-letters it
+                // again after the restart.
+                totals.dlq_duplicates += 1;
+            } else if dup {
                 totals.duplicates.push((cycle, t.id));
             }
             if let Some(after) = out_of_order {

@@ -99,6 +99,8 @@ pub struct Totals {
     pub duplicates: Vec<(u32, u64)>,
     /// In the TTL queue and in its dead-letter queue at once.
     pub dead_letter_duplicates: u64,
+    /// Messages dead-lettered twice across a crash (allowed: at-least-once).
+    pub dlq_duplicates: u64,
     /// Out of publish order within a queue (per publisher and priority).
     pub order_violations: Vec<(u32, String)>,
     pub dlq_order_violations: Vec<(u32, String)>,
