@@ -482,3 +482,56 @@ async fn a_policy_waiting_for_the_disk_holds_up_no_declare() {
     assert!(vhost.policy("slow", Kind::User).is_some());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_dead_letter_is_written_before_its_source_is_removed() {
+    // At-least-once dead-lettering: a crash between the two writes must
+    // leave the message in both queues, never in neither.
+    use amq_protocol::types::AMQPValue;
+    let store = Arc::new(SlowStore::default());
+    let server = start(store.clone(), |_| {}).await;
+    let addr = server.local_addr;
+    let (src, dlq) = (unique("expiring"), unique("dead"));
+    let mut a = Raw::open(addr).await;
+    a.open_channel(1).await;
+    a.send(&durable_declare(1, &dlq)).await;
+    assert_eq!(describe(&a.expect_method_on(1).await), "queue.declare-ok");
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-message-ttl".into(), AMQPValue::LongInt(1));
+    arguments.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+    arguments.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(dlq.as_str().into()));
+    let declare =
+        queue::Declare { queue: src.as_str().into(), durable: true, arguments, ..Default::default() };
+    a.send(&method(1, AMQPClass::Queue(queue::AMQPMethod::Declare(declare)))).await;
+    assert_eq!(describe(&a.expect_method_on(1).await), "queue.declare-ok");
+    a.send(&tx_select(1)).await;
+    a.expect_method_on(1).await;
+    let mut publish = message(1, "", &src, persistent(), b"doomed", 4096);
+    publish.extend(tx_commit(1));
+    a.send(&publish).await;
+    assert_eq!(describe(&a.expect_method_on(1).await), "tx.commit-ok");
+    let got = a.get_eventually(1, &dlq).await.map(|(_, body)| body);
+    assert_eq!(got.as_deref(), Some(&b"doomed"[..]));
+    let vhost = server.broker.vhost("/").unwrap();
+    let id = |name: &str| vhost.queue(name).and_then(|q| q.store_id()).unwrap();
+    let (src_id, dlq_id) = (id(&src), id(&dlq));
+    let mut order = None;
+    for _ in 0..100 {
+        let written = store.written.lock();
+        let placed = written.iter().position(|op| matches!(op, Op::Place { queue, .. } if *queue == dlq_id));
+        let removed =
+            written.iter().position(|op| matches!(op, Op::Remove { queue, .. } if *queue == src_id));
+        if let (Some(p), Some(r)) = (placed, removed) {
+            order = Some((p, r));
+            break;
+        }
+        drop(written);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (placed, removed) = order.expect("both the dead letter's place and the source's removal are written");
+    assert!(
+        placed < removed,
+        "the source's removal ({removed}) was written before the dead letter ({placed})"
+    );
+    server.stop().await;
+}
