@@ -517,15 +517,17 @@ async fn a_dead_letter_is_written_before_its_source_is_removed() {
     let (src_id, dlq_id) = (id(&src), id(&dlq));
     let mut order = None;
     for _ in 0..100 {
-        let written = store.written.lock();
-        let placed = written.iter().position(|op| matches!(op, Op::Place { queue, .. } if *queue == dlq_id));
-        let removed =
-            written.iter().position(|op| matches!(op, Op::Remove { queue, .. } if *queue == src_id));
+        let (placed, removed) = {
+            let written = store.written.lock();
+            (
+                written.iter().position(|op| matches!(op, Op::Place { queue, .. } if *queue == dlq_id)),
+                written.iter().position(|op| matches!(op, Op::Remove { queue, .. } if *queue == src_id)),
+            )
+        };
         if let (Some(p), Some(r)) = (placed, removed) {
             order = Some((p, r));
             break;
         }
-        drop(written);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (placed, removed) = order.expect("both the dead letter's place and the source's removal are written");
