@@ -20,7 +20,8 @@ command -v cargo >/dev/null || { echo "cargo is missing: install Rust (https://r
 #   nodejs, npm     the amqplib client program (amqplib itself comes from npm)
 #   ca-certificates crates.io, PyPI and npm over HTTPS
 #   openssl         interop/tls-clients.sh makes its CA and certificates with it
-wanted=(librocksdb-dev libclang-dev gcc libc6-dev pkg-config python3 python3-pip nodejs npm ca-certificates openssl)
+#   e2fsprogs, mount  tests/disk_full.rs formats and loop-mounts a small ext4 image
+wanted=(librocksdb-dev libclang-dev gcc libc6-dev pkg-config python3 python3-pip nodejs npm ca-certificates openssl e2fsprogs mount)
 
 installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]

@@ -274,3 +274,39 @@ async fn limits_are_per_vhost() {
         teardown(c).await;
     }
 }
+
+/// User limits (`/api/user-limits`): RabbitMQ's texts for the connection
+/// and channel refusals, and the limits lift when cleared.
+#[tokio::test]
+async fn user_limits_refuse_the_next_connection_and_channel() {
+    let (vh, _cleanup) = vhost("vh-userlim").await;
+    let user = format!("{vh}-u");
+    let mut cleanup = Cleanup::default();
+    cleanup.user(&user);
+    add_user(&user, PASSWORD, "").await;
+    set_permissions(&vh, &user, ".*", ".*", ".*").await;
+    let limit = |name: &str| format!("/api/user-limits/{}/{name}", enc(&user));
+    admin_ok("PUT", &limit("max-connections"), Some("{\"value\":1}")).await;
+    admin_ok("PUT", &limit("max-channels"), Some("{\"value\":1}")).await;
+
+    let c1 = connect_as(&user, PASSWORD, &vh).await.expect("1st connection");
+    let text = expect_connect_refused(connect_as(&user, PASSWORD, &vh).await, 530);
+    assert_eq!(
+        text,
+        format!("NOT_ALLOWED - connection refused for user '{user}': user connection limit (1) is reached")
+    );
+    let ch = channel(&c1).await;
+    let text = expect_hard_error(within("a second channel", c1.create_channel()).await, 530);
+    assert_eq!(
+        text,
+        format!("NOT_ALLOWED - number of channels opened for user '{user}' has reached the maximum allowed user limit of (1)")
+    );
+    drop(ch);
+
+    admin_ok("DELETE", &limit("max-connections"), None).await;
+    admin_ok("DELETE", &limit("max-channels"), None).await;
+    let c2 = connect_as(&user, PASSWORD, &vh).await.expect("a connection once the limit is cleared");
+    let _a = channel(&c2).await;
+    let _b = channel(&c2).await;
+    teardown(c2).await;
+}
