@@ -17,7 +17,7 @@ use lapin::options::{
     ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel, Connection, Consumer};
 use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
@@ -215,18 +215,28 @@ fn tag_of(data: &[u8]) -> u64 {
     ledger::parse(data).map_or(0, |t| t.id)
 }
 
-/// basic.consume, acks in transactions of up to 20.
-async fn consume_tx(conn: Connection, queue: usize, ledger: Shared) {
-    let Ok(ch) = conn.create_channel().await else { return };
-    if ch.basic_qos(100, BasicQosOptions::default()).await.is_err() || ch.tx_select().await.is_err() {
-        return;
+/// A channel with `prefetch` (and transactions if `tx`) consuming `queue`;
+/// None once the broker is gone.
+async fn consumer_on(
+    conn: &Connection,
+    queue: usize,
+    prefetch: u16,
+    tx: bool,
+) -> Option<(Channel, Consumer)> {
+    let ch = conn.create_channel().await.ok()?;
+    ch.basic_qos(prefetch, BasicQosOptions::default()).await.ok()?;
+    if tx {
+        ch.tx_select().await.ok()?;
     }
     let opts = BasicConsumeOptions::default();
-    let Ok(mut consumer) =
-        ch.basic_consume(QUEUES[queue].into(), "".into(), opts, FieldTable::default()).await
-    else {
-        return;
-    };
+    let consumer =
+        ch.basic_consume(QUEUES[queue].into(), "".into(), opts, FieldTable::default()).await.ok()?;
+    Some((ch, consumer))
+}
+
+/// basic.consume, acks in transactions of up to 20.
+async fn consume_tx(conn: Connection, queue: usize, ledger: Shared) {
+    let Some((ch, mut consumer)) = consumer_on(&conn, queue, 100, true).await else { return };
     loop {
         let mut batch = Vec::new();
         while batch.len() < 20 {
@@ -259,16 +269,7 @@ async fn commit(ch: &Channel, last: u64, ids: Vec<u64>, ledger: &Shared) -> Opti
 
 /// basic.consume, each delivery acked at once, outside any transaction.
 async fn consume_plain_acks(conn: Connection, queue: usize, ledger: Shared) {
-    let Ok(ch) = conn.create_channel().await else { return };
-    if ch.basic_qos(50, BasicQosOptions::default()).await.is_err() {
-        return;
-    }
-    let opts = BasicConsumeOptions::default();
-    let Ok(mut consumer) =
-        ch.basic_consume(QUEUES[queue].into(), "".into(), opts, FieldTable::default()).await
-    else {
-        return;
-    };
+    let Some((ch, mut consumer)) = consumer_on(&conn, queue, 50, false).await else { return };
     while let Some(Ok(d)) = consumer.next().await {
         let id = tag_of(&d.data);
         {
