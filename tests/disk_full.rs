@@ -414,7 +414,9 @@ async fn a_full_disk_without_the_alarm_nacks_or_closes_and_never_acks_a_lost_mes
     // Space back: the store took no more writes after the failure (RocksDB's
     // log cannot be written again in this process), so publishes are
     // refused, never acked, and the disk alarm stays up until a restart.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // RocksDB polls for free space every 5 s and then resumes by itself:
+    // waiting past that exercises its recovery too.
+    tokio::time::sleep(Duration::from_millis(6000)).await;
     wait_for("the disk alarm held up by the failed store", Duration::from_secs(10), || w.disk_alarm()).await;
     let conn = w.connect().await;
     let ch = conn.create_channel().await.unwrap();

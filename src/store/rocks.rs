@@ -126,6 +126,13 @@ impl RocksStore {
         opts.set_max_total_wal_size(256 << 20);
         // Only one thread writes (the group-commit writer).
         opts.set_allow_concurrent_memtable_write(false);
+        // RocksDB's own LOG file sits on the same disk. Once one of its lines
+        // fails to be written (a full disk), the next line trips an
+        // assertion in Debian's librocksdb and aborts Warren, and RocksDB
+        // logs at warn and error level exactly while the disk is full. Only
+        // fatal lines and the options header are logged; Warren logs the
+        // errors RocksDB returns itself.
+        opts.set_log_level(rocksdb::LogLevel::Fatal);
         let fresh = !dir.join("CURRENT").exists();
         let cfs = FAMILIES.iter().map(|n| {
             let mut cf = opts.clone();
