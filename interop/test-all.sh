@@ -5,8 +5,9 @@
 #   2. the pika (Python) and amqplib (Node) client programs, RabbitMQ's
 #      rabbitmqadmin v1 and the Nagios checks of nagios-plugins-rabbitmq
 #      against a `warren` binary started here on free
-#      ports, then AMQPS (interop/tls-clients.sh, certificates made with
-#      openssl).
+#      ports, then the web dashboard in headless Chromium
+#      (interop/dashboard), then AMQPS (interop/tls-clients.sh, certificates
+#      made with openssl).
 # Installs what it needs when missing (Debian packages, pika, amqplib, and
 # rabbitmqadmin v1 taken out of Debian's rabbitmq-server package without
 # installing RabbitMQ).
@@ -61,6 +62,9 @@ AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2f" bash interop/run-clients.sh
 ADMIN_HOST=127.0.0.1 ADMIN_PORT="$admin_port" bash interop/rabbitmqadmin.sh
 # The Nagios checks of Debian's nagios-plugins-rabbitmq, unchanged, against Warren.
 ADMIN_HOST=127.0.0.1 ADMIN_PORT="$admin_port" bash interop/nagios.sh
+# The web dashboard in headless Chromium (playwright-core), with amqplib as the
+# real client whose queues, messages and connection the pages show and change.
+WARREN_BIN="$target_dir/debug/warren" bash interop/dashboard/run.sh
 # AMQPS: pika and amqplib over TLS with certificates made here, SIGHUP reload,
 # client certificates (verify_peer + fail_if_no_peer_cert).
 WARREN_BIN="$target_dir/debug/warren" bash interop/tls-clients.sh

@@ -3,14 +3,15 @@
 //! (marked by `LocalSocket`) without an `Authorization` header is the
 //! broker's own administrator. Tags are cumulative as in RabbitMQ:
 //! administrator ⊃ {policymaker, monitoring} ⊃ management; a user without
-//! any of them may not use the API at all.
+//! any of them may not use the API at all. The dashboard's requests carry
+//! a session cookie instead (`session`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,7 @@ use base64::Engine as _;
 use tracing::info;
 
 use super::error::{ApiError, Result};
-use super::AdminState;
+use super::{session, AdminState};
 use crate::access::{Access, LoginRefused, User};
 
 /// Marks a request that came over the local control socket.
@@ -112,19 +113,33 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 /// The middleware in front of every route: authenticates the request and
 /// refuses callers without a management tag.
 pub async fn authenticate(State(state): State<AdminState>, mut req: Request, next: Next) -> Response {
-    match caller_of(&state.access, &req) {
+    let refused = match caller_of(&state, &req) {
         Ok(caller) if caller.is_management() => {
             req.extensions_mut().insert(caller);
-            next.run(req).await
+            return next.run(req).await;
         }
         Ok(_) => ApiError::NOT_MANAGEMENT.into_response(),
         Err(e) => e.into_response(),
-    }
+    };
+    dashboard_refusal(&req, refused)
 }
 
-fn caller_of(access: &Access, req: &Request) -> Result<Caller> {
+/// A refusal as the dashboard gets it: without the Basic challenge, which
+/// would make the browser pop up its own login box over the page's.
+fn dashboard_refusal(req: &Request, mut refused: Response) -> Response {
+    if req.headers().contains_key(session::UI_HEADER) {
+        refused.headers_mut().remove(WWW_AUTHENTICATE);
+    }
+    refused
+}
+
+fn caller_of(state: &AdminState, req: &Request) -> Result<Caller> {
+    let access = &state.access;
     let local = req.extensions().get::<LocalSocket>().is_some();
     let Some(header) = req.headers().get(AUTHORIZATION) else {
+        if let Some(caller) = session::caller_of(&state.sessions, access, req.headers()) {
+            return Ok(caller);
+        }
         return if local { Ok(Caller::Internal) } else { Err(ApiError::LoginFailed) };
     };
     let (name, password) = header.to_str().ok().and_then(basic_credentials).ok_or(ApiError::LoginFailed)?;

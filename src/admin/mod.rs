@@ -26,7 +26,9 @@ mod permissions;
 mod policies;
 mod queue_item;
 mod queues;
+mod session;
 mod topology;
+mod ui;
 mod user_limits;
 mod users;
 mod vhosts;
@@ -67,11 +69,13 @@ pub struct AdminState {
     pub access: Arc<Access>,
     /// The node's listeners and names.
     pub node: Arc<NodeFacts>,
+    /// The dashboard's logins.
+    pub sessions: Arc<session::Sessions>,
 }
 
 impl AdminState {
     pub fn new(broker: Arc<Broker>, access: Arc<Access>) -> AdminState {
-        AdminState { broker, access, node: Arc::default() }
+        AdminState { broker, access, node: Arc::default(), sessions: Arc::default() }
     }
 
     /// The same, with the server's facts about the node.
@@ -138,6 +142,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(channels::routes())
         .merge(health::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .merge(ui::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     api.fallback(not_found).with_state(state)
 }

@@ -1,0 +1,52 @@
+// Connections and channels: who is connected from where, with which
+// client, TLS or not, their rates; close a connection with a reason.
+
+import { api, get, enc, num, rate, bytes } from './api.js';
+import { h, fill, table, act, confirmDialog } from './view.js';
+
+export function render(root, ctx) {
+  const conns = h('div');
+  const chans = h('div');
+  fill(root,
+    h('div', { class: 'card' }, h('h2', {}, 'Connections'), conns),
+    h('div', { class: 'card' }, h('h2', {}, 'Channels'), chans));
+
+  const close = async (c) => {
+    const reason = h('input', { id: 'close-reason', value: 'Closed via the management dashboard' });
+    if (!await confirmDialog(`Close connection ${c.name} (${c.client_properties?.connection_name || c.user})?`, [h('label', {}, 'Reason ', reason)])) return;
+    await act('Connection closed', () => api('DELETE', `/api/connections/${enc(c.name)}`, undefined, { 'X-Reason': reason.value }));
+    ctx.refresh();
+  };
+
+  return {
+    async refresh() {
+      const [cs, chs] = await Promise.all([get('/api/connections'), get('/api/channels')]);
+      fill(conns, table('connections-table', [
+        { title: 'Name', cell: (c) => c.name },
+        { title: 'Client', cell: (c) => [c.client_properties?.connection_name || '', ' ', h('span', { class: 'muted' }, `${c.client_properties?.product || ''} ${c.client_properties?.version || ''}`)] },
+        { title: 'User', cell: (c) => c.user },
+        { title: 'Virtual host', cell: (c) => c.vhost },
+        { title: 'TLS', cell: (c) => (c.ssl ? c.ssl_protocol || 'yes' : 'no') },
+        { title: 'State', cell: (c) => c.state },
+        { title: 'Channels', num: true, cell: (c) => num(c.channels) },
+        { title: 'From client', num: true, cell: (c) => `${bytes(c.recv_oct_details?.rate)}/s` },
+        { title: 'To client', num: true, cell: (c) => `${bytes(c.send_oct_details?.rate)}/s` },
+        { title: '', cell: (c) => (ctx.canChange ? h('button', { type: 'button', class: 'danger close-conn', onclick: () => close(c) }, 'Close') : '') },
+      ], cs, {
+        rowAttrs: (c) => ({ dataset: { connection: c.name, clientName: c.client_properties?.connection_name || '' } }),
+        empty: 'No connections.',
+      }));
+      fill(chans, table('channels-table', [
+        { title: 'Channel', cell: (c) => c.name },
+        { title: 'User', cell: (c) => c.user },
+        { title: 'Mode', cell: (c) => [c.confirm && 'confirm', c.transactional && 'transactional'].filter(Boolean).join(', ') || '–' },
+        { title: 'Prefetch', num: true, cell: (c) => num(c.prefetch_count) },
+        { title: 'Unacked', num: true, cell: (c) => num(c.messages_unacknowledged) },
+        { title: 'Consumers', num: true, cell: (c) => num(c.consumer_count) },
+        { title: 'Publish', num: true, cell: (c) => rate(c.message_stats?.publish_details?.rate) },
+        { title: 'Deliver', num: true, cell: (c) => rate(c.message_stats?.deliver_get_details?.rate) },
+        { title: 'Ack', num: true, cell: (c) => rate(c.message_stats?.ack_details?.rate) },
+      ], chs, { empty: 'No channels.' }));
+    },
+  };
+}
