@@ -420,6 +420,21 @@ async function main() {
     assert(messageCount === 0, `amqplib sees ${messageCount} messages in ui-orders after the purge`);
   });
 
+  await check('queue page: move, confirmed in a dialog, takes the messages to another queue', async () => {
+    await ch.assertQueue('ui-archive', { durable: true });
+    await publishConfirmed(ch, 'ui-orders', ['late-1', 'late-2']);
+    await waitForText(page, '#q-messages', '2');
+    await setField(page, '#move-destination', 'ui-archive');
+    await page.click('#move-submit');
+    await waitVisible(page, '#confirm-yes');
+    await page.click('#confirm-yes');
+    await waitForText(page, '#q-messages', '0');
+    const { messageCount } = await ch.checkQueue('ui-archive');
+    assert(messageCount === 2, `amqplib sees ${messageCount} messages in ui-archive after the move, expected 2`);
+    const first = await ch.get('ui-archive', { noAck: true });
+    assert(first && first.content.toString() === 'late-1', `the first moved message is ${first && first.content}, expected late-1`);
+  });
+
   // f. Admin: users, permissions, policies.
   await check('admin: add user ui-user', async () => {
     await navigate(page, 'admin', '#/admin');
@@ -507,6 +522,33 @@ async function main() {
     const stored = await wpage.evaluate(() => JSON.stringify({ ...localStorage, ...sessionStorage }));
     assert(!stored.includes('w4tch'), 'web storage holds ui-watcher\'s password');
     await watcher.context.close();
+  });
+
+  await check('management: a refused purge says why and keeps the session', async () => {
+    // Tagged management, with no permissions in "/": the overview must not
+    // need monitoring's endpoints, and a refused action must not log out.
+    const res = await fetch(`${base}/api/users/ui-manager`, {
+      method: 'PUT',
+      headers: { Authorization: GUEST_BASIC, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ password: 'm4nage', tags: 'management' }),
+    });
+    assert(res.ok, `PUT /api/users/ui-manager answered ${res.status}: ${await res.text()}`);
+    const manager = await newPage(state.browser);
+    const mpage = manager.page;
+    await mpage.goto(`${base}/`);
+    await login(mpage, 'ui-manager', 'm4nage');
+    await waitVisible(mpage, '#app');
+    await waitFor(async () => /^\d/.test((await textOf(mpage, '#ov-queues')) ?? ''), 'the overview to load for a management user');
+    await mpage.evaluate(() => { location.hash = '#/queues/%2F/ui-orders'; });
+    await waitVisible(mpage, '#purge');
+    await mpage.click('#purge');
+    await waitVisible(mpage, '#confirm-yes');
+    await mpage.click('#confirm-yes');
+    await waitVisible(mpage, '.toast.bad');
+    await sleep(500);
+    assert(await mpage.locator('#app').isVisible(), 'a refused purge logged the user out');
+    assert(!(await mpage.locator('#login-username').isVisible()), 'a refused purge showed the login form');
+    await manager.context.close();
   });
 
   // i. Logout.

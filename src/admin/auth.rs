@@ -115,8 +115,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 pub async fn authenticate(State(state): State<AdminState>, mut req: Request, next: Next) -> Response {
     let refused = match caller_of(&state, &req) {
         Ok(caller) if caller.is_management() => {
+            let ui = req.headers().contains_key(session::UI_HEADER);
             req.extensions_mut().insert(caller);
-            return next.run(req).await;
+            let mut answer = next.run(req).await;
+            if ui {
+                // A handler's own 401 (a permission refused) neither.
+                answer.headers_mut().remove(WWW_AUTHENTICATE);
+            }
+            return answer;
         }
         Ok(_) => ApiError::NOT_MANAGEMENT.into_response(),
         Err(e) => e.into_response(),

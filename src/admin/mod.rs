@@ -20,6 +20,7 @@ mod input;
 mod limits;
 mod listing;
 mod messages;
+mod move_messages;
 pub mod node;
 mod overview;
 mod permissions;

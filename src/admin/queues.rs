@@ -36,6 +36,7 @@ pub fn routes() -> Router<AdminState> {
         .route("/api/queues/{vhost}/{name}/contents", axum::routing::delete(purge))
         .route("/api/queues/{vhost}/{name}/bindings", get(bindings::of_queue))
         .route("/api/queues/{vhost}/{name}/get", post(messages::get))
+        .route("/api/queues/{vhost}/{name}/move", post(super::move_messages::move_messages))
 }
 
 async fn list(State(s): State<AdminState>, caller: Caller, query: QueryPairs) -> Result<Response> {

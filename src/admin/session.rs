@@ -190,6 +190,9 @@ fn start(
 
 /// `POST /ui/logout`: ends the session and clears the cookie.
 pub async fn logout(State(s): State<AdminState>, headers: HeaderMap) -> Response {
+    if !headers.contains_key(UI_HEADER) {
+        return ApiError::BadRequest("the X-Warren-UI header is missing".into()).into_response();
+    }
     if let Some(token) = token_of(&headers) {
         s.sessions.end(token);
     }

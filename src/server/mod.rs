@@ -250,11 +250,26 @@ impl Drop for Server {
     }
 }
 
+/// Free space below which the store is not opened.
+const MIN_FREE_TO_OPEN: u64 = 16 << 20;
+
 impl Server {
     /// Opens the data directory (RocksDB), binds the AMQP listener and
     /// starts accepting connections.
     pub async fn start(config: Config) -> std::io::Result<Server> {
         std::fs::create_dir_all(&config.storage.data_dir)?;
+        let dir = &config.storage.data_dir;
+        // RocksDB writes its log header and replays its write-ahead log at
+        // open; a write failing there aborts the process (Debian's build
+        // asserts on the write after a failed one). Refused cleanly instead.
+        if let Some(free) = monitor::disk_free(dir).filter(|free| *free < MIN_FREE_TO_OPEN) {
+            return Err(std::io::Error::other(format!(
+                "only {free} bytes are free on the file system of {}: Warren needs {} MiB to open its \
+                 store; free some space and start it again",
+                dir.display(),
+                MIN_FREE_TO_OPEN >> 20
+            )));
+        }
         let store =
             RocksStore::open(&config.storage.data_dir).map_err(|e| std::io::Error::other(e.to_string()))?;
         Self::start_with_store(config, Arc::new(store)).await

@@ -11,7 +11,8 @@ export function render(root, ctx) {
   const perms = h('div');
   const policies = h('div');
   const sections = [];
-  if (ctx.isAdmin) sections.push(section('Users', users, userForm(ctx)), section('Virtual hosts', vhosts, vhostForm(ctx)),
+  let known = new Set();
+  if (ctx.isAdmin) sections.push(section('Users', users, userForm(ctx, (name) => known.has(name))), section('Virtual hosts', vhosts, vhostForm(ctx)),
     section('Permissions', perms, permissionForm(ctx)));
   sections.push(section('Policies', policies, ctx.isPolicymaker ? policyForm(ctx) : null));
   if (ctx.isAdmin) sections.push(definitions(ctx));
@@ -28,6 +29,7 @@ export function render(root, ctx) {
     async refresh() {
       if (ctx.isAdmin) {
         const [us, vs, ps] = await Promise.all([get('/api/users'), get('/api/vhosts'), get('/api/permissions')]);
+        known = new Set(us.map((u) => u.name));
         fill(users, table('users-table', [
           { title: 'Name', cell: (u) => u.name },
           { title: 'Tags', cell: (u) => (Array.isArray(u.tags) ? u.tags : String(u.tags || '').split(',')).filter(Boolean).map((t) => h('span', { class: 'tag' }, t)) },
@@ -77,14 +79,26 @@ function form(ctx, what, fields, send, id) {
     h('button', { type: 'submit', class: 'primary', id }, 'Save'));
 }
 
-function userForm(ctx) {
+/**
+ * Adds a user, or changes one: a blank password keeps the user's own and
+ * blank tags keep theirs (a blank sent would disable password login or
+ * remove every tag), so changing one of them cannot wipe the other.
+ */
+function userForm(ctx, exists) {
   const name = h('input', { id: 'user-name', required: true, autocomplete: 'off' });
-  const password = h('input', { id: 'user-password', type: 'password', autocomplete: 'new-password' });
+  const password = h('input', { id: 'user-password', type: 'password', autocomplete: 'new-password', placeholder: 'blank: unchanged' });
   const tags = h('input', { id: 'user-tags', placeholder: 'administrator, monitoring, …' });
-  return form(ctx, () => `User ${name.value} saved`,
-    [field('Name', name), field('Password', password), field('Tags', tags)],
-    () => api('PUT', `/api/users/${enc(name.value)}`, { password: password.value, tags: tags.value }).then(() => { password.value = ''; }),
-    'user-add');
+  const save = async () => {
+    const existing = exists(name.value);
+    if (!existing && !password.value) throw new Error('a new user needs a password');
+    const body = {};
+    if (password.value) body.password = password.value;
+    if (tags.value.trim() || !existing) body.tags = tags.value;
+    if (existing && !Object.keys(body).length) throw new Error('nothing to change: give a password or tags');
+    await api('PUT', `/api/users/${enc(name.value)}`, body);
+    password.value = '';
+  };
+  return form(ctx, () => `User ${name.value} saved`, [field('Name', name), field('Password', password), field('Tags', tags)], save, 'user-add');
 }
 
 function vhostForm(ctx) {

@@ -8,6 +8,7 @@ export class ApiError extends Error {
   }
 }
 
+const TIMEOUT_MS = 20000;
 let unauthorized = () => {};
 /** Called when a request finds the session gone. */
 export function onUnauthorized(f) { unauthorized = f; }
@@ -18,12 +19,25 @@ export async function api(method, path, body, headers = {}) {
     init.headers['Content-Type'] = 'application/json';
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
   }
-  const r = await fetch(path, init);
+  // A request that hangs must not stop the polling behind it.
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), TIMEOUT_MS);
+  init.signal = abort.signal;
+  let r;
+  try {
+    r = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError(0, e.name === 'AbortError' ? `no answer in ${TIMEOUT_MS / 1000} s` : e.message);
+  } finally {
+    clearTimeout(timer);
+  }
   const text = await r.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
   if (!r.ok) {
-    if (r.status === 401 && !path.startsWith('/ui/login')) unauthorized();
+    // "not_authorized": no live session. A permission or tag refused is
+    // "not_authorised" (also a 401, as RabbitMQ answers) and ends nothing.
+    if (r.status === 401 && data && data.error === 'not_authorized' && !path.startsWith('/ui/login')) unauthorized();
     throw new ApiError(r.status, data && (data.reason || data.error));
   }
   return data;
@@ -41,7 +55,8 @@ export function num(n) {
   const s = i === 0 ? (Number.isInteger(v) ? String(v) : v.toFixed(1)) : v.toFixed(v < 10 ? 2 : 1);
   return (n < 0 ? '-' : '') + s + units[i];
 }
-export const rate = (r) => `${num(Math.round((r || 0) * 10) / 10)}/s`;
+/** A rate; '–' where the API gives none. */
+export const rate = (r) => (r === undefined || r === null ? '–' : `${num(Math.round(r * 10) / 10)}/s`);
 /** 3650722201 → "3.4 GiB". */
 export function bytes(b) {
   if (b === undefined || b === null) return '–';

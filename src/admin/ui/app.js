@@ -55,7 +55,10 @@ async function showApp(who) {
     tags,
     isAdmin: has('administrator'),
     isPolicymaker: has('administrator') || has('policymaker'),
-    // A user whose only tag is monitoring sees everything and changes nothing.
+    isMonitoring: has('administrator') || has('monitoring'),
+    // A user whose only tag is monitoring gets no buttons that change
+    // anything (the API itself, as RabbitMQ's, would let them act where
+    // their vhost permissions allow).
     canChange: has('administrator') || has('policymaker') || has('management'),
     refresh: () => poll(),
   };
@@ -73,7 +76,13 @@ async function route() {
   const found = routes.find(([re]) => re.test(hash));
   if (!found) { location.hash = '#/'; return; }
   const [re, name, page] = found;
-  const params = (hash.match(re) || []).slice(1).map((p) => (p === undefined ? undefined : decodeURIComponent(p)));
+  let params;
+  try {
+    params = (hash.match(re) || []).slice(1).map((p) => (p === undefined ? undefined : decodeURIComponent(p)));
+  } catch {
+    location.hash = '#/';
+    return;
+  }
   document.querySelectorAll('nav a').forEach((a) => a.classList.toggle('active', a.dataset.page === name));
   const root = fill($('page'));
   current = page().render(root, ctx, ...params);

@@ -11,7 +11,8 @@ export function render(root, ctx, vhost, name) {
 function list(root, ctx) {
   const filter = h('input', { id: 'exchange-filter', type: 'search', placeholder: 'Filter by name' });
   const body = h('div');
-  filter.addEventListener('input', () => ctx.refresh());
+  let debounce;
+  filter.addEventListener('input', () => { clearTimeout(debounce); debounce = setTimeout(() => ctx.refresh(), 250); });
   fill(root, h('div', { class: 'card' }, h('div', { class: 'row' }, h('h2', {}, 'Exchanges'), h('span', { class: 'spacer' }), filter), body));
   return {
     async refresh() {
@@ -24,7 +25,9 @@ function list(root, ctx) {
         { title: 'Features', cell: (x) => [x.durable ? 'durable' : 'transient', x.internal && 'internal', x.auto_delete && 'auto-delete'].filter(Boolean).join(', ') },
         { title: 'In', num: true, cell: (x) => rate(x.message_stats?.publish_in_details?.rate) },
         { title: 'Out', num: true, cell: (x) => rate(x.message_stats?.publish_out_details?.rate) },
-      ], answer.items, { rowAttrs: (x) => ({ dataset: { exchange: x.name, vhost: x.vhost } }) }));
+      ], answer.items, { rowAttrs: (x) => ({ dataset: { exchange: x.name, vhost: x.vhost } }) }),
+      answer.filtered_count > answer.items.length
+        ? h('p', { class: 'muted' }, `The first ${answer.items.length} of ${answer.filtered_count}: filter to see the others.`) : null);
     },
   };
 }

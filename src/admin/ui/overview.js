@@ -40,7 +40,8 @@ export function render(root, ctx) {
 
   return {
     async refresh() {
-      const [o, nodes] = await Promise.all([get('/api/overview'), get('/api/nodes')]);
+      // Node figures are for monitoring users (as in RabbitMQ).
+      const [o, nodes] = await Promise.all([get('/api/overview'), ctx.isMonitoring ? get('/api/nodes') : []]);
       const m = o.message_stats || {};
       const q = o.queue_totals || {};
       const t = o.object_totals || {};

@@ -1,10 +1,11 @@
 // One queue: its depth over the last minutes, rates, consumers (prefetch,
 // activity), bindings, arguments and effective policy; get messages with
-// an ackmode, publish to it, purge it, delete it.
+// an ackmode, publish to it, move its messages to another queue, purge it,
+// delete it.
 
 import { api, get, enc, num, rate } from './api.js';
 import { LineChart } from './chart.js';
-import { h, fill, stat, setText, table, act, confirmDialog, field } from './view.js';
+import { h, fill, stat, setText, table, act, confirmDialog, field, notify } from './view.js';
 
 export function render(root, ctx, vhost, name) {
   const base = `/api/queues/${enc(vhost)}/${enc(name)}`;
@@ -96,6 +97,18 @@ function actions(ctx, base, vhost, name, messages) {
     });
     ctx.refresh();
   };
+  const destination = h('input', { id: 'move-destination', required: true, placeholder: 'another queue in this vhost' });
+  const move = async (ev) => {
+    ev.preventDefault();
+    if (!await confirmDialog(`Move every ready message of ${name} to ${destination.value}?`)) return;
+    try {
+      const r = await api('POST', `${base}/move`, { destination: destination.value });
+      notify(`Moved ${r.moved} messages to ${destination.value}`);
+    } catch (e) {
+      notify(`Moving failed: ${e.message}`, true);
+    }
+    ctx.refresh();
+  };
   const purge = async () => {
     if (!await confirmDialog(`Purge every ready message of ${name}?`)) return;
     await act(`Queue ${name} purged`, () => api('DELETE', `${base}/contents`));
@@ -112,6 +125,9 @@ function actions(ctx, base, vhost, name, messages) {
       messages),
     h('div', { class: 'card' }, h('h2', {}, 'Publish a message'),
       h('form', { onsubmit: publish }, payload, h('div', { class: 'row end' }, h('button', { type: 'submit', id: 'publish-submit' }, 'Publish'))),
+      h('h2', {}, 'Move messages'),
+      h('form', { class: 'inline', onsubmit: move }, field('To queue', destination),
+        h('button', { type: 'submit', id: 'move-submit' }, 'Move')),
       h('h2', {}, 'Danger zone'),
       h('div', { class: 'row' },
         h('button', { type: 'button', id: 'purge', class: 'danger', onclick: purge }, 'Purge'),

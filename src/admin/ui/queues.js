@@ -2,7 +2,7 @@
 // page/page_size/name/sort parameters), so 100,000 queues cost one page.
 
 import { api, get, enc, num, rate } from './api.js';
-import { h, fill, table, act, field } from './view.js';
+import { h, fill, table, act, field, pager } from './view.js';
 
 const PAGE_SIZE = 50;
 const COLUMNS = [
@@ -16,7 +16,7 @@ export function render(root, ctx) {
   const filter = h('input', { id: 'queue-filter', placeholder: 'Filter by name', type: 'search' });
   const regex = h('input', { type: 'checkbox', id: 'queue-filter-regex' });
   const list = h('div');
-  const pager = h('div', { class: 'pager' });
+  const pages = h('div', { class: 'pager' });
   let debounce;
   const changed = () => {
     clearTimeout(debounce);
@@ -27,7 +27,7 @@ export function render(root, ctx) {
   fill(root,
     h('div', { class: 'card' },
       h('div', { class: 'row' }, h('h2', {}, 'Queues'), h('span', { class: 'spacer' }), filter, h('label', { class: 'muted' }, regex, ' regex')),
-      list, pager),
+      list, pages),
     ctx.canChange ? declareForm(ctx) : null);
 
   const sortBy = (key) => {
@@ -46,7 +46,9 @@ export function render(root, ctx) {
       try {
         answer = await get(`/api/queues?${q}`);
       } catch (e) {
-        if (e.status === 400) { fill(list, h('p', { class: 'error' }, e.message)); fill(pager); return; }
+        // The page went away (queues deleted): back to the first.
+        if (e.status === 400 && state.page > 1) { state.page = 1; return this.refresh(); }
+        if (e.status === 400) { fill(list, h('p', { class: 'error' }, e.message)); fill(pages); return; }
         throw e;
       }
       fill(list, table('queues-table', [
@@ -66,12 +68,7 @@ export function render(root, ctx) {
         sort: { key: state.sort, reverse: state.reverse }, onSort: sortBy,
         empty: state.filter ? 'No queue matches the filter.' : 'No queues.',
       }));
-      const pages = Math.max(1, answer.page_count);
-      const go = (p) => { state.page = p; ctx.refresh(); };
-      fill(pager,
-        `${num(answer.filtered_count)} of ${num(answer.total_count)} queues · page ${answer.page} of ${pages}`,
-        h('button', { type: 'button', disabled: answer.page <= 1, onclick: () => go(answer.page - 1) }, '‹ Previous'),
-        h('button', { type: 'button', disabled: answer.page >= pages, onclick: () => go(answer.page + 1) }, 'Next ›'));
+      fill(pages, pager(answer, 'queues', (p) => { state.page = p; ctx.refresh(); }));
     },
   };
 }

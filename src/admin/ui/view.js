@@ -86,3 +86,16 @@ export async function act(what, f) {
 export function field(label, input) {
   return h('label', {}, label, input);
 }
+
+/**
+ * The line under a paginated list: "N of M things · page P of Q" and
+ * previous / next buttons calling go(page).
+ */
+export function pager(answer, noun, go) {
+  const pages = Math.max(1, answer.page_count);
+  return [
+    `${answer.filtered_count} of ${answer.total_count} ${noun} · page ${answer.page} of ${pages}`,
+    h('button', { type: 'button', disabled: answer.page <= 1, onclick: () => go(answer.page - 1) }, '‹ Previous'),
+    h('button', { type: 'button', disabled: answer.page >= pages, onclick: () => go(answer.page + 1) }, 'Next ›'),
+  ];
+}

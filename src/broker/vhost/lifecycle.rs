@@ -178,6 +178,12 @@ impl VHost {
         self.deleted.load(Ordering::Acquire)
     }
 
+    /// Waits until everything submitted to the store so far is on disk:
+    /// false if it failed; true without a store.
+    pub fn sync_store(&self) -> bool {
+        self.store.as_ref().is_none_or(|store| store.write_durably([]))
+    }
+
     /// Deletes everything in the vhost, and its record: queues (their
     /// consumers are cancelled, their messages and pages go from disk),
     /// exchanges and bindings. Connections are closed by the caller.
