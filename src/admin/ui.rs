@@ -16,22 +16,33 @@ use sha2::{Digest, Sha256};
 
 use super::{session, AdminState};
 
-/// Every asset: its path under `/ui/`, its content type and its bytes.
-const ASSETS: &[(&str, &str, &str)] = &[
-    ("index.html", "text/html; charset=utf-8", include_str!("ui/index.html")),
-    ("style.css", "text/css; charset=utf-8", include_str!("ui/style.css")),
-    ("app.js", "text/javascript; charset=utf-8", include_str!("ui/app.js")),
-    ("api.js", "text/javascript; charset=utf-8", include_str!("ui/api.js")),
-    ("chart.js", "text/javascript; charset=utf-8", include_str!("ui/chart.js")),
-    ("view.js", "text/javascript; charset=utf-8", include_str!("ui/view.js")),
-    ("overview.js", "text/javascript; charset=utf-8", include_str!("ui/overview.js")),
-    ("queues.js", "text/javascript; charset=utf-8", include_str!("ui/queues.js")),
-    ("queue.js", "text/javascript; charset=utf-8", include_str!("ui/queue.js")),
-    ("exchanges.js", "text/javascript; charset=utf-8", include_str!("ui/exchanges.js")),
-    ("connections.js", "text/javascript; charset=utf-8", include_str!("ui/connections.js")),
-    ("admin.js", "text/javascript; charset=utf-8", include_str!("ui/admin.js")),
-    ("favicon.svg", "image/svg+xml", include_str!("ui/favicon.svg")),
+/// Every asset: its path under `/ui/` and its bytes.
+const ASSETS: &[(&str, &str)] = &[
+    ("index.html", include_str!("ui/index.html")),
+    ("style.css", include_str!("ui/style.css")),
+    ("app.js", include_str!("ui/app.js")),
+    ("api.js", include_str!("ui/api.js")),
+    ("chart.js", include_str!("ui/chart.js")),
+    ("view.js", include_str!("ui/view.js")),
+    ("overview.js", include_str!("ui/overview.js")),
+    ("queues.js", include_str!("ui/queues.js")),
+    ("queue.js", include_str!("ui/queue.js")),
+    ("exchanges.js", include_str!("ui/exchanges.js")),
+    ("connections.js", include_str!("ui/connections.js")),
+    ("admin.js", include_str!("ui/admin.js")),
+    ("favicon.svg", include_str!("ui/favicon.svg")),
 ];
+
+/// An asset's content type, from its extension.
+fn content_type(file: &str) -> &'static str {
+    match file.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    }
+}
 
 /// Scripts, styles and API calls from this origin only; no framing.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
@@ -54,7 +65,7 @@ fn etags() -> &'static [String] {
     TAGS.get_or_init(|| {
         ASSETS
             .iter()
-            .map(|(_, _, body)| {
+            .map(|(_, body)| {
                 let digest = Sha256::digest(body.as_bytes());
                 let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
                 format!("\"{hex}\"")
@@ -64,10 +75,11 @@ fn etags() -> &'static [String] {
 }
 
 fn asset(file: &str, headers: &HeaderMap) -> Response {
-    let Some(i) = ASSETS.iter().position(|(name, _, _)| *name == file) else {
+    let Some(i) = ASSETS.iter().position(|(name, _)| *name == file) else {
         return super::ApiError::NotFound.into_response();
     };
-    let (_, kind, body) = ASSETS[i];
+    let (_, body) = ASSETS[i];
+    let kind = content_type(file);
     let tag = &etags()[i];
     let fresh = headers
         .get(IF_NONE_MATCH)
@@ -83,4 +95,22 @@ fn asset(file: &str, headers: &HeaderMap) -> Response {
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_asset_has_a_known_type_and_revalidates() {
+        for (name, _) in ASSETS {
+            assert_ne!(content_type(name), "application/octet-stream", "{name}");
+            let first = asset(name, &HeaderMap::new());
+            assert_eq!(first.status(), StatusCode::OK);
+            let mut headers = HeaderMap::new();
+            headers.insert(IF_NONE_MATCH, first.headers()[ETAG].clone());
+            assert_eq!(asset(name, &headers).status(), StatusCode::NOT_MODIFIED, "{name}");
+        }
+        assert_eq!(asset("nope.js", &HeaderMap::new()).status(), StatusCode::NOT_FOUND);
+    }
 }
