@@ -231,11 +231,8 @@ impl VHost {
         if d.passive {
             return Err(self.no_exchange(&d.name));
         }
-        let kind = ExchangeKind::parse(&d.kind).ok_or_else(|| {
-            // RabbitMQ: `x-` names could be plugin types it lacks; others are invalid.
-            let adjective = if d.kind.starts_with("x-") { "unknown" } else { "invalid" };
-            AmqpError::command_invalid(format!("{adjective} exchange type '{}'", d.kind))
-        })?;
+        let kind = ExchangeKind::parse(&d.kind).ok_or_else(|| super::exchange::unknown_type(&d.kind))?;
+        kind.check_arguments(&d.arguments)?;
         if d.name.starts_with("amq.") {
             return Err(reserved("exchange", &d.name));
         }
@@ -452,7 +449,7 @@ impl VHost {
         let _topology = self.topology.lock();
         let q = self.usable_queue(queue, conn)?;
         let ex = self.bindable_source(exchange)?;
-        ex.validate_binding(&arguments)?;
+        ex.validate_binding(key, &arguments)?;
         let b = Binding { destination: Destination::Queue(q), key: key.to_owned(), arguments };
         Ok(self.add_binding(&ex, b))
     }
@@ -490,7 +487,7 @@ impl VHost {
         let _topology = self.topology.lock();
         let dest = self.bindable_source(destination)?;
         let src = self.bindable_source(source)?;
-        src.validate_binding(&arguments)?;
+        src.validate_binding(key, &arguments)?;
         let b = Binding { destination: Destination::Exchange(dest), key: key.to_owned(), arguments };
         Ok(self.add_binding(&src, b))
     }
@@ -572,9 +569,8 @@ impl VHost {
         }
         pending.clear();
         visited.clear();
-        let headers = || msg.headers();
         let extra = extra_routing_keys(msg, bcc);
-        self.route_from(exchange, msg.routing_key(), &extra, &headers, pending, visited);
+        self.route_from(exchange, msg, &extra, pending, visited);
         while let Some(dest) = pending.pop() {
             match dest {
                 Destination::Queue(q) => {
@@ -584,7 +580,7 @@ impl VHost {
                 }
                 Destination::Exchange(ex) => {
                     if !visited.contains(&(Arc::as_ptr(&ex) as usize)) {
-                        self.route_from(&ex, msg.routing_key(), &extra, &headers, pending, visited);
+                        self.route_from(&ex, msg, &extra, pending, visited);
                     }
                 }
             }
@@ -597,17 +593,18 @@ impl VHost {
     fn route_from(
         &self,
         exchange: &Arc<Exchange>,
-        key: &[u8],
+        msg: &Message,
         extra: &[String],
-        headers: &dyn Fn() -> Option<amq_protocol::types::FieldTable>,
         pending: &mut Vec<Destination>,
         visited: &mut Vec<usize>,
     ) {
         let before = pending.len();
         visited.push(Arc::as_ptr(exchange) as usize);
-        exchange.route(key, headers, pending);
-        for k in extra {
-            exchange.route(k.as_bytes(), headers, pending);
+        exchange.route(msg.routing_key(), msg, pending);
+        if exchange.routes_extra_keys() {
+            for k in extra {
+                exchange.route(k.as_bytes(), msg, pending);
+            }
         }
         if pending.len() == before {
             if let Some(ae) = exchange.alternate_exchange(|n| self.exchange(n)) {

@@ -183,7 +183,7 @@ impl Channel {
         ctx.session.check_publish(&publish.exchange).map_err(|e| e.during(60, 40))?;
         let exchange =
             ctx.vhost.publish_exchange(&publish.exchange, &mut ctx.router).map_err(|e| e.during(60, 40))?;
-        if exchange.kind == crate::broker::exchange::ExchangeKind::Topic
+        if exchange.routes_as == crate::broker::exchange::ExchangeKind::Topic
             && ctx.session.has_topic_permissions()
         {
             let key = String::from_utf8_lossy(&publish.routing_key);

@@ -27,7 +27,7 @@ fn check_bind_topic(ctx: &mut Ctx, source: &str, key: &str) -> Result<(), AmqpEr
         return Ok(());
     }
     match ctx.vhost.exchange(source) {
-        Some(ex) if ex.kind == ExchangeKind::Topic => ctx.session.check_topic(source, key, Read),
+        Some(ex) if ex.routes_as == ExchangeKind::Topic => ctx.session.check_topic(source, key, Read),
         _ => Ok(()),
     }
 }

@@ -2,6 +2,7 @@
 
 mod direct;
 mod fanout;
+mod hash;
 mod headers;
 mod list;
 mod topic;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use amq_protocol::types::FieldTable;
 use parking_lot::RwLock;
 
+use super::message::Message;
 use super::policy::Policy;
 use super::queue::Queue;
 use crate::protocol::AmqpError;
@@ -22,6 +24,13 @@ pub enum ExchangeKind {
     Fanout,
     Topic,
     Headers,
+    /// RabbitMQ's `x-consistent-hash` plugin type (`hash.rs`).
+    ConsistentHash,
+    /// RabbitMQ 4.3's `x-modulus-hash` (`hash.rs`).
+    ModulusHash,
+    /// The `x-delayed-message` plugin type: routes as its `x-delayed-type`,
+    /// once a message's `x-delay` is over (`broker/delayed`).
+    DelayedMessage,
 }
 
 impl ExchangeKind {
@@ -31,6 +40,9 @@ impl ExchangeKind {
             "fanout" => ExchangeKind::Fanout,
             "topic" => ExchangeKind::Topic,
             "headers" => ExchangeKind::Headers,
+            "x-consistent-hash" => ExchangeKind::ConsistentHash,
+            "x-modulus-hash" => ExchangeKind::ModulusHash,
+            // DELAYED-PARSE
             _ => return None,
         })
     }
@@ -41,8 +53,42 @@ impl ExchangeKind {
             ExchangeKind::Fanout => "fanout",
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
+            ExchangeKind::ConsistentHash => "x-consistent-hash",
+            ExchangeKind::ModulusHash => "x-modulus-hash",
+            ExchangeKind::DelayedMessage => "x-delayed-message",
         }
     }
+
+    /// Checks a declare's arguments for this type, as RabbitMQ (and its
+    /// plugins) do; returns the type it routes as.
+    pub fn check_arguments(self, arguments: &FieldTable) -> Result<ExchangeKind, AmqpError> {
+        match self {
+            ExchangeKind::DelayedMessage => {
+                let inner = arguments.inner().get("x-delayed-type").and_then(crate::protocol::table::as_str);
+                let Some(inner) = inner else {
+                    return Err(AmqpError::precondition_failed(
+                        "Invalid argument, 'x-delayed-type' must be an existing exchange type",
+                    ));
+                };
+                if inner == "x-delayed-message" {
+                    return Err(AmqpError::precondition_failed(
+                        "Invalid argument, 'x-delayed-message' can't be used for 'x-delayed-type'",
+                    ));
+                }
+                let kind = ExchangeKind::parse(inner).ok_or_else(|| unknown_type(inner))?;
+                kind.check_arguments(arguments)
+            }
+            ExchangeKind::ConsistentHash => hash::validate_exchange(arguments).map(|()| self),
+            _ => Ok(self),
+        }
+    }
+}
+
+/// RabbitMQ's answer to a type it does not have: `x-` names could be
+/// plugin types it lacks; others are invalid.
+pub fn unknown_type(kind: &str) -> AmqpError {
+    let adjective = if kind.starts_with("x-") { "unknown" } else { "invalid" };
+    AmqpError::command_invalid(format!("{adjective} exchange type '{kind}'"))
 }
 
 /// Where a binding leads.
@@ -76,12 +122,16 @@ enum Routes {
     Fanout(fanout::Table),
     Topic(topic::Table),
     Headers(headers::Table),
+    Hash(hash::Table),
 }
 
 #[derive(Debug)]
 pub struct Exchange {
     pub name: String,
     pub kind: ExchangeKind,
+    /// The type it routes as: `kind`, except for a delayed-message
+    /// exchange (its `x-delayed-type`).
+    pub routes_as: ExchangeKind,
     pub durable: bool,
     pub auto_delete: bool,
     pub internal: bool,
@@ -101,15 +151,23 @@ impl Exchange {
         internal: bool,
         arguments: FieldTable,
     ) -> Self {
-        let routes = match kind {
-            ExchangeKind::Direct => Routes::Direct(Default::default()),
+        // Declares check the arguments first; a stored one that no longer
+        // passes routes as direct rather than not at all.
+        let routes_as = kind.check_arguments(&arguments).unwrap_or(ExchangeKind::Direct);
+        let routes = match routes_as {
+            ExchangeKind::Direct | ExchangeKind::DelayedMessage => Routes::Direct(Default::default()),
             ExchangeKind::Fanout => Routes::Fanout(Default::default()),
             ExchangeKind::Topic => Routes::Topic(Default::default()),
             ExchangeKind::Headers => Routes::Headers(Default::default()),
+            ExchangeKind::ConsistentHash => {
+                Routes::Hash(hash::Table::new(hash::Mode::Consistent, &arguments))
+            }
+            ExchangeKind::ModulusHash => Routes::Hash(hash::Table::new(hash::Mode::Modulus, &arguments)),
         };
         Exchange {
             name,
             kind,
+            routes_as,
             durable,
             auto_delete,
             internal,
@@ -129,9 +187,10 @@ impl Exchange {
     }
 
     /// Checks a binding's arguments before it is added.
-    pub fn validate_binding(&self, arguments: &FieldTable) -> Result<(), AmqpError> {
-        match self.kind {
+    pub fn validate_binding(&self, key: &str, arguments: &FieldTable) -> Result<(), AmqpError> {
+        match self.routes_as {
             ExchangeKind::Headers => headers::validate(arguments),
+            ExchangeKind::ConsistentHash => hash::validate_binding(key),
             _ => Ok(()),
         }
     }
@@ -143,6 +202,7 @@ impl Exchange {
             Routes::Fanout(t) => t.add(b),
             Routes::Topic(t) => t.add(b),
             Routes::Headers(t) => t.add(b),
+            Routes::Hash(t) => t.add(b),
         }
     }
 
@@ -153,6 +213,7 @@ impl Exchange {
             Routes::Fanout(t) => t.remove(b),
             Routes::Topic(t) => t.remove(b),
             Routes::Headers(t) => t.remove(b),
+            Routes::Hash(t) => t.remove(b),
         }
     }
 
@@ -169,6 +230,7 @@ impl Exchange {
             Routes::Fanout(t) => t.all(),
             Routes::Topic(t) => t.all(),
             Routes::Headers(t) => t.all(),
+            Routes::Hash(t) => t.all(),
         }
     }
 
@@ -178,6 +240,7 @@ impl Exchange {
             Routes::Fanout(t) => !t.is_empty(),
             Routes::Topic(t) => !t.is_empty(),
             Routes::Headers(t) => !t.is_empty(),
+            Routes::Hash(t) => !t.is_empty(),
         }
     }
 
@@ -202,18 +265,21 @@ impl Exchange {
         *self.policy.write() = policy;
     }
 
-    /// Appends the destinations a message matches (possibly with repeats).
-    pub fn route(
-        &self,
-        routing_key: &[u8],
-        headers: &dyn Fn() -> Option<FieldTable>,
-        out: &mut Vec<Destination>,
-    ) {
+    /// Appends the destinations a message matches (possibly with repeats)
+    /// for one of its routing keys.
+    pub fn route(&self, routing_key: &[u8], msg: &Message, out: &mut Vec<Destination>) {
         match &*self.routes.read() {
             Routes::Direct(t) => t.route(routing_key, out),
             Routes::Fanout(t) => t.route(out),
             Routes::Topic(t) => t.route(routing_key, out),
-            Routes::Headers(t) => t.route(headers().as_ref(), out),
+            Routes::Headers(t) => t.route(msg.headers().as_ref(), out),
+            Routes::Hash(t) => t.route(routing_key, msg, out),
         }
+    }
+
+    /// Whether it routes by the CC / BCC keys too (hash exchanges hash the
+    /// routing key alone, as RabbitMQ's do).
+    pub fn routes_extra_keys(&self) -> bool {
+        !matches!(self.routes_as, ExchangeKind::ConsistentHash | ExchangeKind::ModulusHash)
     }
 }
