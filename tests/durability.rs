@@ -1,8 +1,6 @@
 //! Durability against a real `warren` process: clean restarts and SIGKILL.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_lite::StreamExt;
@@ -11,76 +9,10 @@ use lapin::options::{
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 
-/// A `warren` process on its own port and data directory.
-struct Warren {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Warren {
-    fn new() -> Warren {
-        let dir = std::env::temp_dir().join(format!(
-            "warren-durability-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Warren { child: None, port, dir }
-    }
-
-    async fn start(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .args(["--metrics-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .args(["--listen", &format!("127.0.0.1:{}", self.port), "--log-level", "warn", "--data-dir"])
-            .arg(&self.dir)
-            // A small in-memory head, so most messages are paged out to disk.
-            .env("WARREN_QUEUE_HEAD_MESSAGES", "64")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("warren starts");
-        self.child = Some(child);
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("warren did not start listening");
-    }
-
-    /// A clean stop (SIGINT), as an operator would.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-            let status = child.wait().unwrap();
-            assert!(status.success(), "warren exited with {status}");
-        }
-    }
-
-    /// SIGKILL: no chance to flush anything.
-    fn crash(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    async fn connect(&self) -> Connection {
-        let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port);
-        Connection::connect(&url, ConnectionProperties::default()).await.expect("connect")
-    }
-}
-
-impl Drop for Warren {
-    fn drop(&mut self) {
-        self.crash();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+mod common;
+use common::process::Warren;
 
 fn persistent() -> BasicProperties {
     BasicProperties::default().with_delivery_mode(2)

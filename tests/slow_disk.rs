@@ -77,6 +77,15 @@ impl Store for SlowStore {
         std::thread::sleep(Duration::from_millis(self.read_ms.load(Ordering::Relaxed)));
         self.inner.read_pages(queue, from_seq, limit)
     }
+    fn read_delayed(
+        &self,
+        vhost: &str,
+        exchange: &str,
+        from: (u64, u64),
+        limit: usize,
+    ) -> StoreResult<Vec<warren::store::Delayed>> {
+        self.inner.read_delayed(vhost, exchange, from, limit)
+    }
 }
 
 async fn start(store: Arc<SlowStore>, tweak: impl FnOnce(&mut Config)) -> Server {

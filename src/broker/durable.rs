@@ -91,7 +91,7 @@ impl VHost {
     }
 
     /// `exchange.declare`, waiting for the disk (see `settle`).
-    pub fn declare_exchange(&self, d: ExchangeDecl) -> Result<(), AmqpError> {
+    pub fn declare_exchange(self: &Arc<Self>, d: ExchangeDecl) -> Result<(), AmqpError> {
         let change = self.start_declare_exchange(d)?;
         self.settle(change)
     }
@@ -223,6 +223,7 @@ impl VHost {
             let ex =
                 Arc::new(Exchange::new(e.name.clone(), kind, true, e.auto_delete, e.internal, e.arguments));
             self.apply_policy_to_exchange(&ex);
+            self.start_delayer(&ex);
             self.insert_exchange(ex);
         }
         for record in queues {

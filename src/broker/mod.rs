@@ -22,6 +22,7 @@ mod cluster;
 pub mod connections;
 pub mod consumer;
 pub mod deadletter;
+pub mod delayed;
 mod durable;
 pub mod exchange;
 pub mod message;
@@ -126,7 +127,8 @@ impl Broker {
         make_default: bool,
         clean: bool,
     ) {
-        let Recovered { exchanges, queues, bindings, control, .. } = recovered;
+        let Recovered { exchanges, queues, bindings, control, delayed, max_delayed_seq, .. } = recovered;
+        delayed::seqs_after(max_delayed_seq);
         self.restore_vhosts(&control, make_default);
         self.restore_cluster_name(&control);
         if clean {
@@ -179,6 +181,21 @@ impl Broker {
                         store.submit(Op::DeleteQueue { vhost: q.vhost, name: q.name, id: q.id, last_lane });
                     }
                 }
+            }
+        }
+        self.restore_delayed(delayed);
+    }
+
+    /// Hands each delayed exchange what waits for it on disk; what waits
+    /// for an exchange that is gone (transient, or its deletion cut short)
+    /// is dropped.
+    fn restore_delayed(&self, backlogs: Vec<crate::store::DelayedBacklog>) {
+        let Some(store) = &self.store else { return };
+        for b in backlogs {
+            let exchange = self.vhost(&b.vhost).and_then(|v| v.exchange(&b.exchange));
+            match exchange.as_ref().and_then(|x| x.delayer().filter(|_| x.durable)) {
+                Some(d) => d.recovered(b.count),
+                None => store.submit(Op::DropDelayed { vhost: b.vhost.into(), exchange: b.exchange.into() }),
             }
         }
     }

@@ -186,6 +186,16 @@ impl VHost {
         self.store.as_ref()
     }
 
+    /// A delayed-message exchange gets its delayer (`delayed.rs`), before
+    /// anyone can publish to it.
+    pub(super) fn start_delayer(self: &Arc<Self>, ex: &Arc<Exchange>) {
+        if ex.kind == ExchangeKind::DelayedMessage {
+            let d = Arc::new(super::delayed::Delayer::new(&self.name, ex, self.store.clone()));
+            d.start(Arc::downgrade(self), Arc::downgrade(ex));
+            ex.set_delayer(d);
+        }
+    }
+
     pub(super) fn insert_exchange(&self, ex: Arc<Exchange>) {
         self.exchanges.write().insert(ex.name.clone(), ex);
     }
@@ -204,7 +214,7 @@ impl VHost {
 
     /// `exchange.declare`: made in memory, its record (if durable)
     /// submitted but maybe not yet on disk (`durable.rs`).
-    pub fn start_declare_exchange(&self, d: ExchangeDecl) -> Result<Option<Unsynced>, AmqpError> {
+    pub fn start_declare_exchange(self: &Arc<Self>, d: ExchangeDecl) -> Result<Option<Unsynced>, AmqpError> {
         let _topology = self.topology.lock();
         if d.name.is_empty() {
             return Err(default_exchange());
@@ -242,6 +252,7 @@ impl VHost {
         self.apply_policy_to_exchange(&ex);
         // Submitted before anyone can see it: what they write of it comes after.
         let change = self.submit_exchange(&ex);
+        self.start_delayer(&ex);
         self.exchanges.write().insert(d.name, ex);
         Ok(change)
     }
@@ -274,6 +285,9 @@ impl VHost {
     pub(super) fn remove_exchange(&self, ex: &Arc<Exchange>) {
         self.exchanges.write().remove(&ex.name);
         ex.mark_deleted();
+        if let Some(d) = ex.delayer() {
+            d.stop();
+        }
         if ex.durable {
             self.store_later(Op::DeleteExchange { vhost: self.name.clone(), name: ex.name.clone() });
         }

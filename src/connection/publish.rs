@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::channel::{Channel, Ctx};
 use super::confirms::Confirms;
+use crate::broker::delayed;
 use crate::broker::exchange::Exchange;
 use crate::broker::vhost::{Enqueued, REPLY_TO};
 use crate::broker::Message;
@@ -206,6 +207,9 @@ impl Channel {
         let (header, info, bcc) = strip_bcc(header, info);
         let message =
             Arc::new(Message::new(publish.exchange, publish.routing_key, header, info, body.into_bytes()));
+        if exchange.delayer().is_some() {
+            delayed::delay_of(&message).map_err(|e| e.during(60, 40))?;
+        }
         let counted = &ctx.entry.stats.msgs;
         counted.received.add(1);
         if self.confirms.is_some() {
@@ -243,9 +247,12 @@ impl Channel {
         mandatory: bool,
         ctx: &mut Ctx,
     ) -> Enqueued {
+        // A delayed message (checked at publish) waits on its exchange; it
+        // is returned at once if mandatory and nothing would take it now.
+        let delay = exchange.delayer().and_then(|d| Some((d, delayed::delay_of(&message).ok().flatten()?)));
         ctx.vhost.route(exchange, &message, bcc, &mut ctx.router);
         let counted = &ctx.entry.stats.msgs;
-        if ctx.router.queues.is_empty() {
+        if ctx.router.queues.is_empty() && (delay.is_none() || mandatory) {
             if mandatory {
                 counted.unroutable_returned.add(1);
                 encode::basic_return(
@@ -263,6 +270,10 @@ impl Channel {
             return Enqueued::default();
         }
         counted.routed.add(1);
+        if let Some((delayer, ms)) = delay {
+            ctx.router.queues.clear();
+            return Enqueued { on_disk: delayer.schedule(message, ms), ..Default::default() };
+        }
         let mut routed = ctx.vhost.enqueue(message, &mut ctx.router.queues);
         if ctx.throttle.is_none() {
             ctx.throttle = routed.congested.take();

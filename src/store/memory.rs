@@ -24,6 +24,7 @@ struct State {
     index: BTreeMap<(u64, u64), IndexEntry>,
     pages: BTreeMap<(u64, u64), (IndexEntry, MessageRecord)>,
     control: BTreeMap<(String, String), Vec<u8>>,
+    delayed: BTreeMap<Vec<u8>, (u64, MessageRecord)>,
 }
 
 impl Store for MemoryStore {
@@ -89,6 +90,16 @@ impl Store for MemoryStore {
                 Op::DeleteQueueRecord { vhost, name } => {
                     s.queues.remove(&(vhost, name));
                 }
+                Op::PutDelayed { at, boot, record } => {
+                    s.delayed.insert(super::delayed::key(&at), (boot, record));
+                }
+                Op::DeleteDelayed(at) => {
+                    s.delayed.remove(&super::delayed::key(&at));
+                }
+                Op::DropDelayed { vhost, exchange } => {
+                    let prefix = super::delayed::prefix(&vhost, &exchange);
+                    s.delayed.retain(|k, _| !k.starts_with(&prefix));
+                }
             }
         }
         Ok(())
@@ -104,7 +115,35 @@ impl Store for MemoryStore {
             bindings: s.bindings.clone(),
             max_message_id: s.messages.keys().next_back().copied().unwrap_or(0),
             control: s.control.iter().map(|((s, k), v)| (s.clone(), k.clone(), v.clone())).collect(),
+            delayed: delayed_backlogs(&s.delayed),
+            max_delayed_seq: s
+                .delayed
+                .keys()
+                .filter_map(|k| super::delayed::parse_key(k))
+                .map(|(_, _, _, seq)| seq)
+                .max()
+                .unwrap_or(0),
         })
+    }
+
+    fn read_delayed(
+        &self,
+        vhost: &str,
+        exchange: &str,
+        from: (u64, u64),
+        limit: usize,
+    ) -> Result<Vec<super::Delayed>> {
+        let s = self.state.lock();
+        let prefix = super::delayed::prefix(vhost, exchange);
+        let start = super::delayed::from_key(&prefix, from.0, from.1);
+        Ok(s.delayed
+            .range(start..super::delayed::end_key(&prefix))
+            .take(limit)
+            .filter_map(|(k, (boot, record))| {
+                let (_, _, due, seq) = super::delayed::parse_key(k)?;
+                Some(super::Delayed { due, seq, boot: *boot, record: record.clone() })
+            })
+            .collect())
     }
 
     fn scan_index(&self, f: &mut dyn FnMut(u64, IndexEntry)) -> Result<()> {
@@ -143,4 +182,17 @@ impl Store for MemoryStore {
         let s = self.state.lock();
         Ok(ids.iter().map(|id| s.messages.get(id).cloned()).collect())
     }
+}
+
+fn delayed_backlogs(delayed: &BTreeMap<Vec<u8>, (u64, MessageRecord)>) -> Vec<super::DelayedBacklog> {
+    let mut out: Vec<super::DelayedBacklog> = Vec::new();
+    for (k, (boot, _)) in delayed {
+        let Some((vhost, exchange, _, _)) = super::delayed::parse_key(k) else { continue };
+        let kept = u64::from(*boot == 0);
+        match out.last_mut() {
+            Some(b) if b.vhost == vhost && b.exchange == exchange => b.count += kept,
+            _ => out.push(super::DelayedBacklog { vhost, exchange, count: kept }),
+        }
+    }
+    out
 }

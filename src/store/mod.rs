@@ -5,6 +5,7 @@
 //! The store knows nothing of the broker: it stores records and returns
 //! them at start-up. May use protocol types.
 
+pub mod delayed;
 pub mod memory;
 pub mod metrics;
 pub mod records;
@@ -13,6 +14,7 @@ pub mod refs;
 pub mod rocks;
 pub mod writer;
 
+pub use delayed::{Delayed, DelayedAt, DelayedBacklog};
 pub use records::{BindingRecord, ExchangeRecord, MessageRecord, QueueRecord};
 pub use writer::{Loaded, StoreHandle};
 
@@ -35,6 +37,8 @@ pub enum StoreError {
     #[error("storage read failed: {0}")]
     Read(String),
 }
+
+use std::sync::Arc;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -113,6 +117,20 @@ pub enum Op {
         vhost: String,
         name: String,
     },
+    /// A message waiting on a delayed exchange (`delayed.rs`); `boot` 0
+    /// keeps it across restarts.
+    PutDelayed {
+        at: DelayedAt,
+        boot: u64,
+        record: MessageRecord,
+    },
+    /// It was routed (or dropped).
+    DeleteDelayed(DelayedAt),
+    /// Every message waiting on an exchange (it was deleted).
+    DropDelayed {
+        vhost: Arc<str>,
+        exchange: Arc<str>,
+    },
 }
 
 /// A message's place in a queue, as stored in the queue's index.
@@ -159,6 +177,10 @@ pub struct Recovered {
     pub max_message_id: u64,
     /// Control-plane records as (space, key, value), in (space, key) order.
     pub control: Vec<(String, String, Vec<u8>)>,
+    /// What waits on each delayed exchange.
+    pub delayed: Vec<DelayedBacklog>,
+    /// The highest delayed message seq on disk (seqs are never reused).
+    pub max_delayed_seq: u64,
 }
 
 /// What every storage implementation provides. Writes are applied
@@ -183,6 +205,15 @@ pub trait Store: Send + Sync + 'static {
     /// only read while running, so hot-path writes can go where reads are slow.
     fn read_pages(&self, queue: u64, from_seq: u64, limit: usize)
         -> Result<Vec<(IndexEntry, MessageRecord)>>;
+    /// Up to `limit` messages waiting on an exchange, from (`due`, `seq`)
+    /// on, in due order.
+    fn read_delayed(
+        &self,
+        vhost: &str,
+        exchange: &str,
+        from: (u64, u64),
+        limit: usize,
+    ) -> Result<Vec<Delayed>>;
     /// Reclaims the space of deleted records (a hint; may do nothing).
     fn compact(&self) {}
 }

@@ -10,6 +10,7 @@
 //! | `index` | queue id u64 BE, seq u64 BE | message id u64 BE, flags u8, size u32 BE, expires u64 BE, lane u8, returns u32 BE |
 //! | `pages` | queue id + lane u64 BE, seq u64 BE | the index value, then the `MessageRecord` |
 //! | `control` | space, key (length-prefixed) | the owner's encoding (users, vhosts, permissions, policies) |
+//! | `delayed` | vhost, exchange, due u64 BE, seq u64 BE | boot u64 BE, `MessageRecord` (`delayed.rs`) |
 //!
 //! `messages` and `index` take every persistent message on the hot path and
 //! are read only at start-up (and `index` by a drop of a paged-out part
@@ -28,14 +29,14 @@ use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOp
 
 use super::records::Writer;
 use super::{
-    BindingRecord, ExchangeRecord, IndexEntry, MessageRecord, Op, QueueRecord, Recovered, Result, Store,
-    StoreError, SCHEMA_VERSION,
+    delayed, BindingRecord, Delayed, DelayedBacklog, ExchangeRecord, IndexEntry, MessageRecord, Op,
+    QueueRecord, Recovered, Result, Store, StoreError, SCHEMA_VERSION,
 };
 
-/// `control` came after schema 2 was fixed: a directory without it gets it
-/// empty at open, which is what it would have held.
-const FAMILIES: [&str; 8] =
-    ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control"];
+/// `control` and `delayed` came after schema 2 was fixed: a directory
+/// without them gets them empty at open, which is what they would have held.
+const FAMILIES: [&str; 9] =
+    ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control", "delayed"];
 
 pub struct RocksStore {
     /// Closed when the store is dropped, unless a write failed (`Drop`).
@@ -190,6 +191,25 @@ impl RocksStore {
     }
 }
 
+impl RocksStore {
+    /// Counts what waits on each delayed exchange (keys and the 8-byte
+    /// boot of each value; no message is decoded).
+    fn load_delayed(&self, r: &mut Recovered) -> Result<()> {
+        for item in self.db.iterator_cf(self.cf("delayed"), IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.read_err(e))?;
+            let (vhost, exchange, _, seq) =
+                delayed::parse_key(&k).ok_or_else(|| self.corrupt("delayed message key"))?;
+            r.max_delayed_seq = r.max_delayed_seq.max(seq);
+            let kept = u64::from(delayed::boot_of(&v) == Some(0));
+            match r.delayed.last_mut() {
+                Some(b) if b.vhost == vhost && b.exchange == exchange => b.count += kept,
+                _ => r.delayed.push(DelayedBacklog { vhost, exchange, count: kept }),
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Store for RocksStore {
     fn write(&self, ops: &[Op], sync: bool) -> Result<()> {
         if ops.is_empty() && !sync {
@@ -263,6 +283,16 @@ impl Store for RocksStore {
                 Op::DeleteQueueRecord { vhost, name } => {
                     batch.delete_cf(self.cf("queues"), name_key(vhost, name))
                 }
+                Op::PutDelayed { at, boot, record } => {
+                    scratch.clear();
+                    delayed::encode_value(*boot, record, &mut scratch);
+                    batch.put_cf(self.cf("delayed"), delayed::key(at), &scratch)
+                }
+                Op::DeleteDelayed(at) => batch.delete_cf(self.cf("delayed"), delayed::key(at)),
+                Op::DropDelayed { vhost, exchange } => {
+                    let prefix = delayed::prefix(vhost, exchange);
+                    batch.delete_range_cf(self.cf("delayed"), &prefix, &delayed::end_key(&prefix))
+                }
             }
         }
         let mut opts = WriteOptions::default();
@@ -299,6 +329,7 @@ impl Store for RocksStore {
             let id = <[u8; 8]>::try_from(&k[..]).map_err(|_| self.corrupt("message key"))?;
             r.max_message_id = u64::from_be_bytes(id);
         }
+        self.load_delayed(&mut r)?;
         Ok(r)
     }
 
@@ -361,6 +392,28 @@ impl Store for RocksStore {
             let record =
                 MessageRecord::decode_shared(&v.slice(INDEX_VALUE.min(v.len())..)).unwrap_or_default();
             out.push((entry, record));
+        }
+        Ok(out)
+    }
+
+    fn read_delayed(
+        &self,
+        vhost: &str,
+        exchange: &str,
+        from: (u64, u64),
+        limit: usize,
+    ) -> Result<Vec<Delayed>> {
+        let prefix = delayed::prefix(vhost, exchange);
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_upper_bound(delayed::end_key(&prefix));
+        let start = delayed::from_key(&prefix, from.0, from.1);
+        let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
+        let mut out = Vec::with_capacity(limit.min(4096));
+        for item in self.db.iterator_cf_opt(self.cf("delayed"), opts, mode).take(limit) {
+            let (k, v) = item.map_err(|e| self.read_err(e))?;
+            let (_, _, due, seq) =
+                delayed::parse_key(&k).ok_or_else(|| self.corrupt("delayed message key"))?;
+            out.push(delayed::decode(due, seq, &bytes::Bytes::from(v.into_vec())));
         }
         Ok(out)
     }

@@ -29,12 +29,14 @@ pub type Loaded = Vec<(IndexEntry, MessageRecord)>;
 /// Told what a read found; `None` if the store failed.
 pub type OnLoaded = Box<dyn FnOnce(Option<Loaded>) + Send>;
 
-/// A read of a queue's paged-out messages.
-struct Read {
-    queue: u64,
-    from_seq: u64,
-    limit: usize,
-    done: OnLoaded,
+/// Told what a read of delayed messages found; `None` if the store failed.
+pub type OnDelayed = Box<dyn FnOnce(Option<Vec<super::Delayed>>) + Send>;
+
+/// A read of what is on disk only: a queue's paged-out messages, or the
+/// next messages due on a delayed exchange.
+enum Read {
+    Pages { queue: u64, from_seq: u64, limit: usize, done: OnLoaded },
+    Delayed { vhost: Arc<str>, exchange: Arc<str>, from: (u64, u64), limit: usize, done: OnDelayed },
 }
 
 enum Cmd {
@@ -184,7 +186,21 @@ impl StoreHandle {
     /// Returns false (and drops `done` uncalled) if the writer is gone:
     /// the caller may hold locks `done` would take.
     pub fn read(&self, queue: u64, from_seq: u64, limit: usize, done: OnLoaded) -> bool {
-        self.tx.send(Cmd::Read(Read { queue, from_seq, limit, done })).is_ok()
+        self.tx.send(Cmd::Read(Read::Pages { queue, from_seq, limit, done })).is_ok()
+    }
+
+    /// Reads up to `limit` messages waiting on a delayed exchange from
+    /// (`due`, `seq`) on, once everything submitted before is written;
+    /// `done` is called on the reader thread. False if the writer is gone.
+    pub fn read_delayed(
+        &self,
+        vhost: Arc<str>,
+        exchange: Arc<str>,
+        from: (u64, u64),
+        limit: usize,
+        done: OnDelayed,
+    ) -> bool {
+        self.tx.send(Cmd::Read(Read::Delayed { vhost, exchange, from, limit, done })).is_ok()
     }
 
     /// Settles the paged-out places of `queue`'s `lane` in `from_seq..to_seq`
@@ -490,11 +506,22 @@ impl Writer {
 /// Answers reads of paged-out messages, off the writer's thread.
 fn read_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Read>) {
     for r in rx {
-        match store.read_pages(r.queue, r.from_seq, r.limit) {
-            Ok(pages) => (r.done)(Some(pages)),
-            Err(e) => {
-                warn!("{e}: cannot read paged-out messages");
-                (r.done)(None)
+        match r {
+            Read::Pages { queue, from_seq, limit, done } => match store.read_pages(queue, from_seq, limit) {
+                Ok(pages) => done(Some(pages)),
+                Err(e) => {
+                    warn!("{e}: cannot read paged-out messages");
+                    done(None)
+                }
+            },
+            Read::Delayed { vhost, exchange, from, limit, done } => {
+                match store.read_delayed(&vhost, &exchange, from, limit) {
+                    Ok(found) => done(Some(found)),
+                    Err(e) => {
+                        warn!("{e}: cannot read delayed messages");
+                        done(None)
+                    }
+                }
             }
         }
     }

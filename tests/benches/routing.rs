@@ -29,7 +29,7 @@ fn declare_queues(vh: &Arc<VHost>, names: impl IntoIterator<Item = String>) {
     }
 }
 
-fn declare_exchange(vh: &VHost, name: &str, kind: &str) -> Arc<Exchange> {
+fn declare_exchange(vh: &Arc<VHost>, name: &str, kind: &str) -> Arc<Exchange> {
     vh.declare_exchange(ExchangeDecl { name: name.into(), kind: kind.into(), ..Default::default() }).unwrap();
     vh.exchange(name).unwrap()
 }

@@ -2,6 +2,8 @@
 //! client that speaks frames byte for byte.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

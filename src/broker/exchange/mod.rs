@@ -13,6 +13,7 @@ use std::sync::Arc;
 use amq_protocol::types::FieldTable;
 use parking_lot::RwLock;
 
+use super::delayed::Delayer;
 use super::message::Message;
 use super::policy::Policy;
 use super::queue::Queue;
@@ -42,7 +43,7 @@ impl ExchangeKind {
             "headers" => ExchangeKind::Headers,
             "x-consistent-hash" => ExchangeKind::ConsistentHash,
             "x-modulus-hash" => ExchangeKind::ModulusHash,
-            // DELAYED-PARSE
+            "x-delayed-message" => ExchangeKind::DelayedMessage,
             _ => return None,
         })
     }
@@ -140,6 +141,8 @@ pub struct Exchange {
     routes: RwLock<Routes>,
     /// The policy that applies to it (read only for unroutable messages).
     policy: RwLock<Option<Arc<Policy>>>,
+    /// Where its delayed messages wait (`x-delayed-message` only).
+    delayer: std::sync::OnceLock<Arc<Delayer>>,
 }
 
 impl Exchange {
@@ -175,7 +178,17 @@ impl Exchange {
             deleted: AtomicBool::new(false),
             routes: RwLock::new(routes),
             policy: RwLock::new(None),
+            delayer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Its delayed messages, if it is a delayed-message exchange.
+    pub fn delayer(&self) -> Option<&Arc<Delayer>> {
+        self.delayer.get()
+    }
+
+    pub fn set_delayer(&self, d: Arc<Delayer>) {
+        let _ = self.delayer.set(d);
     }
 
     pub fn mark_deleted(&self) {

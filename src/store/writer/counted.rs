@@ -42,6 +42,16 @@ impl Store for Counted {
         Ok(pages)
     }
 
+    fn read_delayed(
+        &self,
+        vhost: &str,
+        exchange: &str,
+        from: (u64, u64),
+        limit: usize,
+    ) -> Result<Vec<crate::store::Delayed>> {
+        self.store.read_delayed(vhost, exchange, from, limit)
+    }
+
     fn compact(&self) {
         self.store.compact()
     }
