@@ -56,6 +56,10 @@ async fn messages_wait_for_their_delay_then_route_in_due_order() {
     let headers = early.delivery.properties.headers().clone().expect("headers");
     assert_eq!(headers.inner().get("x-delay").and_then(|v| v.as_long_long_int()), Some(-300));
     assert_eq!(early.delivery.properties.delivery_mode(), &Some(2));
+    // One still waits: the management API counts it, as the plugin's info item.
+    let shown = admin_ok("GET", &format!("/api/exchanges/%2f/{x}"), None).await;
+    assert!(shown.contains("\"type\":\"x-delayed-message\""), "{shown}");
+    assert!(shown.contains("\"messages_delayed\":1"), "{shown}");
     let late = get_eventually(&ch, &q).await;
     assert_eq!(late.delivery.data, b"late");
     assert!(started.elapsed() >= Duration::from_millis(900));

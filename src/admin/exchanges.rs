@@ -57,6 +57,10 @@ pub fn item(vhost: &str, x: &Exchange) -> Value {
     if let Some(p) = x.policy() {
         out["policy"] = json!(p.name);
     }
+    // The plugin's info item: messages waiting for their delay.
+    if let Some(d) = x.delayer() {
+        out["messages_delayed"] = json!(d.pending());
+    }
     out
 }
 

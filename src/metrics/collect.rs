@@ -342,6 +342,14 @@ pub fn permanent_id(cluster: &str) -> String {
 fn warren(state: &MetricsState, t: &mut Text<'_>) {
     let mut t = t.with_prefix(WARREN_PREFIX);
     t.single(&fam::W_FLOW_PAUSES, &[], state.broker.connections.totals().flow_pauses);
+    t.header(&fam::W_DELAYED);
+    for v in state.broker.vhosts() {
+        for x in v.exchanges() {
+            if let Some(d) = x.delayer() {
+                t.sample(&fam::W_DELAYED, &[("vhost", &v.name), ("exchange", &x.name)], d.pending());
+            }
+        }
+    }
     let Some(store) = &state.store else { return };
     let m = store.metrics();
     let batch = m.batch_ops.snapshot();

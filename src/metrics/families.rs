@@ -262,5 +262,7 @@ pub const W_FLOW_PAUSES: Family = f(
     C,
     "Times a connection stopped reading because a queue it published to was congested",
 );
+pub const W_DELAYED: Family =
+    f("delayed_messages", G, "Messages waiting on a delayed-message exchange until their x-delay is over");
 pub const W_WRITE_ERRORS: Family =
     f("store_write_errors_total", C, "Group commits the store failed to write");
