@@ -82,8 +82,8 @@ impl Store for SlowStore {
         vhost: &str,
         exchange: &str,
         from: (u64, u64),
-        limit: usize,
-    ) -> StoreResult<Vec<warren::store::Delayed>> {
+        limit: (usize, usize),
+    ) -> StoreResult<(Vec<warren::store::Delayed>, bool)> {
         self.inner.read_delayed(vhost, exchange, from, limit)
     }
 }

@@ -122,8 +122,10 @@ struct State {
     window_bytes: usize,
     /// None: nothing is on disk only.
     horizon: Option<(u64, u64)>,
-    /// A read of the disk is under way.
-    loading: bool,
+    /// A read of the disk from here on is under way: nothing at or after
+    /// it may fire until it is back (the read may see a message that fired
+    /// before its deletion was written, and would bring it back).
+    loading: Option<(u64, u64)>,
 }
 
 impl Delayer {
@@ -170,23 +172,29 @@ impl Delayer {
         let message = negate_delay(message, delay);
         let key = (now_ms().saturating_add(delay), NEXT_SEQ.fetch_add(1, Ordering::Relaxed));
         let kept = self.durable && message.info.persistent();
-        self.pending.fetch_add(1, Ordering::Relaxed);
         let mut st = self.state.lock();
+        // Deleted since the publisher looked it up: its messages went with it.
+        if self.stopped.load(Ordering::Acquire) {
+            return false;
+        }
+        self.pending.fetch_add(1, Ordering::Relaxed);
         if let Some(store) = &self.store {
             let boot = if kept { 0 } else { boot() };
             store.submit(Op::PutDelayed { at: self.at(key), boot, record: message.record() });
         }
-        let in_memory = self.store.is_none() || st.loading || st.horizon.is_none_or(|h| key < h);
+        let horizon = st.horizon;
+        let in_memory = self.store.is_none() || st.loading.is_some() || horizon.is_none_or(|h| key < h);
         if in_memory {
             st.window_bytes += message.body.len();
             st.window.insert(key, message);
-            if !st.loading && self.store.is_some() {
+            if st.loading.is_none() && self.store.is_some() {
                 st.shrink();
             }
         }
-        let earliest = st.window.first_key_value().is_some_and(|(k, _)| *k == key);
+        // The task waits for the earliest message; a new horizon may need a read.
+        let wake = st.window.first_key_value().is_some_and(|(k, _)| *k == key) || st.horizon != horizon;
         drop(st);
-        if earliest {
+        if wake {
             self.wake.notify_one();
         }
         kept && self.store.is_some()
@@ -245,26 +253,34 @@ impl Delayer {
     fn take_due(self: &Arc<Self>, now: u64) -> (Vec<Waiting>, Option<u64>) {
         let mut st = self.state.lock();
         let mut due = Vec::new();
+        let reading = st.loading;
         while due.len() < FIRE_BATCH {
             let Some(entry) = st.window.first_entry() else { break };
-            if entry.key().0 > now {
+            if entry.key().0 > now || reading.is_some_and(|from| *entry.key() >= from) {
                 break;
             }
             let (key, message) = entry.remove_entry();
             st.window_bytes -= message.body.len();
             due.push((key, message));
         }
-        if let (Some(from), false, Some(store)) = (st.horizon, st.loading, &self.store) {
-            if st.window.len() < LOW_WATER {
-                st.loading = true;
+        if let (Some(from), None, Some(store)) = (st.horizon, st.loading, &self.store) {
+            if st.window.len() < LOW_WATER && st.window_bytes < WINDOW_BYTES / 2 {
+                st.loading = Some(from);
                 let me = self.clone();
                 let done = Box::new(move |found| me.loaded(found));
-                if !store.read_delayed(self.vhost.clone(), self.exchange.clone(), from, LOAD_BATCH, done) {
-                    st.loading = false;
+                let limit = (LOAD_BATCH, WINDOW_BYTES / 2);
+                if !store.read_delayed(self.vhost.clone(), self.exchange.clone(), from, limit, done) {
+                    st.loading = None;
                 }
             }
         }
-        let next = st.window.first_key_value().map(|(k, _)| k.0);
+        // What waits behind a read in progress is not due before it is back.
+        let next = st
+            .window
+            .first_key_value()
+            .map(|(k, _)| *k)
+            .filter(|k| st.loading.is_none_or(|from| *k < from))
+            .map(|k| k.0);
         (due, next)
     }
 
@@ -281,24 +297,21 @@ impl Delayer {
             if let Some(store) = &self.store {
                 store.submit(Op::DeleteDelayed(self.at(key)));
             }
-            self.pending.fetch_sub(1, Ordering::Relaxed);
+            // A deletion since the batch was taken set the count to 0.
+            let _ = self.pending.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| p.checked_sub(1));
         }
     }
 
     /// A read of the disk came back (on the store's reader thread).
-    fn loaded(&self, found: Option<Vec<Delayed>>) {
+    fn loaded(&self, found: Option<(Vec<Delayed>, bool)>) {
         let mut st = self.state.lock();
-        st.loading = false;
+        st.loading = None;
         if self.stopped.load(Ordering::Acquire) {
             return;
         }
         // The store failed: the read is tried again on the next turn.
-        let Some(found) = found else { return };
-        let horizon = if found.len() == LOAD_BATCH {
-            found.last().map(|d| (d.due, d.seq.saturating_add(1)))
-        } else {
-            None
-        };
+        let Some((found, more)) = found else { return };
+        let horizon = if more { found.last().map(|d| (d.due, d.seq.saturating_add(1))) } else { None };
         // Messages that came in during the read and are due after what it
         // reached are on disk (submitted after the read): the next read
         // brings them back.
@@ -312,8 +325,11 @@ impl Delayer {
             let message = (!stale).then(|| Message::from_record(0, &d.record, false)).flatten();
             match message {
                 Some(m) => {
+                    // It may be here already: it came in during the read.
                     st.window_bytes += m.body.len();
-                    st.window.insert(key, Arc::new(m));
+                    if let Some(old) = st.window.insert(key, Arc::new(m)) {
+                        st.window_bytes -= old.body.len();
+                    }
                 }
                 None => {
                     // A transient message of an earlier run (not counted), or damaged.
@@ -327,6 +343,7 @@ impl Delayer {
             }
         }
         st.horizon = horizon;
+        st.shrink();
         drop(st);
         self.wake.notify_one();
     }

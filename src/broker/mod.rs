@@ -9,6 +9,9 @@
 //! when a permission is written beside a vhost (`Broker::with_vhost`).
 //! Publishing takes only read locks on the maps and routing tables, then
 //! each target queue's own lock in turn.
+//! `Delayer.state` (`delayed.rs`) is a leaf: taken by publishers, the
+//! delayer's task and the store's reader thread, after `VHost.topology` when
+//! an exchange is deleted; only channel sends to the store happen under it.
 //! `VHost.policies` and `Exchange.policy` are leaves: held for a lookup or
 //! a swap, never while another lock is taken.
 //! Totals (`overview.rs`, `vhost/stats.rs`): `Broker.retired` →

@@ -131,19 +131,21 @@ impl Store for MemoryStore {
         vhost: &str,
         exchange: &str,
         from: (u64, u64),
-        limit: usize,
-    ) -> Result<Vec<super::Delayed>> {
+        (limit, max_bytes): (usize, usize),
+    ) -> Result<(Vec<super::Delayed>, bool)> {
         let s = self.state.lock();
         let prefix = super::delayed::prefix(vhost, exchange);
         let start = super::delayed::from_key(&prefix, from.0, from.1);
-        Ok(s.delayed
-            .range(start..super::delayed::end_key(&prefix))
-            .take(limit)
-            .filter_map(|(k, (boot, record))| {
-                let (_, _, due, seq) = super::delayed::parse_key(k)?;
-                Some(super::Delayed { due, seq, boot: *boot, record: record.clone() })
-            })
-            .collect())
+        let (mut out, mut bytes) = (Vec::new(), 0);
+        for (k, (boot, record)) in s.delayed.range(start..super::delayed::end_key(&prefix)) {
+            if out.len() >= limit || bytes >= max_bytes {
+                return Ok((out, true));
+            }
+            let Some((_, _, due, seq)) = super::delayed::parse_key(k) else { continue };
+            bytes += record.body.len();
+            out.push(super::Delayed { due, seq, boot: *boot, record: record.clone() });
+        }
+        Ok((out, false))
     }
 
     fn scan_index(&self, f: &mut dyn FnMut(u64, IndexEntry)) -> Result<()> {

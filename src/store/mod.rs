@@ -205,15 +205,16 @@ pub trait Store: Send + Sync + 'static {
     /// only read while running, so hot-path writes can go where reads are slow.
     fn read_pages(&self, queue: u64, from_seq: u64, limit: usize)
         -> Result<Vec<(IndexEntry, MessageRecord)>>;
-    /// Up to `limit` messages waiting on an exchange, from (`due`, `seq`)
-    /// on, in due order.
+    /// Messages waiting on an exchange, from (`due`, `seq`) on, in due
+    /// order, up to `limit` (messages, body bytes: at least one); true if
+    /// it stopped at the limit.
     fn read_delayed(
         &self,
         vhost: &str,
         exchange: &str,
         from: (u64, u64),
-        limit: usize,
-    ) -> Result<Vec<Delayed>>;
+        limit: (usize, usize),
+    ) -> Result<(Vec<Delayed>, bool)>;
     /// Reclaims the space of deleted records (a hint; may do nothing).
     fn compact(&self) {}
 }

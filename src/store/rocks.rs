@@ -401,21 +401,26 @@ impl Store for RocksStore {
         vhost: &str,
         exchange: &str,
         from: (u64, u64),
-        limit: usize,
-    ) -> Result<Vec<Delayed>> {
+        (limit, max_bytes): (usize, usize),
+    ) -> Result<(Vec<Delayed>, bool)> {
         let prefix = delayed::prefix(vhost, exchange);
         let mut opts = rocksdb::ReadOptions::default();
         opts.set_iterate_upper_bound(delayed::end_key(&prefix));
         let start = delayed::from_key(&prefix, from.0, from.1);
         let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
         let mut out = Vec::with_capacity(limit.min(4096));
-        for item in self.db.iterator_cf_opt(self.cf("delayed"), opts, mode).take(limit) {
+        let mut bytes = 0;
+        for item in self.db.iterator_cf_opt(self.cf("delayed"), opts, mode) {
+            if out.len() >= limit || bytes >= max_bytes {
+                return Ok((out, true));
+            }
             let (k, v) = item.map_err(|e| self.read_err(e))?;
             let (_, _, due, seq) =
                 delayed::parse_key(&k).ok_or_else(|| self.corrupt("delayed message key"))?;
+            bytes += v.len();
             out.push(delayed::decode(due, seq, &bytes::Bytes::from(v.into_vec())));
         }
-        Ok(out)
+        Ok((out, false))
     }
 
     fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>> {
@@ -437,7 +442,7 @@ impl Store for RocksStore {
         for family in FAMILIES {
             let _ = self.db.flush_cf(self.cf(family));
         }
-        for family in ["messages", "index", "pages"] {
+        for family in ["messages", "index", "pages", "delayed"] {
             self.db.compact_range_cf(self.cf(family), None::<&[u8]>, None::<&[u8]>);
         }
     }

@@ -263,7 +263,7 @@ fn rocksdb_refuses_other_schema_versions_and_foreign_directories() {
         let db = rocksdb::DB::open_cf(
             &opts,
             &dir.0,
-            ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control"],
+            ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control", "delayed"],
         )
         .unwrap();
         db.put_cf(db.cf_handle("meta").unwrap(), b"schema", 99u32.to_be_bytes()).unwrap();
@@ -287,7 +287,8 @@ fn a_damaged_page_reads_back_empty_instead_of_failing_the_lane() {
     {
         let mut opts = rocksdb::Options::default();
         opts.create_missing_column_families(true);
-        let families = ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control"];
+        let families =
+            ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control", "delayed"];
         let db = rocksdb::DB::open_cf(&opts, &dir.0, families).unwrap();
         let mut key = [0u8; 16];
         key[..8].copy_from_slice(&7u64.to_be_bytes());
@@ -354,5 +355,35 @@ fn recovery_deletes_shared_messages_only_deleted_queues_held() {
             .collect();
         assert_eq!(deleted, vec![8], "{name}");
         assert_eq!(b.fixes.iter().filter(|op| matches!(op, Op::Remove { .. })).count(), 3, "{name}");
+    }
+}
+
+#[test]
+fn delayed_messages_read_back_in_due_order_within_limits_and_drop_per_exchange() {
+    for (name, store, _dir) in stores() {
+        let at = |x: &str, due, seq| DelayedAt { vhost: "/".into(), exchange: x.into(), due, seq };
+        let put =
+            |x: &str, due, seq, boot| Op::PutDelayed { at: at(x, due, seq), boot, record: message(b"0123") };
+        store
+            .write(&[put("x", 30, 1, 0), put("x", 10, 2, 0), put("x", 20, 3, 9), put("y", 5, 4, 0)], true)
+            .unwrap();
+        let read = |from, limit| store.read_delayed("/", "x", from, limit).unwrap();
+        let keys = |(found, more): (Vec<Delayed>, bool)| {
+            (found.iter().map(|d| (d.due, d.boot)).collect::<Vec<_>>(), more)
+        };
+        assert_eq!(keys(read((0, 0), (10, 1 << 20))), (vec![(10, 0), (20, 9), (30, 0)], false), "{name}");
+        assert_eq!(keys(read((0, 0), (2, 1 << 20))), (vec![(10, 0), (20, 9)], true), "{name}");
+        // The byte limit: at least one, then stop once it is reached.
+        assert_eq!(keys(read((0, 0), (10, 1))).0.len(), 1, "{name}");
+        assert_eq!(keys(read((20, 4), (10, 1 << 20))).0, vec![(30, 0)], "{name}");
+        let loaded = store.load().unwrap();
+        let counts: Vec<_> = loaded.delayed.iter().map(|b| (b.exchange.as_str(), b.count)).collect();
+        assert_eq!(counts, vec![("x", 2), ("y", 1)], "{name}: the transient one is not counted");
+        assert_eq!(loaded.max_delayed_seq, 4, "{name}");
+        store.write(&[Op::DeleteDelayed(at("x", 10, 2))], true).unwrap();
+        assert_eq!(keys(read((0, 0), (10, 1 << 20))).0, vec![(20, 9), (30, 0)], "{name}");
+        store.write(&[Op::DropDelayed { vhost: "/".into(), exchange: "x".into() }], true).unwrap();
+        assert!(read((0, 0), (10, 1 << 20)).0.is_empty(), "{name}");
+        assert_eq!(store.read_delayed("/", "y", (0, 0), (10, 1 << 20)).unwrap().0.len(), 1, "{name}");
     }
 }

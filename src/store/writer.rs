@@ -29,14 +29,15 @@ pub type Loaded = Vec<(IndexEntry, MessageRecord)>;
 /// Told what a read found; `None` if the store failed.
 pub type OnLoaded = Box<dyn FnOnce(Option<Loaded>) + Send>;
 
-/// Told what a read of delayed messages found; `None` if the store failed.
-pub type OnDelayed = Box<dyn FnOnce(Option<Vec<super::Delayed>>) + Send>;
+/// Told what a read of delayed messages found, and whether it stopped at
+/// its limit (more may follow); `None` if the store failed.
+pub type OnDelayed = Box<dyn FnOnce(Option<(Vec<super::Delayed>, bool)>) + Send>;
 
 /// A read of what is on disk only: a queue's paged-out messages, or the
 /// next messages due on a delayed exchange.
 enum Read {
     Pages { queue: u64, from_seq: u64, limit: usize, done: OnLoaded },
-    Delayed { vhost: Arc<str>, exchange: Arc<str>, from: (u64, u64), limit: usize, done: OnDelayed },
+    Delayed { vhost: Arc<str>, exchange: Arc<str>, from: (u64, u64), limit: (usize, usize), done: OnDelayed },
 }
 
 enum Cmd {
@@ -189,15 +190,16 @@ impl StoreHandle {
         self.tx.send(Cmd::Read(Read::Pages { queue, from_seq, limit, done })).is_ok()
     }
 
-    /// Reads up to `limit` messages waiting on a delayed exchange from
-    /// (`due`, `seq`) on, once everything submitted before is written;
-    /// `done` is called on the reader thread. False if the writer is gone.
+    /// Reads messages waiting on a delayed exchange from (`due`, `seq`) on,
+    /// up to `limit` (messages, body bytes), once everything submitted
+    /// before is written (what was submitted after may show too); `done`
+    /// is called on the reader thread. False if the writer is gone.
     pub fn read_delayed(
         &self,
         vhost: Arc<str>,
         exchange: Arc<str>,
         from: (u64, u64),
-        limit: usize,
+        limit: (usize, usize),
         done: OnDelayed,
     ) -> bool {
         self.tx.send(Cmd::Read(Read::Delayed { vhost, exchange, from, limit, done })).is_ok()
@@ -434,9 +436,12 @@ impl Writer {
     fn take(&mut self, op: Op, deletions: &mut u64) {
         *deletions += u64::from(matches!(
             op,
-            Op::DeleteMessage { .. } | Op::DeleteQueue { .. } | Op::Remove { lane: Some(_), .. }
+            Op::DeleteMessage { .. }
+                | Op::DeleteQueue { .. }
+                | Op::Remove { lane: Some(_), .. }
+                | Op::DeleteDelayed(_)
         ));
-        if let Op::PutMessage { record, .. } | Op::Page { record, .. } = &op {
+        if let Op::PutMessage { record, .. } | Op::Page { record, .. } | Op::PutDelayed { record, .. } = &op {
             self.ops_bytes += record.body.len() + record.header.len();
         }
         let op = self.dropping.now(op);

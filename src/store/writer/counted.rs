@@ -47,8 +47,8 @@ impl Store for Counted {
         vhost: &str,
         exchange: &str,
         from: (u64, u64),
-        limit: usize,
-    ) -> Result<Vec<crate::store::Delayed>> {
+        limit: (usize, usize),
+    ) -> Result<(Vec<crate::store::Delayed>, bool)> {
         self.store.read_delayed(vhost, exchange, from, limit)
     }
 
