@@ -61,6 +61,10 @@ pub fn item(vhost: &str, x: &Exchange) -> Value {
     if let Some(d) = x.delayer() {
         out["messages_delayed"] = json!(d.pending());
     }
+    if let Some(d) = x.dedup() {
+        out["messages_deduplicated"] = json!(d.hits());
+        out["deduplication_ids"] = json!(d.remembered());
+    }
     out
 }
 

@@ -72,6 +72,11 @@ pub fn item(s: &AdminState, q: &Queue, shape: Shape) -> Value {
     put("effective_policy_definition", Value::Object(q.effective_policy_definition()));
     put("exclusive_consumer_tag", json!(info.exclusive_consumer_tag));
     put("single_active_consumer_tag", json!(info.single_active_consumer_tag));
+    // Deduplicating queues: the window and what it dropped (Warren's fields).
+    if let Some(d) = q.dedup.get() {
+        put("messages_deduplicated", json!(d.hits()));
+        put("deduplication_ids", json!(d.remembered()));
+    }
     put("messages_details", rate(r.messages.get()));
     put("messages_ready_details", rate(r.ready.get()));
     put("messages_unacknowledged_details", rate(r.unacked.get()));

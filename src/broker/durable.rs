@@ -223,7 +223,7 @@ impl VHost {
             let ex =
                 Arc::new(Exchange::new(e.name.clone(), kind, true, e.auto_delete, e.internal, e.arguments));
             self.apply_policy_to_exchange(&ex);
-            self.start_delayer(&ex);
+            self.start_extras(&ex);
             self.insert_exchange(ex);
         }
         for record in queues {
@@ -237,6 +237,7 @@ impl VHost {
             )
             .persisted(store.clone(), Some(record.id))
             .in_vhost(Arc::downgrade(self));
+            self.start_queue_extras(&q);
             let backlog = backlogs.remove(&record.id).unwrap_or_default();
             let mut head = Vec::with_capacity(backlog.head.len());
             for (place, r) in backlog.head {

@@ -25,6 +25,7 @@ mod cluster;
 pub mod connections;
 pub mod consumer;
 pub mod deadletter;
+pub mod dedup;
 pub mod delayed;
 mod durable;
 pub mod exchange;
@@ -130,7 +131,8 @@ impl Broker {
         make_default: bool,
         clean: bool,
     ) {
-        let Recovered { exchanges, queues, bindings, control, delayed, max_delayed_seq, .. } = recovered;
+        let Recovered { exchanges, queues, bindings, control, delayed, max_delayed_seq, dedup, .. } =
+            recovered;
         delayed::seqs_after(max_delayed_seq);
         self.restore_vhosts(&control, make_default);
         self.restore_cluster_name(&control);
@@ -187,6 +189,28 @@ impl Broker {
             }
         }
         self.restore_delayed(delayed);
+        self.restore_dedup(dedup);
+    }
+
+    /// Hands each deduplicating queue and exchange the ids it remembered;
+    /// the windows of owners that are gone are dropped.
+    fn restore_dedup(&self, backlogs: Vec<crate::store::DedupBacklog>) {
+        let Some(store) = &self.store else { return };
+        for b in backlogs {
+            let v = self.vhost(&b.vhost);
+            let owner = match b.queue {
+                true => v.and_then(|v| v.queue(&b.name)).and_then(|q| q.dedup.get().cloned()),
+                false => v.and_then(|v| v.exchange(&b.name)).and_then(|x| x.dedup().cloned()),
+            };
+            match owner {
+                Some(d) => d.recovered(&b.entries),
+                None => store.submit(Op::DropDedup(crate::store::DedupScope {
+                    vhost: b.vhost.into(),
+                    name: b.name.into(),
+                    queue: b.queue,
+                })),
+            }
+        }
     }
 
     /// Hands each delayed exchange what waits for it on disk; what waits

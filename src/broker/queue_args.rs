@@ -40,6 +40,7 @@ pub fn validate(
             ))
         })
     };
+    super::dedup::settings(args, &format!("queue '{name}' in vhost '{vhost}'"))?;
     for (key, v) in args.inner() {
         let key = key.as_str();
         match key {

@@ -186,13 +186,29 @@ impl VHost {
         self.store.as_ref()
     }
 
-    /// A delayed-message exchange gets its delayer (`delayed.rs`), before
-    /// anyone can publish to it.
-    pub(super) fn start_delayer(self: &Arc<Self>, ex: &Arc<Exchange>) {
+    /// A delayed-message exchange gets its delayer (`delayed.rs`), a
+    /// deduplicating one its window (`dedup.rs`), before anyone can publish
+    /// to it.
+    pub(super) fn start_extras(self: &Arc<Self>, ex: &Arc<Exchange>) {
         if ex.kind == ExchangeKind::DelayedMessage {
             let d = Arc::new(super::delayed::Delayer::new(&self.name, ex, self.store.clone()));
             d.start(Arc::downgrade(self), Arc::downgrade(ex));
             ex.set_delayer(d);
+        }
+        let store = self.store.as_ref();
+        if let Some(d) =
+            super::dedup::for_owner(&self.name, &ex.name, false, ex.durable, &ex.arguments, store)
+        {
+            ex.set_dedup(d);
+        }
+    }
+
+    /// A deduplicating queue gets its window (`dedup.rs`).
+    pub(super) fn start_queue_extras(&self, q: &Queue) {
+        let durable = q.durable && q.exclusive_owner.is_none();
+        let store = self.store.as_ref();
+        if let Some(d) = super::dedup::for_owner(&self.name, &q.name, true, durable, &q.arguments, store) {
+            let _ = q.dedup.set(d);
         }
     }
 
@@ -243,6 +259,7 @@ impl VHost {
         }
         let kind = ExchangeKind::parse(&d.kind).ok_or_else(|| super::exchange::unknown_type(&d.kind))?;
         kind.check_arguments(&d.arguments)?;
+        super::dedup::settings(&d.arguments, &format!("exchange '{}' in vhost '{}'", d.name, self.name))?;
         if d.name.starts_with("amq.") {
             return Err(reserved("exchange", &d.name));
         }
@@ -252,7 +269,7 @@ impl VHost {
         self.apply_policy_to_exchange(&ex);
         // Submitted before anyone can see it: what they write of it comes after.
         let change = self.submit_exchange(&ex);
-        self.start_delayer(&ex);
+        self.start_extras(&ex);
         self.exchanges.write().insert(d.name, ex);
         Ok(change)
     }
@@ -287,6 +304,9 @@ impl VHost {
         ex.mark_deleted();
         if let Some(d) = ex.delayer() {
             d.stop();
+        }
+        if let Some(d) = ex.dedup() {
+            d.drop_all();
         }
         if ex.durable {
             self.store_later(Op::DeleteExchange { vhost: self.name.clone(), name: ex.name.clone() });
@@ -373,6 +393,7 @@ impl VHost {
         }
         let q = Arc::new(q);
         self.apply_policies_to_queue(&q);
+        self.start_queue_extras(&q);
         // Submitted before anyone can see it: what they write of it comes after.
         let change = self.submit_queue(&q);
         self.queues.write().insert(name, q.clone());
@@ -432,6 +453,9 @@ impl VHost {
         // The queue first: it settles its paged-out places before the
         // DeleteQueue drops its index.
         let ready = q.delete();
+        if let Some(d) = q.dedup.get() {
+            d.drop_all();
+        }
         if let Some(id) = q.store_id() {
             let (vhost, name, last_lane) = (self.name.clone(), q.name.clone(), q.last_lane());
             self.store_later(Op::DeleteQueue { vhost, name, id, last_lane });
@@ -654,7 +678,15 @@ impl VHost {
             }
         }
         for q in queues.drain(..) {
+            // A duplicate is dropped by that queue alone (confirmed, not queued).
+            let taken = match q.dedup.get().map(|d| d.take(&message)) {
+                Some(None) => continue,
+                other => other.flatten(),
+            };
             out.rejected |= !q.publish(message.clone());
+            if let (Some(d), Some(t)) = (q.dedup.get(), taken) {
+                d.write(t);
+            }
             if out.congested.is_none() && q.is_congested() {
                 out.congested = Some(q);
             }

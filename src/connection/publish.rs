@@ -247,6 +247,30 @@ impl Channel {
         mandatory: bool,
         ctx: &mut Ctx,
     ) -> Enqueued {
+        let Some(dedup) = exchange.dedup() else {
+            return self.route_message(exchange, message, bcc, mandatory, ctx);
+        };
+        match dedup.take(&message) {
+            // A duplicate is confirmed, not routed (nor returned); its
+            // confirm waits for the disk as its original's does.
+            None => Enqueued { on_disk: dedup.durable() && message.info.persistent(), ..Default::default() },
+            Some(taken) => {
+                let routed = self.route_message(exchange, message, bcc, mandatory, ctx);
+                // After the message's own writes: a crash keeps the id only with them.
+                dedup.write(taken);
+                routed
+            }
+        }
+    }
+
+    fn route_message(
+        &mut self,
+        exchange: &Arc<Exchange>,
+        message: Arc<Message>,
+        bcc: &[String],
+        mandatory: bool,
+        ctx: &mut Ctx,
+    ) -> Enqueued {
         // A delayed message (checked at publish) waits on its exchange; it
         // is returned at once if mandatory and nothing would take it now.
         let delay = exchange.delayer().and_then(|d| Some((d, delayed::delay_of(&message).ok().flatten()?)));

@@ -342,11 +342,25 @@ pub fn permanent_id(cluster: &str) -> String {
 fn warren(state: &MetricsState, t: &mut Text<'_>) {
     let mut t = t.with_prefix(WARREN_PREFIX);
     t.single(&fam::W_FLOW_PAUSES, &[], state.broker.connections.totals().flow_pauses);
+    let vhosts = state.broker.vhosts();
     t.header(&fam::W_DELAYED);
-    for v in state.broker.vhosts() {
+    for v in &vhosts {
         for x in v.exchanges() {
             if let Some(d) = x.delayer() {
                 t.sample(&fam::W_DELAYED, &[("vhost", &v.name), ("exchange", &x.name)], d.pending());
+            }
+        }
+    }
+    t.header(&fam::W_DEDUPLICATED);
+    for v in &vhosts {
+        for x in v.exchanges() {
+            if let Some(d) = x.dedup() {
+                t.sample(&fam::W_DEDUPLICATED, &[("vhost", &v.name), ("exchange", &x.name)], d.hits());
+            }
+        }
+        for q in v.queues() {
+            if let Some(d) = q.dedup.get() {
+                t.sample(&fam::W_DEDUPLICATED, &[("vhost", &v.name), ("queue", &q.name)], d.hits());
             }
         }
     }

@@ -264,5 +264,10 @@ pub const W_FLOW_PAUSES: Family = f(
 );
 pub const W_DELAYED: Family =
     f("delayed_messages", G, "Messages waiting on a delayed-message exchange until their x-delay is over");
+pub const W_DEDUPLICATED: Family = f(
+    "deduplicated_messages_total",
+    C,
+    "Messages a deduplicating queue or exchange dropped as duplicates of one it took",
+);
 pub const W_WRITE_ERRORS: Family =
     f("store_write_errors_total", C, "Group commits the store failed to write");

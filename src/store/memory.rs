@@ -25,6 +25,7 @@ struct State {
     pages: BTreeMap<(u64, u64), (IndexEntry, MessageRecord)>,
     control: BTreeMap<(String, String), Vec<u8>>,
     delayed: BTreeMap<Vec<u8>, (u64, MessageRecord)>,
+    dedup: BTreeMap<Vec<u8>, [u8; 24]>,
 }
 
 impl Store for MemoryStore {
@@ -96,6 +97,16 @@ impl Store for MemoryStore {
                 Op::DeleteDelayed(at) => {
                     s.delayed.remove(&super::delayed::key(&at));
                 }
+                Op::PutDedup(scope, e) => {
+                    s.dedup.insert(super::dedup::key(&scope, e.seq), super::dedup::value(&e));
+                }
+                Op::DeleteDedup(scope, seq) => {
+                    s.dedup.remove(&super::dedup::key(&scope, seq));
+                }
+                Op::DropDedup(scope) => {
+                    let prefix = super::dedup::prefix(&scope);
+                    s.dedup.retain(|k, _| !k.starts_with(&prefix));
+                }
                 Op::DropDelayed { vhost, exchange } => {
                     let prefix = super::delayed::prefix(&vhost, &exchange);
                     s.delayed.retain(|k, _| !k.starts_with(&prefix));
@@ -116,6 +127,13 @@ impl Store for MemoryStore {
             max_message_id: s.messages.keys().next_back().copied().unwrap_or(0),
             control: s.control.iter().map(|((s, k), v)| (s.clone(), k.clone(), v.clone())).collect(),
             delayed: delayed_backlogs(&s.delayed),
+            dedup: s.dedup.iter().filter_map(|(k, v)| super::dedup::parse(k, v)).fold(
+                Vec::new(),
+                |mut out, e| {
+                    super::dedup::push(&mut out, e);
+                    out
+                },
+            ),
             max_delayed_seq: s
                 .delayed
                 .keys()

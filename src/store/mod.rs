@@ -5,6 +5,7 @@
 //! The store knows nothing of the broker: it stores records and returns
 //! them at start-up. May use protocol types.
 
+pub mod dedup;
 pub mod delayed;
 pub mod memory;
 pub mod metrics;
@@ -14,6 +15,7 @@ pub mod refs;
 pub mod rocks;
 pub mod writer;
 
+pub use dedup::{DedupBacklog, DedupEntry, DedupScope};
 pub use delayed::{Delayed, DelayedAt, DelayedBacklog};
 pub use records::{BindingRecord, ExchangeRecord, MessageRecord, QueueRecord};
 pub use writer::{Loaded, StoreHandle};
@@ -131,6 +133,12 @@ pub enum Op {
         vhost: Arc<str>,
         exchange: Arc<str>,
     },
+    /// A message id a deduplicating queue or exchange remembers (`dedup.rs`).
+    PutDedup(DedupScope, DedupEntry),
+    /// It was pushed out of the window.
+    DeleteDedup(DedupScope, u64),
+    /// The whole window (its owner was deleted).
+    DropDedup(DedupScope),
 }
 
 /// A message's place in a queue, as stored in the queue's index.
@@ -181,6 +189,8 @@ pub struct Recovered {
     pub delayed: Vec<DelayedBacklog>,
     /// The highest delayed message seq on disk (seqs are never reused).
     pub max_delayed_seq: u64,
+    /// The deduplication windows.
+    pub dedup: Vec<DedupBacklog>,
 }
 
 /// What every storage implementation provides. Writes are applied

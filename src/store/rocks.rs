@@ -11,6 +11,7 @@
 //! | `pages` | queue id + lane u64 BE, seq u64 BE | the index value, then the `MessageRecord` |
 //! | `control` | space, key (length-prefixed) | the owner's encoding (users, vhosts, permissions, policies) |
 //! | `delayed` | vhost, exchange, due u64 BE, seq u64 BE | boot u64 BE, `MessageRecord` (`delayed.rs`) |
+//! | `dedup` | vhost, name, kind, seq u64 BE | id hash u128 BE, expires u64 BE (`dedup.rs`) |
 //!
 //! `messages` and `index` take every persistent message on the hot path and
 //! are read only at start-up (and `index` by a drop of a paged-out part
@@ -29,14 +30,15 @@ use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOp
 
 use super::records::Writer;
 use super::{
-    delayed, BindingRecord, Delayed, DelayedBacklog, ExchangeRecord, IndexEntry, MessageRecord, Op,
+    dedup, delayed, BindingRecord, Delayed, DelayedBacklog, ExchangeRecord, IndexEntry, MessageRecord, Op,
     QueueRecord, Recovered, Result, Store, StoreError, SCHEMA_VERSION,
 };
 
-/// `control` and `delayed` came after schema 2 was fixed: a directory
-/// without them gets them empty at open, which is what they would have held.
-const FAMILIES: [&str; 9] =
-    ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control", "delayed"];
+/// `control`, `delayed` and `dedup` came after schema 2 was fixed: a
+/// directory without them gets them empty at open, which is what they would
+/// have held.
+const FAMILIES: [&str; 10] =
+    ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control", "delayed", "dedup"];
 
 pub struct RocksStore {
     /// Closed when the store is dropped, unless a write failed (`Drop`).
@@ -289,6 +291,14 @@ impl Store for RocksStore {
                     batch.put_cf(self.cf("delayed"), delayed::key(at), &scratch)
                 }
                 Op::DeleteDelayed(at) => batch.delete_cf(self.cf("delayed"), delayed::key(at)),
+                Op::PutDedup(scope, e) => {
+                    batch.put_cf(self.cf("dedup"), dedup::key(scope, e.seq), dedup::value(e))
+                }
+                Op::DeleteDedup(scope, seq) => batch.delete_cf(self.cf("dedup"), dedup::key(scope, *seq)),
+                Op::DropDedup(scope) => {
+                    let prefix = dedup::prefix(scope);
+                    batch.delete_range_cf(self.cf("dedup"), &prefix, &dedup::end_key(&prefix))
+                }
                 Op::DropDelayed { vhost, exchange } => {
                     let prefix = delayed::prefix(vhost, exchange);
                     batch.delete_range_cf(self.cf("delayed"), &prefix, &delayed::end_key(&prefix))
@@ -330,6 +340,13 @@ impl Store for RocksStore {
             r.max_message_id = u64::from_be_bytes(id);
         }
         self.load_delayed(&mut r)?;
+        for item in self.db.iterator_cf(self.cf("dedup"), IteratorMode::Start) {
+            let (k, v) = item.map_err(read)?;
+            dedup::push(
+                &mut r.dedup,
+                dedup::parse(&k, &v).ok_or_else(|| self.corrupt("deduplication record"))?,
+            );
+        }
         Ok(r)
     }
 

@@ -263,7 +263,18 @@ fn rocksdb_refuses_other_schema_versions_and_foreign_directories() {
         let db = rocksdb::DB::open_cf(
             &opts,
             &dir.0,
-            ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control", "delayed"],
+            [
+                "meta",
+                "exchanges",
+                "queues",
+                "bindings",
+                "messages",
+                "index",
+                "pages",
+                "control",
+                "delayed",
+                "dedup",
+            ],
         )
         .unwrap();
         db.put_cf(db.cf_handle("meta").unwrap(), b"schema", 99u32.to_be_bytes()).unwrap();
@@ -287,8 +298,18 @@ fn a_damaged_page_reads_back_empty_instead_of_failing_the_lane() {
     {
         let mut opts = rocksdb::Options::default();
         opts.create_missing_column_families(true);
-        let families =
-            ["meta", "exchanges", "queues", "bindings", "messages", "index", "pages", "control", "delayed"];
+        let families = [
+            "meta",
+            "exchanges",
+            "queues",
+            "bindings",
+            "messages",
+            "index",
+            "pages",
+            "control",
+            "delayed",
+            "dedup",
+        ];
         let db = rocksdb::DB::open_cf(&opts, &dir.0, families).unwrap();
         let mut key = [0u8; 16];
         key[..8].copy_from_slice(&7u64.to_be_bytes());

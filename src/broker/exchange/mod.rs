@@ -13,6 +13,7 @@ use std::sync::Arc;
 use amq_protocol::types::FieldTable;
 use parking_lot::RwLock;
 
+use super::dedup::Deduper;
 use super::delayed::Delayer;
 use super::message::Message;
 use super::policy::Policy;
@@ -143,6 +144,8 @@ pub struct Exchange {
     policy: RwLock<Option<Arc<Policy>>>,
     /// Where its delayed messages wait (`x-delayed-message` only).
     delayer: std::sync::OnceLock<Arc<Delayer>>,
+    /// The ids it remembers (`x-message-deduplication`).
+    dedup: std::sync::OnceLock<Arc<Deduper>>,
 }
 
 impl Exchange {
@@ -179,7 +182,17 @@ impl Exchange {
             routes: RwLock::new(routes),
             policy: RwLock::new(None),
             delayer: std::sync::OnceLock::new(),
+            dedup: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Its deduplication window, if it has one.
+    pub fn dedup(&self) -> Option<&Arc<Deduper>> {
+        self.dedup.get()
+    }
+
+    pub fn set_dedup(&self, d: Arc<Deduper>) {
+        let _ = self.dedup.set(d);
     }
 
     /// Its delayed messages, if it is a delayed-message exchange.

@@ -76,6 +76,8 @@ pub struct Queue {
     /// Its rates, made by the broker's sampler (after `state`: the publish
     /// path never reads them).
     pub rates: QueueRates,
+    /// The ids it remembers (`x-message-deduplication`, `broker/dedup.rs`).
+    pub dedup: std::sync::OnceLock<Arc<super::dedup::Deduper>>,
 }
 
 /// A queue's link to the store.
@@ -188,6 +190,7 @@ impl Queue {
             congested: AtomicBool::new(false),
             drained: tokio::sync::Notify::new(),
             rates: QueueRates::default(),
+            dedup: std::sync::OnceLock::new(),
             state: Mutex::new(State {
                 next_seq: 1,
                 ready,

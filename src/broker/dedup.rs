@@ -1,0 +1,297 @@
+//! Message deduplication, as LavinMQ's: a queue or exchange declared with
+//! `x-message-deduplication: true` remembers the ids of the messages it
+//! took (the value of the header named by `x-deduplication-header`, by
+//! default `x-deduplication-header`) and drops a message whose id it
+//! remembers. `x-cache-size` bounds how many ids (128 by default, the
+//! oldest go first), `x-cache-ttl` (ms) how long each is remembered (a
+//! message's own `x-cache-ttl` header overrides it; none: until pushed out).
+//!
+//! Unlike LavinMQ's, the window survives restarts and crashes: an id a
+//! persistent message brought to a durable owner is written to the store,
+//! after the message's own writes (the id is written only if the message
+//! is), so a publish confirmed before a crash and retried after it is
+//! dropped as a duplicate. Ids are kept as 128-bit hashes (SHA-256, cut):
+//! about 60 bytes of memory per remembered id whatever the ids look like.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use sha2::{Digest, Sha256};
+
+use super::message::Message;
+use super::queue::now_ms;
+use crate::protocol::table::{as_int, as_str, type_name};
+use crate::protocol::AmqpError;
+use crate::store::{DedupEntry, DedupScope, Op, StoreHandle};
+
+/// LavinMQ's defaults.
+const DEFAULT_HEADER: &str = "x-deduplication-header";
+const DEFAULT_SIZE: u64 = 128;
+/// The largest window: 10 million ids, about 600 MB.
+pub const MAX_SIZE: i64 = 10_000_000;
+
+/// What a declare's arguments ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    header: String,
+    size: usize,
+    ttl: Option<u64>,
+}
+
+/// Checks the deduplication arguments of a queue or exchange (`owner`
+/// names it in the 406 texts); None if it does not deduplicate.
+pub fn settings(args: &FieldTable, owner: &str) -> Result<Option<Settings>, AmqpError> {
+    let invalid = |key: &str, why: String| {
+        AmqpError::precondition_failed(format!("invalid arg '{key}' for {owner}: {why}"))
+    };
+    let int = |key: &str| -> Result<Option<i64>, AmqpError> {
+        let Some(v) = args.inner().get(key) else { return Ok(None) };
+        let n =
+            as_int(v).ok_or_else(|| invalid(key, format!("expected an integer, got {}", type_name(v))))?;
+        if n < 0 {
+            return Err(invalid(key, format!("{n} is negative")));
+        }
+        Ok(Some(n))
+    };
+    let size = int("x-cache-size")?;
+    if let Some(n) = size.filter(|n| *n > MAX_SIZE) {
+        return Err(invalid("x-cache-size", format!("{n} is over the largest window, {MAX_SIZE}")));
+    }
+    let ttl = int("x-cache-ttl")?;
+    let header = match args.inner().get("x-deduplication-header") {
+        None => DEFAULT_HEADER.to_owned(),
+        Some(v) => match as_str(v) {
+            Some(s) if !s.is_empty() => s.to_owned(),
+            _ => {
+                return Err(invalid(
+                    "x-deduplication-header",
+                    format!("expected a header name, got {}", type_name(v)),
+                ))
+            }
+        },
+    };
+    let on = match args.inner().get("x-message-deduplication") {
+        None => false,
+        Some(AMQPValue::Boolean(b)) => *b,
+        Some(v) => {
+            return Err(invalid(
+                "x-message-deduplication",
+                format!("expected a boolean, got {}", type_name(v)),
+            ))
+        }
+    };
+    Ok(on.then(|| Settings {
+        header,
+        size: size.map_or(DEFAULT_SIZE, |n| n.max(1) as u64) as usize,
+        ttl: ttl.map(|n| n as u64),
+    }))
+}
+
+/// One queue's or exchange's window.
+#[derive(Debug)]
+pub struct Deduper {
+    scope: DedupScope,
+    settings: Settings,
+    /// Where ids of persistent messages go, if the owner is durable.
+    store: Option<StoreHandle>,
+    window: Mutex<Window>,
+    hits: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    /// Id hash → (seq, expires).
+    ids: FxHashMap<u128, (u64, u64)>,
+    /// Oldest first: (seq, hash, written to the store).
+    order: VecDeque<(u64, u128, bool)>,
+    next_seq: u64,
+}
+
+/// An id taken into the window, to write once the message's own writes
+/// are submitted.
+#[derive(Debug)]
+pub struct Taken {
+    entry: Option<DedupEntry>,
+    /// Seqs of written ids pushed out of the window.
+    pushed_out: Vec<u64>,
+}
+
+impl Deduper {
+    pub fn new(scope: DedupScope, settings: Settings, store: Option<StoreHandle>) -> Deduper {
+        Deduper { scope, settings, store, window: Mutex::default(), hits: AtomicU64::new(0) }
+    }
+
+    /// Whether it writes ids to the store (its owner is durable).
+    pub fn durable(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Messages dropped as duplicates.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Ids remembered now.
+    pub fn remembered(&self) -> usize {
+        self.window.lock().ids.len()
+    }
+
+    /// Looks `message` up: None if it is a duplicate (counted), else what
+    /// to write once it is taken (`Taken::write`).
+    pub fn take(&self, message: &Message) -> Option<Taken> {
+        let none = || Some(Taken { entry: None, pushed_out: Vec::new() });
+        let Some(table) = message.info.headers.map(|r| &message.header()[r.range()]) else { return none() };
+        let Some(raw) = crate::protocol::table::find(table, self.settings.header.as_bytes()) else {
+            return none();
+        };
+        let hash = id_hash(raw);
+        let now = now_ms();
+        let ttl = crate::protocol::table::find(table, b"x-cache-ttl")
+            .and_then(|_| message.headers())
+            .and_then(|h| h.inner().get("x-cache-ttl").and_then(as_int))
+            .filter(|n| *n >= 0)
+            .map(|n| n as u64)
+            .or(self.settings.ttl);
+        let written = self.store.is_some() && message.info.persistent();
+        let mut w = self.window.lock();
+        if w.ids.get(&hash).is_some_and(|(_, expires)| *expires == 0 || *expires > now) {
+            drop(w);
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let seq = w.next_seq;
+        w.next_seq += 1;
+        let expires = ttl.map_or(0, |t| now.saturating_add(t).max(1));
+        w.ids.insert(hash, (seq, expires));
+        w.order.push_back((seq, hash, written));
+        let mut pushed_out = Vec::new();
+        while w.order.len() > self.settings.size {
+            let Some((old, h, was_written)) = w.order.pop_front() else { break };
+            if w.ids.get(&h).is_some_and(|(s, _)| *s == old) {
+                w.ids.remove(&h);
+            }
+            if was_written {
+                pushed_out.push(old);
+            }
+        }
+        Some(Taken { entry: written.then_some(DedupEntry { seq, hash, expires }), pushed_out })
+    }
+
+    /// Writes what `take` remembered: call after the message's own writes
+    /// were submitted (a crash keeps the id only if it keeps the message).
+    pub fn write(&self, taken: Taken) {
+        let Some(store) = &self.store else { return };
+        for seq in taken.pushed_out {
+            store.submit(Op::DeleteDedup(self.scope.clone(), seq));
+        }
+        if let Some(e) = taken.entry {
+            store.submit(Op::PutDedup(self.scope.clone(), e));
+        }
+    }
+
+    /// The window as an earlier run left it (entries in seq order).
+    pub fn recovered(&self, entries: &[DedupEntry]) {
+        let mut w = self.window.lock();
+        for e in entries {
+            w.ids.insert(e.hash, (e.seq, e.expires));
+            w.order.push_back((e.seq, e.hash, true));
+            w.next_seq = w.next_seq.max(e.seq + 1);
+        }
+        let mut gone = Vec::new();
+        while w.order.len() > self.settings.size {
+            let Some((old, h, _)) = w.order.pop_front() else { break };
+            if w.ids.get(&h).is_some_and(|(s, _)| *s == old) {
+                w.ids.remove(&h);
+            }
+            gone.push(old);
+        }
+        drop(w);
+        self.write(Taken { entry: None, pushed_out: gone });
+    }
+
+    /// Its owner was deleted: the window goes.
+    pub fn drop_all(&self) {
+        *self.window.lock() = Window::default();
+        if let Some(store) = &self.store {
+            store.submit(Op::DropDedup(self.scope.clone()));
+        }
+    }
+}
+
+/// An id as the hash of its value: a string's text whichever string type
+/// carries it, else its type tag and encoding.
+fn id_hash(raw: &[u8]) -> u128 {
+    let bytes = match raw {
+        [b'S', rest @ ..] if rest.len() >= 4 => &rest[4..],
+        other => other,
+    };
+    let digest = Sha256::digest(bytes);
+    u128::from_be_bytes(digest[..16].try_into().expect("16 of 32 bytes"))
+}
+
+/// A deduplicating owner's window, if its arguments ask for one.
+pub fn for_owner(
+    vhost: &str,
+    name: &str,
+    queue: bool,
+    durable: bool,
+    arguments: &FieldTable,
+    store: Option<&StoreHandle>,
+) -> Option<Arc<Deduper>> {
+    let settings = settings(arguments, "").ok().flatten()?;
+    let scope = DedupScope { vhost: vhost.into(), name: name.into(), queue };
+    Some(Arc::new(Deduper::new(scope, settings, store.filter(|_| durable).cloned())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+        let mut t = FieldTable::default();
+        for (k, v) in pairs {
+            t.insert((*k).into(), v.clone());
+        }
+        t
+    }
+
+    #[test]
+    fn arguments_are_checked() {
+        let on = ("x-message-deduplication", AMQPValue::Boolean(true));
+        assert_eq!(settings(&args(&[]), "q").unwrap(), None);
+        let s = settings(&args(std::slice::from_ref(&on)), "q").unwrap().unwrap();
+        assert_eq!((s.header.as_str(), s.size, s.ttl), (DEFAULT_HEADER, 128, None));
+        let s = settings(
+            &args(&[
+                on.clone(),
+                ("x-cache-size", AMQPValue::LongInt(10)),
+                ("x-cache-ttl", AMQPValue::LongInt(500)),
+                ("x-deduplication-header", AMQPValue::LongString("msg-id".into())),
+            ]),
+            "q",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((s.header.as_str(), s.size, s.ttl), ("msg-id", 10, Some(500)));
+        for bad in [
+            args(&[("x-message-deduplication", AMQPValue::LongString("yes".into()))]),
+            args(&[on.clone(), ("x-cache-size", AMQPValue::LongInt(-1))]),
+            args(&[on.clone(), ("x-cache-size", AMQPValue::LongLongInt(MAX_SIZE + 1))]),
+            args(&[on.clone(), ("x-cache-ttl", AMQPValue::LongString("1s".into()))]),
+            args(&[on.clone(), ("x-deduplication-header", AMQPValue::LongInt(1))]),
+        ] {
+            let e = settings(&bad, "queue 'q' in vhost '/'").unwrap_err();
+            assert!(e.text.contains("for queue 'q' in vhost '/'"), "{}", e.text);
+        }
+    }
+
+    #[test]
+    fn strings_hash_alike_whichever_type_carries_them() {
+        assert_eq!(id_hash(b"S\x00\x00\x00\x02id"), id_hash(b"id"));
+        assert_ne!(id_hash(b"I\x00\x00\x00\x01"), id_hash(b"I\x00\x00\x00\x02"));
+    }
+}
