@@ -190,12 +190,27 @@ impl Client {
         }
     }
 
+    pub async fn delete_exchange(&mut self, name: &str) -> Result<()> {
+        let d = exchange::Delete { exchange: name.into(), if_unused: false, nowait: false };
+        self.call(AMQPClass::Exchange(exchange::AMQPMethod::Delete(d))).await.map(drop)
+    }
+
     pub async fn delete_queue(&mut self, name: &str) -> Result<()> {
         let d = queue::Delete { queue: name.into(), if_unused: false, if_empty: false, nowait: false };
         self.call(AMQPClass::Queue(queue::AMQPMethod::Delete(d))).await.map(drop)
     }
 
     pub async fn declare_exchange(&mut self, name: &str, kind: &str, durable: bool) -> Result<()> {
+        self.declare_exchange_with(name, kind, durable, FieldTable::default()).await
+    }
+
+    pub async fn declare_exchange_with(
+        &mut self,
+        name: &str,
+        kind: &str,
+        durable: bool,
+        arguments: FieldTable,
+    ) -> Result<()> {
         let d = exchange::Declare {
             exchange: name.into(),
             kind: kind.into(),
@@ -204,7 +219,7 @@ impl Client {
             auto_delete: false,
             internal: false,
             nowait: false,
-            arguments: FieldTable::default(),
+            arguments,
         };
         self.call(AMQPClass::Exchange(exchange::AMQPMethod::Declare(d))).await.map(drop)
     }
@@ -256,6 +271,7 @@ pub fn encode_publish(
     routing_key: &str,
     body_len: usize,
     persistent: bool,
+    headers: Option<&FieldTable>,
     frame_max: u32,
 ) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
@@ -266,11 +282,14 @@ pub fn encode_publish(
         immediate: false,
     };
     encode::method(&mut out, 1, &AMQPClass::Basic(basic::AMQPMethod::Publish(p)));
-    let props = if persistent {
+    let mut props = if persistent {
         basic::AMQPProperties::default().with_delivery_mode(2)
     } else {
         basic::AMQPProperties::default()
     };
+    if let Some(h) = headers {
+        props = props.with_headers(h.clone());
+    }
     let header = crate::protocol::properties::encode_header(body_len as u64, &props);
     let body = vec![0u8; body_len];
     let body_at = out.len() + 7 + header.len() + 1 + 7;

@@ -26,6 +26,8 @@ pub struct ProducerSpec {
     pub rate: u64,
     /// Stop after this many messages; 0 means run until stopped.
     pub count: u64,
+    /// The `headers` property of every message.
+    pub headers: Option<amq_protocol::types::FieldTable>,
 }
 
 pub async fn produce(uri: Uri, spec: ProducerSpec, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result<u64> {
@@ -33,8 +35,14 @@ pub async fn produce(uri: Uri, spec: ProducerSpec, stats: Arc<Stats>, stop: Arc<
     if spec.confirm > 0 {
         client.confirm_select().await?;
     }
-    let (one, body_at) =
-        encode_publish(&spec.exchange, &spec.routing_key, spec.size, spec.persistent, client.frame_max);
+    let (one, body_at) = encode_publish(
+        &spec.exchange,
+        &spec.routing_key,
+        spec.size,
+        spec.persistent,
+        spec.headers.as_ref(),
+        client.frame_max,
+    );
     let stamp = spec.size >= 8;
     let per_batch = (WRITE_BATCH / one.len()).max(1);
     let mut batch = Vec::with_capacity(per_batch * one.len());
@@ -124,6 +132,8 @@ pub struct ConsumerSpec {
     pub prefetch: u16,
     /// Stop after this many messages; 0 means run until stopped.
     pub count: u64,
+    /// Microseconds taken off each latency (a delay the message was meant to wait).
+    pub expected_us: u64,
 }
 
 pub async fn consume(uri: Uri, spec: ConsumerSpec, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result<u64> {
@@ -168,7 +178,9 @@ pub async fn consume(uri: Uri, spec: ConsumerSpec, stats: Arc<Stats>, stop: Arc<
                 stats.add(&stats.consumed_bytes, payload.len() as u64);
                 if body_expected && payload.len() >= 8 {
                     let sent = u64::from_be_bytes(payload[..8].try_into()?);
-                    latency.record(stats.now_nanos().saturating_sub(sent) / 1000);
+                    latency.record(
+                        (stats.now_nanos().saturating_sub(sent) / 1000).saturating_sub(spec.expected_us),
+                    );
                 }
                 body_expected = false;
             }

@@ -3,6 +3,7 @@
 //! pre-encoded frames, batched writes, no allocation per message.
 
 pub mod client;
+mod delayed;
 pub mod flow;
 pub mod report;
 pub mod rpc;
@@ -31,6 +32,10 @@ pub enum Scenario {
     Churn,
     /// Hold --connections idle connections and --queues queues for --duration seconds.
     Idle,
+    /// Fill a delayed-message exchange with --backlog messages waiting an
+    /// hour, then measure how late --delay-ms probes arrive (beside
+    /// ordinary traffic at --rate per producer, if set).
+    Delayed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +104,12 @@ pub struct Options {
     /// Connections for the idle scenario.
     #[arg(long, default_value_t = 1000)]
     pub connections: usize,
+    /// The delayed scenario's probe delay, in ms.
+    #[arg(long, default_value_t = 1000)]
+    pub delay_ms: u64,
+    /// The delayed scenario's probes per second.
+    #[arg(long, default_value_t = 1000)]
+    pub probe_rate: u64,
     /// Print the summary as JSON (one object) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -159,6 +170,7 @@ fn producer_spec(o: &Options, i: usize, count: u64) -> ProducerSpec {
         confirm: o.confirm,
         rate: o.rate,
         count,
+        headers: None,
     }
 }
 
@@ -169,6 +181,7 @@ fn consumer_spec(o: &Options, i: usize, count: u64) -> ConsumerSpec {
         ack_every: o.multi_ack_every,
         prefetch: o.prefetch,
         count,
+        expected_us: 0,
     }
 }
 
@@ -266,6 +279,7 @@ pub async fn run(o: Options) -> Result<Summary> {
             }
             summary.churn(cycles, started.elapsed().as_secs_f64());
         }
+        Scenario::Delayed => delayed::run(&uri, &o, &mut summary).await?,
         Scenario::Idle => {
             let mut held = Vec::with_capacity(o.connections);
             for _ in 0..o.connections {

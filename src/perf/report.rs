@@ -59,6 +59,9 @@ pub struct Summary {
     pub drain_seconds: f64,
     pub connections: usize,
     pub cycles_per_sec: f64,
+    /// Delayed: probes sent and received (latencies are how late they came).
+    pub probes_sent: u64,
+    pub probes_received: u64,
 }
 
 impl Summary {
@@ -98,6 +101,27 @@ impl Summary {
         self.latency(s);
     }
 
+    /// The delayed scenario: `messages` waited (filled in `fill_secs`),
+    /// probes' lateness, and the ordinary traffic beside them.
+    pub fn delayed(
+        &mut self,
+        messages: u64,
+        fill_secs: f64,
+        probes: &Stats,
+        sent: u64,
+        traffic: &Stats,
+        secs: f64,
+    ) {
+        self.messages = messages;
+        self.publish_seconds = fill_secs;
+        self.seconds = secs;
+        self.probes_sent = sent;
+        self.probes_received = probes.consumed.load(Ordering::Relaxed);
+        self.published_per_sec = traffic.published.load(Ordering::Relaxed) as f64 / secs.max(1e-9);
+        self.consumed_per_sec = traffic.consumed.load(Ordering::Relaxed) as f64 / secs.max(1e-9);
+        self.latency(probes);
+    }
+
     pub fn churn(&mut self, cycles: u64, secs: f64) {
         self.seconds = secs;
         self.cycles_per_sec = cycles as f64 / secs.max(1e-9);
@@ -123,6 +147,21 @@ impl Summary {
                 format!("connection churn: {:.0} connections/s (open, declare, close)", self.cycles_per_sec)
             }
             "idle" => format!("held {} connections and {} queues", self.connections, self.queues),
+            "delayed" => format!(
+                "{} delayed messages waiting (filled at {:.0} msg/s); {} of {} probes arrived; \
+                 late by p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms; \
+                 beside {:.0} msg/s published, {:.0} msg/s consumed",
+                self.messages,
+                self.messages as f64 / self.publish_seconds.max(1e-9),
+                self.probes_received,
+                self.probes_sent,
+                ms(self.latency_us_p50),
+                ms(self.latency_us_p99),
+                ms(self.latency_us_p999),
+                ms(self.latency_us_max),
+                self.published_per_sec,
+                self.consumed_per_sec
+            ),
             _ => format!(
                 "sent {:.0} msg/s, confirmed {:.0} msg/s, received {:.0} msg/s ({:.1} MB/s)\n\
                  latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
