@@ -9,7 +9,8 @@
 //!    send − delay: end to end, the publish and delivery included). Beside
 //!    them, `--producers` / `--consumers` run ordinary traffic at `--rate`
 //!    each through `perf-q-*`, if `--rate` is set.
-//! 3. The exchange is deleted with everything still waiting on it.
+//! 3. The exchange is deleted with everything still waiting on it
+//!    (`--keep-queues` keeps it).
 //!
 //! Memory is for the caller to watch (the broker's RSS across the run).
 
@@ -136,7 +137,11 @@ pub async fn run(uri: &Uri, o: &Options, summary: &mut Summary) -> Result<()> {
     }
     summary.delayed(filled, fill_secs, &probes, sent, &traffic, traffic_secs);
 
-    // 3. Everything still waiting goes with its exchange.
+    // 3. Everything still waiting goes with its exchange (unless kept, to
+    // time a restart with it).
+    if o.keep_queues {
+        return Ok(());
+    }
     let started = Instant::now();
     let mut c = Client::connect(uri).await?;
     c.delete_exchange(EXCHANGE).await?;
