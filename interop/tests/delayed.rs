@@ -163,3 +163,34 @@ async fn bad_declarations_and_delays_are_refused() {
     assert_eq!(get_eventually(&ch, &q).await.delivery.data, b"fine");
     teardown(conn).await;
 }
+
+#[tokio::test]
+async fn any_exchange_delays_with_lavinmqs_argument() {
+    if is_rabbitmq() {
+        return;
+    }
+    let (conn, ch) = setup().await;
+    let x = unique("lavin");
+    let args = table(&[("x-delayed-exchange", AMQPValue::Boolean(true))]);
+    within(
+        "exchange.declare",
+        ch.exchange_declare(x.as_str().into(), ExchangeKind::Topic, Default::default(), args),
+    )
+    .await
+    .unwrap();
+    let q = temp_queue(&ch).await;
+    bind(&ch, &q, &x, "jobs.#").await;
+    let started = Instant::now();
+    publish_props(&ch, &x, "jobs.mail", b"later", delay(int(250))).await;
+    publish_props(&ch, &x, "jobs.mail", b"now", BasicProperties::default()).await;
+    assert_eq!(get_eventually(&ch, &q).await.delivery.data, b"now");
+    assert_eq!(get_eventually(&ch, &q).await.delivery.data, b"later");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    let bad = table(&[("x-delayed-exchange", long_str("yes"))]);
+    let ch = channel(&conn).await;
+    let res = ch
+        .exchange_declare(unique("lavin").as_str().into(), ExchangeKind::Direct, Default::default(), bad)
+        .await;
+    assert!(expect_soft_error(res, 406).contains("x-delayed-exchange"));
+    teardown(conn).await;
+}

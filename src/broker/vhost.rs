@@ -190,7 +190,12 @@ impl VHost {
     /// deduplicating one its window (`dedup.rs`), before anyone can publish
     /// to it.
     pub(super) fn start_extras(self: &Arc<Self>, ex: &Arc<Exchange>) {
-        if ex.kind == ExchangeKind::DelayedMessage {
+        // LavinMQ's form: any type, with `x-delayed-exchange: true`.
+        let delaying = matches!(
+            ex.arguments.inner().get("x-delayed-exchange"),
+            Some(amq_protocol::types::AMQPValue::Boolean(true))
+        );
+        if ex.kind == ExchangeKind::DelayedMessage || delaying {
             let d = Arc::new(super::delayed::Delayer::new(&self.name, ex, self.store.clone()));
             d.start(Arc::downgrade(self), Arc::downgrade(ex));
             ex.set_delayer(d);

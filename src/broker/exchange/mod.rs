@@ -64,6 +64,15 @@ impl ExchangeKind {
     /// Checks a declare's arguments for this type, as RabbitMQ (and its
     /// plugins) do; returns the type it routes as.
     pub fn check_arguments(self, arguments: &FieldTable) -> Result<ExchangeKind, AmqpError> {
+        match arguments.inner().get("x-delayed-exchange") {
+            None | Some(amq_protocol::types::AMQPValue::Boolean(_)) => {}
+            Some(v) => {
+                return Err(AmqpError::precondition_failed(format!(
+                    "invalid x-delayed-exchange {}: expected a boolean",
+                    crate::protocol::table::describe(v)
+                )))
+            }
+        }
         match self {
             ExchangeKind::DelayedMessage => {
                 let inner = arguments.inner().get("x-delayed-type").and_then(crate::protocol::table::as_str);
