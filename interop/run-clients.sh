@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the non-Rust interop client programs (pika, amqplib) against $AMQP_URL.
+# Run the non-Rust interop client programs (pika, Celery, amqplib) against $AMQP_URL.
 #
 #   AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f interop/run-clients.sh
 #
@@ -8,7 +8,7 @@
 # AMQPS_KEY add a client certificate. interop/tls-clients.sh sets all of these up.
 #
 # Installs the client libraries first if they are missing:
-#   - pika from interop/clients/requirements.txt (pip install -r)
+#   - pika and Celery from interop/clients/requirements.txt (pip install -r)
 #   - amqplib from interop/clients/package.json (npm install in that directory)
 # Exits non-zero if any client program fails (all are run regardless).
 # INTEROP_TIMEOUT (seconds, default 60) bounds each program.
@@ -28,9 +28,9 @@ run_bounded() {
 
 install_deps() {
   local wanted
-  wanted="$(grep -E '^pika==' "$clients/requirements.txt" | cut -d= -f3)"
-  if [ "$("$PYTHON" -c 'import pika; print(pika.__version__)' 2>/dev/null)" != "$wanted" ]; then
-    echo "== installing Python client deps (pika $wanted)"
+  wanted="$(grep -E '^(pika|celery)==' "$clients/requirements.txt" | cut -d= -f3 | paste -sd' ')"
+  if [ "$("$PYTHON" -c 'import pika, celery; print(pika.__version__, celery.__version__)' 2>/dev/null)" != "$wanted" ]; then
+    echo "== installing Python client deps (pika, celery: $wanted)"
     # Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told.
     PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1 "$PYTHON" -m pip install --quiet --disable-pip-version-check -r "$clients/requirements.txt" || return 1
   fi
@@ -71,6 +71,7 @@ run() {
 }
 
 run pika "$PYTHON" "$clients/pika_client.py"
+run celery "$PYTHON" "$clients/celery_countdown.py"
 run amqplib node "$clients/amqplib_client.js"
 
 if [ "$failed" -gt 0 ]; then
