@@ -22,8 +22,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
   --data-dir "$data" --log-level warn &
 pid=$!
 rss_log=$(mktemp)
-trap 'kill $pid 2>/dev/null; kill $sampler 2>/dev/null; rm -rf "$data" "$rss_log"' EXIT
-sleep 1
+trap 'kill $pid 2>/dev/null; kill ${sampler:-} 2>/dev/null; rm -rf "$data" "$rss_log"' EXIT
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 (while kill -0 $pid 2>/dev/null; do
   echo "$(date +%s.%N) $(awk '/VmRSS/ {print $2}' /proc/$pid/status)" >>"$rss_log"
   sleep 0.5

@@ -69,6 +69,11 @@ def main():
                     break
             time.sleep(0.1)
         time.sleep(0.5)  # a repeat would show by now
+    # Nothing left behind on a long-lived broker: the test's queue and exchange.
+    with app.connection_for_write() as conn:
+        ch = conn.channel()
+        ch.queue_delete(name)
+        ch.exchange_delete(name)
     failures = []
     for tag, wait in plans.items():
         times = ran.get(tag, [])

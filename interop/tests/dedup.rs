@@ -162,3 +162,24 @@ async fn bad_deduplication_arguments_are_refused() {
     }
     teardown(conn).await;
 }
+
+#[tokio::test]
+async fn a_message_a_full_queue_refused_may_be_published_again() {
+    if is_rabbitmq() {
+        return;
+    }
+    let (conn, ch) = setup().await;
+    confirm_select(&ch).await;
+    let q = unique("dedup-full");
+    queue_with(&ch, &q, dedup(&[("x-max-length", int(1)), ("x-overflow", long_str("reject-publish"))])).await;
+    let h = "x-deduplication-header";
+    publish_ids(&ch, "", &q, h, &["first"]).await;
+    let c = publish_confirmed(&ch, "", &q, Default::default(), b"second", with_id(h, "second")).await;
+    assert!(c.is_nack(), "the full queue refused it");
+    assert_eq!(bodies(&ch, &q).await, ["first"]);
+    // The producer retries the refused one: it is not a duplicate.
+    publish_ids(&ch, "", &q, h, &["second"]).await;
+    assert_eq!(bodies(&ch, &q).await, ["second"]);
+    delete_queue(&ch, &q).await;
+    teardown(conn).await;
+}

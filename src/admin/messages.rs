@@ -296,11 +296,21 @@ pub async fn publish(
     blocking(move || {
         let mut router = Router::default();
         let exchange = v.publish_exchange(name.as_bytes(), &mut router).map_err(channel_refused)?;
-        v.route(&exchange, &message, &[], &mut router);
-        let routed = !router.queues.is_empty();
-        if routed {
-            v.enqueue(message, &mut router.queues);
-        }
+        let dedup = exchange.dedup().cloned();
+        let key = dedup.as_ref().map(|d| d.key_of(&message));
+        // The message moves in: the store's id is set on it only while it
+        // has one owner.
+        let hand_on = move || {
+            v.route(&exchange, &message, &[], &mut router);
+            let routed = !router.queues.is_empty();
+            let taken = routed && !v.enqueue(message, &mut router.queues).rejected;
+            (routed, taken)
+        };
+        // A duplicate on a deduplicating exchange is not routed, as over AMQP.
+        let routed = match (dedup, key) {
+            (Some(d), Some(key)) => d.admit(key, hand_on).unwrap_or(false),
+            _ => hand_on().0,
+        };
         Ok(json(json!({ "routed": routed })))
     })
     .await

@@ -11,7 +11,8 @@
 //! after the message's own writes (the id is written only if the message
 //! is), so a publish confirmed before a crash and retried after it is
 //! dropped as a duplicate. Ids are kept as 128-bit hashes (SHA-256, cut):
-//! about 60 bytes of memory per remembered id whatever the ids look like.
+//! about 100 bytes of memory per remembered id (a hash map slot and a queue
+//! slot) whatever the ids look like.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +32,7 @@ use crate::store::{DedupEntry, DedupScope, Op, StoreHandle};
 /// LavinMQ's defaults.
 const DEFAULT_HEADER: &str = "x-deduplication-header";
 const DEFAULT_SIZE: u64 = 128;
-/// The largest window: 10 million ids, about 600 MB.
+/// The largest window: 10 million ids, about 1 GB.
 pub const MAX_SIZE: i64 = 10_000_000;
 
 /// What a declare's arguments ask for.
@@ -91,6 +92,14 @@ pub fn settings(args: &FieldTable, owner: &str) -> Result<Option<Settings>, Amqp
     }))
 }
 
+/// What `admit` needs of a message.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    id: Option<u128>,
+    ttl: Option<u64>,
+    persistent: bool,
+}
+
 /// One queue's or exchange's window.
 #[derive(Debug)]
 pub struct Deduper {
@@ -98,6 +107,9 @@ pub struct Deduper {
     settings: Settings,
     /// Where ids of persistent messages go, if the owner is durable.
     store: Option<StoreHandle>,
+    /// Held while a message is looked up, handed on and remembered, so a
+    /// second publish of the same id waits for the first's outcome (and
+    /// for its writes to be submitted ahead of its own confirm's barrier).
     window: Mutex<Window>,
     hits: AtomicU64,
 }
@@ -106,18 +118,30 @@ pub struct Deduper {
 struct Window {
     /// Id hash → (seq, expires).
     ids: FxHashMap<u128, (u64, u64)>,
-    /// Oldest first: (seq, hash, written to the store).
+    /// Oldest first: (seq, hash, written to the store). A slot whose id was
+    /// remembered again later (after it expired) is stale.
     order: VecDeque<(u64, u128, bool)>,
     next_seq: u64,
+    /// The owner was deleted: nothing more is remembered or written.
+    dropped: bool,
 }
 
-/// An id taken into the window, to write once the message's own writes
-/// are submitted.
-#[derive(Debug)]
-pub struct Taken {
-    entry: Option<DedupEntry>,
-    /// Seqs of written ids pushed out of the window.
-    pushed_out: Vec<u64>,
+impl Window {
+    /// Pushes the oldest ids out while more than `size` are remembered (or
+    /// stale slots pile up); returns the seqs of written ones.
+    fn trim(&mut self, size: usize) -> Vec<u64> {
+        let mut gone = Vec::new();
+        while self.ids.len() > size || self.order.len() > size.saturating_mul(2) {
+            let Some((old, h, was_written)) = self.order.pop_front() else { break };
+            if self.ids.get(&h).is_some_and(|(s, _)| *s == old) {
+                self.ids.remove(&h);
+            }
+            if was_written {
+                gone.push(old);
+            }
+        }
+        gone
+    }
 }
 
 impl Deduper {
@@ -140,57 +164,64 @@ impl Deduper {
         self.window.lock().ids.len()
     }
 
-    /// Looks `message` up: None if it is a duplicate (counted), else what
-    /// to write once it is taken (`Taken::write`).
-    pub fn take(&self, message: &Message) -> Option<Taken> {
-        let none = || Some(Taken { entry: None, pushed_out: Vec::new() });
-        let Some(table) = message.info.headers.map(|r| &message.header()[r.range()]) else { return none() };
-        let Some(raw) = crate::protocol::table::find(table, self.settings.header.as_bytes()) else {
-            return none();
-        };
-        let hash = id_hash(raw);
+    /// What the window needs of a message: its id, TTL and persistence.
+    /// Taken before the message is handed on (`admit`).
+    pub fn key_of(&self, message: &Message) -> Key {
+        Key { id: self.id_of(message), ttl: self.ttl_of(message), persistent: message.info.persistent() }
+    }
+
+    /// None if the message `key` is of is a duplicate (counted). Else runs
+    /// `hand_on`, which says whether the message was taken (routed,
+    /// queued: not refused), and remembers its id if so, writing it after
+    /// whatever `hand_on` submitted: a crash keeps the id only with the
+    /// message.
+    pub fn admit<R>(&self, key: Key, hand_on: impl FnOnce() -> (R, bool)) -> Option<R> {
+        let Some(id) = key.id else { return Some(hand_on().0) };
         let now = now_ms();
-        let ttl = crate::protocol::table::find(table, b"x-cache-ttl")
-            .and_then(|_| message.headers())
-            .and_then(|h| h.inner().get("x-cache-ttl").and_then(as_int))
-            .filter(|n| *n >= 0)
-            .map(|n| n as u64)
-            .or(self.settings.ttl);
-        let written = self.store.is_some() && message.info.persistent();
         let mut w = self.window.lock();
-        if w.ids.get(&hash).is_some_and(|(_, expires)| *expires == 0 || *expires > now) {
+        if w.ids.get(&id).is_some_and(|(_, expires)| *expires == 0 || *expires > now) {
             drop(w);
             self.hits.fetch_add(1, Ordering::Relaxed);
             return None;
         }
+        let (out, taken) = hand_on();
+        if !taken || w.dropped {
+            return Some(out);
+        }
+        let written = self.store.is_some() && key.persistent;
         let seq = w.next_seq;
         w.next_seq += 1;
-        let expires = ttl.map_or(0, |t| now.saturating_add(t).max(1));
-        w.ids.insert(hash, (seq, expires));
-        w.order.push_back((seq, hash, written));
-        let mut pushed_out = Vec::new();
-        while w.order.len() > self.settings.size {
-            let Some((old, h, was_written)) = w.order.pop_front() else { break };
-            if w.ids.get(&h).is_some_and(|(s, _)| *s == old) {
-                w.ids.remove(&h);
+        let expires = key.ttl.map_or(0, |t| now.saturating_add(t).max(1));
+        w.ids.insert(id, (seq, expires));
+        w.order.push_back((seq, id, written));
+        let gone = w.trim(self.settings.size);
+        if let Some(store) = &self.store {
+            for old in gone {
+                store.submit(Op::DeleteDedup(self.scope.clone(), old));
             }
-            if was_written {
-                pushed_out.push(old);
+            if written {
+                store.submit(Op::PutDedup(self.scope.clone(), DedupEntry { seq, hash: id, expires }));
             }
         }
-        Some(Taken { entry: written.then_some(DedupEntry { seq, hash, expires }), pushed_out })
+        Some(out)
     }
 
-    /// Writes what `take` remembered: call after the message's own writes
-    /// were submitted (a crash keeps the id only if it keeps the message).
-    pub fn write(&self, taken: Taken) {
-        let Some(store) = &self.store else { return };
-        for seq in taken.pushed_out {
-            store.submit(Op::DeleteDedup(self.scope.clone(), seq));
-        }
-        if let Some(e) = taken.entry {
-            store.submit(Op::PutDedup(self.scope.clone(), e));
-        }
+    /// The hash of the message's id, if it carries one.
+    fn id_of(&self, message: &Message) -> Option<u128> {
+        let table = message.info.headers.map(|r| &message.header()[r.range()])?;
+        crate::protocol::table::find(table, self.settings.header.as_bytes()).map(id_hash)
+    }
+
+    /// The message's own `x-cache-ttl`, else the owner's.
+    fn ttl_of(&self, message: &Message) -> Option<u64> {
+        message
+            .has_header(b"x-cache-ttl")
+            .then(|| message.headers())
+            .flatten()
+            .and_then(|h| h.inner().get("x-cache-ttl").and_then(as_int))
+            .filter(|n| *n >= 0)
+            .map(|n| n as u64)
+            .or(self.settings.ttl)
     }
 
     /// The window as an earlier run left it (entries in seq order).
@@ -201,21 +232,18 @@ impl Deduper {
             w.order.push_back((e.seq, e.hash, true));
             w.next_seq = w.next_seq.max(e.seq + 1);
         }
-        let mut gone = Vec::new();
-        while w.order.len() > self.settings.size {
-            let Some((old, h, _)) = w.order.pop_front() else { break };
-            if w.ids.get(&h).is_some_and(|(s, _)| *s == old) {
-                w.ids.remove(&h);
+        let gone = w.trim(self.settings.size);
+        if let Some(store) = &self.store {
+            for old in gone {
+                store.submit(Op::DeleteDedup(self.scope.clone(), old));
             }
-            gone.push(old);
         }
-        drop(w);
-        self.write(Taken { entry: None, pushed_out: gone });
     }
 
     /// Its owner was deleted: the window goes.
     pub fn drop_all(&self) {
-        *self.window.lock() = Window::default();
+        let mut w = self.window.lock();
+        *w = Window { dropped: true, ..Window::default() };
         if let Some(store) = &self.store {
             store.submit(Op::DropDedup(self.scope.clone()));
         }
@@ -293,5 +321,60 @@ mod tests {
     fn strings_hash_alike_whichever_type_carries_them() {
         assert_eq!(id_hash(b"S\x00\x00\x00\x02id"), id_hash(b"id"));
         assert_ne!(id_hash(b"I\x00\x00\x00\x01"), id_hash(b"I\x00\x00\x00\x02"));
+    }
+}
+
+#[cfg(test)]
+mod window {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::protocol::properties::{encode_header, ContentHeader};
+
+    fn message(id: &str, ttl: Option<i32>) -> Message {
+        let mut h = FieldTable::default();
+        h.insert(DEFAULT_HEADER.into(), AMQPValue::LongString(id.into()));
+        if let Some(t) = ttl {
+            h.insert("x-cache-ttl".into(), AMQPValue::LongInt(t));
+        }
+        let props = amq_protocol::protocol::basic::AMQPProperties::default().with_headers(h);
+        let header = encode_header(0, &props);
+        let info = ContentHeader::scan(&header).unwrap();
+        Message::new(Bytes::new(), Bytes::new(), header, info, Bytes::new())
+    }
+
+    fn deduper(size: usize) -> Deduper {
+        let scope = DedupScope { vhost: "/".into(), name: "q".into(), queue: true };
+        Deduper::new(scope, Settings { header: DEFAULT_HEADER.into(), size, ttl: None }, None)
+    }
+
+    /// Offers `id`; whether it was taken (not a duplicate).
+    fn offer(d: &Deduper, id: &str, ttl: Option<i32>, accept: bool) -> bool {
+        let m = message(id, ttl);
+        d.admit(d.key_of(&m), || ((), accept)).is_some()
+    }
+
+    #[test]
+    fn refused_messages_are_not_remembered_and_the_oldest_go_first() {
+        let d = deduper(2);
+        assert!(offer(&d, "a", None, false), "a refused message is not a duplicate");
+        assert!(offer(&d, "a", None, true), "and may come again");
+        assert!(!offer(&d, "a", None, true));
+        assert!(offer(&d, "b", None, true));
+        assert!(offer(&d, "c", None, true));
+        assert!(offer(&d, "a", None, true), "a was pushed out by b and c");
+        assert!(!offer(&d, "c", None, true));
+        assert_eq!(d.hits(), 2);
+    }
+
+    #[test]
+    fn an_expired_id_sent_again_does_not_push_out_a_live_one() {
+        let d = deduper(2);
+        assert!(offer(&d, "x", None, true));
+        assert!(offer(&d, "a", Some(1), true));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(offer(&d, "a", None, true), "a expired");
+        assert!(!offer(&d, "x", None, true), "x is still remembered: two live ids fit");
+        assert_eq!(d.remembered(), 2);
     }
 }

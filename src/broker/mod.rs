@@ -9,6 +9,11 @@
 //! when a permission is written beside a vhost (`Broker::with_vhost`).
 //! Publishing takes only read locks on the maps and routing tables, then
 //! each target queue's own lock in turn.
+//! Deduplication (`dedup.rs`): an exchange's `Deduper.window` is held
+//! while a message published to it is routed and queued, so it comes before
+//! the routing locks, a queue's `Deduper.window` (held across that queue's
+//! publish) and `Queue.state`; it is taken after `VHost.topology` when its
+//! owner is deleted.
 //! `Delayer.state` (`delayed.rs`) is a leaf: taken by publishers, the
 //! delayer's task and the store's reader thread, after `VHost.topology` when
 //! an exchange is deleted; only channel sends to the store happen under it.
@@ -188,8 +193,10 @@ impl Broker {
                 }
             }
         }
-        self.restore_delayed(delayed);
+        // Windows before delayed messages: an overdue one may fire at once
+        // into a deduplicating queue.
         self.restore_dedup(dedup);
+        self.restore_delayed(delayed);
     }
 
     /// Hands each deduplicating queue and exchange the ids it remembered;

@@ -683,15 +683,26 @@ impl VHost {
             }
         }
         for q in queues.drain(..) {
-            // A duplicate is dropped by that queue alone (confirmed, not queued).
-            let taken = match q.dedup.get().map(|d| d.take(&message)) {
-                Some(None) => continue,
-                other => other.flatten(),
+            let accepted = match q.dedup.get() {
+                None => q.publish(message.clone()),
+                Some(d) => d
+                    .admit(d.key_of(&message), || {
+                        let ok = q.publish(message.clone());
+                        (ok, ok)
+                    })
+                    .unwrap_or_else(|| {
+                        // A duplicate is dropped by that queue alone
+                        // (confirmed, not queued): its share of a stored message goes.
+                        if let Some(store) =
+                            self.store.as_ref().filter(|_| message.shared && q.is_persisted())
+                        {
+                            store.release(message.store_id, true);
+                        }
+                        true
+                    }),
             };
-            out.rejected |= !q.publish(message.clone());
-            if let (Some(d), Some(t)) = (q.dedup.get(), taken) {
-                d.write(t);
-            }
+            out.taken |= accepted;
+            out.rejected |= !accepted;
             if out.congested.is_none() && q.is_congested() {
                 out.congested = Some(q);
             }
@@ -756,6 +767,9 @@ pub struct Enqueued {
     pub on_disk: bool,
     /// A queue refused it (`x-overflow` = reject-publish): its confirm is a nack.
     pub rejected: bool,
+    /// A queue took it (or a delayed exchange keeps it): a deduplicating
+    /// exchange remembers its id.
+    pub taken: bool,
     /// A queue it reached is congested: its publisher should pause.
     pub congested: Option<Arc<Queue>>,
 }

@@ -250,17 +250,17 @@ impl Channel {
         let Some(dedup) = exchange.dedup() else {
             return self.route_message(exchange, message, bcc, mandatory, ctx);
         };
-        match dedup.take(&message) {
-            // A duplicate is confirmed, not routed (nor returned); its
-            // confirm waits for the disk as its original's does.
-            None => Enqueued { on_disk: dedup.durable() && message.info.persistent(), ..Default::default() },
-            Some(taken) => {
-                let routed = self.route_message(exchange, message, bcc, mandatory, ctx);
-                // After the message's own writes: a crash keeps the id only with them.
-                dedup.write(taken);
-                routed
-            }
-        }
+        let persistent = message.info.persistent();
+        let routed = dedup.admit(dedup.key_of(&message), || {
+            let routed = self.route_message(exchange, message, bcc, mandatory, ctx);
+            // Remembered only if a queue took it: a refused or unroutable
+            // message may be published again.
+            let taken = routed.taken && !routed.rejected;
+            (routed, taken)
+        });
+        // A duplicate is confirmed, not routed (nor returned); its confirm
+        // waits for the disk as its original's does.
+        routed.unwrap_or(Enqueued { on_disk: dedup.durable() && persistent, ..Default::default() })
     }
 
     fn route_message(
@@ -296,7 +296,7 @@ impl Channel {
         counted.routed.add(1);
         if let Some((delayer, ms)) = delay {
             ctx.router.queues.clear();
-            return Enqueued { on_disk: delayer.schedule(message, ms), ..Default::default() };
+            return Enqueued { on_disk: delayer.schedule(message, ms), taken: true, ..Default::default() };
         }
         let mut routed = ctx.vhost.enqueue(message, &mut ctx.router.queues);
         if ctx.throttle.is_none() {

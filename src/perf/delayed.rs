@@ -122,6 +122,8 @@ pub async fn run(uri: &Uri, o: &Options, summary: &mut Summary) -> Result<()> {
     let measured = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(o.duration)).await;
     let traffic_secs = measured.elapsed().as_secs_f64();
+    // The ordinary traffic is counted over the measured time only.
+    traffic.recording.store(false, Ordering::Relaxed);
     probe_stop.store(true, Ordering::Relaxed);
     let sent = sender.await??;
     // The last probes are due `delay` after they were sent.
