@@ -67,7 +67,7 @@ async fn consistent_hash_sends_each_key_to_one_queue_by_weight() {
     assert!((850..1150).contains(&share(&queues[0])), "{}", share(&queues[0]));
     assert!((1800..2200).contains(&share(&queues[1])), "{}", share(&queues[1]));
     // The same keys again land where they did.
-    let again = route_keys(&ch, &x, &queues, &keys[..500].to_vec()).await;
+    let again = route_keys(&ch, &x, &queues, &keys[..500]).await;
     for (k, q) in &again {
         assert_eq!(&first[k], q, "{k} changed queue");
     }
