@@ -300,11 +300,24 @@ pub async fn publish(
         let key = dedup.as_ref().map(|d| d.key_of(&message));
         // The message moves in: the store's id is set on it only while it
         // has one owner.
+        let delay = match exchange.delayer() {
+            Some(d) => {
+                crate::broker::delayed::delay_of(&message).map_err(channel_refused)?.map(|ms| (d.clone(), ms))
+            }
+            None => None,
+        };
         let hand_on = move || {
             v.route(&exchange, &message, &[], &mut router);
             let routed = !router.queues.is_empty();
-            let taken = routed && !v.enqueue(message, &mut router.queues).rejected;
-            (routed, taken)
+            // A delayed exchange keeps the message until it is due, as over AMQP.
+            if let Some((d, ms)) = delay {
+                return (routed, Some(d.schedule(message, ms)));
+            }
+            if !routed {
+                return (false, None);
+            }
+            let done = v.enqueue(message, &mut router.queues);
+            (true, (!done.rejected).then_some(done.on_disk))
         };
         // A duplicate on a deduplicating exchange is not routed, as over AMQP.
         let routed = match (dedup, key) {

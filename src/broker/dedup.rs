@@ -127,6 +127,11 @@ struct Window {
 }
 
 impl Window {
+    /// Whether `id` is remembered and not expired.
+    fn holds(&self, id: u128, now: u64) -> bool {
+        self.ids.get(&id).is_some_and(|(_, expires)| *expires == 0 || *expires > now)
+    }
+
     /// Pushes the oldest ids out while more than `size` are remembered (or
     /// stale slots pile up); returns the seqs of written ones.
     fn trim(&mut self, size: usize) -> Vec<u64> {
@@ -171,24 +176,51 @@ impl Deduper {
     }
 
     /// None if the message `key` is of is a duplicate (counted). Else runs
-    /// `hand_on`, which says whether the message was taken (routed,
-    /// queued: not refused), and remembers its id if so, writing it after
-    /// whatever `hand_on` submitted: a crash keeps the id only with the
-    /// message.
-    pub fn admit<R>(&self, key: Key, hand_on: impl FnOnce() -> (R, bool)) -> Option<R> {
+    /// `hand_on` with the window held (a second publish of the id waits
+    /// for the first's outcome), which says whether the message was taken
+    /// (routed, queued: not refused; None) and if so whether it was
+    /// written to the store (Some(on disk)). Its id is remembered if it was
+    /// taken, and written after whatever `hand_on` submitted if the message
+    /// was: a crash keeps the id only with the message. For an exchange:
+    /// queues remember theirs under their own lock (`seen`, `remember`).
+    pub fn admit<R>(&self, key: Key, hand_on: impl FnOnce() -> (R, Option<bool>)) -> Option<R> {
         let Some(id) = key.id else { return Some(hand_on().0) };
-        let now = now_ms();
         let mut w = self.window.lock();
-        if w.ids.get(&id).is_some_and(|(_, expires)| *expires == 0 || *expires > now) {
+        if w.holds(id, now_ms()) {
             drop(w);
             self.hits.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         let (out, taken) = hand_on();
-        if !taken || w.dropped {
-            return Some(out);
+        if let Some(on_disk) = taken {
+            self.insert(&mut w, id, key, on_disk);
         }
-        let written = self.store.is_some() && key.persistent;
+        Some(out)
+    }
+
+    /// Whether the message `key` is of is a duplicate (counted).
+    pub fn seen(&self, key: &Key) -> bool {
+        let Some(id) = key.id else { return false };
+        let seen = self.window.lock().holds(id, now_ms());
+        if seen {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        seen
+    }
+
+    /// Remembers the id of a message that was taken, `written` or not.
+    pub fn remember(&self, key: Key, written: bool) {
+        if let Some(id) = key.id {
+            self.insert(&mut self.window.lock(), id, key, written);
+        }
+    }
+
+    fn insert(&self, w: &mut Window, id: u128, key: Key, on_disk: bool) {
+        if w.dropped {
+            return;
+        }
+        let written = self.store.is_some() && key.persistent && on_disk;
+        let now = now_ms();
         let seq = w.next_seq;
         w.next_seq += 1;
         let expires = key.ttl.map_or(0, |t| now.saturating_add(t).max(1));
@@ -203,7 +235,6 @@ impl Deduper {
                 store.submit(Op::PutDedup(self.scope.clone(), DedupEntry { seq, hash: id, expires }));
             }
         }
-        Some(out)
     }
 
     /// The hash of the message's id, if it carries one.
@@ -351,7 +382,7 @@ mod window {
     /// Offers `id`; whether it was taken (not a duplicate).
     fn offer(d: &Deduper, id: &str, ttl: Option<i32>, accept: bool) -> bool {
         let m = message(id, ttl);
-        d.admit(d.key_of(&m), || ((), accept)).is_some()
+        d.admit(d.key_of(&m), || ((), accept.then_some(false))).is_some()
     }
 
     #[test]

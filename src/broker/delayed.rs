@@ -236,14 +236,11 @@ impl Delayer {
                 tokio::task::yield_now().await;
                 continue;
             }
-            let wait = next.map(|due| due.saturating_sub(now_ms()));
-            match wait {
-                Some(0) => continue,
-                Some(ms) => {
-                    let _ = tokio::time::timeout(std::time::Duration::from_millis(ms), self.wake.notified())
-                        .await;
-                }
-                None => self.wake.notified().await,
+            // At least once a second: a read that failed is tried again.
+            let wait = next.map_or(1_000, |due| due.saturating_sub(now_ms()).min(1_000));
+            if wait > 0 {
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_millis(wait), self.wake.notified()).await;
             }
         }
     }

@@ -11,9 +11,9 @@
 //! each target queue's own lock in turn.
 //! Deduplication (`dedup.rs`): an exchange's `Deduper.window` is held
 //! while a message published to it is routed and queued, so it comes before
-//! the routing locks, a queue's `Deduper.window` (held across that queue's
-//! publish) and `Queue.state`; it is taken after `VHost.topology` when its
-//! owner is deleted.
+//! the routing locks and `Queue.state` (dead-lettering never takes an
+//! exchange's window); a queue's window is a leaf taken under its own
+//! `Queue.state`, or under `VHost.topology` when the queue is deleted.
 //! `Delayer.state` (`delayed.rs`) is a leaf: taken by publishers, the
 //! delayer's task and the store's reader thread, after `VHost.topology` when
 //! an exchange is deleted; only channel sends to the store happen under it.

@@ -683,24 +683,8 @@ impl VHost {
             }
         }
         for q in queues.drain(..) {
-            let accepted = match q.dedup.get() {
-                None => q.publish(message.clone()),
-                Some(d) => d
-                    .admit(d.key_of(&message), || {
-                        let ok = q.publish(message.clone());
-                        (ok, ok)
-                    })
-                    .unwrap_or_else(|| {
-                        // A duplicate is dropped by that queue alone
-                        // (confirmed, not queued): its share of a stored message goes.
-                        if let Some(store) =
-                            self.store.as_ref().filter(|_| message.shared && q.is_persisted())
-                        {
-                            store.release(message.store_id, true);
-                        }
-                        true
-                    }),
-            };
+            // A deduplicating queue drops a duplicate itself (confirmed).
+            let accepted = q.publish(message.clone());
             out.taken |= accepted;
             out.rejected |= !accepted;
             if out.congested.is_none() && q.is_congested() {

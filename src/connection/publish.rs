@@ -250,17 +250,17 @@ impl Channel {
         let Some(dedup) = exchange.dedup() else {
             return self.route_message(exchange, message, bcc, mandatory, ctx);
         };
-        let persistent = message.info.persistent();
+        // A duplicate's confirm waits for the disk as its original's may.
+        let on_disk = ctx.vhost.store().is_some() && message.info.persistent();
         let routed = dedup.admit(dedup.key_of(&message), || {
             let routed = self.route_message(exchange, message, bcc, mandatory, ctx);
             // Remembered only if a queue took it: a refused or unroutable
             // message may be published again.
-            let taken = routed.taken && !routed.rejected;
+            let taken = (routed.taken && !routed.rejected).then_some(routed.on_disk);
             (routed, taken)
         });
-        // A duplicate is confirmed, not routed (nor returned); its confirm
-        // waits for the disk as its original's does.
-        routed.unwrap_or(Enqueued { on_disk: dedup.durable() && persistent, ..Default::default() })
+        // A duplicate is confirmed, not routed (nor returned).
+        routed.unwrap_or(Enqueued { on_disk, ..Default::default() })
     }
 
     fn route_message(

@@ -280,14 +280,19 @@ impl Queue {
     /// queue refused it (full, with `x-overflow` = reject-publish[-dlx]).
     pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> bool {
         let mut st = self.state.lock();
-        if st.deleted || self.over_limit(&st, &message) {
+        // A duplicate (`x-message-deduplication`) is dropped, confirmed: looked
+        // up and remembered under this lock, so two publishes of one id take
+        // turns, and no lock is held when this queue dead-letters.
+        let dedup = self.dedup.get().map(|d| (d, d.key_of(&message)));
+        let duplicate = dedup.as_ref().is_some_and(|(d, key)| !st.deleted && d.seen(key));
+        if st.deleted || duplicate || self.over_limit(&st, &message) {
             // Deleted since routing, or full: its share of a stored message goes.
             if let Some(s) =
                 self.store.as_ref().filter(|s| s.durable && message.is_stored() && message.shared)
             {
                 s.handle.release(message.store_id, true);
             }
-            if st.deleted {
+            if st.deleted || duplicate {
                 return true;
             }
             if st.eff.config.overflow == Overflow::RejectPublishDlx {
@@ -314,10 +319,15 @@ impl Queue {
             stored: false,
             paged: false,
         };
+        let written = self.store.as_ref().is_some_and(|s| s.durable) && entry.message.info.persistent();
         if !self.page_out(&mut st, &entry) {
             let stored = self.store_place(&entry);
             st.ready.push_back(Entry { stored, ..entry });
             self.dispatch(&mut st);
+        }
+        // After the message's own writes: a crash keeps the id only with it.
+        if let Some((d, key)) = dedup {
+            d.remember(key, written);
         }
         self.drop_head(&mut st);
         self.expire_due(&mut st);
