@@ -154,11 +154,6 @@ impl Deduper {
         Deduper { scope, settings, store, window: Mutex::default(), hits: AtomicU64::new(0) }
     }
 
-    /// Whether it writes ids to the store (its owner is durable).
-    pub fn durable(&self) -> bool {
-        self.store.is_some()
-    }
-
     /// Messages dropped as duplicates.
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)

@@ -80,6 +80,16 @@ pub fn parse_key(k: &[u8]) -> Option<(String, String, u64, u64)> {
     r.done().then_some((vhost, exchange, due, seq))
 }
 
+/// Counts a record read back at start-up into the backlogs (records
+/// arrive in key order, so an exchange's are together); `kept`: it
+/// survives restarts (boot 0).
+pub fn count(backlogs: &mut Vec<DelayedBacklog>, vhost: String, exchange: String, kept: bool) {
+    match backlogs.last_mut() {
+        Some(b) if b.vhost == vhost && b.exchange == exchange => b.count += u64::from(kept),
+        _ => backlogs.push(DelayedBacklog { vhost, exchange, count: u64::from(kept) }),
+    }
+}
+
 pub fn encode_value(boot: u64, record: &MessageRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(&boot.to_be_bytes());
     record.encode_into(out);

@@ -205,13 +205,10 @@ impl Store for MemoryStore {
 }
 
 fn delayed_backlogs(delayed: &BTreeMap<Vec<u8>, (u64, MessageRecord)>) -> Vec<super::DelayedBacklog> {
-    let mut out: Vec<super::DelayedBacklog> = Vec::new();
+    let mut out = Vec::new();
     for (k, (boot, _)) in delayed {
-        let Some((vhost, exchange, _, _)) = super::delayed::parse_key(k) else { continue };
-        let kept = u64::from(*boot == 0);
-        match out.last_mut() {
-            Some(b) if b.vhost == vhost && b.exchange == exchange => b.count += kept,
-            _ => out.push(super::DelayedBacklog { vhost, exchange, count: kept }),
+        if let Some((vhost, exchange, _, _)) = super::delayed::parse_key(k) {
+            super::delayed::count(&mut out, vhost, exchange, *boot == 0);
         }
     }
     out

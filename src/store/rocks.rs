@@ -30,8 +30,8 @@ use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOp
 
 use super::records::Writer;
 use super::{
-    dedup, delayed, BindingRecord, Delayed, DelayedBacklog, ExchangeRecord, IndexEntry, MessageRecord, Op,
-    QueueRecord, Recovered, Result, Store, StoreError, SCHEMA_VERSION,
+    dedup, delayed, BindingRecord, Delayed, ExchangeRecord, IndexEntry, MessageRecord, Op, QueueRecord,
+    Recovered, Result, Store, StoreError, SCHEMA_VERSION,
 };
 
 /// `control`, `delayed` and `dedup` came after schema 2 was fixed: a
@@ -202,11 +202,7 @@ impl RocksStore {
             let (vhost, exchange, _, seq) =
                 delayed::parse_key(&k).ok_or_else(|| self.corrupt("delayed message key"))?;
             r.max_delayed_seq = r.max_delayed_seq.max(seq);
-            let kept = u64::from(delayed::boot_of(&v) == Some(0));
-            match r.delayed.last_mut() {
-                Some(b) if b.vhost == vhost && b.exchange == exchange => b.count += kept,
-                _ => r.delayed.push(DelayedBacklog { vhost, exchange, count: kept }),
-            }
+            delayed::count(&mut r.delayed, vhost, exchange, delayed::boot_of(&v) == Some(0));
         }
         Ok(())
     }
