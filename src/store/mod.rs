@@ -13,6 +13,7 @@ pub mod records;
 pub mod recovery;
 pub mod refs;
 pub mod rocks;
+pub mod stream;
 pub mod writer;
 
 pub use dedup::{DedupBacklog, DedupEntry, DedupScope};

@@ -62,6 +62,8 @@ enum Cmd {
     Shutdown(mpsc::SyncSender<()>),
     /// Compact once idle, as after many deletions (a whole vhost went).
     CompactSoon,
+    /// Write a stream's pending appends with this batch (`stream/`).
+    Stream(Arc<super::stream::Log>),
 }
 
 /// How much of a queue stays in memory before the rest is paged out.
@@ -145,6 +147,8 @@ impl StoreHandle {
             compaction: None,
             slow_sync,
             dropping: Dropping::default(),
+            streams: Vec::new(),
+            unsynced: Vec::new(),
         };
         std::thread::Builder::new()
             .name("warren-store".into())
@@ -321,6 +325,10 @@ struct Writer {
     slow_sync: Option<std::time::Duration>,
     /// Drops of paged-out parts that look at their index first.
     dropping: Dropping,
+    /// Streams with appends to write in this batch.
+    streams: Vec<Arc<super::stream::Log>>,
+    /// Streams written to since the last sync (a barrier syncs them all).
+    unsynced: Vec<Arc<super::stream::Log>>,
 }
 
 impl Writer {
@@ -398,6 +406,11 @@ impl Writer {
                     }
                     Cmd::Shutdown(tell) => closed = Some(tell),
                     Cmd::CompactSoon => deletions = deletions.max(COMPACT_AFTER),
+                    Cmd::Stream(log) => {
+                        if !self.streams.iter().any(|l| Arc::ptr_eq(l, &log)) {
+                            self.streams.push(log);
+                        }
+                    }
                 }
                 if self.ops.len() < MAX_BATCH && self.ops_bytes < MAX_BATCH_BYTES && closed.is_none() {
                     next = rx.try_recv().ok();
@@ -465,8 +478,10 @@ impl Writer {
     fn flush(&mut self, waited_for: bool) -> bool {
         self.ops_bytes = 0;
         annihilate(&mut self.ops);
+        // Streams first: a barrier in this batch waits for their chunks too.
+        let streams_ok = self.write_streams(waited_for);
         if self.ops.is_empty() && !waited_for {
-            return true;
+            return streams_ok;
         }
         let synced = self.sync && waited_for;
         let started = std::time::Instant::now();
@@ -478,7 +493,7 @@ impl Writer {
         // the process): every later batch fails without touching it, so
         // each waiter learns it (publishers get nacks, declares 541), and
         // the monitor holds the disk alarm up until a restart.
-        let ok = if self.shared.failed.load(Ordering::Relaxed) {
+        let ok = if self.shared.failed.load(Ordering::Relaxed) || !streams_ok {
             self.shared.metrics.write_errors.fetch_add(1, Ordering::Relaxed);
             false
         } else {
@@ -505,6 +520,40 @@ impl Writer {
         }
         self.ops.clear();
         ok
+    }
+}
+
+impl Writer {
+    /// Writes the pending appends of the streams asked for (and syncs them
+    /// if someone waits); false if one failed, which fails the store too.
+    fn write_streams(&mut self, waited_for: bool) -> bool {
+        let mut failed = None;
+        for log in self.streams.drain(..) {
+            if self.shared.failed.load(Ordering::Relaxed) || failed.is_some() {
+                break;
+            }
+            match log.write_pending() {
+                Ok(()) if self.unsynced.iter().any(|l| Arc::ptr_eq(l, &log)) => {}
+                Ok(()) => self.unsynced.push(log),
+                Err(e) => failed = Some((log, e)),
+            }
+        }
+        if failed.is_none() && self.sync && waited_for {
+            for log in std::mem::take(&mut self.unsynced) {
+                if let Err(e) = log.sync() {
+                    failed = Some((log, e));
+                    break;
+                }
+            }
+        }
+        let Some((log, e)) = failed else { return !self.shared.failed.load(Ordering::Relaxed) };
+        error!(
+            dir = %log.dir().display(),
+            "{e}: a stream's appends not written; the store takes no more writes: \
+             free disk space and restart Warren (what was confirmed is on disk)"
+        );
+        self.shared.failed.store(true, Ordering::Relaxed);
+        false
     }
 }
 
