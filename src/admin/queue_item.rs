@@ -72,6 +72,16 @@ pub fn item(s: &AdminState, q: &Queue, shape: Shape) -> Value {
     put("effective_policy_definition", Value::Object(q.effective_policy_definition()));
     put("exclusive_consumer_tag", json!(info.exclusive_consumer_tag));
     put("single_active_consumer_tag", json!(info.single_active_consumer_tag));
+    // Streams: where the log starts and ends, and the offsets kept for
+    // named consumers (Warren's fields).
+    if let Some(st) = q.stream() {
+        put("stream_first_offset", json!(st.log.first()));
+        put("stream_next_offset", json!(st.log.written()));
+        put("stream_segments", json!(st.log.segment_count()));
+        put("stream_compacted_messages", json!(st.compacted.load(std::sync::atomic::Ordering::Relaxed)));
+        let offsets: Map<String, Value> = st.tracked_offsets().into_iter().map(|(t, o)| (t, json!(o))).collect();
+        put("stream_consumer_offsets", Value::Object(offsets));
+    }
     // Deduplicating queues: the window and what it dropped (Warren's fields).
     if let Some(d) = q.dedup.get() {
         put("messages_deduplicated", json!(d.hits()));

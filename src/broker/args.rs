@@ -20,6 +20,10 @@ pub const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
     "x-queue-type",
     "x-single-active-consumer",
     "x-delivery-limit",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-stream-compaction-key",
 ];
 
 /// Exchange arguments compared on redeclaration.

@@ -272,6 +272,10 @@ impl VHost {
                 });
             }
             let q = Arc::new(q);
+            if let Err(e) = self.open_stream(&q) {
+                warn!(queue = %record.name, "{e}: the stream is left out");
+                continue;
+            }
             // Before its messages are back: a policy's delivery limit counts their returns.
             self.apply_policies_to_queue(&q);
             q.restore(head, backlog.paged, backlog.next_seq);

@@ -41,6 +41,7 @@ pub mod policy;
 pub mod queue;
 pub mod queue_args;
 pub mod stats;
+pub mod stream;
 pub mod vhost;
 mod vhost_policy;
 mod vhosts;
@@ -193,6 +194,7 @@ impl Broker {
                 }
             }
         }
+        self.restore_streams(&control, clean);
         // Windows before delayed messages: an overdue one may fire at once
         // into a deduplicating queue.
         self.restore_dedup(dedup);

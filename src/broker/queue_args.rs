@@ -8,6 +8,11 @@ use crate::protocol::AmqpError;
 /// The longest TTL RabbitMQ accepts: ten years, in milliseconds.
 pub const MAX_TTL: i64 = 315_360_000_000;
 
+/// Whether declare arguments make a stream (`x-queue-type: stream`).
+pub fn is_stream(args: &FieldTable) -> bool {
+    args.inner().get("x-queue-type").and_then(as_str) == Some("stream")
+}
+
 /// Checks every argument RabbitMQ knows; unknown ones are kept and ignored.
 pub fn validate(
     args: &FieldTable,
@@ -112,10 +117,7 @@ pub fn validate(
                             )));
                         }
                         if s == "stream" {
-                            return Err(invalid(
-                                key,
-                                "\"stream queues are not supported by Warren yet\"".into(),
-                            ));
+                            super::stream::args::validate(args, name, vhost)?;
                         }
                     }
                     _ => return Err(invalid(key, format!("\"unsupported queue type '{s}'\""))),

@@ -209,6 +209,30 @@ impl VHost {
     }
 
     /// A deduplicating queue gets its window (`dedup.rs`).
+    /// Opens a stream queue's log (at its declaration, or at start-up).
+    pub(super) fn open_stream(&self, q: &Arc<Queue>) -> Result<(), AmqpError> {
+        if !q.is_stream {
+            return Ok(());
+        }
+        let store = self.store.as_ref();
+        let (Some(store), Some(id)) = (store, q.store_id()) else {
+            return Err(AmqpError::precondition_failed(format!(
+                "stream queue '{}' in vhost '{}' needs a data directory",
+                q.name, self.name
+            )));
+        };
+        let Some(dir) = store.streams_dir() else {
+            return Err(AmqpError::precondition_failed("streams need a data directory"));
+        };
+        let retention = super::stream::args::retention(&q.arguments, &q.effective_policy_definition());
+        let s = super::stream::Stream::open(q, id, store.clone(), dir, retention).map_err(|e| {
+            tracing::error!(queue = %q.name, "cannot open a stream's files: {e}");
+            AmqpError::internal(format!("cannot open the files of stream '{}': {e}", q.name))
+        })?;
+        q.set_stream(s);
+        Ok(())
+    }
+
     pub(super) fn start_queue_extras(&self, q: &Queue) {
         let durable = q.durable && q.exclusive_owner.is_none();
         let store = self.store.as_ref();
@@ -384,6 +408,11 @@ impl VHost {
             return Err(self.no_queue(&name));
         }
         self.check_queue_limit(&name)?;
+        if d.name.is_empty() && super::queue_args::is_stream(&d.arguments) {
+            return Err(AmqpError::precondition_failed(
+                "Cannot declare a server-named queue for type rabbit_stream_queue",
+            ));
+        }
         super::queue_args::validate(&d.arguments, &name, &self.name, d.durable, d.exclusive, d.auto_delete)?;
         let owner = d.exclusive.then_some(conn);
         let mut q = Queue::new(name.clone(), self.name.clone(), d.durable, owner, d.auto_delete, d.arguments)
@@ -397,6 +426,7 @@ impl VHost {
             };
         }
         let q = Arc::new(q);
+        self.open_stream(&q)?;
         self.apply_policies_to_queue(&q);
         self.start_queue_extras(&q);
         // Submitted before anyone can see it: what they write of it comes after.
@@ -424,7 +454,8 @@ impl VHost {
                 self.name
             )));
         }
-        if if_empty && !q.is_empty() {
+        // A stream is deleted `if_empty` or not, as RabbitMQ does.
+        if if_empty && !q.is_empty() && !q.is_stream {
             return Err(AmqpError::precondition_failed(format!(
                 "queue '{name}' in vhost '{}' not empty",
                 self.name
@@ -683,6 +714,8 @@ impl VHost {
             }
         }
         for q in queues.drain(..) {
+            // A stream writes every message to its log: its confirm follows the disk.
+            out.on_disk |= q.is_stream;
             // A deduplicating queue drops a duplicate itself (confirmed).
             let accepted = q.publish(message.clone());
             out.taken |= accepted;

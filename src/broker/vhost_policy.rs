@@ -48,7 +48,7 @@ impl Policies {
     }
 
     fn for_queue(&self, kind: Kind, q: &Queue) -> Option<Arc<Policy>> {
-        self.of(kind).iter().find(|p| p.matches_queue(&q.name, q.config.quorum)).cloned()
+        self.of(kind).iter().find(|p| p.matches_queue(&q.name, q.queue_type())).cloned()
     }
 }
 

@@ -78,10 +78,19 @@ impl Channel {
             priority,
         };
         self.credit.set_cap(ctx.limits.max_unacked_per_channel);
+        // A stream's consumer: its arguments, then RabbitMQ's rules (a
+        // prefetch of its own, manual acks), in RabbitMQ's order.
+        let stream = match named.as_ref().and_then(|q| q.stream().cloned()) {
+            Some(s) => Some((s, self.stream_consumer(&c, &tag, queue_name, ctx)?)),
+            None => None,
+        };
         let consumer = Arc::new(Consumer::new(spec, self.credit.clone(), ctx.tx.clone()));
         // The reply queue is opened last, once nothing can refuse the consume.
         let queue = named.unwrap_or_else(|| ctx.vhost.open_reply_queue(ctx.conn));
-        queue.add_consumer(consumer.clone())?;
+        match stream {
+            Some((s, args)) => s.add_consumer(consumer.clone(), args)?,
+            None => queue.add_consumer(consumer.clone())?,
+        }
         if reply {
             self.reply_queue = Some(queue.clone());
         }
@@ -97,6 +106,30 @@ impl Channel {
         }
         self.consumers.insert(tag, (consumer, queue));
         Ok(())
+    }
+
+    /// Checks a consume on a stream and reads its arguments.
+    fn stream_consumer(
+        &self,
+        c: &basic::Consume,
+        tag: &str,
+        queue: &str,
+        ctx: &Ctx,
+    ) -> Result<crate::broker::stream::args::ConsumeArgs, AmqpError> {
+        let vhost = &ctx.vhost.name;
+        let server_tag = c.consumer_tag.as_str().is_empty();
+        let args = crate::broker::stream::args::consume(&c.arguments, tag, server_tag, queue, vhost)?;
+        if self.prefetch == 0 {
+            return Err(AmqpError::precondition_failed(format!(
+                "consumer prefetch count is not set for 'queue '{queue}' in vhost '{vhost}''"
+            )));
+        }
+        if c.no_ack {
+            return Err(AmqpError::not_implemented(format!(
+                "automatic acknowledgement not supported by stream queues queue '{queue}' in vhost '{vhost}'"
+            )));
+        }
+        Ok(args)
     }
 
     pub(super) fn cancel(&mut self, c: basic::Cancel, ctx: &mut Ctx) -> Result<(), AmqpError> {
@@ -133,6 +166,12 @@ impl Channel {
         let name = self.queue_name(g.queue.as_str())?;
         ctx.session.check(crate::access::Resource::Queue, &name, crate::access::session::Action::Read)?;
         let queue = self.resolve_queue(&name, ctx)?;
+        if queue.is_stream {
+            return Err(AmqpError::not_implemented(format!(
+                "basic.get not supported by stream queues queue '{}' in vhost '{}'",
+                queue.name, ctx.vhost.name
+            )));
+        }
         let cap = ctx.limits.max_unacked_per_channel;
         if !g.no_ack && cap > 0 && self.unacked.len() >= cap as usize {
             return Err(AmqpError::precondition_failed(format!(
@@ -243,6 +282,10 @@ impl Channel {
         let mut iter = settled.into_iter().peekable();
         while let Some(u) = iter.next() {
             seqs.push(u.seq);
+            // A stream's ack moves a tracked offset on (nacks only give credit).
+            if let (Some(s), Some(c), Settle::Ack) = (u.queue.stream(), &u.consumer, how) {
+                s.acked(c, u.seq);
+            }
             if let Some(c) = &u.consumer {
                 if c.settled(1) && !kick.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
                     kick.push(u.queue.clone());

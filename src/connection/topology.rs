@@ -180,6 +180,12 @@ impl Channel {
             Q::Purge(p) => {
                 ctx.session.check(Queue, &self.queue_name(p.queue.as_str())?, Read)?;
                 let q = self.resolve_queue(p.queue.as_str(), ctx)?;
+                if q.is_stream {
+                    return Err(AmqpError::not_implemented(format!(
+                        "queue.purge not supported by stream queues queue '{}' in vhost '{}'",
+                        q.name, v.name
+                    )));
+                }
                 if q.durable {
                     removed = Removed::PagesOf(q.store_id());
                 }

@@ -47,6 +47,7 @@ fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, A
     let queues = recovered.queues.len();
     let fixes = std::mem::take(&mut b.fixes);
     let handle = StoreHandle::start(store, config.storage.fsync, next_id, b.refs, head);
+    handle.set_streams_dir(dir.join("streams"));
     // Before anything reads pages back.
     for op in fixes {
         handle.submit(op);

@@ -85,6 +85,8 @@ struct Shared {
     metrics: StoreMetrics,
     /// A write failed: nothing more is written until Warren restarts.
     failed: AtomicBool,
+    /// Where streams keep their segment files (`<data dir>/streams`).
+    streams_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// Ops per batch at most, so one huge burst does not delay every confirm.
@@ -132,6 +134,7 @@ impl StoreHandle {
             head,
             metrics: StoreMetrics::default(),
             failed: AtomicBool::new(false),
+            streams_dir: std::sync::OnceLock::new(),
         });
         let slow_sync = std::env::var("WARREN_STORE_SLOW_SYNC_MS")
             .ok()
@@ -155,6 +158,16 @@ impl StoreHandle {
             .spawn(move || writer.run(rx))
             .expect("the store writer thread starts");
         StoreHandle { tx, shared }
+    }
+
+    /// Sets where streams keep their files (once, at start-up).
+    pub fn set_streams_dir(&self, dir: std::path::PathBuf) {
+        let _ = self.shared.streams_dir.set(dir);
+    }
+
+    /// Where streams keep their files; None when there is no data directory.
+    pub fn streams_dir(&self) -> Option<&std::path::Path> {
+        self.shared.streams_dir.get().map(|p| p.as_path())
     }
 
     /// A fresh id for a message or a queue.
@@ -284,6 +297,12 @@ impl StoreHandle {
     /// queues and vhosts goes back to the disk).
     pub fn compact_soon(&self) {
         let _ = self.tx.send(Cmd::CompactSoon);
+    }
+
+    /// Asks the writer to write a stream's pending appends with its next
+    /// batch: a barrier submitted after this is answered once they are durable.
+    pub fn write_stream(&self, log: Arc<super::stream::Log>) {
+        let _ = self.tx.send(Cmd::Stream(log));
     }
 
     /// Submits `ops` and blocks until they are durable (for rare topology changes).

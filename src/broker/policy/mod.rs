@@ -62,8 +62,15 @@ pub enum ApplyTo {
     Exchanges,
     ClassicQueues,
     QuorumQueues,
-    /// Warren has no streams: such a policy matches nothing (yet).
     Streams,
+}
+
+/// The type of a queue, as `apply-to` tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueType {
+    Classic,
+    Quorum,
+    Stream,
 }
 
 impl ApplyTo {
@@ -95,12 +102,13 @@ impl ApplyTo {
         }
     }
 
-    fn takes_queue(self, quorum: bool) -> bool {
+    fn takes_queue(self, ty: QueueType) -> bool {
         match self {
             ApplyTo::All | ApplyTo::Queues => true,
-            ApplyTo::ClassicQueues => !quorum,
-            ApplyTo::QuorumQueues => quorum,
-            ApplyTo::Exchanges | ApplyTo::Streams => false,
+            ApplyTo::ClassicQueues => ty == QueueType::Classic,
+            ApplyTo::QuorumQueues => ty == QueueType::Quorum,
+            ApplyTo::Streams => ty == QueueType::Stream,
+            ApplyTo::Exchanges => false,
         }
     }
 
@@ -272,8 +280,8 @@ impl Policy {
         })
     }
 
-    pub fn matches_queue(&self, name: &str, quorum: bool) -> bool {
-        self.apply_to.takes_queue(quorum) && self.regex.is_match(name)
+    pub fn matches_queue(&self, name: &str, ty: QueueType) -> bool {
+        self.apply_to.takes_queue(ty) && self.regex.is_match(name)
     }
 
     pub fn matches_exchange(&self, name: &str) -> bool {

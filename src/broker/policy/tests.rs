@@ -131,12 +131,12 @@ fn unknown_keys_and_empty_definitions_are_refused() {
 #[test]
 fn patterns_are_unanchored_and_bad_ones_refused() {
     let p = Policy::parse("p", "demo", ApplyTo::All, 0, &json!({"max-length": 1}), Kind::User).unwrap();
-    assert!(p.matches_queue("my-demo-q", false) && !p.matches_queue("dem", false));
+    assert!(p.matches_queue("my-demo-q", QueueType::Classic) && !p.matches_queue("dem", QueueType::Classic));
     let anchored =
         Policy::parse("p", "^demo$", ApplyTo::All, 0, &json!({"max-length": 1}), Kind::User).unwrap();
-    assert!(anchored.matches_queue("demo", false) && !anchored.matches_queue("demo2", false));
+    assert!(anchored.matches_queue("demo", QueueType::Classic) && !anchored.matches_queue("demo2", QueueType::Classic));
     let empty = Policy::parse("p", "", ApplyTo::All, 0, &json!({"max-length": 1}), Kind::User).unwrap();
-    assert!(empty.matches_queue("anything", false), "an empty pattern matches every name, as in PCRE");
+    assert!(empty.matches_queue("anything", QueueType::Classic), "an empty pattern matches every name, as in PCRE");
     let bad = |pattern: &str| {
         error(Policy::parse("p", pattern, ApplyTo::All, 0, &json!({"max-length": 1}), Kind::User))
     };
@@ -156,14 +156,19 @@ fn apply_to_selects_kinds_of_object() {
     let p = |a| Policy::parse("p", "^x", a, 0, &def, Kind::User).unwrap();
     let kinds = |a| {
         let p = p(a);
-        (p.matches_queue("x", false), p.matches_queue("x", true), p.matches_exchange("x"))
+        (
+            p.matches_queue("x", QueueType::Classic),
+            p.matches_queue("x", QueueType::Quorum),
+            p.matches_queue("x", QueueType::Stream),
+            p.matches_exchange("x"),
+        )
     };
-    assert_eq!(kinds(ApplyTo::All), (true, true, true));
-    assert_eq!(kinds(ApplyTo::Queues), (true, true, false));
-    assert_eq!(kinds(ApplyTo::ClassicQueues), (true, false, false));
-    assert_eq!(kinds(ApplyTo::QuorumQueues), (false, true, false));
-    assert_eq!(kinds(ApplyTo::Exchanges), (false, false, true));
-    assert_eq!(kinds(ApplyTo::Streams), (false, false, false));
+    assert_eq!(kinds(ApplyTo::All), (true, true, true, true));
+    assert_eq!(kinds(ApplyTo::Queues), (true, true, true, false));
+    assert_eq!(kinds(ApplyTo::ClassicQueues), (true, false, false, false));
+    assert_eq!(kinds(ApplyTo::QuorumQueues), (false, true, false, false));
+    assert_eq!(kinds(ApplyTo::Exchanges), (false, false, false, true));
+    assert_eq!(kinds(ApplyTo::Streams), (false, false, true, false));
     assert!(!p(ApplyTo::All).matches_exchange("y"));
     assert_eq!(
         ApplyTo::parse("bogus").unwrap_err().to_string(),

@@ -33,6 +33,9 @@ impl Queue {
     }
 
     pub fn remove_consumer(self: &Arc<Self>, consumer: &Arc<Consumer>) -> ConsumerRemoved {
+        if let Some(s) = self.stream() {
+            return self.remove_stream_consumer(s, consumer);
+        }
         let mut st = self.state.lock();
         st.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
         self.touch();

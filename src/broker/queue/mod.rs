@@ -17,6 +17,7 @@ mod paging;
 mod policy;
 mod ready;
 mod stats;
+mod stream;
 mod unacked;
 
 pub use config::{Overflow, QueueConfig};
@@ -78,6 +79,10 @@ pub struct Queue {
     pub rates: QueueRates,
     /// The ids it remembers (`x-message-deduplication`, `broker/dedup.rs`).
     pub dedup: std::sync::OnceLock<Arc<super::dedup::Deduper>>,
+    /// `x-queue-type: stream`: its log, once opened (`queue/stream.rs`).
+    stream: std::sync::OnceLock<Arc<super::stream::Stream>>,
+    /// Declared as a stream (its messages go to its log, not the store's index).
+    pub is_stream: bool,
 }
 
 /// A queue's link to the store.
@@ -172,6 +177,7 @@ impl Queue {
         let top = config.max_priority.unwrap_or(0);
         let ready = Ready::new(top);
         let lanes = usize::from(top) + 1;
+        let is_stream = super::queue_args::is_stream(&arguments);
         Queue {
             name,
             vhost,
@@ -191,6 +197,8 @@ impl Queue {
             drained: tokio::sync::Notify::new(),
             rates: QueueRates::default(),
             dedup: std::sync::OnceLock::new(),
+            stream: std::sync::OnceLock::new(),
+            is_stream,
             state: Mutex::new(State {
                 next_seq: 1,
                 ready,
@@ -235,9 +243,15 @@ impl Queue {
         self.store.as_ref().filter(|s| s.durable).map(|s| s.id)
     }
 
-    /// Whether a persistent message routed here must be written to disk.
+    /// Whether a persistent message routed here must be written to the
+    /// store (a stream writes every message to its own log instead).
     pub fn is_persisted(&self) -> bool {
-        self.store.as_ref().is_some_and(|s| s.durable)
+        self.store.as_ref().is_some_and(|s| s.durable) && !self.is_stream
+    }
+
+    /// Makes the queue a stream over `s` (once, as it is declared or restored).
+    pub fn set_stream(&self, s: Arc<super::stream::Stream>) {
+        let _ = self.stream.set(s);
     }
 
     /// Puts recovered messages back: the head in memory, in order (shared
@@ -279,6 +293,9 @@ impl Queue {
     /// credit, pages it out if the head is full. Returns false if the
     /// queue refused it (full, with `x-overflow` = reject-publish[-dlx]).
     pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> bool {
+        if let Some(s) = self.stream.get() {
+            return s.append(&message);
+        }
         let mut st = self.state.lock();
         // A duplicate (`x-message-deduplication`) is dropped, confirmed: looked
         // up and remembered under this lock, so two publishes of one id take
@@ -355,7 +372,7 @@ impl Queue {
 
     /// Whether publishers feeding this queue should pause (credit flow).
     pub fn is_congested(&self) -> bool {
-        self.congested.load(Ordering::Acquire)
+        self.congested.load(Ordering::Acquire) || self.stream.get().is_some_and(|s| s.is_congested())
     }
 
     /// Waits until the queue is no longer congested.
@@ -376,6 +393,9 @@ impl Queue {
 
     /// Asks the queue to feed consumers that regained credit.
     pub fn kick(self: &Arc<Self>) {
+        if let Some(s) = self.stream.get() {
+            return s.kick();
+        }
         let mut st = self.state.lock();
         self.dispatch(&mut st);
         self.finish(st);
@@ -486,6 +506,10 @@ impl Queue {
 
     /// Settles delivered messages for good.
     pub fn ack(&self, seqs: &[u64]) {
+        if self.stream.get().is_some() {
+            // A stream's acks only give credit back (the channel did).
+            return;
+        }
         let mut st = self.state.lock();
         for seq in seqs {
             if let Some(e) = st.unacked.remove(seq) {
@@ -498,6 +522,9 @@ impl Queue {
     /// Rejected without requeue: dead-lettered (reason `rejected`) if the
     /// queue has a dead-letter exchange, else dropped.
     pub fn reject(self: &Arc<Self>, seqs: &[u64]) {
+        if self.stream.get().is_some() {
+            return;
+        }
         let mut st = self.state.lock();
         for seq in seqs {
             if let Some(e) = st.unacked.remove(seq) {
@@ -510,6 +537,10 @@ impl Queue {
     /// Puts delivered messages back where they were, marked redelivered;
     /// past the delivery limit they are dead-lettered instead.
     pub fn requeue(self: &Arc<Self>, seqs: &[u64]) {
+        if self.stream.get().is_some() {
+            // Nothing to put back: the record stays in the log.
+            return;
+        }
         let mut st = self.state.lock();
         for seq in seqs {
             if let Some(e) = st.unacked.remove(seq) {
@@ -525,6 +556,9 @@ impl Queue {
     /// Takes back a delivery that never reached its consumer's socket,
     /// unchanged: to the client it was never delivered.
     pub fn return_undelivered(self: &Arc<Self>, d: Delivery) {
+        if self.stream.get().is_some() {
+            return;
+        }
         let mut st = self.state.lock();
         if st.deleted {
             return;
@@ -545,6 +579,9 @@ impl Queue {
 
     /// Drops every ready message; returns how many.
     pub fn purge(&self) -> u32 {
+        if self.stream.get().is_some() {
+            return 0;
+        }
         let mut st = self.state.lock();
         let n = st.len() as u32;
         // The head's places and the paged-out part go in one batch.
@@ -580,7 +617,10 @@ impl Queue {
             if let Some(s) = self.store.as_ref().filter(|_| !ops.is_empty()) {
                 s.handle.submit_all(ops);
             }
-            let consumers = std::mem::take(&mut st.consumers);
+            let mut consumers = std::mem::take(&mut st.consumers);
+            if let Some(s) = self.stream.get() {
+                consumers.extend(s.delete());
+            }
             self.relieve(st);
             (n, consumers)
         };
@@ -597,6 +637,9 @@ impl Queue {
 
     /// Ready messages (what `queue.declare-ok` reports).
     pub fn message_count(&self) -> u32 {
+        if let Some(s) = self.stream.get() {
+            return s.log.count().min(u64::from(u32::MAX)) as u32;
+        }
         self.state.lock().len().min(u32::MAX as usize) as u32
     }
 
@@ -606,14 +649,20 @@ impl Queue {
     }
 
     pub fn consumer_count(&self) -> u32 {
+        if let Some(s) = self.stream.get() {
+            return s.consumer_count() as u32;
+        }
         self.state.lock().consumers.len() as u32
     }
 
     pub fn is_unused(&self) -> bool {
-        self.state.lock().consumers.is_empty()
+        self.consumer_count() == 0
     }
 
     pub fn is_empty(&self) -> bool {
+        if let Some(s) = self.stream.get() {
+            return s.log.count() == 0;
+        }
         self.state.lock().len() == 0
     }
 }

@@ -55,6 +55,9 @@ pub struct QueueRates {
 impl Queue {
     /// Its figures now.
     pub fn info(&self) -> QueueInfo {
+        if let Some(s) = self.stream() {
+            return self.stream_info(s);
+        }
         let st = self.state.lock();
         let paged_out = st.paged_count();
         let paged_out_bytes: u64 = st.paged.iter().map(|p| p.bytes).sum();
