@@ -139,6 +139,10 @@ impl Broker {
     ) {
         let Recovered { exchanges, queues, bindings, control, delayed, max_delayed_seq, dedup, .. } =
             recovered;
+        // Every stream on record, opened or not: the files of one that
+        // failed to open are kept for the next start.
+        let stream_ids: std::collections::HashSet<u64> =
+            queues.iter().filter(|q| queue_args::is_stream(&q.arguments)).map(|q| q.id).collect();
         delayed::seqs_after(max_delayed_seq);
         self.restore_vhosts(&control, make_default);
         self.restore_cluster_name(&control);
@@ -194,7 +198,7 @@ impl Broker {
                 }
             }
         }
-        self.restore_streams(&control, clean);
+        self.restore_streams(&control, &stream_ids, clean);
         // Windows before delayed messages: an overdue one may fire at once
         // into a deduplicating queue.
         self.restore_dedup(dedup);

@@ -175,6 +175,16 @@ impl Client {
     }
 
     pub async fn declare_queue(&mut self, name: &str, durable: bool, exclusive: bool) -> Result<String> {
+        self.declare_queue_with(name, durable, exclusive, FieldTable::default()).await
+    }
+
+    pub async fn declare_queue_with(
+        &mut self,
+        name: &str,
+        durable: bool,
+        exclusive: bool,
+        arguments: FieldTable,
+    ) -> Result<String> {
         let d = queue::Declare {
             queue: name.into(),
             passive: false,
@@ -182,7 +192,7 @@ impl Client {
             exclusive,
             auto_delete: false,
             nowait: false,
-            arguments: FieldTable::default(),
+            arguments,
         };
         match self.call(AMQPClass::Queue(queue::AMQPMethod::Declare(d))).await? {
             AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)) => Ok(ok.queue.to_string()),
@@ -246,6 +256,10 @@ impl Client {
     }
 
     pub async fn consume(&mut self, queue: &str, no_ack: bool) -> Result<()> {
+        self.consume_with(queue, no_ack, FieldTable::default()).await
+    }
+
+    pub async fn consume_with(&mut self, queue: &str, no_ack: bool, arguments: FieldTable) -> Result<()> {
         let c = basic::Consume {
             queue: queue.into(),
             consumer_tag: "".into(),
@@ -253,7 +267,7 @@ impl Client {
             no_ack,
             exclusive: false,
             nowait: false,
-            arguments: FieldTable::default(),
+            arguments,
         };
         self.call(AMQPClass::Basic(basic::AMQPMethod::Consume(c))).await.map(drop)
     }

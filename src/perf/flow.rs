@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use amq_protocol::types::FieldTable;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -134,6 +136,8 @@ pub struct ConsumerSpec {
     pub count: u64,
     /// Microseconds taken off each latency (a delay the message was meant to wait).
     pub expected_us: u64,
+    /// `basic.consume` arguments (a stream consumer's `x-stream-offset`).
+    pub arguments: FieldTable,
 }
 
 pub async fn consume(uri: Uri, spec: ConsumerSpec, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result<u64> {
@@ -141,7 +145,7 @@ pub async fn consume(uri: Uri, spec: ConsumerSpec, stats: Arc<Stats>, stop: Arc<
     if spec.prefetch > 0 {
         client.qos(spec.prefetch).await?;
     }
-    client.consume(&spec.queue, spec.no_ack).await?;
+    client.consume_with(&spec.queue, spec.no_ack, spec.arguments.clone()).await?;
     let Client { mut rd, mut wr, .. } = client;
     let mut latency = LocalLatency::default();
     let mut got: u64 = 0;

@@ -4,6 +4,7 @@
 
 pub mod client;
 mod delayed;
+mod stream;
 pub mod flow;
 pub mod report;
 pub mod rpc;
@@ -36,6 +37,9 @@ pub enum Scenario {
     /// hour, then measure how late --delay-ms probes arrive (beside
     /// ordinary traffic at --rate per producer, if set).
     Delayed,
+    /// Append --backlog messages to a stream (`x-queue-type: stream`),
+    /// then have --consumers each replay it all from `first`.
+    Stream,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -182,6 +186,7 @@ fn consumer_spec(o: &Options, i: usize, count: u64) -> ConsumerSpec {
         prefetch: o.prefetch,
         count,
         expected_us: 0,
+        arguments: Default::default(),
     }
 }
 
@@ -280,6 +285,7 @@ pub async fn run(o: Options) -> Result<Summary> {
             summary.churn(cycles, started.elapsed().as_secs_f64());
         }
         Scenario::Delayed => delayed::run(&uri, &o, &mut summary).await?,
+        Scenario::Stream => stream::run(&uri, &o, &mut summary).await?,
         Scenario::Idle => {
             let mut held = Vec::with_capacity(o.connections);
             for _ in 0..o.connections {

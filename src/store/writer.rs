@@ -552,7 +552,7 @@ impl Writer {
                 break;
             }
             match log.write_pending() {
-                Ok(()) if self.unsynced.iter().any(|l| Arc::ptr_eq(l, &log)) => {}
+                Ok(()) if !self.sync || self.unsynced.iter().any(|l| Arc::ptr_eq(l, &log)) => {}
                 Ok(()) => self.unsynced.push(log),
                 Err(e) => failed = Some((log, e)),
             }

@@ -31,6 +31,10 @@ const REFUSED: &[&str] = &[
     "x-message-deduplication",
 ];
 
+/// The smallest and largest segment Warren makes, whatever is asked.
+const MIN_SEGMENT_BYTES: u64 = 4096;
+const MAX_SEGMENT_BYTES: u64 = 3_000_000_000;
+
 /// The header a message's filter value is read from.
 pub const FILTER_VALUE: &str = "x-stream-filter-value";
 
@@ -90,7 +94,8 @@ pub fn parse_age(s: &str) -> Option<u64> {
         "s" => 1000,
         _ => return None,
     };
-    n.checked_mul(unit)
+    // At most a thousand years: a cut-off in the past, whatever the clock.
+    n.checked_mul(unit).filter(|ms| *ms <= 1000 * 365 * 86_400_000)
 }
 
 /// The retention in force: the queue's arguments, else its policies'.
@@ -107,8 +112,10 @@ pub fn retention(args: &FieldTable, policy: &Map<String, Value>) -> Retention {
     Retention {
         max_bytes: int("x-max-length-bytes", "max-length-bytes").map(|n| n as u64),
         max_age_ms,
+        // Clamped: a tiny segment would roll a pair of files per write;
+        // RabbitMQ 3.11+ refuses more than 3 GB.
         segment_bytes: int("x-stream-max-segment-size-bytes", "stream-max-segment-size-bytes")
-            .map_or(DEFAULT_SEGMENT_BYTES, |n| n as u64),
+            .map_or(DEFAULT_SEGMENT_BYTES, |n| (n as u64).clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES)),
     }
 }
 
@@ -199,14 +206,13 @@ pub fn consume(args: &FieldTable, tag: &str, server_tag: bool, name: &str, vhost
         Some(AMQPValue::FieldArray(a)) => Some(
             a.as_slice()
                 .iter()
-                .map(|v| as_str(v).map(|s| s.as_bytes().to_vec()))
+                .map(|v| as_str(v).map(filter_value))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| AmqpError::precondition_failed("x-stream-filter must be a string or an array of strings"))?,
         ),
-        Some(v) => Some(vec![as_str(v)
-            .ok_or_else(|| AmqpError::precondition_failed("x-stream-filter must be a string or an array of strings"))?
-            .as_bytes()
-            .to_vec()]),
+        Some(v) => Some(vec![filter_value(as_str(v).ok_or_else(|| {
+            AmqpError::precondition_failed("x-stream-filter must be a string or an array of strings")
+        })?)]),
     };
     let unfiltered = match get("x-stream-match-unfiltered") {
         None => false,
@@ -215,6 +221,11 @@ pub fn consume(args: &FieldTable, tag: &str, server_tag: bool, name: &str, vhost
     };
     let filter = values.map(|values| Filter { values, unfiltered });
     Ok(ConsumeArgs { start, explicit, track, filter })
+}
+
+/// A filter value as records keep it (cut as they are).
+fn filter_value(s: &str) -> Vec<u8> {
+    s.as_bytes()[..s.len().min(crate::store::stream::chunk::MAX_FILTER)].to_vec()
 }
 
 /// An `x-stream-offset` as RabbitMQ reads it: `first`, `last`, `next`; an

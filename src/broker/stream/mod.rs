@@ -43,9 +43,6 @@ const PENDING_HIGH: usize = 64 << 20;
 /// Records handed to one consumer before the next gets a turn.
 const TURN: usize = 256;
 
-/// Ticks between compactions of a stream with a compaction key.
-const COMPACT_EVERY: u64 = 60;
-
 /// How often the task looks at retention by age and tracked offsets.
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -133,10 +130,8 @@ impl Stream {
             extras,
             |offset, out| header::with_offset(m.header(), &m.info, offset, out),
             &m.body,
+            || self.store.write_stream(self.log.clone()),
         );
-        if a.flush {
-            self.store.write_stream(self.log.clone());
-        }
         self.published.fetch_add(1, Ordering::Relaxed);
         if a.pending_bytes > PENDING_HIGH {
             self.congested.store(true, Ordering::Release);
@@ -174,6 +169,9 @@ impl Stream {
 
     /// Positions a reader that starts delivering now.
     fn activate(&self, st: &mut State, r: &mut Reader) {
+        if r.active {
+            return;
+        }
         r.active = true;
         let tracked = if r.track { st.tracked.get(&r.consumer.tag).copied() } else { None };
         let offset = match tracked {
@@ -193,7 +191,8 @@ impl Stream {
             // Past the end: it waits there, as RabbitMQ's does.
             Start::Offset(o) => o.max(first),
             Start::Back(n) => next.saturating_sub(n).max(first),
-            Start::Time(ts) => self.log.offset_at_time(ts).unwrap_or(next).max(first),
+            // A lookup that failed (its segment dropped meanwhile) starts early, not late.
+            Start::Time(ts) => self.log.offset_at_time(ts).unwrap_or(first).max(first),
         }
     }
 
@@ -203,7 +202,8 @@ impl Stream {
         let mut st = self.state.lock();
         let was_active = st.readers.iter().any(|r| Arc::ptr_eq(&r.consumer, consumer) && r.active);
         st.readers.retain(|r| !Arc::ptr_eq(&r.consumer, consumer));
-        if self.single_active && was_active {
+        let someone_active = st.readers.iter().any(|r| r.active && !r.gone);
+        if self.single_active && was_active && !someone_active {
             let st = &mut *st;
             if let Some(mut next) = st.readers.iter().position(|r| !r.gone).map(|i| st.readers.remove(i)) {
                 self.activate(st, &mut next);
@@ -256,7 +256,9 @@ impl Stream {
 
     /// Offsets tracked before a restart.
     pub fn restore_offset(&self, tag: String, next: u64) {
-        self.state.lock().tracked.insert(tag, next);
+        // Never past the end: after a power loss the log may have lost a
+        // tail its readers had seen.
+        self.state.lock().tracked.insert(tag, next.min(self.log.written()));
     }
 
     /// Hands records to every active consumer while they have credit.
@@ -270,7 +272,10 @@ impl Stream {
                     Ok(p) => delivered += p.delivered,
                     Err(e) => {
                         tracing::error!(queue = %queue.name, "cannot read a stream: {e}");
+                        // Cancelled, so its client knows (and a waiting single active consumer takes over).
                         r.gone = true;
+                        r.consumer.cancel();
+                        r.consumer.notify_cancelled();
                     }
                 }
             }
@@ -282,9 +287,8 @@ impl Stream {
 
     /// The task's periodic work: retention by age and tracked offsets.
     fn tick(&self) {
-        if self.log.retain() > 0 {
-            self.forget_old_offsets();
-        }
+        self.log.retain();
+        self.forget_old_offsets();
         let mut st = self.state.lock();
         self.save_offsets(&mut st);
     }
@@ -308,13 +312,6 @@ impl Stream {
         if spawned.is_err() {
             self.compacting.store(false, Ordering::Release);
         }
-    }
-
-    /// Compacts now and waits for it (for tests and the admin API).
-    pub fn compact_now(&self) -> std::io::Result<crate::store::stream::compact::Compacted> {
-        let c = self.log.compact_keys()?;
-        self.compacted.fetch_add(c.removed, Ordering::Relaxed);
-        Ok(c)
     }
 
     /// Tracked offsets below what is kept go (LavinMQ does the same).
@@ -370,7 +367,6 @@ impl Stream {
 
 /// The stream's task: feeds consumers when woken, ticks once a second.
 async fn run(stream: Weak<Stream>, wake: Arc<tokio::sync::Notify>) {
-    let mut ticks: u64 = 0;
     let mut last_tick = std::time::Instant::now();
     loop {
         let woken = tokio::time::timeout(TICK, wake.notified()).await.is_ok();
@@ -380,21 +376,22 @@ async fn run(stream: Weak<Stream>, wake: Arc<tokio::sync::Notify>) {
         }
         if woken {
             s.dispatch();
-            if s.congested.load(Ordering::Acquire) {
-                s.congested.store(false, Ordering::Release);
-                if let Some(q) = s.queue.upgrade() {
-                    q.stream_relieved();
-                }
+        }
+        // Publishers paused for the disk go on once it caught up (looked
+        // at on every wake-up and tick, so a write that came first is not missed).
+        if s.congested.load(Ordering::Acquire) && s.log.pending_bytes() < PENDING_HIGH / 2 {
+            s.congested.store(false, Ordering::Release);
+            if let Some(q) = s.queue.upgrade() {
+                q.stream_relieved();
             }
         }
         if last_tick.elapsed() >= TICK {
             last_tick = std::time::Instant::now();
-            ticks += 1;
             let s2 = s.clone();
             let _ = tokio::task::spawn_blocking(move || s2.tick()).await;
-            // Compaction when a segment closed since the last one, and once a minute.
+            // Compaction when a segment closed since the last one.
             let segments = s.log.segment_count();
-            if segments != s.compacted_at.swap(segments, Ordering::AcqRel) || ticks % COMPACT_EVERY == 0 {
+            if segments != s.compacted_at.swap(segments, Ordering::AcqRel) {
                 s.compact();
             }
             s.dispatch();

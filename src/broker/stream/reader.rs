@@ -51,7 +51,10 @@ impl Reader {
     /// Hands on up to `budget` records while the consumer has credit.
     pub fn pump(&mut self, log: &Log, queue: &Arc<Queue>, budget: usize) -> std::io::Result<Pumped> {
         let mut out = Pumped::default();
-        while out.delivered < budget {
+        // Records filtered out or skipped count too, so one turn stays short.
+        let mut examined = 0;
+        while out.delivered < budget && examined < budget * 16 {
+            examined += 1;
             if self.consumer.is_cancelled() {
                 self.gone = true;
                 break;

@@ -97,6 +97,9 @@ impl Log {
             Err(e) => return Err(e),
         };
         let before = src.metadata()?.len();
+        if !has_superseded(&src, newest)? {
+            return Ok(Some((0, before, before)));
+        }
         let create = |p| OpenOptions::new().create(true).truncate(true).write(true).open(p);
         let mut seg = io::BufWriter::new(create(tmp(&segment::seg_path(self.dir(), first)))?);
         let mut idx = io::BufWriter::new(create(tmp(&segment::idx_path(self.dir(), first)))?);
@@ -125,6 +128,22 @@ impl Log {
     }
 }
 
+/// Whether a segment holds a record a newer one of its key supersedes.
+fn has_superseded(src: &File, newest: &HashMap<[u8; 16], u64>) -> io::Result<bool> {
+    let mut pos = 0;
+    while let Some(h) = segment::header_at(src, pos)? {
+        let records = segment::records_at(src, pos, &h)?;
+        pos += h.size();
+        let mut at = 0;
+        while let Some((offset, key, _)) = chunk::raw_record(&records, h.first, &mut at) {
+            if key.is_some_and(|k| newest.get(&k).is_some_and(|n| *n != offset)) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// A chunk being put together from kept records.
 #[derive(Default)]
 struct Out {
@@ -139,8 +158,9 @@ impl Out {
     fn add(&mut self, offset: u64, timestamp: i64, raw: &[u8]) {
         if self.count == 0 {
             self.first = offset;
-            self.timestamp = timestamp;
         }
+        // The latest of its records': a time lookup starts at or before them all.
+        self.timestamp = self.timestamp.max(timestamp);
         let at = self.buf.len();
         self.buf.extend_from_slice(raw);
         chunk::set_delta(&mut self.buf[at..], (offset - self.first) as u32);
@@ -167,6 +187,7 @@ impl Out {
         idx.write_all(&IdxEntry::of(&h, pos).encode())?;
         self.buf.clear();
         self.count = 0;
+        self.timestamp = 0;
         Ok(HEADER_LEN as u64 + u64::from(h.len))
     }
 }

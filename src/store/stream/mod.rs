@@ -185,6 +185,11 @@ impl Log {
     }
 
     /// Appends a record; `header` writes its content header, given its offset.
+    /// `first` is called, under the lock, when the pending buffer was
+    /// empty: the caller asks the writer to write it there, so that ask is
+    /// ordered before any barrier of a later append (whose confirm then
+    /// waits for this write).
+    #[allow(clippy::too_many_arguments)]
     pub fn append(
         &self,
         exchange: &[u8],
@@ -192,9 +197,13 @@ impl Log {
         extras: Extras<'_>,
         header: impl FnOnce(u64, &mut BytesMut),
         body: &[u8],
+        first: impl FnOnce(),
     ) -> Appended {
         let mut p = self.pending.lock();
         let flush = p.chunks.is_empty();
+        if flush {
+            first();
+        }
         let offset = p.next;
         p.next += 1;
         let full = p.chunks.last().is_none_or(|c| c.buf.len() >= CHUNK_TARGET);
@@ -327,7 +336,7 @@ impl Log {
             while inner.segments.len() > 1 {
                 let s = &inner.segments[0];
                 let too_big = r.max_bytes.is_some_and(|max| total > max);
-                let too_old = r.max_age_ms.is_some_and(|age| s.last_ts < now - age as i64);
+                let too_old = r.max_age_ms.is_some_and(|age| s.last_ts < now.saturating_sub(age.min(i64::MAX as u64) as i64));
                 if !too_big && !too_old {
                     break;
                 }
@@ -350,6 +359,11 @@ impl Log {
     /// The offset the next written record gets (what `next` attaches at).
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Acquire)
+    }
+
+    /// Bytes appended and not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.lock().bytes
     }
 
     /// The offset the next append gets.
@@ -433,8 +447,9 @@ impl Log {
                 continue;
             }
             let (_, _, file) = c.file.as_ref().expect("opened");
-            let Some(h) = segment::header_at(file, c.pos)? else {
-                return Err(io::Error::other(format!("no chunk at {} of a stream segment", c.pos)));
+            let h = match segment::header_at(file, c.pos)? {
+                Some(h) if c.pos + h.size() <= size => h,
+                _ => return Err(io::Error::other(format!("no whole chunk at {} of a stream segment", c.pos))),
             };
             let records = segment::records_at(file, c.pos, &h)?;
             c.pos += h.size();

@@ -193,6 +193,17 @@ fn scan(file: &File, mut pos: u64, mut f: impl FnMut(&ChunkHeader, u64)) -> io::
 pub fn open(dir: &Path, first: u64, last: bool) -> io::Result<(Segment, Option<Active>)> {
     let seg = OpenOptions::new().read(true).write(true).open(seg_path(dir, first))?;
     let mut entries = read_idx(dir, first)?;
+    // An index page lost to a power loss reads as zeros: trust the entries
+    // only while they go up (offsets and positions), from the start.
+    let good = entries
+        .iter()
+        .enumerate()
+        .take_while(|(i, e)| *i == 0 || (e.first > entries[i - 1].first && e.pos > entries[i - 1].pos))
+        .count();
+    entries.truncate(good);
+    if entries.first().is_some_and(|e| e.pos != 0 || e.first < first) {
+        entries.clear();
+    }
     // Trust the index up to its last entry that names a whole chunk.
     while let Some(e) = entries.last() {
         match header_at(&seg, e.pos)? {

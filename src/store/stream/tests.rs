@@ -4,7 +4,7 @@ use super::*;
 fn put(log: &Log, n: u64, key: Option<u8>) -> u64 {
     let body = n.to_be_bytes();
     let extras = Extras { filter: None, key: key.map(|k| [k; 16]) };
-    log.append(b"ex", b"rk", extras, |_, b| b.extend_from_slice(b"H"), &body).offset
+    log.append(b"ex", b"rk", extras, |_, b| b.extend_from_slice(b"H"), &body, || {}).offset
 }
 
 /// Every offset and body from `from` on.

@@ -1,0 +1,101 @@
+//! The `stream` scenario: a stream's two speeds.
+//!
+//! 1. Append: `--producers` publish `--backlog` messages in all to one
+//!    stream (`perf-stream`), with confirms if `--confirm` is set.
+//! 2. Replay: `--consumers` each read the whole stream from `first`
+//!    (prefetch `--prefetch`, 2000 if unset; acks with `multiple` every
+//!    `--multi-ack-every`); the rate is every consumer's deliveries over
+//!    the time the slowest took.
+//! 3. The stream is deleted (`--keep-queues` keeps it).
+//!
+//! The same run against RabbitMQ measures its streams (3.9+, no plugin).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+
+use super::client::{Client, Result, Uri};
+use super::flow::{self, ConsumerSpec, ProducerSpec};
+use super::report::Summary;
+use super::stats::Stats;
+use super::Options;
+
+const STREAM: &str = "perf-stream";
+
+pub async fn run(uri: &Uri, o: &Options, summary: &mut Summary) -> Result<()> {
+    let mut c = Client::connect(uri).await?;
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("stream".into()));
+    c.declare_queue_with(STREAM, true, false, args).await?;
+    c.close().await;
+
+    // 1. Append.
+    let stats = Arc::new(Stats::default());
+    stats.recording.store(true, Ordering::Relaxed);
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers = o.producers.max(1);
+    let per = o.backlog / producers as u64;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..producers)
+        .map(|_| {
+            let spec = ProducerSpec {
+                exchange: String::new(),
+                routing_key: STREAM.into(),
+                size: o.size,
+                persistent: o.persistent,
+                confirm: o.confirm,
+                rate: 0,
+                count: per,
+                headers: None,
+            };
+            tokio::spawn(flow::produce(uri.clone(), spec, stats.clone(), stop.clone()))
+        })
+        .collect();
+    let mut appended = 0;
+    for t in tasks {
+        appended += t.await??;
+    }
+    let append_secs = started.elapsed().as_secs_f64();
+    eprintln!("appended {appended} in {append_secs:.2}s ({:.0} msg/s)", appended as f64 / append_secs);
+    // What was sent without confirms may still be on its way to the log.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // 2. Replay.
+    let replay = Arc::new(Stats::default());
+    replay.recording.store(true, Ordering::Relaxed);
+    let mut first = FieldTable::default();
+    first.insert("x-stream-offset".into(), AMQPValue::LongString("first".into()));
+    let started = Instant::now();
+    let readers: Vec<_> = (0..o.consumers.max(1))
+        .map(|_| {
+            let spec = ConsumerSpec {
+                queue: STREAM.into(),
+                no_ack: false,
+                ack_every: o.multi_ack_every.max(1),
+                prefetch: if o.prefetch == 0 { 2000 } else { o.prefetch },
+                count: appended,
+                expected_us: 0,
+                arguments: first.clone(),
+            };
+            tokio::spawn(flow::consume(uri.clone(), spec, replay.clone(), stop.clone()))
+        })
+        .collect();
+    for r in readers {
+        r.await??;
+    }
+    let replay_secs = started.elapsed().as_secs_f64();
+    summary.backlog(&replay, appended, append_secs, replay_secs);
+    eprintln!(
+        "replayed {} deliveries in {replay_secs:.2}s ({:.0} msg/s)",
+        replay.consumed.load(Ordering::Relaxed),
+        summary.consumed_per_sec
+    );
+    if !o.keep_queues {
+        let mut c = Client::connect(uri).await?;
+        c.delete_queue(STREAM).await?;
+        c.close().await;
+    }
+    Ok(())
+}
