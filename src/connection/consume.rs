@@ -280,16 +280,32 @@ impl Channel {
         let mut seqs = Vec::with_capacity(settled.len());
         let mut kick: Vec<Arc<Queue>> = Vec::new();
         let mut iter = settled.into_iter().peekable();
+        // Credit goes back once per run of one consumer (its counters are
+        // shared with the thread delivering to it: one update, not one per message).
+        let mut run = 0;
         while let Some(u) = iter.next() {
             seqs.push(u.seq);
-            // A stream's ack moves a tracked offset on (nacks only give credit).
-            if let (Some(s), Some(c), Settle::Ack) = (u.queue.stream(), &u.consumer, how) {
-                s.acked(c, u.seq);
-            }
-            if let Some(c) = &u.consumer {
-                if c.settled(1) && !kick.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
+            let same_consumer = |next: &Unacked| {
+                Arc::ptr_eq(&next.queue, &u.queue)
+                    && match (&next.consumer, &u.consumer) {
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                        (None, None) => true,
+                        _ => false,
+                    }
+            };
+            let run_ends = iter.peek().is_none_or(|next| !same_consumer(next));
+            run += 1;
+            if let (Some(c), true) = (&u.consumer, run_ends) {
+                // A stream's ack moves a tracked offset on (nacks only give credit).
+                if let (Some(s), Settle::Ack) = (u.queue.stream(), how) {
+                    s.acked(c, u.seq);
+                }
+                if c.settled(run) && !kick.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
                     kick.push(u.queue.clone());
                 }
+            }
+            if run_ends {
+                run = 0;
             }
             if iter.peek().is_none_or(|next| !Arc::ptr_eq(&next.queue, &u.queue)) {
                 match how {

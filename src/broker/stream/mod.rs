@@ -263,8 +263,11 @@ impl Stream {
 
     /// Hands records to every active consumer while they have credit.
     fn dispatch(&self) {
+        self.dispatch_with(self.state.lock());
+    }
+
+    fn dispatch_with(&self, mut st: parking_lot::MutexGuard<'_, State>) {
         let Some(queue) = self.queue.upgrade() else { return };
-        let mut st = self.state.lock();
         loop {
             let mut delivered = 0;
             for r in st.readers.iter_mut().filter(|r| r.active && !r.gone) {
@@ -325,9 +328,14 @@ impl Stream {
         }
     }
 
-    /// Asks the task to feed consumers (credit came back).
+    /// Credit came back: feeds consumers on the caller's thread (the
+    /// connection that freed it, saving a hop to the stream's task), or
+    /// leaves it to the task if a dispatch is running elsewhere.
     pub fn kick(&self) {
-        self.wake.notify_one();
+        match self.state.try_lock() {
+            Some(st) => self.dispatch_with(st),
+            None => self.wake.notify_one(),
+        }
     }
 
     /// Sets the retention in force (arguments and policies merged).
