@@ -6,7 +6,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
 
@@ -37,7 +40,13 @@ async fn publish_until_killed(conn: Connection, who: usize) -> Vec<String> {
         for i in 0..50 {
             let body = format!("{who}-{}", round * 50 + i);
             let sent = ch
-                .basic_publish("".into(), "log".into(), BasicPublishOptions::default(), body.as_bytes(), BasicProperties::default())
+                .basic_publish(
+                    "".into(),
+                    "log".into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    BasicProperties::default(),
+                )
                 .await;
             match sent {
                 Ok(c) => waits.push((body, c)),
@@ -56,13 +65,15 @@ async fn publish_until_killed(conn: Connection, who: usize) -> Vec<String> {
 
 /// Every record from `first`, with its offset header, acked as it comes.
 async fn read_all(ch: &Channel, tag: &str, args: FieldTable) -> Vec<(i64, String)> {
-    let mut c = ch.basic_consume("log".into(), tag.into(), BasicConsumeOptions::default(), args).await.unwrap();
+    let mut c =
+        ch.basic_consume("log".into(), tag.into(), BasicConsumeOptions::default(), args).await.unwrap();
     let mut out = Vec::new();
     while let Ok(Some(Ok(d))) = tokio::time::timeout(Duration::from_millis(1500), c.next()).await {
-        let offset = match d.properties.headers().as_ref().and_then(|h| h.inner().get("x-stream-offset").cloned()) {
-            Some(AMQPValue::LongLongInt(o)) => o,
-            other => panic!("x-stream-offset is {other:?}"),
-        };
+        let offset =
+            match d.properties.headers().as_ref().and_then(|h| h.inner().get("x-stream-offset").cloned()) {
+                Some(AMQPValue::LongLongInt(o)) => o,
+                other => panic!("x-stream-offset is {other:?}"),
+            };
         out.push((offset, String::from_utf8(d.data.clone()).unwrap()));
         d.acker.ack(BasicAckOptions::default()).await.unwrap();
     }
@@ -89,7 +100,13 @@ async fn confirmed_appends_survive_sigkill_with_contiguous_offsets() {
         for i in 0..100 {
             let body = format!("pre-{i}");
             let c = pub_ch
-                .basic_publish("".into(), "log".into(), BasicPublishOptions::default(), body.as_bytes(), BasicProperties::default())
+                .basic_publish(
+                    "".into(),
+                    "log".into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    BasicProperties::default(),
+                )
                 .await
                 .unwrap()
                 .await
@@ -138,7 +155,13 @@ async fn confirmed_appends_survive_sigkill_with_contiguous_offsets() {
     // Appends go on from the next offset.
     ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
     let c = ch
-        .basic_publish("".into(), "log".into(), BasicPublishOptions::default(), b"after", BasicProperties::default())
+        .basic_publish(
+            "".into(),
+            "log".into(),
+            BasicPublishOptions::default(),
+            b"after",
+            BasicProperties::default(),
+        )
         .await
         .unwrap()
         .await

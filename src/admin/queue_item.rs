@@ -79,7 +79,8 @@ pub fn item(s: &AdminState, q: &Queue, shape: Shape) -> Value {
         put("stream_next_offset", json!(st.log.written()));
         put("stream_segments", json!(st.log.segment_count()));
         put("stream_compacted_messages", json!(st.compacted.load(std::sync::atomic::Ordering::Relaxed)));
-        let offsets: Map<String, Value> = st.tracked_offsets().into_iter().map(|(t, o)| (t, json!(o))).collect();
+        let offsets: Map<String, Value> =
+            st.tracked_offsets().into_iter().map(|(t, o)| (t, json!(o))).collect();
         put("stream_consumer_offsets", Value::Object(offsets));
     }
     // Deduplicating queues: the window and what it dropped (Warren's fields).

@@ -75,8 +75,14 @@ impl Message {
 
     /// A message of a stream record: names and header back to back in
     /// `meta`, as stored (no copy); None if the header is damaged.
-    pub fn from_stored_parts(meta: Bytes, exchange_len: u8, routing_key_len: u8, body: Bytes) -> Option<Message> {
-        let info = ContentHeader::scan(&meta[usize::from(exchange_len) + usize::from(routing_key_len)..]).ok()?;
+    pub fn from_stored_parts(
+        meta: Bytes,
+        exchange_len: u8,
+        routing_key_len: u8,
+        body: Bytes,
+    ) -> Option<Message> {
+        let info =
+            ContentHeader::scan(&meta[usize::from(exchange_len) + usize::from(routing_key_len)..]).ok()?;
         Some(Message { meta, exchange_len, routing_key_len, body, info, store_id: 0, shared: false })
     }
 

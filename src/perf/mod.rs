@@ -4,11 +4,11 @@
 
 pub mod client;
 mod delayed;
-mod stream;
 pub mod flow;
 pub mod report;
 pub mod rpc;
 pub mod stats;
+mod stream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -134,9 +134,15 @@ fn patterns_are_unanchored_and_bad_ones_refused() {
     assert!(p.matches_queue("my-demo-q", QueueType::Classic) && !p.matches_queue("dem", QueueType::Classic));
     let anchored =
         Policy::parse("p", "^demo$", ApplyTo::All, 0, &json!({"max-length": 1}), Kind::User).unwrap();
-    assert!(anchored.matches_queue("demo", QueueType::Classic) && !anchored.matches_queue("demo2", QueueType::Classic));
+    assert!(
+        anchored.matches_queue("demo", QueueType::Classic)
+            && !anchored.matches_queue("demo2", QueueType::Classic)
+    );
     let empty = Policy::parse("p", "", ApplyTo::All, 0, &json!({"max-length": 1}), Kind::User).unwrap();
-    assert!(empty.matches_queue("anything", QueueType::Classic), "an empty pattern matches every name, as in PCRE");
+    assert!(
+        empty.matches_queue("anything", QueueType::Classic),
+        "an empty pattern matches every name, as in PCRE"
+    );
     let bad = |pattern: &str| {
         error(Policy::parse("p", pattern, ApplyTo::All, 0, &json!({"max-length": 1}), Kind::User))
     };

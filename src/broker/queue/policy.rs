@@ -56,7 +56,10 @@ impl Queue {
     ) -> bool {
         let eff = Effective::merge(&self.arguments, &self.config, policy, operator_policy);
         if let Some(s) = self.stream() {
-            s.set_retention(crate::broker::stream::args::retention(&self.arguments, &eff.policy_definition()));
+            s.set_retention(crate::broker::stream::args::retention(
+                &self.arguments,
+                &eff.policy_definition(),
+            ));
         }
         let mut st = self.state.lock();
         if st.deleted {

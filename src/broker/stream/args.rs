@@ -48,20 +48,24 @@ pub fn validate(args: &FieldTable, name: &str, vhost: &str) -> Result<(), AmqpEr
                 "invalid arg '{key}' for {whose} of queue type rabbit_stream_queue"
             )));
         }
-        let invalid = |why: String| AmqpError::precondition_failed(format!("invalid arg '{key}' for {whose}: {why}"));
+        let invalid =
+            |why: String| AmqpError::precondition_failed(format!("invalid arg '{key}' for {whose}: {why}"));
         match key {
             "x-max-age" => {
-                let s = as_str(v).ok_or_else(|| invalid(format!("{{unacceptable_type,{}}}", type_name(v))))?;
+                let s =
+                    as_str(v).ok_or_else(|| invalid(format!("{{unacceptable_type,{}}}", type_name(v))))?;
                 parse_age(s).ok_or_else(|| invalid("invalid_max_age".into()))?;
             }
             "x-stream-max-segment-size-bytes" => {
-                let n = as_int(v).ok_or_else(|| invalid(format!("\"expected integer, got {}\"", type_name(v))))?;
+                let n = as_int(v)
+                    .ok_or_else(|| invalid(format!("\"expected integer, got {}\"", type_name(v))))?;
                 if n < 0 {
                     return Err(invalid(format!("{{value_negative,{n}}}")));
                 }
             }
             "x-initial-cluster-size" => {
-                let n = as_int(v).ok_or_else(|| invalid(format!("\"expected integer, got {}\"", type_name(v))))?;
+                let n = as_int(v)
+                    .ok_or_else(|| invalid(format!("\"expected integer, got {}\"", type_name(v))))?;
                 if n < 0 {
                     return Err(invalid(format!("{{value_negative,{n}}}")));
                 }
@@ -69,10 +73,8 @@ pub fn validate(args: &FieldTable, name: &str, vhost: &str) -> Result<(), AmqpEr
                     return Err(invalid("{value_zero,0}".into()));
                 }
             }
-            "x-stream-compaction-key" => {
-                if as_str(v).is_none_or(str::is_empty) {
-                    return Err(invalid("\"a header name (a non-empty string) was expected\"".into()));
-                }
+            "x-stream-compaction-key" if as_str(v).is_none_or(str::is_empty) => {
+                return Err(invalid("\"a header name (a non-empty string) was expected\"".into()));
             }
             _ => {}
         }
@@ -164,7 +166,13 @@ impl Filter {
 
 /// Reads a stream consumer's arguments (`tag`: offsets are tracked under
 /// it unless it was made up by the server).
-pub fn consume(args: &FieldTable, tag: &str, server_tag: bool, name: &str, vhost: &str) -> Result<ConsumeArgs, AmqpError> {
+pub fn consume(
+    args: &FieldTable,
+    tag: &str,
+    server_tag: bool,
+    name: &str,
+    vhost: &str,
+) -> Result<ConsumeArgs, AmqpError> {
     let whose = format!("queue '{name}' in vhost '{vhost}'");
     let get = |k: &str| args.inner().get(k);
     if get("x-priority").is_some() {
@@ -174,13 +182,16 @@ pub fn consume(args: &FieldTable, tag: &str, server_tag: bool, name: &str, vhost
     }
     let (start, explicit) = match get("x-stream-offset") {
         None => (Start::Next, false),
-        Some(v) => (offset(v).ok_or_else(|| {
-            AmqpError::precondition_failed(format!(
-                "invalid arg 'x-stream-offset' for {whose}: {{invalid_stream_offset_arg,{{{},{}}}}}",
-                type_name(v),
-                erlang_value(v)
-            ))
-        })?, true),
+        Some(v) => (
+            offset(v).ok_or_else(|| {
+                AmqpError::precondition_failed(format!(
+                    "invalid arg 'x-stream-offset' for {whose}: {{invalid_stream_offset_arg,{{{},{}}}}}",
+                    type_name(v),
+                    erlang_value(v)
+                ))
+            })?,
+            true,
+        ),
     };
     let auto = match get("x-stream-automatic-offset-tracking") {
         None => None,
@@ -204,11 +215,9 @@ pub fn consume(args: &FieldTable, tag: &str, server_tag: bool, name: &str, vhost
     let values = match get("x-stream-filter") {
         None => None,
         Some(AMQPValue::FieldArray(a)) => Some(
-            a.as_slice()
-                .iter()
-                .map(|v| as_str(v).map(filter_value))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| AmqpError::precondition_failed("x-stream-filter must be a string or an array of strings"))?,
+            a.as_slice().iter().map(|v| as_str(v).map(filter_value)).collect::<Option<Vec<_>>>().ok_or_else(
+                || AmqpError::precondition_failed("x-stream-filter must be a string or an array of strings"),
+            )?,
         ),
         Some(v) => Some(vec![filter_value(as_str(v).ok_or_else(|| {
             AmqpError::precondition_failed("x-stream-filter must be a string or an array of strings")
@@ -289,19 +298,26 @@ mod tests {
     #[test]
     fn refused_and_bad_arguments_get_rabbitmq_texts() {
         let err = |t: FieldTable| validate(&t, "s", "/").unwrap_err().to_string();
-        assert!(err(table(&[("x-max-length", AMQPValue::LongInt(1))]))
-            .contains("invalid arg 'x-max-length' for queue 's' in vhost '/' of queue type rabbit_stream_queue"));
+        assert!(err(table(&[("x-max-length", AMQPValue::LongInt(1))])).contains(
+            "invalid arg 'x-max-length' for queue 's' in vhost '/' of queue type rabbit_stream_queue"
+        ));
         assert!(err(table(&[("x-max-age", AMQPValue::LongString("bad".into()))])).contains("invalid_max_age"));
         assert!(err(table(&[("x-max-age", AMQPValue::LongInt(5))])).contains("{unacceptable_type,signedint}"));
         assert!(validate(&table(&[("x-max-age", AMQPValue::LongString("1h".into()))]), "s", "/").is_ok());
-        let e = consume(&table(&[("x-stream-offset", AMQPValue::LongString("1X".into()))]), "t", false, "s", "/");
+        let e =
+            consume(&table(&[("x-stream-offset", AMQPValue::LongString("1X".into()))]), "t", false, "s", "/");
         assert!(e.unwrap_err().to_string().contains("{invalid_stream_offset_arg,{longstr,<<\"1X\">>}}"));
     }
 
     #[test]
     fn offsets_filters_and_tracking() {
-        let c = |pairs: &[(&str, AMQPValue)], server: bool| consume(&table(pairs), "tag", server, "s", "/").unwrap();
-        assert_eq!(c(&[], false), ConsumeArgs { start: Start::Next, explicit: false, track: true, filter: None });
+        let c = |pairs: &[(&str, AMQPValue)], server: bool| {
+            consume(&table(pairs), "tag", server, "s", "/").unwrap()
+        };
+        assert_eq!(
+            c(&[], false),
+            ConsumeArgs { start: Start::Next, explicit: false, track: true, filter: None }
+        );
         assert!(!c(&[], true).track, "a server-named consumer is not tracked");
         let first = c(&[("x-stream-offset", AMQPValue::LongString("first".into()))], false);
         assert_eq!((first.start, first.track), (Start::First, false));

@@ -89,10 +89,24 @@ struct State {
 impl Stream {
     /// Opens (or creates) the stream of queue `q`, with its id `id`, in
     /// `dir`, and starts its task.
-    pub fn open(q: &Arc<Queue>, id: u64, store: StoreHandle, dir: &std::path::Path, retention: Retention) -> std::io::Result<Arc<Stream>> {
+    pub fn open(
+        q: &Arc<Queue>,
+        id: u64,
+        store: StoreHandle,
+        dir: &std::path::Path,
+        retention: Retention,
+    ) -> std::io::Result<Arc<Stream>> {
         let log = Log::open(&dir.join(id.to_string()), retention)?;
-        let compaction_key = q.arguments.inner().get("x-stream-compaction-key").and_then(crate::protocol::table::as_str).map(str::to_owned);
-        let single_active = matches!(q.arguments.inner().get("x-single-active-consumer"), Some(amq_protocol::types::AMQPValue::Boolean(true)));
+        let compaction_key = q
+            .arguments
+            .inner()
+            .get("x-stream-compaction-key")
+            .and_then(crate::protocol::table::as_str)
+            .map(str::to_owned);
+        let single_active = matches!(
+            q.arguments.inner().get("x-single-active-consumer"),
+            Some(amq_protocol::types::AMQPValue::Boolean(true))
+        );
         let s = Arc::new(Stream {
             log,
             store,
@@ -321,10 +335,12 @@ impl Stream {
     fn forget_old_offsets(&self) {
         let first = self.log.first();
         let mut st = self.state.lock();
-        let old: Vec<String> = st.tracked.iter().filter(|(_, o)| **o < first).map(|(t, _)| t.clone()).collect();
+        let old: Vec<String> =
+            st.tracked.iter().filter(|(_, o)| **o < first).map(|(t, _)| t.clone()).collect();
         for tag in old {
             st.tracked.remove(&tag);
-            self.store.submit(Op::DeleteControl { space: OFFSETS_SPACE.into(), key: format!("{}/{tag}", self.id) });
+            self.store
+                .submit(Op::DeleteControl { space: OFFSETS_SPACE.into(), key: format!("{}/{tag}", self.id) });
         }
     }
 
@@ -351,7 +367,8 @@ impl Stream {
         let mut st = self.state.lock();
         st.deleted = true;
         for tag in st.tracked.keys() {
-            self.store.submit(Op::DeleteControl { space: OFFSETS_SPACE.into(), key: format!("{}/{tag}", self.id) });
+            self.store
+                .submit(Op::DeleteControl { space: OFFSETS_SPACE.into(), key: format!("{}/{tag}", self.id) });
         }
         st.tracked.clear();
         let consumers = st.readers.drain(..).map(|r| r.consumer).collect();

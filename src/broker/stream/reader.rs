@@ -38,8 +38,22 @@ pub(super) struct Pumped {
 }
 
 impl Reader {
-    pub fn new(consumer: Arc<Consumer>, filter: Option<Filter>, track: bool, start: super::args::Start) -> Self {
-        Reader { consumer, cursor: Cursor::at(0), chunk: None, filter, track, active: false, start, gone: false }
+    pub fn new(
+        consumer: Arc<Consumer>,
+        filter: Option<Filter>,
+        track: bool,
+        start: super::args::Start,
+    ) -> Self {
+        Reader {
+            consumer,
+            cursor: Cursor::at(0),
+            chunk: None,
+            filter,
+            track,
+            active: false,
+            start,
+            gone: false,
+        }
     }
 
     /// Starts at `offset` (what was there before is dropped).
@@ -86,7 +100,8 @@ impl Reader {
             if self.filter.as_ref().is_some_and(|f| !f.matches(r.filter.as_deref())) {
                 continue;
             }
-            let Some(message) = Message::from_stored_parts(r.meta, r.exchange_len, r.routing_key_len, r.body) else {
+            let Some(message) = Message::from_stored_parts(r.meta, r.exchange_len, r.routing_key_len, r.body)
+            else {
                 tracing::warn!(queue = %queue.name, offset = r.offset, "skipping a damaged stream record");
                 continue;
             };

@@ -32,7 +32,9 @@ impl Broker {
             let parsed = key.split_once('/').and_then(|(id, tag)| Some((id.parse::<u64>().ok()?, tag)));
             let offset = <[u8; 8]>::try_from(value.as_slice()).ok().map(u64::from_be_bytes);
             match (parsed, offset) {
-                (Some((id, tag)), Some(o)) if streams.contains_key(&id) => streams[&id].restore_offset(tag.to_owned(), o),
+                (Some((id, tag)), Some(o)) if streams.contains_key(&id) => {
+                    streams[&id].restore_offset(tag.to_owned(), o)
+                }
                 (Some((id, _)), _) if on_record.contains(&id) => {}
                 _ if clean => store.submit(Op::DeleteControl { space: space.clone(), key: key.clone() }),
                 _ => {}

@@ -205,8 +205,11 @@ pub fn next_record(records: &Bytes, first: u64, at: &mut usize) -> Option<Record
     })
 }
 
+/// A record as compaction sees it: its offset, key hash and raw bytes.
+pub type RawRecord<'a> = (u64, Option<[u8; 16]>, &'a [u8]);
+
 /// The record at `*at` as raw bytes (for compaction's copy), with its offset.
-pub fn raw_record<'a>(records: &'a [u8], first: u64, at: &mut usize) -> Option<(u64, Option<[u8; 16]>, &'a [u8])> {
+pub fn raw_record<'a>(records: &'a [u8], first: u64, at: &mut usize) -> Option<RawRecord<'a>> {
     let b = records.get(*at..)?;
     if b.len() < RECORD_FIXED {
         return None;
@@ -242,7 +245,10 @@ mod tests {
         let all = buf.freeze();
         let mut at = 0;
         let a = next_record(&all, 100, &mut at).unwrap();
-        assert_eq!((a.offset, &a.meta[..], &a.body[..], a.header()), (100, &b"exrkHDR"[..], &b"body"[..], &b"HDR"[..]));
+        assert_eq!(
+            (a.offset, &a.meta[..], &a.body[..], a.header()),
+            (100, &b"exrkHDR"[..], &b"body"[..], &b"HDR"[..])
+        );
         assert!(a.filter.is_none() && a.key.is_none());
         let b = next_record(&all, 100, &mut at).unwrap();
         assert_eq!((b.offset, b.filter.as_deref(), b.key), (103, Some(&b"blue"[..]), Some([7; 16])));
@@ -257,7 +263,8 @@ mod tests {
 
     #[test]
     fn headers_round_trip_and_torn_ones_are_refused() {
-        let mut h = ChunkHeader { first: 42, span: 3, count: 2, timestamp: 1_700_000_000_000, len: 9, crc: 0 };
+        let mut h =
+            ChunkHeader { first: 42, span: 3, count: 2, timestamp: 1_700_000_000_000, len: 9, crc: 0 };
         h.crc = h.checksum(b"123456789");
         let back = ChunkHeader::decode(&h.encode()).unwrap();
         assert_eq!(back, h);

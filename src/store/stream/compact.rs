@@ -48,7 +48,8 @@ impl Log {
             }
             let mut inner = self.inner.lock();
             let generations = inner.generations + 1;
-            let Some(s) = inner.segments.iter_mut().find(|s| s.first == first && s.generation == generation) else {
+            let Some(s) = inner.segments.iter_mut().find(|s| s.first == first && s.generation == generation)
+            else {
                 // Dropped by retention meanwhile.
                 drop(inner);
                 let _ = std::fs::remove_file(tmp(&segment::seg_path(self.dir(), first)));
@@ -56,8 +57,14 @@ impl Log {
                 continue;
             };
             debug_assert_eq!(s.end, end);
-            std::fs::rename(tmp(&segment::idx_path(self.dir(), first)), segment::idx_path(self.dir(), first))?;
-            std::fs::rename(tmp(&segment::seg_path(self.dir(), first)), segment::seg_path(self.dir(), first))?;
+            std::fs::rename(
+                tmp(&segment::idx_path(self.dir(), first)),
+                segment::idx_path(self.dir(), first),
+            )?;
+            std::fs::rename(
+                tmp(&segment::seg_path(self.dir(), first)),
+                segment::seg_path(self.dir(), first),
+            )?;
             s.size = after;
             s.generation = generations;
             inner.generations = generations;
@@ -121,7 +128,8 @@ impl Log {
             }
         }
         out_pos += out.write(&mut seg, &mut idx, out_pos)?;
-        let (seg, idx) = (seg.into_inner().map_err(|e| e.into_error())?, idx.into_inner().map_err(|e| e.into_error())?);
+        let (seg, idx) =
+            (seg.into_inner().map_err(|e| e.into_error())?, idx.into_inner().map_err(|e| e.into_error())?);
         seg.sync_data()?;
         idx.sync_data()?;
         Ok(Some((removed, before, out_pos)))

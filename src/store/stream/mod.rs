@@ -336,7 +336,9 @@ impl Log {
             while inner.segments.len() > 1 {
                 let s = &inner.segments[0];
                 let too_big = r.max_bytes.is_some_and(|max| total > max);
-                let too_old = r.max_age_ms.is_some_and(|age| s.last_ts < now.saturating_sub(age.min(i64::MAX as u64) as i64));
+                let too_old = r
+                    .max_age_ms
+                    .is_some_and(|age| s.last_ts < now.saturating_sub(age.min(i64::MAX as u64) as i64));
                 if !too_big && !too_old {
                     break;
                 }
@@ -449,7 +451,9 @@ impl Log {
             let (_, _, file) = c.file.as_ref().expect("opened");
             let h = match segment::header_at(file, c.pos)? {
                 Some(h) if c.pos + h.size() <= size => h,
-                _ => return Err(io::Error::other(format!("no whole chunk at {} of a stream segment", c.pos))),
+                _ => {
+                    return Err(io::Error::other(format!("no whole chunk at {} of a stream segment", c.pos)))
+                }
             };
             let records = segment::records_at(file, c.pos, &h)?;
             c.pos += h.size();

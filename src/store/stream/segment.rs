@@ -59,7 +59,13 @@ impl IdxEntry {
     fn decode(b: &[u8]) -> IdxEntry {
         let u64_at = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
         let u32_at = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().expect("4 bytes"));
-        IdxEntry { first: u64_at(0), pos: u64_at(8), timestamp: u64_at(16) as i64, span: u32_at(24), count: u32_at(28) }
+        IdxEntry {
+            first: u64_at(0),
+            pos: u64_at(8),
+            timestamp: u64_at(16) as i64,
+            span: u32_at(24),
+            count: u32_at(28),
+        }
     }
 
     pub fn of(h: &ChunkHeader, pos: u64) -> IdxEntry {
@@ -226,7 +232,8 @@ pub fn open(dir: &Path, first: u64, last: bool) -> io::Result<(Segment, Option<A
     for e in &entries {
         raw.extend_from_slice(&e.encode());
     }
-    let idx_file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(idx_path(dir, first))?;
+    let idx_file =
+        OpenOptions::new().create(true).truncate(true).read(true).write(true).open(idx_path(dir, first))?;
     (&idx_file).write_all(&raw)?;
     let now = super::now_ms();
     let segment = Segment {

@@ -83,7 +83,7 @@ fn retention_drops_whole_old_segments_and_readers_jump_ahead() {
     assert!(log.retain() > 0);
     assert!(log.bytes() <= 5000 + 2500 && log.bytes() < before, "{}", log.bytes());
     let first = log.first();
-    assert!(first > 0 && first % 10 == 0);
+    assert!(first > 0 && first.is_multiple_of(10));
     let got = read_all(&log, 0);
     assert_eq!(got.first(), Some(&(first, first)));
     assert_eq!(got.len() as u64, 500 - first);
