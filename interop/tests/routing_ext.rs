@@ -153,29 +153,6 @@ async fn a_classic_queue_with_a_delivery_limit_guards_against_poison_messages() 
     teardown(conn).await;
 }
 
-/// Warren-only: RabbitMQ has streams; Warren refuses them clearly.
-#[tokio::test]
-async fn stream_queues_are_refused_with_a_clear_error() {
-    if is_rabbitmq() {
-        eprintln!("skipped: RabbitMQ supports streams");
-        return;
-    }
-    let (conn, ch) = setup().await;
-    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-    let text = expect_error(
-        "a stream queue",
-        ch.queue_declare(
-            unique("stream").as_str().into(),
-            durable,
-            table(&[("x-queue-type", long_str("stream"))]),
-        ),
-        PRECONDITION_FAILED,
-    )
-    .await;
-    assert!(text.contains("stream"), "{text}");
-    teardown(conn).await;
-}
-
 #[tokio::test]
 async fn queue_mode_and_classic_type_are_accepted() {
     let (conn, ch) = setup().await;

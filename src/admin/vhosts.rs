@@ -58,7 +58,7 @@ pub async fn show(
     Ok(json(item(&v)))
 }
 
-/// `default_queue_type` (or 3.10's `defaultqueuetype`): classic or quorum.
+/// `default_queue_type` (or 3.10's `defaultqueuetype`): classic, quorum or stream.
 fn queue_type(body: &serde_json::Map<String, Value>) -> Result<Option<String>> {
     let given = match text(body, "default_queue_type")? {
         Some(t) => Some(t),
@@ -66,9 +66,9 @@ fn queue_type(body: &serde_json::Map<String, Value>) -> Result<Option<String>> {
     };
     match given.as_deref() {
         None | Some("" | "undefined") => Ok(None),
-        Some(t @ ("classic" | "quorum")) => Ok(Some(t.to_owned())),
+        Some(t @ ("classic" | "quorum" | "stream")) => Ok(Some(t.to_owned())),
         Some(other) => Err(ApiError::bad_request(format!(
-            "default queue type '{other}' is not supported (classic or quorum; Warren has no streams)"
+            "default queue type '{other}' is not supported (classic, quorum or stream)"
         ))),
     }
 }

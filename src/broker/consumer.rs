@@ -25,6 +25,8 @@ pub const WINDOW: u32 = 2000;
 #[derive(Debug)]
 pub enum Outbound {
     Deliver(Delivery),
+    /// Deliveries to one consumer, in order (a stream hands on a run at once).
+    Deliveries(Vec<Delivery>),
     /// The queue went away under this consumer (`basic.cancel` from the server).
     Cancelled(Arc<Consumer>),
     /// These publishes (channel, channel epoch, confirm number) are on disk (or failed to be).
@@ -149,6 +151,45 @@ impl Consumer {
                     && self.credit.has_credit()))
     }
 
+    /// How many more deliveries it may take now (the least of its window,
+    /// its prefetch and its channel's limits).
+    pub fn room(&self) -> u32 {
+        let window = WINDOW.saturating_sub(self.in_flight.load(Ordering::SeqCst));
+        if self.no_ack {
+            return window;
+        }
+        let own = match self.prefetch {
+            0 => u32::MAX,
+            p => p.saturating_sub(self.unacked.load(Ordering::SeqCst)),
+        };
+        let (limit, cap) = (self.credit.limit.load(Ordering::SeqCst), self.credit.cap.load(Ordering::SeqCst));
+        let unacked = self.credit.unacked.load(Ordering::SeqCst);
+        let channel = |l: u32| if l == 0 { u32::MAX } else { l.saturating_sub(unacked) };
+        window.min(own).min(channel(limit)).min(channel(cap))
+    }
+
+    /// Hands deliveries to the connection at once (one send, one count);
+    /// gives them back if the connection is gone.
+    pub(crate) fn send_many(&self, ds: Vec<Delivery>) -> Result<(), Vec<Delivery>> {
+        let n = ds.len() as u32;
+        self.in_flight.fetch_add(n, Ordering::SeqCst);
+        if !self.no_ack {
+            self.unacked.fetch_add(n, Ordering::SeqCst);
+            self.credit.unacked.fetch_add(n, Ordering::SeqCst);
+        }
+        self.tx.send(Outbound::Deliveries(ds)).map_err(|e| match e.0 {
+            Outbound::Deliveries(ds) => {
+                self.in_flight.fetch_sub(n, Ordering::SeqCst);
+                if !self.no_ack {
+                    self.unacked.fetch_sub(n, Ordering::SeqCst);
+                    self.credit.unacked.fetch_sub(n, Ordering::SeqCst);
+                }
+                ds
+            }
+            _ => unreachable!("sent deliveries"),
+        })
+    }
+
     /// Hands a delivery to the connection; gives it back if the connection is gone.
     pub(crate) fn send(&self, d: Delivery) -> Result<(), Delivery> {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -184,6 +225,12 @@ impl Consumer {
     /// Returns true when the queue should be asked for more.
     pub fn written(&self) -> bool {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.take_starved()
+    }
+
+    /// `n` deliveries were written to the socket at once.
+    pub fn written_n(&self, n: u32) -> bool {
+        self.in_flight.fetch_sub(n, Ordering::SeqCst);
         self.take_starved()
     }
 

@@ -186,6 +186,27 @@ impl Channel {
     /// Writes a delivery, or gives it back to its queue if its consumer or
     /// this channel is gone.
     pub fn deliver(&mut self, d: Delivery, ctx: &mut Ctx) {
+        self.write_delivery_counted(d, ctx, true);
+    }
+
+    /// Writes a run of deliveries to one consumer (a stream's), its window
+    /// moved on once for all of them.
+    pub fn deliver_run(&mut self, ds: Vec<Delivery>, ctx: &mut Ctx) {
+        let Some(first) = ds.first() else { return };
+        let (consumer, queue) = (first.consumer.clone(), first.queue.clone());
+        let mut written = 0;
+        for d in ds {
+            written += u32::from(self.write_delivery_counted(d, ctx, false));
+        }
+        if written > 0 && consumer.written_n(written) {
+            queue.kick();
+        }
+    }
+
+    /// Writes one delivery, or gives it back to its queue if its consumer
+    /// or this channel is gone; true if it was written. `count`: tell its
+    /// consumer it was written (else the caller does, once for a run).
+    fn write_delivery_counted(&mut self, d: Delivery, ctx: &mut Ctx, count: bool) -> bool {
         if self.closing || d.consumer.is_cancelled() {
             let (consumer, queue) = (d.consumer.clone(), d.queue.clone());
             if !consumer.no_ack {
@@ -193,7 +214,7 @@ impl Channel {
             }
             consumer.written();
             queue.return_undelivered(d);
-            return;
+            return false;
         }
         let tag = self.next_tag;
         self.next_tag += 1;
@@ -214,7 +235,7 @@ impl Channel {
             m.routing_key(),
         );
         encode::content(&mut ctx.out, self.id, m.header(), &m.body, ctx.frame_max);
-        if c.written() {
+        if count && c.written() {
             d.queue.kick();
         }
         if !c.no_ack {
@@ -227,6 +248,7 @@ impl Channel {
                 at: ctx.now,
             });
         }
+        true
     }
 
     /// Removes the deliveries `tag` (and, with `multiple`, all before it)

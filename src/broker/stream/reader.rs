@@ -62,29 +62,37 @@ impl Reader {
         self.chunk = None;
     }
 
-    /// Hands on up to `budget` records while the consumer has credit.
+    /// Hands on up to `budget` records while the consumer has credit, in
+    /// one send (its credit is taken once, not per message).
     pub fn pump(&mut self, log: &Log, queue: &Arc<Queue>, budget: usize) -> std::io::Result<Pumped> {
         let mut out = Pumped::default();
+        if self.consumer.is_cancelled() {
+            self.gone = true;
+            return Ok(out);
+        }
+        let mut room = self.consumer.room() as usize;
+        if room == 0 {
+            self.consumer.mark_starved();
+            // Credit may have come back between the look and the mark.
+            room = self.consumer.room() as usize;
+            if room == 0 {
+                out.starved = true;
+                return Ok(out);
+            }
+        }
+        let want = budget.min(room);
+        let mut batch = Vec::with_capacity(want);
         // Records filtered out or skipped count too, so one turn stays short.
         let mut examined = 0;
-        while out.delivered < budget && examined < budget * 16 {
+        while batch.len() < want && examined < budget * 16 {
             examined += 1;
-            if self.consumer.is_cancelled() {
-                self.gone = true;
-                break;
-            }
-            if !self.consumer.has_credit() {
-                self.consumer.mark_starved();
-                // Credit may have come back between the look and the mark.
-                if !self.consumer.has_credit() {
-                    out.starved = true;
-                    break;
-                }
-            }
             let Some((h, records, at)) = self.chunk.as_mut() else {
-                match log.read(&mut self.cursor)? {
-                    Some((h, records)) => self.chunk = Some((h, records, 0)),
-                    None => break,
+                match log.read(&mut self.cursor) {
+                    Ok(Some((h, records))) => self.chunk = Some((h, records, 0)),
+                    Ok(None) => break,
+                    Err(e) if batch.is_empty() => return Err(e),
+                    // What was read goes first; the error comes back next turn.
+                    Err(_) => break,
                 }
                 continue;
             };
@@ -115,12 +123,11 @@ impl Reader {
                 stored: false,
                 paged: false,
             };
-            let d = Delivery { consumer: self.consumer.clone(), queue: queue.clone(), entry };
-            if self.consumer.send(d).is_err() {
-                self.gone = true;
-                break;
-            }
-            out.delivered += 1;
+            batch.push(Delivery { consumer: self.consumer.clone(), queue: queue.clone(), entry });
+        }
+        out.delivered = batch.len();
+        if !batch.is_empty() && self.consumer.send_many(batch).is_err() {
+            self.gone = true;
         }
         Ok(out)
     }

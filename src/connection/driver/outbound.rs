@@ -51,6 +51,18 @@ impl Connection {
                     d.queue.clone().return_undelivered(d);
                 }
             },
+            Outbound::Deliveries(ds) => {
+                let Some(first) = ds.first() else { return };
+                match self.channels.get_mut(&first.consumer.channel) {
+                    Some(ch) => ch.deliver_run(ds, &mut self.ctx),
+                    None => {
+                        for d in ds {
+                            d.consumer.written();
+                            d.queue.clone().return_undelivered(d);
+                        }
+                    }
+                }
+            }
             Outbound::Cancelled(consumer) => {
                 if let Some(ch) = self.channels.get_mut(&consumer.channel) {
                     ch.server_cancel(&consumer, self.cancel_notify, &mut self.ctx);
@@ -92,8 +104,12 @@ impl Connection {
         self.rx.close();
         let held = std::mem::take(&mut self.held);
         for o in held.into_iter().chain(std::iter::from_fn(|| self.rx.try_recv().ok())) {
-            if let Outbound::Deliver(d) = o {
-                d.queue.clone().return_undelivered(d);
+            match o {
+                Outbound::Deliver(d) => d.queue.clone().return_undelivered(d),
+                Outbound::Deliveries(ds) => {
+                    ds.into_iter().for_each(|d| d.queue.clone().return_undelivered(d))
+                }
+                _ => {}
             }
         }
     }
