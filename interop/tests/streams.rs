@@ -456,3 +456,28 @@ async fn a_bad_offset_is_refused_and_the_stream_serves_on() {
     delete(&ch, &q).await;
     teardown(conn).await;
 }
+
+#[tokio::test]
+async fn a_filter_that_matches_late_is_found_without_delay() {
+    if is_rabbitmq() {
+        return;
+    }
+    let (conn, ch) = setup().await;
+    let q = unique("s-needle");
+    declare_stream(&ch, &q, &[]).await.unwrap();
+    // Far more than one turn's worth of records the filter skips.
+    for i in 0..50_000 {
+        publish(&ch, "", &q, i.to_string().as_bytes()).await;
+    }
+    confirm_select(&ch).await;
+    let props =
+        BasicProperties::default().with_headers(table(&[("x-stream-filter-value", long_str("needle"))]));
+    assert!(publish_confirmed(&ch, "", &q, Default::default(), b"found", props).await.is_ack());
+    let ch2 = channel(&conn).await;
+    qos(&ch2, 10).await;
+    let args = [("x-stream-offset", long_str("first")), ("x-stream-filter", long_str("needle"))];
+    let mut c = stream_consumer(&ch2, &q, "", &args).await.unwrap();
+    assert_eq!(take(&mut c, 1).await, vec![(50_000, "found".to_owned())]);
+    delete(&ch, &q).await;
+    teardown(conn).await;
+}

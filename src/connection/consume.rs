@@ -201,6 +201,10 @@ impl Channel {
         if written > 0 && consumer.written_n(written) {
             queue.kick();
         }
+        // Dropped ones gave channel credit back: its other consumers may go on.
+        if self.credit.take_starved() {
+            self.kick_consumers();
+        }
     }
 
     /// Writes one delivery, or gives it back to its queue if its consumer

@@ -43,6 +43,13 @@ const PENDING_HIGH: usize = 64 << 20;
 /// Records handed to one consumer before the next gets a turn.
 const TURN: usize = 256;
 
+/// Turns the stream's task takes before it yields.
+const PASSES: usize = 64;
+
+/// Named consumers whose offsets one stream keeps (each is a RocksDB record);
+/// past it, new names are not tracked.
+const MAX_TRACKED: usize = 100_000;
+
 /// How often the task looks at retention by age and tracked offsets.
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -170,7 +177,15 @@ impl Stream {
         if st.deleted {
             return Err(AmqpError::not_found("no queue (deleted)"));
         }
-        let mut r = Reader::new(consumer, a.filter, a.track, a.start);
+        if st.readers.iter().any(|r| r.consumer.exclusive) || (consumer.exclusive && !st.readers.is_empty()) {
+            let (name, vhost) =
+                self.queue.upgrade().map(|q| (q.name.clone(), q.vhost.clone())).unwrap_or_default();
+            return Err(AmqpError::access_refused(format!(
+                "queue '{name}' in vhost '{vhost}' in exclusive use"
+            )));
+        }
+        let track = a.track && (st.tracked.len() < MAX_TRACKED || st.tracked.contains_key(&consumer.tag));
+        let mut r = Reader::new(consumer, a.filter, track, a.start);
         let active = !self.single_active || st.readers.iter().all(|r| r.gone);
         if active {
             self.activate(&mut st, &mut r);
@@ -214,16 +229,8 @@ impl Stream {
     /// one takes over (from its tracked offset, or its own start).
     pub fn remove_consumer(&self, consumer: &Arc<Consumer>) -> usize {
         let mut st = self.state.lock();
-        let was_active = st.readers.iter().any(|r| Arc::ptr_eq(&r.consumer, consumer) && r.active);
         st.readers.retain(|r| !Arc::ptr_eq(&r.consumer, consumer));
-        let someone_active = st.readers.iter().any(|r| r.active && !r.gone);
-        if self.single_active && was_active && !someone_active {
-            let st = &mut *st;
-            if let Some(mut next) = st.readers.iter().position(|r| !r.gone).map(|i| st.readers.remove(i)) {
-                self.activate(st, &mut next);
-                st.readers.insert(0, next);
-            }
-        }
+        self.hand_over(&mut st);
         self.save_offsets(&mut st);
         let left = st.readers.len();
         drop(st);
@@ -234,10 +241,13 @@ impl Stream {
     /// A delivery at `offset` was acknowledged: a tracked consumer's offset moves past it.
     pub fn acked(&self, consumer: &Consumer, offset: u64) {
         let mut st = self.state.lock();
-        let Some(r) = st.readers.iter().find(|r| std::ptr::eq(Arc::as_ptr(&r.consumer), consumer)) else {
-            return;
+        // A consumer gone since (acks may follow a cancel) moves its kept
+        // offset on if it had one.
+        let tracked = match st.readers.iter().find(|r| std::ptr::eq(Arc::as_ptr(&r.consumer), consumer)) {
+            Some(r) => r.track,
+            None => st.tracked.contains_key(&consumer.tag),
         };
-        if !r.track {
+        if !tracked {
             return;
         }
         let tag = &consumer.tag;
@@ -275,30 +285,71 @@ impl Stream {
         self.state.lock().tracked.insert(tag, next.min(self.log.written()));
     }
 
-    /// Hands records to every active consumer while they have credit.
-    fn dispatch(&self) {
-        self.dispatch_with(self.state.lock());
+    /// Credit came back: feeds consumers on the caller's thread (the
+    /// connection that freed it, saving a hop to the stream's task) for one
+    /// turn each, leaving the rest to the task; or, if a dispatch is running
+    /// elsewhere, to the task at once.
+    pub fn kick(&self) {
+        match self.state.try_lock() {
+            Some(st) => {
+                if self.dispatch_with(st, 1) {
+                    self.wake.notify_one();
+                }
+            }
+            None => self.wake.notify_one(),
+        }
     }
 
-    fn dispatch_with(&self, mut st: parking_lot::MutexGuard<'_, State>) {
-        let Some(queue) = self.queue.upgrade() else { return };
-        loop {
-            let mut delivered = 0;
+    /// Hands records to every active consumer while they have credit.
+    fn dispatch(&self) {
+        if self.dispatch_with(self.state.lock(), PASSES) {
+            // Bounded: the task comes back for the rest after a yield.
+            self.wake.notify_one();
+        }
+    }
+
+    /// Up to `passes` turns over the active readers; true if there may be
+    /// more to do (a reader delivered, or stopped at its turn's bound).
+    fn dispatch_with(&self, mut st: parking_lot::MutexGuard<'_, State>, passes: usize) -> bool {
+        let Some(queue) = self.queue.upgrade() else { return false };
+        let mut more = false;
+        for _ in 0..passes {
+            more = false;
+            let mut failed = false;
             for r in st.readers.iter_mut().filter(|r| r.active && !r.gone) {
                 match r.pump(&self.log, &queue, TURN) {
-                    Ok(p) => delivered += p.delivered,
+                    Ok(p) => more |= p.delivered > 0 || p.more,
                     Err(e) => {
                         tracing::error!(queue = %queue.name, "cannot read a stream: {e}");
-                        // Cancelled, so its client knows (and a waiting single active consumer takes over).
+                        // Cancelled, so its client knows.
                         r.gone = true;
                         r.consumer.cancel();
                         r.consumer.notify_cancelled();
+                        failed = true;
                     }
                 }
             }
-            if delivered == 0 {
+            if failed {
+                // Gone for good: a waiting single active consumer takes over.
+                st.readers.retain(|r| !(r.gone && r.consumer.is_cancelled()));
+                self.hand_over(&mut st);
+                more = true;
+            }
+            if !more {
                 break;
             }
+        }
+        more
+    }
+
+    /// With a single active consumer and none active, the first waiting one starts.
+    fn hand_over(&self, st: &mut State) {
+        if !self.single_active || st.readers.iter().any(|r| r.active && !r.gone) {
+            return;
+        }
+        if let Some(mut next) = st.readers.iter().position(|r| !r.gone).map(|i| st.readers.remove(i)) {
+            self.activate(st, &mut next);
+            st.readers.insert(0, next);
         }
     }
 
@@ -341,16 +392,6 @@ impl Stream {
             st.tracked.remove(&tag);
             self.store
                 .submit(Op::DeleteControl { space: OFFSETS_SPACE.into(), key: format!("{}/{tag}", self.id) });
-        }
-    }
-
-    /// Credit came back: feeds consumers on the caller's thread (the
-    /// connection that freed it, saving a hop to the stream's task), or
-    /// leaves it to the task if a dispatch is running elsewhere.
-    pub fn kick(&self) {
-        match self.state.try_lock() {
-            Some(st) => self.dispatch_with(st),
-            None => self.wake.notify_one(),
         }
     }
 

@@ -12,6 +12,9 @@ use crate::broker::queue::{Entry, Queue};
 use crate::store::stream::chunk::{self, ChunkHeader};
 use crate::store::stream::{Cursor, Log};
 
+/// Bytes of messages in one run of deliveries, at most (past one message).
+const RUN_BYTES: usize = 1 << 20;
+
 #[derive(Debug)]
 pub(super) struct Reader {
     pub consumer: Arc<Consumer>,
@@ -35,6 +38,8 @@ pub(super) struct Pumped {
     pub delivered: usize,
     /// Stopped for lack of credit (it is asked again when credit comes).
     pub starved: bool,
+    /// Stopped at the turn's bound on records looked at or bytes: more may wait.
+    pub more: bool,
 }
 
 impl Reader {
@@ -84,7 +89,14 @@ impl Reader {
         let mut batch = Vec::with_capacity(want);
         // Records filtered out or skipped count too, so one turn stays short.
         let mut examined = 0;
-        while batch.len() < want && examined < budget * 16 {
+        // A run holds at most about this many bytes of messages (at least one),
+        // so one with big messages does not flood its connection's buffer.
+        let mut bytes = 0;
+        while batch.len() < want {
+            if examined >= budget * 16 || bytes >= RUN_BYTES {
+                out.more = true;
+                break;
+            }
             examined += 1;
             let Some((h, records, at)) = self.chunk.as_mut() else {
                 match log.read(&mut self.cursor) {
@@ -123,6 +135,7 @@ impl Reader {
                 stored: false,
                 paged: false,
             };
+            bytes += entry.message.body.len() + entry.message.header().len();
             batch.push(Delivery { consumer: self.consumer.clone(), queue: queue.clone(), entry });
         }
         out.delivered = batch.len();

@@ -219,6 +219,12 @@ pub fn open(dir: &Path, first: u64, last: bool) -> io::Result<(Segment, Option<A
             }
         }
     }
+    // The segment written to last may hold unsynced pages a power loss
+    // zeroed anywhere in it: all of it is checked, chunk by chunk. Closed
+    // ones were synced with their index when the next one started.
+    if last {
+        entries.clear();
+    }
     let from = match entries.pop() {
         Some(e) => e.pos,
         None => 0,
