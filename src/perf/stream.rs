@@ -23,6 +23,24 @@ use super::stats::Stats;
 use super::Options;
 
 const STREAM: &str = "perf-stream";
+const STALL: Duration = Duration::from_secs(5);
+
+/// Sets `stop` once no delivery has come for STALL and returns how long
+/// the replay ran until its last delivery; runs until aborted otherwise.
+async fn watch_replay(replay: Arc<Stats>, stop: Arc<AtomicBool>) -> Option<Duration> {
+    let started = Instant::now();
+    let (mut seen, mut progressed) = (0, started);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = replay.consumed.load(Ordering::Relaxed);
+        if now != seen {
+            (seen, progressed) = (now, Instant::now());
+        } else if progressed.elapsed() >= STALL {
+            stop.store(true, Ordering::Relaxed);
+            return Some(progressed - started);
+        }
+    }
+}
 
 pub async fn run(uri: &Uri, o: &Options, summary: &mut Summary) -> Result<()> {
     let mut c = Client::connect(uri).await?;
@@ -82,10 +100,23 @@ pub async fn run(uri: &Uri, o: &Options, summary: &mut Summary) -> Result<()> {
             tokio::spawn(flow::consume(uri.clone(), spec, replay.clone(), stop.clone()))
         })
         .collect();
+    // A broker that drops unconfirmed appends (RabbitMQ does, while a
+    // stream of the same name is being re-created) never delivers them
+    // all: after STALL without a delivery, stop and report what came.
+    let watchdog = tokio::spawn(watch_replay(replay.clone(), stop.clone()));
     for r in readers {
         r.await??;
     }
-    let replay_secs = started.elapsed().as_secs_f64();
+    watchdog.abort();
+    let stalled_at = watchdog.await.ok().flatten();
+    let replay_secs = stalled_at.unwrap_or_else(|| started.elapsed()).as_secs_f64();
+    if stalled_at.is_some() {
+        eprintln!(
+            "replay stalled: {} of {appended} deliveries came, none for {}s",
+            replay.consumed.load(Ordering::Relaxed),
+            STALL.as_secs()
+        );
+    }
     summary.backlog(&replay, appended, append_secs, replay_secs);
     eprintln!(
         "replayed {} deliveries in {replay_secs:.2}s ({:.0} msg/s)",
