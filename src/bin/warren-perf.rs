@@ -11,6 +11,15 @@ use warren::perf::{run, Options};
 
 fn main() -> std::process::ExitCode {
     let options = Options::parse();
+    if options.serve_relay {
+        return match warren::perf::floor::serve() {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("warren-perf: the relay: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let json = options.json;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(run(options)) {

@@ -25,6 +25,19 @@ pub struct Uri {
     pub user: String,
     pub password: String,
     pub vhost: String,
+    /// The floor relay (`super::floor`), not a broker: no handshake, no
+    /// topology, and the sender's frames are deliveries already.
+    pub relay: bool,
+}
+
+/// Which end of a pair a connection to the floor relay is: the relay joins
+/// each sender (producer, requester) to the next receiver (consumer,
+/// responder) and closes every other connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Sender = b'S' as isize,
+    Receiver = b'R' as isize,
+    Control = b'C' as isize,
 }
 
 impl Uri {
@@ -41,7 +54,7 @@ impl Uri {
             "" => "/".to_owned(),
             v => v.replace("%2f", "/").replace("%2F", "/"),
         };
-        Ok(Uri { host, port, user: user.to_owned(), password: password.to_owned(), vhost })
+        Ok(Uri { host, port, user: user.to_owned(), password: password.to_owned(), vhost, relay: false })
     }
 }
 
@@ -50,6 +63,9 @@ pub struct Client {
     pub rd: Reader,
     pub wr: OwnedWriteHalf,
     pub frame_max: u32,
+    /// Connected to the floor relay: methods that would wait for a broker's
+    /// reply do nothing.
+    pub relay: bool,
 }
 
 pub struct Reader {
@@ -108,14 +124,27 @@ fn close_text(m: &AMQPClass) -> Option<String> {
 
 impl Client {
     pub async fn connect(uri: &Uri) -> Result<Client> {
+        Client::connect_as(uri, Role::Control).await
+    }
+
+    /// Connects; to the floor relay, as `role`.
+    pub async fn connect_as(uri: &Uri, role: Role) -> Result<Client> {
         let stream =
             tokio::time::timeout(Duration::from_secs(10), TcpStream::connect((uri.host.as_str(), uri.port)))
                 .await
                 .map_err(|_| "connect timed out")??;
         stream.set_nodelay(true)?;
         let (half, wr) = stream.into_split();
-        let mut c =
-            Client { rd: Reader { half, buf: BytesMut::with_capacity(256 * 1024) }, wr, frame_max: 131072 };
+        let mut c = Client {
+            rd: Reader { half, buf: BytesMut::with_capacity(256 * 1024) },
+            wr,
+            frame_max: 131072,
+            relay: uri.relay,
+        };
+        if c.relay {
+            c.wr.write_all(&[role as u8]).await?;
+            return Ok(c);
+        }
         c.wr.write_all(b"AMQP\x00\x00\x09\x01").await?;
         let AMQPClass::Connection(connection::AMQPMethod::Start(_)) = c.rd.method().await? else {
             return Err("expected connection.start".into());
@@ -166,7 +195,13 @@ impl Client {
     }
 
     /// Sends a method on channel 1 and waits for its reply.
+    /// Over the floor relay nothing answers: the method is not sent and its
+    /// own reply is returned (callers that read a reply's fields check
+    /// `relay` themselves).
     pub async fn call(&mut self, m: AMQPClass) -> Result<AMQPClass> {
+        if self.relay {
+            return Ok(m);
+        }
         self.send(1, m).await?;
         self.expect(|_| true).await.and_then(|m| match close_text(&m) {
             Some(t) => Err(t.into()),
@@ -194,6 +229,9 @@ impl Client {
             nowait: false,
             arguments,
         };
+        if self.relay {
+            return Ok(if name.is_empty() { "floor-reply".to_owned() } else { name.to_owned() });
+        }
         match self.call(AMQPClass::Queue(queue::AMQPMethod::Declare(d))).await? {
             AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)) => Ok(ok.queue.to_string()),
             m => Err(format!("unexpected reply {m:?}").into()),
@@ -273,6 +311,9 @@ impl Client {
     }
 
     pub async fn close(mut self) {
+        if self.relay {
+            return;
+        }
         let c = connection::Close { reply_code: 200, reply_text: "bye".into(), class_id: 0, method_id: 0 };
         let _ = self.send(0, AMQPClass::Connection(connection::AMQPMethod::Close(c))).await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.rd.method()).await;
@@ -287,15 +328,21 @@ pub fn encode_publish(
     persistent: bool,
     headers: Option<&FieldTable>,
     frame_max: u32,
+    as_delivery: bool,
 ) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
-    let p = basic::Publish {
-        exchange: exchange.into(),
-        routing_key: routing_key.into(),
-        mandatory: false,
-        immediate: false,
-    };
-    encode::method(&mut out, 1, &AMQPClass::Basic(basic::AMQPMethod::Publish(p)));
+    if as_delivery {
+        // What the floor relay's receiver gets: what a broker would deliver.
+        encode::deliver(&mut out, 1, b"floor", 1, false, exchange.as_bytes(), routing_key.as_bytes());
+    } else {
+        let p = basic::Publish {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            mandatory: false,
+            immediate: false,
+        };
+        encode::method(&mut out, 1, &AMQPClass::Basic(basic::AMQPMethod::Publish(p)));
+    }
     let mut props = if persistent {
         basic::AMQPProperties::default().with_delivery_mode(2)
     } else {

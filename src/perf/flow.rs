@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
-use super::client::{deliver_tag, encode_ack, encode_publish, Client, Reader, Result, Uri};
+use super::client::{deliver_tag, encode_ack, encode_publish, Client, Reader, Result, Role, Uri};
 use super::stats::{LocalLatency, Stats};
 use crate::protocol::frame::Frame;
 
@@ -33,7 +33,10 @@ pub struct ProducerSpec {
 }
 
 pub async fn produce(uri: Uri, spec: ProducerSpec, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result<u64> {
-    let mut client = Client::connect(&uri).await?;
+    let mut client = Client::connect_as(&uri, Role::Sender).await?;
+    if spec.confirm > 0 && client.relay {
+        return Err("the floor relay does not confirm: run the floor without --confirm".into());
+    }
     if spec.confirm > 0 {
         client.confirm_select().await?;
     }
@@ -44,15 +47,23 @@ pub async fn produce(uri: Uri, spec: ProducerSpec, stats: Arc<Stats>, stop: Arc<
         spec.persistent,
         spec.headers.as_ref(),
         client.frame_max,
+        client.relay,
     );
     let stamp = spec.size >= 8;
     let per_batch = (WRITE_BATCH / one.len()).max(1);
     let mut batch = Vec::with_capacity(per_batch * one.len());
     let acked = Arc::new(AtomicU64::new(0));
     let wake = Arc::new(Notify::new());
-    let Client { rd, mut wr, .. } = client;
-    let confirms = (spec.confirm > 0)
-        .then(|| tokio::spawn(read_confirms(rd, acked.clone(), wake.clone(), stats.clone())));
+    let Client { rd, mut wr, relay, .. } = client;
+    let (confirms, acks_back) = if spec.confirm > 0 {
+        (Some(tokio::spawn(read_confirms(rd, acked.clone(), wake.clone(), stats.clone()))), None)
+    } else if relay {
+        // Over the floor relay the receiver's acks come back here: read
+        // them, or they would fill the sockets and stall the receiver.
+        (None, Some(tokio::spawn(discard(rd))))
+    } else {
+        (None, None)
+    };
     let started = tokio::time::Instant::now();
     let mut sent: u64 = 0;
     while !stop.load(Ordering::Relaxed) && (spec.count == 0 || sent < spec.count) {
@@ -88,7 +99,13 @@ pub async fn produce(uri: Uri, spec: ProducerSpec, stats: Arc<Stats>, stop: Arc<
                 batch[at + body_at..at + body_at + 8].copy_from_slice(&now);
             }
         }
-        wr.write_all(&batch).await?;
+        if let Err(e) = wr.write_all(&batch).await {
+            // The floor relay closes a pair as soon as either end leaves.
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            return Err(e.into());
+        }
         sent += n;
         stats.add(&stats.published, n);
     }
@@ -100,7 +117,16 @@ pub async fn produce(uri: Uri, spec: ProducerSpec, stats: Arc<Stats>, stop: Arc<
         }
         task.abort();
     }
+    if let Some(task) = acks_back {
+        task.abort();
+    }
     Ok(sent)
+}
+
+async fn discard(mut rd: Reader) -> Result<()> {
+    loop {
+        rd.next().await?;
+    }
 }
 
 async fn read_confirms(
@@ -141,7 +167,7 @@ pub struct ConsumerSpec {
 }
 
 pub async fn consume(uri: Uri, spec: ConsumerSpec, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result<u64> {
-    let mut client = Client::connect(&uri).await?;
+    let mut client = Client::connect_as(&uri, Role::Receiver).await?;
     if spec.prefetch > 0 {
         client.qos(spec.prefetch).await?;
     }
@@ -156,6 +182,8 @@ pub async fn consume(uri: Uri, spec: ConsumerSpec, stats: Arc<Stats>, stop: Arc<
     let mut last_merge = tokio::time::Instant::now();
     while !stop.load(Ordering::Relaxed) && (spec.count == 0 || got < spec.count) {
         let frame = match tokio::time::timeout(Duration::from_millis(200), rd.next()).await {
+            // The floor relay closes a pair as soon as either end leaves.
+            Ok(Err(_)) if stop.load(Ordering::Relaxed) => break,
             Ok(f) => f?,
             Err(_) => continue,
         };

@@ -4,6 +4,7 @@
 
 pub mod client;
 mod delayed;
+pub mod floor;
 pub mod flow;
 pub mod report;
 pub mod rpc;
@@ -120,6 +121,24 @@ pub struct Options {
     /// Leave the queues in place at the end.
     #[arg(long)]
     pub keep_queues: bool,
+    /// The broker's process id: report the CPU it spends per delivered
+    /// message (from /proc; the broker must run on this machine).
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+    /// Then run the same scenario over the floor relay (a trivial
+    /// user-space relay, see `floor`) and report the broker against it.
+    /// Throughput with as many producers as consumers over the default
+    /// exchange, and rpc.
+    #[arg(long)]
+    pub floor: bool,
+    /// Keep a core busy meanwhile: a spinning thread at the lowest priority,
+    /// so that a core is never idle (latency on a virtual machine whose
+    /// cores sleep is another regime, see `floor`).
+    #[arg(long)]
+    pub background_load: bool,
+    /// Serve the floor relay (what --floor starts in a child process).
+    #[arg(long, hide = true)]
+    pub serve_relay: bool,
 }
 
 fn queue_name(i: usize) -> String {
@@ -190,9 +209,39 @@ fn consumer_spec(o: &Options, i: usize, count: u64) -> ConsumerSpec {
     }
 }
 
-/// Runs the scenario and returns its summary.
+/// Runs the scenario and returns its summary; with --floor, the same over
+/// the floor relay afterwards.
 pub async fn run(o: Options) -> Result<Summary> {
     let uri = Uri::parse(&o.uri)?;
+    if o.background_load {
+        floor::spin_in_background();
+    }
+    if o.floor {
+        let relayable = match o.scenario {
+            Scenario::Throughput => {
+                o.producers == o.consumers && o.exchange == ExchangeType::Direct && o.confirm == 0
+            }
+            Scenario::Rpc => true,
+            _ => false,
+        };
+        if !relayable {
+            return Err("--floor needs --scenario rpc, or throughput with as many producers as \
+                        consumers, the direct exchange and no confirms"
+                .into());
+        }
+    }
+    let mut summary = run_on(&uri, &o, o.broker_pid).await?;
+    if o.floor {
+        let relay = floor::Relay::start()?;
+        let floor = run_on(&relay.uri(), &o, Some(relay.pid())).await?;
+        summary.floor = Some(Box::new(floor));
+    }
+    Ok(summary)
+}
+
+/// Runs the scenario against `uri`, measuring the CPU of process `pid`.
+async fn run_on(uri: &Uri, o: &Options, pid: Option<u32>) -> Result<Summary> {
+    let (uri, o) = (uri.clone(), o.clone());
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let mut summary = Summary::new(&o);
@@ -216,12 +265,13 @@ pub async fn run(o: Options) -> Result<Summary> {
                     stop.clone(),
                 )));
             }
-            let elapsed = measure(&o, &stats, &tasks).await;
+            let (elapsed, cpu) = measure(&o, &stats, &tasks, pid).await;
             stop.store(true, Ordering::Relaxed);
             for t in tasks {
                 t.await??;
             }
             summary.throughput(&stats, elapsed);
+            summary.cpu(cpu);
             cleanup(&uri, &o).await?;
         }
         Scenario::Rpc => {
@@ -229,11 +279,12 @@ pub async fn run(o: Options) -> Result<Summary> {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let requester =
                 tokio::spawn(rpc::requester(uri.clone(), o.direct_reply_to, stats.clone(), stop.clone()));
-            let elapsed = measure(&o, &stats, std::slice::from_ref(&requester)).await;
+            let (elapsed, cpu) = measure(&o, &stats, std::slice::from_ref(&requester), pid).await;
             stop.store(true, Ordering::Relaxed);
             requester.await??;
             responder.await??;
             summary.throughput(&stats, elapsed);
+            summary.cpu(cpu);
         }
         Scenario::Backlog => {
             topology(&uri, &o).await?;
@@ -257,6 +308,7 @@ pub async fn run(o: Options) -> Result<Summary> {
             let total = per * o.producers.max(1) as u64;
             let per_consumer = total / o.consumers.max(1) as u64;
             let started = Instant::now();
+            let clock = floor::CpuClock::start(pid);
             let consumers: Vec<_> = (0..o.consumers)
                 .map(|i| {
                     tokio::spawn(flow::consume(
@@ -271,6 +323,7 @@ pub async fn run(o: Options) -> Result<Summary> {
                 c.await??;
             }
             summary.backlog(&stats, total, publish_secs, started.elapsed().as_secs_f64());
+            summary.cpu(clock.elapsed());
             cleanup(&uri, &o).await?;
         }
         Scenario::Churn => {
@@ -313,11 +366,18 @@ pub async fn run(o: Options) -> Result<Summary> {
     Ok(summary)
 }
 
-/// Warm-up, then the measured period with a line a second on stderr.
-async fn measure<T>(o: &Options, stats: &Arc<Stats>, tasks: &[tokio::task::JoinHandle<T>]) -> f64 {
+/// Warm-up, then the measured period with a line a second on stderr:
+/// its seconds, and the CPU seconds process `pid` spent in it.
+async fn measure<T>(
+    o: &Options,
+    stats: &Arc<Stats>,
+    tasks: &[tokio::task::JoinHandle<T>],
+    pid: Option<u32>,
+) -> (f64, Option<f64>) {
     stats.recording.store(false, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(o.warmup)).await;
     stats.start_recording();
+    let clock = floor::CpuClock::start(pid);
     let started = Instant::now();
     let mut last = report::Snapshot::take(stats);
     while started.elapsed().as_secs_f64() < o.duration {
@@ -335,5 +395,5 @@ async fn measure<T>(o: &Options, stats: &Arc<Stats>, tasks: &[tokio::task::JoinH
         }
         last = now;
     }
-    started.elapsed().as_secs_f64()
+    (started.elapsed().as_secs_f64(), clock.elapsed())
 }

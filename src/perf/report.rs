@@ -62,6 +62,12 @@ pub struct Summary {
     /// Delayed: probes sent and received (latencies are how late they came).
     pub probes_sent: u64,
     pub probes_received: u64,
+    /// CPU seconds the broker (--broker-pid) spent over the measured period.
+    pub broker_cpu_seconds: Option<f64>,
+    /// ... per delivered message (per round trip for rpc), in µs.
+    pub broker_cpu_us_per_msg: Option<f64>,
+    /// The same scenario over the floor relay (--floor).
+    pub floor: Option<Box<Summary>>,
 }
 
 impl Summary {
@@ -90,6 +96,14 @@ impl Summary {
         self.consumed_per_sec = per(s.consumed.load(Ordering::Relaxed));
         self.consumed_mb_per_sec = per(s.consumed_bytes.load(Ordering::Relaxed)) / 1e6;
         self.latency(s);
+    }
+
+    /// The broker's CPU over the measured period, per delivered message.
+    pub fn cpu(&mut self, seconds: Option<f64>) {
+        let secs = if self.drain_seconds > 0.0 { self.drain_seconds } else { self.seconds };
+        let delivered = self.consumed_per_sec * secs;
+        self.broker_cpu_seconds = seconds;
+        self.broker_cpu_us_per_msg = seconds.filter(|_| delivered >= 1.0).map(|s| s * 1e6 / delivered);
     }
 
     pub fn backlog(&mut self, s: &Stats, messages: u64, publish_secs: f64, drain_secs: f64) {
@@ -133,6 +147,35 @@ impl Summary {
     }
 
     pub fn table(&self) -> String {
+        let mut out = self.figures();
+        if let Some(us) = self.broker_cpu_us_per_msg {
+            out += &format!("\nbroker CPU {us:.2} µs per delivered message");
+        }
+        if let Some(f) = &self.floor {
+            let share = |broker: f64, floor: f64| 100.0 * broker / floor.max(1e-9);
+            let times = |broker: u64, floor: u64| broker as f64 / floor.max(1) as f64;
+            out += &format!("\nfloor (the relay): {}", f.figures().replace('\n', "\n  "));
+            if let Some(us) = f.broker_cpu_us_per_msg {
+                out += &format!("\n  relay CPU {us:.2} µs per message");
+            }
+            out += &format!(
+                "\nbroker against the floor: {:.0}% of its msg/s",
+                share(self.consumed_per_sec, f.consumed_per_sec)
+            );
+            if f.consumed_mb_per_sec > 0.0 {
+                out +=
+                    &format!(", {:.0}% of its MB/s", share(self.consumed_mb_per_sec, f.consumed_mb_per_sec));
+            }
+            out += &format!(
+                "; latency p50 {:.2}×, p99 {:.2}× the floor's",
+                times(self.latency_us_p50, f.latency_us_p50),
+                times(self.latency_us_p99, f.latency_us_p99)
+            );
+        }
+        out
+    }
+
+    fn figures(&self) -> String {
         let ms = |us: u64| us as f64 / 1000.0;
         match self.scenario.as_str() {
             "backlog" => format!(
