@@ -28,7 +28,7 @@ pub struct Ctx {
     /// What the user may do in the vhost (checked on every operation).
     pub session: crate::access::Session,
     /// Frames waiting for the next socket write.
-    pub out: Vec<u8>,
+    pub out: super::outbuf::OutBuf,
     /// A sender into this connection's outbound queue, for new consumers.
     pub tx: UnboundedSender<Outbound>,
     pub frame_max: u32,

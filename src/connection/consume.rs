@@ -238,7 +238,7 @@ impl Channel {
             m.exchange(),
             m.routing_key(),
         );
-        encode::content(&mut ctx.out, self.id, m.header(), &m.body, ctx.frame_max);
+        ctx.out.content(self.id, m.header(), &m.body, ctx.frame_max);
         if count && c.written() {
             d.queue.kick();
         }

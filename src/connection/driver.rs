@@ -22,6 +22,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::channel::{Channel, Ctx};
 use super::handshake::{handshake, HandshakeError, Negotiated};
+use super::outbuf::OutBuf;
 use super::socket::{Socket, WriteHalf};
 use crate::access::Access;
 use crate::broker::connections::TlsInfo;
@@ -132,24 +133,6 @@ async fn refuse<S: Socket>(mut stream: S, mut buf: BytesMut, e: AmqpError) {
     .await;
 }
 
-/// Writes what the socket takes now without waiting; 0 when it takes nothing.
-fn write_now<W: WriteHalf>(wr: &W, mut bytes: &[u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while !bytes.is_empty() {
-        match wr.try_write(bytes) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(k) => {
-                n += k;
-                bytes = &bytes[k..];
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 fn close_method(e: &AmqpError) -> AMQPClass {
     AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
         reply_code: e.code(),
@@ -229,7 +212,7 @@ impl Connection {
                 entry: n.registered.entry.clone(),
                 user: n.user,
                 session: n.session,
-                out: Vec::new(),
+                out: OutBuf::default(),
                 tx,
                 frame_max: n.frame_max,
                 max_message_size: config.amqp.max_message_size,
@@ -301,7 +284,7 @@ impl Connection {
         self.process_input(&mut buf);
         while self.state != State::Done {
             if written < self.ctx.out.len() {
-                match write_now(&wr, &self.ctx.out[written..]) {
+                match self.ctx.out.write_now(&wr, written) {
                     Ok(n) => {
                         written += n;
                         let io = &self.ctx.entry.stats.io;
@@ -318,7 +301,7 @@ impl Connection {
                     self.ctx.out.clear();
                     // A connection that went quiet gives back a large buffer; a busy one keeps it.
                     if self.ctx.out.capacity() > OUT_KEEP && self.rx.is_empty() && buf.is_empty() {
-                        self.ctx.out = Vec::new();
+                        self.ctx.out = OutBuf::default();
                     }
                     wrote_since_tick = true;
                     if self.state == State::Closing && close_deadline > Instant::now() + CLOSE_TIMEOUT {
@@ -450,7 +433,7 @@ impl Connection {
                 self.ctx.out.truncate(end);
             }
             if written < self.ctx.out.len() {
-                let _ = timeout(CLOSE_TIMEOUT, wr.write_all(&self.ctx.out[written..])).await;
+                let _ = timeout(CLOSE_TIMEOUT, wr.write_all(&self.ctx.out.to_vec_from(written))).await;
             }
         }
         if self.client_closed {

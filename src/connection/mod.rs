@@ -10,6 +10,7 @@ mod driver;
 mod handshake;
 #[doc(hidden)]
 pub mod harness;
+mod outbuf;
 mod publish;
 mod socket;
 mod topology;

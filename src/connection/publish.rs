@@ -287,7 +287,7 @@ impl Channel {
                     message.exchange(),
                     message.routing_key(),
                 );
-                encode::content(&mut ctx.out, self.id, message.header(), &message.body, ctx.frame_max);
+                ctx.out.content(self.id, message.header(), &message.body, ctx.frame_max);
             } else {
                 counted.unroutable_dropped.add(1);
             }

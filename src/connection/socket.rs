@@ -31,6 +31,9 @@ pub trait WriteHalf: AsyncWrite + Unpin + Send + 'static {
     /// Writes what the socket takes now; `WouldBlock` when it takes nothing.
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
 
+    /// The same from several buffers in one call (`writev`).
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize>;
+
     /// Resolves once the socket may take more.
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
 }
@@ -57,6 +60,11 @@ impl WriteHalf for tcp::OwnedWriteHalf {
     }
 
     #[inline]
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        tcp::OwnedWriteHalf::try_write_vectored(self, bufs)
+    }
+
+    #[inline]
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
         tcp::OwnedWriteHalf::writable(self)
     }
@@ -80,6 +88,11 @@ impl WriteHalf for unix::OwnedWriteHalf {
     #[inline]
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         unix::OwnedWriteHalf::try_write(self, buf)
+    }
+
+    #[inline]
+    fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        unix::OwnedWriteHalf::try_write_vectored(self, bufs)
     }
 
     #[inline]

@@ -134,14 +134,34 @@ pub fn basic_return(
 /// frames of at most `frame_max` bytes.
 pub fn content(out: &mut Vec<u8>, channel: u16, header: &[u8], body: &[u8], frame_max: u32) {
     out.reserve(header.len() + body.len() + 16);
+    content_with(out, channel, header, body.len(), frame_max, |out, part| out.extend_from_slice(&body[part]));
+}
+
+/// The content header frame and the body frames of a body of `body_len`
+/// bytes, the bytes of each body frame put in place by `put_body(out,
+/// range of the body)`: copied in, or (`connection::outbuf`) written from
+/// the message itself.
+pub fn content_with(
+    out: &mut Vec<u8>,
+    channel: u16,
+    header: &[u8],
+    body_len: usize,
+    frame_max: u32,
+    mut put_body: impl FnMut(&mut Vec<u8>, std::ops::Range<usize>),
+) {
     let at = begin_frame(out, FRAME_HEADER, channel);
     out.extend_from_slice(header);
     end_frame(out, at);
     let chunk = (frame_max as usize).saturating_sub(super::FRAME_OVERHEAD).max(1);
-    for part in body.chunks(chunk) {
-        let at = begin_frame(out, FRAME_BODY, channel);
-        out.extend_from_slice(part);
-        end_frame(out, at);
+    let mut from = 0;
+    while from < body_len {
+        let to = body_len.min(from + chunk);
+        out.push(FRAME_BODY);
+        out.extend_from_slice(&channel.to_be_bytes());
+        out.extend_from_slice(&((to - from) as u32).to_be_bytes());
+        put_body(out, from..to);
+        out.push(FRAME_END);
+        from = to;
     }
 }
 
