@@ -38,6 +38,11 @@ use crate::protocol::{encode, AmqpError, ErrorKind, FRAME_MIN_SIZE};
 const READ_CHUNK: usize = 64 * 1024;
 /// What an idle connection keeps: most connections are mostly idle.
 const IDLE_CHUNK: usize = 2 * 1024;
+/// A connection that sends frames larger than READ_CHUNK reads into chunks
+/// that hold one such frame and a little more (up to this): a frame that
+/// does not fit where it began is moved, bytes and all, to a bigger buffer.
+const LARGE_CHUNK_MAX: usize = 1 << 20;
+const CHUNK_SLACK: usize = 1024;
 /// An outbound buffer larger than this is given back when the connection goes quiet.
 const OUT_KEEP: usize = 16 * 1024;
 /// How long we wait for `connection.close-ok` once our `connection.close`
@@ -131,6 +136,13 @@ async fn refuse<S: Socket>(mut stream: S, mut buf: BytesMut, e: AmqpError) {
         }
     })
     .await;
+}
+
+/// The whole size of the frame begun at the front of `buf`, once its
+/// header is in (`decode` leaves an incomplete frame at the front).
+fn frame_begun(buf: &[u8]) -> Option<usize> {
+    let size = u32::from_be_bytes(buf.get(3..7)?.try_into().ok()?);
+    Some(size as usize + 8)
 }
 
 fn close_method(e: &AmqpError) -> AMQPClass {
@@ -273,6 +285,8 @@ impl Connection {
         let mut last_read = Instant::now();
         let mut wrote_since_tick = false;
         let mut last_read_len = 0;
+        // The largest frame seen begin that did not fit a READ_CHUNK.
+        let mut large = 0;
         let mut close_deadline = Instant::now() + Duration::from_secs(3600 * 24 * 365);
         let mut batch = Vec::new();
         // Bytes at the front of `out` already written.
@@ -326,9 +340,18 @@ impl Connection {
                 continue;
             }
             let paused = self.blocked || self.throttled_on.is_some() || self.owed.is_some();
-            if buf.capacity() - buf.len() < IDLE_CHUNK {
-                // Grow to a full chunk only for connections that fill what they have.
-                buf.reserve(if last_read_len >= IDLE_CHUNK { READ_CHUNK } else { IDLE_CHUNK });
+            if let Some(total) = frame_begun(&buf).filter(|&t| t > READ_CHUNK) {
+                large = large.max(total.min(LARGE_CHUNK_MAX));
+            }
+            let spare = buf.capacity() - buf.len();
+            if spare < IDLE_CHUNK || (buf.is_empty() && spare < large) {
+                // Grow to a full chunk only for connections that fill what
+                // they have; a new one, with nothing to copy, before a large
+                // frame is begun where it would not fit.
+                buf.reserve(match last_read_len >= IDLE_CHUNK {
+                    true => READ_CHUNK.max(large + CHUNK_SLACK),
+                    false => IDLE_CHUNK,
+                });
             }
             tokio::select! {
                 r = wr.writable(), if stalled => {
