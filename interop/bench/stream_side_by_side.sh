@@ -20,19 +20,7 @@ rabbit=${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 bin=${CARGO_TARGET_DIR:-target}/release
 opts=(--scenario stream --backlog "$messages" -x 1 -y 1 -Q 10000 --multi-ack-every 1000)
 
-data=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin/warren" --listen "127.0.0.1:$port" --admin-listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-  --data-dir "$data" --log-level warn &
-pid=$!
-rss_log=$(mktemp)
-trap 'kill $pid 2>/dev/null; kill ${sampler:-} 2>/dev/null; rm -rf "$data" "$rss_log"' EXIT
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-(while kill -0 $pid 2>/dev/null; do
-  echo "$(date +%s.%N) $(awk '/VmRSS/ {print $2}' /proc/$pid/status)" >>"$rss_log"
-  sleep 0.5
-done) &
-sampler=$!
+. interop/bench/warren_rss.sh
 for r in $(seq "$rounds"); do
   echo "== Warren, round $r"
   "$bin/warren-perf" --uri "amqp://guest:guest@127.0.0.1:$port/%2f" "${opts[@]}" 2>&1 | grep -E 'appended|replayed'

@@ -194,7 +194,7 @@ impl Channel {
     pub fn deliver_run(&mut self, ds: Vec<Delivery>, ctx: &mut Ctx) {
         let Some(first) = ds.first() else { return };
         let (consumer, queue) = (first.consumer.clone(), first.queue.clone());
-        let mut written = 0;
+        let (n, mut written) = (ds.len() as u32, 0);
         for d in ds {
             written += u32::from(self.write_delivery_counted(d, ctx, false));
         }
@@ -202,7 +202,7 @@ impl Channel {
             queue.kick();
         }
         // Dropped ones gave channel credit back: its other consumers may go on.
-        if self.credit.take_starved() {
+        if written < n && self.credit.take_starved() {
             self.kick_consumers();
         }
     }

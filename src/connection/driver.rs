@@ -39,9 +39,9 @@ const READ_CHUNK: usize = 64 * 1024;
 /// What an idle connection keeps: most connections are mostly idle.
 const IDLE_CHUNK: usize = 2 * 1024;
 /// A connection that sends frames larger than READ_CHUNK reads into chunks
-/// that hold one such frame and a little more (up to this): a frame that
-/// does not fit where it began is moved, bytes and all, to a bigger buffer.
-const LARGE_CHUNK_MAX: usize = 1 << 20;
+/// that hold one such frame (never more than frame_max allows) and this
+/// much more: a frame that does not fit where it began is moved, bytes and
+/// all, to a bigger buffer.
 const CHUNK_SLACK: usize = 1024;
 /// An outbound buffer larger than this is given back when the connection goes quiet.
 const OUT_KEEP: usize = 16 * 1024;
@@ -285,7 +285,7 @@ impl Connection {
         let mut last_read = Instant::now();
         let mut wrote_since_tick = false;
         let mut last_read_len = 0;
-        // The largest frame seen begin that did not fit a READ_CHUNK.
+        // The largest frame seen begun that did not fit a READ_CHUNK.
         let mut large = 0;
         let mut close_deadline = Instant::now() + Duration::from_secs(3600 * 24 * 365);
         let mut batch = Vec::new();
@@ -340,8 +340,10 @@ impl Connection {
                 continue;
             }
             let paused = self.blocked || self.throttled_on.is_some() || self.owed.is_some();
+            // A header not yet checked (input deferred) may claim any size:
+            // what a chunk is sized for stays within frame_max.
             if let Some(total) = frame_begun(&buf).filter(|&t| t > READ_CHUNK) {
-                large = large.max(total.min(LARGE_CHUNK_MAX));
+                large = large.max(total.min(self.ctx.frame_max as usize + 8));
             }
             let spare = buf.capacity() - buf.len();
             if spare < IDLE_CHUNK || (buf.is_empty() && spare < large) {

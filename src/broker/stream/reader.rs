@@ -36,8 +36,6 @@ pub(super) struct Reader {
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Pumped {
     pub delivered: usize,
-    /// Stopped for lack of credit (it is asked again when credit comes).
-    pub starved: bool,
     /// Stopped at the turn's bound on records looked at or bytes: more may wait.
     pub more: bool,
 }
@@ -81,12 +79,12 @@ impl Reader {
             // Credit may have come back between the look and the mark.
             room = self.consumer.room() as usize;
             if room == 0 {
-                out.starved = true;
                 return Ok(out);
             }
         }
         let want = budget.min(room);
-        let mut batch = Vec::with_capacity(want);
+        // Allocated at the first record: a reader at the end reads nothing.
+        let mut batch = Vec::new();
         // Records filtered out or skipped count too, so one turn stays short.
         let mut examined = 0;
         // A run holds at most about this many bytes of messages (at least one),
@@ -136,6 +134,9 @@ impl Reader {
                 paged: false,
             };
             bytes += entry.message.body.len() + entry.message.header().len();
+            if batch.is_empty() {
+                batch.reserve_exact(want);
+            }
             batch.push(Delivery { consumer: self.consumer.clone(), queue: queue.clone(), entry });
         }
         out.delivered = batch.len();
