@@ -304,7 +304,11 @@ async fn a_stalled_store_resumes_when_space_comes_back(
             }
         }
         let waited = resumed.elapsed();
-        assert!(waited < Duration::from_secs(60), "publishing did not resume with space back:\n{}", w.log_text());
+        assert!(
+            waited < Duration::from_secs(60),
+            "publishing did not resume with space back:\n{}",
+            w.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!(
@@ -316,7 +320,9 @@ async fn a_stalled_store_resumes_when_space_comes_back(
     let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
     let confirmed = p.lock().unwrap().confirmed.clone();
     let kept = restart_and_check(w, &confirmed).await;
-    eprintln!("{test}: after SIGKILL and restart: {kept} messages kept, every acked one among them; log:\n{log}");
+    eprintln!(
+        "{test}: after SIGKILL and restart: {kept} messages kept, every acked one among them; log:\n{log}"
+    );
 }
 
 async fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
