@@ -95,7 +95,9 @@ async fn a_consumer_that_does_not_read_but_sends_heartbeats_is_kept() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         slow.send(&raw_frame(8, 0, b"", FRAME_END)).await;
     }
-    assert_eq!(counts(server.local_addr, "slow-q").await, (0, 1), "the live consumer was dropped");
+    // (What was not pushed at its socket waits in the queue: the broker
+    // holds a few MiB of bodies towards a consumer, not the backlog.)
+    assert_eq!(counts(server.local_addr, "slow-q").await.1, 1, "the live consumer was dropped");
     // It then reads everything it was sent, and acks it all.
     let mut delivered = 0;
     while delivered < MESSAGES {

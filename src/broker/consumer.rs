@@ -4,11 +4,12 @@
 //! outbound queue. Credit keeps that bounded: a consumer takes at most
 //! `prefetch` unacknowledged messages (manual ack; `basic.qos global=false`),
 //! its channel at most its own limit across all its consumers
-//! (`global=true`), and every consumer at most `WINDOW` deliveries not yet
-//! written to its socket, so a slow client holds its messages in the
-//! queue, not in the broker's buffers.
+//! (`global=true`), and every consumer at most `WINDOW` deliveries and
+//! `WINDOW_BYTES` of bodies not yet written to its socket (one delivery is
+//! always let through), so a slow client holds its messages in the queue,
+//! not in the broker's buffers.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -20,6 +21,9 @@ pub type ConnectionId = u64;
 
 /// Deliveries in flight between a queue and one consumer's socket.
 pub const WINDOW: u32 = 2000;
+/// Body bytes in flight between a queue and one consumer's socket: large
+/// bodies stay in the queue (or on disk), not in a burst towards a socket.
+pub const WINDOW_BYTES: u64 = 4 << 20;
 
 /// What the broker hands a connection.
 #[derive(Debug)]
@@ -119,6 +123,8 @@ pub struct Consumer {
     credit: Arc<ChannelCredit>,
     unacked: AtomicU32,
     in_flight: AtomicU32,
+    /// Body bytes of the deliveries in flight.
+    in_flight_bytes: AtomicU64,
     /// Set by the queue when it passed this consumer over for lack of credit.
     starved: AtomicBool,
     cancelled: AtomicBool,
@@ -138,6 +144,7 @@ impl Consumer {
             credit,
             unacked: AtomicU32::new(0),
             in_flight: AtomicU32::new(0),
+            in_flight_bytes: AtomicU64::new(0),
             starved: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             tx,
@@ -146,6 +153,7 @@ impl Consumer {
 
     pub fn has_credit(&self) -> bool {
         self.in_flight.load(Ordering::SeqCst) < WINDOW
+            && self.in_flight_bytes.load(Ordering::Relaxed) < WINDOW_BYTES
             && (self.no_ack
                 || ((self.prefetch == 0 || self.unacked.load(Ordering::SeqCst) < self.prefetch)
                     && self.credit.has_credit()))
@@ -154,7 +162,10 @@ impl Consumer {
     /// How many more deliveries it may take now (the least of its window,
     /// its prefetch and its channel's limits).
     pub fn room(&self) -> u32 {
-        let window = WINDOW.saturating_sub(self.in_flight.load(Ordering::SeqCst));
+        let window = match self.in_flight_bytes.load(Ordering::Relaxed) < WINDOW_BYTES {
+            true => WINDOW.saturating_sub(self.in_flight.load(Ordering::SeqCst)),
+            false => 0,
+        };
         if self.no_ack {
             return window;
         }
@@ -172,6 +183,8 @@ impl Consumer {
     /// gives them back if the connection is gone.
     pub(crate) fn send_many(&self, ds: Vec<Delivery>) -> Result<(), Vec<Delivery>> {
         let n = ds.len() as u32;
+        let bytes = ds.iter().map(|d| d.entry.message.body.len() as u64).sum();
+        self.in_flight_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.in_flight.fetch_add(n, Ordering::SeqCst);
         if !self.no_ack {
             self.unacked.fetch_add(n, Ordering::SeqCst);
@@ -179,6 +192,7 @@ impl Consumer {
         }
         self.tx.send(Outbound::Deliveries(ds)).map_err(|e| match e.0 {
             Outbound::Deliveries(ds) => {
+                self.in_flight_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 self.in_flight.fetch_sub(n, Ordering::SeqCst);
                 if !self.no_ack {
                     self.unacked.fetch_sub(n, Ordering::SeqCst);
@@ -192,6 +206,8 @@ impl Consumer {
 
     /// Hands a delivery to the connection; gives it back if the connection is gone.
     pub(crate) fn send(&self, d: Delivery) -> Result<(), Delivery> {
+        let bytes = d.entry.message.body.len() as u64;
+        self.in_flight_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         if !self.no_ack {
             self.unacked.fetch_add(1, Ordering::SeqCst);
@@ -199,6 +215,7 @@ impl Consumer {
         }
         self.tx.send(Outbound::Deliver(d)).map_err(|e| match e.0 {
             Outbound::Deliver(d) => {
+                self.in_flight_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 if !self.no_ack {
                     self.unacked.fetch_sub(1, Ordering::SeqCst);
@@ -221,15 +238,15 @@ impl Consumer {
         }
     }
 
-    /// The connection wrote a delivery to the socket (or dropped it).
-    /// Returns true when the queue should be asked for more.
-    pub fn written(&self) -> bool {
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.take_starved()
+    /// The connection wrote a delivery of `bytes` body bytes to the socket
+    /// (or dropped it). Returns true when the queue should be asked for more.
+    pub fn written(&self, bytes: usize) -> bool {
+        self.written_n(1, bytes as u64)
     }
 
-    /// `n` deliveries were written to the socket at once.
-    pub fn written_n(&self, n: u32) -> bool {
+    /// `n` deliveries of `bytes` body bytes in all were written at once.
+    pub fn written_n(&self, n: u32, bytes: u64) -> bool {
+        self.in_flight_bytes.fetch_sub(bytes, Ordering::Relaxed);
         self.in_flight.fetch_sub(n, Ordering::SeqCst);
         self.take_starved()
     }

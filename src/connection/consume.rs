@@ -194,11 +194,14 @@ impl Channel {
     pub fn deliver_run(&mut self, ds: Vec<Delivery>, ctx: &mut Ctx) {
         let Some(first) = ds.first() else { return };
         let (consumer, queue) = (first.consumer.clone(), first.queue.clone());
-        let (n, mut written) = (ds.len() as u32, 0);
+        let (n, mut written, mut bytes) = (ds.len() as u32, 0, 0);
         for d in ds {
-            written += u32::from(self.write_delivery_counted(d, ctx, false));
+            let len = d.entry.message.body.len() as u64;
+            if self.write_delivery_counted(d, ctx, false) {
+                (written, bytes) = (written + 1, bytes + len);
+            }
         }
-        if written > 0 && consumer.written_n(written) {
+        if written > 0 && consumer.written_n(written, bytes) {
             queue.kick();
         }
         // Dropped ones gave channel credit back: its other consumers may go on.
@@ -216,7 +219,7 @@ impl Channel {
             if !consumer.no_ack {
                 consumer.settled(1);
             }
-            consumer.written();
+            consumer.written(d.entry.message.body.len());
             queue.return_undelivered(d);
             return false;
         }
@@ -239,7 +242,7 @@ impl Channel {
             m.routing_key(),
         );
         ctx.out.content(self.id, m.header(), &m.body, ctx.frame_max);
-        if count && c.written() {
+        if count && c.written(m.body.len()) {
             d.queue.kick();
         }
         if !c.no_ack {

@@ -348,7 +348,7 @@ impl Queue {
         }
         self.drop_head(&mut st);
         self.expire_due(&mut st);
-        if st.len() > CONGESTED_ABOVE && !st.consumers.is_empty() {
+        if (st.len() > CONGESTED_ABOVE || st.ready.bytes() > CONGESTED_BYTES) && !st.consumers.is_empty() {
             self.congested.store(true, Ordering::Release);
         }
         self.finish(st);
@@ -385,7 +385,8 @@ impl Queue {
 
     /// Lifts congestion: the backlog drained, or nobody is consuming any more.
     fn relieve(&self, st: &State) {
-        if self.is_congested() && (st.len() < RELIEVED_BELOW || st.consumers.is_empty() || st.deleted) {
+        let below = st.len() < RELIEVED_BELOW && st.ready.bytes() < RELIEVED_BYTES;
+        if self.is_congested() && (below || st.consumers.is_empty() || st.deleted) {
             self.congested.store(false, Ordering::Release);
             self.drained.notify_waiters();
         }
@@ -733,16 +734,21 @@ impl Waiter {
     }
 }
 
-/// Credit flow: a queue with consumers and more ready messages than this
-/// makes the connections publishing to it pause until it is back below
-/// `RELIEVED_BELOW`, so fast publishers cannot bury slow consumers in memory.
+/// Credit flow: a queue with consumers and more ready messages than this,
+/// or more body bytes in memory than `CONGESTED_BYTES`, makes the
+/// connections publishing to it pause until it is back below both
+/// `RELIEVED_BELOW` and `RELIEVED_BYTES`, so fast publishers cannot bury
+/// slow consumers in memory: with large bodies the broker holds a few
+/// dozen of them per queue, not the publishers' burst.
 const CONGESTED_ABOVE: usize = 100_000;
 const RELIEVED_BELOW: usize = 50_000;
+const CONGESTED_BYTES: usize = 64 << 20;
+const RELIEVED_BYTES: usize = 32 << 20;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::consumer::Outbound;
+    use crate::broker::consumer::{Outbound, WINDOW_BYTES};
     use bytes::Bytes;
 
     fn msg(body: &'static [u8]) -> Arc<Message> {
@@ -800,7 +806,7 @@ mod tests {
         assert_eq!(q.message_count(), 1);
         // a was passed over, so writing its delivery asks for more; with its
         // one unacked message it still gets nothing until it acks.
-        assert!(a.written());
+        assert!(a.written(1));
         q.kick();
         assert!(rx.try_recv().is_err());
         q.ack(&[1]);
@@ -833,5 +839,47 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
         assert!(!q.is_congested());
         drop(rx.try_recv());
+    }
+
+    #[test]
+    fn large_bodies_congest_by_bytes_and_a_consumer_takes_a_few_mib_at_a_time() {
+        let q = queue();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let spec = ConsumerSpec { tag: "c".into(), no_ack: true, ..Default::default() };
+        let c = Arc::new(Consumer::new(spec, Default::default(), tx));
+        q.add_consumer(c.clone()).unwrap();
+        let big = Bytes::from(vec![7u8; 1 << 20]);
+        let mut sent = 0;
+        while !q.is_congested() {
+            q.publish(Arc::new(Message::new(
+                Bytes::new(),
+                Bytes::from_static(b"q"),
+                Bytes::new(),
+                Default::default(),
+                big.clone(),
+            )));
+            sent += 1;
+            assert!(sent < 200, "1 MiB bodies never congested the queue");
+        }
+        // The consumer holds its window's worth (one body past it at most);
+        // the rest waits in the queue, which pauses its publishers.
+        let mut window = Vec::new();
+        while let Ok(Outbound::Deliver(d)) = rx.try_recv() {
+            window.push(d);
+        }
+        let held = window.len() as u64 * (1 << 20);
+        assert!(!window.is_empty() && held <= WINDOW_BYTES + (1 << 20), "{held} bytes in flight");
+        assert!(q.message_count() as usize * (1 << 20) > CONGESTED_BYTES);
+        assert_eq!(sent, window.len() + q.message_count() as usize);
+        // Writing them lets the next ones through.
+        let n = window.len() as u32;
+        c.written_n(n, held);
+        q.kick();
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Deliver(_))));
+        // Draining below the lower mark lifts the congestion.
+        while q.message_count() as usize * (1 << 20) >= RELIEVED_BYTES {
+            q.get(true);
+        }
+        assert!(!q.is_congested());
     }
 }
