@@ -18,8 +18,10 @@ assert ok, "no successful Warren run"
 print(f"smoke: {len(ok)}/{len(runs)} Warren runs ok", file=sys.stderr)
 PY
 grep -q '| scenario | metric |' "$out/report.md"
-# The floor script, briefly: two scenarios over Warren and the relay.
-python3 "$here/floor.py" --no-build --no-rabbitmq --only rpc-queue,one-to-one --duration 1 --warmup 0.5 \
-    --out-md "$out/floor.md"
+# The floor script, briefly: three scenarios over Warren and the relay
+# (and the disk's fdatasync floor for confirms).
+python3 "$here/floor.py" --no-build --no-rabbitmq --only rpc-queue,one-to-one,confirm-1 --duration 1 \
+    --warmup 0.5 --out-md "$out/floor.md"
 grep -q '| latency p99 |' "$out/floor.md"
+grep -q 'fdatasyncs at p99' "$out/floor.md"
 grep -q 'CPU per message' "$out/floor.md"

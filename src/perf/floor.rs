@@ -25,6 +25,28 @@ const BUF: usize = 256 * 1024;
 
 type Waiting = Mutex<(Vec<TcpStream>, Vec<TcpStream>)>;
 
+/// The floor of a durable write on the disk under `dir`: for `run`,
+/// appends of a 64-byte record to a fresh file, each followed by
+/// fdatasync (what a write-ahead log does per group commit); p50 and p99
+/// in µs.
+pub fn fdatasync_latency(dir: &std::path::Path, run: std::time::Duration) -> std::io::Result<(u64, u64)> {
+    let path = dir.join(format!("warren-perf-fsync-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new().create_new(true).append(true).open(&path)?;
+    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 100_000_000, 3).expect("valid bounds");
+    let started = std::time::Instant::now();
+    let result = (|| {
+        while started.elapsed() < run {
+            let t = std::time::Instant::now();
+            f.write_all(&[0x5a; 64])?;
+            f.sync_data()?;
+            let _ = hist.record((t.elapsed().as_micros() as u64).max(1));
+        }
+        Ok((hist.value_at_quantile(0.5), hist.value_at_quantile(0.99)))
+    })();
+    std::fs::remove_file(&path).ok();
+    result
+}
+
 /// Serves the relay on an ephemeral port of 127.0.0.1, printed on stdout,
 /// until killed (`warren-perf --serve-relay`).
 pub fn serve() -> std::io::Result<()> {

@@ -54,9 +54,12 @@ pub async fn produce(uri: Uri, spec: ProducerSpec, stats: Arc<Stats>, stop: Arc<
     let mut batch = Vec::with_capacity(per_batch * one.len());
     let acked = Arc::new(AtomicU64::new(0));
     let wake = Arc::new(Notify::new());
+    // (the last sequence number of a write, when it was written)
+    let written: Written = Arc::default();
     let Client { rd, mut wr, relay, .. } = client;
     let (confirms, acks_back) = if spec.confirm > 0 {
-        (Some(tokio::spawn(read_confirms(rd, acked.clone(), wake.clone(), stats.clone()))), None)
+        let task = read_confirms(rd, acked.clone(), wake.clone(), written.clone(), stats.clone());
+        (Some(tokio::spawn(task)), None)
     } else if relay {
         // Over the floor relay the receiver's acks come back here: read
         // them, or they would fill the sockets and stall the receiver.
@@ -91,13 +94,17 @@ pub async fn produce(uri: Uri, spec: ProducerSpec, stats: Arc<Stats>, stop: Arc<
             n = n.min(spec.confirm - outstanding);
         }
         batch.clear();
-        let now = stats.now_nanos().to_be_bytes();
+        let nanos = stats.now_nanos();
+        let now = nanos.to_be_bytes();
         for _ in 0..n {
             let at = batch.len();
             batch.extend_from_slice(&one);
             if stamp {
                 batch[at + body_at..at + body_at + 8].copy_from_slice(&now);
             }
+        }
+        if spec.confirm > 0 {
+            written.lock().push_back((sent + n, nanos));
         }
         if let Err(e) = wr.write_all(&batch).await {
             // The floor relay closes a pair as soon as either end leaves.
@@ -129,12 +136,19 @@ async fn discard(mut rd: Reader) -> Result<()> {
     }
 }
 
+/// A producer's writes waiting for confirms: (the last sequence number of
+/// the write, when it was written in `Stats::now_nanos`).
+type Written = Arc<parking_lot::Mutex<std::collections::VecDeque<(u64, u64)>>>;
+
 async fn read_confirms(
     mut rd: Reader,
     acked: Arc<AtomicU64>,
     wake: Arc<Notify>,
+    written: Written,
     stats: Arc<Stats>,
 ) -> Result<()> {
+    // Publishes up to this sequence number have had their latency recorded.
+    let mut timed = 0;
     loop {
         let Frame::Method { payload, .. } = rd.next().await? else { continue };
         let (class, method) = crate::protocol::method::ids(&payload);
@@ -145,8 +159,22 @@ async fn read_confirms(
         let multiple = payload[12] & 1 != 0;
         let before = acked.load(Ordering::Acquire);
         let n = if multiple { tag.saturating_sub(before) } else { 1 };
-        acked.store(tag.max(before), Ordering::Release);
+        let upto = tag.max(before);
+        acked.store(upto, Ordering::Release);
         stats.add(if method == 80 { &stats.confirmed } else { &stats.nacked }, n);
+        let now = stats.now_nanos();
+        let mut w = written.lock();
+        while let Some(&(end, at)) = w.front() {
+            if end.min(upto) > timed {
+                stats.confirmed_after(now.saturating_sub(at) / 1000, end.min(upto) - timed);
+                timed = end.min(upto);
+            }
+            if end > upto {
+                break;
+            }
+            w.pop_front();
+        }
+        drop(w);
         wake.notify_one();
     }
 }

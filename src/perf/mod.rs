@@ -136,6 +136,11 @@ pub struct Options {
     /// cores sleep is another regime, see `floor`).
     #[arg(long)]
     pub background_load: bool,
+    /// Then measure the floor of a durable confirm: appends of a small
+    /// record, each followed by fdatasync, for 3 s in this directory (put
+    /// it on the broker's disk).
+    #[arg(long)]
+    pub fsync_floor: Option<std::path::PathBuf>,
     /// Serve the floor relay (what --floor starts in a child process).
     #[arg(long, hide = true)]
     pub serve_relay: bool,
@@ -235,6 +240,10 @@ pub async fn run(o: Options) -> Result<Summary> {
         let relay = floor::Relay::start()?;
         let floor = run_on(&relay.uri(), &o, Some(relay.pid())).await?;
         summary.floor = Some(Box::new(floor));
+    }
+    if let Some(dir) = &o.fsync_floor {
+        let (p50, p99) = floor::fdatasync_latency(dir, Duration::from_secs(3))?;
+        (summary.fdatasync_us_p50, summary.fdatasync_us_p99) = (Some(p50), Some(p99));
     }
     Ok(summary)
 }

@@ -54,6 +54,14 @@ pub struct Summary {
     pub latency_us_p99: u64,
     pub latency_us_p999: u64,
     pub latency_us_max: u64,
+    /// From a publish's write to its confirm, when confirms were asked for.
+    pub confirm_us_p50: u64,
+    pub confirm_us_p99: u64,
+    pub confirm_us_p999: u64,
+    /// An append and fdatasync of a small record in --fsync-floor's
+    /// directory (a write-ahead log's floor), measured after the scenario.
+    pub fdatasync_us_p50: Option<u64>,
+    pub fdatasync_us_p99: Option<u64>,
     pub messages: u64,
     pub publish_seconds: f64,
     pub drain_seconds: f64,
@@ -96,6 +104,8 @@ impl Summary {
         self.consumed_per_sec = per(s.consumed.load(Ordering::Relaxed));
         self.consumed_mb_per_sec = per(s.consumed_bytes.load(Ordering::Relaxed)) / 1e6;
         self.latency(s);
+        let (p50, p99, p999, _, _) = s.confirm_latency();
+        (self.confirm_us_p50, self.confirm_us_p99, self.confirm_us_p999) = (p50, p99, p999);
     }
 
     /// The broker's CPU over the measured period, per delivered message.
@@ -148,6 +158,17 @@ impl Summary {
 
     pub fn table(&self) -> String {
         let mut out = self.figures();
+        if self.confirmed_per_sec > 0.0 {
+            out += &format!(
+                "\nconfirms p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms after the publish",
+                self.confirm_us_p50 as f64 / 1000.0,
+                self.confirm_us_p99 as f64 / 1000.0,
+                self.confirm_us_p999 as f64 / 1000.0
+            );
+        }
+        if let (Some(p50), Some(p99)) = (self.fdatasync_us_p50, self.fdatasync_us_p99) {
+            out += &format!("\nfdatasync floor: append and sync p50 {p50} µs, p99 {p99} µs");
+        }
         if let Some(us) = self.broker_cpu_us_per_msg {
             out += &format!("\nbroker CPU {us:.2} µs per delivered message");
         }

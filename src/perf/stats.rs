@@ -17,6 +17,8 @@ pub struct Stats {
     /// False during warm-up: nothing is recorded.
     pub recording: AtomicBool,
     latency: Mutex<Histogram<u64>>,
+    /// From a publish's write to its confirm (or nack), in µs.
+    confirm_latency: Mutex<Histogram<u64>>,
 }
 
 /// Latencies are recorded in microseconds, up to 100 s.
@@ -35,6 +37,7 @@ impl Default for Stats {
             consumed_bytes: AtomicU64::new(0),
             recording: AtomicBool::new(true),
             latency: Mutex::new(histogram()),
+            confirm_latency: Mutex::new(histogram()),
         }
     }
 }
@@ -83,12 +86,28 @@ impl Stats {
             c.store(0, Ordering::Relaxed);
         }
         self.latency.lock().reset();
+        self.confirm_latency.lock().reset();
         self.recording.store(true, Ordering::Relaxed);
+    }
+
+    /// `n` publishes were confirmed `micros` after they were written.
+    pub fn confirmed_after(&self, micros: u64, n: u64) {
+        if self.recording.load(Ordering::Relaxed) {
+            let _ = self.confirm_latency.lock().record_n(micros.clamp(1, 100_000_000), n);
+        }
     }
 
     /// Latency percentiles in microseconds: p50, p99, p99.9, max, and the count.
     pub fn latency(&self) -> (u64, u64, u64, u64, u64) {
-        let h = self.latency.lock();
-        (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max(), h.len())
+        percentiles(&self.latency.lock())
     }
+
+    /// The same for confirms.
+    pub fn confirm_latency(&self) -> (u64, u64, u64, u64, u64) {
+        percentiles(&self.confirm_latency.lock())
+    }
+}
+
+fn percentiles(h: &Histogram<u64>) -> (u64, u64, u64, u64, u64) {
+    (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max(), h.len())
 }
