@@ -213,6 +213,15 @@ impl Client {
         self.declare_queue_with(name, durable, exclusive, FieldTable::default()).await
     }
 
+    /// Messages ready in a queue (a passive declare).
+    pub async fn message_count(&mut self, name: &str) -> Result<u32> {
+        let d = queue::Declare { queue: name.into(), passive: true, ..Default::default() };
+        match self.call(AMQPClass::Queue(queue::AMQPMethod::Declare(d))).await? {
+            AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)) => Ok(ok.message_count),
+            m => Err(format!("unexpected reply {m:?}").into()),
+        }
+    }
+
     pub async fn declare_queue_with(
         &mut self,
         name: &str,

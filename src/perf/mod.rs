@@ -313,8 +313,23 @@ async fn run_on(uri: &Uri, o: &Options, pid: Option<u32>) -> Result<Summary> {
             for p in producers {
                 p.await??;
             }
-            let publish_secs = started.elapsed().as_secs_f64();
             let total = per * o.producers.max(1) as u64;
+            // The backlog is in place once the queues hold it all (the
+            // broker may still be taking in what the sockets held).
+            let mut c = Client::connect(&uri).await?;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while Instant::now() < deadline {
+                let mut held = 0;
+                for i in 0..o.queues {
+                    held += u64::from(c.message_count(&queue_name(i)).await?);
+                }
+                if held >= total {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            c.close().await;
+            let publish_secs = started.elapsed().as_secs_f64();
             let per_consumer = total / o.consumers.max(1) as u64;
             let started = Instant::now();
             let clock = floor::CpuClock::start(pid);

@@ -83,6 +83,18 @@ fn index_key(queue: u64, seq: u64) -> [u8; 16] {
 
 const INDEX_VALUE: usize = 26;
 
+/// Runs of removes at least this long become range deletes.
+const RANGE_MIN: usize = 16;
+
+/// How many of the ops at the front remove places of one queue and lane
+/// with consecutive seqs, adjacent in the batch (so nothing between them
+/// could have written one of those places again).
+fn remove_run(ops: &[Op]) -> usize {
+    let Some(Op::Remove { queue, seq, lane }) = ops.first() else { return 0 };
+    let same = |(i, op): (usize, &Op)| matches!(op, Op::Remove { queue: q, seq: s, lane: l } if q == queue && l == lane && *s == seq + i as u64);
+    ops.iter().enumerate().take_while(|&x| same(x)).count()
+}
+
 fn index_value(e: &IndexEntry) -> [u8; INDEX_VALUE] {
     let mut v = [0u8; INDEX_VALUE];
     v[..8].copy_from_slice(&e.message.to_be_bytes());
@@ -225,7 +237,27 @@ impl Store for RocksStore {
         let (messages, index, pages) = (self.cf("messages"), self.cf("index"), self.cf("pages"));
         // One buffer for every encoded record of the batch (put_cf copies).
         let mut scratch = Vec::new();
-        for op in ops {
+        let mut rest = ops;
+        while let Some(op) = rest.first() {
+            // A queue drained in order settles places one after another:
+            // one range tombstone in the index for the run instead of one
+            // per place. Pages keep point tombstones: a page-in reads from
+            // past them, but RocksDB 7.8 fragments every range tombstone of
+            // a memtable again for each new iterator (measured: 30% of the
+            // page reader's time).
+            let run = remove_run(rest);
+            if run >= RANGE_MIN {
+                let Op::Remove { queue, seq, .. } = op else { unreachable!("a run of removes") };
+                batch.delete_range_cf(index, index_key(*queue, *seq), index_key(*queue, seq + run as u64));
+                for op in &rest[..run] {
+                    if let Op::Remove { queue, seq, lane: Some(lane) } = op {
+                        batch.delete_cf(pages, index_key(*queue + u64::from(*lane), *seq));
+                    }
+                }
+                rest = &rest[run..];
+                continue;
+            }
+            rest = &rest[1..];
             match op {
                 Op::PutExchange(e) => {
                     batch.put_cf(self.cf("exchanges"), name_key(&e.vhost, &e.name), e.encode())

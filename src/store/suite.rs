@@ -324,6 +324,37 @@ fn a_damaged_page_reads_back_empty_instead_of_failing_the_lane() {
 }
 
 #[test]
+fn runs_of_removes_take_exactly_their_places_and_pages() {
+    for (name, store, _dir) in stores() {
+        let mut ops = vec![Op::PutQueue(queue(3, "q"))];
+        for seq in 1..=60u64 {
+            ops.push(page(3, seq, 100 + seq, 0, b"page"));
+        }
+        ops.push(page(4, 10, 300, 0, b"other"));
+        store.write(&ops, true).unwrap();
+        // A run of 20 (10..30), a gap (30 stays), a run broken by another
+        // queue's remove (31..40, then 40..50 of queue 3 again after it),
+        // and one short of a run's length (50..55).
+        let mut removes: Vec<Op> = (10..30).map(|seq| Op::Remove { queue: 3, seq, lane: Some(0) }).collect();
+        removes.extend((31..40).map(|seq| Op::Remove { queue: 3, seq, lane: Some(0) }));
+        removes.push(Op::Remove { queue: 4, seq: 40, lane: Some(0) });
+        removes.extend((40..50).map(|seq| Op::Remove { queue: 3, seq, lane: Some(0) }));
+        removes.extend((50..55).map(|seq| Op::Remove { queue: 3, seq, lane: None }));
+        store.write(&removes, false).unwrap();
+        let kept =
+            |q: u64| -> Vec<u64> { scan(store.as_ref()).iter().filter(|e| e.0 == q).map(|e| e.1).collect() };
+        let expected: Vec<u64> = (1..10).chain([30]).chain(55..=60).collect();
+        assert_eq!(kept(3), expected, "{name}");
+        assert_eq!(kept(4), vec![10], "{name}");
+        // Pages went with their places, except where the remove named no lane.
+        let pages: Vec<u64> = store.read_pages(3, 0, 100).unwrap().iter().map(|(e, _)| e.seq).collect();
+        let expected: Vec<u64> = (1..10).chain([30]).chain(50..=60).collect();
+        assert_eq!(pages, expected, "{name}");
+        assert_eq!(store.read_pages(4, 0, 10).unwrap().len(), 1, "{name}");
+    }
+}
+
+#[test]
 fn dropping_places_spares_the_rest_of_the_queue_and_other_queues() {
     for (name, store, _dir) in stores() {
         let mut ops = vec![Op::PutQueue(queue(3, "q"))];

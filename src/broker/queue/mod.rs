@@ -410,6 +410,9 @@ impl Queue {
 
     fn deliver_ready(self: &Arc<Self>, st: &mut State) {
         let now = if st.ready.next_expiry().is_some() { now_ms() } else { 0 };
+        // No-ack deliveries' removals, submitted together (under the lock,
+        // so before anything could put one of them back).
+        let mut settled = Vec::new();
         while let Some(front) = st.ready.front() {
             // A higher priority waiting on disk goes first: wait for its page-in.
             if st.paged.len() > 1 && st.next_is_paged() {
@@ -426,17 +429,20 @@ impl Queue {
             };
             let entry = st.ready.pop_front().expect("not empty");
             st.count_delivery(&entry);
-            self.on_delivered(&entry, consumer.no_ack);
+            self.on_delivered(&entry, consumer.no_ack, &mut settled);
             if !consumer.no_ack {
                 st.unacked.insert(entry.seq, entry.clone());
             }
             let delivery = Delivery { consumer: consumer.clone(), queue: self.clone(), entry };
             if let Err(d) = consumer.send(delivery) {
                 // The connection is gone; its cleanup removes the consumer.
+                // (Its removal goes first: taking it back restores its place.)
+                self.submit_settled(std::mem::take(&mut settled));
                 self.take_back(st, d);
                 st.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
             }
         }
+        self.submit_settled(settled);
         self.arm(st);
     }
 
@@ -485,7 +491,9 @@ impl Queue {
             self.fill(&mut st);
             self.relieve(&st);
             st.count_delivery(&entry);
-            self.on_delivered(&entry, no_ack);
+            let mut settled = Vec::new();
+            self.on_delivered(&entry, no_ack, &mut settled);
+            self.submit_settled(settled);
             if !no_ack {
                 st.unacked.insert(entry.seq, entry.clone());
             }

@@ -221,12 +221,28 @@ impl Queue {
     /// A delivery left the queue: no-ack ones are settled for good; the
     /// first delivery of a manual-ack one is remembered (redelivered after
     /// a restart).
-    pub(super) fn on_delivered(&self, e: &Entry, no_ack: bool) {
+    /// `settled`: where a no-ack delivery's removal goes, submitted by the
+    /// caller with the others of its run (one message to the writer, not
+    /// one per delivery).
+    pub(super) fn on_delivered(&self, e: &Entry, no_ack: bool, settled: &mut Vec<Op>) {
         let Some(s) = self.store.as_ref().filter(|_| e.stored) else { return };
         if no_ack {
-            self.forget(e);
+            let lane = e.paged.then(|| self.lane_of(e.priority));
+            settled.push(Op::Remove { queue: s.id, seq: e.seq, lane });
+            // As `release`, after the place (the order `forget` keeps).
+            let m = &e.message;
+            if (m.shared || !e.paged) && (!m.shared || s.handle.refs().release(m.store_id)) {
+                settled.push(Op::DeleteMessage { id: m.store_id });
+            }
         } else if !e.redelivered && self.durable_entry(&e.message) && e.message.info.persistent() {
             s.handle.submit(Op::Place { queue: s.id, entry: self.place(e, e.paged, true) });
+        }
+    }
+
+    /// Submits what `on_delivered` settled.
+    pub(super) fn submit_settled(&self, settled: Vec<Op>) {
+        if let Some(s) = self.store.as_ref().filter(|_| !settled.is_empty()) {
+            s.handle.submit_all(settled);
         }
     }
 
