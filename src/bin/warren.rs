@@ -80,6 +80,7 @@ fn main() -> std::process::ExitCode {
     };
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
     warren::server::fds::raise_limit();
+    no_transparent_huge_pages();
     let environment = environment(args.config.as_deref(), &after_env, &config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -107,6 +108,19 @@ extern "C" {
     /// blocks were all freed (many by other threads) go back to the arenas,
     /// and arena memory unused past the purge delay goes back to the OS.
     fn mi_collect(force: bool);
+}
+
+/// mimalloc asks for transparent huge pages on its arenas, so each fresh
+/// 2 MiB page is zeroed whole when first touched; a broker's memory churns
+/// (queues fill and drain, mimalloc gives pages back and takes them again).
+/// Measured with 64 queues x 64 producers x 64 consumers: 21% of the
+/// broker's CPU went to zeroing huge pages (885k msg/s; 1.33M without).
+/// For the whole process, mappings made before this call included.
+fn no_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0 {
+        tracing::debug!("cannot turn transparent huge pages off: {}", std::io::Error::last_os_error());
+    }
 }
 
 /// Called when a runtime worker runs out of work. mimalloc returns memory
