@@ -281,7 +281,9 @@ async fn contents(conn: &Connection) -> BTreeSet<u32> {
 }
 
 /// The store held writes back on a full disk: nothing more is acked while it
-/// does, publishing resumes once space comes back, and what was acked is kept.
+/// does, publishing resumes once space comes back (acks again, or nacks if
+/// RocksDB's own recovery failed and the store latched: never an ack of a
+/// lost message), and what was acked is kept.
 async fn a_stalled_store_resumes_when_space_comes_back(
     test: &str,
     w: &mut Warren,

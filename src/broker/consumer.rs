@@ -153,7 +153,7 @@ impl Consumer {
 
     pub fn has_credit(&self) -> bool {
         self.in_flight.load(Ordering::SeqCst) < WINDOW
-            && self.in_flight_bytes.load(Ordering::Relaxed) < WINDOW_BYTES
+            && self.in_flight_bytes.load(Ordering::SeqCst) < WINDOW_BYTES
             && (self.no_ack
                 || ((self.prefetch == 0 || self.unacked.load(Ordering::SeqCst) < self.prefetch)
                     && self.credit.has_credit()))
@@ -162,7 +162,7 @@ impl Consumer {
     /// How many more deliveries it may take now (the least of its window,
     /// its prefetch and its channel's limits).
     pub fn room(&self) -> u32 {
-        let window = match self.in_flight_bytes.load(Ordering::Relaxed) < WINDOW_BYTES {
+        let window = match self.in_flight_bytes.load(Ordering::SeqCst) < WINDOW_BYTES {
             true => WINDOW.saturating_sub(self.in_flight.load(Ordering::SeqCst)),
             false => 0,
         };
@@ -184,7 +184,7 @@ impl Consumer {
     pub(crate) fn send_many(&self, ds: Vec<Delivery>) -> Result<(), Vec<Delivery>> {
         let n = ds.len() as u32;
         let bytes = ds.iter().map(|d| d.entry.message.body.len() as u64).sum();
-        self.in_flight_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.in_flight_bytes.fetch_add(bytes, Ordering::SeqCst);
         self.in_flight.fetch_add(n, Ordering::SeqCst);
         if !self.no_ack {
             self.unacked.fetch_add(n, Ordering::SeqCst);
@@ -192,7 +192,7 @@ impl Consumer {
         }
         self.tx.send(Outbound::Deliveries(ds)).map_err(|e| match e.0 {
             Outbound::Deliveries(ds) => {
-                self.in_flight_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                self.in_flight_bytes.fetch_sub(bytes, Ordering::SeqCst);
                 self.in_flight.fetch_sub(n, Ordering::SeqCst);
                 if !self.no_ack {
                     self.unacked.fetch_sub(n, Ordering::SeqCst);
@@ -207,7 +207,7 @@ impl Consumer {
     /// Hands a delivery to the connection; gives it back if the connection is gone.
     pub(crate) fn send(&self, d: Delivery) -> Result<(), Delivery> {
         let bytes = d.entry.message.body.len() as u64;
-        self.in_flight_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.in_flight_bytes.fetch_add(bytes, Ordering::SeqCst);
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         if !self.no_ack {
             self.unacked.fetch_add(1, Ordering::SeqCst);
@@ -215,7 +215,7 @@ impl Consumer {
         }
         self.tx.send(Outbound::Deliver(d)).map_err(|e| match e.0 {
             Outbound::Deliver(d) => {
-                self.in_flight_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                self.in_flight_bytes.fetch_sub(bytes, Ordering::SeqCst);
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 if !self.no_ack {
                     self.unacked.fetch_sub(1, Ordering::SeqCst);
@@ -246,7 +246,7 @@ impl Consumer {
 
     /// `n` deliveries of `bytes` body bytes in all were written at once.
     pub fn written_n(&self, n: u32, bytes: u64) -> bool {
-        self.in_flight_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.in_flight_bytes.fetch_sub(bytes, Ordering::SeqCst);
         self.in_flight.fetch_sub(n, Ordering::SeqCst);
         self.take_starved()
     }

@@ -412,7 +412,7 @@ impl Queue {
         let now = if st.ready.next_expiry().is_some() { now_ms() } else { 0 };
         // No-ack deliveries' removals, submitted together (under the lock,
         // so before anything could put one of them back).
-        let mut settled = Vec::new();
+        let mut settled = paging::Settled::default();
         while let Some(front) = st.ready.front() {
             // A higher priority waiting on disk goes first: wait for its page-in.
             if st.paged.len() > 1 && st.next_is_paged() {
@@ -491,7 +491,7 @@ impl Queue {
             self.fill(&mut st);
             self.relieve(&st);
             st.count_delivery(&entry);
-            let mut settled = Vec::new();
+            let mut settled = paging::Settled::default();
             self.on_delivered(&entry, no_ack, &mut settled);
             self.submit_settled(settled);
             if !no_ack {

@@ -27,6 +27,14 @@ const READ_BATCH: usize = 4096;
 /// Read back at a time for a priority lane that must go before a full head.
 const URGENT_BATCH: usize = 256;
 
+/// No-ack deliveries of one dispatch run settled in the store: submitted
+/// together, one message to the writer instead of one per delivery.
+#[derive(Default)]
+pub(super) struct Settled {
+    places: Vec<Op>,
+    messages: Vec<Op>,
+}
+
 impl Queue {
     /// The page lane of a message with this priority.
     pub(super) fn lane_of(&self, priority: u8) -> u8 {
@@ -224,25 +232,32 @@ impl Queue {
     /// `settled`: where a no-ack delivery's removal goes, submitted by the
     /// caller with the others of its run (one message to the writer, not
     /// one per delivery).
-    pub(super) fn on_delivered(&self, e: &Entry, no_ack: bool, settled: &mut Vec<Op>) {
+    pub(super) fn on_delivered(&self, e: &Entry, no_ack: bool, settled: &mut Settled) {
         let Some(s) = self.store.as_ref().filter(|_| e.stored) else { return };
-        if no_ack {
+        if no_ack && e.message.shared {
+            // Another queue may delete the message as soon as this hold is
+            // let go: the place goes to the writer first (`forget`).
+            self.forget(e);
+        } else if no_ack {
             let lane = e.paged.then(|| self.lane_of(e.priority));
-            settled.push(Op::Remove { queue: s.id, seq: e.seq, lane });
-            // As `release`, after the place (the order `forget` keeps).
-            let m = &e.message;
-            if (m.shared || !e.paged) && (!m.shared || s.handle.refs().release(m.store_id)) {
-                settled.push(Op::DeleteMessage { id: m.store_id });
+            settled.places.push(Op::Remove { queue: s.id, seq: e.seq, lane });
+            // As `release` (not shared): a paged entry's own copy goes with
+            // its page; else its message, after its place.
+            if !e.paged {
+                settled.messages.push(Op::DeleteMessage { id: e.message.store_id });
             }
         } else if !e.redelivered && self.durable_entry(&e.message) && e.message.info.persistent() {
             s.handle.submit(Op::Place { queue: s.id, entry: self.place(e, e.paged, true) });
         }
     }
 
-    /// Submits what `on_delivered` settled.
-    pub(super) fn submit_settled(&self, settled: Vec<Op>) {
-        if let Some(s) = self.store.as_ref().filter(|_| !settled.is_empty()) {
-            s.handle.submit_all(settled);
+    /// Submits what `on_delivered` settled: the places, then their
+    /// messages (so consecutive places make a run for a range delete).
+    pub(super) fn submit_settled(&self, settled: Settled) {
+        let Settled { mut places, messages } = settled;
+        if let Some(s) = self.store.as_ref().filter(|_| !places.is_empty()) {
+            places.extend(messages);
+            s.handle.submit_all(places);
         }
     }
 
