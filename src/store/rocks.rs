@@ -91,7 +91,7 @@ const RANGE_MIN: usize = 16;
 /// could have written one of those places again).
 fn remove_run(ops: &[Op]) -> usize {
     let Some(Op::Remove { queue, seq, lane }) = ops.first() else { return 0 };
-    let same = |(i, op): (usize, &Op)| matches!(op, Op::Remove { queue: q, seq: s, lane: l } if q == queue && l == lane && *s == seq + i as u64);
+    let same = |(i, op): (usize, &Op)| matches!(op, Op::Remove { queue: q, seq: s, lane: l } if q == queue && l == lane && seq.checked_add(i as u64) == Some(*s));
     ops.iter().enumerate().take_while(|&x| same(x)).count()
 }
 
