@@ -28,11 +28,31 @@ const READ_BATCH: usize = 4096;
 const URGENT_BATCH: usize = 256;
 
 /// No-ack deliveries of one dispatch run settled in the store: submitted
-/// together, one message to the writer instead of one per delivery.
+/// together, one message to the writer instead of one per delivery. The
+/// first is kept in place: a run of one (a publish handed straight to its
+/// consumer) allocates nothing and goes as before.
 #[derive(Default)]
 pub(super) struct Settled {
-    places: Vec<Op>,
-    messages: Vec<Op>,
+    first: Option<Settle>,
+    rest: Vec<Settle>,
+}
+
+/// A place to remove (`seq`, in page lane `lane` if paged) and the message
+/// to delete after it, if its last hold went.
+#[derive(Clone, Copy)]
+struct Settle {
+    seq: u64,
+    lane: Option<u8>,
+    message: Option<u64>,
+}
+
+impl Settled {
+    fn push(&mut self, s: Settle) {
+        match self.first {
+            None => self.first = Some(s),
+            Some(_) => self.rest.push(s),
+        }
+    }
 }
 
 impl Queue {
@@ -239,13 +259,13 @@ impl Queue {
             // let go: the place goes to the writer first (`forget`).
             self.forget(e);
         } else if no_ack {
-            let lane = e.paged.then(|| self.lane_of(e.priority));
-            settled.places.push(Op::Remove { queue: s.id, seq: e.seq, lane });
             // As `release` (not shared): a paged entry's own copy goes with
             // its page; else its message, after its place.
-            if !e.paged {
-                settled.messages.push(Op::DeleteMessage { id: e.message.store_id });
-            }
+            settled.push(Settle {
+                seq: e.seq,
+                lane: e.paged.then(|| self.lane_of(e.priority)),
+                message: (!e.paged).then_some(e.message.store_id),
+            });
         } else if !e.redelivered && self.durable_entry(&e.message) && e.message.info.persistent() {
             s.handle.submit(Op::Place { queue: s.id, entry: self.place(e, e.paged, true) });
         }
@@ -254,11 +274,21 @@ impl Queue {
     /// Submits what `on_delivered` settled: the places, then their
     /// messages (so consecutive places make a run for a range delete).
     pub(super) fn submit_settled(&self, settled: Settled) {
-        let Settled { mut places, messages } = settled;
-        if let Some(s) = self.store.as_ref().filter(|_| !places.is_empty()) {
-            places.extend(messages);
-            s.handle.submit_all(places);
+        let Some(s) = self.store.as_ref() else { return };
+        let Settled { first: Some(first), rest } = settled else { return };
+        let queue = s.id;
+        if rest.is_empty() {
+            s.handle.submit(Op::Remove { queue, seq: first.seq, lane: first.lane });
+            if let Some(id) = first.message {
+                s.handle.submit(Op::DeleteMessage { id });
+            }
+            return;
         }
+        let all = || std::iter::once(&first).chain(&rest);
+        let mut ops = Vec::with_capacity(2 * (rest.len() + 1));
+        ops.extend(all().map(|x| Op::Remove { queue, seq: x.seq, lane: x.lane }));
+        ops.extend(all().filter_map(|x| x.message).map(|id| Op::DeleteMessage { id }));
+        s.handle.submit_all(ops);
     }
 
     /// Removes a settled entry from the store, and its message with the last reference.
