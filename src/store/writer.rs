@@ -42,6 +42,21 @@ enum Read {
 
 enum Cmd {
     Op(Op),
+    /// `PutMessage` (id `entry.message`), then its `Place`: the two ops of
+    /// a new persistent message in one channel message.
+    Placed {
+        queue: u64,
+        entry: IndexEntry,
+        record: MessageRecord,
+    },
+    /// `Remove` of a place, then `DeleteMessage` of `message` if set: a
+    /// settled delivery in one channel message.
+    Settle {
+        queue: u64,
+        seq: u64,
+        lane: Option<u8>,
+        message: Option<u64>,
+    },
     /// Ops written in one batch: a crash keeps all of them or none.
     Ops(Vec<Op>),
     Barrier(Done),
@@ -265,6 +280,18 @@ impl StoreHandle {
         let _ = self.tx.send(Cmd::Op(op));
     }
 
+    /// Submits a new message and its place in `queue` (`PutMessage` with
+    /// id `entry.message`, then `Place`).
+    pub fn submit_placed(&self, queue: u64, entry: IndexEntry, record: MessageRecord) {
+        let _ = self.tx.send(Cmd::Placed { queue, entry, record });
+    }
+
+    /// Submits a place's removal, then its message's deletion if `message`
+    /// is set.
+    pub fn submit_settle(&self, queue: u64, seq: u64, lane: Option<u8>, message: Option<u64>) {
+        let _ = self.tx.send(Cmd::Settle { queue, seq, lane, message });
+    }
+
     /// Submits ops to be written in one batch: after a crash, all of them
     /// or none (a queue's deletion with its messages).
     pub fn submit_all(&self, ops: Vec<Op>) {
@@ -386,6 +413,16 @@ impl Writer {
             while let Some(cmd) = next.take() {
                 match cmd {
                     Cmd::Op(op) => self.take(op, &mut deletions),
+                    Cmd::Placed { queue, entry, record } => {
+                        self.take(Op::PutMessage { id: entry.message, record }, &mut deletions);
+                        self.take(Op::Place { queue, entry }, &mut deletions);
+                    }
+                    Cmd::Settle { queue, seq, lane, message } => {
+                        self.take(Op::Remove { queue, seq, lane }, &mut deletions);
+                        if let Some(id) = message {
+                            self.take(Op::DeleteMessage { id }, &mut deletions);
+                        }
+                    }
                     Cmd::Ops(ops) => ops.into_iter().for_each(|op| self.take(op, &mut deletions)),
                     Cmd::Barrier(done) => waiting.push(done),
                     Cmd::BarrierAfter(queue, done) => {

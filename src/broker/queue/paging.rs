@@ -92,10 +92,12 @@ impl Queue {
     pub(super) fn store_place(&self, e: &Entry) -> bool {
         let m = &e.message;
         let Some(s) = self.store.as_ref().filter(|_| self.durable_entry(m)) else { return false };
-        if !m.shared {
-            s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });
+        let entry = self.place(e, false, false);
+        match m.shared {
+            // Written once by the publisher; the place is this queue's.
+            true => s.handle.submit(Op::Place { queue: s.id, entry }),
+            false => s.handle.submit_placed(s.id, entry, m.record()),
         }
-        s.handle.submit(Op::Place { queue: s.id, entry: self.place(e, false, false) });
         true
     }
 
@@ -278,11 +280,7 @@ impl Queue {
         let Settled { first: Some(first), rest } = settled else { return };
         let queue = s.id;
         if rest.is_empty() {
-            s.handle.submit(Op::Remove { queue, seq: first.seq, lane: first.lane });
-            if let Some(id) = first.message {
-                s.handle.submit(Op::DeleteMessage { id });
-            }
-            return;
+            return s.handle.submit_settle(queue, first.seq, first.lane, first.message);
         }
         let all = || std::iter::once(&first).chain(&rest);
         let mut ops = Vec::with_capacity(2 * (rest.len() + 1));
@@ -295,8 +293,13 @@ impl Queue {
     pub(super) fn forget(&self, e: &Entry) {
         if let Some(s) = self.store.as_ref().filter(|_| e.stored) {
             let lane = e.paged.then(|| self.lane_of(e.priority));
-            s.handle.submit(Op::Remove { queue: s.id, seq: e.seq, lane });
-            self.release(e);
+            if e.message.shared || e.paged {
+                s.handle.submit(Op::Remove { queue: s.id, seq: e.seq, lane });
+                self.release(e);
+            } else {
+                // Its own message, held by nobody else: both in one.
+                s.handle.submit_settle(s.id, e.seq, lane, Some(e.message.store_id));
+            }
         }
     }
 
