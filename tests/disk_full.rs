@@ -333,6 +333,7 @@ async fn a_stalled_store_resumes_when_space_comes_back(
             );
             // Its publisher waits for a confirm only the restart ends.
             task.abort();
+            let _ = task.await;
         }
     }
     let confirmed = p.lock().unwrap().confirmed.clone();
