@@ -263,11 +263,7 @@ impl Queue {
         } else if no_ack {
             // As `release` (not shared): a paged entry's own copy goes with
             // its page; else its message, after its place.
-            settled.push(Settle {
-                seq: e.seq,
-                lane: e.paged.then(|| self.lane_of(e.priority)),
-                message: (!e.paged).then_some(e.message.store_id),
-            });
+            settled.push(self.settle_of(e));
         } else if !e.redelivered && self.durable_entry(&e.message) && e.message.info.persistent() {
             s.handle.submit(Op::Place { queue: s.id, entry: self.place(e, e.paged, true) });
         }
@@ -292,14 +288,25 @@ impl Queue {
     /// Removes a settled entry from the store, and its message with the last reference.
     pub(super) fn forget(&self, e: &Entry) {
         if let Some(s) = self.store.as_ref().filter(|_| e.stored) {
-            let lane = e.paged.then(|| self.lane_of(e.priority));
-            if e.message.shared || e.paged {
+            if e.message.shared {
+                let lane = e.paged.then(|| self.lane_of(e.priority));
                 s.handle.submit(Op::Remove { queue: s.id, seq: e.seq, lane });
                 self.release(e);
             } else {
-                // Its own message, held by nobody else: both in one.
-                s.handle.submit_settle(s.id, e.seq, lane, Some(e.message.store_id));
+                let x = self.settle_of(e);
+                s.handle.submit_settle(s.id, x.seq, x.lane, x.message);
             }
+        }
+    }
+
+    /// What settling an unshared entry removes: its place and, unless it
+    /// is paged (its own copy goes with its page), its message — as
+    /// `release` does for an unshared one.
+    fn settle_of(&self, e: &Entry) -> Settle {
+        Settle {
+            seq: e.seq,
+            lane: e.paged.then(|| self.lane_of(e.priority)),
+            message: (!e.paged).then_some(e.message.store_id),
         }
     }
 
