@@ -162,10 +162,23 @@ fn on_disk(dir: &std::path::Path) -> (usize, usize) {
     let messages = store.read_messages(&ids).unwrap().iter().filter(|m| m.is_some()).count();
     let mut places = 0;
     store.scan_index(&mut |_, _| places += 1).unwrap();
-    // Queue ids come from the same counter as message ids.
-    let pages: usize = (1..=max + 100).map(|q| store.read_pages(q, 0, usize::MAX).unwrap().len()).sum();
+    let pages = pages_in(&store, max);
     assert!(pages <= places, "{pages} pages left without a place");
     (messages, places)
+}
+
+/// How many pages a stopped broker left on disk.
+fn pages_on_disk(dir: &std::path::Path) -> usize {
+    use warren::store::Store;
+    let store = warren::store::rocks::RocksStore::open(dir).unwrap();
+    let max = store.load().unwrap().max_message_id;
+    pages_in(&store, max)
+}
+
+fn pages_in(store: &warren::store::rocks::RocksStore, max_id: u64) -> usize {
+    use warren::store::Store;
+    // Queue ids come from the same counter as message ids.
+    (1..=max_id + 100).map(|q| store.read_pages(q, 0, usize::MAX).unwrap().len()).sum()
 }
 
 /// Restarts on `dir`: `queue` is empty and nothing is left on disk.
@@ -344,6 +357,33 @@ async fn a_deep_priority_queue_pages_each_priority_and_keeps_the_order() {
     assert_eq!(consume(&conn, "ranked", 600).await, expected[300..900]);
     // A purge leaves nothing of any lane behind.
     assert_eq!(ch.queue_purge("ranked".into(), QueuePurgeOptions::default()).await.unwrap(), 300);
+    s.stop().await;
+    assert_eq!(on_disk(&dir.0), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_pages_still_waiting_for_their_range_never_come_back() {
+    let dir = Dir::new();
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (conn, ch) = connect(&s).await;
+    declare(&ch, "deep", true).await;
+    publish(&ch, "", "deep", 0..1000, |_| true).await;
+    // Acked one by one, far fewer than a range's worth, with live pages
+    // behind them: their pages wait on disk for a range when it stops.
+    assert_eq!(consume(&conn, "deep", 500).await, names(0..500));
+    s.stop().await;
+    let pages = pages_on_disk(&dir.0);
+    assert!(pages > 1000 - 500 - HEAD, "{pages} pages: none waited for a range");
+
+    // Recovery deletes them: below the read-back frontier, without a place.
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    s.stop().await;
+    let (_, places) = on_disk(&dir.0);
+    assert_eq!(places, 500);
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (conn, ch) = connect(&s).await;
+    assert_eq!(consume(&conn, "deep", 500).await, names(500..1000));
+    assert_eq!(declare(&ch, "deep", true).await, 0);
     s.stop().await;
     assert_eq!(on_disk(&dir.0), (0, 0));
 }

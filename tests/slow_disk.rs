@@ -77,6 +77,12 @@ impl Store for SlowStore {
         std::thread::sleep(Duration::from_millis(self.read_ms.load(Ordering::Relaxed)));
         self.inner.read_pages(queue, from_seq, limit)
     }
+    fn page_frontiers(&self) -> StoreResult<Vec<(u64, u64)>> {
+        self.inner.page_frontiers()
+    }
+    fn scan_page_seqs(&self, queue: u64, to_seq: u64, f: &mut dyn FnMut(u64)) -> StoreResult<()> {
+        self.inner.scan_page_seqs(queue, to_seq, f)
+    }
     fn read_delayed(
         &self,
         vhost: &str,

@@ -23,6 +23,8 @@ struct State {
     messages: BTreeMap<u64, MessageRecord>,
     index: BTreeMap<(u64, u64), IndexEntry>,
     pages: BTreeMap<(u64, u64), (IndexEntry, MessageRecord)>,
+    /// Read-back frontiers, by page lane.
+    frontiers: BTreeMap<u64, u64>,
     control: BTreeMap<(String, String), Vec<u8>>,
     delayed: BTreeMap<Vec<u8>, (u64, MessageRecord)>,
     dedup: BTreeMap<Vec<u8>, [u8; 24]>,
@@ -47,6 +49,7 @@ impl Store for MemoryStore {
                     s.index.retain(|(q, _), _| *q != id);
                     let end = id + u64::from(last_lane) + 1;
                     s.pages.retain(|(q, _), _| !(id..end).contains(q));
+                    s.frontiers.retain(|q, _| !(id..end).contains(q));
                 }
                 Op::PutBinding(b) => {
                     if !s.bindings.contains(&b) {
@@ -87,6 +90,12 @@ impl Store for MemoryStore {
                         let lane = queue + u64::from(lane);
                         s.pages.retain(|(q, seq), _| !(*q == lane && (from..to).contains(seq)));
                     }
+                }
+                Op::PageFrontier { queue, lane, seq: 0 } => {
+                    s.frontiers.remove(&(queue + u64::from(lane)));
+                }
+                Op::PageFrontier { queue, lane, seq } => {
+                    s.frontiers.insert(queue + u64::from(lane), seq);
                 }
                 Op::DeleteQueueRecord { vhost, name } => {
                     s.queues.remove(&(vhost, name));
@@ -196,6 +205,16 @@ impl Store for MemoryStore {
     ) -> Result<Vec<(IndexEntry, MessageRecord)>> {
         let s = self.state.lock();
         Ok(s.pages.range((queue, from_seq)..(queue + 1, 0)).take(limit).map(|(_, p)| p.clone()).collect())
+    }
+
+    fn page_frontiers(&self) -> Result<Vec<(u64, u64)>> {
+        Ok(self.state.lock().frontiers.iter().map(|(lane, seq)| (*lane, *seq)).collect())
+    }
+
+    fn scan_page_seqs(&self, queue: u64, to_seq: u64, f: &mut dyn FnMut(u64)) -> Result<()> {
+        let s = self.state.lock();
+        s.pages.range((queue, 0)..(queue, to_seq)).for_each(|((_, seq), _)| f(*seq));
+        Ok(())
     }
 
     fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>> {

@@ -113,6 +113,16 @@ pub enum Op {
         index: Vec<(u64, u64)>,
         pages: Vec<(u8, u64, u64)>,
     },
+    /// How far a lane of a queue has been read back: past the last page
+    /// read. Below it, pages of settled messages may wait to be deleted
+    /// in a range (the queue deletes them in bulk); recovery deletes those
+    /// it finds there, and every page of a lane whose queue is gone.
+    /// `seq` 0 deletes the record.
+    PageFrontier {
+        queue: u64,
+        lane: u8,
+        seq: u64,
+    },
     /// Deletes the queue's record only: the writer splits a `DeleteQueue`
     /// into this, at once, and a `DropPlaces` of everything, once a drop
     /// that still reads the queue's index is done.
@@ -216,6 +226,11 @@ pub trait Store: Send + Sync + 'static {
     /// only read while running, so hot-path writes can go where reads are slow.
     fn read_pages(&self, queue: u64, from_seq: u64, limit: usize)
         -> Result<Vec<(IndexEntry, MessageRecord)>>;
+    /// Every page lane's read-back frontier (`Op::PageFrontier`): (lane, seq).
+    fn page_frontiers(&self) -> Result<Vec<(u64, u64)>>;
+    /// The seqs of the pages of lane `queue` below `to_seq`, in order,
+    /// without their messages (at start-up, below the frontier).
+    fn scan_page_seqs(&self, queue: u64, to_seq: u64, f: &mut dyn FnMut(u64)) -> Result<()>;
     /// Messages waiting on an exchange, from (`due`, `seq`) on, in due
     /// order, up to `limit` (messages, body bytes: at least one); true if
     /// it stopped at the limit.

@@ -78,6 +78,23 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
     // Shared messages that places of deleted queues held: deleted below
     // unless a remaining place holds them too.
     let mut let_go: Vec<u64> = Vec::new();
+    // Below each lane's read-back frontier, pages of settled messages may
+    // wait for a range delete: the live ones there are kept, the rest go.
+    // A lane whose queue is gone (a non-durable one's, say) goes whole.
+    let mut frontiers: FxHashMap<u64, u64> = store.page_frontiers()?.into_iter().collect();
+    let mut read_back: FxHashMap<u64, Vec<Frontier>> = FxHashMap::default();
+    for (id, last_lane) in known {
+        let lanes: Vec<Frontier> = (0..=u64::from(*last_lane))
+            .map(|lane| Frontier { seq: frontiers.remove(&(id + lane)).unwrap_or(0), live: Vec::new() })
+            .collect();
+        if lanes.iter().any(|f| f.seq > 0) {
+            read_back.insert(*id, lanes);
+        }
+    }
+    for lane in frontiers.into_keys() {
+        b.fixes.push(Op::DropPlaces { queue: lane, index: Vec::new(), pages: vec![(0, 0, u64::MAX)] });
+        b.fixes.push(Op::PageFrontier { queue: lane, lane: 0, seq: 0 });
+    }
     store.scan_index(&mut |queue, e| {
         b.max_message_id = b.max_message_id.max(e.message);
         let paged = e.has(IndexEntry::PAGED);
@@ -92,6 +109,11 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
         };
         if e.has(IndexEntry::SHARED) {
             b.refs.add(e.message, 1);
+        }
+        if let Some(f) = read_back.get_mut(&queue).and_then(|lanes| lanes.get_mut(usize::from(e.lane))) {
+            if paged && e.seq < f.seq {
+                f.live.push(e.seq);
+            }
         }
         q.next_seq = e.seq + 1;
         let bytes = head_bytes.entry(queue).or_default();
@@ -127,6 +149,12 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
             }
         }
     }
+    for (queue, lanes) in read_back {
+        let pages = settled_pages(store, queue, &lanes)?;
+        if !pages.is_empty() {
+            b.fixes.push(Op::DropPlaces { queue, index: Vec::new(), pages });
+        }
+    }
     for run in to_page.chunk_by(|a, b| a.0 == b.0) {
         let queue = run[0].0;
         for chunk in run.chunks(4096) {
@@ -146,6 +174,42 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
         }
     }
     Ok(b)
+}
+
+/// A lane's read-back frontier and the live paged places below it, in order.
+struct Frontier {
+    seq: u64,
+    live: Vec<u64>,
+}
+
+/// The pages below each lane's frontier that no live place holds (their
+/// messages were settled before the range delete that was to take them),
+/// as runs to delete: (lane, from seq, to seq), end excluded.
+fn settled_pages(store: &dyn Store, queue: u64, lanes: &[Frontier]) -> Result<Vec<(u8, u64, u64)>> {
+    let mut runs = Vec::new();
+    for (lane, f) in lanes.iter().enumerate().filter(|(_, f)| f.seq > 0) {
+        let mut run: Option<(u64, u64)> = None;
+        let mut live = f.live.iter().peekable();
+        store.scan_page_seqs(queue + lane as u64, f.seq, &mut |seq| {
+            while live.next_if(|l| **l < seq).is_some() {
+                // A live place between: the run ends before it.
+                if let Some((from, to)) = run.take() {
+                    runs.push((lane as u8, from, to));
+                }
+            }
+            if live.next_if_eq(&&seq).is_some() {
+                if let Some((from, to)) = run.take() {
+                    runs.push((lane as u8, from, to));
+                }
+                return;
+            }
+            run = Some(run.map_or((seq, seq + 1), |(from, _)| (from, seq + 1)));
+        })?;
+        if let Some((from, to)) = run {
+            runs.push((lane as u8, from, to));
+        }
+    }
+    Ok(runs)
 }
 
 /// The messages of these places: from their pages or from the messages.

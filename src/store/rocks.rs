@@ -3,6 +3,7 @@
 //! | family | key | value |
 //! |---|---|---|
 //! | `meta` | `schema` | schema version, u32 big-endian |
+//! | `meta` | `f`, queue id + lane u64 BE | the lane's read-back frontier, u64 BE |
 //! | `exchanges` | vhost, name (length-prefixed) | `ExchangeRecord` |
 //! | `queues` | vhost, name | `QueueRecord` |
 //! | `bindings` | vhost, source, kind, destination, key, arguments | `BindingRecord` |
@@ -74,6 +75,13 @@ fn binding_key(b: &BindingRecord) -> Vec<u8> {
     w.0
 }
 
+/// A page lane's read-back frontier, in `meta`.
+fn frontier_key(lane: u64) -> [u8; 9] {
+    let mut k = [b'f'; 9];
+    k[1..].copy_from_slice(&lane.to_be_bytes());
+    k
+}
+
 fn index_key(queue: u64, seq: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(&queue.to_be_bytes());
@@ -82,6 +90,9 @@ fn index_key(queue: u64, seq: u64) -> [u8; 16] {
 }
 
 const INDEX_VALUE: usize = 26;
+
+/// Pages read back share buffers of this size (those up to an eighth of it).
+const PAGE_CHUNK: usize = 64 * 1024;
 
 /// Runs of removes at least this long become range deletes.
 const RANGE_MIN: usize = 16;
@@ -271,6 +282,7 @@ impl Store for RocksStore {
                     batch.delete_range_cf(self.cf("index"), index_key(*id, 0), index_key(*id + 1, 0));
                     let end = *id + u64::from(*last_lane) + 1;
                     batch.delete_range_cf(self.cf("pages"), index_key(*id, 0), index_key(end, 0));
+                    batch.delete_range_cf(self.cf("meta"), frontier_key(*id), frontier_key(end));
                 }
                 Op::PutBinding(b) => batch.put_cf(self.cf("bindings"), binding_key(b), b.encode()),
                 Op::DeleteBinding(b) => batch.delete_cf(self.cf("bindings"), binding_key(b)),
@@ -309,6 +321,12 @@ impl Store for RocksStore {
                         let lane = *queue + u64::from(*lane);
                         batch.delete_range_cf(pages, index_key(lane, *from), index_key(lane, *to));
                     }
+                }
+                Op::PageFrontier { queue, lane, seq: 0 } => {
+                    batch.delete_cf(self.cf("meta"), frontier_key(*queue + u64::from(*lane)))
+                }
+                Op::PageFrontier { queue, lane, seq } => {
+                    batch.put_cf(self.cf("meta"), frontier_key(*queue + u64::from(*lane)), seq.to_be_bytes())
                 }
                 Op::DeleteQueueRecord { vhost, name } => {
                     batch.delete_cf(self.cf("queues"), name_key(vhost, name))
@@ -417,28 +435,75 @@ impl Store for RocksStore {
         let mut opts = rocksdb::ReadOptions::default();
         opts.set_iterate_upper_bound(index_key(queue + 1, 0));
         let start = index_key(queue, from_seq);
-        let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
         let mut out = Vec::with_capacity(limit.min(4096));
-        for item in self.db.iterator_cf_opt(self.cf("pages"), opts, mode).take(limit) {
-            let (k, v) = item.map_err(|e| self.read_err(e))?;
-            // One buffer per page; the record's fields are slices of it.
-            let v = bytes::Bytes::from(v.into_vec());
+        let mut it = self.db.raw_iterator_cf_opt(self.cf("pages"), opts);
+        it.seek(start);
+        // Small pages are copied into shared chunks (the broker copies a
+        // small message out of its record again), not one buffer each.
+        let mut chunk = bytes::BytesMut::new();
+        while out.len() < limit {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            // The record's fields are slices of its page's copy.
+            let v = if v.len() > PAGE_CHUNK / 8 {
+                bytes::Bytes::copy_from_slice(v)
+            } else {
+                if chunk.capacity() - chunk.len() < v.len() {
+                    chunk = bytes::BytesMut::with_capacity(PAGE_CHUNK);
+                }
+                chunk.extend_from_slice(v);
+                chunk.split().freeze()
+            };
             // A damaged page comes back with an empty record (the queue drops
             // it and moves on) rather than failing every read after it.
-            let entry = v.get(..INDEX_VALUE).and_then(|place| index_entry(&k, place)).map(|(_, e)| e);
+            let entry = v.get(..INDEX_VALUE).and_then(|place| index_entry(k, place)).map(|(_, e)| e);
             let entry = match entry {
                 Some(e) => e,
                 None => {
-                    let (_, e) =
-                        index_entry(&k, &[0; INDEX_VALUE]).ok_or_else(|| self.corrupt("page key"))?;
+                    let (_, e) = index_entry(k, &[0; INDEX_VALUE]).ok_or_else(|| self.corrupt("page key"))?;
                     e
                 }
             };
             let record =
                 MessageRecord::decode_shared(&v.slice(INDEX_VALUE.min(v.len())..)).unwrap_or_default();
             out.push((entry, record));
+            it.next();
+        }
+        it.status().map_err(|e| self.read_err(e))?;
+        Ok(out)
+    }
+
+    fn page_frontiers(&self) -> Result<Vec<(u64, u64)>> {
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_upper_bound(*b"g");
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf_opt(
+            self.cf("meta"),
+            opts,
+            IteratorMode::From(b"f", rocksdb::Direction::Forward),
+        ) {
+            let (k, v) = item.map_err(|e| self.read_err(e))?;
+            let be = |b: &[u8]| b.try_into().ok().map(u64::from_be_bytes);
+            match (k.get(1..).and_then(be), be(&v)) {
+                (Some(lane), Some(seq)) => out.push((lane, seq)),
+                _ => return Err(self.corrupt("page frontier")),
+            }
         }
         Ok(out)
+    }
+
+    fn scan_page_seqs(&self, queue: u64, to_seq: u64, f: &mut dyn FnMut(u64)) -> Result<()> {
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_upper_bound(index_key(queue, to_seq));
+        opts.fill_cache(false);
+        let start = index_key(queue, 0);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf("pages"), opts);
+        it.seek(start);
+        while let Some(k) = it.key() {
+            let seq = k.get(8..16).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+            f(seq.ok_or_else(|| self.corrupt("page key"))?);
+            it.next();
+        }
+        it.status().map_err(|e| self.read_err(e))
     }
 
     fn read_delayed(

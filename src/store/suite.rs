@@ -382,6 +382,47 @@ fn dropping_places_spares_the_rest_of_the_queue_and_other_queues() {
 }
 
 #[test]
+fn recovery_deletes_settled_pages_below_a_frontier_and_lanes_of_gone_queues() {
+    use super::recovery::{backlogs, Paged};
+    use super::writer::HeadLimit;
+    for (name, store, _dir) in stores() {
+        let mut ops = vec![Op::PutQueue(queue(1, "q"))];
+        for seq in 1..=8u64 {
+            ops.push(page(1, seq, 100 + seq, 0, b"hello"));
+        }
+        // Queue 20 (gone at the restart) had read some pages back.
+        ops.push(page(20, 1, 200, IndexEntry::TRANSIENT, b"gone"));
+        ops.push(Op::PageFrontier { queue: 20, lane: 0, seq: 2 });
+        store.write(&ops, true).unwrap();
+        // Pages 1..=6 were read back; 1, 2, 4 and 5 settled (their places
+        // went, their pages were waiting for a range), 3 and 6 still live.
+        let mut settled = vec![Op::PageFrontier { queue: 1, lane: 0, seq: 7 }];
+        settled.extend([1, 2, 4, 5].map(|seq| Op::Remove { queue: 1, seq, lane: None }));
+        store.write(&settled, true).unwrap();
+        assert_eq!(store.page_frontiers().unwrap(), vec![(1, 7), (20, 2)], "{name}");
+        let mut below = Vec::new();
+        store.scan_page_seqs(1, 7, &mut |seq| below.push(seq)).unwrap();
+        assert_eq!(below, (1..=6).collect::<Vec<_>>(), "{name}");
+        let b = backlogs(store.as_ref(), &[(1, 0)], HeadLimit { messages: 1, bytes: 1 << 20 }).unwrap();
+        let q = &b.queues[&1];
+        assert_eq!(q.head.iter().map(|(e, _)| e.seq).collect::<Vec<_>>(), vec![3], "{name}");
+        assert_eq!(q.paged, vec![Paged { from_seq: 6, count: 3, bytes: 15, shared: 0 }], "{name}");
+        let runs = Op::DropPlaces { queue: 1, index: vec![], pages: vec![(0, 1, 3), (0, 4, 6)] };
+        assert!(b.fixes.contains(&runs), "{name}: {:?}", b.fixes);
+        store.write(&b.fixes, true).unwrap();
+        let seqs: Vec<_> = store.read_pages(1, 0, 100).unwrap().iter().map(|(e, _)| e.seq).collect();
+        assert_eq!(seqs, vec![3, 6, 7, 8], "{name}");
+        assert!(store.read_pages(20, 0, 100).unwrap().is_empty(), "{name}");
+        assert_eq!(store.page_frontiers().unwrap(), vec![(1, 7)], "{name}");
+        // Deleting the queue takes its frontier too.
+        store
+            .write(&[Op::DeleteQueue { vhost: "/".into(), name: "q".into(), id: 1, last_lane: 0 }], true)
+            .unwrap();
+        assert!(store.page_frontiers().unwrap().is_empty(), "{name}");
+    }
+}
+
+#[test]
 fn recovery_deletes_shared_messages_only_deleted_queues_held() {
     use super::recovery::backlogs;
     use super::writer::HeadLimit;

@@ -19,6 +19,7 @@ mod ready;
 mod stats;
 mod stream;
 mod unacked;
+mod window;
 
 pub use config::{Overflow, QueueConfig};
 pub use stats::{QueueInfo, QueueRates};
@@ -93,6 +94,8 @@ struct QueueStore {
     id: u64,
     /// Its persistent messages survive a restart.
     durable: bool,
+    /// Read-back pages not yet deleted, per lane (`window`).
+    windows: Mutex<window::Windows>,
 }
 
 #[derive(Debug, Clone)]
@@ -215,7 +218,7 @@ impl Queue {
     /// gets fresh ids: one, or one per priority level (its page lanes).
     pub fn persisted(mut self, store: StoreHandle, id: Option<u64>) -> Self {
         let id = id.unwrap_or_else(|| store.next_ids(u64::from(self.last_lane()) + 1));
-        self.store = Some(QueueStore { handle: store, id, durable: true });
+        self.store = Some(QueueStore { handle: store, id, durable: true, windows: Default::default() });
         self
     }
 
@@ -223,7 +226,7 @@ impl Queue {
     /// is short; nothing of it survives a restart.
     pub fn paging(mut self, store: StoreHandle) -> Self {
         let id = store.next_ids(u64::from(self.last_lane()) + 1);
-        self.store = Some(QueueStore { handle: store, id, durable: false });
+        self.store = Some(QueueStore { handle: store, id, durable: false, windows: Default::default() });
         self
     }
 
@@ -262,6 +265,10 @@ impl Queue {
         for mut e in head {
             if e.returns > 0 && st.eff.config.counts_deliveries() {
                 e.message = Arc::new(dead::with_delivery_count(&e.message, e.returns));
+            }
+            if let Some(s) = self.store.as_ref().filter(|_| e.paged) {
+                // Read back at start-up: settled in ranges like later reads.
+                s.windows.lock().track(self.lane_of(e.priority), e.seq);
             }
             st.ready.push_back(e);
         }
@@ -596,6 +603,8 @@ impl Queue {
         // The head's places and the paged-out part go in one batch.
         let head = self.settle_all(st.ready.take_all(), None);
         self.drop_paged(&mut st, false, head);
+        // After their places: the head's read-back pages, settled with it.
+        self.drop_settled_pages();
         self.relieve(&st);
         n
     }
@@ -626,6 +635,8 @@ impl Queue {
             if let Some(s) = self.store.as_ref().filter(|_| !ops.is_empty()) {
                 s.handle.submit_all(ops);
             }
+            // A non-durable queue's read-back pages (no DeleteQueue takes them).
+            self.drop_settled_pages();
             let mut consumers = std::mem::take(&mut st.consumers);
             if let Some(s) = self.stream.get() {
                 consumers.extend(s.delete());

@@ -35,10 +35,12 @@ const URGENT_BATCH: usize = 256;
 pub(super) struct Settled {
     first: Option<Settle>,
     rest: Vec<Settle>,
+    /// Some were read-back pages: ranges of them may be ready to delete.
+    paged: bool,
 }
 
-/// A place to remove (`seq`, in page lane `lane` if paged) and the message
-/// to delete after it, if its last hold went.
+/// A place to remove (`seq`, and its page in lane `lane` if that goes on
+/// its own) and the message to delete after it, if its last hold went.
 #[derive(Clone, Copy)]
 struct Settle {
     seq: u64,
@@ -183,6 +185,12 @@ impl Queue {
             error!(queue = %self.name, missing = st.paged[lane].count, "paged-out messages are missing from the store");
             st.paged[lane] = Default::default();
         }
+        // Read back up to here: on disk before anything read is settled
+        // (recovery looks below it for pages of settled messages).
+        if let Some((last, _)) = loaded.last() {
+            s.handle.submit(Op::PageFrontier { queue: s.id, lane: lane as u8, seq: last.seq + 1 });
+        }
+        let mut windows = s.windows.lock();
         for (place, record) in loaded {
             st.paged[lane].pop(&place);
             let shared = place.has(IndexEntry::SHARED);
@@ -194,6 +202,7 @@ impl Queue {
                 }
                 continue;
             };
+            windows.track(lane as u8, place.seq);
             st.ready.push_back(Entry {
                 seq: place.seq,
                 expires: place.expires,
@@ -205,6 +214,7 @@ impl Queue {
                 paged: true,
             });
         }
+        drop(windows);
         wake(&mut st);
         // Over a length limit while everything was on disk: drop now.
         self.drop_head(&mut st);
@@ -264,6 +274,7 @@ impl Queue {
             // As `release` (not shared): a paged entry's own copy goes with
             // its page; else its message, after its place.
             settled.push(self.settle_of(e));
+            settled.paged |= e.paged;
         } else if !e.redelivered && self.durable_entry(&e.message) && e.message.info.persistent() {
             s.handle.submit(Op::Place { queue: s.id, entry: self.place(e, e.paged, true) });
         }
@@ -273,28 +284,53 @@ impl Queue {
     /// messages (so consecutive places make a run for a range delete).
     pub(super) fn submit_settled(&self, settled: Settled) {
         let Some(s) = self.store.as_ref() else { return };
-        let Settled { first: Some(first), rest } = settled else { return };
+        let Settled { first: Some(first), rest, paged } = settled else { return };
         let queue = s.id;
         if rest.is_empty() {
-            return s.handle.submit_settle(queue, first.seq, first.lane, first.message);
+            s.handle.submit_settle(queue, first.seq, first.lane, first.message);
+        } else {
+            let all = || std::iter::once(&first).chain(&rest);
+            let mut ops = Vec::with_capacity(2 * (rest.len() + 1));
+            ops.extend(all().map(|x| Op::Remove { queue, seq: x.seq, lane: x.lane }));
+            ops.extend(all().filter_map(|x| x.message).map(|id| Op::DeleteMessage { id }));
+            s.handle.submit_all(ops);
         }
-        let all = || std::iter::once(&first).chain(&rest);
-        let mut ops = Vec::with_capacity(2 * (rest.len() + 1));
-        ops.extend(all().map(|x| Op::Remove { queue, seq: x.seq, lane: x.lane }));
-        ops.extend(all().filter_map(|x| x.message).map(|id| Op::DeleteMessage { id }));
-        s.handle.submit_all(ops);
+        if paged {
+            self.drop_settled_pages();
+        }
+    }
+
+    /// The lane of a settled entry's page if its remove deletes it on its
+    /// own: none if it has no page, or if it goes with a range (`window`).
+    fn page_to_remove(&self, e: &Entry) -> Option<u8> {
+        let s = self.store.as_ref().filter(|_| e.paged)?;
+        let lane = self.lane_of(e.priority);
+        (!s.windows.lock().settle(lane, e.seq)).then_some(lane)
+    }
+
+    /// Deletes the ranges of settled pages that are ready, after the
+    /// removes of their places (submitted before).
+    pub(super) fn drop_settled_pages(&self) {
+        let Some(s) = &self.store else { return };
+        let pages = s.windows.lock().take_ranges();
+        if !pages.is_empty() {
+            s.handle.submit(Op::DropPlaces { queue: s.id, index: Vec::new(), pages });
+        }
     }
 
     /// Removes a settled entry from the store, and its message with the last reference.
     pub(super) fn forget(&self, e: &Entry) {
         if let Some(s) = self.store.as_ref().filter(|_| e.stored) {
             if e.message.shared {
-                let lane = e.paged.then(|| self.lane_of(e.priority));
+                let lane = self.page_to_remove(e);
                 s.handle.submit(Op::Remove { queue: s.id, seq: e.seq, lane });
                 self.release(e);
             } else {
                 let x = self.settle_of(e);
                 s.handle.submit_settle(s.id, x.seq, x.lane, x.message);
+            }
+            if e.paged {
+                self.drop_settled_pages();
             }
         }
     }
@@ -303,11 +339,7 @@ impl Queue {
     /// is paged (its own copy goes with its page), its message — as
     /// `release` does for an unshared one.
     fn settle_of(&self, e: &Entry) -> Settle {
-        Settle {
-            seq: e.seq,
-            lane: e.paged.then(|| self.lane_of(e.priority)),
-            message: (!e.paged).then_some(e.message.store_id),
-        }
+        Settle { seq: e.seq, lane: self.page_to_remove(e), message: (!e.paged).then_some(e.message.store_id) }
     }
 
     /// Drops the entry's hold on its message (its place goes with the
@@ -328,7 +360,11 @@ impl Queue {
         let mut ops: Vec<Op> = first.into_iter().collect();
         for e in entries.iter().filter(|e| e.stored) {
             if each_place {
+                // Each page on its own (it may go with a range as well).
                 let lane = e.paged.then(|| self.lane_of(e.priority));
+                if let Some(lane) = lane {
+                    s.windows.lock().settle(lane, e.seq);
+                }
                 ops.push(Op::Remove { queue: s.id, seq: e.seq, lane });
             }
             // As `release`: a paged entry's own copy goes with its page.
@@ -355,6 +391,9 @@ impl Queue {
         let retained = !m.shared || s.handle.refs().retain(m.store_id);
         let entry = self.place(e, e.paged, e.redelivered);
         if e.paged {
+            // Live again: no range may take its page (if one took it
+            // already, it is written again below and goes on its own).
+            s.windows.lock().track(entry.lane, e.seq);
             if m.shared && retained {
                 s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });
             }

@@ -42,6 +42,14 @@ impl Store for Counted {
         Ok(pages)
     }
 
+    fn page_frontiers(&self) -> Result<Vec<(u64, u64)>> {
+        self.store.page_frontiers()
+    }
+
+    fn scan_page_seqs(&self, queue: u64, to_seq: u64, f: &mut dyn FnMut(u64)) -> Result<()> {
+        self.store.scan_page_seqs(queue, to_seq, f)
+    }
+
     fn read_delayed(
         &self,
         vhost: &str,
