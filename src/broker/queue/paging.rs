@@ -152,7 +152,12 @@ impl Queue {
             st.loading[lane] = true;
             let (queue, epoch) = (self.clone(), st.epoch);
             let lane_id = s.id + lane as u64;
-            let done = Box::new(move |loaded| queue.on_loaded(lane, epoch, loaded));
+            // Taken in and dispatched on a runtime worker, where the
+            // consumers' connections run: the store's reader only reads.
+            let done = Box::new(move |loaded| match queue.runtime.clone() {
+                Some(rt) => drop(rt.spawn(async move { queue.on_loaded(lane, epoch, loaded) })),
+                None => queue.on_loaded(lane, epoch, loaded),
+            });
             if !s.handle.read(lane_id, paged.from_seq, want, done) {
                 st.loading[lane] = false;
             }
