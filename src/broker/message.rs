@@ -37,14 +37,25 @@ impl Message {
     /// small), so a queued message does not keep the 64 KiB read buffer
     /// alive and the connection can reuse that buffer in place.
     pub fn new(exchange: Bytes, routing_key: Bytes, header: Bytes, info: ContentHeader, body: Bytes) -> Self {
+        Self::copied(&exchange, &routing_key, &header, info, &body)
+    }
+
+    /// As `new`, from borrowed parts (a large body is shared, not copied).
+    pub fn copied(
+        exchange: &[u8],
+        routing_key: &[u8],
+        header: &[u8],
+        info: ContentHeader,
+        body: &Bytes,
+    ) -> Self {
         let meta_len = exchange.len() + routing_key.len() + header.len();
         let copy_body = body.len() <= COPY_LIMIT;
         let mut all = BytesMut::with_capacity(meta_len + if copy_body { body.len() } else { 0 });
-        for part in [&exchange, &routing_key, &header] {
+        for part in [exchange, routing_key, header] {
             all.extend_from_slice(part);
         }
         if copy_body {
-            all.extend_from_slice(&body);
+            all.extend_from_slice(body);
         }
         let mut all = all.freeze();
         let meta = all.split_to(meta_len);
@@ -52,7 +63,7 @@ impl Message {
             meta,
             exchange_len: exchange.len().min(255) as u8,
             routing_key_len: routing_key.len().min(255) as u8,
-            body: if copy_body { all } else { body },
+            body: if copy_body { all } else { body.clone() },
             info,
             store_id: 0,
             shared: false,
@@ -89,8 +100,7 @@ impl Message {
     /// A message read back from the store.
     pub fn from_record(id: u64, r: &MessageRecord, shared: bool) -> Option<Message> {
         let info = ContentHeader::scan(&r.header).ok()?;
-        let mut m =
-            Message::new(r.exchange.clone(), r.routing_key.clone(), r.header.clone(), info, r.body.clone());
+        let mut m = Message::copied(&r.exchange, &r.routing_key, &r.header, info, &r.body);
         m.store_id = id;
         m.shared = shared;
         Some(m)

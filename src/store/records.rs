@@ -184,7 +184,12 @@ impl MessageRecord {
 
     /// Decodes without copying: the fields are slices of `b`.
     pub fn decode_shared(b: &Bytes) -> Option<Self> {
-        let mut r = Reader(b);
+        Self::decode_in(b, 0..b.len())
+    }
+
+    /// As `decode_shared`, of the record at `range` of `b`.
+    pub fn decode_in(b: &Bytes, range: std::ops::Range<usize>) -> Option<Self> {
+        let mut r = Reader(b.get(range)?);
         let mut part = || r.bytes().map(|p| b.slice_ref(p));
         let rec = MessageRecord { exchange: part()?, routing_key: part()?, header: part()?, body: part()? };
         r.done().then_some(rec)

@@ -75,6 +75,21 @@ fn binding_key(b: &BindingRecord) -> Vec<u8> {
     w.0
 }
 
+/// Cuts the records copied into `chunk` (at `cut`'s ranges) out of it, as
+/// slices of one buffer.
+fn cut_chunk(
+    chunk: &mut Vec<u8>,
+    cut: &mut Vec<(IndexEntry, std::ops::Range<usize>)>,
+    out: &mut Vec<(IndexEntry, MessageRecord)>,
+) {
+    if !cut.is_empty() {
+        let all = bytes::Bytes::from(std::mem::take(chunk));
+        for (entry, range) in cut.drain(..) {
+            out.push((entry, MessageRecord::decode_in(&all, range).unwrap_or_default()));
+        }
+    }
+}
+
 /// A page lane's read-back frontier, in `meta`.
 fn frontier_key(lane: u64) -> [u8; 9] {
     let mut k = [b'f'; 9];
@@ -439,20 +454,12 @@ impl Store for RocksStore {
         let mut it = self.db.raw_iterator_cf_opt(self.cf("pages"), opts);
         it.seek(start);
         // Small pages are copied into shared chunks (the broker copies a
-        // small message out of its record again), not one buffer each.
-        let mut chunk = bytes::BytesMut::new();
-        while out.len() < limit {
+        // small message out of its record again), not one buffer each; a
+        // chunk's records are cut once it is full, as slices of it.
+        let mut chunk = Vec::new();
+        let mut cut = Vec::new();
+        while out.len() + cut.len() < limit {
             let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
-            // The record's fields are slices of its page's copy.
-            let v = if v.len() > PAGE_CHUNK / 8 {
-                bytes::Bytes::copy_from_slice(v)
-            } else {
-                if chunk.capacity() - chunk.len() < v.len() {
-                    chunk = bytes::BytesMut::with_capacity(PAGE_CHUNK);
-                }
-                chunk.extend_from_slice(v);
-                chunk.split().freeze()
-            };
             // A damaged page comes back with an empty record (the queue drops
             // it and moves on) rather than failing every read after it.
             let entry = v.get(..INDEX_VALUE).and_then(|place| index_entry(k, place)).map(|(_, e)| e);
@@ -463,12 +470,22 @@ impl Store for RocksStore {
                     e
                 }
             };
-            let record =
-                MessageRecord::decode_shared(&v.slice(INDEX_VALUE.min(v.len())..)).unwrap_or_default();
-            out.push((entry, record));
+            let record = &v[INDEX_VALUE.min(v.len())..];
+            if record.len() > PAGE_CHUNK / 8 {
+                let record = MessageRecord::decode_shared(&bytes::Bytes::copy_from_slice(record));
+                out.push((entry, record.unwrap_or_default()));
+            } else {
+                if chunk.capacity() - chunk.len() < record.len() {
+                    cut_chunk(&mut chunk, &mut cut, &mut out);
+                    chunk.reserve_exact(PAGE_CHUNK);
+                }
+                cut.push((entry, chunk.len()..chunk.len() + record.len()));
+                chunk.extend_from_slice(record);
+            }
             it.next();
         }
         it.status().map_err(|e| self.read_err(e))?;
+        cut_chunk(&mut chunk, &mut cut, &mut out);
         Ok(out)
     }
 
