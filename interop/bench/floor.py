@@ -22,6 +22,7 @@ the target. Standard library only.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,10 @@ SCENARIOS = {
     "confirm-1": ("persistent, 1 confirm outstanding, 16 B", ["-x1", "-y1", "-s16", "--persistent", "-c", "1", "-a"],
                   "cpu", "p99 ≤ 2 fdatasyncs"),
     "one-to-one": ("16 B, 1→1, no-ack", ["-x1", "-y1", "-s16", "-a"], "rate", "(the reference for 64×64×64)"),
+    # The reference is the same backlog drained from memory (a head that holds it all).
+    "paged-drain": ("draining a paged-out backlog, 16 B persistent (confirms 1000), no-ack",
+                    ["--scenario", "backlog", "-x1", "-y1", "-q1", "-s16", "--persistent", "-c", "1000", "-a"],
+                    "backlog", "≥ 80% of the in-memory drain rate"),
     "64x64x64": ("64 queues × 64 producers × 64 consumers, 16 B, no-ack",
                  ["-x64", "-y64", "-q64", "-s16", "-a"], "rate", "≥ 1→1's msg/s"),
 }
@@ -81,6 +86,29 @@ def run_warren(warren, binary, args, o, floor):
     return s
 
 
+def run_backlog(warren, binary, args, o, work):
+    """The backlog drained from pages (default head), and as the floor the
+    same backlog drained from memory, on a Warren whose head holds it all."""
+    conf = os.path.join(work, "all-in-memory.toml")
+    with open(conf, "w") as f:
+        f.write(f"[storage]\nqueue_head_messages = {o.backlog + 1}\nqueue_head_bytes = {1 << 40}\n")
+    memdir = os.path.join(work, "in-memory")
+    os.makedirs(memdir, exist_ok=True)
+    mem = sbs.Warren(warren.binary, memdir)
+    mem.extra_args = ["--config", conf]
+    mem.start()
+    try:
+        floor = run_warren(mem, binary, args, o, False)
+    finally:
+        mem.stop()
+        shutil.rmtree(memdir, ignore_errors=True)
+    warren.restart()
+    s = run_warren(warren, binary, args, o, False)
+    s["floor"] = floor
+    s["backlog"] = o.backlog
+    return s
+
+
 def us(v):
     return f"{v} µs"
 
@@ -92,7 +120,13 @@ def rows_for(key, s, rabbit):
     out = []
     cpu = s.get("broker_cpu_us_per_msg")
     fcpu = f.get("broker_cpu_us_per_msg")
-    if kind == "latency":
+    if kind == "backlog":
+        w, fl = s["consumed_per_sec"], f["consumed_per_sec"]
+        out.append((f"drain msg/s (floor: {s['backlog']:,} in memory)", f"{w:,.0f}", f"{fl:,.0f}",
+                    f"{100 * w / fl:.0f}%", ""))
+        out.append(("publish msg/s", f"{s['published_per_sec']:,.0f}", f"{f['published_per_sec']:,.0f}", "", ""))
+        out.append(("broker peak RSS", f"{s['peak_rss_mib']:.0f} MiB", f"{f['peak_rss_mib']:.0f} MiB", "", ""))
+    elif kind == "latency":
         for p in ("p50", "p99"):
             w, fl = s[f"latency_us_{p}"], f.get(f"latency_us_{p}")
             r = rabbit and rabbit[f"latency_us_{p}"]
@@ -126,6 +160,7 @@ def main(argv):
     p.add_argument("--only", help="comma-separated subset of: " + ", ".join(SCENARIOS))
     p.add_argument("--duration", type=float, default=8.0)
     p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--backlog", type=int, default=10_000_000, help="messages of the paged-drain scenario")
     p.add_argument("--no-rabbitmq", action="store_true")
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--out-md")
@@ -161,7 +196,11 @@ def main(argv):
                     warren.restart()  # each starts from an empty broker: RSS and disk are its own
                 floor = kind in ("latency", "bytes") or key == "one-to-one"
                 fsync = ["--fsync-floor", work] if kind == "cpu" else []
-                s = run_warren(warren, perf_bin, args + extra + fsync, o, floor)
+                if kind == "backlog":
+                    args = args + ["--backlog", str(o.backlog)]
+                    s = run_backlog(warren, perf_bin, args, o, work)
+                else:
+                    s = run_warren(warren, perf_bin, args + extra + fsync, o, floor)
                 r = None
                 if rabbit and key in RABBIT_TOO:
                     r = perf(perf_bin, rabbit.uri, args + extra, o, False, rabbit.pid)

@@ -197,6 +197,8 @@ class Warren:
         self.version = None
         self.restarts = 0
         self.logfile = os.path.join(workdir, "warren.log")
+        # More command-line arguments (a --config, say).
+        self.extra_args = []
 
     @property
     def uri(self):
@@ -211,7 +213,7 @@ class Warren:
         self.port = free_port()
         # Admin and metrics on ports of their own: RabbitMQ may hold 15672 and 15692.
         cmd = [self.binary, "--listen", f"127.0.0.1:{self.port}", "--admin-listen", "127.0.0.1:0",
-               "--metrics-listen", "127.0.0.1:0", "--data-dir", data, "--log-level", "warn"]
+               "--metrics-listen", "127.0.0.1:0", "--data-dir", data, "--log-level", "warn", *self.extra_args]
         with open(self.logfile, "a") as lf:
             lf.write(f"\n=== {' '.join(cmd)} ({time.strftime('%H:%M:%S')})\n")
             lf.flush()
