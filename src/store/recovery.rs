@@ -115,7 +115,7 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
                 f.live.push(e.seq);
             }
         }
-        q.next_seq = e.seq + 1;
+        q.next_seq = q.next_seq.max(e.seq + 1);
         let bytes = head_bytes.entry(queue).or_default();
         let lane = usize::from(e.lane).min(q.paged.len() - 1);
         // Within each lane the head is a prefix: once a lane pages out, all its later places do.
@@ -150,6 +150,10 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
         }
     }
     for (queue, lanes) in read_back {
+        // New seqs start past every page read back, deleted or not.
+        if let Some(q) = b.queues.get_mut(&queue) {
+            q.next_seq = lanes.iter().fold(q.next_seq, |next, f| next.max(f.seq));
+        }
         let pages = settled_pages(store, queue, &lanes)?;
         if !pages.is_empty() {
             b.fixes.push(Op::DropPlaces { queue, index: Vec::new(), pages });

@@ -472,6 +472,8 @@ impl Store for RocksStore {
             };
             let record = &v[INDEX_VALUE.min(v.len())..];
             if record.len() > PAGE_CHUNK / 8 {
+                // After the small ones before it: pages come back in order.
+                cut_chunk(&mut chunk, &mut cut, &mut out);
                 let record = MessageRecord::decode_shared(&bytes::Bytes::copy_from_slice(record));
                 out.push((entry, record.unwrap_or_default()));
             } else {

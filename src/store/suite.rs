@@ -382,6 +382,25 @@ fn dropping_places_spares_the_rest_of_the_queue_and_other_queues() {
 }
 
 #[test]
+fn pages_of_every_size_come_back_in_order() {
+    static BIG: [u8; 20_000] = [7; 20_000];
+    for (name, store, _dir) in stores() {
+        let bodies: [&'static [u8]; 5] = [b"a", &BIG, b"b", b"c", &BIG];
+        let ops: Vec<Op> =
+            bodies.iter().zip(1u64..).map(|(body, seq)| page(1, seq, 10 + seq, 0, body)).collect();
+        store.write(&ops, true).unwrap();
+        let pages = store.read_pages(1, 0, 100).unwrap();
+        let seqs: Vec<_> = pages.iter().map(|(e, _)| e.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5], "{name}");
+        for ((_, record), body) in pages.iter().zip(bodies) {
+            assert_eq!(&record.body[..], body, "{name}");
+        }
+        let limited: Vec<_> = store.read_pages(1, 2, 2).unwrap().iter().map(|(e, _)| e.seq).collect();
+        assert_eq!(limited, vec![2, 3], "{name}");
+    }
+}
+
+#[test]
 fn recovery_deletes_settled_pages_below_a_frontier_and_lanes_of_gone_queues() {
     use super::recovery::{backlogs, Paged};
     use super::writer::HeadLimit;

@@ -262,15 +262,25 @@ impl Queue {
     pub fn restore(self: &Arc<Self>, head: Vec<Entry>, paged: Vec<Paged>, next_seq: u64) {
         let mut st = self.state.lock();
         st.next_seq = next_seq.max(1);
+        // Pages read back at start-up are settled in ranges like later
+        // reads, so a frontier must cover them first: past each lane's last.
+        let mut read_back: Vec<Option<u64>> = vec![None; st.paged.len()];
         for mut e in head {
             if e.returns > 0 && st.eff.config.counts_deliveries() {
                 e.message = Arc::new(dead::with_delivery_count(&e.message, e.returns));
             }
             if let Some(s) = self.store.as_ref().filter(|_| e.paged) {
-                // Read back at start-up: settled in ranges like later reads.
-                s.windows.lock().track(self.lane_of(e.priority), e.seq);
+                let lane = self.lane_of(e.priority);
+                s.windows.lock().track(lane, e.seq);
+                let last = &mut read_back[usize::from(lane)];
+                *last = Some(last.map_or(e.seq, |l| l.max(e.seq)));
             }
             st.ready.push_back(e);
+        }
+        if let Some(s) = &self.store {
+            for (lane, last) in read_back.iter().enumerate().filter_map(|(l, last)| Some((l, (*last)?))) {
+                s.handle.submit(Op::PageFrontier { queue: s.id, lane: lane as u8, seq: last + 1 });
+            }
         }
         for (lane, p) in paged.into_iter().enumerate().take(st.paged.len()) {
             st.paged[lane] = p;
@@ -603,8 +613,8 @@ impl Queue {
         // The head's places and the paged-out part go in one batch.
         let head = self.settle_all(st.ready.take_all(), None);
         self.drop_paged(&mut st, false, head);
-        // After their places: the head's read-back pages, settled with it.
-        self.drop_settled_pages();
+        // Settled pages the purged ones held back (never the purged ones).
+        self.settle_pages([]);
         self.relieve(&st);
         n
     }
@@ -631,12 +641,17 @@ impl Queue {
                 last_lane: self.last_lane(),
             });
             let entries = st.ready.take_all().into_iter().chain(st.unacked.drain().map(|(_, e)| e)).collect();
-            let ops = self.settle_all(entries, gone);
+            let mut ops = self.settle_all(entries, gone);
+            if let Some(s) = self.store.as_ref().filter(|s| !s.durable) {
+                // Nor its pages: every lane goes, with its frontier.
+                let lanes = 0..=self.last_lane();
+                let pages = lanes.clone().map(|lane| (lane, 0, u64::MAX)).collect();
+                ops.push(Op::DropPlaces { queue: s.id, index: Vec::new(), pages });
+                ops.extend(lanes.map(|lane| Op::PageFrontier { queue: s.id, lane, seq: 0 }));
+            }
             if let Some(s) = self.store.as_ref().filter(|_| !ops.is_empty()) {
                 s.handle.submit_all(ops);
             }
-            // A non-durable queue's read-back pages (no DeleteQueue takes them).
-            self.drop_settled_pages();
             let mut consumers = std::mem::take(&mut st.consumers);
             if let Some(s) = self.stream.get() {
                 consumers.extend(s.delete());

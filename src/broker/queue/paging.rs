@@ -35,17 +35,17 @@ const URGENT_BATCH: usize = 256;
 pub(super) struct Settled {
     first: Option<Settle>,
     rest: Vec<Settle>,
-    /// Some were read-back pages: ranges of them may be ready to delete.
-    paged: bool,
 }
 
 /// A place to remove (`seq`, and its page in lane `lane` if that goes on
 /// its own) and the message to delete after it, if its last hold went.
+/// `ranged`: the lane of its page if that goes with a range instead.
 #[derive(Clone, Copy)]
 struct Settle {
     seq: u64,
     lane: Option<u8>,
     message: Option<u64>,
+    ranged: Option<u8>,
 }
 
 impl Settled {
@@ -279,7 +279,6 @@ impl Queue {
             // As `release` (not shared): a paged entry's own copy goes with
             // its page; else its message, after its place.
             settled.push(self.settle_of(e));
-            settled.paged |= e.paged;
         } else if !e.redelivered && self.durable_entry(&e.message) && e.message.info.persistent() {
             s.handle.submit(Op::Place { queue: s.id, entry: self.place(e, e.paged, true) });
         }
@@ -289,35 +288,44 @@ impl Queue {
     /// messages (so consecutive places make a run for a range delete).
     pub(super) fn submit_settled(&self, settled: Settled) {
         let Some(s) = self.store.as_ref() else { return };
-        let Settled { first: Some(first), rest, paged } = settled else { return };
+        let Settled { first: Some(first), rest } = settled else { return };
         let queue = s.id;
+        let all = || std::iter::once(&first).chain(&rest);
         if rest.is_empty() {
             s.handle.submit_settle(queue, first.seq, first.lane, first.message);
         } else {
-            let all = || std::iter::once(&first).chain(&rest);
             let mut ops = Vec::with_capacity(2 * (rest.len() + 1));
             ops.extend(all().map(|x| Op::Remove { queue, seq: x.seq, lane: x.lane }));
             ops.extend(all().filter_map(|x| x.message).map(|id| Op::DeleteMessage { id }));
             s.handle.submit_all(ops);
         }
-        if paged {
-            self.drop_settled_pages();
+        if all().any(|x| x.ranged.is_some()) {
+            self.settle_pages(all().filter_map(|x| x.ranged.map(|lane| (lane, x.seq))));
         }
     }
 
-    /// The lane of a settled entry's page if its remove deletes it on its
-    /// own: none if it has no page, or if it goes with a range (`window`).
-    fn page_to_remove(&self, e: &Entry) -> Option<u8> {
-        let s = self.store.as_ref().filter(|_| e.paged)?;
+    /// Where a settled entry's page goes: on its own, with its remove
+    /// (`.0`: its lane), or with a range once its remove is submitted
+    /// (`.1`: its lane; see `window`). Neither if it has no page.
+    fn page_of(&self, e: &Entry) -> (Option<u8>, Option<u8>) {
+        let Some(s) = self.store.as_ref().filter(|_| e.paged) else { return (None, None) };
         let lane = self.lane_of(e.priority);
-        (!s.windows.lock().settle(lane, e.seq)).then_some(lane)
+        match s.windows.lock().tracks(lane, e.seq) {
+            true => (None, Some(lane)),
+            false => (Some(lane), None),
+        }
     }
 
-    /// Deletes the ranges of settled pages that are ready, after the
-    /// removes of their places (submitted before).
-    pub(super) fn drop_settled_pages(&self) {
+    /// Marks read-back pages settled whose removes were submitted, and
+    /// submits the ranges ready to delete, under the windows' lock (a page
+    /// written again meanwhile must come after its range).
+    pub(super) fn settle_pages(&self, pages: impl IntoIterator<Item = (u8, u64)>) {
         let Some(s) = &self.store else { return };
-        let pages = s.windows.lock().take_ranges();
+        let mut windows = s.windows.lock();
+        for (lane, seq) in pages {
+            windows.settle(lane, seq);
+        }
+        let pages = windows.take_ranges();
         if !pages.is_empty() {
             s.handle.submit(Op::DropPlaces { queue: s.id, index: Vec::new(), pages });
         }
@@ -326,16 +334,18 @@ impl Queue {
     /// Removes a settled entry from the store, and its message with the last reference.
     pub(super) fn forget(&self, e: &Entry) {
         if let Some(s) = self.store.as_ref().filter(|_| e.stored) {
-            if e.message.shared {
-                let lane = self.page_to_remove(e);
+            let ranged = if e.message.shared {
+                let (lane, ranged) = self.page_of(e);
                 s.handle.submit(Op::Remove { queue: s.id, seq: e.seq, lane });
                 self.release(e);
+                ranged
             } else {
                 let x = self.settle_of(e);
                 s.handle.submit_settle(s.id, x.seq, x.lane, x.message);
-            }
-            if e.paged {
-                self.drop_settled_pages();
+                x.ranged
+            };
+            if let Some(lane) = ranged {
+                self.settle_pages([(lane, e.seq)]);
             }
         }
     }
@@ -344,7 +354,8 @@ impl Queue {
     /// is paged (its own copy goes with its page), its message — as
     /// `release` does for an unshared one.
     fn settle_of(&self, e: &Entry) -> Settle {
-        Settle { seq: e.seq, lane: self.page_to_remove(e), message: (!e.paged).then_some(e.message.store_id) }
+        let (lane, ranged) = self.page_of(e);
+        Settle { seq: e.seq, lane, message: (!e.paged).then_some(e.message.store_id), ranged }
     }
 
     /// Drops the entry's hold on its message (its place goes with the
@@ -363,12 +374,15 @@ impl Queue {
         let Some(s) = &self.store else { return Vec::new() };
         let each_place = first.is_none();
         let mut ops: Vec<Op> = first.into_iter().collect();
+        let mut windows = s.windows.lock();
         for e in entries.iter().filter(|e| e.stored) {
             if each_place {
-                // Each page on its own (it may go with a range as well).
+                // Each page on its own, in this batch, which may be written
+                // after later ones (a purge's waits for a look at its
+                // index): no range may reach it before.
                 let lane = e.paged.then(|| self.lane_of(e.priority));
                 if let Some(lane) = lane {
-                    s.windows.lock().settle(lane, e.seq);
+                    windows.gone(lane, e.seq);
                 }
                 ops.push(Op::Remove { queue: s.id, seq: e.seq, lane });
             }
@@ -398,7 +412,9 @@ impl Queue {
         if e.paged {
             // Live again: no range may take its page (if one took it
             // already, it is written again below and goes on its own).
-            s.windows.lock().track(entry.lane, e.seq);
+            // Tracked and written under the lock ranges are submitted under.
+            let mut windows = s.windows.lock();
+            windows.track(entry.lane, e.seq);
             if m.shared && retained {
                 s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });
             }

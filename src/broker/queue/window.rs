@@ -15,9 +15,13 @@
 //! tracked as they come in, a delivery taken back is tracked again, and a
 //! range never reaches past the first unsettled page. A page below `from`
 //! (tracked again after its range went) is untracked: it is deleted on its
-//! own when settled. After a crash the settled pages not yet deleted are
-//! found by recovery below the lane's read-back frontier (`PageFrontier`).
-//! Pure: the queue submits the ranges it is handed.
+//! own when settled. A page is marked settled only once its remove was
+//! submitted, and ranges are submitted under the same lock as they are
+//! taken, so a range follows the removes it covers and precedes a page
+//! written again. Pages a purge deletes itself (in a batch that may be
+//! written late) are never in a range. After a crash the settled pages not
+//! yet deleted are found by recovery below the lane's read-back frontier
+//! (`PageFrontier`). Pure: the queue submits the ranges it is handed.
 
 use std::collections::VecDeque;
 
@@ -36,14 +40,27 @@ pub(super) struct Windows {
 
 #[derive(Debug, Default)]
 struct Window {
-    /// Read-back pages not yet deleted, in seq order; true once settled.
-    pages: VecDeque<(u64, bool)>,
-    /// How many of `pages` are unsettled.
-    unsettled: usize,
+    /// Read-back pages not yet deleted, in seq order.
+    pages: VecDeque<(u64, Page)>,
+    /// How many of `pages` are live, and how many settled.
+    live: usize,
+    settled: usize,
     /// Where the next range starts: below it, every tracked page is gone.
     from: u64,
+    /// Ranges closed by a page deleted on its own, not yet taken.
+    closed: Vec<(u64, u64)>,
     /// Past the last page tracked (a range reaches here when all are settled).
     end: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Page {
+    Live,
+    /// Settled: its remove was submitted; its page goes with a range.
+    Settled,
+    /// Deleted on its own, by a batch that may still wait (a purge's):
+    /// no range may reach it before that batch is written.
+    Gone,
 }
 
 /// A range of a lane's pages to delete: (lane, from seq, to seq), end excluded.
@@ -65,14 +82,26 @@ impl Windows {
         self.lane(lane).track(seq)
     }
 
-    /// A page's message was settled. True if the page is tracked (it goes
-    /// with a range); false if the caller deletes it on its own.
-    pub fn settle(&mut self, lane: u8, seq: u64) -> bool {
-        self.lane(lane).settle(seq)
+    /// Whether a settled page would go with a range (else its remove
+    /// deletes it on its own). Mark it with `settle` once its remove is
+    /// submitted, not before: a range must follow the removes it covers.
+    pub fn tracks(&self, lane: u8, seq: u64) -> bool {
+        self.lanes.get(usize::from(lane)).is_some_and(|w| w.find(seq).is_some())
     }
 
-    /// The ranges ready to delete, to submit after the removes of the
-    /// places they settle.
+    /// A tracked page's remove was submitted: its page may go with a range.
+    pub fn settle(&mut self, lane: u8, seq: u64) {
+        self.lane(lane).mark(seq, Page::Settled);
+    }
+
+    /// A page is deleted on its own by a batch submitted (or to be
+    /// submitted) apart: no range reaches it.
+    pub fn gone(&mut self, lane: u8, seq: u64) {
+        self.lane(lane).mark(seq, Page::Gone);
+    }
+
+    /// The ranges ready to delete. Submit them before letting go of the
+    /// lock: a page taken back in the meantime must be written after them.
     pub fn take_ranges(&mut self) -> Vec<PageRange> {
         let mut out = Vec::new();
         for (lane, w) in self.lanes.iter_mut().enumerate() {
@@ -83,6 +112,14 @@ impl Windows {
 }
 
 impl Window {
+    fn find(&self, seq: u64) -> Option<usize> {
+        // Settled in order, mostly: the front first.
+        match self.pages.front() {
+            Some((first, _)) if *first == seq => Some(0),
+            _ => self.pages.binary_search_by_key(&seq, |(s, _)| *s).ok(),
+        }
+    }
+
     fn track(&mut self, seq: u64) -> bool {
         if self.pages.is_empty() && self.end == 0 {
             self.from = seq;
@@ -92,35 +129,57 @@ impl Window {
         }
         match self.pages.back() {
             Some((last, _)) if *last >= seq => match self.pages.binary_search_by_key(&seq, |(s, _)| *s) {
-                Ok(i) if self.pages[i].1 => {
-                    self.pages[i].1 = false;
-                    self.unsettled += 1;
+                Ok(i) => {
+                    let was = self.pages[i].1;
+                    self.count(was, -1);
+                    self.pages[i].1 = Page::Live;
+                    self.count(Page::Live, 1);
                 }
-                Ok(_) => {}
                 Err(i) => {
-                    self.pages.insert(i, (seq, false));
-                    self.unsettled += 1;
+                    self.pages.insert(i, (seq, Page::Live));
+                    self.live += 1;
                 }
             },
             _ => {
-                self.pages.push_back((seq, false));
-                self.unsettled += 1;
+                self.pages.push_back((seq, Page::Live));
+                self.live += 1;
             }
         }
         self.end = self.end.max(seq + 1);
         true
     }
 
-    fn settle(&mut self, seq: u64) -> bool {
-        let Ok(i) = self.pages.binary_search_by_key(&seq, |(s, _)| *s) else { return false };
-        if !self.pages[i].1 {
-            self.pages[i].1 = true;
-            self.unsettled -= 1;
+    fn count(&mut self, page: Page, by: isize) {
+        match page {
+            Page::Live => self.live = self.live.wrapping_add_signed(by),
+            Page::Settled => self.settled = self.settled.wrapping_add_signed(by),
+            Page::Gone => {}
         }
-        while self.pages.front().is_some_and(|(_, settled)| *settled) {
+    }
+
+    fn mark(&mut self, seq: u64, to: Page) {
+        let Some(i) = self.find(seq) else { return };
+        let was = self.pages[i].1;
+        if was == Page::Gone {
+            return;
+        }
+        self.count(was, -1);
+        self.pages[i].1 = to;
+        self.count(to, 1);
+        while let Some(&(seq, page)) = self.pages.front() {
+            match page {
+                Page::Live => break,
+                Page::Settled => self.settled -= 1,
+                Page::Gone => {
+                    // The range so far stops short of it.
+                    if seq > self.from {
+                        self.closed.push((self.from, seq));
+                    }
+                    self.from = seq + 1;
+                }
+            }
             self.pages.pop_front();
         }
-        true
     }
 
     /// Seqs below this are settled (or were never this lane's pages).
@@ -128,49 +187,48 @@ impl Window {
         self.pages.front().map_or(self.end, |(seq, _)| *seq)
     }
 
-    fn ready(&self) -> bool {
-        let pending = self.floor().saturating_sub(self.from);
-        pending >= RANGE_MIN
-            || (pending > 0 && self.pages.is_empty())
-            || (self.pages.len() > COMPACT_AT && self.unsettled < self.pages.len() / 2)
+    fn compacting(&self) -> bool {
+        self.pages.len() > COMPACT_AT && self.settled > self.pages.len() / 2
     }
 
     fn ranges(&mut self, lane: u8, out: &mut Vec<PageRange>) {
-        if !self.ready() {
-            return;
-        }
+        out.extend(self.closed.drain(..).map(|(from, to)| (lane, from, to)));
         let floor = self.floor();
-        if floor > self.from {
+        let pending = floor.saturating_sub(self.from);
+        // (Compaction starts from the floor: what lies below goes first.)
+        if pending >= RANGE_MIN || (pending > 0 && (self.pages.is_empty() || self.compacting())) {
             out.push((lane, self.from, floor));
             self.from = floor;
         }
-        if self.pages.len() > COMPACT_AT && self.unsettled < self.pages.len() / 2 {
+        if self.compacting() {
             self.compact(lane, out);
         }
     }
 
-    /// Deletes the settled runs between unsettled pages and keeps only
-    /// the unsettled ones.
+    /// Deletes the settled runs between pages that are live (or deleted on
+    /// their own) and keeps only those.
     fn compact(&mut self, lane: u8, out: &mut Vec<PageRange>) {
-        let mut kept = VecDeque::with_capacity(self.unsettled);
+        let mut kept = VecDeque::with_capacity(self.pages.len() - self.settled);
         let mut run: Option<u64> = None;
-        for &(seq, settled) in &self.pages {
-            match (settled, run) {
-                (true, None) => run = Some(seq),
-                (false, Some(start)) => {
+        for &(seq, page) in &self.pages {
+            match (page, run) {
+                (Page::Settled, None) => run = Some(seq),
+                (Page::Settled, Some(_)) => {}
+                (_, Some(start)) => {
                     out.push((lane, start, seq));
                     run = None;
                 }
-                _ => {}
+                (_, None) => {}
             }
-            if !settled {
-                kept.push_back((seq, false));
+            if page != Page::Settled {
+                kept.push_back((seq, page));
             }
         }
         if let Some(start) = run {
             out.push((lane, start, self.end));
         }
         self.pages = kept;
+        self.settled = 0;
         self.from = self.floor();
     }
 }
@@ -185,6 +243,14 @@ mod tests {
         }
     }
 
+    /// Settles as the queue does: only tracked pages, after their removes.
+    fn settle(w: &mut Windows, lane: u8, seqs: impl IntoIterator<Item = u64>) {
+        for seq in seqs {
+            assert!(w.tracks(lane, seq), "{seq} is tracked");
+            w.settle(lane, seq);
+        }
+    }
+
     /// What a set of ranges deletes among `seqs`.
     fn deleted(ranges: &[PageRange], seqs: impl IntoIterator<Item = u64>) -> Vec<u64> {
         seqs.into_iter().filter(|s| ranges.iter().any(|(_, from, to)| (from..to).contains(&s))).collect()
@@ -194,11 +260,9 @@ mod tests {
     fn settled_pages_go_in_one_range_once_enough_are_settled() {
         let mut w = Windows::default();
         read_back(&mut w, 0, 100..100 + RANGE_MIN + 10);
-        for seq in 100..100 + RANGE_MIN - 1 {
-            assert!(w.settle(0, seq));
-        }
+        settle(&mut w, 0, 100..100 + RANGE_MIN - 1);
         assert!(w.take_ranges().is_empty(), "too few for a range yet");
-        assert!(w.settle(0, 100 + RANGE_MIN - 1));
+        settle(&mut w, 0, [100 + RANGE_MIN - 1]);
         assert_eq!(w.take_ranges(), vec![(0, 100, 100 + RANGE_MIN)]);
         assert!(w.take_ranges().is_empty());
     }
@@ -207,11 +271,9 @@ mod tests {
     fn a_range_stops_at_the_first_unsettled_page() {
         let mut w = Windows::default();
         read_back(&mut w, 2, 0..RANGE_MIN * 2);
-        for seq in (0..RANGE_MIN * 2).filter(|s| *s != 5) {
-            w.settle(2, seq);
-        }
+        settle(&mut w, 2, (0..RANGE_MIN * 2).filter(|s| *s != 5));
         assert!(w.take_ranges().is_empty(), "5 holds the front");
-        w.settle(2, 5);
+        settle(&mut w, 2, [5]);
         assert_eq!(w.take_ranges(), vec![(2, 0, RANGE_MIN * 2)]);
     }
 
@@ -219,12 +281,12 @@ mod tests {
     fn a_window_whose_pages_are_all_settled_deletes_them_however_few() {
         let mut w = Windows::default();
         read_back(&mut w, 0, [10, 11, 12]);
-        [10, 12].into_iter().for_each(|s| assert!(w.settle(0, s)));
+        settle(&mut w, 0, [10, 12]);
         assert!(w.take_ranges().is_empty(), "11 holds them");
-        assert!(w.settle(0, 11));
+        settle(&mut w, 0, [11]);
         assert_eq!(w.take_ranges(), vec![(0, 10, 13)]);
         read_back(&mut w, 0, [20]);
-        w.settle(0, 20);
+        settle(&mut w, 0, [20]);
         assert_eq!(w.take_ranges(), vec![(0, 13, 21)]);
     }
 
@@ -232,21 +294,30 @@ mod tests {
     fn a_page_taken_back_is_never_in_a_range() {
         let mut w = Windows::default();
         read_back(&mut w, 0, 0..RANGE_MIN + 100);
-        for seq in 0..RANGE_MIN + 50 {
-            w.settle(0, seq);
-        }
+        settle(&mut w, 0, 0..RANGE_MIN + 50);
         // Settled and popped, its range not yet taken: tracked again.
         assert!(w.track(0, 20));
         let ranges = w.take_ranges();
         assert!(deleted(&ranges, [20]).is_empty(), "{ranges:?}");
-        assert!(w.settle(0, 20));
-        for seq in RANGE_MIN + 50..RANGE_MIN + 100 {
-            w.settle(0, seq);
-        }
+        settle(&mut w, 0, [20]);
+        settle(&mut w, 0, RANGE_MIN + 50..RANGE_MIN + 100);
         let ranges = w.take_ranges();
         assert_eq!(deleted(&ranges, 0..RANGE_MIN + 100).len(), (RANGE_MIN + 100) as usize);
         assert!(!w.track(0, 3), "below every range taken");
-        assert!(!w.settle(0, 3));
+        assert!(!w.tracks(0, 3));
+    }
+
+    #[test]
+    fn pages_deleted_on_their_own_are_never_in_a_range() {
+        let mut w = Windows::default();
+        read_back(&mut w, 0, 0..100);
+        settle(&mut w, 0, 0..10);
+        // A purge: its batch deletes 10..60 itself, and may be written late.
+        (10..60).for_each(|seq| w.gone(0, seq));
+        settle(&mut w, 0, 60..100);
+        let ranges = w.take_ranges();
+        assert_eq!(ranges, vec![(0, 0, 10), (0, 60, 100)]);
+        assert!(deleted(&ranges, 10..60).is_empty());
     }
 
     #[test]
@@ -254,24 +325,24 @@ mod tests {
         let mut w = Windows::default();
         let n = COMPACT_AT as u64 + 10;
         read_back(&mut w, 1, 0..n);
-        for seq in (0..n).filter(|s| *s != 7 && *s != 30_000) {
-            w.settle(1, seq);
-        }
+        w.gone(1, 40_000);
+        settle(&mut w, 1, (0..n).filter(|s| ![7, 30_000, 40_000].contains(s)));
         let ranges = w.take_ranges();
         let gone = deleted(&ranges, 0..n);
-        assert_eq!(gone.len() as u64, n - 2);
-        assert!(!gone.contains(&7) && !gone.contains(&30_000));
-        assert!(w.settle(1, 30_000), "still tracked");
-        w.settle(1, 7);
+        assert_eq!(gone.len() as u64, n - 3);
+        assert!(deleted(&ranges, [7, 30_000, 40_000]).is_empty(), "{ranges:?}");
+        assert!(w.tracks(1, 30_000), "still tracked");
+        settle(&mut w, 1, [30_000, 7]);
         let again = w.take_ranges();
-        assert!(deleted(&again, [7, 30_000]).len() == 2, "{again:?}");
+        assert_eq!(deleted(&again, [7, 30_000, 40_000]), vec![7, 30_000], "{again:?}");
     }
 
     #[test]
     fn an_unknown_page_is_left_to_its_caller() {
         let mut w = Windows::default();
-        assert!(!w.settle(0, 1));
+        assert!(!w.tracks(0, 1));
         read_back(&mut w, 0, [5, 6]);
-        assert!(!w.settle(0, 9));
+        assert!(!w.tracks(0, 9));
+        assert!(!w.tracks(3, 5), "another lane");
     }
 }
