@@ -642,8 +642,8 @@ impl Queue {
             });
             let entries = st.ready.take_all().into_iter().chain(st.unacked.drain().map(|(_, e)| e)).collect();
             let mut ops = self.settle_all(entries, gone);
-            if let Some(s) = self.store.as_ref().filter(|s| !s.durable) {
-                // Nor its pages: every lane goes, with its frontier.
+            if let Some(s) = self.store.as_ref().filter(|s| !s.durable && s.windows.lock().used()) {
+                // Nor its pages read back: every lane goes, with its frontier.
                 let lanes = 0..=self.last_lane();
                 let pages = lanes.clone().map(|lane| (lane, 0, u64::MAX)).collect();
                 ops.push(Op::DropPlaces { queue: s.id, index: Vec::new(), pages });

@@ -392,6 +392,12 @@ impl Queue {
                 ops.push(Op::DeleteMessage { id: m.store_id });
             }
         }
+        // Ranges the purged pages closed (of pages settled before, never
+        // of these), now and under the lock, as `settle_pages` does.
+        let pages = windows.take_ranges();
+        if !pages.is_empty() {
+            s.handle.submit(Op::DropPlaces { queue: s.id, index: Vec::new(), pages });
+        }
         ops
     }
 

@@ -100,6 +100,11 @@ impl Windows {
         self.lane(lane).mark(seq, Page::Gone);
     }
 
+    /// Whether any page was ever tracked (read back).
+    pub fn used(&self) -> bool {
+        !self.lanes.is_empty()
+    }
+
     /// The ranges ready to delete. Submit them before letting go of the
     /// lock: a page taken back in the meantime must be written after them.
     pub fn take_ranges(&mut self) -> Vec<PageRange> {
