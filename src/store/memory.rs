@@ -89,10 +89,10 @@ impl Store for MemoryStore {
                     for (lane, from, to) in pages {
                         let lane = queue + u64::from(lane);
                         s.pages.retain(|(q, seq), _| !(*q == lane && (from..to).contains(seq)));
+                        if to == u64::MAX {
+                            s.frontiers.remove(&lane);
+                        }
                     }
-                }
-                Op::PageFrontier { queue, lane, seq: 0 } => {
-                    s.frontiers.remove(&(queue + u64::from(lane)));
                 }
                 Op::PageFrontier { queue, lane, seq } => {
                     s.frontiers.insert(queue + u64::from(lane), seq);

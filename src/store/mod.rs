@@ -106,7 +106,8 @@ pub enum Op {
     },
     /// Drops a queue's paged-out part without reading it: range deletes of
     /// its places (`index`: seq ranges, end excluded) and of its pages
-    /// (`pages`: lane, from seq, to seq). Messages shared with other queues
+    /// (`pages`: lane, from seq, to seq; to `u64::MAX`, the whole lane with
+    /// its read-back frontier). Messages shared with other queues
     /// are released apart (`StoreHandle::drop_paged`).
     DropPlaces {
         queue: u64,
@@ -116,8 +117,8 @@ pub enum Op {
     /// How far a lane of a queue has been read back: past the last page
     /// read. Below it, pages of settled messages may wait to be deleted
     /// in a range (the queue deletes them in bulk); recovery deletes those
-    /// it finds there, and every page of a lane whose queue is gone.
-    /// `seq` 0 deletes the record.
+    /// it finds there, and every page of a lane whose queue is gone. A
+    /// `DropPlaces` of a whole lane (to `u64::MAX`) deletes it.
     PageFrontier {
         queue: u64,
         lane: u8,

@@ -93,7 +93,6 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
     }
     for lane in frontiers.into_keys() {
         b.fixes.push(Op::DropPlaces { queue: lane, index: Vec::new(), pages: vec![(0, 0, u64::MAX)] });
-        b.fixes.push(Op::PageFrontier { queue: lane, lane: 0, seq: 0 });
     }
     store.scan_index(&mut |queue, e| {
         b.max_message_id = b.max_message_id.max(e.message);

@@ -335,10 +335,10 @@ impl Store for RocksStore {
                     for (lane, from, to) in lanes.iter().filter(|(_, from, to)| from < to) {
                         let lane = *queue + u64::from(*lane);
                         batch.delete_range_cf(pages, index_key(lane, *from), index_key(lane, *to));
+                        if *to == u64::MAX {
+                            batch.delete_cf(self.cf("meta"), frontier_key(lane));
+                        }
                     }
-                }
-                Op::PageFrontier { queue, lane, seq: 0 } => {
-                    batch.delete_cf(self.cf("meta"), frontier_key(*queue + u64::from(*lane)))
                 }
                 Op::PageFrontier { queue, lane, seq } => {
                     batch.put_cf(self.cf("meta"), frontier_key(*queue + u64::from(*lane)), seq.to_be_bytes())

@@ -644,10 +644,8 @@ impl Queue {
             let mut ops = self.settle_all(entries, gone);
             if let Some(s) = self.store.as_ref().filter(|s| !s.durable && s.windows.lock().used()) {
                 // Nor its pages read back: every lane goes, with its frontier.
-                let lanes = 0..=self.last_lane();
-                let pages = lanes.clone().map(|lane| (lane, 0, u64::MAX)).collect();
+                let pages = (0..=self.last_lane()).map(|lane| (lane, 0, u64::MAX)).collect();
                 ops.push(Op::DropPlaces { queue: s.id, index: Vec::new(), pages });
-                ops.extend(lanes.map(|lane| Op::PageFrontier { queue: s.id, lane, seq: 0 }));
             }
             if let Some(s) = self.store.as_ref().filter(|_| !ops.is_empty()) {
                 s.handle.submit_all(ops);

@@ -325,10 +325,7 @@ impl Queue {
         for (lane, seq) in pages {
             windows.settle(lane, seq);
         }
-        let pages = windows.take_ranges();
-        if !pages.is_empty() {
-            s.handle.submit(Op::DropPlaces { queue: s.id, index: Vec::new(), pages });
-        }
+        submit_ranges(s, &mut windows);
     }
 
     /// Removes a settled entry from the store, and its message with the last reference.
@@ -394,10 +391,7 @@ impl Queue {
         }
         // Ranges the purged pages closed (of pages settled before, never
         // of these), now and under the lock, as `settle_pages` does.
-        let pages = windows.take_ranges();
-        if !pages.is_empty() {
-            s.handle.submit(Op::DropPlaces { queue: s.id, index: Vec::new(), pages });
-        }
+        submit_ranges(s, &mut windows);
         ops
     }
 
@@ -431,6 +425,15 @@ impl Queue {
             }
             s.handle.submit(Op::Place { queue: s.id, entry });
         }
+    }
+}
+
+/// Submits the ranges of settled pages ready to delete, under the lock of
+/// `windows` (a page written again after must come after its range).
+fn submit_ranges(s: &super::QueueStore, windows: &mut super::window::Windows) {
+    let pages = windows.take_ranges();
+    if !pages.is_empty() {
+        s.handle.submit(Op::DropPlaces { queue: s.id, index: Vec::new(), pages });
     }
 }
 
