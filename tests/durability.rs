@@ -144,6 +144,69 @@ async fn topology_and_persistent_messages_survive_a_restart() {
     w.stop();
 }
 
+/// Messages handed to consumers as they are published: one for a no-ack
+/// consumer is never written (RabbitMQ's `discard`), one for a manual-ack
+/// consumer is written marked delivered. After a crash the unacked ones
+/// come back redelivered, the no-ack ones do not come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_handed_over_at_once_come_back_only_if_unacked() {
+    let mut w = Warren::new();
+    w.start().await;
+    {
+        let conn = w.connect().await;
+        let ch = conn.create_channel().await.unwrap();
+        declare(&ch, "live", true).await;
+        declare(&ch, "gone", true).await;
+        let manual = conn.create_channel().await.unwrap();
+        manual.basic_qos(100, BasicQosOptions::default()).await.unwrap();
+        let mut held = manual
+            .basic_consume(
+                "live".into(),
+                "held".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let auto = conn.create_channel().await.unwrap();
+        let no_ack = BasicConsumeOptions { no_ack: true, ..Default::default() };
+        let mut taken =
+            auto.basic_consume("gone".into(), "taken".into(), no_ack, FieldTable::default()).await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        for i in 0..20 {
+            let (queue, body) =
+                if i % 2 == 0 { ("live", format!("a{i}")) } else { ("gone", format!("b{i}")) };
+            let confirm = ch
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    persistent(),
+                )
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            assert!(confirm.is_ack());
+        }
+        for i in 0..10 {
+            let d = held.next().await.unwrap().unwrap();
+            assert_eq!((String::from_utf8(d.data).unwrap(), d.redelivered), (format!("a{}", 2 * i), false));
+            let d = taken.next().await.unwrap().unwrap();
+            assert_eq!(String::from_utf8(d.data).unwrap(), format!("b{}", 2 * i + 1));
+        }
+        w.crash();
+    }
+    w.start().await;
+    let conn = w.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let back = drain(&ch, "live").await;
+    assert_eq!(back, (0..10).map(|i| (format!("a{}", 2 * i), true)).collect::<Vec<_>>());
+    assert_eq!(drain(&ch, "gone").await, Vec::new());
+    w.stop();
+}
+
 /// Publishers with confirms and transactional consumers while the broker is
 /// killed: every confirmed message that was not acked (committed) is there
 /// after the restart, and no committed ack comes back.

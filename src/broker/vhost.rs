@@ -17,7 +17,7 @@ pub use super::durable::{write_failed, Unsynced};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::message::Message;
 use super::names;
-use super::queue::Queue;
+use super::queue::{Queue, Taken};
 use crate::protocol::{AmqpError, ErrorKind};
 use crate::store::{Op, StoreHandle};
 
@@ -691,7 +691,8 @@ impl VHost {
 
     /// Hands a routed message to `queues` (emptied). A persistent message
     /// reaching durable queues is written to the store once, however many
-    /// queues: `on_disk` says so. Queues that refuse it (full, with
+    /// queues: `on_disk` says so (not if its one durable queue handed it
+    /// to a no-ack consumer unwritten). Queues that refuse it (full, with
     /// reject-publish) make it `rejected`.
     pub fn enqueue(&self, mut message: Arc<Message>, queues: &mut Vec<Arc<Queue>>) -> Enqueued {
         let mut out = Enqueued::default();
@@ -713,17 +714,22 @@ impl VHost {
                 out.on_disk = true;
             }
         }
+        let mut streams = false;
         for q in queues.drain(..) {
             // A stream writes every message to its log: its confirm follows the disk.
-            out.on_disk |= q.is_stream;
+            streams |= q.is_stream;
             // A deduplicating queue drops a duplicate itself (confirmed).
-            let accepted = q.publish(message.clone());
+            let taken = q.offer(message.clone());
+            let accepted = taken != Taken::Refused;
+            // Discarded: held by that queue alone (unshared), never written.
+            out.on_disk &= taken != Taken::Discarded;
             out.taken |= accepted;
             out.rejected |= !accepted;
             if out.congested.is_none() && q.is_congested() {
                 out.congested = Some(q);
             }
         }
+        out.on_disk |= streams;
         out
     }
 

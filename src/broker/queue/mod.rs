@@ -13,6 +13,7 @@ mod config;
 mod consumers;
 mod dead;
 mod expiry;
+mod fresh;
 mod paging;
 mod policy;
 mod ready;
@@ -22,6 +23,7 @@ mod unacked;
 mod window;
 
 pub use config::{Overflow, QueueConfig};
+pub use fresh::Taken;
 pub use stats::{QueueInfo, QueueRates};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -151,6 +153,8 @@ struct State {
     eff: Arc<Effective>,
     /// What passed through the queue (the lock is the only writer's).
     totals: QueueTotals,
+    /// The publish under way whose write waits for its dispatch (`fresh`).
+    fresh: fresh::Fresh,
 }
 
 /// What removing a consumer left behind.
@@ -310,8 +314,14 @@ impl Queue {
     /// credit, pages it out if the head is full. Returns false if the
     /// queue refused it (full, with `x-overflow` = reject-publish[-dlx]).
     pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> bool {
+        self.offer(message) != Taken::Refused
+    }
+
+    /// As `publish`, and says whether the message went to a no-ack
+    /// consumer without ever being written (`fresh`).
+    pub fn offer(self: &Arc<Self>, message: Arc<Message>) -> Taken {
         if let Some(s) = self.stream.get() {
-            return s.append(&message);
+            return if s.append(&message) { Taken::Kept } else { Taken::Refused };
         }
         let mut st = self.state.lock();
         // A duplicate (`x-message-deduplication`) is dropped, confirmed: looked
@@ -327,13 +337,13 @@ impl Queue {
                 s.handle.release(message.store_id, true);
             }
             if st.deleted || duplicate {
-                return true;
+                return Taken::Kept;
             }
             if st.eff.config.overflow == Overflow::RejectPublishDlx {
                 st.dead.push((message, Reason::Maxlen));
             }
             self.finish(st);
-            return false;
+            return Taken::Refused;
         }
         let seq = st.next_seq;
         st.next_seq += 1;
@@ -354,7 +364,13 @@ impl Queue {
             paged: false,
         };
         let written = self.store.as_ref().is_some_and(|s| s.durable) && entry.message.info.persistent();
-        if !self.page_out(&mut st, &entry) {
+        let mut discarded = false;
+        if self.may_defer_write(&st, &entry, dedup.is_some()) {
+            st.fresh = fresh::Fresh::Waiting(seq);
+            st.ready.push_back(entry);
+            self.dispatch(&mut st);
+            discarded = self.settle_fresh(&mut st);
+        } else if !self.page_out(&mut st, &entry) {
             let stored = self.store_place(&entry);
             st.ready.push_back(Entry { stored, ..entry });
             self.dispatch(&mut st);
@@ -369,7 +385,11 @@ impl Queue {
             self.congested.store(true, Ordering::Release);
         }
         self.finish(st);
-        true
+        if discarded {
+            Taken::Discarded
+        } else {
+            Taken::Kept
+        }
     }
 
     /// Releases the lock, then dead-letters what was removed under it.
@@ -444,9 +464,12 @@ impl Queue {
             let Some(consumer) = consumers::next_with_credit(st, self.config.single_active_consumer) else {
                 break;
             };
-            let entry = st.ready.pop_front().expect("not empty");
+            let mut entry = st.ready.pop_front().expect("not empty");
+            let fresh = self.on_fresh_delivery(st, &mut entry, consumer.no_ack);
             st.count_delivery(&entry);
-            self.on_delivered(&entry, consumer.no_ack, &mut settled);
+            if !fresh {
+                self.on_delivered(&entry, consumer.no_ack, &mut settled);
+            }
             if !consumer.no_ack {
                 st.unacked.insert(entry.seq, entry.clone());
             }
@@ -596,11 +619,16 @@ impl Queue {
 
     /// Puts a delivery back at its place, unchanged.
     fn take_back(&self, st: &mut State, d: Delivery) {
-        if st.unacked.remove(&d.entry.seq).is_none() {
-            // A no-ack delivery was settled in the store when it left: it is back.
-            self.restore_place(&d.entry);
+        let mut entry = d.entry;
+        if st.unacked.remove(&entry.seq).is_none() {
+            // A no-ack delivery was settled in the store when it left (or
+            // never written, `fresh`): it is back.
+            match entry.stored {
+                true => self.restore_place(&entry),
+                false => self.on_fresh_return(st, &mut entry),
+            }
         }
-        st.ready.insert(d.entry);
+        st.ready.insert(entry);
     }
 
     /// Drops every ready message; returns how many.

@@ -84,7 +84,7 @@ impl Queue {
     }
 
     /// Whether the message is persisted for this (durable) queue.
-    fn durable_entry(&self, m: &Message) -> bool {
+    pub(super) fn durable_entry(&self, m: &Message) -> bool {
         self.is_persisted() && m.is_stored()
     }
 
@@ -92,9 +92,15 @@ impl Queue {
     /// persists it (a shared one was written once by the publisher; its
     /// place is this queue's). Returns whether it did.
     pub(super) fn store_place(&self, e: &Entry) -> bool {
+        self.store_place_as(e, false)
+    }
+
+    /// As `store_place`, its place marked delivered if `delivered` (a
+    /// message handed to a manual-ack consumer as it is written).
+    pub(super) fn store_place_as(&self, e: &Entry, delivered: bool) -> bool {
         let m = &e.message;
         let Some(s) = self.store.as_ref().filter(|_| self.durable_entry(m)) else { return false };
-        let entry = self.place(e, false, false);
+        let entry = self.place(e, false, delivered);
         match m.shared {
             // Written once by the publisher; the place is this queue's.
             true => s.handle.submit(Op::Place { queue: s.id, entry }),
