@@ -1,8 +1,10 @@
 //! Deduplication windows across SIGKILL: a publish confirmed before the
 //! crash and retried after it is dropped as a duplicate.
 
+use futures_lite::StreamExt;
 use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, ExchangeKind};
@@ -79,5 +81,44 @@ async fn windows_of_durable_queues_and_exchanges_survive_sigkill() {
     assert_eq!(drain(&ch, "orders").await, ["a", "e"]);
     publish_ids(&ch, "events", "", &["e1", "e2", "e3"]).await;
     assert_eq!(drain(&ch, "events-q").await, ["e1", "e2", "e3"], "the first two are from before the crash");
+    w.stop();
+}
+
+/// A message a deduplicating exchange routes to a no-ack consumer as it is
+/// published is never written, but its id is: retried after a crash, it is
+/// a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_id_of_a_message_consumed_unwritten_survives_sigkill() {
+    let mut w = Warren::new();
+    w.start().await;
+    {
+        let conn = w.connect().await;
+        let ch = conn.create_channel().await.unwrap();
+        let opts = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        ch.exchange_declare("taken".into(), ExchangeKind::Fanout, opts, dedup(100)).await.unwrap();
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        ch.queue_declare("taken-q".into(), durable, FieldTable::default()).await.unwrap();
+        ch.queue_bind("taken-q".into(), "taken".into(), "".into(), Default::default(), FieldTable::default())
+            .await
+            .unwrap();
+        let consumer_ch = conn.create_channel().await.unwrap();
+        let no_ack = BasicConsumeOptions { no_ack: true, ..Default::default() };
+        let mut c = consumer_ch
+            .basic_consume("taken-q".into(), "c".into(), no_ack, FieldTable::default())
+            .await
+            .unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        publish_ids(&ch, "taken", "", &["t1", "t2"]).await;
+        for id in ["t1", "t2"] {
+            assert_eq!(c.next().await.unwrap().unwrap().data, id.as_bytes());
+        }
+        w.crash();
+    }
+    w.start().await;
+    let conn = w.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    publish_ids(&ch, "taken", "", &["t1", "t2", "t3"]).await;
+    assert_eq!(drain(&ch, "taken-q").await, ["t3"], "t1 and t2 were consumed before the crash");
     w.stop();
 }

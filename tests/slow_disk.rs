@@ -36,12 +36,15 @@ struct SlowStore {
     scan_ms: AtomicU64,
     failing: AtomicBool,
     written: Mutex<Vec<Op>>,
+    /// Synced writes so far (a confirm that waits for the disk waits for one).
+    syncs: AtomicU64,
 }
 
 impl Store for SlowStore {
     fn write(&self, ops: &[Op], sync: bool) -> StoreResult<()> {
         if sync {
             std::thread::sleep(Duration::from_millis(self.sync_ms.load(Ordering::Relaxed)));
+            self.syncs.fetch_add(1, Ordering::Relaxed);
         }
         if self.failing.load(Ordering::Relaxed) {
             return Err(StoreError::Write("the test store fails on purpose".into()));
@@ -364,6 +367,61 @@ async fn a_commit_the_disk_refuses_gives_541() {
     assert_eq!((code, class, method_id), (541, 90, 20), "{text}");
     assert!(text.contains("transaction could not be written to disk"), "{text}");
     common::assert_serving(addr).await;
+    server.stop().await;
+}
+
+/// A persistent message a durable queue hands at once to a no-ack consumer
+/// is never written: its confirm does not wait for the (slow) disk, and
+/// nothing of it reaches the store. One nobody takes is written first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_message_consumed_as_it_is_published_is_confirmed_without_the_disk() {
+    let (server, store) = slow_broker().await;
+    let addr = server.local_addr;
+    let (taken, kept) = (unique("taken"), unique("kept"));
+    let mut a = Raw::open(addr).await;
+    a.open_channel(1).await;
+    a.open_channel(2).await;
+    for q in [&taken, &kept] {
+        a.send(&durable_declare(1, q)).await;
+        assert_eq!(describe(&a.expect_method_on(1).await), "queue.declare-ok");
+    }
+    let consume = basic::Consume {
+        queue: taken.as_str().into(),
+        consumer_tag: "c".into(),
+        no_local: false,
+        no_ack: true,
+        exclusive: false,
+        nowait: false,
+        arguments: FieldTable::default(),
+    };
+    a.send(&method(2, AMQPClass::Basic(basic::AMQPMethod::Consume(consume)))).await;
+    a.expect_method_on(2).await;
+    let select = confirm::Select { nowait: false };
+    a.send(&method(1, AMQPClass::Confirm(confirm::AMQPMethod::Select(select)))).await;
+    a.expect_method_on(1).await;
+    let syncs = store.syncs.load(Ordering::Relaxed);
+    a.send(&message(1, "", &taken, persistent(), b"taken", 4096)).await;
+    let (mut acked, mut delivered) = (false, false);
+    while !(acked && delivered) {
+        match a.expect_frame().await {
+            AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))) => {
+                assert_eq!(ack.delivery_tag, 1);
+                // Confirmed with no sync since the publish.
+                assert_eq!(store.syncs.load(Ordering::Relaxed), syncs, "the confirm waited for the disk");
+                acked = true;
+            }
+            AMQPFrame::Method(2, AMQPClass::Basic(basic::AMQPMethod::Deliver(_))) => {
+                assert_eq!(a.expect_content(2).await.1, b"taken");
+                delivered = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    a.send(&message(1, "", &kept, persistent(), b"kept", 4096)).await;
+    assert!(matches!(a.expect_method_on(1).await, AMQPClass::Basic(basic::AMQPMethod::Ack(_))));
+    assert!(store.syncs.load(Ordering::Relaxed) > syncs, "a message nobody took was confirmed before a sync");
+    let messages = store.written.lock().iter().filter(|op| matches!(op, Op::PutMessage { .. })).count();
+    assert_eq!(messages, 1, "only the message nobody took is written");
     server.stop().await;
 }
 

@@ -317,7 +317,7 @@ pub async fn publish(
                 return (false, None);
             }
             let done = v.enqueue(message, &mut router.queues);
-            (true, (!done.rejected).then_some(done.on_disk))
+            (true, (!done.rejected).then_some(done.on_disk || done.discarded))
         };
         // A duplicate on a deduplicating exchange is not routed, as over AMQP.
         let routed = match (dedup, key) {

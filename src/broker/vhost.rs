@@ -722,7 +722,10 @@ impl VHost {
             let taken = q.offer(message.clone());
             let accepted = taken != Taken::Refused;
             // Discarded: held by that queue alone (unshared), never written.
-            out.on_disk &= taken != Taken::Discarded;
+            if taken == Taken::Discarded {
+                out.on_disk = false;
+                out.discarded = true;
+            }
             out.taken |= accepted;
             out.rejected |= !accepted;
             if out.congested.is_none() && q.is_congested() {
@@ -788,6 +791,10 @@ impl VHost {
 pub struct Enqueued {
     /// A persistent message was written for durable queues: its confirm waits for the disk.
     pub on_disk: bool,
+    /// A persistent message went to a no-ack consumer without being
+    /// written: the message need not be on disk, but a deduplicating
+    /// exchange's record of its id must be (its confirm waits for that).
+    pub discarded: bool,
     /// A queue refused it (`x-overflow` = reject-publish): its confirm is a nack.
     pub rejected: bool,
     /// A queue took it (or a delayed exchange keeps it): a deduplicating

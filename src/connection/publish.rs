@@ -253,7 +253,10 @@ impl Channel {
         // A duplicate's confirm waits for the disk as its original's may.
         let on_disk = ctx.vhost.store().is_some() && message.info.persistent();
         let routed = dedup.admit(dedup.key_of(&message), || {
-            let routed = self.route_message(exchange, message, bcc, mandatory, ctx);
+            let mut routed = self.route_message(exchange, message, bcc, mandatory, ctx);
+            // Consumed unwritten: its id is still written, and its confirm
+            // waits for that (a retry after a crash is a duplicate).
+            routed.on_disk |= routed.discarded;
             // Remembered only if a queue took it: a refused or unroutable
             // message may be published again.
             let taken = (routed.taken && !routed.rejected).then_some(routed.on_disk);

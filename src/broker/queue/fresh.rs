@@ -71,8 +71,11 @@ impl Queue {
         true
     }
 
-    /// A delivery taken back unsent: one that was never written is written
+    /// A no-ack delivery taken back unsent (during the dispatch of its
+    /// publish, or later: its channel or connection went): a persistent
+    /// message of this durable queue that was never written is written
     /// now, as it is ready again (its publisher may have had its confirm).
+    /// For anything else `store_place` writes nothing.
     pub(super) fn on_fresh_return(&self, st: &mut State, e: &mut Entry) {
         if st.fresh == Fresh::Discarded(e.seq) {
             st.fresh = Fresh::None;
@@ -217,6 +220,22 @@ mod tests {
         drop(rx);
         let m = f.message();
         assert_eq!(f.queue.offer(m.clone()), Taken::Kept);
+        assert_eq!(f.queue.message_count(), 1);
+        let (places, kept) = f.on_disk(m.store_id);
+        assert!(kept);
+        assert_eq!(places.iter().map(|p| p.seq).collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn a_discarded_delivery_returned_later_is_written() {
+        let f = fixture();
+        let (c, mut rx) = f.consumer(true);
+        let m = f.message();
+        assert_eq!(f.queue.offer(m.clone()), Taken::Discarded);
+        let Ok(Outbound::Deliver(d)) = rx.try_recv() else { panic!("no delivery") };
+        // Its channel closed before the delivery reached the socket.
+        f.queue.remove_consumer(&c);
+        f.queue.clone().return_undelivered(d);
         assert_eq!(f.queue.message_count(), 1);
         let (places, kept) = f.on_disk(m.store_id);
         assert!(kept);
