@@ -121,6 +121,14 @@ fn remove_run(ops: &[Op]) -> usize {
     ops.iter().enumerate().take_while(|&x| same(x)).count()
 }
 
+/// How many of the ops at the front delete messages with consecutive ids,
+/// adjacent in the batch (the writer puts a batch's deletions side by side).
+fn message_run(ops: &[Op]) -> usize {
+    let Some(Op::DeleteMessage { id }) = ops.first() else { return 0 };
+    let same = |(i, op): (usize, &Op)| matches!(op, Op::DeleteMessage { id: d } if id.checked_add(i as u64) == Some(*d));
+    ops.iter().enumerate().take_while(|&x| same(x)).count()
+}
+
 fn index_value(e: &IndexEntry) -> [u8; INDEX_VALUE] {
     let mut v = [0u8; INDEX_VALUE];
     v[..8].copy_from_slice(&e.message.to_be_bytes());
@@ -280,6 +288,15 @@ impl Store for RocksStore {
                         batch.delete_cf(pages, index_key(*queue + u64::from(*lane), *seq));
                     }
                 }
+                rest = &rest[run..];
+                continue;
+            }
+            // The same for messages settled one after another. (`messages`
+            // is read while running only by a drop that looks at its index.)
+            let run = message_run(rest);
+            if run >= RANGE_MIN {
+                let Op::DeleteMessage { id } = op else { unreachable!("a run of deletions") };
+                batch.delete_range_cf(messages, id.to_be_bytes(), (id + run as u64).to_be_bytes());
                 rest = &rest[run..];
                 continue;
             }

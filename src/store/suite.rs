@@ -499,3 +499,26 @@ fn delayed_messages_read_back_in_due_order_within_limits_and_drop_per_exchange()
         assert_eq!(store.read_delayed("/", "y", (0, 0), (10, 1 << 20)).unwrap().0.len(), 1, "{name}");
     }
 }
+
+#[test]
+fn a_run_of_message_deletions_deletes_exactly_those_messages() {
+    for (name, store, _dir) in stores() {
+        let puts: Vec<Op> = (1..=40).map(|id| Op::PutMessage { id, record: message(b"m") }).collect();
+        store.write(&puts, true).unwrap();
+        // A run long enough for a range delete, and one on its own.
+        let mut deletions: Vec<Op> = (5..=30).map(|id| Op::DeleteMessage { id }).collect();
+        deletions.push(Op::DeleteMessage { id: 35 });
+        store.write(&deletions, true).unwrap();
+        let ids: Vec<u64> = (1..=40).collect();
+        let kept: Vec<u64> = store
+            .read_messages(&ids)
+            .unwrap()
+            .iter()
+            .zip(&ids)
+            .filter(|(m, _)| m.is_some())
+            .map(|(_, id)| *id)
+            .collect();
+        let want: Vec<u64> = (1..=4).chain(31..=34).chain(36..=40).collect();
+        assert_eq!(kept, want, "{name}");
+    }
+}

@@ -14,10 +14,12 @@ use super::metrics::StoreMetrics;
 use super::refs::SharedRefs;
 use super::{IndexEntry, MessageRecord, Op, Store};
 use annihilate::annihilate;
+use deletions::sort_deletions;
 use drops::{DropJob, Dropping};
 
 mod annihilate;
 mod counted;
+mod deletions;
 mod drops;
 
 /// Told when everything submitted before it is durable (true) or failed to be written (false).
@@ -534,6 +536,7 @@ impl Writer {
     fn flush(&mut self, waited_for: bool) -> bool {
         self.ops_bytes = 0;
         annihilate(&mut self.ops);
+        sort_deletions(&mut self.ops);
         // Streams first: a barrier in this batch waits for their chunks too.
         let streams_ok = self.write_streams(waited_for);
         if self.ops.is_empty() && !waited_for {
