@@ -291,8 +291,8 @@ impl Store for RocksStore {
                 rest = &rest[run..];
                 continue;
             }
-            // The same for messages settled one after another. (`messages`
-            // is read while running only by a drop that looks at its index.)
+            // The same for messages settled one after another (`messages` is
+            // read only at start-up, after `open` flushed its memtable).
             let run = message_run(rest);
             if run >= RANGE_MIN {
                 let Op::DeleteMessage { id } = op else { unreachable!("a run of deletions") };

@@ -508,6 +508,8 @@ fn a_run_of_message_deletions_deletes_exactly_those_messages() {
         // A run long enough for a range delete, and one on its own.
         let mut deletions: Vec<Op> = (5..=30).map(|id| Op::DeleteMessage { id }).collect();
         deletions.push(Op::DeleteMessage { id: 35 });
+        // Written again after its deletion, in the same batch: it stays.
+        deletions.push(Op::PutMessage { id: 20, record: message(b"again") });
         store.write(&deletions, true).unwrap();
         let ids: Vec<u64> = (1..=40).collect();
         let kept: Vec<u64> = store
@@ -518,7 +520,7 @@ fn a_run_of_message_deletions_deletes_exactly_those_messages() {
             .filter(|(m, _)| m.is_some())
             .map(|(_, id)| *id)
             .collect();
-        let want: Vec<u64> = (1..=4).chain(31..=34).chain(36..=40).collect();
+        let want: Vec<u64> = (1..=4).chain([20]).chain(31..=34).chain(36..=40).collect();
         assert_eq!(kept, want, "{name}");
     }
 }

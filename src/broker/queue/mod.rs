@@ -14,9 +14,11 @@ mod consumers;
 mod dead;
 mod expiry;
 mod fresh;
+mod get;
 mod paging;
 mod policy;
 mod ready;
+mod settle;
 mod stats;
 mod stream;
 mod unacked;
@@ -24,10 +26,12 @@ mod window;
 
 pub use config::{Overflow, QueueConfig};
 pub use fresh::Taken;
+use get::Waiter;
+pub use get::{Got, GET_WAIT};
 pub use stats::{QueueInfo, QueueRates};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Weak};
+use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
 use parking_lot::{Mutex, MutexGuard};
@@ -486,151 +490,6 @@ impl Queue {
         self.arm(st);
     }
 
-    /// `basic.get`: the next ready message and how many remain. If the
-    /// head ran dry before paged-out messages came back, blocks the thread
-    /// until they are in: not for runtime workers (connections use `try_get`).
-    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Entry, u32)> {
-        self.touch();
-        for attempt in 1.. {
-            let (tx, rx) = mpsc::sync_channel(1);
-            if let Some(got) = self.get_step(no_ack, attempt, Waiter::Thread(tx)) {
-                return got;
-            }
-            rx.recv_timeout(GET_WAIT).ok()?;
-        }
-        None
-    }
-
-    /// `basic.get` without blocking: when the next message is still on
-    /// disk, `Got::Later` says when to ask again (with `attempt + 1`).
-    pub fn try_get(self: &Arc<Self>, no_ack: bool, attempt: u32) -> Got {
-        if attempt == 1 {
-            self.touch();
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        match self.get_step(no_ack, attempt, Waiter::Task(tx)) {
-            Some(Some((entry, remaining))) => Got::Message(entry, remaining),
-            Some(None) => Got::Empty,
-            None => Got::Later(rx),
-        }
-    }
-
-    /// One look for `basic.get`; None when `waiter` was left to be told
-    /// of a read of paged-out messages.
-    fn get_step(
-        self: &Arc<Self>,
-        no_ack: bool,
-        attempt: u32,
-        waiter: Waiter,
-    ) -> Option<Option<(Entry, u32)>> {
-        let mut st = self.state.lock();
-        self.expire_due(&mut st);
-        // The next message may be on disk (a higher priority): wait once for it.
-        let next = if st.next_is_paged() && attempt == 1 { None } else { st.ready.pop_front() };
-        if let Some(entry) = next {
-            self.fill(&mut st);
-            self.relieve(&st);
-            st.count_delivery(&entry);
-            let mut settled = paging::Settled::default();
-            self.on_delivered(&entry, no_ack, &mut settled);
-            self.submit_settled(settled);
-            if !no_ack {
-                st.unacked.insert(entry.seq, entry.clone());
-            }
-            let remaining = st.len().min(u32::MAX as usize) as u32;
-            self.arm(&mut st);
-            self.finish(st);
-            return Some(Some((entry, remaining)));
-        }
-        if st.paged_count() == 0 || attempt > 3 {
-            // Nothing left, or the store cannot read it back (it logged why).
-            self.finish(st);
-            return Some(None);
-        }
-        st.waiters.push(waiter);
-        self.fill(&mut st);
-        self.finish(st);
-        None
-    }
-
-    /// Settles delivered messages for good.
-    pub fn ack(&self, seqs: &[u64]) {
-        if self.stream.get().is_some() {
-            // A stream's acks only give credit back (the channel did).
-            return;
-        }
-        let mut st = self.state.lock();
-        for seq in seqs {
-            if let Some(e) = st.unacked.remove(seq) {
-                self.forget(&e);
-                st.totals.acked += 1;
-            }
-        }
-    }
-
-    /// Rejected without requeue: dead-lettered (reason `rejected`) if the
-    /// queue has a dead-letter exchange, else dropped.
-    pub fn reject(self: &Arc<Self>, seqs: &[u64]) {
-        if self.stream.get().is_some() {
-            return;
-        }
-        let mut st = self.state.lock();
-        for seq in seqs {
-            if let Some(e) = st.unacked.remove(seq) {
-                st.send_to_dead(e, Reason::Rejected);
-            }
-        }
-        self.finish(st);
-    }
-
-    /// Puts delivered messages back where they were, marked redelivered;
-    /// past the delivery limit they are dead-lettered instead.
-    pub fn requeue(self: &Arc<Self>, seqs: &[u64]) {
-        if self.stream.get().is_some() {
-            // Nothing to put back: the record stays in the log.
-            return;
-        }
-        let mut st = self.state.lock();
-        for seq in seqs {
-            if let Some(e) = st.unacked.remove(seq) {
-                self.come_back(&mut st, e);
-            }
-        }
-        // Requeued messages count again: drop-head makes room (RabbitMQ does).
-        self.drop_head(&mut st);
-        self.dispatch(&mut st);
-        self.finish(st);
-    }
-
-    /// Takes back a delivery that never reached its consumer's socket,
-    /// unchanged: to the client it was never delivered.
-    pub fn return_undelivered(self: &Arc<Self>, d: Delivery) {
-        if self.stream.get().is_some() {
-            return;
-        }
-        let mut st = self.state.lock();
-        if st.deleted {
-            return;
-        }
-        self.take_back(&mut st, d);
-        self.dispatch(&mut st);
-        self.finish(st);
-    }
-
-    /// Puts a delivery back at its place, unchanged.
-    fn take_back(&self, st: &mut State, d: Delivery) {
-        let mut entry = d.entry;
-        if st.unacked.remove(&entry.seq).is_none() {
-            // A no-ack delivery was settled in the store when it left (or
-            // never written, `fresh`): it is back.
-            match entry.stored {
-                true => self.restore_place(&entry),
-                false => self.on_fresh_return(st, &mut entry),
-            }
-        }
-        st.ready.insert(entry);
-    }
-
     /// Drops every ready message; returns how many.
     pub fn purge(&self) -> u32 {
         if self.stream.get().is_some() {
@@ -764,36 +623,6 @@ impl State {
     }
 }
 
-/// What `basic.get` found.
-#[derive(Debug)]
-pub enum Got {
-    /// The message and how many remain.
-    Message(Entry, u32),
-    Empty,
-    /// The next message is being read back from disk: told (true) when it
-    /// is in; false or a closed channel means give up.
-    Later(tokio::sync::oneshot::Receiver<bool>),
-}
-
-/// The longest a `basic.get` waits for paged-out messages to come back.
-pub const GET_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// A `basic.get` waiting for paged-out messages: a thread or a connection's task.
-#[derive(Debug)]
-enum Waiter {
-    Thread(mpsc::SyncSender<()>),
-    Task(tokio::sync::oneshot::Sender<bool>),
-}
-
-impl Waiter {
-    fn wake(self) {
-        match self {
-            Waiter::Thread(t) => drop(t.try_send(())),
-            Waiter::Task(t) => drop(t.send(true)),
-        }
-    }
-}
-
 /// Credit flow: a queue with consumers and more ready messages than this,
 /// or more body bytes in memory than `CONGESTED_BYTES`, makes the
 /// connections publishing to it pause until it is back below both
@@ -808,140 +637,4 @@ const CONGESTED_BYTES: usize = 64 << 20;
 const RELIEVED_BYTES: usize = 32 << 20;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::broker::consumer::{Outbound, WINDOW_BYTES};
-    use bytes::Bytes;
-
-    fn msg(body: &'static [u8]) -> Arc<Message> {
-        Arc::new(Message::new(
-            Bytes::new(),
-            Bytes::from_static(b"q"),
-            Bytes::new(),
-            Default::default(),
-            Bytes::from_static(body),
-        ))
-    }
-
-    fn queue() -> Arc<Queue> {
-        Arc::new(Queue::new("q".into(), "/".into(), false, None, false, FieldTable::default()))
-    }
-
-    #[test]
-    fn requeue_restores_order_and_marks_redelivered() {
-        let q = queue();
-        for b in [&b"1"[..], b"2", b"3"] {
-            q.publish(msg(b));
-        }
-        let (first, left) = q.get(false).unwrap();
-        assert_eq!((first.seq, left), (1, 2));
-        q.requeue(&[first.seq]);
-        let (again, _) = q.get(true).unwrap();
-        assert_eq!((again.seq, again.redelivered), (1, true));
-        assert_eq!(q.message_count(), 2);
-    }
-
-    #[test]
-    fn prefetch_limits_and_round_robin() {
-        let q = queue();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let credit = Arc::new(crate::broker::ChannelCredit::default());
-        let spec = |tag: &str| ConsumerSpec {
-            tag: tag.into(),
-            channel: 1,
-            connection: 1,
-            prefetch: 1,
-            ..Default::default()
-        };
-        let a = Arc::new(Consumer::new(spec("a"), credit.clone(), tx.clone()));
-        let b = Arc::new(Consumer::new(spec("b"), credit, tx));
-        q.add_consumer(a.clone()).unwrap();
-        q.add_consumer(b.clone()).unwrap();
-        for _ in 0..3 {
-            q.publish(msg(b"x"));
-        }
-        let mut got = Vec::new();
-        while let Ok(Outbound::Deliver(d)) = rx.try_recv() {
-            got.push((d.consumer.tag.clone(), d.entry.seq));
-        }
-        assert_eq!(got, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
-        assert_eq!(q.message_count(), 1);
-        // a was passed over, so writing its delivery asks for more; with its
-        // one unacked message it still gets nothing until it acks.
-        assert!(a.written(1));
-        q.kick();
-        assert!(rx.try_recv().is_err());
-        q.ack(&[1]);
-        assert!(a.settled(1));
-        q.kick();
-        let Ok(Outbound::Deliver(d)) = rx.try_recv() else { panic!("no delivery") };
-        assert_eq!((d.consumer.tag.as_str(), d.entry.seq), ("a", 3));
-    }
-
-    #[tokio::test]
-    async fn congestion_needs_consumers_and_lifts_when_drained() {
-        let q = queue();
-        for _ in 0..=CONGESTED_ABOVE {
-            q.publish(msg(b"x"));
-        }
-        assert!(!q.is_congested(), "a queue without consumers is a backlog, not congestion");
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let spec = ConsumerSpec { tag: "slow".into(), prefetch: 1, ..Default::default() };
-        let slow = Arc::new(Consumer::new(spec, Default::default(), tx));
-        q.add_consumer(slow.clone()).unwrap();
-        q.publish(msg(b"x"));
-        assert!(q.is_congested());
-        let waiter = {
-            let q = q.clone();
-            tokio::spawn(async move { q.drained().await })
-        };
-        while q.message_count() as usize >= RELIEVED_BELOW {
-            q.get(true);
-        }
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
-        assert!(!q.is_congested());
-        drop(rx.try_recv());
-    }
-
-    #[test]
-    fn large_bodies_congest_by_bytes_and_a_consumer_takes_a_few_mib_at_a_time() {
-        let q = queue();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let spec = ConsumerSpec { tag: "c".into(), no_ack: true, ..Default::default() };
-        let c = Arc::new(Consumer::new(spec, Default::default(), tx));
-        q.add_consumer(c.clone()).unwrap();
-        let big = Bytes::from(vec![7u8; 1 << 20]);
-        let mut sent = 0;
-        while !q.is_congested() {
-            q.publish(Arc::new(Message::new(
-                Bytes::new(),
-                Bytes::from_static(b"q"),
-                Bytes::new(),
-                Default::default(),
-                big.clone(),
-            )));
-            sent += 1;
-            assert!(sent < 200, "1 MiB bodies never congested the queue");
-        }
-        // The consumer holds its window's worth (one body past it at most);
-        // the rest waits in the queue, which pauses its publishers.
-        let mut window = Vec::new();
-        while let Ok(Outbound::Deliver(d)) = rx.try_recv() {
-            window.push(d);
-        }
-        let held = window.len() as u64 * (1 << 20);
-        assert!(!window.is_empty() && held <= WINDOW_BYTES + (1 << 20), "{held} bytes in flight");
-        assert!(q.message_count() as usize * (1 << 20) > CONGESTED_BYTES);
-        assert_eq!(sent, window.len() + q.message_count() as usize);
-        // Writing them lets the next ones through.
-        let n = window.len() as u32;
-        c.written_n(n, held);
-        q.kick();
-        assert!(matches!(rx.try_recv(), Ok(Outbound::Deliver(_))));
-        // Draining below the lower mark lifts the congestion.
-        while q.message_count() as usize * (1 << 20) >= RELIEVED_BYTES {
-            q.get(true);
-        }
-        assert!(!q.is_congested());
-    }
-}
+mod tests;

@@ -1,0 +1,137 @@
+//! The queue's own unit tests (the store's link and paging have theirs).
+
+use super::*;
+use crate::broker::consumer::{Outbound, WINDOW_BYTES};
+use bytes::Bytes;
+
+fn msg(body: &'static [u8]) -> Arc<Message> {
+    Arc::new(Message::new(
+        Bytes::new(),
+        Bytes::from_static(b"q"),
+        Bytes::new(),
+        Default::default(),
+        Bytes::from_static(body),
+    ))
+}
+
+fn queue() -> Arc<Queue> {
+    Arc::new(Queue::new("q".into(), "/".into(), false, None, false, FieldTable::default()))
+}
+
+#[test]
+fn requeue_restores_order_and_marks_redelivered() {
+    let q = queue();
+    for b in [&b"1"[..], b"2", b"3"] {
+        q.publish(msg(b));
+    }
+    let (first, left) = q.get(false).unwrap();
+    assert_eq!((first.seq, left), (1, 2));
+    q.requeue(&[first.seq]);
+    let (again, _) = q.get(true).unwrap();
+    assert_eq!((again.seq, again.redelivered), (1, true));
+    assert_eq!(q.message_count(), 2);
+}
+
+#[test]
+fn prefetch_limits_and_round_robin() {
+    let q = queue();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let credit = Arc::new(crate::broker::ChannelCredit::default());
+    let spec = |tag: &str| ConsumerSpec {
+        tag: tag.into(),
+        channel: 1,
+        connection: 1,
+        prefetch: 1,
+        ..Default::default()
+    };
+    let a = Arc::new(Consumer::new(spec("a"), credit.clone(), tx.clone()));
+    let b = Arc::new(Consumer::new(spec("b"), credit, tx));
+    q.add_consumer(a.clone()).unwrap();
+    q.add_consumer(b.clone()).unwrap();
+    for _ in 0..3 {
+        q.publish(msg(b"x"));
+    }
+    let mut got = Vec::new();
+    while let Ok(Outbound::Deliver(d)) = rx.try_recv() {
+        got.push((d.consumer.tag.clone(), d.entry.seq));
+    }
+    assert_eq!(got, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
+    assert_eq!(q.message_count(), 1);
+    // a was passed over, so writing its delivery asks for more; with its
+    // one unacked message it still gets nothing until it acks.
+    assert!(a.written(1));
+    q.kick();
+    assert!(rx.try_recv().is_err());
+    q.ack(&[1]);
+    assert!(a.settled(1));
+    q.kick();
+    let Ok(Outbound::Deliver(d)) = rx.try_recv() else { panic!("no delivery") };
+    assert_eq!((d.consumer.tag.as_str(), d.entry.seq), ("a", 3));
+}
+
+#[tokio::test]
+async fn congestion_needs_consumers_and_lifts_when_drained() {
+    let q = queue();
+    for _ in 0..=CONGESTED_ABOVE {
+        q.publish(msg(b"x"));
+    }
+    assert!(!q.is_congested(), "a queue without consumers is a backlog, not congestion");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let spec = ConsumerSpec { tag: "slow".into(), prefetch: 1, ..Default::default() };
+    let slow = Arc::new(Consumer::new(spec, Default::default(), tx));
+    q.add_consumer(slow.clone()).unwrap();
+    q.publish(msg(b"x"));
+    assert!(q.is_congested());
+    let waiter = {
+        let q = q.clone();
+        tokio::spawn(async move { q.drained().await })
+    };
+    while q.message_count() as usize >= RELIEVED_BELOW {
+        q.get(true);
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    assert!(!q.is_congested());
+    drop(rx.try_recv());
+}
+
+#[test]
+fn large_bodies_congest_by_bytes_and_a_consumer_takes_a_few_mib_at_a_time() {
+    let q = queue();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let spec = ConsumerSpec { tag: "c".into(), no_ack: true, ..Default::default() };
+    let c = Arc::new(Consumer::new(spec, Default::default(), tx));
+    q.add_consumer(c.clone()).unwrap();
+    let big = Bytes::from(vec![7u8; 1 << 20]);
+    let mut sent = 0;
+    while !q.is_congested() {
+        q.publish(Arc::new(Message::new(
+            Bytes::new(),
+            Bytes::from_static(b"q"),
+            Bytes::new(),
+            Default::default(),
+            big.clone(),
+        )));
+        sent += 1;
+        assert!(sent < 200, "1 MiB bodies never congested the queue");
+    }
+    // The consumer holds its window's worth (one body past it at most);
+    // the rest waits in the queue, which pauses its publishers.
+    let mut window = Vec::new();
+    while let Ok(Outbound::Deliver(d)) = rx.try_recv() {
+        window.push(d);
+    }
+    let held = window.len() as u64 * (1 << 20);
+    assert!(!window.is_empty() && held <= WINDOW_BYTES + (1 << 20), "{held} bytes in flight");
+    assert!(q.message_count() as usize * (1 << 20) > CONGESTED_BYTES);
+    assert_eq!(sent, window.len() + q.message_count() as usize);
+    // Writing them lets the next ones through.
+    let n = window.len() as u32;
+    c.written_n(n, held);
+    q.kick();
+    assert!(matches!(rx.try_recv(), Ok(Outbound::Deliver(_))));
+    // Draining below the lower mark lifts the congestion.
+    while q.message_count() as usize * (1 << 20) >= RELIEVED_BYTES {
+        q.get(true);
+    }
+    assert!(!q.is_congested());
+}
