@@ -43,9 +43,9 @@ SCENARIOS = {
             "≥ 80% of the floor's MB/s"),
     "steady": ("16 B at 100k msg/s, 1→1, manual ack", ["-x1", "-y1", "-s16", "-r", "100000", "-Q", "1000",
                                                          "--multi-ack-every", "50"], "latency", "p99 ≤ 0.3 ms"),
-    "persistent-16": ("persistent + confirms (1000), 16 B, 1 publisher",
+    "persistent-16": ("persistent + confirms (1000), 16 B, 1 publisher, no-ack",
                       ["-x1", "-y1", "-s16", "--persistent", "-c", "1000", "-a"], "cpu", "CPU per message halved"),
-    "persistent-1k-8": ("persistent + confirms (1000), 1 KiB, 8 publishers",
+    "persistent-1k-8": ("persistent + confirms (1000), 1 KiB, 8 publishers, no-ack",
                         ["-x8", "-y8", "-q8", "-s1024", "--persistent", "-c", "1000", "-a"], "cpu",
                         "CPU per message halved"),
     # Manual acks: the messages are written (the no-ack rows hand them over unwritten).

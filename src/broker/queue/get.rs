@@ -1,6 +1,6 @@
-//! `basic.get`: the next ready message, waiting (once, briefly) for a
-//! read of paged-out messages when the head ran dry or a higher priority
-//! waits on disk.
+//! `basic.get`: the next ready message, waiting for a read of paged-out
+//! messages when the head ran dry (a few tries, each up to `GET_WAIT`) or
+//! a higher priority waits on disk (once).
 
 use std::sync::{mpsc, Arc};
 
