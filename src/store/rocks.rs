@@ -112,21 +112,27 @@ const PAGE_CHUNK: usize = 64 * 1024;
 /// Runs of removes at least this long become range deletes.
 const RANGE_MIN: usize = 16;
 
-/// How many of the ops at the front remove places of one queue and lane
-/// with consecutive seqs, adjacent in the batch (so nothing between them
-/// could have written one of those places again).
-fn remove_run(ops: &[Op]) -> usize {
-    let Some(Op::Remove { queue, seq, lane }) = ops.first() else { return 0 };
-    let same = |(i, op): (usize, &Op)| matches!(op, Op::Remove { queue: q, seq: s, lane: l } if q == queue && l == lane && seq.checked_add(i as u64) == Some(*s));
-    ops.iter().enumerate().take_while(|&x| same(x)).count()
+/// Messages (true) or places of a queue and lane.
+type RunKind = (bool, u64, Option<u8>);
+
+/// What must stay the same along a run of deletions the store writes as
+/// one range delete (places of one queue and lane; messages), and the key
+/// that counts up by one along it (a seq; an id).
+fn run_key(op: &Op) -> Option<(RunKind, u64)> {
+    match op {
+        Op::Remove { queue, seq, lane } => Some(((false, *queue, *lane), *seq)),
+        Op::DeleteMessage { id } => Some(((true, 0, None), *id)),
+        _ => None,
+    }
 }
 
-/// How many of the ops at the front delete messages with consecutive ids,
-/// adjacent in the batch (the writer puts a batch's deletions side by side).
-fn message_run(ops: &[Op]) -> usize {
-    let Some(Op::DeleteMessage { id }) = ops.first() else { return 0 };
-    let same = |(i, op): (usize, &Op)| matches!(op, Op::DeleteMessage { id: d } if id.checked_add(i as u64) == Some(*d));
-    ops.iter().enumerate().take_while(|&x| same(x)).count()
+/// How many of the ops at the front delete consecutive keys of one kind,
+/// adjacent in the batch (so nothing between them could have written one
+/// of them again; the writer puts a batch's deletions side by side).
+fn deletion_run(ops: &[Op]) -> usize {
+    let Some((kind, first)) = ops.first().and_then(run_key) else { return 0 };
+    let next = |i: usize| first.checked_add(i as u64).map(|key| (kind, key));
+    ops.iter().enumerate().take_while(|(i, op)| run_key(op) == next(*i)).count()
 }
 
 fn index_value(e: &IndexEntry) -> [u8; INDEX_VALUE] {
@@ -279,24 +285,25 @@ impl Store for RocksStore {
             // past them, but RocksDB 7.8 fragments every range tombstone of
             // a memtable again for each new iterator (measured: 30% of the
             // page reader's time).
-            let run = remove_run(rest);
-            if run >= RANGE_MIN {
-                let Op::Remove { queue, seq, .. } = op else { unreachable!("a run of removes") };
-                batch.delete_range_cf(index, index_key(*queue, *seq), index_key(*queue, seq + run as u64));
-                for op in &rest[..run] {
-                    if let Op::Remove { queue, seq, lane: Some(lane) } = op {
-                        batch.delete_cf(pages, index_key(*queue + u64::from(*lane), *seq));
-                    }
-                }
-                rest = &rest[run..];
-                continue;
-            }
             // The same for messages settled one after another (`messages` is
             // read only at start-up, after `open` flushed its memtable).
-            let run = message_run(rest);
+            let run = deletion_run(rest);
             if run >= RANGE_MIN {
-                let Op::DeleteMessage { id } = op else { unreachable!("a run of deletions") };
-                batch.delete_range_cf(messages, id.to_be_bytes(), (id + run as u64).to_be_bytes());
+                match op {
+                    Op::Remove { queue, seq, .. } => {
+                        let (from, to) = (index_key(*queue, *seq), index_key(*queue, seq + run as u64));
+                        batch.delete_range_cf(index, from, to);
+                        for op in &rest[..run] {
+                            if let Op::Remove { queue, seq, lane: Some(lane) } = op {
+                                batch.delete_cf(pages, index_key(*queue + u64::from(*lane), *seq));
+                            }
+                        }
+                    }
+                    Op::DeleteMessage { id } => {
+                        batch.delete_range_cf(messages, id.to_be_bytes(), (id + run as u64).to_be_bytes())
+                    }
+                    _ => unreachable!("runs are of removes or message deletions"),
+                }
                 rest = &rest[run..];
                 continue;
             }

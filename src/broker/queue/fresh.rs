@@ -50,7 +50,6 @@ impl Queue {
             && !m.shared
             && !deduplicated
             && m.info.persistent()
-            && self.store.is_some()
             && self.durable_entry(m)
     }
 
