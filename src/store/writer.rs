@@ -16,11 +16,16 @@ use super::{IndexEntry, MessageRecord, Op, Store};
 use annihilate::annihilate;
 use deletions::sort_deletions;
 use drops::{DropJob, Dropping};
+use hold::Hold;
 
 mod annihilate;
 mod counted;
 mod deletions;
 mod drops;
+mod handle;
+mod hold;
+
+pub use handle::StoreHandle;
 
 /// Told when everything submitted before it is durable (true) or failed to be written (false).
 pub type Done = Box<dyn FnOnce(bool) + Send>;
@@ -118,244 +123,6 @@ const MAX_BATCH_BYTES: usize = 16 << 20;
 /// gives its disk space back.
 const COMPACT_AFTER: u64 = 100_000;
 
-/// A cheap, cloneable way to submit ops to the writer.
-#[derive(Clone)]
-pub struct StoreHandle {
-    tx: mpsc::Sender<Cmd>,
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for StoreHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StoreHandle")
-    }
-}
-
-impl StoreHandle {
-    /// Starts the writer thread, with recovered reference counts and the
-    /// queues' head limit. `sync` chooses whether barriers wait for an
-    /// fsync (durable against power loss) or only for the write (durable
-    /// against a crash of the process). Ids continue after `next_id`.
-    pub fn start(
-        store: Arc<dyn Store>,
-        sync: bool,
-        next_id: u64,
-        refs: SharedRefs,
-        head: HeadLimit,
-    ) -> StoreHandle {
-        let (tx, rx) = mpsc::channel::<Cmd>();
-        let shared = Arc::new(Shared {
-            ids: AtomicU64::new(next_id.max(1)),
-            refs,
-            pressure: AtomicBool::new(false),
-            head,
-            metrics: StoreMetrics::default(),
-            failed: AtomicBool::new(false),
-            streams_dir: std::sync::OnceLock::new(),
-        });
-        let slow_sync = std::env::var("WARREN_STORE_SLOW_SYNC_MS")
-            .ok()
-            .and_then(|ms| ms.parse().ok())
-            .map(std::time::Duration::from_millis);
-        let store = Arc::new(counted::Counted { store, shared: shared.clone() });
-        let writer = Writer {
-            store,
-            sync,
-            shared: shared.clone(),
-            ops: Vec::with_capacity(1024),
-            ops_bytes: 0,
-            compaction: None,
-            slow_sync,
-            dropping: Dropping::default(),
-            streams: Vec::new(),
-            unsynced: Vec::new(),
-        };
-        std::thread::Builder::new()
-            .name("warren-store".into())
-            .spawn(move || writer.run(rx))
-            .expect("the store writer thread starts");
-        StoreHandle { tx, shared }
-    }
-
-    /// Sets where streams keep their files (once, at start-up).
-    pub fn set_streams_dir(&self, dir: std::path::PathBuf) {
-        let _ = self.shared.streams_dir.set(dir);
-    }
-
-    /// Where streams keep their files; None when there is no data directory.
-    pub fn streams_dir(&self) -> Option<&std::path::Path> {
-        self.shared.streams_dir.get().map(|p| p.as_path())
-    }
-
-    /// A fresh id for a message or a queue.
-    pub fn next_id(&self) -> u64 {
-        self.shared.ids.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Counts of messages held by several queues.
-    pub fn refs(&self) -> &SharedRefs {
-        &self.shared.refs
-    }
-
-    /// What the writer measures of its commits.
-    pub fn metrics(&self) -> &StoreMetrics {
-        &self.shared.metrics
-    }
-
-    pub fn head_limit(&self) -> HeadLimit {
-        self.shared.head
-    }
-
-    /// Whether queues should page transient messages out too.
-    pub fn under_pressure(&self) -> bool {
-        self.shared.pressure.load(Ordering::Relaxed)
-    }
-
-    pub fn set_pressure(&self, on: bool) {
-        self.shared.pressure.store(on, Ordering::Relaxed);
-    }
-
-    /// Reads up to `limit` places of `queue` from `from_seq` on, with their
-    /// messages, once everything submitted before is written; `done` is
-    /// called on the reader thread.
-    /// Returns false (and drops `done` uncalled) if the writer is gone:
-    /// the caller may hold locks `done` would take.
-    pub fn read(&self, queue: u64, from_seq: u64, limit: usize, done: OnLoaded) -> bool {
-        self.tx.send(Cmd::Read(Read::Pages { queue, from_seq, limit, done })).is_ok()
-    }
-
-    /// Reads messages waiting on a delayed exchange from (`due`, `seq`) on,
-    /// up to `limit` (messages, body bytes), once everything submitted
-    /// before is written (what was submitted after may show too); `done`
-    /// is called on the reader thread. False if the writer is gone.
-    pub fn read_delayed(
-        &self,
-        vhost: Arc<str>,
-        exchange: Arc<str>,
-        from: (u64, u64),
-        limit: (usize, usize),
-        done: OnDelayed,
-    ) -> bool {
-        self.tx.send(Cmd::Read(Read::Delayed { vhost, exchange, from, limit, done })).is_ok()
-    }
-
-    /// Settles the paged-out places of `queue`'s `lane` in `from_seq..to_seq`
-    /// and releases their messages (shared ones or not: the index says).
-    pub fn drop_range(&self, queue: u64, lane: u8, from_seq: u64, to_seq: u64) {
-        self.drop_paged(queue, vec![(lane, from_seq)], to_seq, 0, true, Vec::new());
-    }
-
-    /// Settles a queue's paged-out part, without reading it back: each
-    /// lane's places from its first paged-out seq (`lanes`: lane, seq) up
-    /// to `to_seq`. `look`: their index entries must be read first (some
-    /// hold shared messages, or other places of the queue lie between
-    /// them), off the writer's thread; else it is a few range deletes.
-    /// `count` places go (a hint for compaction). `with` is written in the
-    /// same batch as the range deletes.
-    pub fn drop_paged(
-        &self,
-        queue: u64,
-        lanes: Vec<(u8, u64)>,
-        to_seq: u64,
-        count: u64,
-        look: bool,
-        with: Vec<Op>,
-    ) {
-        let look = look.then(|| self.tx.clone());
-        let _ = self.tx.send(Cmd::Drop(DropJob { queue, lanes, to_seq, count, look, with }));
-    }
-
-    /// `n` fresh consecutive ids (a priority queue's page lanes).
-    pub fn next_ids(&self, n: u64) -> u64 {
-        self.shared.ids.fetch_add(n.max(1), Ordering::Relaxed)
-    }
-
-    /// Drops one place's hold on a stored message; the last one deletes it.
-    pub fn release(&self, id: u64, shared: bool) {
-        if !shared || self.shared.refs.release(id) {
-            self.submit(Op::DeleteMessage { id });
-        }
-    }
-
-    pub fn submit(&self, op: Op) {
-        // The writer lives as long as any handle; a send can only fail at exit.
-        let _ = self.tx.send(Cmd::Op(op));
-    }
-
-    /// Submits a new message and its place in `queue` (`PutMessage` with
-    /// id `entry.message`, then `Place`).
-    pub fn submit_placed(&self, queue: u64, entry: IndexEntry, record: MessageRecord) {
-        let _ = self.tx.send(Cmd::Placed { queue, entry, record });
-    }
-
-    /// Submits a place's removal, then its message's deletion if `message`
-    /// is set.
-    pub fn submit_settle(&self, queue: u64, seq: u64, lane: Option<u8>, message: Option<u64>) {
-        let _ = self.tx.send(Cmd::Settle { queue, seq, lane, message });
-    }
-
-    /// Submits ops to be written in one batch: after a crash, all of them
-    /// or none (a queue's deletion with its messages).
-    pub fn submit_all(&self, ops: Vec<Op>) {
-        let _ = self.tx.send(Cmd::Ops(ops));
-    }
-
-    /// True once a write failed: the store takes no more until a restart.
-    pub fn failed(&self) -> bool {
-        self.shared.failed.load(Ordering::Relaxed)
-    }
-
-    /// Calls `done` once everything submitted so far is durable.
-    pub fn barrier(&self, done: Done) {
-        if let Err(mpsc::SendError(Cmd::Barrier(done))) = self.tx.send(Cmd::Barrier(done)) {
-            done(false);
-        }
-    }
-
-    /// As `barrier`, and also after the drops of store queue `queue`'s
-    /// paged-out part that are still being looked at (a purge's answer).
-    pub fn barrier_after(&self, queue: Option<u64>, done: Done) {
-        let Some(queue) = queue else { return self.barrier(done) };
-        if let Err(mpsc::SendError(Cmd::BarrierAfter(_, done))) = self.tx.send(Cmd::BarrierAfter(queue, done))
-        {
-            done(false);
-        }
-    }
-
-    /// Asks for a compaction once the writer is idle (space of deleted
-    /// queues and vhosts goes back to the disk).
-    pub fn compact_soon(&self) {
-        let _ = self.tx.send(Cmd::CompactSoon);
-    }
-
-    /// Asks the writer to write a stream's pending appends with its next
-    /// batch: a barrier submitted after this is answered once they are durable.
-    pub fn write_stream(&self, log: Arc<super::stream::Log>) {
-        let _ = self.tx.send(Cmd::Stream(log));
-    }
-
-    /// Submits `ops` and blocks until they are durable (for rare topology changes).
-    pub fn write_durably(&self, ops: impl IntoIterator<Item = Op>) -> bool {
-        for op in ops {
-            self.submit(op);
-        }
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.barrier(Box::new(move |ok| {
-            let _ = tx.send(ok);
-        }));
-        rx.recv().unwrap_or(false)
-    }
-
-    /// Writes everything pending and closes the store (the writer owns it,
-    /// so it is closed on its thread, before the process exits).
-    pub fn shutdown(&self) {
-        let (tx, rx) = mpsc::sync_channel(1);
-        if self.tx.send(Cmd::Shutdown(tx)).is_ok() {
-            let _ = rx.recv();
-        }
-    }
-}
-
 /// The writer thread's state.
 struct Writer {
     store: Arc<dyn Store>,
@@ -377,6 +144,10 @@ struct Writer {
     streams: Vec<Arc<super::stream::Log>>,
     /// Streams written to since the last sync (a barrier syncs them all).
     unsynced: Vec<Arc<super::stream::Log>>,
+    /// Writes of messages delivered as they came, waiting for their acks.
+    hold: Hold,
+    /// Something was written unsynced since the last sync.
+    dirty: bool,
 }
 
 impl Writer {
@@ -389,15 +160,23 @@ impl Writer {
                 .spawn(move || read_loop(store, reader_rx))
                 .expect("the store reader thread starts")
         };
-        let mut waiting: Vec<Done> = Vec::new();
+        // Barriers, in order, each with the hold's mark when it came.
+        let mut waiting: Vec<(u64, Done)> = Vec::new();
         let mut pending_reads: Vec<Read> = Vec::new();
         let mut closed: Option<mpsc::SyncSender<()>> = None;
         let mut deletions: u64 = 0;
         loop {
-            let first = if deletions >= COMPACT_AFTER {
+            let first = if let Some(due) = self.hold.due_in(std::time::Instant::now()) {
+                // Held writes: more may come, or they are written when due.
+                match rx.recv_timeout(due) {
+                    Ok(cmd) => Some(cmd),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else if deletions >= COMPACT_AFTER {
                 // Idle after many deletions: a backlog has probably drained.
                 match rx.recv_timeout(std::time::Duration::from_millis(200)) {
-                    Ok(cmd) => cmd,
+                    Ok(cmd) => Some(cmd),
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         deletions = 0;
                         self.compact();
@@ -407,15 +186,23 @@ impl Writer {
                 }
             } else {
                 match rx.recv() {
-                    Ok(cmd) => cmd,
+                    Ok(cmd) => Some(cmd),
                     Err(_) => break,
                 }
             };
-            let mut next = Some(first);
+            let mut next = first;
             while let Some(cmd) = next.take() {
+                if !matches!(
+                    cmd,
+                    Cmd::Op(_) | Cmd::Placed { .. } | Cmd::Settle { .. } | Cmd::Barrier(_) | Cmd::Stream(_)
+                ) {
+                    // Reads, drops and shutdowns see everything before them.
+                    self.hold.release();
+                }
                 match cmd {
                     Cmd::Op(op) => self.take(op, &mut deletions),
                     Cmd::Placed { queue, entry, record } => {
+                        self.hold.register(queue, &entry);
                         self.take(Op::PutMessage { id: entry.message, record }, &mut deletions);
                         self.take(Op::Place { queue, entry }, &mut deletions);
                     }
@@ -426,10 +213,10 @@ impl Writer {
                         }
                     }
                     Cmd::Ops(ops) => ops.into_iter().for_each(|op| self.take(op, &mut deletions)),
-                    Cmd::Barrier(done) => waiting.push(done),
+                    Cmd::Barrier(done) => waiting.push((self.hold.mark(), done)),
                     Cmd::BarrierAfter(queue, done) => {
                         if let Some(done) = self.dropping.wait_for(queue, done) {
-                            waiting.push(done);
+                            waiting.push((self.hold.mark(), done));
                         }
                     }
                     Cmd::Read(r) => pending_reads.push(r),
@@ -440,7 +227,8 @@ impl Writer {
                             self.flush(false);
                             let (now, waiters) = self.dropping.look(job, &self.store, &self.shared);
                             self.ops.extend(now);
-                            waiting.extend(waiters);
+                            let mark = self.hold.mark();
+                            waiting.extend(waiters.into_iter().map(|done| (mark, done)));
                         } else {
                             self.ops.append(&mut job.with);
                             self.ops.push(job.places(&[]));
@@ -459,7 +247,8 @@ impl Writer {
                         if last {
                             let (waited, waiters) = self.dropping.done(queue);
                             self.ops.extend(waited);
-                            waiting.extend(waiters);
+                            let mark = self.hold.mark();
+                            waiting.extend(waiters.into_iter().map(|done| (mark, done)));
                         }
                     }
                     Cmd::Shutdown(tell) => closed = Some(tell),
@@ -474,8 +263,17 @@ impl Writer {
                     next = rx.try_recv().ok();
                 }
             }
-            let ok = self.flush(!waiting.is_empty());
-            for done in waiting.drain(..) {
+            if closed.is_some() {
+                self.hold.release();
+            }
+            self.prepare();
+            // Barriers after a held write wait for it (marks only grow).
+            let answered = match self.hold.cut() {
+                Some(cut) => waiting.partition_point(|(mark, _)| *mark < cut),
+                None => waiting.len(),
+            };
+            let ok = self.write(answered > 0);
+            for (_, done) in waiting.drain(..answered) {
                 done(ok);
             }
             // Reads see everything submitted before them.
@@ -494,6 +292,12 @@ impl Writer {
                 let _ = tell.send(());
                 return;
             }
+        }
+        // Every handle is gone: what is held is written all the same.
+        self.hold.release();
+        let ok = self.flush(!waiting.is_empty());
+        for (_, done) in waiting.drain(..) {
+            done(ok);
         }
         drop(reads);
         let _ = reader.join();
@@ -532,14 +336,30 @@ impl Writer {
             .ok();
     }
 
-    /// Writes the pending batch (synced if someone waits for durability).
+    /// Writes the pending batch, everything held with it (synced if
+    /// someone waits for durability).
     fn flush(&mut self, waited_for: bool) -> bool {
-        self.ops_bytes = 0;
+        self.hold.release();
+        self.prepare();
+        self.write(waited_for)
+    }
+
+    /// Readies the batch: what cancels out goes, writes that may wait for
+    /// their acks are held back, deletions go side by side.
+    fn prepare(&mut self) {
         annihilate(&mut self.ops);
+        self.ops_bytes = self.hold.split(&mut self.ops, std::time::Instant::now());
         sort_deletions(&mut self.ops);
+    }
+
+    /// Writes the readied batch (synced if someone waits for durability);
+    /// the next batch starts with what was held back.
+    fn write(&mut self, waited_for: bool) -> bool {
         // Streams first: a barrier in this batch waits for their chunks too.
         let streams_ok = self.write_streams(waited_for);
-        if self.ops.is_empty() && !waited_for {
+        // A barrier alone needs a sync only if something went out unsynced.
+        if self.ops.is_empty() && !(waited_for && self.dirty) {
+            self.hold.resume(&mut self.ops);
             return streams_ok;
         }
         let synced = self.sync && waited_for;
@@ -557,7 +377,10 @@ impl Writer {
             false
         } else {
             match self.store.write(&self.ops, synced) {
-                Ok(()) => true,
+                Ok(()) => {
+                    self.dirty = !synced && (self.dirty || !self.ops.is_empty());
+                    true
+                }
                 Err(e) => {
                     error!(
                         "{e}: {} operations not written; the store takes no more writes: \
@@ -575,9 +398,14 @@ impl Writer {
             m.batch_ops.observe(self.ops.len() as u64);
         }
         if synced {
-            m.sync_ns.observe(started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
+            let took = started.elapsed();
+            m.sync_ns.observe(took.as_nanos().min(u128::from(u64::MAX)) as u64);
+            if !self.ops.is_empty() {
+                self.hold.observe_sync(took);
+            }
         }
         self.ops.clear();
+        self.hold.resume(&mut self.ops);
         ok
     }
 }
