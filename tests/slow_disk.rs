@@ -446,11 +446,12 @@ async fn a_message_delivered_as_it_is_written_is_confirmed_once_on_disk_if_not_a
     let mut a = Raw::open(server.local_addr).await;
     a.open_channel(1).await;
     a.open_channel(2).await;
-    let q = unique("unacked");
-    a.send(&durable_declare(1, &q)).await;
-    assert_eq!(describe(&a.expect_method_on(1).await), "queue.declare-ok");
-    consumer_and_confirms(&mut a, &q, false).await;
     for round in 0..3 {
+        // A queue each: one whose write was due unacked is held no more.
+        let q = unique("unacked");
+        a.send(&durable_declare(1, &q)).await;
+        assert_eq!(describe(&a.expect_method_on(1).await), "queue.declare-ok");
+        consumer_and_confirms(&mut a, &q, false).await;
         let body = format!("unacked {round}");
         a.send(&message(1, "", &q, persistent(), body.as_bytes(), 4096)).await;
         let (mut confirmed, mut delivered) = (false, false);
@@ -467,8 +468,15 @@ async fn a_message_delivered_as_it_is_written_is_confirmed_once_on_disk_if_not_a
                 other => panic!("unexpected {other:?}"),
             }
         }
+        cancel_consumer(&mut a).await;
     }
     server.stop().await;
+}
+
+async fn cancel_consumer(a: &mut Raw) {
+    let cancel = basic::Cancel { consumer_tag: "c".into(), nowait: false };
+    a.send(&method(2, AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel)))).await;
+    assert_eq!(describe(&a.expect_method_on(2).await), "basic.cancel-ok");
 }
 
 /// The same message acked as it is delivered is confirmed without the
@@ -507,9 +515,7 @@ async fn a_message_acked_as_it_is_delivered_is_confirmed_without_the_disk() {
         let unwritten = written_bodies(&store, body.as_bytes()) == 0;
         hits += usize::from(unwritten && store.syncs.load(Ordering::Relaxed) == syncs);
         // The next round's consumer is on another queue.
-        let cancel = basic::Cancel { consumer_tag: "c".into(), nowait: false };
-        a.send(&method(2, AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel)))).await;
-        assert_eq!(describe(&a.expect_method_on(2).await), "basic.cancel-ok");
+        cancel_consumer(&mut a).await;
         if hits > 0 {
             break;
         }

@@ -192,17 +192,21 @@ impl Writer {
             };
             let mut next = first;
             while let Some(cmd) = next.take() {
-                if !matches!(
+                if matches!(
                     cmd,
-                    Cmd::Op(_) | Cmd::Placed { .. } | Cmd::Settle { .. } | Cmd::Barrier(_) | Cmd::Stream(_)
+                    Cmd::Read(Read::Pages { .. })
+                        | Cmd::Drop(_)
+                        | Cmd::Dropped { .. }
+                        | Cmd::BarrierAfter(..)
+                        | Cmd::Shutdown(_)
                 ) {
-                    // Reads, drops and shutdowns see everything before them.
+                    // Reads of pages, drops and shutdowns see everything before them.
                     self.hold.release();
                 }
                 match cmd {
                     Cmd::Op(op) => self.take(op, &mut deletions),
                     Cmd::Placed { queue, entry, record } => {
-                        self.hold.register(queue, &entry);
+                        self.hold.register(queue, &entry, std::time::Instant::now());
                         self.take(Op::PutMessage { id: entry.message, record }, &mut deletions);
                         self.take(Op::Place { queue, entry }, &mut deletions);
                     }
@@ -227,8 +231,7 @@ impl Writer {
                             self.flush(false);
                             let (now, waiters) = self.dropping.look(job, &self.store, &self.shared);
                             self.ops.extend(now);
-                            let mark = self.hold.mark();
-                            waiting.extend(waiters.into_iter().map(|done| (mark, done)));
+                            waiting.extend(waiters.into_iter().map(|done| (self.hold.mark(), done)));
                         } else {
                             self.ops.append(&mut job.with);
                             self.ops.push(job.places(&[]));
@@ -247,8 +250,7 @@ impl Writer {
                         if last {
                             let (waited, waiters) = self.dropping.done(queue);
                             self.ops.extend(waited);
-                            let mark = self.hold.mark();
-                            waiting.extend(waiters.into_iter().map(|done| (mark, done)));
+                            waiting.extend(waiters.into_iter().map(|done| (self.hold.mark(), done)));
                         }
                     }
                     Cmd::Shutdown(tell) => closed = Some(tell),
@@ -294,7 +296,6 @@ impl Writer {
             }
         }
         // Every handle is gone: what is held is written all the same.
-        self.hold.release();
         let ok = self.flush(!waiting.is_empty());
         for (_, done) in waiting.drain(..) {
             done(ok);
@@ -378,7 +379,8 @@ impl Writer {
         } else {
             match self.store.write(&self.ops, synced) {
                 Ok(()) => {
-                    self.dirty = !synced && (self.dirty || !self.ops.is_empty());
+                    // Without fsync a write is as durable as it gets once written.
+                    self.dirty = self.sync && !synced && (self.dirty || !self.ops.is_empty());
                     true
                 }
                 Err(e) => {

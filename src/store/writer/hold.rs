@@ -59,6 +59,7 @@ struct Candidate {
     puts: u8,
     places: u8,
     other: bool,
+    /// Held back by the last split.
     held: bool,
 }
 
@@ -87,7 +88,7 @@ pub(super) struct Hold {
 impl Hold {
     /// A new message and its place in `queue`: a candidate if it was
     /// delivered as it was written (and the writer syncs).
-    pub fn register(&mut self, queue: u64, entry: &IndexEntry) {
+    pub fn register(&mut self, queue: u64, entry: &IndexEntry, now: Instant) {
         if self.window.is_zero() || entry.flags & IndexEntry::DELIVERED == 0 {
             return;
         }
@@ -105,7 +106,7 @@ impl Hold {
         let c = Candidate {
             place: (queue, entry.seq),
             n: self.last,
-            since: Instant::now(),
+            since: now,
             puts: 0,
             places: 0,
             other: false,
@@ -144,11 +145,12 @@ impl Hold {
 
     /// A synced write took `took`: how long the next writes may wait.
     pub fn observe_sync(&mut self, took: Duration) {
-        self.window = (self.window - self.window / 8 + took / 8).min(MAX_WINDOW);
-        if self.window.is_zero() {
+        self.window = match self.window.is_zero() {
             // The first sync sets it at once.
-            self.window = took.min(MAX_WINDOW);
+            true => took,
+            false => self.window - self.window / 8 + took / 8,
         }
+        .min(MAX_WINDOW);
     }
 
     /// Moves the writes that may wait out of `ops` (annihilated already),
@@ -203,7 +205,7 @@ impl Hold {
     /// another kind).
     fn scan(&mut self, ops: &[Op], now: Instant) -> bool {
         for c in self.fresh.values_mut() {
-            (c.puts, c.places, c.held) = (0, 0, false);
+            (c.puts, c.places) = (0, 0);
         }
         let (fresh, places) = (&mut self.fresh, &self.places);
         // Something else about a candidate's message or place.
@@ -238,11 +240,14 @@ impl Hold {
         let mut any = false;
         for c in self.fresh.values_mut() {
             let whole = !c.other && c.puts == 1 && c.places == 1;
-            c.held = whole && now.duration_since(c.since) < self.window;
+            let was_held = std::mem::replace(&mut c.held, whole && now.duration_since(c.since) < self.window);
             any |= c.held;
+            // Annihilated: its ack came in time. Written when due after a
+            // wait: it did not (a write already due when first looked at,
+            // behind a long batch, says nothing of the consumers).
             let change = match (c.other, c.puts, c.places) {
                 (false, 0, 0) => 1,
-                _ if whole && !c.held => -2,
+                _ if whole && !c.held && was_held => -2,
                 _ => 0,
             };
             if change != 0 {
@@ -274,38 +279,43 @@ mod tests {
     fn hold() -> Hold {
         let mut h = Hold::default();
         h.observe_sync(Duration::from_millis(1));
+        assert_eq!(h.window, Duration::from_millis(1), "the first sync sets the window");
+        h.observe_sync(Duration::from_millis(9));
+        assert_eq!(h.window, MAX_WINDOW);
         h
     }
 
     #[test]
     fn a_delivered_write_waits_and_a_barrier_after_it_waits_too() {
+        let t0 = Instant::now();
         let mut h = hold();
         let before = h.mark();
-        h.register(9, &entry(1, 1));
+        h.register(9, &entry(1, 1), t0);
         let after = h.mark();
         let mut ops = vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED), put(2), place(9, 2, 2, 0)];
-        assert_eq!(h.split(&mut ops, Instant::now()), 10);
+        assert_eq!(h.split(&mut ops, t0), 10);
         assert_eq!(ops, vec![put(2), place(9, 2, 2, 0)]);
         let cut = h.cut().expect("something is held");
         assert!(before < cut && after >= cut);
-        assert!(h.due_in(Instant::now()).is_some());
+        assert!(h.due_in(t0).is_some());
         // The next batch starts with it, and its ack annihilates both there.
         let mut next = Vec::new();
         h.resume(&mut next);
         assert_eq!(next, vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED)]);
         next.extend([Op::Remove { queue: 9, seq: 1, lane: None }, Op::DeleteMessage { id: 1 }]);
         crate::store::writer::annihilate::annihilate(&mut next);
-        assert_eq!(h.split(&mut next, Instant::now()), 0);
+        assert_eq!(h.split(&mut next, t0), 0);
         assert!(next.is_empty());
         assert_eq!(h.cut(), None);
     }
 
     #[test]
     fn a_write_waits_no_longer_than_its_window() {
+        let t0 = Instant::now();
         let mut h = hold();
-        h.register(9, &entry(1, 1));
+        h.register(9, &entry(1, 1), t0);
         let mut ops = vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED)];
-        let later = Instant::now() + Duration::from_millis(5);
+        let later = t0 + Duration::from_millis(5);
         assert_eq!(h.split(&mut ops, later), 0);
         assert_eq!(ops.len(), 2);
         assert_eq!(h.cut(), None);
@@ -313,6 +323,7 @@ mod tests {
 
     #[test]
     fn anything_else_about_the_message_writes_it_in_order() {
+        let t0 = Instant::now();
         // A requeue rewrites the place; a dead letter places the message
         // elsewhere; a page or a removal of the place alone.
         let others = [
@@ -323,9 +334,9 @@ mod tests {
         ];
         for other in others {
             let mut h = hold();
-            h.register(9, &entry(1, 1));
+            h.register(9, &entry(1, 1), t0);
             let mut ops = vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED), other.clone()];
-            h.split(&mut ops, Instant::now());
+            h.split(&mut ops, t0);
             assert_eq!(ops, vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED), other], "{ops:?}");
             assert_eq!(h.cut(), None);
         }
@@ -333,50 +344,61 @@ mod tests {
 
     #[test]
     fn an_op_of_another_kind_writes_everything_held() {
+        let t0 = Instant::now();
         let mut h = hold();
-        h.register(9, &entry(1, 1));
+        h.register(9, &entry(1, 1), t0);
         let mut ops = vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED)];
-        h.split(&mut ops, Instant::now());
+        h.split(&mut ops, t0);
         assert!(ops.is_empty());
         let mut next = Vec::new();
         h.resume(&mut next);
         let scope = crate::store::DedupScope { vhost: "/".into(), name: "x".into(), queue: false };
         next.push(Op::DeleteDedup(scope, 4));
         let expected = next.clone();
-        h.split(&mut next, Instant::now());
+        h.split(&mut next, t0);
         assert_eq!(next, expected);
         assert_eq!(h.cut(), None);
         // And a release asked for by the writer (a read, a shutdown).
-        h.register(9, &entry(2, 2));
+        h.register(9, &entry(2, 2), t0);
         let mut ops = vec![put(2), place(9, 2, 2, IndexEntry::DELIVERED)];
         h.release();
-        h.split(&mut ops, Instant::now());
+        h.split(&mut ops, t0);
         assert_eq!(ops.len(), 2);
     }
 
     #[test]
     fn a_queue_whose_consumers_ack_late_is_held_only_on_probes() {
+        let t0 = Instant::now();
         let mut h = hold();
-        let late = Instant::now() + Duration::from_millis(5);
-        // Held once, written when due: the queue's score drops below zero.
-        h.register(9, &entry(1, 1));
+        let late = t0 + Duration::from_millis(5);
+        // Due at once (behind a long batch): written, and that says nothing.
+        h.register(9, &entry(1, 1), t0);
         let mut ops = vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED)];
         h.split(&mut ops, late);
         assert_eq!(ops.len(), 2);
+        // Held, then written when due: the queue's score drops below zero.
+        h.register(9, &entry(2, 2), t0);
+        let mut ops = vec![put(2), place(9, 2, 2, IndexEntry::DELIVERED)];
+        h.split(&mut ops, t0);
+        assert!(ops.is_empty(), "held while its queue's score is not below zero");
+        let mut next = Vec::new();
+        h.resume(&mut next);
+        h.split(&mut next, late);
+        assert_eq!(next.len(), 2);
         // From then on one write in 256 is held; another queue is not affected.
         let held = |h: &mut Hold, queue: u64, id: u64| {
-            h.register(queue, &entry(id, id));
+            h.register(queue, &entry(id, id), t0);
             let mut ops = vec![put(id), place(queue, id, id, IndexEntry::DELIVERED)];
-            h.split(&mut ops, Instant::now());
+            h.split(&mut ops, t0);
             let mut next = Vec::new();
             h.resume(&mut next);
             // Acked at once: annihilated with its write.
             next.extend([Op::Remove { queue, seq: id, lane: None }, Op::DeleteMessage { id }]);
             crate::store::writer::annihilate::annihilate(&mut next);
-            h.split(&mut next, Instant::now());
+            h.split(&mut next, t0);
             ops.is_empty()
         };
-        assert!(held(&mut h, 8, 2));
+        assert!(held(&mut h, 8, 3));
         let probes = (10..10 + 256).filter(|id| held(&mut h, 9, *id)).count();
         assert_eq!(probes, 1);
         // The probe was acked in time: the queue is held again.
@@ -386,10 +408,11 @@ mod tests {
 
     #[test]
     fn nothing_waits_before_the_first_sync() {
+        let t0 = Instant::now();
         let mut h = Hold::default();
-        h.register(9, &entry(1, 1));
+        h.register(9, &entry(1, 1), t0);
         let mut ops = vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED)];
-        h.split(&mut ops, Instant::now());
+        h.split(&mut ops, t0);
         assert_eq!(ops.len(), 2);
         assert_eq!(h.mark(), 0);
     }
