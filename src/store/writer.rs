@@ -190,6 +190,8 @@ impl Writer {
                     Err(_) => break,
                 }
             };
+            // One clock read per batch: held writes count from its start.
+            let started = std::time::Instant::now();
             let mut next = first;
             while let Some(cmd) = next.take() {
                 if matches!(
@@ -206,7 +208,7 @@ impl Writer {
                 match cmd {
                     Cmd::Op(op) => self.take(op, &mut deletions),
                     Cmd::Placed { queue, entry, record } => {
-                        self.hold.register(queue, &entry, std::time::Instant::now());
+                        self.hold.register(queue, &entry, started);
                         self.take(Op::PutMessage { id: entry.message, record }, &mut deletions);
                         self.take(Op::Place { queue, entry }, &mut deletions);
                     }
