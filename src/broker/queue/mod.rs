@@ -353,13 +353,13 @@ impl Queue {
         st.next_seq += 1;
         st.totals.published += 1;
         let ttl = st.eff.config.message_ttl;
+        // The clock is read once: delivered in this call, the message is
+        // delivered the moment it arrived (a TTL of 0 does not expire on a
+        // millisecond ticking over in between).
+        let arrived = (ttl.is_some() || message.info.expiration.is_some()).then(now_ms);
         let entry = Entry {
             seq,
-            expires: if ttl.is_some() || message.info.expiration.is_some() {
-                self.expiry_of(ttl, &message, now_ms())
-            } else {
-                0
-            },
+            expires: arrived.map_or(0, |now| self.expiry_of(ttl, &message, now)),
             priority: message.info.priority.unwrap_or(0),
             message,
             returns: 0,
@@ -372,12 +372,12 @@ impl Queue {
         if self.may_defer_write(&st, &entry, dedup.is_some()) {
             st.fresh = fresh::Fresh::Waiting(seq);
             st.ready.push_back(entry);
-            self.dispatch(&mut st);
+            self.dispatch_at(&mut st, arrived);
             discarded = self.settle_fresh(&mut st);
         } else if !self.page_out(&mut st, &entry) {
             let stored = self.store_place(&entry);
             st.ready.push_back(Entry { stored, ..entry });
-            self.dispatch(&mut st);
+            self.dispatch_at(&mut st, arrived);
         }
         // After the message's own writes: a crash keeps the id only with it.
         if let Some((d, key)) = dedup {
@@ -444,13 +444,22 @@ impl Queue {
     }
 
     fn dispatch(self: &Arc<Self>, st: &mut State) {
-        self.deliver_ready(st);
+        self.dispatch_at(st, None);
+    }
+
+    /// As `dispatch`, with the time to judge expiry by if already read.
+    fn dispatch_at(self: &Arc<Self>, st: &mut State, now: Option<u64>) {
+        self.deliver_ready(st, now);
         self.fill(st);
         self.relieve(st);
     }
 
-    fn deliver_ready(self: &Arc<Self>, st: &mut State) {
-        let now = if st.ready.next_expiry().is_some() { now_ms() } else { 0 };
+    fn deliver_ready(self: &Arc<Self>, st: &mut State, now: Option<u64>) {
+        let now = match now {
+            Some(now) => now,
+            None if st.ready.next_expiry().is_some() => now_ms(),
+            None => 0,
+        };
         // No-ack deliveries' removals, submitted together (under the lock,
         // so before anything could put one of them back).
         let mut settled = paging::Settled::default();
@@ -462,7 +471,8 @@ impl Queue {
             // Strictly past: a message with a TTL of 0 still reaches a
             // consumer waiting for it the moment it arrives.
             if front.expires != 0 && front.expires < now {
-                self.expire(st, now);
+                // As strictly: one arriving now behind it is not taken along.
+                self.expire(st, now - 1);
                 continue;
             }
             let Some(consumer) = consumers::next_with_credit(st, self.config.single_active_consumer) else {
