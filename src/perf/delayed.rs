@@ -45,6 +45,7 @@ fn spec(routing_key: &str, o: &Options, headers: FieldTable, rate: u64, count: u
         persistent: true,
         confirm: o.confirm.max(1000),
         rate,
+        tick_us: o.tick_us,
         count,
         headers: Some(headers),
     }

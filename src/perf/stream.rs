@@ -65,6 +65,7 @@ pub async fn run(uri: &Uri, o: &Options, summary: &mut Summary) -> Result<()> {
                 persistent: o.persistent,
                 confirm: o.confirm,
                 rate: 0,
+                tick_us: o.tick_us,
                 count: per,
                 headers: None,
             };
