@@ -24,6 +24,8 @@ mod deletions;
 mod drops;
 mod handle;
 mod hold;
+#[cfg(test)]
+mod tests;
 
 pub use handle::StoreHandle;
 
