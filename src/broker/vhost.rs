@@ -12,18 +12,18 @@ use parking_lot::{Mutex, RwLock};
 
 use super::args::{check_equivalent, check_flag, EXCHANGE_EQUIVALENCE_ARGS, QUEUE_EQUIVALENCE_ARGS};
 use super::consumer::ConnectionId;
-use super::deadletter::{self, Reason};
 pub use super::durable::{write_failed, Unsynced};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
-use super::message::Message;
 use super::names;
-use super::queue::{Queue, Taken};
+use super::queue::Queue;
 use crate::protocol::{AmqpError, ErrorKind};
 use crate::store::{Op, StoreHandle};
 
 mod lifecycle;
+mod routing;
 mod stats;
 pub use lifecycle::{Limits, TopologyCaps, VHostMeta, VHOST_SPACE};
+pub use routing::{Enqueued, Router};
 
 /// The exchanges every vhost starts with.
 const PREDECLARED: &[(&str, ExchangeKind)] = &[
@@ -59,19 +59,6 @@ pub struct VHost {
     pub churn: stats::QueueChurn,
     /// The node's `[limits]` on queues and exchanges (`lifecycle`).
     pub caps: lifecycle::TopologyCaps,
-}
-
-/// A connection's routing state: buffers reused for every message, and a
-/// memo of the exchange and default-exchange queue it used last, so steady
-/// publishing skips the name lookups (entries are checked against deletion).
-#[derive(Debug, Default)]
-pub struct Router {
-    /// The queues the last message reached.
-    pub queues: Vec<Arc<Queue>>,
-    pending: Vec<Destination>,
-    visited: Vec<usize>,
-    cache_exchange: Option<Arc<Exchange>>,
-    cache_queue: Option<Arc<Queue>>,
 }
 
 /// `exchange.declare` as the broker sees it.
@@ -589,168 +576,6 @@ impl VHost {
         Ok(())
     }
 
-    /// The exchange a `basic.publish` names: 404 if missing, 403 if internal.
-    pub fn publish_exchange(&self, name: &[u8], router: &mut Router) -> Result<Arc<Exchange>, AmqpError> {
-        if let Some(ex) =
-            router.cache_exchange.as_ref().filter(|e| same(e.name.as_bytes(), name) && !e.is_deleted())
-        {
-            return Ok(ex.clone());
-        }
-        let ex = std::str::from_utf8(name)
-            .ok()
-            .and_then(|n| self.exchanges.read().get(n).cloned())
-            .ok_or_else(|| self.no_exchange(&String::from_utf8_lossy(name)))?;
-        if ex.internal {
-            return Err(AmqpError::access_refused(format!(
-                "cannot publish to internal exchange '{}' in vhost '{}'",
-                ex.name, self.name
-            )));
-        }
-        router.cache_exchange = Some(ex.clone());
-        Ok(ex)
-    }
-
-    /// Collects into `router.queues` the queues a message published to
-    /// `exchange` reaches, each once, following exchange-to-exchange
-    /// bindings (cycles are cut). Nothing is allocated in the steady state.
-    pub fn route(&self, exchange: &Arc<Exchange>, msg: &Message, bcc: &[String], router: &mut Router) {
-        let Router { pending, visited, queues, cache_queue, .. } = router;
-        queues.clear();
-        if exchange.name.is_empty() {
-            let key = msg.routing_key();
-            if key.starts_with(REPLY_TO_PREFIX.as_bytes()) {
-                // A reply to a vanished requester is dropped (or returned if mandatory).
-                if let Some(q) =
-                    std::str::from_utf8(key).ok().and_then(|k| self.replies.read().get(k).cloned())
-                {
-                    queues.push(q);
-                }
-                return;
-            }
-            if let Some(q) = cache_queue.as_ref().filter(|q| same(q.name.as_bytes(), key) && !q.is_deleted())
-            {
-                queues.push(q.clone());
-            } else if let Some(q) = std::str::from_utf8(key).ok().and_then(|k| self.queue(k)) {
-                *cache_queue = Some(q.clone());
-                queues.push(q);
-            }
-            for key in extra_routing_keys(msg, bcc) {
-                if let Some(q) = self.queue(&key).filter(|q| !queues.iter().any(|x| Arc::ptr_eq(x, q))) {
-                    queues.push(q);
-                }
-            }
-            return;
-        }
-        pending.clear();
-        visited.clear();
-        let extra = extra_routing_keys(msg, bcc);
-        self.route_from(exchange, msg, &extra, pending, visited);
-        while let Some(dest) = pending.pop() {
-            match dest {
-                Destination::Queue(q) => {
-                    if !queues.iter().any(|x| Arc::ptr_eq(x, &q)) {
-                        queues.push(q);
-                    }
-                }
-                Destination::Exchange(ex) => {
-                    if !visited.contains(&(Arc::as_ptr(&ex) as usize)) {
-                        self.route_from(&ex, msg, &extra, pending, visited);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Routes by one exchange's bindings, for the routing key and any CC /
-    /// BCC keys together; an exchange that routes none of them hands the
-    /// message to its `alternate-exchange`, if it has one.
-    fn route_from(
-        &self,
-        exchange: &Arc<Exchange>,
-        msg: &Message,
-        extra: &[String],
-        pending: &mut Vec<Destination>,
-        visited: &mut Vec<usize>,
-    ) {
-        let before = pending.len();
-        visited.push(Arc::as_ptr(exchange) as usize);
-        exchange.route(msg.routing_key(), msg, pending);
-        if exchange.routes_extra_keys() {
-            for k in extra {
-                exchange.route(k.as_bytes(), msg, pending);
-            }
-        }
-        if pending.len() == before {
-            if let Some(ae) = exchange.alternate_exchange(|n| self.exchange(n)) {
-                if !visited.contains(&(Arc::as_ptr(&ae) as usize)) {
-                    pending.push(Destination::Exchange(ae));
-                }
-            }
-        }
-    }
-
-    /// Hands a routed message to `queues` (emptied). A persistent message
-    /// reaching durable queues is written to the store once, however many
-    /// queues: `on_disk` says so (not if its one durable queue handed it
-    /// to a no-ack consumer unwritten). Queues that refuse it (full, with
-    /// reject-publish) make it `rejected`.
-    pub fn enqueue(&self, mut message: Arc<Message>, queues: &mut Vec<Arc<Queue>>) -> Enqueued {
-        let mut out = Enqueued::default();
-        let holders = if message.info.persistent() {
-            queues.iter().filter(|q| q.is_persisted()).count() as u32
-        } else {
-            0
-        };
-        if holders > 0 {
-            if let (Some(store), Some(m)) = (&self.store, Arc::get_mut(&mut message)) {
-                m.store_id = store.next_id();
-                // Written once for all its queues; a message for one queue
-                // is written by that queue (in memory or paged out).
-                if holders > 1 {
-                    m.shared = true;
-                    store.refs().add(m.store_id, holders);
-                    store.submit(Op::PutMessage { id: m.store_id, record: m.record() });
-                }
-                out.on_disk = true;
-            }
-        }
-        let mut streams = false;
-        for q in queues.drain(..) {
-            // A stream writes every message to its log: its confirm follows the disk.
-            streams |= q.is_stream;
-            // A deduplicating queue drops a duplicate itself (confirmed).
-            let taken = q.offer(message.clone());
-            let accepted = taken != Taken::Refused;
-            // Discarded: held by that queue alone (unshared), never written.
-            if taken == Taken::Discarded {
-                out.on_disk = false;
-                out.discarded = true;
-            }
-            out.taken |= accepted;
-            out.rejected |= !accepted;
-            if out.congested.is_none() && q.is_congested() {
-                out.congested = Some(q);
-            }
-        }
-        out.on_disk |= streams;
-        out
-    }
-
-    /// Routes a dead-lettered message from its dead-letter exchange (gone:
-    /// dropped), except to queues it would cycle through without a rejection.
-    pub fn publish_dead_letter(&self, message: Arc<Message>, reason: Reason) {
-        let Some(exchange) = std::str::from_utf8(message.exchange()).ok().and_then(|n| self.exchange(n))
-        else {
-            return;
-        };
-        let mut router = Router::default();
-        self.route(&exchange, &message, &[], &mut router);
-        if reason != Reason::Rejected {
-            router.queues.retain(|q| !deadletter::is_cycle(&message, &q.name));
-        }
-        self.enqueue(message, &mut router.queues);
-    }
-
     /// Deletes queues with `x-expires` once they have been unused that long.
     pub(super) fn watch_expiry(self: &Arc<Self>, q: &Arc<Queue>) {
         let (Some(after), Ok(rt)) = (q.expires_after(), tokio::runtime::Handle::try_current()) else {
@@ -786,48 +611,10 @@ impl VHost {
     }
 }
 
-/// What became of a routed message.
-#[derive(Debug, Default)]
-pub struct Enqueued {
-    /// A persistent message was written for durable queues: its confirm waits for the disk.
-    pub on_disk: bool,
-    /// A persistent message went to a no-ack consumer without being
-    /// written: the message need not be on disk, but a deduplicating
-    /// exchange's record of its id must be (its confirm waits for that).
-    pub discarded: bool,
-    /// A queue refused it (`x-overflow` = reject-publish): its confirm is a nack.
-    pub rejected: bool,
-    /// A queue took it (or a delayed exchange keeps it): a deduplicating
-    /// exchange remembers its id.
-    pub taken: bool,
-    /// A queue it reached is congested: its publisher should pause.
-    pub congested: Option<Arc<Queue>>,
-}
-
-/// The extra routing keys of sender-selected distribution: the `CC`
-/// header's, and `bcc` (taken off the message at publish).
-fn extra_routing_keys(msg: &Message, bcc: &[String]) -> Vec<String> {
-    let mut keys = bcc.to_vec();
-    if msg.has_header(b"CC") {
-        if let Some(amq_protocol::types::AMQPValue::FieldArray(cc)) =
-            msg.headers().and_then(|h| h.inner().get("CC").cloned())
-        {
-            keys.extend(cc.as_slice().iter().filter_map(crate::protocol::table::as_str).map(str::to_owned));
-        }
-    }
-    keys
-}
-
 /// The pseudo-queue requesters consume from for direct reply-to.
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 /// What `reply_to` is rewritten to start with; replies are routed by it.
 pub const REPLY_TO_PREFIX: &str = "amq.rabbitmq.reply-to.";
-
-/// Name equality without a libc call for the common empty and short names.
-#[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
-}
 
 fn default_exchange() -> AmqpError {
     AmqpError::access_refused("operation not permitted on the default exchange")

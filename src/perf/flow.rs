@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 use super::client::{deliver_tag, encode_ack, encode_publish, Client, Reader, Result, Role, Uri};
+use super::pace::Pacer;
 use super::stats::{LocalLatency, Stats};
 use crate::protocol::frame::Frame;
 
@@ -26,7 +27,7 @@ pub struct ProducerSpec {
     pub confirm: u64,
     /// Messages per second; 0 means as fast as possible.
     pub rate: u64,
-    /// With a rate: the shortest pacing tick, µs (see `Pacer`).
+    /// With a rate: the shortest pacing tick, µs (see `pace`).
     pub tick_us: u64,
     /// Stop after this many messages; 0 means run until stopped.
     pub count: u64,
@@ -69,7 +70,7 @@ pub async fn produce(uri: Uri, spec: ProducerSpec, stats: Arc<Stats>, stop: Arc<
     } else {
         (None, None)
     };
-    let pacer = (spec.rate > 0).then(|| Pacer::start(spec.rate, spec.tick_us, stop.clone()));
+    let pacer = (spec.rate > 0).then(|| Pacer::start(spec.rate, spec.tick_us));
     let started = tokio::time::Instant::now();
     let mut sent: u64 = 0;
     while !stop.load(Ordering::Relaxed) && (spec.count == 0 || sent < spec.count) {
@@ -133,39 +134,6 @@ pub async fn produce(uri: Uri, spec: ProducerSpec, stats: Arc<Stats>, stop: Arc<
         task.abort();
     }
     Ok(sent)
-}
-
-/// Ticks for a producer at a fixed rate, finer and steadier than tokio's
-/// 1 ms timer (whose sleeps last 1–2 ms: at 100k msg/s, bursts of 100–200
-/// messages stamped alike, the floor relay's p50 then 0.5 ms). A thread
-/// sleeping one tick at a time (1 µs of timer slack, no spinning) wakes the
-/// producer every `1 / rate`, `--tick-us` at the least.
-struct Pacer {
-    wake: Arc<Notify>,
-}
-
-impl Pacer {
-    fn start(rate: u64, min_tick_us: u64, stop: Arc<AtomicBool>) -> Self {
-        let wake = Arc::new(Notify::new());
-        let tick = Duration::from_nanos(1_000_000_000 / rate.max(1)).max(Duration::from_micros(min_tick_us));
-        let waker = wake.clone();
-        std::thread::spawn(move || {
-            // SAFETY: prctl with PR_SET_TIMERSLACK only changes this
-            // thread's timer slack.
-            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong) };
-            // Until the run stops or the producer is done.
-            while !stop.load(Ordering::Relaxed) && Arc::strong_count(&waker) > 1 {
-                std::thread::sleep(tick);
-                waker.notify_one();
-            }
-        });
-        Pacer { wake }
-    }
-
-    /// Waits for the next tick (a missed one is kept as a permit).
-    async fn tick(&self) {
-        let _ = tokio::time::timeout(Duration::from_millis(5), self.wake.notified()).await;
-    }
 }
 
 async fn discard(mut rd: Reader) -> Result<()> {

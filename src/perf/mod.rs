@@ -6,6 +6,7 @@ pub mod client;
 mod delayed;
 pub mod floor;
 pub mod flow;
+mod pace;
 pub mod report;
 pub mod rpc;
 pub mod stats;
@@ -94,10 +95,10 @@ pub struct Options {
     /// Messages per second per producer (0: unlimited).
     #[arg(long, short = 'r', default_value_t = 0)]
     pub rate: u64,
-    /// With --rate: the shortest pacing tick in µs, so at most
-    /// rate × tick / 10⁶ messages go out together. Below ~500 µs, waking
-    /// the producer costs more than a 2-vCPU machine spares alongside a
-    /// broker (even the floor relay's p99 went to 6–8 ms at 100–200 µs).
+    /// With --rate: the shortest pacing tick in µs (50 at the least), so
+    /// about rate × tick / 10⁶ messages go out together. Below ~500 µs,
+    /// waking the producer costs more than a 2-vCPU machine spares beside
+    /// a broker (even the floor relay's p99 went to 6–8 ms at 100–200 µs).
     #[arg(long, default_value_t = 500)]
     pub tick_us: u64,
     /// Seconds of measurement.

@@ -135,3 +135,38 @@ fn large_bodies_congest_by_bytes_and_a_consumer_takes_a_few_mib_at_a_time() {
     }
     assert!(!q.is_congested());
 }
+
+#[test]
+fn a_ttl_of_zero_reaches_a_waiting_consumer_behind_an_expired_head() {
+    let mut args = FieldTable::default();
+    args.insert("x-message-ttl".into(), amq_protocol::types::AMQPValue::LongInt(0));
+    let q = Arc::new(Queue::new("q".into(), "/".into(), false, None, false, args));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let spec = ConsumerSpec { tag: "c".into(), no_ack: true, ..Default::default() };
+    q.add_consumer(Arc::new(Consumer::new(spec, Default::default(), tx))).unwrap();
+    // A message past its expiry at the head, as a timer not yet fired leaves it.
+    {
+        let mut st = q.state.lock();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let stale = Entry {
+            seq,
+            message: msg(b"stale"),
+            expires: 1,
+            returns: 0,
+            priority: 0,
+            redelivered: false,
+            stored: false,
+            paged: false,
+        };
+        st.ready.push_back(stale);
+    }
+    q.publish(msg(b"fresh"));
+    let mut got = Vec::new();
+    while let Ok(Outbound::Deliver(d)) = rx.try_recv() {
+        got.push(d.entry.message.body.clone());
+    }
+    // The stale one expires; the one arriving behind it is not taken along.
+    assert_eq!(got, [Bytes::from_static(b"fresh")]);
+    assert_eq!(q.message_count(), 0);
+}

@@ -38,6 +38,25 @@ impl StoreHandle {
         refs: SharedRefs,
         head: HeadLimit,
     ) -> StoreHandle {
+        Self::start_with(store, sync, next_id, refs, head, Hold::default())
+    }
+
+    /// As `start`, syncing, with writes held for `window` whatever the
+    /// syncs take (tests of the writer's loop).
+    #[cfg(test)]
+    pub(super) fn start_holding(store: Arc<dyn Store>, window: std::time::Duration) -> StoreHandle {
+        let head = HeadLimit { messages: 1000, bytes: 1 << 20 };
+        Self::start_with(store, true, 1, SharedRefs::default(), head, Hold::fixed(window))
+    }
+
+    fn start_with(
+        store: Arc<dyn Store>,
+        sync: bool,
+        next_id: u64,
+        refs: SharedRefs,
+        head: HeadLimit,
+        hold: Hold,
+    ) -> StoreHandle {
         let (tx, rx) = mpsc::channel::<Cmd>();
         let shared = Arc::new(Shared {
             ids: AtomicU64::new(next_id.max(1)),
@@ -64,7 +83,7 @@ impl StoreHandle {
             dropping: Dropping::default(),
             streams: Vec::new(),
             unsynced: Vec::new(),
-            hold: Hold::default(),
+            hold,
             dirty: true,
         };
         std::thread::Builder::new()

@@ -83,6 +83,9 @@ pub(super) struct Hold {
     release: bool,
     /// Per queue.
     scores: FxHashMap<u64, Score>,
+    /// The window stays as set (tests of the writer's loop).
+    #[cfg(test)]
+    fixed: bool,
 }
 
 impl Hold {
@@ -143,8 +146,18 @@ impl Hold {
         self.oldest.map(|(_, since)| (since + self.window).saturating_duration_since(now))
     }
 
+    /// A hold whose window is `window` whatever the syncs take.
+    #[cfg(test)]
+    pub fn fixed(window: Duration) -> Hold {
+        Hold { window, fixed: true, ..Hold::default() }
+    }
+
     /// A synced write took `took`: how long the next writes may wait.
     pub fn observe_sync(&mut self, took: Duration) {
+        #[cfg(test)]
+        if self.fixed {
+            return;
+        }
         self.window = match self.window.is_zero() {
             // The first sync sets it at once.
             true => took,

@@ -1,7 +1,7 @@
-//! The writer's loop with held writes, over a real RocksDB with fsync on:
-//! what every barrier is told, in which order, and what is on disk once it
-//! is told (whatever the timing: the hold is at most 2 ms, so these tests
-//! check outcomes that hold however a batch falls, not how long it took).
+//! The writer's loop with held writes, over a real RocksDB with fsync on
+//! and a hold of a fixed second (the hold is otherwise a sync's time, too
+//! short to look at): what every barrier is told, in which order, and what
+//! is on disk by then.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -9,9 +9,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{HeadLimit, StoreHandle};
+use super::StoreHandle;
 use crate::store::rocks::RocksStore;
 use crate::store::{IndexEntry, MessageRecord, Store};
+
+/// How long a write delivered as it came is held.
+const HOLD: Duration = Duration::from_secs(1);
+
+/// Ample time for the writer to write what it does not hold.
+const SETTLE: Duration = Duration::from_millis(50);
+
+const WAIT: Duration = Duration::from_secs(10);
 
 struct Dir(std::path::PathBuf);
 
@@ -21,16 +29,25 @@ impl Drop for Dir {
     }
 }
 
-fn open() -> (Dir, Arc<RocksStore>, StoreHandle) {
+/// The writer stops before its directory goes, even after a failed assert.
+struct Fixture {
+    handle: StoreHandle,
+    store: Arc<RocksStore>,
+    _dir: Dir,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+fn open() -> Fixture {
     let dir =
         Dir(std::env::temp_dir().join(format!("warren-writer-{}-{}", std::process::id(), fastrand::u64(..))));
     let store = Arc::new(RocksStore::open(&dir.0).unwrap());
-    let head = HeadLimit { messages: 1000, bytes: 1 << 20 };
-    let handle = StoreHandle::start(store.clone(), true, 1, Default::default(), head);
-    // A first synced write sets the hold's window (none before a sync).
-    place(&handle, 1, 1, 0);
-    assert!(barrier(&handle).recv_timeout(Duration::from_secs(10)).unwrap());
-    (dir, store, handle)
+    let handle = StoreHandle::start_holding(store.clone(), HOLD);
+    Fixture { handle, store, _dir: dir }
 }
 
 fn record() -> MessageRecord {
@@ -70,62 +87,70 @@ fn has_message(store: &RocksStore, id: u64) -> bool {
     store.read_messages(&[id]).unwrap()[0].is_some()
 }
 
+/// Ops written so far, over every batch.
+fn ops_written(handle: &StoreHandle) -> u64 {
+    handle.metrics().batch_ops.snapshot().sum
+}
+
 #[test]
 fn a_barrier_after_a_held_write_is_told_once_it_is_on_disk() {
-    let (_dir, store, handle) = open();
-    let id = place(&handle, 7, 1, IndexEntry::DELIVERED);
-    assert!(barrier(&handle).recv_timeout(Duration::from_secs(10)).unwrap());
-    assert!(places(&store).contains(&(7, 1, id)), "told before its place was written");
-    assert!(has_message(&store, id), "told before its message was written");
-    handle.shutdown();
+    let fx = open();
+    let plain = place(&fx.handle, 6, 1, 0);
+    let held = place(&fx.handle, 7, 1, IndexEntry::DELIVERED);
+    std::thread::sleep(SETTLE);
+    let on_disk = places(&fx.store);
+    assert!(on_disk.contains(&(6, 1, plain)), "a write not delivered as it came was held");
+    assert!(!on_disk.contains(&(7, 1, held)), "a write delivered as it came was not held");
+    assert!(barrier(&fx.handle).recv_timeout(WAIT).unwrap());
+    assert!(places(&fx.store).contains(&(7, 1, held)), "told before the held place was written");
+    assert!(has_message(&fx.store, held), "told before the held message was written");
 }
 
 #[test]
-fn a_held_write_met_by_its_settle_leaves_nothing_on_disk() {
-    let (_dir, store, handle) = open();
-    let id = place(&handle, 7, 1, IndexEntry::DELIVERED);
-    handle.submit_settle(7, 1, None, Some(id));
-    assert!(barrier(&handle).recv_timeout(Duration::from_secs(10)).unwrap());
-    assert!(!places(&store).iter().any(|p| p.0 == 7), "the settled place is on disk");
-    assert!(!has_message(&store, id), "the settled message is on disk");
-    handle.shutdown();
+fn a_held_write_met_by_its_settle_is_never_written() {
+    let fx = open();
+    let before = ops_written(&fx.handle);
+    let id = place(&fx.handle, 7, 1, IndexEntry::DELIVERED);
+    fx.handle.submit_settle(7, 1, None, Some(id));
+    assert!(barrier(&fx.handle).recv_timeout(WAIT).unwrap());
+    assert_eq!(ops_written(&fx.handle), before, "the write or its settle went to disk");
+    assert!(!places(&fx.store).iter().any(|p| p.0 == 7));
+    assert!(!has_message(&fx.store, id));
 }
 
 #[test]
-fn barriers_around_held_writes_are_told_in_order() {
-    let (_dir, store, handle) = open();
+fn a_barrier_waits_for_the_held_writes_before_it_and_no_others() {
+    let fx = open();
     let (tx, rx) = mpsc::channel();
-    let mut ids = Vec::new();
-    for n in 0..6u64 {
-        let tx = tx.clone();
-        handle.barrier(Box::new(move |ok| {
-            let _ = tx.send((n, ok));
-        }));
-        // Writes held on two queues, one of them settled at once.
-        ids.push(place(&handle, 10 + n % 2, n + 1, IndexEntry::DELIVERED));
-        if n % 2 == 0 {
-            handle.submit_settle(10, n + 1, None, Some(ids[n as usize]));
-        }
-    }
-    let told: Vec<_> = (0..6).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
-    assert_eq!(told, (0..6).map(|n| (n, true)).collect::<Vec<_>>());
-    // Once the last is told, every unsettled write before it is on disk.
-    assert!(barrier(&handle).recv_timeout(Duration::from_secs(10)).unwrap());
-    let on_disk = places(&store);
-    for n in 0..6u64 {
-        let place = (10 + n % 2, n + 1, ids[n as usize]);
-        assert_eq!(on_disk.contains(&place), n % 2 == 1, "place {place:?}");
-    }
-    handle.shutdown();
+    let told = |n: u32| -> super::Done {
+        let (tx, store) = (tx.clone(), fx.store.clone());
+        Box::new(move |ok| {
+            let _ = tx.send((n, ok, places(&store)));
+        })
+    };
+    fx.handle.barrier(told(0));
+    let held = place(&fx.handle, 10, 1, IndexEntry::DELIVERED);
+    fx.handle.barrier(told(1));
+    let settled = place(&fx.handle, 11, 1, IndexEntry::DELIVERED);
+    fx.handle.submit_settle(11, 1, None, Some(settled));
+    fx.handle.barrier(told(2));
+    let answers: Vec<_> = (0..3).map(|_| rx.recv_timeout(WAIT).unwrap()).collect();
+    let order: Vec<_> = answers.iter().map(|(n, ok, _)| (*n, *ok)).collect();
+    assert_eq!(order, [(0, true), (1, true), (2, true)]);
+    assert!(!answers[0].2.contains(&(10, 1, held)), "a barrier waited for a write submitted after it");
+    assert!(answers[1].2.contains(&(10, 1, held)), "a barrier was told before a held write before it");
+    assert!(!answers[2].2.iter().any(|p| p.0 == 11), "a settled held write went to disk");
 }
 
 #[test]
-fn held_writes_are_written_on_shutdown_and_by_a_read_of_pages() {
-    let (dir, store, handle) = open();
-    let read = place(&handle, 7, 1, IndexEntry::DELIVERED);
+fn a_read_of_pages_and_a_shutdown_write_what_is_held() {
+    let fx = open();
+    let read = place(&fx.handle, 7, 1, IndexEntry::DELIVERED);
+    std::thread::sleep(SETTLE);
+    assert!(!places(&fx.store).contains(&(7, 1, read)), "not held");
     // A read sees everything submitted before it, held or not.
     let (tx, rx) = mpsc::channel();
-    assert!(handle.read(
+    assert!(fx.handle.read(
         7,
         0,
         10,
@@ -133,12 +158,12 @@ fn held_writes_are_written_on_shutdown_and_by_a_read_of_pages() {
             let _ = tx.send(found.is_some());
         })
     ));
-    assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap());
-    assert!(places(&store).contains(&(7, 1, read)), "a read of pages passed a held write");
-    let kept = place(&handle, 8, 1, IndexEntry::DELIVERED);
-    handle.shutdown();
-    drop(store);
-    let reopened = RocksStore::open(&dir.0).unwrap();
-    assert!(places(&reopened).contains(&(8, 1, kept)), "shutdown left a held write unwritten");
-    assert!(has_message(&reopened, kept));
+    assert!(rx.recv_timeout(WAIT).unwrap());
+    assert!(places(&fx.store).contains(&(7, 1, read)), "a read of pages passed a held write");
+    let kept = place(&fx.handle, 8, 1, IndexEntry::DELIVERED);
+    std::thread::sleep(SETTLE);
+    assert!(!places(&fx.store).contains(&(8, 1, kept)), "not held");
+    fx.handle.shutdown();
+    assert!(places(&fx.store).contains(&(8, 1, kept)), "shutdown left a held write unwritten");
+    assert!(has_message(&fx.store, kept));
 }
