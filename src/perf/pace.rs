@@ -38,8 +38,15 @@ impl Pacer {
             Some((_, listeners)) => listeners.lock().push(Arc::downgrade(&wake)),
             None => {
                 let listeners: Listeners = Arc::new(Mutex::new(vec![Arc::downgrade(&wake)]));
-                tickers.push((tick, listeners.clone()));
-                std::thread::spawn(move || run(tick, listeners));
+                let theirs = listeners.clone();
+                // Without its thread the producer still goes on, at two ticks a turn.
+                if std::thread::Builder::new()
+                    .name("warren-perf-pace".into())
+                    .spawn(move || run(tick, theirs))
+                    .is_ok()
+                {
+                    tickers.push((tick, listeners));
+                }
             }
         }
         Pacer { wake, tick }

@@ -16,12 +16,15 @@ use crate::store::{IndexEntry, MessageRecord, Store};
 /// How long a write delivered as it came is held.
 const HOLD: Duration = Duration::from_secs(1);
 
-/// Ample time for the writer to write what it does not hold.
-const SETTLE: Duration = Duration::from_millis(50);
-
 const WAIT: Duration = Duration::from_secs(10);
 
 struct Dir(std::path::PathBuf);
+
+impl Dir {
+    fn new() -> Dir {
+        Dir(std::env::temp_dir().join(format!("warren-writer-{}-{}", std::process::id(), fastrand::u64(..))))
+    }
+}
 
 impl Drop for Dir {
     fn drop(&mut self) {
@@ -29,11 +32,11 @@ impl Drop for Dir {
     }
 }
 
-/// The writer stops before its directory goes, even after a failed assert.
+/// A writer and its store, closed when dropped (declared after its `Dir`,
+/// it goes first, even after a failed assert).
 struct Fixture {
     handle: StoreHandle,
     store: Arc<RocksStore>,
-    _dir: Dir,
 }
 
 impl Drop for Fixture {
@@ -42,12 +45,21 @@ impl Drop for Fixture {
     }
 }
 
-fn open() -> Fixture {
-    let dir =
-        Dir(std::env::temp_dir().join(format!("warren-writer-{}-{}", std::process::id(), fastrand::u64(..))));
+fn open(dir: &Dir) -> Fixture {
     let store = Arc::new(RocksStore::open(&dir.0).unwrap());
     let handle = StoreHandle::start_holding(store.clone(), HOLD);
-    Fixture { handle, store, _dir: dir }
+    Fixture { handle, store }
+}
+
+/// Waits until a write the writer does not hold is on disk: whatever was
+/// submitted before it and is not, is held.
+fn written(fx: &Fixture, queue: u64, seq: u64) {
+    let id = place(&fx.handle, queue, seq, 0);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !places(&fx.store).contains(&(queue, seq, id)) {
+        assert!(std::time::Instant::now() < deadline, "a plain write was not written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn record() -> MessageRecord {
@@ -94,13 +106,11 @@ fn ops_written(handle: &StoreHandle) -> u64 {
 
 #[test]
 fn a_barrier_after_a_held_write_is_told_once_it_is_on_disk() {
-    let fx = open();
-    let plain = place(&fx.handle, 6, 1, 0);
+    let dir = Dir::new();
+    let fx = open(&dir);
     let held = place(&fx.handle, 7, 1, IndexEntry::DELIVERED);
-    std::thread::sleep(SETTLE);
-    let on_disk = places(&fx.store);
-    assert!(on_disk.contains(&(6, 1, plain)), "a write not delivered as it came was held");
-    assert!(!on_disk.contains(&(7, 1, held)), "a write delivered as it came was not held");
+    written(&fx, 6, 1);
+    assert!(!places(&fx.store).contains(&(7, 1, held)), "a write delivered as it came was not held");
     assert!(barrier(&fx.handle).recv_timeout(WAIT).unwrap());
     assert!(places(&fx.store).contains(&(7, 1, held)), "told before the held place was written");
     assert!(has_message(&fx.store, held), "told before the held message was written");
@@ -108,7 +118,8 @@ fn a_barrier_after_a_held_write_is_told_once_it_is_on_disk() {
 
 #[test]
 fn a_held_write_met_by_its_settle_is_never_written() {
-    let fx = open();
+    let dir = Dir::new();
+    let fx = open(&dir);
     let before = ops_written(&fx.handle);
     let id = place(&fx.handle, 7, 1, IndexEntry::DELIVERED);
     fx.handle.submit_settle(7, 1, None, Some(id));
@@ -120,7 +131,8 @@ fn a_held_write_met_by_its_settle_is_never_written() {
 
 #[test]
 fn a_barrier_waits_for_the_held_writes_before_it_and_no_others() {
-    let fx = open();
+    let dir = Dir::new();
+    let fx = open(&dir);
     let (tx, rx) = mpsc::channel();
     let told = |n: u32| -> super::Done {
         let (tx, store) = (tx.clone(), fx.store.clone());
@@ -144,9 +156,10 @@ fn a_barrier_waits_for_the_held_writes_before_it_and_no_others() {
 
 #[test]
 fn a_read_of_pages_and_a_shutdown_write_what_is_held() {
-    let fx = open();
+    let dir = Dir::new();
+    let fx = open(&dir);
     let read = place(&fx.handle, 7, 1, IndexEntry::DELIVERED);
-    std::thread::sleep(SETTLE);
+    written(&fx, 6, 1);
     assert!(!places(&fx.store).contains(&(7, 1, read)), "not held");
     // A read sees everything submitted before it, held or not.
     let (tx, rx) = mpsc::channel();
@@ -161,9 +174,11 @@ fn a_read_of_pages_and_a_shutdown_write_what_is_held() {
     assert!(rx.recv_timeout(WAIT).unwrap());
     assert!(places(&fx.store).contains(&(7, 1, read)), "a read of pages passed a held write");
     let kept = place(&fx.handle, 8, 1, IndexEntry::DELIVERED);
-    std::thread::sleep(SETTLE);
+    written(&fx, 6, 2);
     assert!(!places(&fx.store).contains(&(8, 1, kept)), "not held");
-    fx.handle.shutdown();
-    assert!(places(&fx.store).contains(&(8, 1, kept)), "shutdown left a held write unwritten");
-    assert!(has_message(&fx.store, kept));
+    // Closed (the writer stops, the store goes), then opened again.
+    drop(fx);
+    let reopened = RocksStore::open(&dir.0).unwrap();
+    assert!(places(&reopened).contains(&(8, 1, kept)), "shutdown left a held write unwritten");
+    assert!(has_message(&reopened, kept));
 }
