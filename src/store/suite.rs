@@ -13,7 +13,8 @@ fn stores() -> Vec<(&'static str, Box<dyn Store>, Option<tempdir::Dir>)> {
     vec![("memory", Box::new(MemoryStore::default()), None), ("rocksdb", Box::new(rocks), Some(dir))]
 }
 
-mod tempdir {
+/// A temporary directory, removed when dropped (the writer's tests use it too).
+pub(super) mod tempdir {
     pub struct Dir(pub std::path::PathBuf);
     impl Dir {
         pub fn new() -> Dir {

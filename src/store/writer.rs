@@ -269,9 +269,6 @@ impl Writer {
                     next = rx.try_recv().ok();
                 }
             }
-            if closed.is_some() {
-                self.hold.release();
-            }
             self.prepare();
             // Barriers after a held write wait for it (marks only grow).
             let answered = match self.hold.cut() {

@@ -11,26 +11,13 @@ use bytes::Bytes;
 
 use super::StoreHandle;
 use crate::store::rocks::RocksStore;
+use crate::store::suite::tempdir::Dir;
 use crate::store::{IndexEntry, MessageRecord, Store};
 
 /// How long a write delivered as it came is held.
 const HOLD: Duration = Duration::from_secs(1);
 
 const WAIT: Duration = Duration::from_secs(10);
-
-struct Dir(std::path::PathBuf);
-
-impl Dir {
-    fn new() -> Dir {
-        Dir(std::env::temp_dir().join(format!("warren-writer-{}-{}", std::process::id(), fastrand::u64(..))))
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A writer and its store, closed when dropped (declared after its `Dir`,
 /// it goes first, even after a failed assert).
@@ -99,6 +86,15 @@ fn has_message(store: &RocksStore, id: u64) -> bool {
     store.read_messages(&[id]).unwrap()[0].is_some()
 }
 
+/// A write delivered as it came (`queue`, seq 1), shown held: a plain
+/// write submitted after it (`plain`) is on disk, and it is not.
+fn held(fx: &Fixture, queue: u64, plain: (u64, u64)) -> u64 {
+    let id = place(&fx.handle, queue, 1, IndexEntry::DELIVERED);
+    written(fx, plain.0, plain.1);
+    assert!(!places(&fx.store).contains(&(queue, 1, id)), "a write delivered as it came was not held");
+    id
+}
+
 /// Ops written so far, over every batch.
 fn ops_written(handle: &StoreHandle) -> u64 {
     handle.metrics().batch_ops.snapshot().sum
@@ -108,9 +104,7 @@ fn ops_written(handle: &StoreHandle) -> u64 {
 fn a_barrier_after_a_held_write_is_told_once_it_is_on_disk() {
     let dir = Dir::new();
     let fx = open(&dir);
-    let held = place(&fx.handle, 7, 1, IndexEntry::DELIVERED);
-    written(&fx, 6, 1);
-    assert!(!places(&fx.store).contains(&(7, 1, held)), "a write delivered as it came was not held");
+    let held = held(&fx, 7, (6, 1));
     assert!(barrier(&fx.handle).recv_timeout(WAIT).unwrap());
     assert!(places(&fx.store).contains(&(7, 1, held)), "told before the held place was written");
     assert!(has_message(&fx.store, held), "told before the held message was written");
@@ -158,9 +152,7 @@ fn a_barrier_waits_for_the_held_writes_before_it_and_no_others() {
 fn a_read_of_pages_and_a_shutdown_write_what_is_held() {
     let dir = Dir::new();
     let fx = open(&dir);
-    let read = place(&fx.handle, 7, 1, IndexEntry::DELIVERED);
-    written(&fx, 6, 1);
-    assert!(!places(&fx.store).contains(&(7, 1, read)), "not held");
+    let read = held(&fx, 7, (6, 1));
     // A read sees everything submitted before it, held or not.
     let (tx, rx) = mpsc::channel();
     assert!(fx.handle.read(
@@ -173,9 +165,7 @@ fn a_read_of_pages_and_a_shutdown_write_what_is_held() {
     ));
     assert!(rx.recv_timeout(WAIT).unwrap());
     assert!(places(&fx.store).contains(&(7, 1, read)), "a read of pages passed a held write");
-    let kept = place(&fx.handle, 8, 1, IndexEntry::DELIVERED);
-    written(&fx, 6, 2);
-    assert!(!places(&fx.store).contains(&(8, 1, kept)), "not held");
+    let kept = held(&fx, 8, (6, 2));
     // Closed (the writer stops, the store goes), then opened again.
     drop(fx);
     let reopened = RocksStore::open(&dir.0).unwrap();
