@@ -266,7 +266,12 @@ impl Channel {
             return Ok(self.unacked.drain(..).collect());
         }
         // Like RabbitMQ, the tag itself must be outstanding, `multiple` or not.
-        let i = self.unacked.binary_search_by_key(&tag, |u| u.tag).map_err(|_| unknown())?;
+        // Acks mostly come in order: the oldest first, no search.
+        let i = if self.unacked.front().is_some_and(|u| u.tag == tag) {
+            0
+        } else {
+            self.unacked.binary_search_by_key(&tag, |u| u.tag).map_err(|_| unknown())?
+        };
         if multiple {
             return Ok(self.unacked.drain(..=i).collect());
         }
