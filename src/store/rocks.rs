@@ -16,15 +16,10 @@
 //!
 //! `messages` and `index` take every persistent message on the hot path and
 //! are read only at start-up (and `index` by a drop of a paged-out part
-//! holding shared messages). `index` uses an append-only vector memtable
-//! (O(1) inserts; but a read copies and sorts the memtable, and so does a
-//! flush: with manual acks that sort was ~15% of the broker's CPU).
-//! `messages` keeps the default skiplist: its keys, message ids, come in
-//! ascending order and deletions of them mostly as ranges, so an insert
-//! lands next to the last one (RocksDB's skiplist remembers where) and a
-//! flush sorts nothing; the places of several queues interleave, which a
-//! skiplist pays for and the vector does not. `pages` holds the messages
-//! queues paged out, read back while running, so it keeps the skiplist too.
+//! holding shared messages), so they use append-only vector memtables
+//! (O(1) inserts; but a read copies and sorts the memtable). `pages` holds
+//! the messages queues paged out, read back while running, so it keeps the
+//! default skiplist.
 //!
 //! Big-endian integers keep a queue's index entries in `seq` order and
 //! make deleting a whole queue, or purging its paged-out part, a few range
@@ -196,7 +191,7 @@ impl RocksStore {
         let fresh = !dir.join("CURRENT").exists();
         let cfs = FAMILIES.iter().map(|n| {
             let mut cf = opts.clone();
-            if *n == "index" {
+            if matches!(*n, "messages" | "index") {
                 cf.set_memtable_factory(rocksdb::MemtableFactory::Vector);
             }
             ColumnFamilyDescriptor::new(*n, cf)
@@ -207,7 +202,7 @@ impl RocksStore {
             path: path.clone(),
             failed: std::sync::atomic::AtomicBool::new(false),
         };
-        // Start-up reads `messages` and `index`: with the vector memtable
+        // Start-up reads `messages` and `index`: with their vector memtables
         // empty, those reads cost what they would on any memtable.
         for family in ["messages", "index"] {
             store.db.flush_cf(store.cf(family)).map_err(open_err)?;

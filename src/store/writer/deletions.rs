@@ -29,7 +29,8 @@ fn order(op: &Op) -> (u8, u64, u16, u64) {
 fn from_order((kind, queue, lane, seq): (u8, u64, u16, u64)) -> Op {
     match kind {
         0 => Op::Remove { queue, seq, lane: lane.checked_sub(1).map(|l| l as u8) },
-        _ => Op::DeleteMessage { id: seq },
+        1 => Op::DeleteMessage { id: seq },
+        _ => unreachable!("only deletions are ordered"),
     }
 }
 
