@@ -17,8 +17,13 @@ use rustc_hash::FxHashMap;
 
 use super::Entry;
 
-/// The most empty slots an insert past the ring's end may open before it.
+/// An insert past the ring's end opens fewer empty slots than this.
 const GAP_MAX: u64 = 64;
+
+/// A ring holding at most this many deliveries starts again at a number
+/// that does not fit it (its deliveries go to the map): one delivery kept
+/// long does not send every later one to the map.
+const FEW: usize = 16;
 
 #[derive(Debug, Default)]
 pub struct Unacked {
@@ -35,34 +40,49 @@ pub struct Unacked {
 
 impl Unacked {
     pub fn insert(&mut self, seq: u64, e: Entry) {
+        debug_assert_eq!(seq, e.seq, "an entry is kept under its own number");
         self.bytes += e.message.body.len() as u64;
-        let end = self.base + self.ring.len() as u64;
         if !self.stray.is_empty() {
             if let Some(old) = self.stray.remove(&seq) {
                 self.bytes -= old.message.body.len() as u64;
             }
         }
-        if self.ring.is_empty() {
-            self.base = seq;
-        } else if seq >= self.base && seq < end {
+        let end = self.base + self.ring.len() as u64;
+        if !self.ring.is_empty() && seq >= self.base && seq < end {
             match self.ring[(seq - self.base) as usize].replace(e) {
                 Some(old) => self.bytes -= old.message.body.len() as u64,
                 None => self.in_ring += 1,
             }
             return;
-        } else if seq < end
-            || seq >= end + GAP_MAX
-            || self.too_sparse(self.ring.len() + (seq - end) as usize + 1)
-        {
-            if let Some(old) = self.stray.insert(seq, e) {
-                self.bytes -= old.message.body.len() as u64;
+        }
+        let gap = seq.checked_sub(end);
+        let fits = self.ring.is_empty()
+            || gap.is_some_and(|g| g < GAP_MAX && !self.too_sparse(self.ring.len() + g as usize + 1));
+        if !fits {
+            if gap.is_none() || self.in_ring > FEW {
+                if let Some(old) = self.stray.insert(seq, e) {
+                    self.bytes -= old.message.body.len() as u64;
+                }
+                return;
             }
-            return;
+            self.ring_to_stray();
+        }
+        if self.ring.is_empty() {
+            self.base = seq;
         }
         let end = self.base + self.ring.len() as u64;
         self.ring.extend((end..seq).map(|_| None));
         self.ring.push_back(Some(e));
         self.in_ring += 1;
+    }
+
+    /// Moves the ring's deliveries to the map; the ring starts again at
+    /// the next insert.
+    fn ring_to_stray(&mut self) {
+        for e in self.ring.drain(..).flatten() {
+            self.stray.insert(e.seq, e);
+        }
+        self.in_ring = 0;
     }
 
     /// A ring of `slots` would be mostly empty slots.
@@ -96,13 +116,11 @@ impl Unacked {
             self.ring.pop_back();
         }
         // A delivery never settled holds the front while the window moves
-        // on: past mostly empty slots, what is left moves to the map, and
-        // the ring starts again behind the next delivery.
+        // on: past mostly empty slots, what is left moves to the map (once
+        // per such delivery: W moves after about 3W settled), and the ring
+        // starts again at the next delivery.
         if self.too_sparse(self.ring.len()) {
-            for e in self.ring.drain(..).flatten() {
-                self.stray.insert(e.seq, e);
-            }
-            self.in_ring = 0;
+            self.ring_to_stray();
         }
         Some(e)
     }
@@ -164,6 +182,24 @@ mod tests {
     }
 
     const BODIES: [&[u8]; 3] = [b"a", b"bb", b"ccc"];
+
+    /// What must hold between any two calls.
+    fn check(u: &Unacked) {
+        assert_eq!(u.in_ring, u.ring.iter().flatten().count());
+        if !u.ring.is_empty() {
+            assert!(u.ring.front().unwrap().is_some() && u.ring.back().unwrap().is_some());
+        }
+        for (i, e) in u.ring.iter().enumerate() {
+            if let Some(e) = e {
+                assert_eq!(e.seq, u.base + i as u64);
+                assert!(!u.stray.contains_key(&e.seq), "{} in both", e.seq);
+            }
+        }
+        let bytes: usize =
+            u.ring.iter().flatten().chain(u.stray.values()).map(|e| e.message.body.len()).sum();
+        assert_eq!(u.bytes(), bytes as u64);
+        assert!(!u.too_sparse(u.ring.len()), "{} slots for {}", u.ring.len(), u.in_ring);
+    }
 
     /// Random deliveries and settlements against a plain map: new numbers
     /// in order with gaps (some far), old ones delivered again, acks in
@@ -227,24 +263,51 @@ mod tests {
             }
             assert_eq!(u.len(), model.len(), "step {step}");
             if step % 64 == 0 {
-                let bytes: usize = model.values().map(|b| BODIES[*b].len()).sum();
-                assert_eq!(u.bytes(), bytes as u64, "step {step}");
+                check(&u);
             }
         }
     }
 
     #[test]
     fn a_delivery_never_settled_does_not_hold_the_window() {
+        // A window of 1,000 settled in order behind one delivery kept.
         let mut u = Unacked::default();
         u.insert(0, entry(0, b"x"));
-        for seq in 1..100_000 {
+        let mut moved = 0;
+        for seq in 1..100_000u64 {
             u.insert(seq, entry(seq, b"x"));
-            assert!(u.remove(&seq).is_some());
+            if seq > 1000 {
+                assert!(u.remove(&(seq - 1000)).is_some());
+            }
+            if u.ring.front().is_some_and(|e| e.as_ref().is_some_and(|e| e.seq == 0)) {
+                assert!(u.ring.len() <= 4 * 1002 + 1024, "{} slots", u.ring.len());
+            } else {
+                moved += 1;
+                // Once moved out, the window is back in the ring.
+                assert!(seq < 7000 || u.in_ring >= 999, "{seq}: {} in the ring", u.in_ring);
+            }
         }
-        assert!(u.ring.len() <= 4 * (u.in_ring + 1) + 1024, "{} slots", u.ring.len());
-        assert_eq!((u.len(), u.bytes()), (1, 1));
+        assert!(moved > 90_000, "the kept delivery was moved out ({moved})");
+        check(&u);
+        assert_eq!((u.len(), u.bytes()), (1001, 1001));
         assert!(u.remove(&0).is_some());
-        assert_eq!(u.len(), 0);
+        assert_eq!(u.len(), 1000);
+    }
+
+    #[test]
+    fn a_ring_of_few_starts_again_past_a_jump() {
+        let mut u = Unacked::default();
+        u.insert(5, entry(5, b"x"));
+        for seq in 1000..1100 {
+            u.insert(seq, entry(seq, b"x"));
+        }
+        assert_eq!((u.in_ring, u.stray.len(), u.base), (100, 1, 1000));
+        check(&u);
+        // Below the window: to the map; many in the ring: a jump goes there too.
+        u.insert(7, entry(7, b"x"));
+        u.insert(5000, entry(5000, b"x"));
+        assert_eq!((u.in_ring, u.stray.len()), (100, 3));
+        check(&u);
     }
 
     #[test]
