@@ -9,7 +9,11 @@
 //! (A hash map scattered them: with 100k unacknowledged, every insert and
 //! every remove missed the cache.) What does not fit the window, a
 //! requeued message delivered again under its old number, a priority
-//! queue's jumps, a number far past the window's end, goes to a map.
+//! queue's jumps, a number far past the window's end, goes to a map (a
+//! ring of few deliveries moves them there and starts again instead: see
+//! `FEW`). More than `FEW` deliveries kept while every later one comes past
+//! the window's end still send those to the map until one is settled: the
+//! speed of the map, as before the ring.
 
 use std::collections::VecDeque;
 
@@ -117,7 +121,7 @@ impl Unacked {
         }
         // A delivery never settled holds the front while the window moves
         // on: past mostly empty slots, what is left moves to the map (once
-        // per such delivery: W moves after about 3W settled), and the ring
+        // per such delivery: W moves after about 3W + 1,024 settled), and the ring
         // starts again at the next delivery.
         if self.too_sparse(self.ring.len()) {
             self.ring_to_stray();
