@@ -20,7 +20,9 @@ use parking_lot::Mutex;
 use warren::config::Config;
 use warren::server::Server;
 use warren::store::memory::MemoryStore;
-use warren::store::{IndexEntry, MessageRecord, Op, Recovered, Result as StoreResult, Store, StoreError};
+use warren::store::{
+    IndexEntry, MessageRecord, Op, RecordRef, Recovered, Result as StoreResult, Store, StoreError,
+};
 
 /// How long the test store takes per synced write: far longer than any
 /// round trip the other connections make meanwhile.
@@ -71,14 +73,15 @@ impl Store for SlowStore {
     fn read_messages(&self, ids: &[u64]) -> StoreResult<Vec<Option<MessageRecord>>> {
         self.inner.read_messages(ids)
     }
-    fn read_pages(
+    fn visit_pages(
         &self,
         queue: u64,
         from_seq: u64,
         limit: usize,
-    ) -> StoreResult<Vec<(IndexEntry, MessageRecord)>> {
+        f: &mut dyn FnMut(IndexEntry, Option<RecordRef<'_>>),
+    ) -> StoreResult<()> {
         std::thread::sleep(Duration::from_millis(self.read_ms.load(Ordering::Relaxed)));
-        self.inner.read_pages(queue, from_seq, limit)
+        self.inner.visit_pages(queue, from_seq, limit, f)
     }
     fn page_frontiers(&self) -> StoreResult<Vec<(u64, u64)>> {
         self.inner.page_frontiers()

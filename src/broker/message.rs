@@ -6,7 +6,7 @@ use amq_protocol::types::FieldTable;
 use bytes::{Bytes, BytesMut};
 
 use crate::protocol::properties::{decode_properties, ContentHeader};
-use crate::store::MessageRecord;
+use crate::store::{MessageRecord, RecordRef};
 
 /// A message as the broker keeps it: names and content as they came off the
 /// wire, plus what routing needs.
@@ -48,6 +48,18 @@ impl Message {
         info: ContentHeader,
         body: &Bytes,
     ) -> Self {
+        Self::built(exchange, routing_key, header, info, body, || body.clone())
+    }
+
+    /// As `copied`; a large body is what `large` makes of it.
+    fn built(
+        exchange: &[u8],
+        routing_key: &[u8],
+        header: &[u8],
+        info: ContentHeader,
+        body: &[u8],
+        large: impl FnOnce() -> Bytes,
+    ) -> Self {
         let meta_len = exchange.len() + routing_key.len() + header.len();
         let copy_body = body.len() <= COPY_LIMIT;
         let mut all = BytesMut::with_capacity(meta_len + if copy_body { body.len() } else { 0 });
@@ -63,7 +75,7 @@ impl Message {
             meta,
             exchange_len: exchange.len().min(255) as u8,
             routing_key_len: routing_key.len().min(255) as u8,
-            body: if copy_body { all } else { body.clone() },
+            body: if copy_body { all } else { large() },
             info,
             store_id: 0,
             shared: false,
@@ -99,8 +111,18 @@ impl Message {
 
     /// A message read back from the store.
     pub fn from_record(id: u64, r: &MessageRecord, shared: bool) -> Option<Message> {
-        let info = ContentHeader::scan(&r.header).ok()?;
-        let mut m = Message::copied(&r.exchange, &r.routing_key, &r.header, info, &r.body);
+        Self::stored(id, r.parts(), shared, || r.body.clone())
+    }
+
+    /// A message read in place from the store's buffer (a page read
+    /// back): copied out once.
+    pub fn from_parts(id: u64, r: RecordRef<'_>, shared: bool) -> Option<Message> {
+        Self::stored(id, r, shared, || Bytes::copy_from_slice(r.body))
+    }
+
+    fn stored(id: u64, r: RecordRef<'_>, shared: bool, large: impl FnOnce() -> Bytes) -> Option<Message> {
+        let info = ContentHeader::scan(r.header).ok()?;
+        let mut m = Message::built(r.exchange, r.routing_key, r.header, info, r.body, large);
         m.store_id = id;
         m.shared = shared;
         Some(m)

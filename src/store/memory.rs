@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use parking_lot::Mutex;
 
 use super::{
-    BindingRecord, ExchangeRecord, IndexEntry, MessageRecord, Op, QueueRecord, Recovered, Result, Store,
+    BindingRecord, ExchangeRecord, IndexEntry, MessageRecord, Op, QueueRecord, RecordRef, Recovered, Result,
+    Store,
 };
 
 #[derive(Default)]
@@ -197,14 +198,19 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn read_pages(
+    fn visit_pages(
         &self,
         queue: u64,
         from_seq: u64,
         limit: usize,
-    ) -> Result<Vec<(IndexEntry, MessageRecord)>> {
+        f: &mut dyn FnMut(IndexEntry, Option<RecordRef<'_>>),
+    ) -> Result<()> {
         let s = self.state.lock();
-        Ok(s.pages.range((queue, from_seq)..(queue + 1, 0)).take(limit).map(|(_, p)| p.clone()).collect())
+        s.pages
+            .range((queue, from_seq)..(queue + 1, 0))
+            .take(limit)
+            .for_each(|(_, (e, r))| f(*e, Some(r.parts())));
+        Ok(())
     }
 
     fn page_frontiers(&self) -> Result<Vec<(u64, u64)>> {

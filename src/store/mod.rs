@@ -18,8 +18,8 @@ pub mod writer;
 
 pub use dedup::{DedupBacklog, DedupEntry, DedupScope};
 pub use delayed::{Delayed, DelayedAt, DelayedBacklog};
-pub use records::{BindingRecord, ExchangeRecord, MessageRecord, QueueRecord};
-pub use writer::{Loaded, StoreHandle};
+pub use records::{BindingRecord, ExchangeRecord, MessageRecord, QueueRecord, RecordRef};
+pub use writer::{PageSink, StoreHandle};
 
 /// The on-disk format's version; a data directory written with another
 /// one is refused at start-up, never silently reinterpreted.
@@ -223,10 +223,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// The messages with these ids, None where one is missing (at start-up).
     fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>>;
-    /// Up to `limit` pages of `queue` from `from_seq` on, in order: the
-    /// only read while running, so hot-path writes can go where reads are slow.
-    fn read_pages(&self, queue: u64, from_seq: u64, limit: usize)
-        -> Result<Vec<(IndexEntry, MessageRecord)>>;
+    /// Up to `limit` pages of `queue` from `from_seq` on, in order, each
+    /// handed to `f` in place (no record where one is damaged): the only
+    /// read while running, so hot-path writes can go where reads are slow.
+    fn visit_pages(
+        &self,
+        queue: u64,
+        from_seq: u64,
+        limit: usize,
+        f: &mut dyn FnMut(IndexEntry, Option<RecordRef<'_>>),
+    ) -> Result<()>;
+    /// As `visit_pages`, copied out (an empty record where one is damaged).
+    fn read_pages(
+        &self,
+        queue: u64,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(IndexEntry, MessageRecord)>> {
+        let mut out = Vec::new();
+        self.visit_pages(queue, from_seq, limit, &mut |e, r| {
+            out.push((e, r.map(RecordRef::owned).unwrap_or_default()))
+        })?;
+        Ok(out)
+    }
     /// Every page lane's read-back frontier (`Op::PageFrontier`): (lane, seq).
     fn page_frontiers(&self) -> Result<Vec<(u64, u64)>>;
     /// The seqs of the pages of lane `queue` below `to_seq`, in order,

@@ -47,6 +47,47 @@ pub struct MessageRecord {
     pub body: Bytes,
 }
 
+/// A stored message read in place: its parts borrowed from the store's
+/// buffer (a page read back is made into a message with one copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    pub exchange: &'a [u8],
+    pub routing_key: &'a [u8],
+    pub header: &'a [u8],
+    pub body: &'a [u8],
+}
+
+impl<'a> RecordRef<'a> {
+    /// The parts of an encoded `MessageRecord`; None if it is damaged.
+    pub fn decode(b: &'a [u8]) -> Option<Self> {
+        let mut r = Reader(b);
+        let rec =
+            RecordRef { exchange: r.bytes()?, routing_key: r.bytes()?, header: r.bytes()?, body: r.bytes()? };
+        r.done().then_some(rec)
+    }
+
+    pub fn owned(self) -> MessageRecord {
+        let own = Bytes::copy_from_slice;
+        MessageRecord {
+            exchange: own(self.exchange),
+            routing_key: own(self.routing_key),
+            header: own(self.header),
+            body: own(self.body),
+        }
+    }
+}
+
+impl MessageRecord {
+    pub fn parts(&self) -> RecordRef<'_> {
+        RecordRef {
+            exchange: &self.exchange,
+            routing_key: &self.routing_key,
+            header: &self.header,
+            body: &self.body,
+        }
+    }
+}
+
 /// Appends fields; the reading side is `Reader`.
 #[derive(Default)]
 pub struct Writer(pub Vec<u8>);
@@ -184,15 +225,14 @@ impl MessageRecord {
 
     /// Decodes without copying: the fields are slices of `b`.
     pub fn decode_shared(b: &Bytes) -> Option<Self> {
-        Self::decode_in(b, 0..b.len())
-    }
-
-    /// As `decode_shared`, of the record at `range` of `b`.
-    pub fn decode_in(b: &Bytes, range: std::ops::Range<usize>) -> Option<Self> {
-        let mut r = Reader(b.get(range)?);
-        let mut part = || r.bytes().map(|p| b.slice_ref(p));
-        let rec = MessageRecord { exchange: part()?, routing_key: part()?, header: part()?, body: part()? };
-        r.done().then_some(rec)
+        let r = RecordRef::decode(b)?;
+        let part = |p| b.slice_ref(p);
+        Some(MessageRecord {
+            exchange: part(r.exchange),
+            routing_key: part(r.routing_key),
+            header: part(r.header),
+            body: part(r.body),
+        })
     }
 }
 

@@ -29,7 +29,7 @@ use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
-use super::records::Writer;
+use super::records::{RecordRef, Writer};
 use super::{
     dedup, delayed, BindingRecord, Delayed, ExchangeRecord, IndexEntry, MessageRecord, Op, QueueRecord,
     Recovered, Result, Store, StoreError, SCHEMA_VERSION,
@@ -75,21 +75,6 @@ fn binding_key(b: &BindingRecord) -> Vec<u8> {
     w.0
 }
 
-/// Cuts the records copied into `chunk` (at `cut`'s ranges) out of it, as
-/// slices of one buffer.
-fn cut_chunk(
-    chunk: &mut Vec<u8>,
-    cut: &mut Vec<(IndexEntry, std::ops::Range<usize>)>,
-    out: &mut Vec<(IndexEntry, MessageRecord)>,
-) {
-    if !cut.is_empty() {
-        let all = bytes::Bytes::from(std::mem::take(chunk));
-        for (entry, range) in cut.drain(..) {
-            out.push((entry, MessageRecord::decode_in(&all, range).unwrap_or_default()));
-        }
-    }
-}
-
 /// A page lane's read-back frontier, in `meta`.
 fn frontier_key(lane: u64) -> [u8; 9] {
     let mut k = [b'f'; 9];
@@ -105,9 +90,6 @@ fn index_key(queue: u64, seq: u64) -> [u8; 16] {
 }
 
 const INDEX_VALUE: usize = 26;
-
-/// Pages read back share buffers of this size (those up to an eighth of it).
-const PAGE_CHUNK: usize = 64 * 1024;
 
 /// Runs of removes at least this long become range deletes.
 const RANGE_MIN: usize = 16;
@@ -465,26 +447,23 @@ impl Store for RocksStore {
         Ok(())
     }
 
-    fn read_pages(
+    fn visit_pages(
         &self,
         queue: u64,
         from_seq: u64,
         limit: usize,
-    ) -> Result<Vec<(IndexEntry, MessageRecord)>> {
+        f: &mut dyn FnMut(IndexEntry, Option<RecordRef<'_>>),
+    ) -> Result<()> {
         let mut opts = rocksdb::ReadOptions::default();
         opts.set_iterate_upper_bound(index_key(queue + 1, 0));
         let start = index_key(queue, from_seq);
-        let mut out = Vec::with_capacity(limit.min(4096));
         let mut it = self.db.raw_iterator_cf_opt(self.cf("pages"), opts);
         it.seek(start);
-        // Small pages are copied into shared chunks (the broker copies a
-        // small message out of its record again), not one buffer each; a
-        // chunk's records are cut once it is full, as slices of it.
-        let mut chunk = Vec::new();
-        let mut cut = Vec::new();
-        while out.len() + cut.len() < limit {
+        // Each record is handed over where the iterator holds it: the
+        // broker copies a message out of it once.
+        for _ in 0..limit {
             let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
-            // A damaged page comes back with an empty record (the queue drops
+            // A damaged page comes back with no record (the queue drops
             // it and moves on) rather than failing every read after it.
             let entry = v.get(..INDEX_VALUE).and_then(|place| index_entry(k, place)).map(|(_, e)| e);
             let entry = match entry {
@@ -494,25 +473,10 @@ impl Store for RocksStore {
                     e
                 }
             };
-            let record = &v[INDEX_VALUE.min(v.len())..];
-            if record.len() > PAGE_CHUNK / 8 {
-                // After the small ones before it: pages come back in order.
-                cut_chunk(&mut chunk, &mut cut, &mut out);
-                let record = MessageRecord::decode_shared(&bytes::Bytes::copy_from_slice(record));
-                out.push((entry, record.unwrap_or_default()));
-            } else {
-                if chunk.capacity() - chunk.len() < record.len() {
-                    cut_chunk(&mut chunk, &mut cut, &mut out);
-                    chunk.reserve_exact(PAGE_CHUNK);
-                }
-                cut.push((entry, chunk.len()..chunk.len() + record.len()));
-                chunk.extend_from_slice(record);
-            }
+            f(entry, RecordRef::decode(&v[INDEX_VALUE.min(v.len())..]));
             it.next();
         }
-        it.status().map_err(|e| self.read_err(e))?;
-        cut_chunk(&mut chunk, &mut cut, &mut out);
-        Ok(out)
+        it.status().map_err(|e| self.read_err(e))
     }
 
     fn page_frontiers(&self) -> Result<Vec<(u64, u64)>> {

@@ -322,6 +322,10 @@ fn a_damaged_page_reads_back_empty_instead_of_failing_the_lane() {
     assert_eq!(pages.len(), 2);
     assert_eq!((pages[0].0.seq, pages[0].1.header.len()), (1, 0), "the damaged one, empty");
     assert_eq!(pages[1].1, message(b"two"));
+    // Visited in place, the damaged one comes with no record.
+    let mut seen = Vec::new();
+    s.visit_pages(7, 0, 10, &mut |e, r| seen.push((e.seq, r.map(|r| r.owned())))).unwrap();
+    assert_eq!(seen, [(1, None), (2, Some(message(b"two")))]);
 }
 
 #[test]

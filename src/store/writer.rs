@@ -12,7 +12,7 @@ use tracing::{error, warn};
 
 use super::metrics::StoreMetrics;
 use super::refs::SharedRefs;
-use super::{IndexEntry, MessageRecord, Op, Store};
+use super::{IndexEntry, MessageRecord, Op, RecordRef, Store};
 use annihilate::annihilate;
 use deletions::sort_deletions;
 use drops::{DropJob, Dropping};
@@ -32,11 +32,14 @@ pub use handle::StoreHandle;
 /// Told when everything submitted before it is durable (true) or failed to be written (false).
 pub type Done = Box<dyn FnOnce(bool) + Send>;
 
-/// Pages read back: places with their messages.
-pub type Loaded = Vec<(IndexEntry, MessageRecord)>;
-
-/// Told what a read found; `None` if the store failed.
-pub type OnLoaded = Box<dyn FnOnce(Option<Loaded>) + Send>;
+/// Takes in the pages a read finds, on the reader thread, each as it is
+/// read (its record borrowed from the store: none if it is damaged), then
+/// is told whether the read ended well (false: the store failed, and what
+/// was handed over is not all there was).
+pub trait PageSink: Send {
+    fn page(&mut self, place: IndexEntry, record: Option<RecordRef<'_>>);
+    fn done(self: Box<Self>, ok: bool);
+}
 
 /// Told what a read of delayed messages found, and whether it stopped at
 /// its limit (more may follow); `None` if the store failed.
@@ -45,7 +48,7 @@ pub type OnDelayed = Box<dyn FnOnce(Option<(Vec<super::Delayed>, bool)>) + Send>
 /// A read of what is on disk only: a queue's paged-out messages, or the
 /// next messages due on a delayed exchange.
 enum Read {
-    Pages { queue: u64, from_seq: u64, limit: usize, done: OnLoaded },
+    Pages { queue: u64, from_seq: u64, limit: usize, sink: Box<dyn PageSink> },
     Delayed { vhost: Arc<str>, exchange: Arc<str>, from: (u64, u64), limit: (usize, usize), done: OnDelayed },
 }
 
@@ -451,13 +454,15 @@ impl Writer {
 fn read_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Read>) {
     for r in rx {
         match r {
-            Read::Pages { queue, from_seq, limit, done } => match store.read_pages(queue, from_seq, limit) {
-                Ok(pages) => done(Some(pages)),
-                Err(e) => {
-                    warn!("{e}: cannot read paged-out messages");
-                    done(None)
+            Read::Pages { queue, from_seq, limit, mut sink } => {
+                match store.visit_pages(queue, from_seq, limit, &mut |place, r| sink.page(place, r)) {
+                    Ok(()) => sink.done(true),
+                    Err(e) => {
+                        warn!("{e}: cannot read paged-out messages");
+                        sink.done(false)
+                    }
                 }
-            },
+            }
             Read::Delayed { vhost, exchange, from, limit, done } => {
                 match store.read_delayed(&vhost, &exchange, from, limit) {
                     Ok(found) => done(Some(found)),

@@ -19,13 +19,45 @@ use tracing::{error, warn};
 
 use super::{Entry, Queue, State};
 use crate::broker::message::Message;
-use crate::store::{IndexEntry, Loaded, Op};
+use crate::store::{IndexEntry, Op, PageSink, RecordRef};
 
 /// Paged-out messages read back at most this many at a time.
 const READ_BATCH: usize = 4096;
 
 /// Read back at a time for a priority lane that must go before a full head.
 const URGENT_BATCH: usize = 256;
+
+/// Paged-out messages read back, each with its message (none if its
+/// record is damaged).
+type TakenIn = Vec<(IndexEntry, Option<Arc<Message>>)>;
+
+/// A read of a lane's pages: each is made into a message on the store's
+/// reader thread, copied once out of the store's buffer while it is in
+/// that thread's cache; then they are taken in and dispatched on a
+/// runtime worker, where the consumers' connections run.
+struct TakeIn {
+    queue: Arc<Queue>,
+    lane: usize,
+    epoch: u64,
+    taken: TakenIn,
+}
+
+impl PageSink for TakeIn {
+    fn page(&mut self, place: IndexEntry, record: Option<RecordRef<'_>>) {
+        let shared = place.has(IndexEntry::SHARED);
+        let message = record.and_then(|r| Message::from_parts(place.message, r, shared));
+        self.taken.push((place, message.map(Arc::new)));
+    }
+
+    fn done(self: Box<Self>, ok: bool) {
+        let TakeIn { queue, lane, epoch, taken } = *self;
+        let taken = ok.then_some(taken);
+        match queue.runtime.clone() {
+            Some(rt) => drop(rt.spawn(async move { queue.on_loaded(lane, epoch, taken) })),
+            None => queue.on_loaded(lane, epoch, taken),
+        }
+    }
+}
 
 /// No-ack deliveries of one dispatch run settled in the store: submitted
 /// together, one message to the writer instead of one per delivery. The
@@ -156,22 +188,15 @@ impl Queue {
             let want =
                 room.max(if low { 1 } else { URGENT_BATCH }).min(paged.count as usize).clamp(1, READ_BATCH);
             st.loading[lane] = true;
-            let (queue, epoch) = (self.clone(), st.epoch);
-            let lane_id = s.id + lane as u64;
-            // Taken in and dispatched on a runtime worker, where the
-            // consumers' connections run: the store's reader only reads.
-            let done = Box::new(move |loaded| match queue.runtime.clone() {
-                Some(rt) => drop(rt.spawn(async move { queue.on_loaded(lane, epoch, loaded) })),
-                None => queue.on_loaded(lane, epoch, loaded),
-            });
-            if !s.handle.read(lane_id, paged.from_seq, want, done) {
+            let sink = TakeIn { queue: self.clone(), lane, epoch: st.epoch, taken: Vec::with_capacity(want) };
+            if !s.handle.read(s.id + lane as u64, paged.from_seq, want, Box::new(sink)) {
                 st.loading[lane] = false;
             }
         }
     }
 
     /// Paged-out messages came back: they join the head, in order.
-    fn on_loaded(self: &Arc<Self>, lane: usize, epoch: u64, loaded: Option<Loaded>) {
+    fn on_loaded(self: &Arc<Self>, lane: usize, epoch: u64, loaded: Option<TakenIn>) {
         let Some(s) = &self.store else { return };
         let mut st = self.state.lock();
         if st.epoch != epoch || st.deleted {
@@ -202,10 +227,10 @@ impl Queue {
             s.handle.submit(Op::PageFrontier { queue: s.id, lane: lane as u8, seq: last.seq + 1 });
         }
         let mut windows = s.windows.lock();
-        for (place, record) in loaded {
+        for (place, message) in loaded {
             st.paged[lane].pop(&place);
             let shared = place.has(IndexEntry::SHARED);
-            let Some(message) = Message::from_record(place.message, &record, shared) else {
+            let Some(message) = message else {
                 warn!(queue = %self.name, seq = place.seq, "dropping a paged-out message damaged on disk");
                 s.handle.submit(Op::Remove { queue: s.id, seq: place.seq, lane: Some(lane as u8) });
                 if shared {
@@ -219,7 +244,7 @@ impl Queue {
                 expires: place.expires,
                 returns: place.returns,
                 priority: message.info.priority.unwrap_or(0),
-                message: Arc::new(message),
+                message,
                 redelivered: place.has(IndexEntry::DELIVERED),
                 stored: true,
                 paged: true,

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use super::Shared;
-use crate::store::{IndexEntry, MessageRecord, Op, Recovered, Result, Store};
+use crate::store::{IndexEntry, MessageRecord, Op, RecordRef, Recovered, Result, Store};
 
 pub(super) struct Counted {
     pub store: Arc<dyn Store>,
@@ -34,12 +34,23 @@ impl Store for Counted {
         self.store.read_messages(ids)
     }
 
-    fn read_pages(&self, queue: u64, from: u64, limit: usize) -> Result<Vec<(IndexEntry, MessageRecord)>> {
-        let pages = self.store.read_pages(queue, from, limit)?;
+    fn visit_pages(
+        &self,
+        queue: u64,
+        from: u64,
+        limit: usize,
+        f: &mut dyn FnMut(IndexEntry, Option<RecordRef<'_>>),
+    ) -> Result<()> {
+        let (mut pages, mut bytes) = (0, 0);
+        let counted = self.store.visit_pages(queue, from, limit, &mut |e, r| {
+            pages += 1;
+            bytes += r.map_or(0, |r| r.body.len() as u64);
+            f(e, r)
+        });
         let m = &self.shared.metrics;
-        m.pages_read.fetch_add(pages.len() as u64, Relaxed);
-        m.page_bytes_read.fetch_add(pages.iter().map(|(_, r)| r.body.len() as u64).sum(), Relaxed);
-        Ok(pages)
+        m.pages_read.fetch_add(pages, Relaxed);
+        m.page_bytes_read.fetch_add(bytes, Relaxed);
+        counted
     }
 
     fn page_frontiers(&self) -> Result<Vec<(u64, u64)>> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::counted;
 use super::drops::{DropJob, Dropping};
 use super::hold::Hold;
-use super::{Cmd, Done, HeadLimit, OnDelayed, OnLoaded, Read, Shared, Writer};
+use super::{Cmd, Done, HeadLimit, OnDelayed, PageSink, Read, Shared, Writer};
 use crate::store::metrics::StoreMetrics;
 use crate::store::refs::SharedRefs;
 use crate::store::{IndexEntry, MessageRecord, Op, Store};
@@ -132,12 +132,12 @@ impl StoreHandle {
     }
 
     /// Reads up to `limit` places of `queue` from `from_seq` on, with their
-    /// messages, once everything submitted before is written; `done` is
-    /// called on the reader thread.
-    /// Returns false (and drops `done` uncalled) if the writer is gone:
-    /// the caller may hold locks `done` would take.
-    pub fn read(&self, queue: u64, from_seq: u64, limit: usize, done: OnLoaded) -> bool {
-        self.tx.send(Cmd::Read(Read::Pages { queue, from_seq, limit, done })).is_ok()
+    /// messages, once everything submitted before is written, into `sink`
+    /// on the reader thread.
+    /// Returns false (and drops `sink` untold) if the writer is gone:
+    /// the caller may hold locks `sink` would take.
+    pub fn read(&self, queue: u64, from_seq: u64, limit: usize, sink: Box<dyn PageSink>) -> bool {
+        self.tx.send(Cmd::Read(Read::Pages { queue, from_seq, limit, sink })).is_ok()
     }
 
     /// Reads messages waiting on a delayed exchange from (`due`, `seq`) on,

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::StoreHandle;
+use super::{PageSink, StoreHandle};
 use crate::store::rocks::RocksStore;
 use crate::store::suite::tempdir::Dir;
-use crate::store::{IndexEntry, MessageRecord, Store};
+use crate::store::{IndexEntry, MessageRecord, RecordRef, Store};
 
 /// How long a write delivered as it came is held.
 const HOLD: Duration = Duration::from_secs(1);
@@ -148,6 +148,16 @@ fn a_barrier_waits_for_the_held_writes_before_it_and_no_others() {
     assert!(!answers[2].2.iter().any(|p| p.0 == 11), "a settled held write went to disk");
 }
 
+/// Tells how a read of pages ended.
+struct Told(mpsc::Sender<bool>);
+
+impl PageSink for Told {
+    fn page(&mut self, _: IndexEntry, _: Option<RecordRef<'_>>) {}
+    fn done(self: Box<Self>, ok: bool) {
+        let _ = self.0.send(ok);
+    }
+}
+
 #[test]
 fn a_read_of_pages_and_a_shutdown_write_what_is_held() {
     let dir = Dir::new();
@@ -155,14 +165,7 @@ fn a_read_of_pages_and_a_shutdown_write_what_is_held() {
     let read = held(&fx, 7, (6, 1));
     // A read sees everything submitted before it, held or not.
     let (tx, rx) = mpsc::channel();
-    assert!(fx.handle.read(
-        7,
-        0,
-        10,
-        Box::new(move |found| {
-            let _ = tx.send(found.is_some());
-        })
-    ));
+    assert!(fx.handle.read(7, 0, 10, Box::new(Told(tx))));
     assert!(rx.recv_timeout(WAIT).unwrap());
     assert!(places(&fx.store).contains(&(7, 1, read)), "a read of pages passed a held write");
     let kept = held(&fx, 8, (6, 2));
