@@ -226,6 +226,7 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` pages of `queue` from `from_seq` on, in order, each
     /// handed to `f` in place (no record where one is damaged): the only
     /// read while running, so hot-path writes can go where reads are slow.
+    /// `f` must not call the store (it may run under the store's lock).
     fn visit_pages(
         &self,
         queue: u64,

@@ -455,10 +455,20 @@ fn read_loop(store: Arc<dyn Store>, rx: mpsc::Receiver<Read>) {
     for r in rx {
         match r {
             Read::Pages { queue, from_seq, limit, mut sink } => {
-                match store.visit_pages(queue, from_seq, limit, &mut |place, r| sink.page(place, r)) {
-                    Ok(()) => sink.done(true),
-                    Err(e) => {
+                // A read that panics (in the store, or in the sink making a
+                // message) is a failed read: the queue is told and tries
+                // again later, and this thread goes on answering the others.
+                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    store.visit_pages(queue, from_seq, limit, &mut |place, r| sink.page(place, r))
+                }));
+                match read {
+                    Ok(Ok(())) => sink.done(true),
+                    Ok(Err(e)) => {
                         warn!("{e}: cannot read paged-out messages");
+                        sink.done(false)
+                    }
+                    Err(_) => {
+                        error!(queue, from_seq, "reading paged-out messages failed");
                         sink.done(false)
                     }
                 }

@@ -474,3 +474,6 @@ fn wake(st: &mut State) {
         w.wake();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -47,9 +47,12 @@ impl Store for Counted {
             bytes += r.map_or(0, |r| r.body.len() as u64);
             f(e, r)
         });
-        let m = &self.shared.metrics;
-        m.pages_read.fetch_add(pages, Relaxed);
-        m.page_bytes_read.fetch_add(bytes, Relaxed);
+        // What a failed read handed over is read again.
+        if counted.is_ok() {
+            let m = &self.shared.metrics;
+            m.pages_read.fetch_add(pages, Relaxed);
+            m.page_bytes_read.fetch_add(bytes, Relaxed);
+        }
         counted
     }
 
