@@ -1,11 +1,11 @@
 //! Reading pages back when the store fails part way through a read.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amq_protocol::types::FieldTable;
 use bytes::Bytes;
+use parking_lot::Mutex;
 
 use crate::broker::consumer::{Consumer, ConsumerSpec, Outbound};
 use crate::broker::message::Message;
@@ -17,11 +17,19 @@ use crate::store::{
     Delayed, IndexEntry, MessageRecord, Op, RecordRef, Recovered, Result, Store, StoreError, StoreHandle,
 };
 
-/// A memory store whose next read of pages hands over `fail_after` pages,
-/// then fails (once); `usize::MAX`: reads do not fail.
+/// A memory store whose next read of pages hands over at most
+/// `after` pages, then fails (`panics`: panics instead); once.
 struct Flaky {
     inner: MemoryStore,
-    fail_after: AtomicUsize,
+    armed: Mutex<Option<Failure>>,
+    /// The armed read's limit and how many pages it handed over.
+    seen: Mutex<Option<(usize, usize)>>,
+}
+
+#[derive(Clone, Copy)]
+struct Failure {
+    after: usize,
+    panics: bool,
 }
 
 impl Store for Flaky {
@@ -47,11 +55,18 @@ impl Store for Flaky {
         limit: usize,
         f: &mut dyn FnMut(IndexEntry, Option<RecordRef<'_>>),
     ) -> Result<()> {
-        let fail_after = self.fail_after.swap(usize::MAX, Ordering::SeqCst);
-        if fail_after == usize::MAX {
+        let Some(failure) = self.armed.lock().take() else {
             return self.inner.visit_pages(queue, from_seq, limit, f);
+        };
+        let mut handed = 0;
+        self.inner.visit_pages(queue, from_seq, limit.min(failure.after), &mut |e, r| {
+            handed += 1;
+            f(e, r)
+        })?;
+        *self.seen.lock() = Some((limit, handed));
+        if failure.panics {
+            panic!("the test store panics part way on purpose");
         }
-        self.inner.visit_pages(queue, from_seq, limit.min(fail_after), f)?;
         Err(StoreError::Read("the test store fails part way on purpose".into()))
     }
     fn page_frontiers(&self) -> Result<Vec<(u64, u64)>> {
@@ -73,13 +88,25 @@ impl Store for Flaky {
 
 #[test]
 fn a_read_of_pages_that_fails_part_way_loses_and_repeats_nothing() {
-    let store = Arc::new(Flaky { inner: MemoryStore::default(), fail_after: AtomicUsize::new(usize::MAX) });
-    // A head of two: the rest of the messages are paged out.
-    let head = HeadLimit { messages: 2, bytes: 1 << 30 };
+    // Failing before any page, and after some (by error and by panic).
+    for (after, panics) in [(0, false), (3, false), (3, true)] {
+        let seen = drain_through(Failure { after, panics });
+        assert_eq!(seen.1, after, "pages handed over before the failure");
+        assert!(seen.1 < seen.0, "the failed read was not cut short: {seen:?}");
+    }
+}
+
+/// Publishes into a queue whose head holds 8, arms the failure, drains
+/// with a no-ack consumer and checks that every message came once, in
+/// order, and nothing stays on disk. Returns what the failed read saw.
+fn drain_through(failure: Failure) -> (usize, usize) {
+    let store =
+        Arc::new(Flaky { inner: MemoryStore::default(), armed: Mutex::new(None), seen: Mutex::new(None) });
+    let head = HeadLimit { messages: 8, bytes: 1 << 30 };
     let handle = StoreHandle::start(store.clone(), false, 1, Default::default(), head);
     let queue = Queue::new("q".into(), "/".into(), true, None, false, FieldTable::default());
     let queue = Arc::new(queue.persisted(handle.clone(), None));
-    const N: u64 = 12;
+    const N: u64 = 40;
     for i in 0..N {
         let body = Bytes::from(format!("m{i}"));
         // Class 60, weight 0, the body's size, delivery-mode 2 (persistent).
@@ -93,9 +120,8 @@ fn a_read_of_pages_that_fails_part_way_loses_and_repeats_nothing() {
     }
     assert!(handle.write_durably([]));
     let lane = queue.store_id().unwrap();
-    assert_eq!(store.inner.read_pages(lane, 0, usize::MAX).unwrap().len(), N as usize - 2, "paged out");
-    // The first read back hands over three pages, then fails.
-    store.fail_after.store(3, Ordering::SeqCst);
+    assert_eq!(store.inner.read_pages(lane, 0, usize::MAX).unwrap().len(), N as usize - 8, "paged out");
+    *store.armed.lock() = Some(failure);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let spec = ConsumerSpec { tag: "c".into(), no_ack: true, ..Default::default() };
     queue.add_consumer(Arc::new(Consumer::new(spec, Default::default(), tx))).unwrap();
@@ -116,14 +142,17 @@ fn a_read_of_pages_that_fails_part_way_loses_and_repeats_nothing() {
             }
         }
     }
-    assert_eq!(store.fail_after.load(Ordering::SeqCst), usize::MAX, "no read failed");
+    let seen = store.seen.lock().expect("no read failed");
     let want: Vec<_> = (1..=N).map(|seq| (seq, Bytes::from(format!("m{}", seq - 1)))).collect();
     assert_eq!(got, want, "every message once, in order");
     assert!(rx.try_recv().is_err(), "a message came twice");
     // Everything delivered (no-ack) is settled: no place and no page stays.
+    // The lock, once had, is past the last dispatch and what it submitted.
+    queue.kick();
     assert!(handle.write_durably([]));
     let mut places = Vec::new();
     store.inner.scan_places(lane, 0, u64::MAX, &mut |e| places.push(e.seq)).unwrap();
     assert_eq!(places, Vec::<u64>::new());
     assert!(store.inner.read_pages(lane, 0, usize::MAX).unwrap().is_empty(), "pages left behind");
+    seen
 }
