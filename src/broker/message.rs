@@ -37,21 +37,11 @@ impl Message {
     /// small), so a queued message does not keep the 64 KiB read buffer
     /// alive and the connection can reuse that buffer in place.
     pub fn new(exchange: Bytes, routing_key: Bytes, header: Bytes, info: ContentHeader, body: Bytes) -> Self {
-        Self::copied(&exchange, &routing_key, &header, info, &body)
+        Self::built(&exchange, &routing_key, &header, info, &body, || body.clone())
     }
 
-    /// As `new`, from borrowed parts (a large body is shared, not copied).
-    pub fn copied(
-        exchange: &[u8],
-        routing_key: &[u8],
-        header: &[u8],
-        info: ContentHeader,
-        body: &Bytes,
-    ) -> Self {
-        Self::built(exchange, routing_key, header, info, body, || body.clone())
-    }
-
-    /// As `copied`; a large body is what `large` makes of it.
+    /// Copies the names, the header and a small body into one allocation;
+    /// a large body is what `large` makes of it (shared, or copied once).
     fn built(
         exchange: &[u8],
         routing_key: &[u8],
