@@ -7,9 +7,9 @@ use clap::Parser;
 
 /// mimalloc: faster than the system allocator for many small, short-lived
 /// allocations, and it gives freed memory back to the OS instead of keeping
-/// a fragmented heap after a backlog drains.
+/// a fragmented heap after a backlog drains (see `warren::allocator`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: warren::allocator::Allocator = warren::allocator::Allocator;
 use tracing_subscriber::EnvFilter;
 use warren::config::Config;
 use warren::server::Server;
