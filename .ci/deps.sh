@@ -13,6 +13,10 @@ command -v cargo >/dev/null || { echo "cargo is missing: install Rust (https://r
 
 # What each package is for:
 #   librocksdb-dev  RocksDB is linked from Debian's package (see .cargo/config.toml)
+#   libsnappy-dev, liblz4-dev, libzstd-dev, libbz2-dev, zlib1g-dev
+#                   the compression libraries build.rs links beside the static
+#                   RocksDB (librocksdb-dev depends on them today; named here
+#                   because the link names them)
 #   libclang-dev    bindgen (librocksdb-sys's build script) loads libclang.so
 #   gcc, libc6-dev  the C toolchain cargo links with and -sys crates compile with
 #   pkg-config      -sys build scripts probe with it
@@ -21,7 +25,7 @@ command -v cargo >/dev/null || { echo "cargo is missing: install Rust (https://r
 #   ca-certificates crates.io, PyPI and npm over HTTPS
 #   openssl         interop/tls-clients.sh makes its CA and certificates with it
 #   e2fsprogs, mount  tests/disk_full.rs formats and loop-mounts a small ext4 image
-wanted=(librocksdb-dev libclang-dev gcc libc6-dev pkg-config python3 python3-pip nodejs npm ca-certificates openssl e2fsprogs mount)
+wanted=(librocksdb-dev libsnappy-dev liblz4-dev libzstd-dev libbz2-dev zlib1g-dev libclang-dev gcc libc6-dev pkg-config python3 python3-pip nodejs npm ca-certificates openssl e2fsprogs mount)
 
 installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
