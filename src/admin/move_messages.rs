@@ -61,7 +61,7 @@ pub async fn move_messages(
                     key.clone(),
                     Bytes::copy_from_slice(m.header()),
                     m.info.clone(),
-                    m.body.clone(),
+                    m.body_bytes(),
                 );
                 let mut queues = vec![to.clone()];
                 let outcome = v.enqueue(Arc::new(copy), &mut queues);

@@ -183,7 +183,7 @@ impl Consumer {
     /// gives them back if the connection is gone.
     pub(crate) fn send_many(&self, ds: Vec<Delivery>) -> Result<(), Vec<Delivery>> {
         let n = ds.len() as u32;
-        let bytes = ds.iter().map(|d| d.entry.message.body.len() as u64).sum();
+        let bytes = ds.iter().map(|d| d.entry.message.body().len() as u64).sum();
         self.in_flight_bytes.fetch_add(bytes, Ordering::SeqCst);
         self.in_flight.fetch_add(n, Ordering::SeqCst);
         if !self.no_ack {
@@ -206,7 +206,7 @@ impl Consumer {
 
     /// Hands a delivery to the connection; gives it back if the connection is gone.
     pub(crate) fn send(&self, d: Delivery) -> Result<(), Delivery> {
-        let bytes = d.entry.message.body.len() as u64;
+        let bytes = d.entry.message.body().len() as u64;
         self.in_flight_bytes.fetch_add(bytes, Ordering::SeqCst);
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         if !self.no_ack {

@@ -105,9 +105,9 @@ pub fn dead_letter(m: &Message, target: &DeadLetterTarget<'_>, reason: Reason, n
     }
     let routing_key = target.routing_key.map_or(routing_key, str::to_owned);
     let props = without_expiration(&props).with_headers(headers);
-    let header = encode_header(m.body.len() as u64, &props);
+    let header = encode_header(m.body().len() as u64, &props);
     let info = ContentHeader::scan(&header).expect("a header we encoded scans");
-    Message::new(target.exchange.to_owned().into(), routing_key.into(), header, info, m.body.clone())
+    Message::new(target.exchange.to_owned().into(), routing_key.into(), header, info, m.body_bytes())
 }
 
 /// RabbitMQ's cycle rule: a message dead-lettered for any reason but a

@@ -185,7 +185,7 @@ impl Delayer {
         let horizon = st.horizon;
         let in_memory = self.store.is_none() || st.loading.is_some() || horizon.is_none_or(|h| key < h);
         if in_memory {
-            st.window_bytes += message.body.len();
+            st.window_bytes += message.body().len();
             st.window.insert(key, message);
             if st.loading.is_none() && self.store.is_some() {
                 st.shrink();
@@ -257,7 +257,7 @@ impl Delayer {
                 break;
             }
             let (key, message) = entry.remove_entry();
-            st.window_bytes -= message.body.len();
+            st.window_bytes -= message.body().len();
             due.push((key, message));
         }
         if let (Some(from), None, Some(store)) = (st.horizon, st.loading, &self.store) {
@@ -314,7 +314,7 @@ impl Delayer {
         // brings them back.
         if let Some(h) = horizon {
             let later = st.window.split_off(&h);
-            st.window_bytes -= later.values().map(|m| m.body.len()).sum::<usize>();
+            st.window_bytes -= later.values().map(|m| m.body().len()).sum::<usize>();
         }
         for d in found {
             let key = (d.due, d.seq);
@@ -323,9 +323,9 @@ impl Delayer {
             match message {
                 Some(m) => {
                     // It may be here already: it came in during the read.
-                    st.window_bytes += m.body.len();
+                    st.window_bytes += m.body().len();
                     if let Some(old) = st.window.insert(key, Arc::new(m)) {
-                        st.window_bytes -= old.body.len();
+                        st.window_bytes -= old.body().len();
                     }
                 }
                 None => {
@@ -355,7 +355,7 @@ impl State {
         }
         while self.window.len() > WINDOW_MESSAGES * 3 / 4 || self.window_bytes > WINDOW_BYTES * 3 / 4 {
             let Some((key, message)) = self.window.pop_last() else { break };
-            self.window_bytes -= message.body.len();
+            self.window_bytes -= message.body().len();
             self.horizon = Some(key);
         }
     }
@@ -371,5 +371,5 @@ fn negate_delay(message: Arc<Message>, delay: u64) -> Arc<Message> {
     let Ok(info) = ContentHeader::scan(&header) else { return message };
     let exchange = bytes::Bytes::copy_from_slice(message.exchange());
     let key = bytes::Bytes::copy_from_slice(message.routing_key());
-    Arc::new(Message::new(exchange, key, header, info, message.body.clone()))
+    Arc::new(Message::new(exchange, key, header, info, message.body_bytes()))
 }

@@ -3,7 +3,7 @@
 use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::types::parsing::parse_field_table;
 use amq_protocol::types::FieldTable;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::protocol::properties::{decode_properties, ContentHeader};
 use crate::store::{MessageRecord, RecordRef};
@@ -12,12 +12,18 @@ use crate::store::{MessageRecord, RecordRef};
 /// wire, plus what routing needs.
 #[derive(Debug)]
 pub struct Message {
-    /// Exchange name, routing key and content header, back to back (one
-    /// `Bytes` instead of three keeps every queued message smaller).
-    meta: Bytes,
+    /// Exchange name, routing key and content header, back to back, then
+    /// the body when it is small: one allocation, which nothing on the
+    /// delivery path clones (a `Bytes` made from an exact-size `Vec` costs
+    /// no second allocation until its first clone).
+    data: Bytes,
     exchange_len: u8,
     routing_key_len: u8,
-    pub body: Bytes,
+    /// Where the header ends in `data`.
+    meta_len: u32,
+    /// The body when it is held apart from `data` (large, or as stored in a
+    /// stream chunk); empty when it is the rest of `data`.
+    apart: Bytes,
     pub info: ContentHeader,
     /// Its id in the store when it is persisted (persistent, routed to a
     /// durable queue); 0 otherwise. Set before the message is shared.
@@ -52,38 +58,55 @@ impl Message {
     ) -> Self {
         let meta_len = exchange.len() + routing_key.len() + header.len();
         let copy_body = body.len() <= COPY_LIMIT;
-        let mut all = BytesMut::with_capacity(meta_len + if copy_body { body.len() } else { 0 });
+        // Exact capacity: `Bytes::from` then keeps the Vec's allocation as it is.
+        let mut all = Vec::with_capacity(meta_len + if copy_body { body.len() } else { 0 });
         for part in [exchange, routing_key, header] {
             all.extend_from_slice(part);
         }
         if copy_body {
             all.extend_from_slice(body);
         }
-        let mut all = all.freeze();
-        let meta = all.split_to(meta_len);
         Message {
-            meta,
+            data: Bytes::from(all),
             exchange_len: exchange.len().min(255) as u8,
             routing_key_len: routing_key.len().min(255) as u8,
-            body: if copy_body { all } else { large() },
+            meta_len: meta_len as u32,
+            apart: if copy_body { Bytes::new() } else { large() },
             info,
             store_id: 0,
             shared: false,
         }
     }
 
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        match self.apart.is_empty() {
+            true => &self.data[self.meta_len as usize..],
+            false => &self.apart,
+        }
+    }
+
+    /// The body as a `Bytes` of its own, sharing (not copying) the message's
+    /// memory; for the paths that keep or splice it.
+    pub fn body_bytes(&self) -> Bytes {
+        match self.apart.is_empty() {
+            true => self.data.slice(self.meta_len as usize..),
+            false => self.apart.clone(),
+        }
+    }
+
     pub fn exchange(&self) -> &[u8] {
-        &self.meta[..self.exchange_len as usize]
+        &self.data[..self.exchange_len as usize]
     }
 
     pub fn routing_key(&self) -> &[u8] {
         let start = self.exchange_len as usize;
-        &self.meta[start..start + self.routing_key_len as usize]
+        &self.data[start..start + self.routing_key_len as usize]
     }
 
     /// The content header payload, forwarded to consumers byte for byte.
     pub fn header(&self) -> &[u8] {
-        &self.meta[self.exchange_len as usize + self.routing_key_len as usize..]
+        &self.data[self.exchange_len as usize + self.routing_key_len as usize..self.meta_len as usize]
     }
 
     /// A message of a stream record: names and header back to back in
@@ -96,7 +119,17 @@ impl Message {
     ) -> Option<Message> {
         let info =
             ContentHeader::scan(&meta[usize::from(exchange_len) + usize::from(routing_key_len)..]).ok()?;
-        Some(Message { meta, exchange_len, routing_key_len, body, info, store_id: 0, shared: false })
+        let meta_len = u32::try_from(meta.len()).ok()?;
+        Some(Message {
+            data: meta,
+            exchange_len,
+            routing_key_len,
+            meta_len,
+            apart: body,
+            info,
+            store_id: 0,
+            shared: false,
+        })
     }
 
     /// A message read back from the store.
@@ -121,10 +154,10 @@ impl Message {
     pub fn record(&self) -> MessageRecord {
         let (e, k) = (self.exchange_len as usize, self.routing_key_len as usize);
         MessageRecord {
-            exchange: self.meta.slice(..e),
-            routing_key: self.meta.slice(e..e + k),
-            header: self.meta.slice(e + k..),
-            body: self.body.clone(),
+            exchange: self.data.slice(..e),
+            routing_key: self.data.slice(e..e + k),
+            header: self.data.slice(e + k..self.meta_len as usize),
+            body: self.body_bytes(),
         }
     }
 
@@ -158,6 +191,74 @@ impl Message {
     }
 
     pub fn body_size(&self) -> u64 {
-        self.body.len() as u64
+        self.body().len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use amq_protocol::types::ShortString;
+
+    use super::*;
+    use crate::protocol::properties::encode_header;
+
+    fn parts(body_len: usize) -> (Bytes, Bytes) {
+        let props =
+            AMQPProperties::default().with_message_id(ShortString::from("id-1")).with_delivery_mode(2);
+        let header = encode_header(body_len as u64, &props);
+        let body: Bytes = (0..body_len).map(|i| i as u8).collect::<Vec<_>>().into();
+        (header, body)
+    }
+
+    /// Every part reads back as it went in, whether the body is kept with
+    /// the names (small, up to COPY_LIMIT) or apart; a record and a
+    /// message made from it agree.
+    #[test]
+    fn parts_read_back_small_and_large() {
+        for len in [0, 1, 100, COPY_LIMIT, COPY_LIMIT + 1, 200_000] {
+            let (header, body) = parts(len);
+            let info = ContentHeader::scan(&header).unwrap();
+            let m = Message::new(
+                Bytes::from("amq.direct"),
+                Bytes::from("rk"),
+                header.clone(),
+                info,
+                body.clone(),
+            );
+            assert_eq!(
+                (m.exchange(), m.routing_key(), m.header()),
+                (&b"amq.direct"[..], &b"rk"[..], &header[..])
+            );
+            assert_eq!((m.body(), &m.body_bytes()[..], m.body_size()), (&body[..], &body[..], len as u64));
+            assert_eq!(m.properties().message_id().as_ref().map(|s| s.as_str()), Some("id-1"));
+            assert_eq!(m.apart.is_empty(), len <= COPY_LIMIT, "{len}");
+
+            let r = m.record();
+            assert_eq!(
+                (&r.exchange[..], &r.routing_key[..], &r.header[..], &r.body[..]),
+                (&b"amq.direct"[..], &b"rk"[..], &header[..], &body[..])
+            );
+            let back = Message::from_record(7, &r, true).unwrap();
+            assert_eq!((back.store_id, back.shared), (7, true));
+            assert_eq!(
+                (back.exchange(), back.routing_key(), back.header(), back.body()),
+                (m.exchange(), m.routing_key(), m.header(), m.body())
+            );
+        }
+    }
+
+    /// A stream record's message: names and header in one `Bytes`, the body
+    /// in another (empty bodies included).
+    #[test]
+    fn stored_parts_read_back() {
+        for len in [0, 5, COPY_LIMIT + 1] {
+            let (header, body) = parts(len);
+            let mut meta = b"exrk".to_vec();
+            meta.extend_from_slice(&header);
+            let m = Message::from_stored_parts(meta.into(), 2, 2, body.clone()).unwrap();
+            assert_eq!((m.exchange(), m.routing_key(), m.header()), (&b"ex"[..], &b"rk"[..], &header[..]));
+            assert_eq!((m.body(), &m.body_bytes()[..]), (&body[..], &body[..]));
+        }
+        assert!(Message::from_stored_parts(Bytes::from_static(b"exrk\x00"), 2, 2, Bytes::new()).is_none());
     }
 }

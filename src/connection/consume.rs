@@ -196,7 +196,7 @@ impl Channel {
         let (consumer, queue) = (first.consumer.clone(), first.queue.clone());
         let (n, mut written, mut bytes) = (ds.len() as u32, 0, 0);
         for d in ds {
-            let len = d.entry.message.body.len() as u64;
+            let len = d.entry.message.body().len() as u64;
             if self.write_delivery_counted(d, ctx, false) {
                 (written, bytes) = (written + 1, bytes + len);
             }
@@ -219,7 +219,7 @@ impl Channel {
             if !consumer.no_ack {
                 consumer.settled(1);
             }
-            consumer.written(d.entry.message.body.len());
+            consumer.written(d.entry.message.body().len());
             queue.return_undelivered(d);
             return false;
         }
@@ -241,8 +241,8 @@ impl Channel {
             m.exchange(),
             m.routing_key(),
         );
-        ctx.out.content(self.id, m.header(), &m.body, ctx.frame_max);
-        if count && c.written(m.body.len()) {
+        ctx.out.message(self.id, m, ctx.frame_max);
+        if count && c.written(m.body().len()) {
             d.queue.kick();
         }
         if !c.no_ack {

@@ -10,6 +10,7 @@ use std::ops::{Deref, DerefMut};
 use bytes::Bytes;
 
 use super::socket::WriteHalf;
+use crate::broker::Message;
 use crate::protocol::encode;
 
 /// Bodies from this size on are written from the message (two more slices
@@ -70,6 +71,15 @@ impl OutBuf {
     }
 
     /// A message's content: header frame and body frames.
+    /// A message's content frames: a small body copied in, a large one
+    /// spliced (shared, not copied).
+    pub fn message(&mut self, channel: u16, m: &Message, frame_max: u32) {
+        match m.body().len() < SPLICE_MIN {
+            true => encode::content(&mut self.bytes, channel, m.header(), m.body(), frame_max),
+            false => self.content(channel, m.header(), &m.body_bytes(), frame_max),
+        }
+    }
+
     pub fn content(&mut self, channel: u16, header: &[u8], body: &Bytes, frame_max: u32) {
         if body.len() < SPLICE_MIN {
             return encode::content(&mut self.bytes, channel, header, body, frame_max);

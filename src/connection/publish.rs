@@ -290,7 +290,7 @@ impl Channel {
                     message.exchange(),
                     message.routing_key(),
                 );
-                ctx.out.content(self.id, message.header(), &message.body, ctx.frame_max);
+                ctx.out.message(self.id, &message, ctx.frame_max);
             } else {
                 counted.unroutable_dropped.add(1);
             }

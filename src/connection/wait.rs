@@ -157,7 +157,7 @@ impl Channel {
             m.routing_key(),
             remaining,
         );
-        ctx.out.content(self.id, m.header(), &m.body, ctx.frame_max);
+        ctx.out.message(self.id, m, ctx.frame_max);
         if !no_ack {
             self.unacked.push_back(Unacked { tag, queue, seq: entry.seq, consumer: None, at: ctx.now });
         }

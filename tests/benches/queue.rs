@@ -111,7 +111,7 @@ fn consume(c: &mut Criterion) {
         b.iter(|| {
             q.publish(msg.clone());
             let d = next_delivery(&mut rx);
-            if cons.written(d.entry.message.body.len()) {
+            if cons.written(d.entry.message.body().len()) {
                 q.kick();
             }
             q.ack(&[d.entry.seq]);
@@ -128,7 +128,7 @@ fn consume(c: &mut Criterion) {
         b.iter(|| {
             q.publish(msg.clone());
             let d = next_delivery(&mut rx);
-            if cons.written(d.entry.message.body.len()) {
+            if cons.written(d.entry.message.body().len()) {
                 q.kick();
             }
             black_box(d);
@@ -144,7 +144,7 @@ fn consume(c: &mut Criterion) {
     g.bench_function("manual_ack_prefetch_1", |b| {
         b.iter(|| {
             q.publish(msg.clone());
-            if cons.written(held.entry.message.body.len()) {
+            if cons.written(held.entry.message.body().len()) {
                 q.kick();
             }
             q.ack(&[held.entry.seq]);
@@ -196,7 +196,7 @@ fn requeue(c: &mut Criterion) {
     g.bench_function("consumer_reject_redeliver", |b| {
         b.iter(|| {
             let d = next_delivery(&mut rx);
-            cons.written(d.entry.message.body.len());
+            cons.written(d.entry.message.body().len());
             cons.settled(1);
             q.requeue(&[d.entry.seq]);
         })

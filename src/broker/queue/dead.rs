@@ -19,7 +19,7 @@ impl Queue {
         let c = &st.eff.config;
         c.overflow != Overflow::DropHead
             && (c.max_length.is_some_and(|max| st.len() as u64 >= max)
-                || c.max_length_bytes.is_some_and(|max| st.bytes() + m.body.len() as u64 > max))
+                || c.max_length_bytes.is_some_and(|max| st.bytes() + m.body().len() as u64 > max))
     }
 
     /// Drops messages from the head (the next to be delivered: the oldest,
@@ -87,14 +87,14 @@ pub(super) fn with_delivery_count(m: &Message, count: u32) -> Message {
     let props = m.properties();
     let mut headers = props.headers().clone().unwrap_or_default();
     headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(i64::from(count)));
-    let header = encode_header(m.body.len() as u64, &props.with_headers(headers));
+    let header = encode_header(m.body().len() as u64, &props.with_headers(headers));
     let info = ContentHeader::scan(&header).expect("a header we encoded scans");
     let mut copy = Message::new(
         bytes::Bytes::copy_from_slice(m.exchange()),
         bytes::Bytes::copy_from_slice(m.routing_key()),
         header,
         info,
-        m.body.clone(),
+        m.body_bytes(),
     );
     copy.store_id = m.store_id;
     copy.shared = m.shared;

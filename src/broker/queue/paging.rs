@@ -111,7 +111,7 @@ impl Queue {
             }
         }
         let lane = self.lane_of(e.priority);
-        let (size, expires, returns) = (m.body.len() as u32, e.expires, e.returns);
+        let (size, expires, returns) = (m.body().len() as u32, e.expires, e.returns);
         IndexEntry { seq, message: m.store_id, size, flags, expires, lane, returns }
     }
 

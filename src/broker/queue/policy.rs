@@ -100,7 +100,7 @@ mod tests {
     }
 
     fn body(q: &Arc<Queue>) -> String {
-        String::from_utf8(q.get(true).unwrap().0.message.body.to_vec()).unwrap()
+        String::from_utf8(q.get(true).unwrap().0.message.body().to_vec()).unwrap()
     }
 
     #[test]

@@ -41,14 +41,14 @@ impl Ready {
 
     pub fn push_back(&mut self, e: Entry) {
         self.len += 1;
-        self.bytes += e.message.body.len();
+        self.bytes += e.message.body().len();
         self.level(&e).push_back(e);
     }
 
     /// Puts an entry back at its place in its level (requeue).
     pub fn insert(&mut self, e: Entry) {
         self.len += 1;
-        self.bytes += e.message.body.len();
+        self.bytes += e.message.body().len();
         let level = self.level(&e);
         let at = level.partition_point(|x| x.seq < e.seq);
         level.insert(at, e);
@@ -62,7 +62,7 @@ impl Ready {
     pub fn pop_front(&mut self) -> Option<Entry> {
         let e = self.levels.iter_mut().rev().find_map(|l| l.pop_front())?;
         self.len -= 1;
-        self.bytes -= e.message.body.len();
+        self.bytes -= e.message.body().len();
         Some(e)
     }
 
@@ -85,7 +85,7 @@ impl Ready {
             while l.front().is_some_and(&mut expired) {
                 let e = l.pop_front().expect("front exists");
                 self.len -= 1;
-                self.bytes -= e.message.body.len();
+                self.bytes -= e.message.body().len();
                 out.push(e);
             }
         }

@@ -45,16 +45,16 @@ pub struct Unacked {
 impl Unacked {
     pub fn insert(&mut self, seq: u64, e: Entry) {
         debug_assert_eq!(seq, e.seq, "an entry is kept under its own number");
-        self.bytes += e.message.body.len() as u64;
+        self.bytes += e.message.body().len() as u64;
         if !self.stray.is_empty() {
             if let Some(old) = self.stray.remove(&seq) {
-                self.bytes -= old.message.body.len() as u64;
+                self.bytes -= old.message.body().len() as u64;
             }
         }
         let end = self.base + self.ring.len() as u64;
         if !self.ring.is_empty() && seq >= self.base && seq < end {
             match self.ring[(seq - self.base) as usize].replace(e) {
-                Some(old) => self.bytes -= old.message.body.len() as u64,
+                Some(old) => self.bytes -= old.message.body().len() as u64,
                 None => self.in_ring += 1,
             }
             return;
@@ -65,7 +65,7 @@ impl Unacked {
         if !fits {
             if gap.is_none() || self.in_ring > FEW {
                 if let Some(old) = self.stray.insert(seq, e) {
-                    self.bytes -= old.message.body.len() as u64;
+                    self.bytes -= old.message.body().len() as u64;
                 }
                 return;
             }
@@ -105,7 +105,7 @@ impl Unacked {
             Some(e) => e,
             None => self.stray.remove(&seq)?,
         };
-        self.bytes -= e.message.body.len() as u64;
+        self.bytes -= e.message.body().len() as u64;
         Some(e)
     }
 
@@ -200,7 +200,7 @@ mod tests {
             }
         }
         let bytes: usize =
-            u.ring.iter().flatten().chain(u.stray.values()).map(|e| e.message.body.len()).sum();
+            u.ring.iter().flatten().chain(u.stray.values()).map(|e| e.message.body().len()).sum();
         assert_eq!(u.bytes(), bytes as u64);
         assert!(!u.too_sparse(u.ring.len()), "{} slots for {}", u.ring.len(), u.in_ring);
     }
@@ -243,7 +243,7 @@ mod tests {
                     // The oldest outstanding, mostly; sometimes one a bit later.
                     let Some(&first) = model.keys().next() else { continue };
                     let seq = first + if rnd(4) == 0 { rnd(30) } else { 0 };
-                    let got = u.remove(&seq).map(|e| (e.seq, e.message.body.len()));
+                    let got = u.remove(&seq).map(|e| (e.seq, e.message.body().len()));
                     let want = model.remove(&seq).map(|b| (seq, BODIES[b].len()));
                     assert_eq!(got, want, "step {step}: remove {seq}");
                     if got.is_some() && rnd(3) == 0 {
@@ -252,12 +252,13 @@ mod tests {
                 }
                 90..=98 => {
                     let seq = rnd(next + 10);
-                    let got = u.remove(&seq).map(|e| (e.seq, e.message.body.len()));
+                    let got = u.remove(&seq).map(|e| (e.seq, e.message.body().len()));
                     let want = model.remove(&seq).map(|b| (seq, BODIES[b].len()));
                     assert_eq!(got, want, "step {step}: remove {seq}");
                 }
                 _ if rnd(50) == 0 => {
-                    let mut got: Vec<_> = u.drain().map(|(s, e)| (s, e.seq, e.message.body.len())).collect();
+                    let mut got: Vec<_> =
+                        u.drain().map(|(s, e)| (s, e.seq, e.message.body().len())).collect();
                     got.sort_unstable();
                     let want: Vec<_> = model.iter().map(|(s, b)| (*s, *s, BODIES[*b].len())).collect();
                     assert_eq!(got, want, "step {step}: drain");

@@ -150,7 +150,7 @@ impl Stream {
             m.routing_key(),
             extras,
             |offset, out| header::with_offset(m.header(), &m.info, offset, out),
-            &m.body,
+            m.body(),
             || self.store.write_stream(self.log.clone()),
         );
         self.published.fetch_add(1, Ordering::Relaxed);

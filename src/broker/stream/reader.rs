@@ -133,7 +133,7 @@ impl Reader {
                 stored: false,
                 paged: false,
             };
-            bytes += entry.message.body.len() + entry.message.header().len();
+            bytes += entry.message.body().len() + entry.message.header().len();
             if batch.is_empty() {
                 batch.reserve_exact(want);
             }

@@ -47,7 +47,7 @@ impl Connection {
             Outbound::Deliver(d) => match self.channels.get_mut(&d.consumer.channel) {
                 Some(ch) => ch.deliver(d, &mut self.ctx),
                 None => {
-                    d.consumer.written(d.entry.message.body.len());
+                    d.consumer.written(d.entry.message.body().len());
                     d.queue.clone().return_undelivered(d);
                 }
             },
@@ -57,7 +57,7 @@ impl Connection {
                     Some(ch) => ch.deliver_run(ds, &mut self.ctx),
                     None => {
                         for d in ds {
-                            d.consumer.written(d.entry.message.body.len());
+                            d.consumer.written(d.entry.message.body().len());
                             d.queue.clone().return_undelivered(d);
                         }
                     }

@@ -129,9 +129,9 @@ fn drain_through(failure: Failure) -> (usize, usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while (got.len() as u64) < N && Instant::now() < deadline {
         match rx.try_recv() {
-            Ok(Outbound::Deliver(d)) => got.push((d.entry.seq, d.entry.message.body.clone())),
+            Ok(Outbound::Deliver(d)) => got.push((d.entry.seq, d.entry.message.body_bytes())),
             Ok(Outbound::Deliveries(ds)) => {
-                got.extend(ds.iter().map(|d| (d.entry.seq, d.entry.message.body.clone())))
+                got.extend(ds.iter().map(|d| (d.entry.seq, d.entry.message.body_bytes())))
             }
             Ok(other) => panic!("{other:?}"),
             Err(_) => {
