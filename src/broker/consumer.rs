@@ -21,6 +21,9 @@ pub type ConnectionId = u64;
 
 /// Deliveries in flight between a queue and one consumer's socket.
 pub const WINDOW: u32 = 2000;
+/// A consumer held back by its window is asked again once no more than
+/// this many of its deliveries are left unwritten.
+pub const WINDOW_REFILL: u32 = WINDOW / 2;
 /// Body bytes in flight between a queue and one consumer's socket: large
 /// bodies stay in the queue (or on disk), not in a burst towards a socket.
 pub const WINDOW_BYTES: u64 = 4 << 20;
@@ -245,10 +248,16 @@ impl Consumer {
     }
 
     /// `n` deliveries of `bytes` body bytes in all were written at once.
+    ///
+    /// A consumer held back by its window of deliveries is asked again once
+    /// half of them are written (`WINDOW_REFILL`), so its queue hands on a
+    /// run at a time, not one delivery per write (a dispatch and a store
+    /// settle each). A window of bytes is refilled as soon as it has room:
+    /// large bodies are few, and each is worth a dispatch of its own.
     pub fn written_n(&self, n: u32, bytes: u64) -> bool {
         self.in_flight_bytes.fetch_sub(bytes, Ordering::SeqCst);
-        self.in_flight.fetch_sub(n, Ordering::SeqCst);
-        self.take_starved()
+        let left = self.in_flight.fetch_sub(n, Ordering::SeqCst).saturating_sub(n);
+        left <= WINDOW_REFILL && self.take_starved()
     }
 
     /// `n` deliveries were acknowledged, rejected or returned.

@@ -5,17 +5,25 @@ use crate::broker::consumer::{Outbound, WINDOW_BYTES};
 use bytes::Bytes;
 
 fn msg(body: &'static [u8]) -> Arc<Message> {
-    Arc::new(Message::new(
-        Bytes::new(),
-        Bytes::from_static(b"q"),
-        Bytes::new(),
-        Default::default(),
-        Bytes::from_static(body),
-    ))
+    body_msg(Bytes::from_static(body))
+}
+
+fn body_msg(body: Bytes) -> Arc<Message> {
+    Arc::new(Message::new(Bytes::new(), Bytes::from_static(b"q"), Bytes::new(), Default::default(), body))
 }
 
 fn queue() -> Arc<Queue> {
     Arc::new(Queue::new("q".into(), "/".into(), false, None, false, FieldTable::default()))
+}
+
+/// A queue with one no-ack consumer, and what the consumer is handed.
+fn no_ack_consumer() -> (Arc<Queue>, Arc<Consumer>, tokio::sync::mpsc::UnboundedReceiver<Outbound>) {
+    let q = queue();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let spec = ConsumerSpec { tag: "c".into(), no_ack: true, ..Default::default() };
+    let c = Arc::new(Consumer::new(spec, Default::default(), tx));
+    q.add_consumer(c.clone()).unwrap();
+    (q, c, rx)
 }
 
 #[test]
@@ -96,21 +104,11 @@ async fn congestion_needs_consumers_and_lifts_when_drained() {
 
 #[test]
 fn large_bodies_congest_by_bytes_and_a_consumer_takes_a_few_mib_at_a_time() {
-    let q = queue();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let spec = ConsumerSpec { tag: "c".into(), no_ack: true, ..Default::default() };
-    let c = Arc::new(Consumer::new(spec, Default::default(), tx));
-    q.add_consumer(c.clone()).unwrap();
+    let (q, c, mut rx) = no_ack_consumer();
     let big = Bytes::from(vec![7u8; 1 << 20]);
     let mut sent = 0;
     while !q.is_congested() {
-        q.publish(Arc::new(Message::new(
-            Bytes::new(),
-            Bytes::from_static(b"q"),
-            Bytes::new(),
-            Default::default(),
-            big.clone(),
-        )));
+        q.publish(body_msg(big.clone()));
         sent += 1;
         assert!(sent < 200, "1 MiB bodies never congested the queue");
     }
@@ -169,4 +167,49 @@ fn a_ttl_of_zero_reaches_a_waiting_consumer_behind_an_expired_head() {
     // The stale one expires; the one arriving behind it is not taken along.
     assert_eq!(got, [Bytes::from_static(b"fresh")]);
     assert_eq!(q.message_count(), 0);
+}
+
+/// A no-ack consumer whose window is full gets its next deliveries as a
+/// run once half the window is written, not one per write; a window of
+/// bytes is refilled as soon as it has room.
+#[test]
+fn a_full_window_is_refilled_in_runs() {
+    use crate::broker::consumer::{WINDOW, WINDOW_REFILL};
+    let (q, c, mut rx) = no_ack_consumer();
+    let total = WINDOW as usize * 2;
+    for _ in 0..total {
+        q.publish(msg(b"x"));
+    }
+    let take = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<Outbound>| {
+        let mut n = 0;
+        while let Ok(o) = rx.try_recv() {
+            n += match o {
+                Outbound::Deliver(_) => 1,
+                Outbound::Deliveries(ds) => ds.len(),
+                _ => 0,
+            };
+        }
+        n
+    };
+    assert_eq!(take(&mut rx), WINDOW as usize);
+    // Writes down to the refill mark ask for nothing.
+    for _ in 0..WINDOW - WINDOW_REFILL - 1 {
+        assert!(!c.written(1));
+    }
+    assert!(c.written(1), "half the window written asks for more");
+    assert!(!c.written(1), "asked once");
+    q.kick();
+    assert_eq!(take(&mut rx), (WINDOW - WINDOW_REFILL) as usize + 1, "the window is filled again at once");
+    assert_eq!(q.message_count() as usize, total - WINDOW as usize - (WINDOW - WINDOW_REFILL) as usize - 1);
+
+    // Bodies that fill the window of bytes: each write with room asks again.
+    let (q, c, mut rx) = no_ack_consumer();
+    let big = Bytes::from(vec![1u8; (WINDOW_BYTES / 4) as usize]);
+    for _ in 0..8 {
+        q.publish(body_msg(big.clone()));
+    }
+    assert_eq!(take(&mut rx), 4);
+    assert!(c.written(big.len()), "room in the window of bytes asks for more");
+    q.kick();
+    assert_eq!(take(&mut rx), 1);
 }
