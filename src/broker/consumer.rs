@@ -249,11 +249,15 @@ impl Consumer {
 
     /// `n` deliveries of `bytes` body bytes in all were written at once.
     ///
-    /// A consumer held back by its window of deliveries is asked again once
-    /// half of them are written (`WINDOW_REFILL`), so its queue hands on a
-    /// run at a time, not one delivery per write (a dispatch and a store
-    /// settle each). A window of bytes is refilled as soon as it has room:
-    /// large bodies are few, and each is worth a dispatch of its own.
+    /// A starved consumer is asked again only once no more than
+    /// `WINDOW_REFILL` (half the window) of its deliveries are left unwritten,
+    /// so a queue whose consumer filled its window hands on a run at a time,
+    /// not one delivery per write (a dispatch and a store settle each). With
+    /// fewer than that in flight it is asked at every write, as when its
+    /// prefetch or its window of bytes held it back with bodies of 4 KiB or
+    /// more (each worth a dispatch of its own); with bodies of 2–4 KiB the
+    /// window of bytes fills with more in flight, which then wait for the
+    /// mark too: the 2–4 MiB still unwritten keep the socket busy meanwhile.
     pub fn written_n(&self, n: u32, bytes: u64) -> bool {
         self.in_flight_bytes.fetch_sub(bytes, Ordering::SeqCst);
         let left = self.in_flight.fetch_sub(n, Ordering::SeqCst).saturating_sub(n);

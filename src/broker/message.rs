@@ -86,6 +86,12 @@ impl Message {
         }
     }
 
+    /// The body when it is held apart from the names and header (a large
+    /// one, or a stream record's): a `Bytes` to share without a copy.
+    pub fn body_apart(&self) -> Option<&Bytes> {
+        (!self.apart.is_empty()).then_some(&self.apart)
+    }
+
     /// The body as a `Bytes` of its own, sharing (not copying) the message's
     /// memory; for the paths that keep or splice it.
     pub fn body_bytes(&self) -> Bytes {

@@ -186,7 +186,10 @@ impl Channel {
     /// Writes a delivery, or gives it back to its queue if its consumer or
     /// this channel is gone.
     pub fn deliver(&mut self, d: Delivery, ctx: &mut Ctx) {
-        self.write_delivery_counted(d, ctx, true);
+        // A dropped one gave channel credit back: its other consumers may go on.
+        if !self.write_delivery_counted(d, ctx, true) && self.credit.take_starved() {
+            self.kick_consumers();
+        }
     }
 
     /// Writes a run of deliveries to one consumer (a stream's), its window

@@ -70,16 +70,19 @@ impl OutBuf {
         self.bytes.capacity()
     }
 
-    /// A message's content: header frame and body frames.
-    /// A message's content frames: a small body copied in, a large one
-    /// spliced (shared, not copied).
+    /// A message's content frames: a body kept apart from the message's
+    /// names (a large one) spliced, shared and not copied; any other copied
+    /// in (taking a `Bytes` of a body kept with the names would cost the
+    /// message an allocation).
     pub fn message(&mut self, channel: u16, m: &Message, frame_max: u32) {
-        match m.body().len() < SPLICE_MIN {
-            true => encode::content(&mut self.bytes, channel, m.header(), m.body(), frame_max),
-            false => self.content(channel, m.header(), &m.body_bytes(), frame_max),
+        match m.body_apart() {
+            Some(body) => self.content(channel, m.header(), body, frame_max),
+            None => encode::content(&mut self.bytes, channel, m.header(), m.body(), frame_max),
         }
     }
 
+    /// Content frames: the header frame, then the body's frames, copied in
+    /// when small and spliced when large.
     pub fn content(&mut self, channel: u16, header: &[u8], body: &Bytes, frame_max: u32) {
         if body.len() < SPLICE_MIN {
             return encode::content(&mut self.bytes, channel, header, body, frame_max);
@@ -210,6 +213,28 @@ mod tests {
         assert!(out.bytes.len() < SPLICE_MIN + 2000, "large bodies are not copied in");
         for from in [0, 1, 7, 100, 20_000, 70_123, flat.len() - 1, flat.len()] {
             assert_eq!(out.to_vec_from(from), flat[from..], "from {from}");
+        }
+    }
+
+    /// A message's body is spliced only when the message holds it apart
+    /// (large); one kept with its names is copied, the 16 KiB boundary
+    /// included, so no delivery takes a `Bytes` of the message's own
+    /// allocation. Either way the frames are the copied encoding.
+    #[test]
+    fn a_message_body_is_spliced_only_when_held_apart() {
+        use crate::protocol::properties::{encode_header, ContentHeader};
+        for (len, spliced) in
+            [(0, false), (100, false), (16 * 1024, false), (16 * 1024 + 1, true), (70_000, true)]
+        {
+            let body = Bytes::from((0..len).map(|b| (b * 3) as u8).collect::<Vec<_>>());
+            let header = encode_header(len as u64, &Default::default());
+            let info = ContentHeader::scan(&header).unwrap();
+            let m = Message::new(Bytes::from("x"), Bytes::from("k"), header.clone(), info, body.clone());
+            let (mut out, mut flat) = (OutBuf::default(), Vec::new());
+            out.message(1, &m, 131_072);
+            encode::content(&mut flat, 1, &header, &body, 131_072);
+            assert_eq!(!out.spliced.is_empty(), spliced, "{len}");
+            assert_eq!(out.to_vec_from(0), flat, "{len}");
         }
     }
 

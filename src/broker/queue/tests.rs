@@ -212,4 +212,19 @@ fn a_full_window_is_refilled_in_runs() {
     assert!(c.written(big.len()), "room in the window of bytes asks for more");
     q.kick();
     assert_eq!(take(&mut rx), 1);
+
+    // Bodies of 3 KiB fill the window of bytes with more than the refill
+    // mark in flight: those wait for the mark like a full window.
+    let (q, c, mut rx) = no_ack_consumer();
+    let body = Bytes::from(vec![2u8; 3 << 10]);
+    for _ in 0..WINDOW {
+        q.publish(body_msg(body.clone()));
+    }
+    let held = take(&mut rx) as u32;
+    assert_eq!(held as u64, WINDOW_BYTES.div_ceil(body.len() as u64));
+    assert!(held > WINDOW_REFILL);
+    for _ in 0..held - WINDOW_REFILL - 1 {
+        assert!(!c.written(body.len()));
+    }
+    assert!(c.written(body.len()));
 }
