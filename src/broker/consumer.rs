@@ -254,10 +254,11 @@ impl Consumer {
     /// so a queue whose consumer filled its window hands on a run at a time,
     /// not one delivery per write (a dispatch and a store settle each). With
     /// fewer than that in flight it is asked at every write, as when its
-    /// prefetch or its window of bytes held it back with bodies of 4 KiB or
-    /// more (each worth a dispatch of its own); with bodies of 2–4 KiB the
-    /// window of bytes fills with more in flight, which then wait for the
-    /// mark too: the 2–4 MiB still unwritten keep the socket busy meanwhile.
+    /// prefetch or its window of bytes held it back with bodies over
+    /// `WINDOW_BYTES / WINDOW_REFILL` (~4.2 KiB; each worth a dispatch of its
+    /// own); with bodies of ~2–4 KiB the window of bytes fills with more in
+    /// flight, which then wait for the mark too: the 2–4 MiB still unwritten
+    /// keep the socket busy meanwhile.
     pub fn written_n(&self, n: u32, bytes: u64) -> bool {
         self.in_flight_bytes.fetch_sub(bytes, Ordering::SeqCst);
         let left = self.in_flight.fetch_sub(n, Ordering::SeqCst).saturating_sub(n);

@@ -186,7 +186,8 @@ impl Channel {
     /// Writes a delivery, or gives it back to its queue if its consumer or
     /// this channel is gone.
     pub fn deliver(&mut self, d: Delivery, ctx: &mut Ctx) {
-        // A dropped one gave channel credit back: its other consumers may go on.
+        // A dropped one gave its channel's credit back (manual ack): the
+        // channel's other consumers may go on.
         if !self.write_delivery_counted(d, ctx, true) && self.credit.take_starved() {
             self.kick_consumers();
         }

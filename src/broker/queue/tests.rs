@@ -170,8 +170,9 @@ fn a_ttl_of_zero_reaches_a_waiting_consumer_behind_an_expired_head() {
 }
 
 /// A no-ack consumer whose window is full gets its next deliveries as a
-/// run once half the window is written, not one per write; a window of
-/// bytes is refilled as soon as it has room.
+/// run once half the window is written, not one per write; one held back by
+/// its window of bytes with few deliveries in flight is asked at each write
+/// with room, and with many (3 KiB bodies) at the mark.
 #[test]
 fn a_full_window_is_refilled_in_runs() {
     use crate::broker::consumer::{WINDOW, WINDOW_REFILL};
