@@ -129,13 +129,14 @@ fn fetched(
     base64_only: bool,
     truncate: Option<usize>,
 ) -> Value {
-    let body = &m.body()[..truncate.map_or(m.body().len(), |n| n.min(m.body().len()))];
+    let all = m.body();
+    let body = &all[..truncate.map_or(all.len(), |n| n.min(all.len()))];
     let (payload, encoding) = match std::str::from_utf8(body) {
         Ok(text) if !base64_only => (text.to_owned(), "string"),
         _ => (STANDARD.encode(body), "base64"),
     };
     json!({
-        "payload_bytes": m.body().len(),
+        "payload_bytes": all.len(),
         "redelivered": redelivered,
         "exchange": String::from_utf8_lossy(m.exchange()),
         "routing_key": String::from_utf8_lossy(m.routing_key()),

@@ -56,13 +56,7 @@ pub async fn move_messages(
             while taken.len() < BATCH && (taken.len() as u64) < left {
                 let Some((entry, _)) = from.get(false) else { break };
                 let m = &entry.message;
-                let copy = Message::new(
-                    Bytes::new(),
-                    key.clone(),
-                    Bytes::copy_from_slice(m.header()),
-                    m.info.clone(),
-                    m.body_bytes(),
-                );
+                let copy = Message::remade(b"", &key, m.header(), m.info.clone(), m);
                 let mut queues = vec![to.clone()];
                 let outcome = v.enqueue(Arc::new(copy), &mut queues);
                 if outcome.rejected {

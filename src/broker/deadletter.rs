@@ -107,7 +107,7 @@ pub fn dead_letter(m: &Message, target: &DeadLetterTarget<'_>, reason: Reason, n
     let props = without_expiration(&props).with_headers(headers);
     let header = encode_header(m.body().len() as u64, &props);
     let info = ContentHeader::scan(&header).expect("a header we encoded scans");
-    Message::new(target.exchange.to_owned().into(), routing_key.into(), header, info, m.body_bytes())
+    Message::remade(target.exchange.as_bytes(), routing_key.as_bytes(), &header, info, m)
 }
 
 /// RabbitMQ's cycle rule: a message dead-lettered for any reason but a

@@ -369,7 +369,5 @@ fn negate_delay(message: Arc<Message>, delay: u64) -> Arc<Message> {
     headers.insert("x-delay".into(), AMQPValue::LongLongInt(-(delay as i64)));
     let header = encode_header(message.info.body_size, &props.with_headers(headers));
     let Ok(info) = ContentHeader::scan(&header) else { return message };
-    let exchange = bytes::Bytes::copy_from_slice(message.exchange());
-    let key = bytes::Bytes::copy_from_slice(message.routing_key());
-    Arc::new(Message::new(exchange, key, header, info, message.body_bytes()))
+    Arc::new(Message::remade(message.exchange(), message.routing_key(), &header, info, &message))
 }

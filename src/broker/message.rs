@@ -46,6 +46,19 @@ impl Message {
         Self::built(&exchange, &routing_key, &header, info, &body, || body.clone())
     }
 
+    /// A message with new names or header and the body of `from` (a
+    /// dead-lettered, moved or re-published copy): a small body is copied
+    /// from it, a large one shared, and `from` is left as it was.
+    pub fn remade(
+        exchange: &[u8],
+        routing_key: &[u8],
+        header: &[u8],
+        info: ContentHeader,
+        from: &Message,
+    ) -> Self {
+        Self::built(exchange, routing_key, header, info, from.body(), || from.body_bytes())
+    }
+
     /// Copies the names, the header and a small body into one allocation;
     /// a large body is what `large` makes of it (shared, or copied once).
     fn built(
@@ -80,10 +93,7 @@ impl Message {
 
     /// The body.
     pub fn body(&self) -> &[u8] {
-        match self.apart.is_empty() {
-            true => &self.data[self.meta_len as usize..],
-            false => &self.apart,
-        }
+        self.body_apart().map_or(&self.data[self.meta_len as usize..], |b| b)
     }
 
     /// The body when it is held apart from the names and header (a large
@@ -95,10 +105,7 @@ impl Message {
     /// The body as a `Bytes` of its own, sharing (not copying) the message's
     /// memory; for the paths that keep or splice it.
     pub fn body_bytes(&self) -> Bytes {
-        match self.apart.is_empty() {
-            true => self.data.slice(self.meta_len as usize..),
-            false => self.apart.clone(),
-        }
+        self.body_apart().cloned().unwrap_or_else(|| self.data.slice(self.meta_len as usize..))
     }
 
     pub fn exchange(&self) -> &[u8] {
@@ -250,6 +257,22 @@ mod tests {
                 (back.exchange(), back.routing_key(), back.header(), back.body()),
                 (m.exchange(), m.routing_key(), m.header(), m.body())
             );
+        }
+    }
+
+    /// A remade message takes new names and header and the body of the
+    /// other: a small one copied, a large one shared (the same memory).
+    #[test]
+    fn remade_keeps_the_body_and_takes_new_names() {
+        for len in [0, 10, COPY_LIMIT + 1] {
+            let (header, body) = parts(len);
+            let info = ContentHeader::scan(&header).unwrap();
+            let from = Message::new(Bytes::from("ex"), Bytes::from("rk"), header.clone(), info.clone(), body);
+            let m = Message::remade(b"dlx", b"dead", &header, info, &from);
+            assert_eq!((m.exchange(), m.routing_key(), m.header()), (&b"dlx"[..], &b"dead"[..], &header[..]));
+            assert_eq!(m.body(), from.body());
+            let shared = m.body_apart().map(|b| b.as_ptr()) == from.body_apart().map(|b| b.as_ptr());
+            assert!(shared && (m.body_apart().is_some() == (len > COPY_LIMIT)), "{len}");
         }
     }
 

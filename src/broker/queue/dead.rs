@@ -89,13 +89,7 @@ pub(super) fn with_delivery_count(m: &Message, count: u32) -> Message {
     headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(i64::from(count)));
     let header = encode_header(m.body().len() as u64, &props.with_headers(headers));
     let info = ContentHeader::scan(&header).expect("a header we encoded scans");
-    let mut copy = Message::new(
-        bytes::Bytes::copy_from_slice(m.exchange()),
-        bytes::Bytes::copy_from_slice(m.routing_key()),
-        header,
-        info,
-        m.body_bytes(),
-    );
+    let mut copy = Message::remade(m.exchange(), m.routing_key(), &header, info, m);
     copy.store_id = m.store_id;
     copy.shared = m.shared;
     copy
