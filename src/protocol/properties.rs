@@ -108,10 +108,12 @@ impl ContentHeader {
             *pos = r.end;
             Ok(r)
         };
-        for bit in (2..16).rev().map(|b| 1u16 << b) {
-            if flags & bit == 0 {
-                continue;
-            }
+        // Set bits only, most significant first (wire order): most
+        // headers carry two or three of the 14 properties.
+        let mut rest = flags;
+        while rest != 0 {
+            let bit = 1u16 << (15 - rest.leading_zeros());
+            rest &= !bit;
             match bit {
                 HEADERS => {
                     let len_at = fixed(&mut pos, 4)?;
@@ -250,6 +252,36 @@ mod tests {
         for cut in PROPERTIES_OFFSET..raw.len() {
             assert!(ContentHeader::scan(&raw[..cut]).is_err(), "cut at {cut} accepted");
         }
+    }
+
+    #[test]
+    fn scans_all_fourteen_properties_in_wire_order() {
+        let mut headers = FieldTable::default();
+        headers.insert("k".into(), AMQPValue::LongString("v".into()));
+        let props = AMQPProperties::default()
+            .with_content_type("ct".into())
+            .with_content_encoding("ce".into())
+            .with_headers(headers)
+            .with_delivery_mode(1)
+            .with_priority(9)
+            .with_correlation_id("corr".into())
+            .with_reply_to("rt".into())
+            .with_expiration("60".into())
+            .with_message_id("mid".into())
+            .with_timestamp(7)
+            .with_type("ty".into())
+            .with_user_id("guest".into())
+            .with_app_id("ap".into())
+            .with_cluster_id("cl".into());
+        let raw = encode_header(3, &props);
+        let h = ContentHeader::scan(&raw).unwrap();
+        assert_eq!((h.delivery_mode, h.priority), (1, Some(9)));
+        let text = |s: Option<Span>| &raw[s.unwrap().range()];
+        assert_eq!(
+            (text(h.reply_to), text(h.expiration), text(h.user_id)),
+            (&b"rt"[..], &b"60"[..], &b"guest"[..])
+        );
+        assert_eq!(&raw[h.headers.unwrap().range()], &b"\x01kS\x00\x00\x00\x01v"[..]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod dedup;
 pub mod delayed;
 pub mod memory;
 pub mod metrics;
+mod ranged;
 pub mod records;
 pub mod recovery;
 pub mod refs;

@@ -92,6 +92,8 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
         }
     }
     for lane in frontiers.into_keys() {
+        // Its pages go under a range tombstone: no queue made now may take its id.
+        b.max_message_id = b.max_message_id.max(lane);
         b.fixes.push(Op::DropPlaces { queue: lane, index: Vec::new(), pages: vec![(0, 0, u64::MAX)] });
     }
     store.scan_index(&mut |queue, e| {
