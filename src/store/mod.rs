@@ -23,8 +23,14 @@ pub use records::{BindingRecord, ExchangeRecord, MessageRecord, QueueRecord, Rec
 pub use writer::{PageSink, StoreHandle};
 
 /// The on-disk format's version; a data directory written with another
-/// one is refused at start-up, never silently reinterpreted.
-pub const SCHEMA_VERSION: u32 = 2;
+/// one is refused at start-up, never silently reinterpreted. Version 3
+/// keeps range marks of pages (`ranged.rs`); a version 2 directory is
+/// brought to 3 at open (and an older Warren then refuses it, as it would
+/// write ranges without their marks).
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The version before range marks, which `RocksStore::open` brings to 3.
+pub const SCHEMA_UNMARKED: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -194,7 +200,8 @@ pub struct Recovered {
     pub exchanges: Vec<ExchangeRecord>,
     pub queues: Vec<QueueRecord>,
     pub bindings: Vec<BindingRecord>,
-    /// The highest message id on disk (ids are never reused).
+    /// The highest message id on disk, or id floor (`ranged.rs`) if higher:
+    /// ids are given out above it, never again.
     pub max_message_id: u64,
     /// Control-plane records as (space, key, value), in (space, key) order.
     pub control: Vec<(String, String, Vec<u8>)>,
@@ -250,6 +257,11 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Every page lane's read-back frontier (`Op::PageFrontier`): (lane, seq).
     fn page_frontiers(&self) -> Result<Vec<(u64, u64)>>;
+    /// The page lanes with a range mark (`ranged.rs`; a store that reads
+    /// past range deletes, or keeps none, has none).
+    fn page_marks(&self) -> Vec<u64> {
+        Vec::new()
+    }
     /// The seqs of the pages of lane `queue` below `to_seq`, in order,
     /// without their messages (at start-up, below the frontier).
     fn scan_page_seqs(&self, queue: u64, to_seq: u64, f: &mut dyn FnMut(u64)) -> Result<()>;

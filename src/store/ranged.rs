@@ -18,17 +18,16 @@
 //! below the floor without a mark is read with the tombstones (a live
 //! queue's lane until its first range, a deleted one's always). A lane
 //! above the floor without a mark has no range on it. A directory written
-//! before the marks has its `pages` family compacted to the last level
-//! once, at open (which drops every range tombstone and what it covered),
-//! and is then marked as tracked.
+//! before the marks (schema 2) has its `pages` family compacted to the
+//! last level once, at open, which drops every range tombstone and what it
+//! covered; only once no table of `pages` holds a deletion any more does it
+//! become schema 3 (else every read keeps to the tombstones, and the next
+//! start tries again). Schema 3 keeps an older Warren, which would write
+//! ranges without marks, from opening it.
 
 use parking_lot::Mutex;
 use rocksdb::{ColumnFamily, IteratorMode, WriteBatch, DB};
 use rustc_hash::FxHashMap;
-
-/// In `meta`: the lane marks are kept (absent: a directory from before;
-/// not under `r`, where the marks are).
-const TRACKED: &[u8] = b"tracked ranges";
 
 /// In `meta`: no queue id or lane at or below this is given out again.
 const ID_FLOOR: &[u8] = b"idfloor";
@@ -43,6 +42,10 @@ fn mark_key(lane: u64) -> [u8; 9] {
 #[derive(Default)]
 pub(super) struct Ranged {
     inner: Mutex<Marks>,
+    /// Every range on disk is under its lane's mark (false: a directory
+    /// from before the marks whose compaction left some; reads keep to
+    /// the tombstones).
+    marked: bool,
 }
 
 #[derive(Default)]
@@ -58,18 +61,26 @@ pub(super) struct Loaded {
 }
 
 impl Ranged {
-    /// Reads the marks and the floor; a directory from before the marks
-    /// (`fresh` false, no `ranges` key) is compacted first.
-    pub fn load(db: &DB, meta: &ColumnFamily, pages: &ColumnFamily, fresh: bool) -> Result<Loaded, String> {
+    /// Compacts a directory's pages from before the marks down to the last
+    /// level, which drops every range tombstone; true if no table of
+    /// `pages` holds a deletion afterwards (RocksDB does not say whether a
+    /// compaction ran to its end).
+    pub fn compact_unmarked(db: &DB, pages: &ColumnFamily) -> Result<bool, rocksdb::Error> {
+        let started = std::time::Instant::now();
+        db.flush_cf(pages)?;
+        let mut c = rocksdb::CompactOptions::default();
+        c.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        db.compact_range_cf_opt(pages, None::<&[u8]>, None::<&[u8]>, &c);
+        let left = deletions_left(db)?;
+        let took_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(took_ms, left, "compacted the pages of a directory from before range marks");
+        Ok(left == 0)
+    }
+
+    /// Reads the marks and the floor. `marked`: every range on disk is
+    /// under its lane's mark.
+    pub fn load(db: &DB, meta: &ColumnFamily, marked: bool) -> Result<Loaded, String> {
         let err = |e: rocksdb::Error| e.to_string();
-        if db.get_cf(meta, TRACKED).map_err(err)?.is_none() {
-            if !fresh {
-                let mut c = rocksdb::CompactOptions::default();
-                c.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
-                db.compact_range_cf_opt(pages, None::<&[u8]>, None::<&[u8]>, &c);
-            }
-            db.put_cf(meta, TRACKED, []).map_err(err)?;
-        }
         let be = |b: &[u8]| <[u8; 8]>::try_from(b).ok().map(u64::from_be_bytes);
         let mut marks = Marks::default();
         if let Some(v) = db.get_cf(meta, ID_FLOOR).map_err(err)? {
@@ -85,7 +96,12 @@ impl Ranged {
             };
         }
         let floor = marks.floor;
-        Ok(Loaded { ranged: Ranged { inner: Mutex::new(marks) }, floor })
+        Ok(Loaded { ranged: Ranged { inner: Mutex::new(marks), marked }, floor })
+    }
+
+    /// The lanes with a mark.
+    pub fn lanes(&self) -> Vec<u64> {
+        self.inner.lock().lanes.keys().copied().collect()
     }
 
     /// A range of `lane`'s pages up to `to` goes in `batch`: its mark rises
@@ -118,9 +134,18 @@ impl Ranged {
     /// took. Ask after making the iterator: a range written after it is
     /// not in its view, and one written before raised the mark first.
     pub fn clear(&self, lane: u64, from: u64) -> bool {
+        if !self.marked {
+            return false;
+        }
         let m = self.inner.lock();
         m.lanes.get(&lane).map_or(lane > m.floor, |mark| from >= *mark)
     }
+}
+
+/// Deletions (point or range) in the table files of `pages`.
+pub(super) fn deletions_left(db: &DB) -> Result<u64, rocksdb::Error> {
+    let pages = db.live_files()?.into_iter().filter(|f| f.column_family_name == "pages");
+    Ok(pages.map(|f| f.num_deletions).sum())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! read. The rest stays on disk as the queue's paged-out part, read back
 //! as consumers get to it. Pure over the `Store` trait.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tracing::warn;
 
 use super::refs::SharedRefs;
@@ -59,7 +59,8 @@ pub struct Backlogs {
     /// no longer exist and transient pages of the last run (with their
     /// messages), and gives every paged-out place a page of its own.
     pub fixes: Vec<Op>,
-    /// The highest message id the index names.
+    /// The highest message id the index names, or lane of a gone queue
+    /// dropped here if higher (ids are given out above it).
     pub max_message_id: u64,
 }
 
@@ -90,6 +91,14 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
         if lanes.iter().any(|f| f.seq > 0) {
             read_back.insert(*id, lanes);
         }
+    }
+    // A lane marked by a range (`ranged.rs`) whose queue is gone goes whole
+    // too, its mark with it (one that paged out, was never read back, and
+    // was dropped with its paged-out part).
+    let known_lanes: FxHashSet<u64> =
+        known.iter().flat_map(|(id, last)| *id..=id + u64::from(*last)).collect();
+    for lane in store.page_marks().into_iter().filter(|lane| !known_lanes.contains(lane)) {
+        frontiers.entry(lane).or_insert(0);
     }
     for lane in frontiers.into_keys() {
         // Its pages go under a range tombstone: no queue made now may take its id.

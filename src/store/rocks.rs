@@ -5,7 +5,7 @@
 //! | `meta` | `schema` | schema version, u32 big-endian |
 //! | `meta` | `f`, queue id + lane u64 BE | the lane's read-back frontier, u64 BE |
 //! | `meta` | `r`, queue id + lane u64 BE | the end of the furthest range delete of the lane's pages (`ranged.rs`) |
-//! | `meta` | `tracked ranges`; `idfloor` | the marks are kept; no id at or below this is given out again |
+//! | `meta` | `idfloor` | no queue id or lane at or below it is given out again (`ranged.rs`), u64 BE |
 //! | `exchanges` | vhost, name (length-prefixed) | `ExchangeRecord` |
 //! | `queues` | vhost, name | `QueueRecord` |
 //! | `bindings` | vhost, source, kind, destination, key, arguments | `BindingRecord` |
@@ -31,6 +31,7 @@
 use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use tracing::warn;
 
 use self::keys::{
     binding_key, deletion_run, frontier_key, index_entry, index_key, index_value, name_key, INDEX_VALUE,
@@ -40,7 +41,7 @@ use super::ranged::Ranged;
 use super::records::RecordRef;
 use super::{
     dedup, delayed, BindingRecord, Delayed, ExchangeRecord, IndexEntry, MessageRecord, Op, QueueRecord,
-    Recovered, Result, Store, StoreError, SCHEMA_VERSION,
+    Recovered, Result, Store, StoreError, SCHEMA_UNMARKED, SCHEMA_VERSION,
 };
 
 mod keys;
@@ -59,7 +60,8 @@ pub struct RocksStore {
     failed: std::sync::atomic::AtomicBool,
     /// Where range deletes of pages may lie (`ranged.rs`).
     ranged: Ranged,
-    /// No queue id or lane at or below this is given out again.
+    /// No queue id or lane at or below this is given out again (as found
+    /// at open, for `load`; `ranged` keeps it current).
     id_floor: u64,
 }
 
@@ -130,6 +132,8 @@ impl RocksStore {
             store.db.flush_cf(store.cf(family)).map_err(open_err)?;
         }
         let meta = store.cf("meta");
+        // Whether every range of pages on disk is under its lane's mark.
+        let mut marked = true;
         match store.db.get_cf(meta, b"schema").map_err(open_err)? {
             None if fresh => {
                 store.db.put_cf(meta, b"schema", SCHEMA_VERSION.to_be_bytes()).map_err(open_err)?;
@@ -139,13 +143,23 @@ impl RocksStore {
             }
             Some(v) => {
                 let found = <[u8; 4]>::try_from(&v[..]).map(u32::from_be_bytes).ok();
-                if found != Some(SCHEMA_VERSION) {
+                if found == Some(SCHEMA_UNMARKED) {
+                    marked = Ranged::compact_unmarked(&store.db, store.cf("pages")).map_err(open_err)?;
+                    if marked {
+                        store.db.put_cf(meta, b"schema", SCHEMA_VERSION.to_be_bytes()).map_err(open_err)?;
+                    } else {
+                        warn!(
+                            path,
+                            "range tombstones of pages outlived a compaction: read with them until one does"
+                        );
+                    }
+                } else if found != Some(SCHEMA_VERSION) {
                     let found = found.map_or_else(|| format!("{v:?}"), |f| f.to_string());
                     return Err(StoreError::Schema { path, found });
                 }
             }
         }
-        let loaded = Ranged::load(&store.db, store.cf("meta"), store.cf("pages"), fresh)
+        let loaded = Ranged::load(&store.db, store.cf("meta"), marked)
             .map_err(|reason| StoreError::Open { path: path.clone(), reason })?;
         (store.ranged, store.id_floor) = (loaded.ranged, loaded.floor);
         Ok(store)
@@ -418,9 +432,11 @@ impl Store for RocksStore {
             self.db.raw_iterator_cf_opt(self.cf("pages"), opts)
         };
         // Past the lane's ranges, their tombstones are not looked at
-        // (`ranged.rs`); asked once the iterator is made.
-        let mut it = iterator(true);
-        if !self.ranged.clear(queue, from_seq) {
+        // (`ranged.rs`); asked again once the iterator is made, which sees
+        // only ranges that raised the mark before.
+        let ignore = self.ranged.clear(queue, from_seq);
+        let mut it = iterator(ignore);
+        if ignore && !self.ranged.clear(queue, from_seq) {
             it = iterator(false);
         }
         it.seek(index_key(queue, from_seq));
@@ -442,6 +458,10 @@ impl Store for RocksStore {
             it.next();
         }
         it.status().map_err(|e| self.read_err(e))
+    }
+
+    fn page_marks(&self) -> Vec<u64> {
+        self.ranged.lanes()
     }
 
     fn page_frontiers(&self) -> Result<Vec<(u64, u64)>> {

@@ -324,8 +324,9 @@ impl Writer {
         if let Op::PutMessage { record, .. } | Op::Page { record, .. } | Op::PutDelayed { record, .. } = &op {
             self.ops_bytes += record.body.len() + record.header.len();
         }
-        let op = self.dropping.now(op);
-        self.ops.push(op)
+        if let Some(op) = self.dropping.now(op) {
+            self.ops.push(op)
+        }
     }
 
     /// Starts a compaction unless one is still running.

@@ -51,15 +51,17 @@ fn a_directory_from_before_the_marks_is_compacted_once_at_open() {
     let dir = Dir::new();
     drop(ranged(&dir));
     {
-        // As a directory written before the marks: neither the key saying they
-        // are kept nor the mark.
+        // As a directory written before the marks: schema 2, no mark.
         let families = crate::store::rocks::FAMILIES;
         let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &dir.0, families).unwrap();
         let meta = db.cf_handle("meta").unwrap();
-        db.delete_cf(meta, b"tracked ranges").unwrap();
+        db.put_cf(meta, b"schema", 2u32.to_be_bytes()).unwrap();
         let mut mark = [b'r'; 9];
         mark[1..].copy_from_slice(&7u64.to_be_bytes());
         db.delete_cf(meta, mark).unwrap();
+        db.flush_cf(db.cf_handle("pages").unwrap()).unwrap();
+        // What the open checks after compacting counts the range.
+        assert!(super::deletions_left(&db).unwrap() > 0);
     }
     let s = RocksStore::open(&dir.0).unwrap();
     reads_skip_the_range(&s);
@@ -67,6 +69,12 @@ fn a_directory_from_before_the_marks_is_compacted_once_at_open() {
     let mut left = Vec::new();
     s.scan_page_seqs(7, 100, &mut |seq| left.push(seq)).unwrap();
     assert_eq!(left, [0, 1, 6, 7, 8, 9]);
+    drop(s);
+    let db =
+        rocksdb::DB::open_cf(&rocksdb::Options::default(), &dir.0, crate::store::rocks::FAMILIES).unwrap();
+    let schema = db.get_cf(db.cf_handle("meta").unwrap(), b"schema").unwrap().unwrap();
+    assert_eq!(schema, crate::store::SCHEMA_VERSION.to_be_bytes(), "now schema 3: older Warrens refuse it");
+    assert_eq!(super::deletions_left(&db).unwrap(), 0);
 }
 
 #[test]
@@ -92,4 +100,26 @@ fn a_lane_deleted_whole_keeps_its_id_and_is_read_with_its_tombstones() {
     assert!(s.load().unwrap().max_message_id >= 40, "ids up to the last lane deleted are not given out");
     assert!(seqs(&s, 31, 0).is_empty());
     assert!(seqs(&s, 40, 0).is_empty());
+}
+
+#[test]
+fn recovery_drops_a_marked_lane_whose_queue_is_gone() {
+    use crate::store::recovery::backlogs;
+    use crate::store::writer::HeadLimit;
+    let dir = Dir::new();
+    drop(ranged(&dir));
+    let s = RocksStore::open(&dir.0).unwrap();
+    assert_eq!(s.page_marks(), [7]);
+    let limit = HeadLimit { messages: 10, bytes: 1 << 20 };
+    let whole = Op::DropPlaces { queue: 7, index: vec![], pages: vec![(0, 0, u64::MAX)] };
+    // Its queue still there: lane and mark stay.
+    assert!(!backlogs(&s, &[(7, 0)], limit).unwrap().fixes.contains(&whole));
+    // Queue 7 is not among the queues recovered (a purged, then deleted,
+    // non-durable one): its lane goes whole, its id is not given out again.
+    let b = backlogs(&s, &[], limit).unwrap();
+    assert!(b.max_message_id >= 7);
+    assert!(b.fixes.contains(&whole), "{:?}", b.fixes);
+    s.write(&b.fixes, true).unwrap();
+    assert!(s.page_marks().is_empty());
+    assert!(seqs(&s, 7, 0).is_empty());
 }

@@ -60,6 +60,10 @@ impl Store for Counted {
         self.store.page_frontiers()
     }
 
+    fn page_marks(&self) -> Vec<u64> {
+        self.store.page_marks()
+    }
+
     fn scan_page_seqs(&self, queue: u64, to_seq: u64, f: &mut dyn FnMut(u64)) -> Result<()> {
         self.store.scan_page_seqs(queue, to_seq, f)
     }

@@ -116,9 +116,11 @@ impl Dropping {
         (ops, barriers)
     }
 
-    /// An op to write now: a deletion of a queue being looked at keeps
-    /// its places until the look is done.
-    pub fn now(&mut self, op: Op) -> Op {
+    /// An op to write now, if any: a deletion of a queue being looked at
+    /// keeps its places until the look is done, and so does a drop of its
+    /// whole lanes (the look's ranges would raise the marks of lanes
+    /// deleted whole again, `ranged.rs`).
+    pub fn now(&mut self, op: Op) -> Option<Op> {
         match op {
             Op::DeleteQueue { vhost, name, id, last_lane } if self.pending.contains_key(&id) => {
                 let everything = Op::DropPlaces {
@@ -127,9 +129,15 @@ impl Dropping {
                     pages: (0..=last_lane).map(|lane| (lane, 0, u64::MAX)).collect(),
                 };
                 self.pending.entry(id).or_default().ops.push(everything);
-                Op::DeleteQueueRecord { vhost, name }
+                Some(Op::DeleteQueueRecord { vhost, name })
             }
-            op => op,
+            Op::DropPlaces { queue, ref pages, .. }
+                if self.pending.contains_key(&queue) && pages.iter().any(|(_, _, to)| *to == u64::MAX) =>
+            {
+                self.pending.entry(queue).or_default().ops.push(op);
+                None
+            }
+            op => Some(op),
         }
     }
 
