@@ -37,7 +37,7 @@ pub enum StoreError {
     #[error("cannot open the data directory {path}: {reason}")]
     Open { path: String, reason: String },
     #[error(
-        "the data directory {path} was written by schema version {found}; this Warren reads version {SCHEMA_VERSION}"
+        "the data directory {path} was written by schema version {found}; this Warren reads version {SCHEMA_VERSION} (and brings {SCHEMA_UNMARKED} to it)"
     )]
     Schema { path: String, found: String },
     #[error("damaged record in the data directory ({what}): refusing to start rather than lose data")]

@@ -65,13 +65,20 @@ impl Ranged {
     /// level, which drops every range tombstone; true if no table of
     /// `pages` holds a deletion afterwards (RocksDB does not say whether a
     /// compaction ran to its end).
-    pub fn compact_unmarked(db: &DB, pages: &ColumnFamily) -> Result<bool, rocksdb::Error> {
+    pub fn compact_unmarked(db: &DB, pages: &ColumnFamily) -> Result<bool, String> {
+        let err = |e: rocksdb::Error| e.to_string();
         let started = std::time::Instant::now();
-        db.flush_cf(pages)?;
+        tracing::info!("compacting the pages of a directory from before range marks (once)");
+        db.flush_cf(pages).map_err(err)?;
         let mut c = rocksdb::CompactOptions::default();
         c.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
         db.compact_range_cf_opt(pages, None::<&[u8]>, None::<&[u8]>, &c);
-        let left = deletions_left(db)?;
+        // The compaction says nothing of how it ended; RocksDB counts
+        // background errors (a full disk, say).
+        if db.property_int_value("rocksdb.background-errors").map_err(err)?.unwrap_or(0) > 0 {
+            return Err("compacting its pages failed (is the disk full?); it needs room for them".into());
+        }
+        let left = deletions_left(db).map_err(err)?;
         let took_ms = started.elapsed().as_millis() as u64;
         tracing::info!(took_ms, left, "compacted the pages of a directory from before range marks");
         Ok(left == 0)

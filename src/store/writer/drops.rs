@@ -233,6 +233,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_whole_lane_drop_waits_for_the_look_at_its_queue() {
+        let mut d = Dropping::default();
+        d.pending.entry(10).or_default().looks = 1;
+        let drop = |queue: u64, to: u64| Op::DropPlaces { queue, index: vec![], pages: vec![(0, 0, to)] };
+        assert_eq!(d.now(drop(10, u64::MAX)), None, "held");
+        assert_eq!(d.now(drop(10, 5)), Some(drop(10, 5)), "a range of it goes now");
+        assert_eq!(d.now(drop(11, u64::MAX)), Some(drop(11, u64::MAX)), "another queue's goes now");
+        // Written once the look is done, after what it found.
+        assert_eq!(d.done(10).0, vec![drop(10, u64::MAX)]);
+    }
+
+    #[test]
     fn places_spare_the_seqs_that_stay() {
         let job = DropJob {
             queue: 10,
