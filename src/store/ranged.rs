@@ -54,12 +54,6 @@ struct Marks {
     floor: u64,
 }
 
-/// The marks, and the id floor (ids are given out above it).
-pub(super) struct Loaded {
-    pub ranged: Ranged,
-    pub floor: u64,
-}
-
 impl Ranged {
     /// Compacts a directory's pages from before the marks down to the last
     /// level, which drops every range tombstone; true if no table of
@@ -86,7 +80,7 @@ impl Ranged {
 
     /// Reads the marks and the floor. `marked`: every range on disk is
     /// under its lane's mark.
-    pub fn load(db: &DB, meta: &ColumnFamily, marked: bool) -> Result<Loaded, String> {
+    pub fn load(db: &DB, meta: &ColumnFamily, marked: bool) -> Result<Ranged, String> {
         let err = |e: rocksdb::Error| e.to_string();
         let be = |b: &[u8]| <[u8; 8]>::try_from(b).ok().map(u64::from_be_bytes);
         let mut marks = Marks::default();
@@ -102,8 +96,12 @@ impl Ranged {
                 _ => return Err("a damaged range mark".into()),
             };
         }
-        let floor = marks.floor;
-        Ok(Loaded { ranged: Ranged { inner: Mutex::new(marks), marked }, floor })
+        Ok(Ranged { inner: Mutex::new(marks), marked })
+    }
+
+    /// No queue id or lane at or below this is given out again.
+    pub fn floor(&self) -> u64 {
+        self.inner.lock().floor
     }
 
     /// The lanes with a mark.

@@ -60,9 +60,6 @@ pub struct RocksStore {
     failed: std::sync::atomic::AtomicBool,
     /// Where range deletes of pages may lie (`ranged.rs`).
     ranged: Ranged,
-    /// No queue id or lane at or below this is given out again (as found
-    /// at open, for `load`; `ranged` keeps it current).
-    id_floor: u64,
 }
 
 /// Closing flushes RocksDB's log; after a failed write its file is in an
@@ -129,7 +126,6 @@ impl RocksStore {
             path: path.clone(),
             failed: std::sync::atomic::AtomicBool::new(false),
             ranged: Ranged::default(),
-            id_floor: 0,
         };
         // Start-up reads `messages` and `index`: with their vector memtables
         // empty, those reads cost what they would on any memtable.
@@ -165,9 +161,8 @@ impl RocksStore {
                 }
             }
         }
-        let loaded = Ranged::load(&store.db, store.cf("meta"), marked)
+        store.ranged = Ranged::load(&store.db, store.cf("meta"), marked)
             .map_err(|reason| StoreError::Open { path: path.clone(), reason })?;
-        (store.ranged, store.id_floor) = (loaded.ranged, loaded.floor);
         Ok(store)
     }
 
@@ -382,7 +377,7 @@ impl Store for RocksStore {
         }
         // Lanes deleted whole may still hold pages under their range
         // tombstones: their ids are not given out again.
-        r.max_message_id = r.max_message_id.max(self.id_floor);
+        r.max_message_id = r.max_message_id.max(self.ranged.floor());
         self.load_delayed(&mut r)?;
         for item in self.db.iterator_cf(self.cf("dedup"), IteratorMode::Start) {
             let (k, v) = item.map_err(read)?;
