@@ -188,7 +188,9 @@ async fn leftovers_of_a_deleted_vhost_are_removed_at_start() {
         auto_delete: false,
         arguments: Default::default(),
     };
-    store.write(&[mark("broker", "initialised"), mark("vhost", "/"), Op::PutQueue(ghost)], true).unwrap();
+    store
+        .write(&[mark("broker", "initialised"), mark("vhost", "/"), Op::PutQueue(ghost.into())], true)
+        .unwrap();
     let mut config = warren::config::Config::default();
     config.metrics.listen = None;
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
@@ -214,7 +216,7 @@ async fn a_data_directory_from_before_keeps_its_queues_when_definitions_arrive()
         auto_delete: false,
         arguments: Default::default(),
     };
-    store.write(&[Op::PutQueue(q)], true).unwrap();
+    store.write(&[Op::PutQueue(q.into())], true).unwrap();
     let defs = std::env::temp_dir().join(format!("warren-legacy-defs-{}.json", std::process::id()));
     std::fs::write(
         &defs,

@@ -436,7 +436,10 @@ async fn consumer_and_confirms(a: &mut Raw, queue: &str, no_ack: bool) {
 
 fn written_bodies(store: &SlowStore, body: &[u8]) -> usize {
     let written = store.written.lock();
-    written.iter().filter(|op| matches!(op, Op::PutMessage { record, .. } if record.body == body)).count()
+    written
+        .iter()
+        .filter(|op| matches!(op, Op::PutMessage { record, .. } if record.parts().body == body))
+        .count()
 }
 
 /// A message handed at once to a manual-ack consumer may wait for its ack

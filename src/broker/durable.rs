@@ -134,14 +134,15 @@ impl VHost {
 
     /// The record of a new durable exchange, submitted. Topology lock held.
     pub(super) fn submit_exchange(&self, ex: &Arc<Exchange>) -> Option<Unsynced> {
-        let durable = ex.durable && self.submit_durably([Op::PutExchange(self.exchange_record(ex))]);
+        let durable =
+            ex.durable && self.submit_durably([Op::PutExchange(Box::new(self.exchange_record(ex)))]);
         durable.then(|| Unsynced::Exchange(ex.clone()))
     }
 
     /// The record of a new persisted queue, submitted. Topology lock held.
     pub(super) fn submit_queue(&self, q: &Arc<Queue>) -> Option<Unsynced> {
         let record = self.queue_record(q)?;
-        self.submit_durably([Op::PutQueue(record)]).then(|| Unsynced::Queue(q.clone()))
+        self.submit_durably([Op::PutQueue(Box::new(record))]).then(|| Unsynced::Queue(q.clone()))
     }
 
     pub(super) fn exchange_record(&self, ex: &Exchange) -> ExchangeRecord {
@@ -190,7 +191,7 @@ impl VHost {
         if !source.bind(b) {
             return None;
         }
-        self.submit_durably(record.map(Op::PutBinding)).then_some(change).flatten()
+        self.submit_durably(record.map(|r| Op::PutBinding(Box::new(r)))).then_some(change).flatten()
     }
 
     /// Removes a binding (and its record); false if there was none. Topology lock held.
@@ -199,7 +200,7 @@ impl VHost {
             return false;
         }
         if let Some(record) = self.binding_record(source, b) {
-            self.store_later(Op::DeleteBinding(record));
+            self.store_later(Op::DeleteBinding(Box::new(record)));
         }
         true
     }

@@ -4,9 +4,10 @@ use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::types::parsing::parse_field_table;
 use amq_protocol::types::FieldTable;
 use bytes::Bytes;
+use std::sync::Arc;
 
 use crate::protocol::properties::{decode_properties, ContentHeader};
-use crate::store::{MessageRecord, RecordRef};
+use crate::store::{MessageRecord, RecordParts, RecordRef, SharedRecord};
 
 /// A message as the broker keeps it: names and content as they came off the
 /// wire, plus what routing needs.
@@ -122,6 +123,16 @@ impl Message {
         &self.data[self.exchange_len as usize + self.routing_key_len as usize..self.meta_len as usize]
     }
 
+    /// Its parts as the store writes them.
+    pub fn parts(&self) -> RecordRef<'_> {
+        RecordRef {
+            exchange: self.exchange(),
+            routing_key: self.routing_key(),
+            header: self.header(),
+            body: self.body(),
+        }
+    }
+
     /// A message of a stream record: names and header back to back in
     /// `meta`, as stored (no copy); None if the header is damaged.
     pub fn from_stored_parts(
@@ -164,14 +175,9 @@ impl Message {
         Some(m)
     }
 
-    pub fn record(&self) -> MessageRecord {
-        let (e, k) = (self.exchange_len as usize, self.routing_key_len as usize);
-        MessageRecord {
-            exchange: self.data.slice(..e),
-            routing_key: self.data.slice(e..e + k),
-            header: self.data.slice(e + k..self.meta_len as usize),
-            body: self.body_bytes(),
-        }
+    /// The message as the store writes it: shared, not copied.
+    pub fn record(self: &Arc<Self>) -> SharedRecord {
+        SharedRecord::new(self.clone())
     }
 
     pub fn is_stored(&self) -> bool {
@@ -205,6 +211,12 @@ impl Message {
 
     pub fn body_size(&self) -> u64 {
         self.body().len() as u64
+    }
+}
+
+impl RecordParts for Message {
+    fn record_parts(&self) -> RecordRef<'_> {
+        self.parts()
     }
 }
 
@@ -246,7 +258,8 @@ mod tests {
             assert_eq!(m.properties().message_id().as_ref().map(|s| s.as_str()), Some("id-1"));
             assert_eq!(m.apart.is_empty(), len <= COPY_LIMIT, "{len}");
 
-            let r = m.record();
+            let m = Arc::new(m);
+            let r = m.record().owned();
             assert_eq!(
                 (&r.exchange[..], &r.routing_key[..], &r.header[..], &r.body[..]),
                 (&b"amq.direct"[..], &b"rk"[..], &header[..], &body[..])

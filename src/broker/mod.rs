@@ -175,7 +175,7 @@ impl Broker {
                     warn!(vhost = %name, queues = qs.len(), "deleting what is left of a deleted vhost");
                     let Some(store) = &self.store else { continue };
                     for b in bs {
-                        store.submit(Op::DeleteBinding(b));
+                        store.submit(Op::DeleteBinding(Box::new(b)));
                     }
                     for e in ex {
                         store.submit(Op::DeleteExchange { vhost: e.vhost, name: e.name });

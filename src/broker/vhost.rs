@@ -341,7 +341,7 @@ impl VHost {
             let removed = ex.unbind_destination(dest);
             for b in &removed {
                 if let Some(record) = self.binding_record(&ex, b) {
-                    self.store_later(Op::DeleteBinding(record));
+                    self.store_later(Op::DeleteBinding(Box::new(record)));
                 }
             }
             if !removed.is_empty() {

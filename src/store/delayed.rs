@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::records::{Reader, Writer};
-use super::MessageRecord;
+use super::{MessageRecord, SharedRecord};
 
 /// Where one delayed message waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,7 @@ pub fn count(backlogs: &mut Vec<DelayedBacklog>, vhost: String, exchange: String
     }
 }
 
-pub fn encode_value(boot: u64, record: &MessageRecord, out: &mut Vec<u8>) {
+pub fn encode_value(boot: u64, record: &SharedRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(&boot.to_be_bytes());
     record.encode_into(out);
 }

@@ -37,13 +37,13 @@ impl Store for MemoryStore {
         for op in ops {
             match op.clone() {
                 Op::PutExchange(e) => {
-                    s.exchanges.insert((e.vhost.clone(), e.name.clone()), e);
+                    s.exchanges.insert((e.vhost.clone(), e.name.clone()), *e);
                 }
                 Op::DeleteExchange { vhost, name } => {
                     s.exchanges.remove(&(vhost, name));
                 }
                 Op::PutQueue(q) => {
-                    s.queues.insert((q.vhost.clone(), q.name.clone()), q);
+                    s.queues.insert((q.vhost.clone(), q.name.clone()), *q);
                 }
                 Op::DeleteQueue { vhost, name, id, last_lane } => {
                     s.queues.remove(&(vhost, name));
@@ -54,12 +54,12 @@ impl Store for MemoryStore {
                 }
                 Op::PutBinding(b) => {
                     if !s.bindings.contains(&b) {
-                        s.bindings.push(b);
+                        s.bindings.push(*b);
                     }
                 }
-                Op::DeleteBinding(b) => s.bindings.retain(|x| *x != b),
+                Op::DeleteBinding(b) => s.bindings.retain(|x| *x != *b),
                 Op::PutMessage { id, record } => {
-                    s.messages.insert(id, record);
+                    s.messages.insert(id, record.owned());
                 }
                 Op::DeleteMessage { id } => {
                     s.messages.remove(&id);
@@ -69,7 +69,7 @@ impl Store for MemoryStore {
                 }
                 Op::Page { queue, entry, record } => {
                     s.index.insert((queue, entry.seq), entry);
-                    s.pages.insert((queue + u64::from(entry.lane), entry.seq), (entry, record));
+                    s.pages.insert((queue + u64::from(entry.lane), entry.seq), (entry, record.owned()));
                 }
                 Op::PutControl { space, key, value } => {
                     s.control.insert((space, key), value);
@@ -102,7 +102,7 @@ impl Store for MemoryStore {
                     s.queues.remove(&(vhost, name));
                 }
                 Op::PutDelayed { at, boot, record } => {
-                    s.delayed.insert(super::delayed::key(&at), (boot, record));
+                    s.delayed.insert(super::delayed::key(&at), (boot, record.owned()));
                 }
                 Op::DeleteDelayed(at) => {
                     s.delayed.remove(&super::delayed::key(&at));

@@ -19,7 +19,9 @@ pub mod writer;
 
 pub use dedup::{DedupBacklog, DedupEntry, DedupScope};
 pub use delayed::{Delayed, DelayedAt, DelayedBacklog};
-pub use records::{BindingRecord, ExchangeRecord, MessageRecord, QueueRecord, RecordRef};
+pub use records::{
+    BindingRecord, ExchangeRecord, MessageRecord, QueueRecord, RecordParts, RecordRef, SharedRecord,
+};
 pub use writer::{PageSink, StoreHandle};
 
 /// The on-disk format's version; a data directory written with another
@@ -55,12 +57,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// One change to durable state. Ops are applied in the order submitted.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    PutExchange(ExchangeRecord),
+    PutExchange(Box<ExchangeRecord>),
     DeleteExchange {
         vhost: String,
         name: String,
     },
-    PutQueue(QueueRecord),
+    PutQueue(Box<QueueRecord>),
     /// Deletes the queue and every index entry it had.
     DeleteQueue {
         vhost: String,
@@ -69,12 +71,12 @@ pub enum Op {
         /// Its last page lane (lanes `id` ..= `id + last_lane`: one per priority level).
         last_lane: u8,
     },
-    PutBinding(BindingRecord),
-    DeleteBinding(BindingRecord),
+    PutBinding(Box<BindingRecord>),
+    DeleteBinding(Box<BindingRecord>),
     /// A persistent message, stored once however many queues hold it.
     PutMessage {
         id: u64,
-        record: MessageRecord,
+        record: SharedRecord,
     },
     DeleteMessage {
         id: u64,
@@ -90,7 +92,7 @@ pub enum Op {
     Page {
         queue: u64,
         entry: IndexEntry,
-        record: MessageRecord,
+        record: SharedRecord,
     },
     /// A control-plane record (a user, vhost, permission, policy…): the
     /// layer that owns it chooses its encoding; the store keeps it under
@@ -143,7 +145,7 @@ pub enum Op {
     PutDelayed {
         at: DelayedAt,
         boot: u64,
-        record: MessageRecord,
+        record: SharedRecord,
     },
     /// It was routed (or dropped).
     DeleteDelayed(DelayedAt),

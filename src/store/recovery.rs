@@ -183,7 +183,7 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
                     b.fixes.push(Op::DeleteMessage { id: e.message });
                 }
                 let entry = IndexEntry { flags: e.flags | IndexEntry::PAGED, ..*e };
-                b.fixes.push(Op::Page { queue, entry, record });
+                b.fixes.push(Op::Page { queue, entry, record: record.into() });
             }
         }
     }

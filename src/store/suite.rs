@@ -93,7 +93,11 @@ fn topology_round_trips_and_deletes() {
         };
         store
             .write(
-                &[Op::PutExchange(ex.clone()), Op::PutQueue(queue(1, "q")), Op::PutBinding(b.clone())],
+                &[
+                    Op::PutExchange(ex.clone().into()),
+                    Op::PutQueue(queue(1, "q").into()),
+                    Op::PutBinding(b.clone().into()),
+                ],
                 true,
             )
             .unwrap();
@@ -103,7 +107,10 @@ fn topology_round_trips_and_deletes() {
         assert_eq!(r.queues[0], queue(1, "q"), "{name}");
         assert_eq!(r.bindings, vec![b.clone()], "{name}");
         store
-            .write(&[Op::DeleteBinding(b), Op::DeleteExchange { vhost: "/".into(), name: "x".into() }], true)
+            .write(
+                &[Op::DeleteBinding(b.into()), Op::DeleteExchange { vhost: "/".into(), name: "x".into() }],
+                true,
+            )
             .unwrap();
         let r = store.load().unwrap();
         assert!(r.exchanges.is_empty() && r.bindings.is_empty(), "{name}");
@@ -127,7 +134,7 @@ fn page(queue: u64, seq: u64, message: u64, flags: u8, body: &'static [u8]) -> O
         lane: 0,
         returns: 2,
     };
-    Op::Page { queue, entry, record: message_record(body) }
+    Op::Page { queue, entry, record: message_record(body).into() }
 }
 
 fn message_record(body: &'static [u8]) -> MessageRecord {
@@ -144,9 +151,9 @@ fn scan(store: &dyn Store) -> Vec<(u64, u64, u64, u8)> {
 fn messages_index_and_pages_in_order_with_flags() {
     const P: u8 = IndexEntry::PAGED;
     for (name, store, _dir) in stores() {
-        let mut ops = vec![Op::PutQueue(queue(3, "q")), Op::PutQueue(queue(4, "other"))];
+        let mut ops = vec![Op::PutQueue(queue(3, "q").into()), Op::PutQueue(queue(4, "other").into())];
         for i in 1..=3u64 {
-            ops.push(Op::PutMessage { id: 100 + i, record: message(b"hello") });
+            ops.push(Op::PutMessage { id: 100 + i, record: message(b"hello").into() });
             ops.push(place(3, 300 - i * 10, 100 + i, 0));
         }
         ops.push(page(3, 300, 200, 0, b"p300"));
@@ -195,10 +202,10 @@ fn recovery_reads_only_the_head_pages_the_rest_and_drops_transient_pages() {
     use super::recovery::{backlogs, Paged};
     use super::writer::HeadLimit;
     for (name, store, _dir) in stores() {
-        let mut ops = vec![Op::PutQueue(queue(1, "q"))];
+        let mut ops = vec![Op::PutQueue(queue(1, "q").into())];
         // 1..=6 arrived while the head had room (among the messages), the rest were paged out.
         for i in 1..=6u64 {
-            ops.push(Op::PutMessage { id: i, record: message(b"hello") });
+            ops.push(Op::PutMessage { id: i, record: message(b"hello").into() });
             let flags = match i {
                 4 => IndexEntry::TRANSIENT,
                 5 => IndexEntry::SHARED | IndexEntry::DELIVERED,
@@ -253,7 +260,7 @@ fn rocksdb_refuses_other_schema_versions_and_foreign_directories() {
     let dir = tempdir::Dir::new();
     {
         let s = RocksStore::open(&dir.0).unwrap();
-        s.write(&[Op::PutQueue(queue(1, "q"))], true).unwrap();
+        s.write(&[Op::PutQueue(queue(1, "q").into())], true).unwrap();
     }
     // Reopening is fine.
     assert_eq!(RocksStore::open(&dir.0).unwrap().load().unwrap().queues.len(), 1);
@@ -331,7 +338,7 @@ fn a_damaged_page_reads_back_empty_instead_of_failing_the_lane() {
 #[test]
 fn runs_of_removes_take_exactly_their_places_and_pages() {
     for (name, store, _dir) in stores() {
-        let mut ops = vec![Op::PutQueue(queue(3, "q"))];
+        let mut ops = vec![Op::PutQueue(queue(3, "q").into())];
         for seq in 1..=60u64 {
             ops.push(page(3, seq, 100 + seq, 0, b"page"));
         }
@@ -362,7 +369,7 @@ fn runs_of_removes_take_exactly_their_places_and_pages() {
 #[test]
 fn dropping_places_spares_the_rest_of_the_queue_and_other_queues() {
     for (name, store, _dir) in stores() {
-        let mut ops = vec![Op::PutQueue(queue(3, "q"))];
+        let mut ops = vec![Op::PutQueue(queue(3, "q").into())];
         ops.push(place(3, 1, 50, IndexEntry::DELIVERED));
         for seq in 2..=9u64 {
             ops.push(page(3, seq, 100 + seq, if seq == 4 { IndexEntry::SHARED } else { 0 }, b"page"));
@@ -410,7 +417,7 @@ fn recovery_deletes_settled_pages_below_a_frontier_and_lanes_of_gone_queues() {
     use super::recovery::{backlogs, Paged};
     use super::writer::HeadLimit;
     for (name, store, _dir) in stores() {
-        let mut ops = vec![Op::PutQueue(queue(1, "q"))];
+        let mut ops = vec![Op::PutQueue(queue(1, "q").into())];
         for seq in 1..=8u64 {
             ops.push(page(1, seq, 100 + seq, 0, b"hello"));
         }
@@ -451,10 +458,10 @@ fn recovery_deletes_shared_messages_only_deleted_queues_held() {
     use super::recovery::backlogs;
     use super::writer::HeadLimit;
     for (name, store, _dir) in stores() {
-        let mut ops = vec![Op::PutQueue(queue(1, "q"))];
+        let mut ops = vec![Op::PutQueue(queue(1, "q").into())];
         // 7 is shared by queue 1 and queue 2 (deleted); 8 only by deleted queues 2 and 3.
         for id in [7, 8] {
-            ops.push(Op::PutMessage { id, record: message(b"hello") });
+            ops.push(Op::PutMessage { id, record: message(b"hello").into() });
         }
         ops.push(place(1, 1, 7, IndexEntry::SHARED));
         ops.push(place(2, 1, 7, IndexEntry::SHARED));
@@ -479,8 +486,11 @@ fn recovery_deletes_shared_messages_only_deleted_queues_held() {
 fn delayed_messages_read_back_in_due_order_within_limits_and_drop_per_exchange() {
     for (name, store, _dir) in stores() {
         let at = |x: &str, due, seq| DelayedAt { vhost: "/".into(), exchange: x.into(), due, seq };
-        let put =
-            |x: &str, due, seq, boot| Op::PutDelayed { at: at(x, due, seq), boot, record: message(b"0123") };
+        let put = |x: &str, due, seq, boot| Op::PutDelayed {
+            at: at(x, due, seq),
+            boot,
+            record: message(b"0123").into(),
+        };
         store
             .write(&[put("x", 30, 1, 0), put("x", 10, 2, 0), put("x", 20, 3, 9), put("y", 5, 4, 0)], true)
             .unwrap();
@@ -508,13 +518,13 @@ fn delayed_messages_read_back_in_due_order_within_limits_and_drop_per_exchange()
 #[test]
 fn a_run_of_message_deletions_deletes_exactly_those_messages() {
     for (name, store, _dir) in stores() {
-        let puts: Vec<Op> = (1..=40).map(|id| Op::PutMessage { id, record: message(b"m") }).collect();
+        let puts: Vec<Op> = (1..=40).map(|id| Op::PutMessage { id, record: message(b"m").into() }).collect();
         store.write(&puts, true).unwrap();
         // A run long enough for a range delete, and one on its own.
         let mut deletions: Vec<Op> = (5..=30).map(|id| Op::DeleteMessage { id }).collect();
         deletions.push(Op::DeleteMessage { id: 35 });
         // Written again after its deletion, in the same batch: it stays.
-        deletions.push(Op::PutMessage { id: 20, record: message(b"again") });
+        deletions.push(Op::PutMessage { id: 20, record: message(b"again").into() });
         store.write(&deletions, true).unwrap();
         let ids: Vec<u64> = (1..=40).collect();
         let kept: Vec<u64> = store

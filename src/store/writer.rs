@@ -12,7 +12,7 @@ use tracing::{error, warn};
 
 use super::metrics::StoreMetrics;
 use super::refs::SharedRefs;
-use super::{IndexEntry, MessageRecord, Op, RecordRef, Store};
+use super::{IndexEntry, Op, RecordRef, SharedRecord, Store};
 use annihilate::annihilate;
 use deletions::sort_deletions;
 use drops::{DropJob, Dropping};
@@ -59,7 +59,7 @@ enum Cmd {
     Placed {
         queue: u64,
         entry: IndexEntry,
-        record: MessageRecord,
+        record: SharedRecord,
     },
     /// `Remove` of a place, then `DeleteMessage` of `message` if set: a
     /// settled delivery in one channel message.
@@ -322,7 +322,8 @@ impl Writer {
                 | Op::DeleteDelayed(_)
         ));
         if let Op::PutMessage { record, .. } | Op::Page { record, .. } | Op::PutDelayed { record, .. } = &op {
-            self.ops_bytes += record.body.len() + record.header.len();
+            let parts = record.parts();
+            self.ops_bytes += parts.body.len() + parts.header.len();
         }
         if let Some(op) = self.dropping.now(op) {
             self.ops.push(op)

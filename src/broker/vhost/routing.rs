@@ -147,7 +147,7 @@ impl VHost {
                 if holders > 1 {
                     m.shared = true;
                     store.refs().add(m.store_id, holders);
-                    store.submit(Op::PutMessage { id: m.store_id, record: m.record() });
+                    store.submit(Op::PutMessage { id: m.store_id, record: message.record() });
                 }
                 out.on_disk = true;
             }

@@ -13,7 +13,7 @@ fn page(lane: u64, seq: u64) -> Op {
         header: Bytes::from_static(b"\x00\x3c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x10\x00\x02"),
         body: Bytes::from_static(b"x"),
     };
-    Op::Page { queue: lane, entry, record }
+    Op::Page { queue: lane, entry, record: record.into() }
 }
 
 fn seqs(s: &RocksStore, lane: u64, from: u64) -> Vec<u64> {

@@ -81,15 +81,7 @@ mod tests {
     use crate::store::{IndexEntry, MessageRecord};
 
     fn put(id: u64) -> Op {
-        Op::PutMessage {
-            id,
-            record: MessageRecord {
-                exchange: Default::default(),
-                routing_key: Default::default(),
-                header: Default::default(),
-                body: Default::default(),
-            },
-        }
+        Op::PutMessage { id, record: MessageRecord::default().into() }
     }
 
     fn place(queue: u64, seq: u64, message: u64, flags: u8) -> Op {
@@ -138,7 +130,7 @@ mod tests {
 
     fn page(queue: u64, seq: u64) -> Op {
         let entry = IndexEntry { seq, message: seq, flags: IndexEntry::PAGED, ..Default::default() };
-        Op::Page { queue, entry, record: MessageRecord::default() }
+        Op::Page { queue, entry, record: MessageRecord::default().into() }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::hold::Hold;
 use super::{Cmd, Done, HeadLimit, OnDelayed, PageSink, Read, Shared, Writer};
 use crate::store::metrics::StoreMetrics;
 use crate::store::refs::SharedRefs;
-use crate::store::{IndexEntry, MessageRecord, Op, Store};
+use crate::store::{IndexEntry, Op, SharedRecord, Store};
 
 /// A cheap, cloneable way to submit ops to the writer.
 #[derive(Clone)]
@@ -200,7 +200,7 @@ impl StoreHandle {
 
     /// Submits a new message and its place in `queue` (`PutMessage` with
     /// id `entry.message`, then `Place`).
-    pub fn submit_placed(&self, queue: u64, entry: IndexEntry, record: MessageRecord) {
+    pub fn submit_placed(&self, queue: u64, entry: IndexEntry, record: SharedRecord) {
         let _ = self.tx.send(Cmd::Placed { queue, entry, record });
     }
 

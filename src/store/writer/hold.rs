@@ -189,7 +189,8 @@ impl Hold {
         for op in ops.drain(..) {
             if held(&op) {
                 if let Op::PutMessage { record, .. } = &op {
-                    bytes += record.body.len() + record.header.len();
+                    let parts = record.parts();
+                    bytes += parts.body.len() + parts.header.len();
                 }
                 self.held.push(op);
             } else {
@@ -278,7 +279,7 @@ mod tests {
     use crate::store::MessageRecord;
 
     fn put(id: u64) -> Op {
-        Op::PutMessage { id, record: MessageRecord { body: vec![0; 10].into(), ..Default::default() } }
+        Op::PutMessage { id, record: MessageRecord { body: vec![0; 10].into(), ..Default::default() }.into() }
     }
 
     fn place(queue: u64, seq: u64, message: u64, flags: u8) -> Op {
@@ -343,7 +344,7 @@ mod tests {
             place(9, 1, 1, 0),
             place(8, 5, 1, 0),
             Op::Remove { queue: 9, seq: 1, lane: None },
-            Op::Page { queue: 9, entry: entry(1, 1), record: MessageRecord::default() },
+            Op::Page { queue: 9, entry: entry(1, 1), record: MessageRecord::default().into() },
         ];
         for other in others {
             let mut h = hold();

@@ -63,7 +63,7 @@ fn record() -> MessageRecord {
 fn place(handle: &StoreHandle, queue: u64, seq: u64, flags: u8) -> u64 {
     let message = handle.next_id();
     let entry = IndexEntry { seq, message, size: 5, flags, expires: 0, lane: 0, returns: 0 };
-    handle.submit_placed(queue, entry, record());
+    handle.submit_placed(queue, entry, record().into());
     message
 }
 
@@ -174,4 +174,15 @@ fn a_read_of_pages_and_a_shutdown_write_what_is_held() {
     let reopened = RocksStore::open(&dir.0).unwrap();
     assert!(places(&reopened).contains(&(8, 1, kept)), "shutdown left a held write unwritten");
     assert!(has_message(&reopened, kept));
+}
+
+/// Every op crosses the writer's channel and is moved through its batch by
+/// value, several times per persistent message: the ones a message makes
+/// stay small (a message is a shared reference, control-plane records are
+/// boxed). At 192 bytes those moves were 8 % of the broker's CPU with a
+/// manual-ack consumer.
+#[test]
+fn ops_and_commands_stay_small() {
+    let (op, cmd) = (std::mem::size_of::<crate::store::Op>(), std::mem::size_of::<super::Cmd>());
+    assert!(op <= 80 && cmd <= 96, "Op {op} bytes, Cmd {cmd} bytes");
 }
