@@ -175,7 +175,10 @@ impl Message {
         Some(m)
     }
 
-    /// The message as the store writes it: shared, not copied.
+    /// The message as the store writes it: shared, not copied. The store
+    /// holds it until its batch is written, so the message is no longer
+    /// held once (routing copies a shared message before it gives it a
+    /// store id: `routing.rs`, `unique`).
     pub fn record(self: &Arc<Self>) -> SharedRecord {
         SharedRecord::new(self.clone())
     }

@@ -130,7 +130,8 @@ impl From<MessageRecord> for SharedRecord {
 
 impl std::fmt::Debug for SharedRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.parts().fmt(f)
+        // As a `MessageRecord` prints (byte strings, not lists of numbers).
+        self.owned().fmt(f)
     }
 }
 
@@ -272,12 +273,9 @@ impl BindingRecord {
 
 impl MessageRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.header.len() + self.body.len() + 64);
-        self.encode_into(&mut out);
+        let mut out = Vec::new();
+        self.parts().encode_into(&mut out);
         out
-    }
-    pub fn encode_into(&self, out: &mut Vec<u8>) {
-        self.parts().encode_into(out)
     }
     pub fn decode(b: &[u8]) -> Option<Self> {
         Self::decode_shared(&Bytes::copy_from_slice(b))

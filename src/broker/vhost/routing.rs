@@ -139,18 +139,18 @@ impl VHost {
         } else {
             0
         };
-        if holders > 0 {
-            if let (Some(store), Some(m)) = (&self.store, Arc::get_mut(&mut message)) {
-                m.store_id = store.next_id();
-                // Written once for all its queues; a message for one queue
-                // is written by that queue (in memory or paged out).
-                if holders > 1 {
-                    m.shared = true;
-                    store.refs().add(m.store_id, holders);
-                    store.submit(Op::PutMessage { id: m.store_id, record: message.record() });
-                }
-                out.on_disk = true;
+        if let (true, Some(store)) = (holders > 0, &self.store) {
+            let m = unique(&mut message);
+            m.store_id = store.next_id();
+            let id = m.store_id;
+            // Written once for all its queues; a message for one queue
+            // is written by that queue (in memory or paged out).
+            if holders > 1 {
+                m.shared = true;
+                store.refs().add(id, holders);
+                store.submit(Op::PutMessage { id, record: message.record() });
             }
+            out.on_disk = true;
         }
         let mut streams = false;
         for q in queues.drain(..) {
@@ -227,3 +227,18 @@ fn extra_routing_keys(msg: &Message, bcc: &[String]) -> Vec<String> {
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
+
+/// The message to give a store id, held by this routing alone. One still
+/// shared when it is routed (a delayed message, whose record the store's
+/// writer may hold until its batch is written) is copied first: its id and
+/// flags must be this routing's own, and it must be written all the same.
+fn unique(message: &mut Arc<Message>) -> &mut Message {
+    if Arc::get_mut(message).is_none() {
+        let m = &**message;
+        *message = Arc::new(Message::remade(m.exchange(), m.routing_key(), m.header(), m.info.clone(), m));
+    }
+    Arc::get_mut(message).expect("a message just made is held once")
+}
+
+#[cfg(test)]
+mod tests;

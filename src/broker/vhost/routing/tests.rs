@@ -1,0 +1,58 @@
+//! Routing into durable queues over a real store writer (in memory).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::broker::vhost::QueueDecl;
+use crate::protocol::properties::ContentHeader;
+use crate::store::memory::MemoryStore;
+use crate::store::writer::HeadLimit;
+use crate::store::{Store, StoreHandle};
+
+fn persistent(body: &'static [u8]) -> Message {
+    // Class 60, weight 0, the body's size, delivery-mode 2 (persistent).
+    let mut header = vec![0, 60, 0, 0];
+    header.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    header.extend_from_slice(&[0x10, 0x00, 2]);
+    let info = ContentHeader::scan(&header).unwrap();
+    Message::new(Bytes::new(), Bytes::from_static(b"q"), header.into(), info, Bytes::from_static(body))
+}
+
+/// A persistent message still shared as it is routed (a delayed one whose
+/// record the store's writer holds until its batch is written) is written
+/// for its durable queues all the same, as a copy of its own: the copy that
+/// was held keeps no store id.
+#[test]
+fn a_persistent_message_still_shared_is_written_for_its_durable_queues() {
+    let store = Arc::new(MemoryStore::default());
+    let head = HeadLimit { messages: 1000, bytes: 1 << 20 };
+    let handle = StoreHandle::start(store.clone(), false, 1, Default::default(), head);
+    let v = Arc::new(VHost::new("/", Some(handle.clone())));
+    let decl = |name: &str| QueueDecl { name: name.into(), durable: true, ..QueueDecl::default() };
+    let one = v.declare_queue(decl("one"), 0).unwrap().queue;
+    let (a, b) = (v.declare_queue(decl("a"), 0).unwrap().queue, v.declare_queue(decl("b"), 0).unwrap().queue);
+    for (queues, body) in [(vec![one.clone()], &b"to one"[..]), (vec![a.clone(), b.clone()], &b"to two"[..])]
+    {
+        let message = Arc::new(persistent(body));
+        let held = message.clone();
+        let out = v.enqueue(message, &mut queues.clone());
+        assert!(out.on_disk && !out.rejected, "{out:?}");
+        assert_eq!(held.store_id, 0, "the shared copy was given the id");
+        assert!(handle.write_durably([]));
+        for q in &queues {
+            let mut places = 0;
+            let id = q.store_id().unwrap();
+            store.scan_index(&mut |queue, _| places += usize::from(queue == id)).unwrap();
+            assert_eq!(places, 1, "no place written for {}", q.name);
+        }
+    }
+    // The two-queue message is written once, for both.
+    let mut ids = Vec::new();
+    store.scan_index(&mut |_, e| ids.push(e.message)).unwrap();
+    let read = store.read_messages(&ids).unwrap();
+    let bodies: Vec<_> = read.iter().map(|r| r.as_ref().map(|r| r.body.clone())).collect();
+    assert_eq!(bodies.iter().filter(|b| b.as_deref() == Some(&b"to two"[..])).count(), 2, "{bodies:?}");
+    assert_eq!(bodies.iter().filter(|b| b.as_deref() == Some(&b"to one"[..])).count(), 1, "{bodies:?}");
+}
