@@ -123,16 +123,6 @@ impl Message {
         &self.data[self.exchange_len as usize + self.routing_key_len as usize..self.meta_len as usize]
     }
 
-    /// Its parts as the store writes them.
-    pub fn parts(&self) -> RecordRef<'_> {
-        RecordRef {
-            exchange: self.exchange(),
-            routing_key: self.routing_key(),
-            header: self.header(),
-            body: self.body(),
-        }
-    }
-
     /// A message of a stream record: names and header back to back in
     /// `meta`, as stored (no copy); None if the header is damaged.
     pub fn from_stored_parts(
@@ -217,9 +207,15 @@ impl Message {
     }
 }
 
+/// Its parts as the store writes them.
 impl RecordParts for Message {
     fn record_parts(&self) -> RecordRef<'_> {
-        self.parts()
+        RecordRef {
+            exchange: self.exchange(),
+            routing_key: self.routing_key(),
+            header: self.header(),
+            body: self.body(),
+        }
     }
 }
 
