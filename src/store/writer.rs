@@ -24,6 +24,7 @@ mod deletions;
 mod drops;
 mod handle;
 mod hold;
+mod inbox;
 #[cfg(test)]
 mod tests;
 
@@ -156,7 +157,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Cmd>) {
+    fn run(mut self, mut rx: inbox::Receiver<Cmd>) {
         let (reads, reader_rx) = mpsc::channel::<Read>();
         let reader = {
             let store = self.store.clone();

@@ -36,7 +36,7 @@ pub(in crate::store) struct DropJob {
     /// Where a look sends what it found (the writer's channel); None when
     /// the range deletes alone are right: no shared message, and nothing
     /// else of the queue between `lanes`' first seq and `to_seq`.
-    pub look: Option<mpsc::Sender<Cmd>>,
+    pub look: Option<super::inbox::Sender<Cmd>>,
     /// Written in the same batch as the range deletes (the rest of a purge:
     /// a crash leaves the queue purged or whole).
     pub with: Vec<Op>,
@@ -206,7 +206,7 @@ fn look(
     store: &dyn Store,
     shared: &Shared,
     job: &DropJob,
-    reply: &mpsc::Sender<Cmd>,
+    reply: &super::inbox::Sender<Cmd>,
 ) -> crate::store::Result<(Vec<Op>, Vec<u64>)> {
     let mut released = Vec::new();
     let mut keep = Vec::new();

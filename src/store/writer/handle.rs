@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::counted;
 use super::drops::{DropJob, Dropping};
 use super::hold::Hold;
+use super::inbox;
 use super::{Cmd, Done, HeadLimit, OnDelayed, PageSink, Read, Shared, Writer};
 use crate::store::metrics::StoreMetrics;
 use crate::store::refs::SharedRefs;
@@ -16,7 +17,7 @@ use crate::store::{IndexEntry, Op, SharedRecord, Store};
 /// A cheap, cloneable way to submit ops to the writer.
 #[derive(Clone)]
 pub struct StoreHandle {
-    tx: mpsc::Sender<Cmd>,
+    tx: inbox::Sender<Cmd>,
     shared: Arc<Shared>,
 }
 
@@ -57,7 +58,7 @@ impl StoreHandle {
         head: HeadLimit,
         hold: Hold,
     ) -> StoreHandle {
-        let (tx, rx) = mpsc::channel::<Cmd>();
+        let (tx, rx) = inbox::channel::<Cmd>();
         let shared = Arc::new(Shared {
             ids: AtomicU64::new(next_id.max(1)),
             refs,
