@@ -20,7 +20,6 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use warren::config::Config;
 use warren::server::Server;
-use warren::store::Store;
 
 const HEAD: usize = 64;
 
@@ -134,13 +133,7 @@ async fn settled(s: &Server) {
 
 /// Stored messages and index entries the stopped broker left.
 fn on_disk(dir: &std::path::Path) -> (usize, usize) {
-    let store = warren::store::rocks::RocksStore::open(dir).unwrap();
-    let max = store.load().unwrap().max_message_id;
-    let ids: Vec<u64> = (1..=max).collect();
-    let messages = store.read_messages(&ids).unwrap().iter().filter(|m| m.is_some()).count();
-    let mut places = 0;
-    store.scan_index(&mut |_, _| places += 1).unwrap();
-    (messages, places)
+    common::stored(dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,14 +155,8 @@ fn names(range: impl Iterator<Item = usize>) -> Vec<String> {
 
 /// How many messages and index entries the stopped broker left on disk.
 fn on_disk(dir: &std::path::Path) -> (usize, usize) {
-    use warren::store::Store;
-    let store = warren::store::rocks::RocksStore::open(dir).unwrap();
-    let max = store.load().unwrap().max_message_id;
-    let ids: Vec<u64> = (1..=max).collect();
-    let messages = store.read_messages(&ids).unwrap().iter().filter(|m| m.is_some()).count();
-    let mut places = 0;
-    store.scan_index(&mut |_, _| places += 1).unwrap();
-    let pages = pages_in(&store, max);
+    let (messages, places) = common::stored(dir);
+    let pages = pages_on_disk(dir);
     assert!(pages <= places, "{pages} pages left without a place");
     (messages, places)
 }

@@ -73,6 +73,9 @@ impl Store for SlowStore {
     fn read_messages(&self, ids: &[u64]) -> StoreResult<Vec<Option<MessageRecord>>> {
         self.inner.read_messages(ids)
     }
+    fn read_places(&self, queue: u64, seqs: &[u64]) -> StoreResult<Vec<Option<MessageRecord>>> {
+        self.inner.read_places(queue, seqs)
+    }
     fn visit_pages(
         &self,
         queue: u64,
@@ -411,7 +414,7 @@ async fn a_message_consumed_as_it_is_published_is_confirmed_without_the_disk() {
     a.send(&message(1, "", &kept, persistent(), b"kept", 4096)).await;
     assert!(matches!(a.expect_method_on(1).await, AMQPClass::Basic(basic::AMQPMethod::Ack(_))));
     assert!(store.syncs.load(Ordering::Relaxed) > syncs, "a message nobody took was confirmed before a sync");
-    let messages = store.written.lock().iter().filter(|op| matches!(op, Op::PutMessage { .. })).count();
+    let messages = store.written.lock().iter().filter(|op| message_write(op).is_some()).count();
     assert_eq!(messages, 1, "only the message nobody took is written");
     server.stop().await;
 }
@@ -434,12 +437,18 @@ async fn consumer_and_confirms(a: &mut Raw, queue: &str, no_ack: bool) {
     a.expect_method_on(1).await;
 }
 
+/// The message a write puts on disk first: kept apart (shared), or in
+/// its place (held by one queue; not a rewrite of the place's flags).
+fn message_write(op: &Op) -> Option<&warren::store::SharedRecord> {
+    match op {
+        Op::PutMessage { record, .. } | Op::PlaceWith { record, first: true, .. } => Some(record),
+        _ => None,
+    }
+}
+
 fn written_bodies(store: &SlowStore, body: &[u8]) -> usize {
     let written = store.written.lock();
-    written
-        .iter()
-        .filter(|op| matches!(op, Op::PutMessage { record, .. } if record.parts().body == body))
-        .count()
+    written.iter().filter_map(message_write).filter(|record| record.parts().body == body).count()
 }
 
 /// A message handed at once to a manual-ack consumer may wait for its ack
@@ -549,9 +558,9 @@ async fn a_publish_into_a_queue_still_being_declared_is_confirmed_after_the_queu
     // Acked: the queue's record was written no later than the message's place.
     let written = store.written.lock().clone();
     let queue_at = written.iter().position(|op| matches!(op, Op::PutQueue(r) if r.name == q));
-    let place_at = written
-        .iter()
-        .position(|op| matches!(op, Op::Place { .. } | Op::Page { .. } | Op::PutMessage { .. }));
+    let place_at = written.iter().position(|op| {
+        matches!(op, Op::Place { .. } | Op::PlaceWith { .. } | Op::Page { .. } | Op::PutMessage { .. })
+    });
     assert!(queue_at.is_some() && queue_at < place_at, "queue at {queue_at:?}, message at {place_at:?}");
     assert_eq!(describe(&a.expect_method_on(1).await), "queue.declare-ok");
     server.stop().await;
@@ -698,7 +707,9 @@ async fn a_dead_letter_is_written_before_its_source_is_removed() {
         let (placed, removed) = {
             let written = store.written.lock();
             (
-                written.iter().position(|op| matches!(op, Op::Place { queue, .. } if *queue == dlq_id)),
+                written.iter().position(
+                    |op| matches!(op, Op::Place { queue, .. } | Op::PlaceWith { queue, .. } if *queue == dlq_id),
+                ),
                 written.iter().position(|op| matches!(op, Op::Remove { queue, .. } if *queue == src_id)),
             )
         };

@@ -23,6 +23,8 @@ struct State {
     bindings: Vec<BindingRecord>,
     messages: BTreeMap<u64, MessageRecord>,
     index: BTreeMap<(u64, u64), IndexEntry>,
+    /// The messages kept in their places (`Op::PlaceWith`), by place.
+    inline: BTreeMap<(u64, u64), MessageRecord>,
     pages: BTreeMap<(u64, u64), (IndexEntry, MessageRecord)>,
     /// Read-back frontiers, by page lane.
     frontiers: BTreeMap<u64, u64>,
@@ -48,6 +50,7 @@ impl Store for MemoryStore {
                 Op::DeleteQueue { vhost, name, id, last_lane } => {
                     s.queues.remove(&(vhost, name));
                     s.index.retain(|(q, _), _| *q != id);
+                    s.inline.retain(|(q, _), _| *q != id);
                     let end = id + u64::from(last_lane) + 1;
                     s.pages.retain(|(q, _), _| !(id..end).contains(q));
                     s.frontiers.retain(|q, _| !(id..end).contains(q));
@@ -66,9 +69,15 @@ impl Store for MemoryStore {
                 }
                 Op::Place { queue, entry } => {
                     s.index.insert((queue, entry.seq), entry);
+                    s.inline.remove(&(queue, entry.seq));
+                }
+                Op::PlaceWith { queue, entry, record, .. } => {
+                    s.index.insert((queue, entry.seq), entry);
+                    s.inline.insert((queue, entry.seq), record.owned());
                 }
                 Op::Page { queue, entry, record } => {
                     s.index.insert((queue, entry.seq), entry);
+                    s.inline.remove(&(queue, entry.seq));
                     s.pages.insert((queue + u64::from(entry.lane), entry.seq), (entry, record.owned()));
                 }
                 Op::PutControl { space, key, value } => {
@@ -79,6 +88,7 @@ impl Store for MemoryStore {
                 }
                 Op::Remove { queue, seq, lane } => {
                     s.index.remove(&(queue, seq));
+                    s.inline.remove(&(queue, seq));
                     if let Some(lane) = lane {
                         s.pages.remove(&(queue + u64::from(lane), seq));
                     }
@@ -86,6 +96,7 @@ impl Store for MemoryStore {
                 Op::DropPlaces { queue, index, pages } => {
                     for (from, to) in index {
                         s.index.retain(|(q, seq), _| !(*q == queue && (from..to).contains(seq)));
+                        s.inline.retain(|(q, seq), _| !(*q == queue && (from..to).contains(seq)));
                     }
                     for (lane, from, to) in pages {
                         let lane = queue + u64::from(lane);
@@ -226,6 +237,11 @@ impl Store for MemoryStore {
     fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>> {
         let s = self.state.lock();
         Ok(ids.iter().map(|id| s.messages.get(id).cloned()).collect())
+    }
+
+    fn read_places(&self, queue: u64, seqs: &[u64]) -> Result<Vec<Option<MessageRecord>>> {
+        let s = self.state.lock();
+        Ok(seqs.iter().map(|seq| s.inline.get(&(queue, *seq)).cloned()).collect())
     }
 }
 

@@ -28,18 +28,25 @@ pub use writer::{PageSink, StoreHandle};
 /// one is refused at start-up, never silently reinterpreted. Version 3
 /// keeps range marks of pages (`ranged.rs`); a version 2 directory is
 /// brought to 3 at open (and an older Warren then refuses it, as it would
-/// write ranges without their marks).
-pub const SCHEMA_VERSION: u32 = 3;
+/// write ranges without their marks). Version 4 keeps a message held by
+/// one queue in its place (`Op::PlaceWith`); a version 3 directory reads
+/// the same and is brought to 4 at open (an older Warren would find
+/// places it cannot read), its places moved as they are recovered.
+pub const SCHEMA_VERSION: u32 = 4;
 
-/// The version before range marks, which `RocksStore::open` brings to 3.
+/// The version before range marks, which `RocksStore::open` brings to 4.
 pub const SCHEMA_UNMARKED: u32 = 2;
+
+/// The version before messages were kept in their places, which
+/// `RocksStore::open` brings to 4.
+pub const SCHEMA_SEPARATE: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the data directory {path}: {reason}")]
     Open { path: String, reason: String },
     #[error(
-        "the data directory {path} was written by schema version {found}; this Warren reads version {SCHEMA_VERSION} (and brings {SCHEMA_UNMARKED} to it)"
+        "the data directory {path} was written by schema version {found}; this Warren reads version {SCHEMA_VERSION} (and brings {SCHEMA_UNMARKED} and {SCHEMA_SEPARATE} to it)"
     )]
     Schema { path: String, found: String },
     #[error("damaged record in the data directory ({what}): refusing to start rather than lose data")]
@@ -81,10 +88,25 @@ pub enum Op {
     DeleteMessage {
         id: u64,
     },
-    /// A message's place in a queue (written again to change its flags).
+    /// A message's place in a queue (written again to change its flags),
+    /// its message kept apart: a shared one (`PutMessage`), or a paged one
+    /// (`Page`).
     Place {
         queue: u64,
         entry: IndexEntry,
+    },
+    /// A place with its message kept in it (`entry` flagged `INLINE`): a
+    /// persistent message held by one queue and not paged out is written
+    /// once, as this, and deleted with its place (`Remove`). Written again,
+    /// whole, to change its flags.
+    PlaceWith {
+        queue: u64,
+        entry: IndexEntry,
+        record: SharedRecord,
+        /// Nothing of this place is on disk before it (a new message, or
+        /// one put back after its removal), so a removal later in the same
+        /// batch cancels both (`annihilate`); false for a rewrite of flags.
+        first: bool,
     },
     /// A paged-out message: its place (flagged `PAGED`) and a copy of the
     /// message, kept under the place's seq in lane `queue + entry.lane`,
@@ -169,7 +191,7 @@ pub struct IndexEntry {
     pub message: u64,
     /// Body size in bytes (for byte limits without reading the message).
     pub size: u32,
-    /// `DELIVERED`, `SHARED`, `TRANSIENT`.
+    /// `DELIVERED`, `SHARED`, `TRANSIENT`, `PAGED`, `INLINE`.
     pub flags: u8,
     /// When the message expires, in ms since the Unix epoch; 0 for never.
     pub expires: u64,
@@ -189,6 +211,9 @@ impl IndexEntry {
     pub const TRANSIENT: u8 = 4;
     /// Its message is kept in the place's page, not among the messages.
     pub const PAGED: u8 = 8;
+    /// Its message is kept in the place itself (`Op::PlaceWith`), not
+    /// among the messages: held by this queue alone, not paged out.
+    pub const INLINE: u8 = 16;
 
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
@@ -233,6 +258,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// The messages with these ids, None where one is missing (at start-up).
     fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>>;
+    /// The messages kept in these places of `queue` (`INLINE` ones), None
+    /// where one is missing or holds none (at start-up).
+    fn read_places(&self, queue: u64, seqs: &[u64]) -> Result<Vec<Option<MessageRecord>>>;
     /// Up to `limit` pages of `queue` from `from_seq` on, in order, each
     /// handed to `f` in place (no record where one is damaged): the only
     /// read while running, so hot-path writes can go where reads are slow.

@@ -112,7 +112,8 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
             b.fixes.push(Op::Remove { queue, seq: e.seq, lane: paged.then_some(e.lane) });
             if e.has(IndexEntry::SHARED) {
                 let_go.push(e.message);
-            } else if !paged {
+            } else if !paged && !e.has(IndexEntry::INLINE) {
+                // Kept apart (schema 3).
                 b.fixes.push(Op::DeleteMessage { id: e.message });
             }
             return;
@@ -148,9 +149,19 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
     for (queue, q) in b.queues.iter_mut() {
         let head = std::mem::take(&mut q.head);
         let entries: Vec<IndexEntry> = head.iter().map(|(e, _)| *e).collect();
-        for (e, record) in entries.into_iter().zip(read_records(store, *queue, &head)?) {
+        for (mut e, record) in entries.into_iter().zip(read_records(store, *queue, &head)?) {
             match record {
-                Some(r) => q.head.push((e, r)),
+                Some(r) => {
+                    if apart(&e) {
+                        // Written before messages held by one queue were
+                        // kept in their places (schema 3): moved in.
+                        e.flags |= IndexEntry::INLINE;
+                        let record = super::SharedRecord::from(r.clone());
+                        b.fixes.push(Op::PlaceWith { queue: *queue, entry: e, record, first: false });
+                        b.fixes.push(Op::DeleteMessage { id: e.message });
+                    }
+                    q.head.push((e, r))
+                }
                 None => {
                     warn!(queue, seq = e.seq, "skipping an index entry without its message");
                     let lane = e.has(IndexEntry::PAGED).then_some(e.lane);
@@ -179,10 +190,11 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
                     warn!(queue, seq = e.seq, "skipping an index entry without its message");
                     continue;
                 };
-                if !e.has(IndexEntry::PAGED) && !e.has(IndexEntry::SHARED) {
+                if apart(e) {
                     b.fixes.push(Op::DeleteMessage { id: e.message });
                 }
-                let entry = IndexEntry { flags: e.flags | IndexEntry::PAGED, ..*e };
+                // Its page keeps it now (what the place kept goes with the place's rewrite).
+                let entry = IndexEntry { flags: (e.flags | IndexEntry::PAGED) & !IndexEntry::INLINE, ..*e };
                 b.fixes.push(Op::Page { queue, entry, record: record.into() });
             }
         }
@@ -226,20 +238,38 @@ fn settled_pages(store: &dyn Store, queue: u64, lanes: &[Frontier]) -> Result<Ve
     Ok(runs)
 }
 
-/// The messages of these places: from their pages or from the messages.
+/// A place of a message held by one queue, not paged out, whose message
+/// is kept apart among the messages (written before schema 4).
+fn apart(e: &IndexEntry) -> bool {
+    !e.has(IndexEntry::PAGED) && !e.has(IndexEntry::SHARED) && !e.has(IndexEntry::INLINE)
+}
+
+/// The messages of these places: from their pages, from the places
+/// themselves, or from the messages.
 fn read_records(
     store: &dyn Store,
     queue: u64,
     places: &[(IndexEntry, MessageRecord)],
 ) -> Result<Vec<Option<MessageRecord>>> {
-    let ids: Vec<u64> =
-        places.iter().filter(|(e, _)| !e.has(IndexEntry::PAGED)).map(|(e, _)| e.message).collect();
+    let ids: Vec<u64> = places
+        .iter()
+        .filter(|(e, _)| !e.has(IndexEntry::PAGED) && !e.has(IndexEntry::INLINE))
+        .map(|(e, _)| e.message)
+        .collect();
+    let seqs: Vec<u64> = places
+        .iter()
+        .filter(|(e, _)| e.has(IndexEntry::INLINE) && !e.has(IndexEntry::PAGED))
+        .map(|(e, _)| e.seq)
+        .collect();
     let mut messages = store.read_messages(&ids)?.into_iter();
+    let mut inline = store.read_places(queue, &seqs)?.into_iter();
     let mut out = Vec::with_capacity(places.len());
     for (e, _) in places {
         out.push(if e.has(IndexEntry::PAGED) {
             let lane = queue + u64::from(e.lane);
             store.read_pages(lane, e.seq, 1)?.pop().filter(|(p, _)| p.seq == e.seq).map(|(_, r)| r)
+        } else if e.has(IndexEntry::INLINE) {
+            inline.next().flatten()
         } else {
             messages.next().flatten()
         });

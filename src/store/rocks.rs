@@ -10,13 +10,15 @@
 //! | `queues` | vhost, name | `QueueRecord` |
 //! | `bindings` | vhost, source, kind, destination, key, arguments | `BindingRecord` |
 //! | `messages` | message id, u64 BE | `MessageRecord` |
-//! | `index` | queue id u64 BE, seq u64 BE | message id u64 BE, flags u8, size u32 BE, expires u64 BE, lane u8, returns u32 BE |
+//! | `index` | queue id u64 BE, seq u64 BE | message id u64 BE, flags u8, size u32 BE, expires u64 BE, lane u8, returns u32 BE; flagged `INLINE`, then the `MessageRecord` |
 //! | `pages` | queue id + lane u64 BE, seq u64 BE | the index value, then the `MessageRecord` |
 //! | `control` | space, key (length-prefixed) | the owner's encoding (users, vhosts, permissions, policies) |
 //! | `delayed` | vhost, exchange, due u64 BE, seq u64 BE | boot u64 BE, `MessageRecord` (`delayed.rs`) |
 //! | `dedup` | vhost, name, kind, seq u64 BE | id hash u128 BE, expires u64 BE (`dedup.rs`) |
 //!
-//! `messages` and `index` take every persistent message on the hot path and
+//! `index` takes every persistent message on the hot path: a message held
+//! by one queue is kept in its place there (one key per message, deleted
+//! with its place), a shared one in `messages`, once. Both
 //! are read only at start-up (and `index` by a drop of a paged-out part
 //! holding shared messages), so they use append-only vector memtables
 //! (O(1) inserts; but a read copies and sorts the memtable). `pages` holds
@@ -41,7 +43,7 @@ use super::ranged::Ranged;
 use super::records::RecordRef;
 use super::{
     dedup, delayed, BindingRecord, Delayed, ExchangeRecord, IndexEntry, MessageRecord, Op, QueueRecord,
-    Recovered, Result, Store, StoreError, SCHEMA_UNMARKED, SCHEMA_VERSION,
+    Recovered, Result, Store, StoreError, SCHEMA_SEPARATE, SCHEMA_UNMARKED, SCHEMA_VERSION,
 };
 
 mod keys;
@@ -155,6 +157,11 @@ impl RocksStore {
                             "range tombstones of pages outlived a compaction: read with them until one does"
                         );
                     }
+                } else if found == Some(SCHEMA_SEPARATE) {
+                    // Read as it is: its places keep their messages apart
+                    // (recovery moves them in); from now on older Warrens
+                    // refuse it.
+                    store.db.put_cf(meta, b"schema", SCHEMA_VERSION.to_be_bytes()).map_err(open_err)?;
                 } else if found != Some(SCHEMA_VERSION) {
                     let found = found.map_or_else(|| format!("{v:?}"), |f| f.to_string());
                     return Err(StoreError::Schema { path, found });
@@ -281,6 +288,12 @@ impl Store for RocksStore {
                 Op::DeleteMessage { id } => batch.delete_cf(messages, id.to_be_bytes()),
                 Op::Place { queue, entry } => {
                     batch.put_cf(index, index_key(*queue, entry.seq), index_value(entry))
+                }
+                Op::PlaceWith { queue, entry, record, .. } => {
+                    scratch.clear();
+                    scratch.extend_from_slice(&index_value(entry));
+                    record.encode_into(&mut scratch);
+                    batch.put_cf(index, index_key(*queue, entry.seq), &scratch)
                 }
                 Op::Page { queue, entry, record } => {
                     let place = index_value(entry);
@@ -535,6 +548,24 @@ impl Store for RocksStore {
             .map(|r| match r.map_err(|e| self.read_err(e))? {
                 None => Ok(None),
                 Some(v) => MessageRecord::decode(&v).map(Some).ok_or_else(|| self.corrupt("message record")),
+            })
+            .collect()
+    }
+
+    fn read_places(&self, queue: u64, seqs: &[u64]) -> Result<Vec<Option<MessageRecord>>> {
+        let cf = self.cf("index");
+        let keys: Vec<_> = seqs.iter().map(|seq| (cf, index_key(queue, *seq))).collect();
+        self.db
+            .multi_get_cf(keys)
+            .into_iter()
+            .map(|r| match r.map_err(|e| self.read_err(e))? {
+                None => Ok(None),
+                Some(v) => match index_entry(&index_key(queue, 0), &v) {
+                    Some((_, e)) if e.has(IndexEntry::INLINE) => MessageRecord::decode(&v[INDEX_VALUE..])
+                        .map(Some)
+                        .ok_or_else(|| self.corrupt("message kept in its place")),
+                    _ => Ok(None),
+                },
             })
             .collect()
     }

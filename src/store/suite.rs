@@ -7,6 +7,8 @@ use super::memory::MemoryStore;
 use super::rocks::RocksStore;
 use super::*;
 
+mod inline;
+
 fn stores() -> Vec<(&'static str, Box<dyn Store>, Option<tempdir::Dir>)> {
     let dir = tempdir::Dir::new();
     let rocks = RocksStore::open(&dir.0).unwrap();
@@ -139,6 +141,16 @@ fn page(queue: u64, seq: u64, message: u64, flags: u8, body: &'static [u8]) -> O
 
 fn message_record(body: &'static [u8]) -> MessageRecord {
     message(body)
+}
+
+/// The messages kept apart that these ops delete, in order.
+fn deleted_messages(ops: &[Op]) -> Vec<u64> {
+    ops.iter()
+        .filter_map(|op| match op {
+            Op::DeleteMessage { id } => Some(*id),
+            _ => None,
+        })
+        .collect()
 }
 
 fn scan(store: &dyn Store) -> Vec<(u64, u64, u64, u8)> {
@@ -469,15 +481,7 @@ fn recovery_deletes_shared_messages_only_deleted_queues_held() {
         ops.push(place(3, 1, 8, IndexEntry::SHARED));
         store.write(&ops, true).unwrap();
         let b = backlogs(store.as_ref(), &[(1, 0)], HeadLimit { messages: 10, bytes: 1 << 20 }).unwrap();
-        let deleted: Vec<_> = b
-            .fixes
-            .iter()
-            .filter_map(|op| match op {
-                Op::DeleteMessage { id } => Some(*id),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(deleted, vec![8], "{name}");
+        assert_eq!(deleted_messages(&b.fixes), vec![8], "{name}");
         assert_eq!(b.fixes.iter().filter(|op| matches!(op, Op::Remove { .. })).count(), 3, "{name}");
     }
 }

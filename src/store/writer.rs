@@ -55,20 +55,19 @@ enum Read {
 
 enum Cmd {
     Op(Op),
-    /// `PutMessage` (id `entry.message`), then its `Place`: the two ops of
-    /// a new persistent message in one channel message.
+    /// A new persistent message held by one queue: its `PlaceWith` (id
+    /// `entry.message`), which the hold may keep back (`hold.rs`).
     Placed {
         queue: u64,
         entry: IndexEntry,
         record: SharedRecord,
     },
-    /// `Remove` of a place, then `DeleteMessage` of `message` if set: a
-    /// settled delivery in one channel message.
+    /// `Remove` of a place (and of its message, kept in it or in its page):
+    /// a settled delivery.
     Settle {
         queue: u64,
         seq: u64,
         lane: Option<u8>,
-        message: Option<u64>,
     },
     /// Ops written in one batch: a crash keeps all of them or none.
     Ops(Vec<Op>),
@@ -215,14 +214,10 @@ impl Writer {
                     Cmd::Op(op) => self.take(op, &mut deletions),
                     Cmd::Placed { queue, entry, record } => {
                         self.hold.register(queue, &entry, started);
-                        self.take(Op::PutMessage { id: entry.message, record }, &mut deletions);
-                        self.take(Op::Place { queue, entry }, &mut deletions);
+                        self.take(Op::PlaceWith { queue, entry, record, first: true }, &mut deletions);
                     }
-                    Cmd::Settle { queue, seq, lane, message } => {
-                        self.take(Op::Remove { queue, seq, lane }, &mut deletions);
-                        if let Some(id) = message {
-                            self.take(Op::DeleteMessage { id }, &mut deletions);
-                        }
+                    Cmd::Settle { queue, seq, lane } => {
+                        self.take(Op::Remove { queue, seq, lane }, &mut deletions)
                     }
                     Cmd::Ops(ops) => ops.into_iter().for_each(|op| self.take(op, &mut deletions)),
                     Cmd::Barrier(done) => waiting.push((self.hold.mark(), done)),
@@ -317,12 +312,13 @@ impl Writer {
     fn take(&mut self, op: Op, deletions: &mut u64) {
         *deletions += u64::from(matches!(
             op,
-            Op::DeleteMessage { .. }
-                | Op::DeleteQueue { .. }
-                | Op::Remove { lane: Some(_), .. }
-                | Op::DeleteDelayed(_)
+            Op::DeleteMessage { .. } | Op::DeleteQueue { .. } | Op::Remove { .. } | Op::DeleteDelayed(_)
         ));
-        if let Op::PutMessage { record, .. } | Op::Page { record, .. } | Op::PutDelayed { record, .. } = &op {
+        if let Op::PutMessage { record, .. }
+        | Op::PlaceWith { record, .. }
+        | Op::Page { record, .. }
+        | Op::PutDelayed { record, .. } = &op
+        {
             let parts = record.parts();
             self.ops_bytes += parts.body.len() + parts.header.len();
         }

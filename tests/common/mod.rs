@@ -488,3 +488,19 @@ pub async fn channel_error_on(
     raw.round_trip(ch).await;
     assert_serving(addr).await;
 }
+
+/// Stored messages and index entries a stopped broker left in `dir` (a
+/// message held by one queue is kept in its place, and counted there).
+pub fn stored(dir: &std::path::Path) -> (usize, usize) {
+    use warren::store::{IndexEntry, Store};
+    let store = warren::store::rocks::RocksStore::open(dir).unwrap();
+    let max = store.load().unwrap().max_message_id;
+    let ids: Vec<u64> = (1..=max).collect();
+    let mut messages = store.read_messages(&ids).unwrap().iter().filter(|m| m.is_some()).count();
+    let mut places = Vec::new();
+    store.scan_index(&mut |queue, e| places.push((queue, e))).unwrap();
+    for (queue, e) in places.iter().filter(|(_, e)| e.has(IndexEntry::INLINE)) {
+        messages += usize::from(store.read_places(*queue, &[e.seq]).unwrap()[0].is_some());
+    }
+    (messages, places.len())
+}

@@ -159,13 +159,16 @@ mod tests {
         }
 
         /// What the store holds once everything submitted is written:
-        /// the queue's places, and whether message `id` is there.
+        /// the queue's places, and whether message `id` is there (held
+        /// by this queue alone, it is kept in its place).
         fn on_disk(&self, id: u64) -> (Vec<IndexEntry>, bool) {
             assert!(self.handle.write_durably([]));
             let mut places = Vec::new();
             let queue = self.queue.store_id().unwrap();
             self.store.scan_places(queue, 0, u64::MAX, &mut |e| places.push(e)).unwrap();
-            let kept = self.store.read_messages(&[id]).unwrap()[0].is_some();
+            let seqs: Vec<u64> = places.iter().filter(|e| e.message == id).map(|e| e.seq).collect();
+            let kept = self.store.read_places(queue, &seqs).unwrap().iter().any(Option::is_some);
+            assert!(self.store.read_messages(&[id]).unwrap()[0].is_none(), "kept apart too");
             (places, kept)
         }
     }
@@ -188,7 +191,10 @@ mod tests {
         assert_eq!(f.queue.offer(m.clone()), Taken::Kept);
         let (places, kept) = f.on_disk(m.store_id);
         assert!(kept);
-        assert_eq!(places.iter().map(|p| (p.seq, p.flags)).collect::<Vec<_>>(), vec![(1, 0)]);
+        assert_eq!(
+            places.iter().map(|p| (p.seq, p.flags)).collect::<Vec<_>>(),
+            vec![(1, IndexEntry::INLINE)]
+        );
         // Written once, so a later no-ack delivery settles it in the store.
         let (_c, mut rx) = f.consumer(true);
         assert!(matches!(rx.try_recv(), Ok(Outbound::Deliver(d)) if d.entry.stored));
@@ -206,7 +212,7 @@ mod tests {
         let (places, kept) = f.on_disk(m.store_id);
         assert!(kept);
         let flags: Vec<_> = places.iter().map(|p| (p.seq, p.flags)).collect();
-        assert_eq!(flags, vec![(1, IndexEntry::DELIVERED)]);
+        assert_eq!(flags, vec![(1, IndexEntry::DELIVERED | IndexEntry::INLINE)]);
         f.queue.ack(&[1]);
         assert_eq!(f.on_disk(m.store_id), (Vec::new(), false));
     }

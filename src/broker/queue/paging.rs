@@ -70,13 +70,12 @@ pub(super) struct Settled {
 }
 
 /// A place to remove (`seq`, and its page in lane `lane` if that goes on
-/// its own) and the message to delete after it, if its last hold went.
-/// `ranged`: the lane of its page if that goes with a range instead.
+/// its own), with the message kept in it or in its page. `ranged`: the
+/// lane of its page if that goes with a range instead.
 #[derive(Clone, Copy)]
 struct Settle {
     seq: u64,
     lane: Option<u8>,
-    message: Option<u64>,
     ranged: Option<u8>,
 }
 
@@ -105,6 +104,8 @@ impl Queue {
             (m.shared, IndexEntry::SHARED),
             (!durable, IndexEntry::TRANSIENT),
             (paged, IndexEntry::PAGED),
+            // Held here alone and not paged out: kept in its place.
+            (durable && !m.shared && !paged, IndexEntry::INLINE),
         ] {
             if on {
                 flags |= flag;
@@ -113,6 +114,17 @@ impl Queue {
         let lane = self.lane_of(e.priority);
         let (size, expires, returns) = (m.body().len() as u32, e.expires, e.returns);
         IndexEntry { seq, message: m.store_id, size, flags, expires, lane, returns }
+    }
+
+    /// The write of an entry's place: with its message if the place keeps
+    /// it (`INLINE`), whole again to change a flag. `first`: nothing of
+    /// the place is on disk before it (`Op::PlaceWith`).
+    fn place_op(&self, queue: u64, e: &Entry, paged: bool, delivered: bool, first: bool) -> Op {
+        let entry = self.place(e, paged, delivered);
+        match entry.has(IndexEntry::INLINE) {
+            true => Op::PlaceWith { queue, entry, record: e.message.record(), first },
+            false => Op::Place { queue, entry },
+        }
     }
 
     /// Whether the message is persisted for this (durable) queue.
@@ -311,24 +323,21 @@ impl Queue {
             // its page; else its message, after its place.
             settled.push(self.settle_of(e));
         } else if !e.redelivered && self.durable_entry(&e.message) && e.message.info.persistent() {
-            s.handle.submit(Op::Place { queue: s.id, entry: self.place(e, e.paged, true) });
+            s.handle.submit(self.place_op(s.id, e, e.paged, true, false));
         }
     }
 
-    /// Submits what `on_delivered` settled: the places, then their
-    /// messages (so consecutive places make a run for a range delete).
+    /// Submits what `on_delivered` settled: the places, with the messages
+    /// they keep (consecutive places make a run for a range delete).
     pub(super) fn submit_settled(&self, settled: Settled) {
         let Some(s) = self.store.as_ref() else { return };
         let Settled { first: Some(first), rest } = settled else { return };
         let queue = s.id;
         let all = || std::iter::once(&first).chain(&rest);
         if rest.is_empty() {
-            s.handle.submit_settle(queue, first.seq, first.lane, first.message);
+            s.handle.submit_settle(queue, first.seq, first.lane);
         } else {
-            let mut ops = Vec::with_capacity(2 * (rest.len() + 1));
-            ops.extend(all().map(|x| Op::Remove { queue, seq: x.seq, lane: x.lane }));
-            ops.extend(all().filter_map(|x| x.message).map(|id| Op::DeleteMessage { id }));
-            s.handle.submit_all(ops);
+            s.handle.submit_all(all().map(|x| Op::Remove { queue, seq: x.seq, lane: x.lane }).collect());
         }
         if all().any(|x| x.ranged.is_some()) {
             self.settle_pages(all().filter_map(|x| x.ranged.map(|lane| (lane, x.seq))));
@@ -369,7 +378,7 @@ impl Queue {
                 ranged
             } else {
                 let x = self.settle_of(e);
-                s.handle.submit_settle(s.id, x.seq, x.lane, x.message);
+                s.handle.submit_settle(s.id, x.seq, x.lane);
                 x.ranged
             };
             if let Some(lane) = ranged {
@@ -378,19 +387,18 @@ impl Queue {
         }
     }
 
-    /// What settling an unshared entry removes: its place and, unless it
-    /// is paged (its own copy goes with its page), its message — as
-    /// `release` does for an unshared one.
+    /// What settling an unshared entry removes: its place, which keeps its
+    /// message (or whose page does).
     fn settle_of(&self, e: &Entry) -> Settle {
         let (lane, ranged) = self.page_of(e);
-        Settle { seq: e.seq, lane, message: (!e.paged).then_some(e.message.store_id), ranged }
+        Settle { seq: e.seq, lane, ranged }
     }
 
-    /// Drops the entry's hold on its message (its place goes with the
-    /// queue). A paged entry's own copy goes with its page.
+    /// Drops the entry's hold on a shared message (its place goes with the
+    /// queue). An unshared one is kept in its place or its page.
     pub(super) fn release(&self, e: &Entry) {
-        if let Some(s) = self.store.as_ref().filter(|_| e.stored && (e.message.shared || !e.paged)) {
-            s.handle.release(e.message.store_id, e.message.shared);
+        if let Some(s) = self.store.as_ref().filter(|_| e.stored && e.message.shared) {
+            s.handle.release(e.message.store_id, true);
         }
     }
 
@@ -414,9 +422,9 @@ impl Queue {
                 }
                 ops.push(Op::Remove { queue: s.id, seq: e.seq, lane });
             }
-            // As `release`: a paged entry's own copy goes with its page.
+            // As `release`: an unshared message goes with its place or page.
             let m = &e.message;
-            if (m.shared || !e.paged) && (!m.shared || s.handle.refs().release(m.store_id)) {
+            if m.shared && s.handle.refs().release(m.store_id) {
                 ops.push(Op::DeleteMessage { id: m.store_id });
             }
         }
@@ -430,7 +438,7 @@ impl Queue {
     /// delivery limit holds across restarts.
     pub(super) fn store_returns(&self, e: &Entry) {
         if let Some(s) = self.store.as_ref().filter(|_| e.stored && self.durable_entry(&e.message)) {
-            s.handle.submit(Op::Place { queue: s.id, entry: self.place(e, e.paged, true) });
+            s.handle.submit(self.place_op(s.id, e, e.paged, true, false));
         }
     }
 
@@ -450,6 +458,9 @@ impl Queue {
                 s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });
             }
             s.handle.submit(Op::Page { queue: s.id, entry, record: m.record() });
+        } else if entry.has(IndexEntry::INLINE) {
+            // Its place was removed with the message it kept.
+            s.handle.submit(Op::PlaceWith { queue: s.id, entry, record: m.record(), first: true });
         } else {
             if retained {
                 s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });

@@ -68,10 +68,12 @@ pub(super) fn index_value(e: &IndexEntry) -> [u8; INDEX_VALUE] {
     v
 }
 
-/// An index entry from its key and value; None if either is malformed.
+/// An index entry from its key and value (a value flagged `INLINE` goes on
+/// with its message, which this does not read); None if either is malformed.
 pub(super) fn index_entry(k: &[u8], v: &[u8]) -> Option<(u64, IndexEntry)> {
     let be = |b: &[u8]| b.try_into().ok().map(u64::from_be_bytes);
-    if k.len() != 16 || v.len() != INDEX_VALUE {
+    let inline = v.get(8).is_some_and(|flags| flags & IndexEntry::INLINE != 0);
+    if k.len() != 16 || v.len() < INDEX_VALUE || (v.len() > INDEX_VALUE) != inline {
         return None;
     }
     Some((

@@ -9,19 +9,21 @@ use crate::store::Op;
 /// deletes: a message consumed and acknowledged before it reached the disk
 /// need never be written (its publisher may be confirmed all the same, as
 /// RabbitMQ does). Keeps fast consumers from doubling the disk's work. The
-/// same for a page written and removed in one batch. A message or page
-/// written again after its deletion (a delivery taken back) is left alone.
+/// same for a page, or a place holding its message, written and removed in
+/// one batch. A message or place written again after its deletion (a
+/// delivery taken back) is left alone.
 pub(super) fn annihilate(ops: &mut Vec<Op>) {
     // Most batches delete nothing: nothing to look for.
-    if !ops.iter().any(|op| matches!(op, Op::DeleteMessage { .. } | Op::Remove { lane: Some(_), .. })) {
+    if !ops.iter().any(|op| matches!(op, Op::DeleteMessage { .. } | Op::Remove { .. })) {
         return;
     }
-    // Where each message and page is first written in this batch: only
-    // ops from there on are about that write (an earlier delete or remove
-    // settles a copy written by an earlier batch, and must stay).
+    // Where each message, page and place holding its message is first
+    // written in this batch: only ops from there on are about that write
+    // (an earlier delete or remove settles a copy written by an earlier
+    // batch, and must stay).
     let (mut first_put, mut gone, mut back) =
         (FxHashMap::default(), FxHashSet::default(), FxHashSet::default());
-    let (mut first_page, mut unpaged, mut repaged) =
+    let (mut first_place, mut removed, mut rewritten) =
         (FxHashMap::default(), FxHashSet::default(), FxHashSet::default());
     for (i, op) in ops.iter().enumerate() {
         match op {
@@ -34,26 +36,30 @@ pub(super) fn annihilate(ops: &mut Vec<Op>) {
             Op::DeleteMessage { id } if first_put.contains_key(id) => {
                 gone.insert(*id);
             }
-            Op::Page { queue, entry, .. } if unpaged.contains(&(*queue, entry.seq)) => {
-                repaged.insert((*queue, entry.seq));
+            Op::Page { queue, entry, .. } | Op::PlaceWith { queue, entry, .. }
+                if removed.contains(&(*queue, entry.seq)) =>
+            {
+                rewritten.insert((*queue, entry.seq));
             }
-            Op::Page { queue, entry, .. } => {
-                first_page.entry((*queue, entry.seq)).or_insert(i);
+            // A rewrite of flags (`first` false) before any first write
+            // rewrites what an earlier batch wrote: its removal must stay.
+            Op::Page { queue, entry, .. } | Op::PlaceWith { queue, entry, first: true, .. } => {
+                first_place.entry((*queue, entry.seq)).or_insert(i);
             }
-            Op::Remove { queue, seq, lane: Some(_) } if first_page.contains_key(&(*queue, *seq)) => {
-                unpaged.insert((*queue, *seq));
+            Op::Remove { queue, seq, .. } if first_place.contains_key(&(*queue, *seq)) => {
+                removed.insert((*queue, *seq));
             }
             _ => {}
         }
     }
     gone.retain(|id| !back.contains(id));
-    unpaged.retain(|place| !repaged.contains(place));
-    if gone.is_empty() && unpaged.is_empty() {
+    removed.retain(|place| !rewritten.contains(place));
+    if gone.is_empty() && removed.is_empty() {
         return;
     }
     let written_here = |id: &u64, i: usize| gone.contains(id) && first_put.get(id).is_some_and(|at| i >= *at);
-    let paged_here = |place: &(u64, u64), i: usize| {
-        unpaged.contains(place) && first_page.get(place).is_some_and(|at| i >= *at)
+    let placed_here = |place: &(u64, u64), i: usize| {
+        removed.contains(place) && first_place.get(place).is_some_and(|at| i >= *at)
     };
     // Places whose write was dropped: their later removes go too.
     let mut places = FxHashSet::default();
@@ -61,8 +67,10 @@ pub(super) fn annihilate(ops: &mut Vec<Op>) {
     ops.retain(|op| {
         let keep = match op {
             Op::PutMessage { id, .. } | Op::DeleteMessage { id } => !written_here(id, i),
-            Op::Place { queue, entry } | Op::Page { queue, entry, .. }
-                if written_here(&entry.message, i) || paged_here(&(*queue, entry.seq), i) =>
+            Op::Place { queue, entry }
+            | Op::Page { queue, entry, .. }
+            | Op::PlaceWith { queue, entry, .. }
+                if written_here(&entry.message, i) || placed_here(&(*queue, entry.seq), i) =>
             {
                 places.insert((*queue, entry.seq));
                 false
@@ -161,5 +169,40 @@ mod tests {
         let mut ops = vec![remove.clone(), page(3, 5), remove.clone()];
         annihilate(&mut ops);
         assert_eq!(ops, vec![remove]);
+    }
+
+    fn placed(seq: u64, first: bool) -> Op {
+        let entry = IndexEntry { seq, message: seq, flags: IndexEntry::INLINE, ..Default::default() };
+        Op::PlaceWith { queue: 9, entry, record: MessageRecord::default().into(), first }
+    }
+
+    #[test]
+    fn a_place_keeping_its_message_removed_within_its_batch_is_never_written() {
+        let remove = |seq| Op::Remove { queue: 9, seq, lane: None };
+        // Its rewrite (delivered) goes with it; another place stays.
+        let mut ops = vec![placed(1, true), placed(2, true), placed(1, false), remove(1)];
+        annihilate(&mut ops);
+        assert_eq!(ops, vec![placed(2, true)]);
+        // Put back after its removal: written again, in order.
+        let mut ops = vec![placed(1, true), remove(1), placed(1, true)];
+        let before = ops.clone();
+        annihilate(&mut ops);
+        assert_eq!(ops, before);
+        // Removed, put back (a delivery that never left), removed again: the
+        // first removal settles what an earlier batch wrote.
+        let mut ops = vec![remove(1), placed(1, true), remove(1)];
+        annihilate(&mut ops);
+        assert_eq!(ops, vec![remove(1)]);
+    }
+
+    #[test]
+    fn a_rewrite_of_flags_and_a_removal_in_one_batch_both_reach_the_disk() {
+        // The place was written by an earlier batch: only a first write
+        // cancels with its removal.
+        let remove = Op::Remove { queue: 9, seq: 1, lane: None };
+        let mut ops = vec![placed(1, false), remove.clone()];
+        let before = ops.clone();
+        annihilate(&mut ops);
+        assert_eq!(ops, before);
     }
 }

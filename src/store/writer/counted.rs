@@ -34,6 +34,10 @@ impl Store for Counted {
         self.store.read_messages(ids)
     }
 
+    fn read_places(&self, queue: u64, seqs: &[u64]) -> Result<Vec<Option<MessageRecord>>> {
+        self.store.read_places(queue, seqs)
+    }
+
     fn visit_pages(
         &self,
         queue: u64,

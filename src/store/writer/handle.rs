@@ -187,9 +187,11 @@ impl StoreHandle {
         self.shared.ids.fetch_add(n.max(1), Ordering::Relaxed)
     }
 
-    /// Drops one place's hold on a stored message; the last one deletes it.
+    /// Drops one place's hold on a stored message; the last one deletes a
+    /// shared one. A message held by one queue is kept in its place or its
+    /// page, and goes with it.
     pub fn release(&self, id: u64, shared: bool) {
-        if !shared || self.shared.refs.release(id) {
+        if shared && self.shared.refs.release(id) {
             self.submit(Op::DeleteMessage { id });
         }
     }
@@ -199,16 +201,15 @@ impl StoreHandle {
         let _ = self.tx.send(Cmd::Op(op));
     }
 
-    /// Submits a new message and its place in `queue` (`PutMessage` with
-    /// id `entry.message`, then `Place`).
+    /// Submits a new message held by `queue` alone, kept in its place
+    /// (`PlaceWith`; `entry` flagged `INLINE`).
     pub fn submit_placed(&self, queue: u64, entry: IndexEntry, record: SharedRecord) {
         let _ = self.tx.send(Cmd::Placed { queue, entry, record });
     }
 
-    /// Submits a place's removal, then its message's deletion if `message`
-    /// is set.
-    pub fn submit_settle(&self, queue: u64, seq: u64, lane: Option<u8>, message: Option<u64>) {
-        let _ = self.tx.send(Cmd::Settle { queue, seq, lane, message });
+    /// Submits a place's removal (a message kept in it or in its page goes with it).
+    pub fn submit_settle(&self, queue: u64, seq: u64, lane: Option<u8>) {
+        let _ = self.tx.send(Cmd::Settle { queue, seq, lane });
     }
 
     /// Submits ops to be written in one batch: after a crash, all of them

@@ -13,8 +13,8 @@
 //! (RabbitMQ's message store also confirms a message removed before it
 //! was written).
 //!
-//! What may wait: a `PutMessage` and its `Place` flagged delivered, sent
-//! together (`Cmd::Placed`), and nothing else of the batch about that
+//! What may wait: the `PlaceWith` of a message held by one queue, flagged
+//! delivered (`Cmd::Placed`), and nothing else of the batch about that
 //! message or place (a requeue, a page, a dead letter: then it is written
 //! in order). Any other kind of op in a batch (a queue's deletion, a
 //! deduplication id, a read of pages, a shutdown) writes everything held
@@ -55,9 +55,8 @@ struct Candidate {
     /// Its number: barriers submitted after it wait for it.
     n: u64,
     since: Instant,
-    /// What the batch holds about it: its write, its place, anything else.
+    /// What the batch holds about it: its write (with its place), anything else.
     puts: u8,
-    places: u8,
     other: bool,
     /// Held back by the last split.
     held: bool,
@@ -111,7 +110,6 @@ impl Hold {
             n: self.last,
             since: now,
             puts: 0,
-            places: 0,
             other: false,
             held: false,
         };
@@ -181,14 +179,13 @@ impl Hold {
         }
         let fresh = &self.fresh;
         let held = |op: &Op| match op {
-            Op::PutMessage { id, .. } => fresh.get(id).is_some_and(|c| c.held),
-            Op::Place { entry, .. } => fresh.get(&entry.message).is_some_and(|c| c.held),
+            Op::PlaceWith { entry, .. } => fresh.get(&entry.message).is_some_and(|c| c.held),
             _ => false,
         };
         let mut bytes = 0;
         for op in ops.drain(..) {
             if held(&op) {
-                if let Op::PutMessage { record, .. } = &op {
+                if let Op::PlaceWith { record, .. } = &op {
                     let parts = record.parts();
                     bytes += parts.body.len() + parts.header.len();
                 }
@@ -219,7 +216,7 @@ impl Hold {
     /// another kind).
     fn scan(&mut self, ops: &[Op], now: Instant) -> bool {
         for c in self.fresh.values_mut() {
-            (c.puts, c.places) = (0, 0);
+            c.puts = 0;
         }
         let (fresh, places) = (&mut self.fresh, &self.places);
         // Something else about a candidate's message or place.
@@ -230,18 +227,18 @@ impl Hold {
         }
         for op in ops {
             match op {
-                Op::PutMessage { id, .. } => {
-                    if let Some(c) = fresh.get_mut(id) {
-                        c.puts = c.puts.saturating_add(1);
-                    }
-                }
-                Op::Place { queue, entry } => match fresh.get_mut(&entry.message) {
+                Op::PlaceWith { queue, entry, .. } => match fresh.get_mut(&entry.message) {
                     Some(c) if c.place == (*queue, entry.seq) && entry.flags & IndexEntry::DELIVERED != 0 => {
-                        c.places = c.places.saturating_add(1)
+                        c.puts = c.puts.saturating_add(1)
                     }
                     Some(c) => c.other = true,
                     None => other(fresh, places.get(&(*queue, entry.seq))),
                 },
+                Op::PutMessage { id, .. } => other(fresh, Some(id)),
+                Op::Place { queue, entry } => {
+                    other(fresh, Some(&entry.message));
+                    other(fresh, places.get(&(*queue, entry.seq)));
+                }
                 Op::Page { queue, entry, .. } => {
                     other(fresh, Some(&entry.message));
                     other(fresh, places.get(&(*queue, entry.seq)));
@@ -253,14 +250,14 @@ impl Hold {
         }
         let mut any = false;
         for c in self.fresh.values_mut() {
-            let whole = !c.other && c.puts == 1 && c.places == 1;
+            let whole = !c.other && c.puts == 1;
             let was_held = std::mem::replace(&mut c.held, whole && now.duration_since(c.since) < self.window);
             any |= c.held;
             // Annihilated: its ack came in time. Written when due after a
             // wait: it did not (a write already due when first looked at,
             // behind a long batch, says nothing of the consumers).
-            let change = match (c.other, c.puts, c.places) {
-                (false, 0, 0) => 1,
+            let change = match (c.other, c.puts) {
+                (false, 0) => 1,
                 _ if whole && !c.held && was_held => -2,
                 _ => 0,
             };
@@ -278,8 +275,11 @@ mod tests {
     use super::*;
     use crate::store::MessageRecord;
 
-    fn put(id: u64) -> Op {
-        Op::PutMessage { id, record: MessageRecord { body: vec![0; 10].into(), ..Default::default() }.into() }
+    /// A message held by one queue, written in its place.
+    fn placed(queue: u64, seq: u64, message: u64, flags: u8) -> Op {
+        let entry = IndexEntry { seq, message, flags: flags | IndexEntry::INLINE, ..Default::default() };
+        let record = MessageRecord { body: vec![0; 10].into(), ..Default::default() }.into();
+        Op::PlaceWith { queue, entry, record, first: true }
     }
 
     fn place(queue: u64, seq: u64, message: u64, flags: u8) -> Op {
@@ -306,17 +306,17 @@ mod tests {
         let before = h.mark();
         h.register(9, &entry(1, 1), t0);
         let after = h.mark();
-        let mut ops = vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED), put(2), place(9, 2, 2, 0)];
+        let mut ops = vec![placed(9, 1, 1, IndexEntry::DELIVERED), placed(9, 2, 2, 0)];
         assert_eq!(h.split(&mut ops, t0), 10);
-        assert_eq!(ops, vec![put(2), place(9, 2, 2, 0)]);
+        assert_eq!(ops, vec![placed(9, 2, 2, 0)]);
         let cut = h.cut().expect("something is held");
         assert!(before < cut && after >= cut);
         assert!(h.due_in(t0).is_some());
         // The next batch starts with it, and its ack annihilates both there.
         let mut next = Vec::new();
         h.resume(&mut next);
-        assert_eq!(next, vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED)]);
-        next.extend([Op::Remove { queue: 9, seq: 1, lane: None }, Op::DeleteMessage { id: 1 }]);
+        assert_eq!(next, vec![placed(9, 1, 1, IndexEntry::DELIVERED)]);
+        next.push(Op::Remove { queue: 9, seq: 1, lane: None });
         crate::store::writer::annihilate::annihilate(&mut next);
         assert_eq!(h.split(&mut next, t0), 0);
         assert!(next.is_empty());
@@ -328,10 +328,10 @@ mod tests {
         let t0 = Instant::now();
         let mut h = hold();
         h.register(9, &entry(1, 1), t0);
-        let mut ops = vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED)];
+        let mut ops = vec![placed(9, 1, 1, IndexEntry::DELIVERED)];
         let later = t0 + Duration::from_millis(5);
         assert_eq!(h.split(&mut ops, later), 0);
-        assert_eq!(ops.len(), 2);
+        assert_eq!(ops.len(), 1);
         assert_eq!(h.cut(), None);
     }
 
@@ -341,7 +341,7 @@ mod tests {
         // A requeue rewrites the place; a dead letter places the message
         // elsewhere; a page or a removal of the place alone.
         let others = [
-            place(9, 1, 1, 0),
+            placed(9, 1, 1, 0),
             place(8, 5, 1, 0),
             Op::Remove { queue: 9, seq: 1, lane: None },
             Op::Page { queue: 9, entry: entry(1, 1), record: MessageRecord::default().into() },
@@ -349,9 +349,9 @@ mod tests {
         for other in others {
             let mut h = hold();
             h.register(9, &entry(1, 1), t0);
-            let mut ops = vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED), other.clone()];
+            let mut ops = vec![placed(9, 1, 1, IndexEntry::DELIVERED), other.clone()];
             h.split(&mut ops, t0);
-            assert_eq!(ops, vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED), other], "{ops:?}");
+            assert_eq!(ops, vec![placed(9, 1, 1, IndexEntry::DELIVERED), other], "{ops:?}");
             assert_eq!(h.cut(), None);
         }
     }
@@ -361,7 +361,7 @@ mod tests {
         let t0 = Instant::now();
         let mut h = hold();
         h.register(9, &entry(1, 1), t0);
-        let mut ops = vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED)];
+        let mut ops = vec![placed(9, 1, 1, IndexEntry::DELIVERED)];
         h.split(&mut ops, t0);
         assert!(ops.is_empty());
         let mut next = Vec::new();
@@ -374,10 +374,10 @@ mod tests {
         assert_eq!(h.cut(), None);
         // And a release asked for by the writer (a read, a shutdown).
         h.register(9, &entry(2, 2), t0);
-        let mut ops = vec![put(2), place(9, 2, 2, IndexEntry::DELIVERED)];
+        let mut ops = vec![placed(9, 2, 2, IndexEntry::DELIVERED)];
         h.release();
         h.split(&mut ops, t0);
-        assert_eq!(ops.len(), 2);
+        assert_eq!(ops.len(), 1);
     }
 
     #[test]
@@ -387,27 +387,27 @@ mod tests {
         let late = t0 + Duration::from_millis(5);
         // Due at once (behind a long batch): written, and that says nothing.
         h.register(9, &entry(1, 1), t0);
-        let mut ops = vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED)];
+        let mut ops = vec![placed(9, 1, 1, IndexEntry::DELIVERED)];
         h.split(&mut ops, late);
-        assert_eq!(ops.len(), 2);
+        assert_eq!(ops.len(), 1);
         // Held, then written when due: the queue's score drops below zero.
         h.register(9, &entry(2, 2), t0);
-        let mut ops = vec![put(2), place(9, 2, 2, IndexEntry::DELIVERED)];
+        let mut ops = vec![placed(9, 2, 2, IndexEntry::DELIVERED)];
         h.split(&mut ops, t0);
         assert!(ops.is_empty(), "held while its queue's score is not below zero");
         let mut next = Vec::new();
         h.resume(&mut next);
         h.split(&mut next, late);
-        assert_eq!(next.len(), 2);
+        assert_eq!(next.len(), 1);
         // From then on one write in 256 is held; another queue is not affected.
         let held = |h: &mut Hold, queue: u64, id: u64| {
             h.register(queue, &entry(id, id), t0);
-            let mut ops = vec![put(id), place(queue, id, id, IndexEntry::DELIVERED)];
+            let mut ops = vec![placed(queue, id, id, IndexEntry::DELIVERED)];
             h.split(&mut ops, t0);
             let mut next = Vec::new();
             h.resume(&mut next);
             // Acked at once: annihilated with its write.
-            next.extend([Op::Remove { queue, seq: id, lane: None }, Op::DeleteMessage { id }]);
+            next.push(Op::Remove { queue, seq: id, lane: None });
             crate::store::writer::annihilate::annihilate(&mut next);
             h.split(&mut next, t0);
             ops.is_empty()
@@ -425,9 +425,9 @@ mod tests {
         let t0 = Instant::now();
         let mut h = Hold::default();
         h.register(9, &entry(1, 1), t0);
-        let mut ops = vec![put(1), place(9, 1, 1, IndexEntry::DELIVERED)];
+        let mut ops = vec![placed(9, 1, 1, IndexEntry::DELIVERED)];
         h.split(&mut ops, t0);
-        assert_eq!(ops.len(), 2);
+        assert_eq!(ops.len(), 1);
         assert_eq!(h.mark(), 0);
     }
 }

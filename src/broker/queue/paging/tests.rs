@@ -48,6 +48,9 @@ impl Store for Flaky {
     fn read_messages(&self, ids: &[u64]) -> Result<Vec<Option<MessageRecord>>> {
         self.inner.read_messages(ids)
     }
+    fn read_places(&self, queue: u64, seqs: &[u64]) -> Result<Vec<Option<MessageRecord>>> {
+        self.inner.read_places(queue, seqs)
+    }
     fn visit_pages(
         &self,
         queue: u64,
