@@ -165,7 +165,10 @@ fn on_disk(dir: &std::path::Path) -> (usize, usize) {
 fn pages_on_disk(dir: &std::path::Path) -> usize {
     use warren::store::Store;
     let store = warren::store::rocks::RocksStore::open(dir).unwrap();
-    let max = store.load().unwrap().max_message_id;
+    let r = store.load().unwrap();
+    // Ids of messages kept apart, of queues, and of messages kept in their places.
+    let mut max = r.queues.iter().map(|q| q.id).fold(r.max_message_id, u64::max);
+    store.scan_index(&mut |queue, e| max = max.max(queue).max(e.message)).unwrap();
     pages_in(&store, max)
 }
 

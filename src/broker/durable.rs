@@ -250,7 +250,10 @@ impl VHost {
                             warn!(queue = %record.name, seq = place.seq, "dropping a damaged stored message");
                             let lane = place.has(IndexEntry::PAGED).then_some(place.lane);
                             store.submit(Op::Remove { queue: record.id, seq: place.seq, lane });
-                            store.release(place.message, is_shared);
+                            // A message kept in its place goes with it.
+                            if !place.has(IndexEntry::INLINE) {
+                                store.release(place.message, is_shared);
+                            }
                             continue;
                         };
                         let m = Arc::new(m);

@@ -54,7 +54,7 @@ use parking_lot::RwLock;
 use tracing::warn;
 
 use crate::store::recovery::Backlog;
-use crate::store::{Op, Recovered, StoreHandle};
+use crate::store::{IndexEntry, Op, Recovered, StoreHandle};
 use rustc_hash::FxHashMap;
 
 pub use consumer::{ChannelCredit, ConnectionId, Consumer, ConsumerSpec, Delivery, Outbound};
@@ -185,8 +185,8 @@ impl Broker {
                         // Its head's messages are released, then its paged-out
                         // places (a shared message's reference among them).
                         let backlog = backlogs.remove(&q.id).unwrap_or_default();
-                        for (place, _) in backlog.head {
-                            store.release(place.message, place.has(crate::store::IndexEntry::SHARED));
+                        for (place, _) in backlog.head.iter().filter(|(p, _)| !p.has(IndexEntry::INLINE)) {
+                            store.release(place.message, place.has(IndexEntry::SHARED));
                         }
                         for (lane, p) in backlog.paged.iter().enumerate() {
                             if p.count > 0 {

@@ -49,8 +49,8 @@ fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, A
     let handle = StoreHandle::start(store, config.storage.fsync, next_id, b.refs, head);
     handle.set_streams_dir(dir.join("streams"));
     // Before anything reads pages back.
-    for op in fixes {
-        handle.submit(op);
+    for group in recovery::fix_groups(fixes) {
+        handle.submit_all(group);
     }
     let broker = Broker::with_store(Some(handle.clone()));
     let access = Arc::new(Access::new(Some(handle.clone()), config.access.loopback_users.clone()));

@@ -96,9 +96,10 @@ pub enum Op {
         entry: IndexEntry,
     },
     /// A place with its message kept in it (`entry` flagged `INLINE`): a
-    /// persistent message held by one queue and not paged out is written
-    /// once, as this, and deleted with its place (`Remove`). Written again,
-    /// whole, to change its flags.
+    /// persistent message held by one queue, not paged out, with a body
+    /// below `IndexEntry::INLINE_BELOW`, is written as this alone, and
+    /// deleted with its place (`Remove`). Written again, whole, to change
+    /// its flags.
     PlaceWith {
         queue: u64,
         entry: IndexEntry,
@@ -212,8 +213,15 @@ impl IndexEntry {
     /// Its message is kept in the place's page, not among the messages.
     pub const PAGED: u8 = 8;
     /// Its message is kept in the place itself (`Op::PlaceWith`), not
-    /// among the messages: held by this queue alone, not paged out.
+    /// among the messages: held by this queue alone, not paged out, its
+    /// body below `INLINE_BELOW`.
     pub const INLINE: u8 = 16;
+
+    /// Bodies below this size are kept in their places; larger ones apart,
+    /// so that rewriting a place's flags (a delivery marked) does not write
+    /// the body again. RabbitMQ embeds messages below 4 KiB in its queue
+    /// index likewise (`queue_index_embed_msgs_below`).
+    pub const INLINE_BELOW: usize = 4096;
 
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0

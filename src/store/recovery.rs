@@ -152,9 +152,10 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
         for (mut e, record) in entries.into_iter().zip(read_records(store, *queue, &head)?) {
             match record {
                 Some(r) => {
-                    if apart(&e) {
+                    if apart(&e) && (e.size as usize) < IndexEntry::INLINE_BELOW {
                         // Written before messages held by one queue were
-                        // kept in their places (schema 3): moved in.
+                        // kept in their places (schema 3): moved in, the
+                        // two in one group (`fix_groups`).
                         e.flags |= IndexEntry::INLINE;
                         let record = super::SharedRecord::from(r.clone());
                         b.fixes.push(Op::PlaceWith { queue: *queue, entry: e, record, first: false });
@@ -190,12 +191,14 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
                     warn!(queue, seq = e.seq, "skipping an index entry without its message");
                     continue;
                 };
+                // Its page keeps it now (what the place kept goes with the
+                // place's rewrite; one kept apart is deleted after, in the
+                // same group: `fix_groups`).
+                let entry = IndexEntry { flags: (e.flags | IndexEntry::PAGED) & !IndexEntry::INLINE, ..*e };
+                b.fixes.push(Op::Page { queue, entry, record: record.into() });
                 if apart(e) {
                     b.fixes.push(Op::DeleteMessage { id: e.message });
                 }
-                // Its page keeps it now (what the place kept goes with the place's rewrite).
-                let entry = IndexEntry { flags: (e.flags | IndexEntry::PAGED) & !IndexEntry::INLINE, ..*e };
-                b.fixes.push(Op::Page { queue, entry, record: record.into() });
             }
         }
     }
@@ -238,8 +241,40 @@ fn settled_pages(store: &dyn Store, queue: u64, lanes: &[Frontier]) -> Result<Ve
     Ok(runs)
 }
 
+/// Ops per group of fixes at most (the deletion of a message moved joins
+/// the group of its new place or page, which may go one past it).
+const FIX_GROUP: usize = 1024;
+
+/// The fixes in groups, each to be written whole (`submit_all`), in order:
+/// a message moved into its place or page is deleted among the messages in
+/// the group of that write, so a crash between groups leaves every message
+/// somewhere and none behind. Groups stay under `FIX_GROUP` ops and about
+/// the writer's batch bytes.
+pub fn fix_groups(fixes: Vec<Op>) -> Vec<Vec<Op>> {
+    const GROUP_BYTES: usize = 16 << 20;
+    let mut groups = Vec::new();
+    let (mut group, mut bytes) = (Vec::<Op>::new(), 0);
+    for op in fixes {
+        let full = group.len() >= FIX_GROUP || bytes >= GROUP_BYTES;
+        let moved = matches!(op, Op::DeleteMessage { .. })
+            && matches!(group.last(), Some(Op::PlaceWith { .. } | Op::Page { .. }));
+        if full && !moved {
+            groups.push(std::mem::take(&mut group));
+            bytes = 0;
+        }
+        if let Op::PlaceWith { record, .. } | Op::Page { record, .. } = &op {
+            bytes += record.parts().body.len();
+        }
+        group.push(op);
+    }
+    if !group.is_empty() {
+        groups.push(group);
+    }
+    groups
+}
+
 /// A place of a message held by one queue, not paged out, whose message
-/// is kept apart among the messages (written before schema 4).
+/// is kept apart among the messages (written before schema 4, or large).
 fn apart(e: &IndexEntry) -> bool {
     !e.has(IndexEntry::PAGED) && !e.has(IndexEntry::SHARED) && !e.has(IndexEntry::INLINE)
 }

@@ -290,6 +290,7 @@ impl Store for RocksStore {
                     batch.put_cf(index, index_key(*queue, entry.seq), index_value(entry))
                 }
                 Op::PlaceWith { queue, entry, record, .. } => {
+                    debug_assert!(entry.has(IndexEntry::INLINE), "a place keeping its message is flagged so");
                     scratch.clear();
                     scratch.extend_from_slice(&index_value(entry));
                     record.encode_into(&mut scratch);

@@ -56,18 +56,21 @@ enum Read {
 enum Cmd {
     Op(Op),
     /// A new persistent message held by one queue: its `PlaceWith` (id
-    /// `entry.message`), which the hold may keep back (`hold.rs`).
+    /// `entry.message`) if `entry` is flagged `INLINE`, else `PutMessage`
+    /// then `Place`; the hold may keep them back (`hold.rs`).
     Placed {
         queue: u64,
         entry: IndexEntry,
         record: SharedRecord,
     },
-    /// `Remove` of a place (and of its message, kept in it or in its page):
-    /// a settled delivery.
+    /// `Remove` of a place (with a message kept in it or in its page),
+    /// then `DeleteMessage` of `message` if set (one kept apart): a
+    /// settled delivery in one channel message.
     Settle {
         queue: u64,
         seq: u64,
         lane: Option<u8>,
+        message: Option<u64>,
     },
     /// Ops written in one batch: a crash keeps all of them or none.
     Ops(Vec<Op>),
@@ -214,10 +217,18 @@ impl Writer {
                     Cmd::Op(op) => self.take(op, &mut deletions),
                     Cmd::Placed { queue, entry, record } => {
                         self.hold.register(queue, &entry, started);
-                        self.take(Op::PlaceWith { queue, entry, record, first: true }, &mut deletions);
+                        if entry.has(IndexEntry::INLINE) {
+                            self.take(Op::PlaceWith { queue, entry, record, first: true }, &mut deletions);
+                        } else {
+                            self.take(Op::PutMessage { id: entry.message, record }, &mut deletions);
+                            self.take(Op::Place { queue, entry }, &mut deletions);
+                        }
                     }
-                    Cmd::Settle { queue, seq, lane } => {
-                        self.take(Op::Remove { queue, seq, lane }, &mut deletions)
+                    Cmd::Settle { queue, seq, lane, message } => {
+                        self.take(Op::Remove { queue, seq, lane }, &mut deletions);
+                        if let Some(id) = message {
+                            self.take(Op::DeleteMessage { id }, &mut deletions);
+                        }
                     }
                     Cmd::Ops(ops) => ops.into_iter().for_each(|op| self.take(op, &mut deletions)),
                     Cmd::Barrier(done) => waiting.push((self.hold.mark(), done)),

@@ -70,12 +70,14 @@ pub(super) struct Settled {
 }
 
 /// A place to remove (`seq`, and its page in lane `lane` if that goes on
-/// its own), with the message kept in it or in its page. `ranged`: the
-/// lane of its page if that goes with a range instead.
+/// its own) and the message to delete after it if it is kept apart (a
+/// message kept in its place or page goes with it). `ranged`: the lane of
+/// its page if that goes with a range instead.
 #[derive(Clone, Copy)]
 struct Settle {
     seq: u64,
     lane: Option<u8>,
+    message: Option<u64>,
     ranged: Option<u8>,
 }
 
@@ -104,8 +106,7 @@ impl Queue {
             (m.shared, IndexEntry::SHARED),
             (!durable, IndexEntry::TRANSIENT),
             (paged, IndexEntry::PAGED),
-            // Held here alone and not paged out: kept in its place.
-            (durable && !m.shared && !paged, IndexEntry::INLINE),
+            (self.keeps_message(e, paged), IndexEntry::INLINE),
         ] {
             if on {
                 flags |= flag;
@@ -114,6 +115,14 @@ impl Queue {
         let lane = self.lane_of(e.priority);
         let (size, expires, returns) = (m.body().len() as u32, e.expires, e.returns);
         IndexEntry { seq, message: m.store_id, size, flags, expires, lane, returns }
+    }
+
+    /// Whether the entry's place keeps its message (`IndexEntry::INLINE`):
+    /// persisted here, held here alone, not paged out, and small.
+    fn keeps_message(&self, e: &Entry, paged: bool) -> bool {
+        let m = &*e.message;
+        let durable = self.is_persisted() && m.info.persistent() && m.is_stored();
+        durable && !m.shared && !paged && m.body().len() < IndexEntry::INLINE_BELOW
     }
 
     /// The write of an entry's place: with its message if the place keeps
@@ -327,17 +336,21 @@ impl Queue {
         }
     }
 
-    /// Submits what `on_delivered` settled: the places, with the messages
-    /// they keep (consecutive places make a run for a range delete).
+    /// Submits what `on_delivered` settled: the places (with the messages
+    /// they keep), then the messages kept apart (so consecutive places make
+    /// a run for a range delete).
     pub(super) fn submit_settled(&self, settled: Settled) {
         let Some(s) = self.store.as_ref() else { return };
         let Settled { first: Some(first), rest } = settled else { return };
         let queue = s.id;
         let all = || std::iter::once(&first).chain(&rest);
         if rest.is_empty() {
-            s.handle.submit_settle(queue, first.seq, first.lane);
+            s.handle.submit_settle(queue, first.seq, first.lane, first.message);
         } else {
-            s.handle.submit_all(all().map(|x| Op::Remove { queue, seq: x.seq, lane: x.lane }).collect());
+            let mut ops = Vec::with_capacity(rest.len() + 1);
+            ops.extend(all().map(|x| Op::Remove { queue, seq: x.seq, lane: x.lane }));
+            ops.extend(all().filter_map(|x| x.message).map(|id| Op::DeleteMessage { id }));
+            s.handle.submit_all(ops);
         }
         if all().any(|x| x.ranged.is_some()) {
             self.settle_pages(all().filter_map(|x| x.ranged.map(|lane| (lane, x.seq))));
@@ -378,7 +391,7 @@ impl Queue {
                 ranged
             } else {
                 let x = self.settle_of(e);
-                s.handle.submit_settle(s.id, x.seq, x.lane);
+                s.handle.submit_settle(s.id, x.seq, x.lane, x.message);
                 x.ranged
             };
             if let Some(lane) = ranged {
@@ -387,18 +400,26 @@ impl Queue {
         }
     }
 
-    /// What settling an unshared entry removes: its place, which keeps its
-    /// message (or whose page does).
+    /// What settling an unshared entry removes: its place and, if the
+    /// place or its page does not keep it, its message — as `release` does
+    /// for an unshared one.
     fn settle_of(&self, e: &Entry) -> Settle {
         let (lane, ranged) = self.page_of(e);
-        Settle { seq: e.seq, lane, ranged }
+        let message = self.kept_apart(e).then_some(e.message.store_id);
+        Settle { seq: e.seq, lane, message, ranged }
     }
 
-    /// Drops the entry's hold on a shared message (its place goes with the
-    /// queue). An unshared one is kept in its place or its page.
+    /// Whether a stored entry's message is kept apart, not in its place or
+    /// page: a shared one, or a large one.
+    fn kept_apart(&self, e: &Entry) -> bool {
+        e.message.shared || !(e.paged || self.keeps_message(e, false))
+    }
+
+    /// Drops the entry's hold on a message kept apart (its place goes with
+    /// the queue); one kept in its place or page goes with that.
     pub(super) fn release(&self, e: &Entry) {
-        if let Some(s) = self.store.as_ref().filter(|_| e.stored && e.message.shared) {
-            s.handle.release(e.message.store_id, true);
+        if let Some(s) = self.store.as_ref().filter(|_| e.stored && self.kept_apart(e)) {
+            s.handle.release(e.message.store_id, e.message.shared);
         }
     }
 
@@ -422,9 +443,9 @@ impl Queue {
                 }
                 ops.push(Op::Remove { queue: s.id, seq: e.seq, lane });
             }
-            // As `release`: an unshared message goes with its place or page.
+            // As `release`: a message kept in its place or page goes with it.
             let m = &e.message;
-            if m.shared && s.handle.refs().release(m.store_id) {
+            if self.kept_apart(e) && (!m.shared || s.handle.refs().release(m.store_id)) {
                 ops.push(Op::DeleteMessage { id: m.store_id });
             }
         }

@@ -165,3 +165,39 @@ fn rocksdb_brings_schema_3_to_4_and_reads_it_as_it_was() {
     assert_eq!(schema(0), SCHEMA_VERSION, "an older Warren now refuses it");
     assert_eq!(SCHEMA_VERSION, 4);
 }
+
+#[test]
+fn a_large_message_of_schema_3_stays_apart() {
+    for (name, store, _dir) in stores() {
+        let big: &'static [u8] = Box::leak(vec![7u8; IndexEntry::INLINE_BELOW].into_boxed_slice());
+        let entry = IndexEntry { seq: 1, message: 1, size: big.len() as u32, ..Default::default() };
+        let ops = [
+            Op::PutQueue(queue(1, "q").into()),
+            Op::PutMessage { id: 1, record: message_record(big).into() },
+            Op::Place { queue: 1, entry },
+        ];
+        store.write(&ops, true).unwrap();
+        let b = backlogs(store.as_ref(), &[(1, 0)], HeadLimit { messages: 10, bytes: 1 << 20 }).unwrap();
+        assert_eq!(b.queues[&1].head[0].1.body.len(), big.len(), "{name}");
+        assert_eq!(b.queues[&1].head[0].0.flags, 0, "{name}");
+        assert!(b.fixes.is_empty(), "{name}: {:?}", b.fixes);
+    }
+}
+
+#[test]
+fn fixes_go_in_bounded_groups_that_keep_a_moved_message_with_its_new_place() {
+    use super::super::recovery::fix_groups;
+    let mut fixes = Vec::new();
+    for seq in 0..3000u64 {
+        fixes.push(placed(1, seq, seq, 0, b"m", false));
+        fixes.push(Op::DeleteMessage { id: seq });
+    }
+    let groups = fix_groups(fixes.clone());
+    assert!(groups.len() > 1);
+    assert!(groups.iter().all(|g| g.len() <= 1025), "{:?}", groups.iter().map(Vec::len).collect::<Vec<_>>());
+    for g in &groups {
+        assert!(matches!(g.first(), Some(Op::PlaceWith { .. })), "a group starts with a deletion");
+        assert!(matches!(g.last(), Some(Op::DeleteMessage { .. })), "a move split from its deletion");
+    }
+    assert_eq!(groups.concat(), fixes, "in order, nothing lost");
+}

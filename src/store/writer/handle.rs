@@ -187,11 +187,10 @@ impl StoreHandle {
         self.shared.ids.fetch_add(n.max(1), Ordering::Relaxed)
     }
 
-    /// Drops one place's hold on a stored message; the last one deletes a
-    /// shared one. A message held by one queue is kept in its place or its
-    /// page, and goes with it.
+    /// Drops one place's hold on a message kept apart (not in its place or
+    /// page); the last one deletes it.
     pub fn release(&self, id: u64, shared: bool) {
-        if shared && self.shared.refs.release(id) {
+        if !shared || self.shared.refs.release(id) {
             self.submit(Op::DeleteMessage { id });
         }
     }
@@ -201,15 +200,17 @@ impl StoreHandle {
         let _ = self.tx.send(Cmd::Op(op));
     }
 
-    /// Submits a new message held by `queue` alone, kept in its place
-    /// (`PlaceWith`; `entry` flagged `INLINE`).
+    /// Submits a new message held by `queue` alone: kept in its place
+    /// (`PlaceWith`) if `entry` is flagged `INLINE`, else `PutMessage` with
+    /// id `entry.message`, then `Place`.
     pub fn submit_placed(&self, queue: u64, entry: IndexEntry, record: SharedRecord) {
         let _ = self.tx.send(Cmd::Placed { queue, entry, record });
     }
 
-    /// Submits a place's removal (a message kept in it or in its page goes with it).
-    pub fn submit_settle(&self, queue: u64, seq: u64, lane: Option<u8>) {
-        let _ = self.tx.send(Cmd::Settle { queue, seq, lane });
+    /// Submits a place's removal (a message kept in it or in its page goes
+    /// with it), then the deletion of `message` if set (one kept apart).
+    pub fn submit_settle(&self, queue: u64, seq: u64, lane: Option<u8>, message: Option<u64>) {
+        let _ = self.tx.send(Cmd::Settle { queue, seq, lane, message });
     }
 
     /// Submits ops to be written in one batch: after a crash, all of them

@@ -13,9 +13,10 @@
 //! (RabbitMQ's message store also confirms a message removed before it
 //! was written).
 //!
-//! What may wait: the `PlaceWith` of a message held by one queue, flagged
-//! delivered (`Cmd::Placed`), and nothing else of the batch about that
-//! message or place (a requeue, a page, a dead letter: then it is written
+//! What may wait: the write of a message held by one queue and its place
+//! flagged delivered, sent together (`Cmd::Placed`: one `PlaceWith`, or a
+//! `PutMessage` and its `Place` for a large body), and nothing else of the
+//! batch about that message or place (a requeue, a page, a dead letter: then it is written
 //! in order). Any other kind of op in a batch (a queue's deletion, a
 //! deduplication id, a read of pages, a shutdown) writes everything held
 //! first. A barrier submitted after a held write waits for it: it is
@@ -55,8 +56,10 @@ struct Candidate {
     /// Its number: barriers submitted after it wait for it.
     n: u64,
     since: Instant,
-    /// What the batch holds about it: its write (with its place), anything else.
+    /// What the batch holds about it: its write, its place (one
+    /// `PlaceWith` is both), anything else.
     puts: u8,
+    places: u8,
     other: bool,
     /// Held back by the last split.
     held: bool,
@@ -110,6 +113,7 @@ impl Hold {
             n: self.last,
             since: now,
             puts: 0,
+            places: 0,
             other: false,
             held: false,
         };
@@ -179,13 +183,16 @@ impl Hold {
         }
         let fresh = &self.fresh;
         let held = |op: &Op| match op {
-            Op::PlaceWith { entry, .. } => fresh.get(&entry.message).is_some_and(|c| c.held),
+            Op::PutMessage { id, .. } => fresh.get(id).is_some_and(|c| c.held),
+            Op::Place { entry, .. } | Op::PlaceWith { entry, .. } => {
+                fresh.get(&entry.message).is_some_and(|c| c.held)
+            }
             _ => false,
         };
         let mut bytes = 0;
         for op in ops.drain(..) {
             if held(&op) {
-                if let Op::PlaceWith { record, .. } = &op {
+                if let Op::PutMessage { record, .. } | Op::PlaceWith { record, .. } = &op {
                     let parts = record.parts();
                     bytes += parts.body.len() + parts.header.len();
                 }
@@ -216,7 +223,7 @@ impl Hold {
     /// another kind).
     fn scan(&mut self, ops: &[Op], now: Instant) -> bool {
         for c in self.fresh.values_mut() {
-            c.puts = 0;
+            (c.puts, c.places) = (0, 0);
         }
         let (fresh, places) = (&mut self.fresh, &self.places);
         // Something else about a candidate's message or place.
@@ -227,17 +234,22 @@ impl Hold {
         }
         for op in ops {
             match op {
-                Op::PlaceWith { queue, entry, .. } => match fresh.get_mut(&entry.message) {
-                    Some(c) if c.place == (*queue, entry.seq) && entry.flags & IndexEntry::DELIVERED != 0 => {
-                        c.puts = c.puts.saturating_add(1)
+                Op::PutMessage { id, .. } => {
+                    if let Some(c) = fresh.get_mut(id) {
+                        c.puts = c.puts.saturating_add(1);
                     }
-                    Some(c) => c.other = true,
-                    None => other(fresh, places.get(&(*queue, entry.seq))),
-                },
-                Op::PutMessage { id, .. } => other(fresh, Some(id)),
-                Op::Place { queue, entry } => {
-                    other(fresh, Some(&entry.message));
-                    other(fresh, places.get(&(*queue, entry.seq)));
+                }
+                Op::Place { queue, entry } | Op::PlaceWith { queue, entry, .. } => {
+                    match fresh.get_mut(&entry.message) {
+                        Some(c) if c.place == (*queue, entry.seq) && entry.has(IndexEntry::DELIVERED) => {
+                            c.places = c.places.saturating_add(1);
+                            if matches!(op, Op::PlaceWith { .. }) {
+                                c.puts = c.puts.saturating_add(1);
+                            }
+                        }
+                        Some(c) => c.other = true,
+                        None => other(fresh, places.get(&(*queue, entry.seq))),
+                    }
                 }
                 Op::Page { queue, entry, .. } => {
                     other(fresh, Some(&entry.message));
@@ -250,14 +262,14 @@ impl Hold {
         }
         let mut any = false;
         for c in self.fresh.values_mut() {
-            let whole = !c.other && c.puts == 1;
+            let whole = !c.other && c.puts == 1 && c.places == 1;
             let was_held = std::mem::replace(&mut c.held, whole && now.duration_since(c.since) < self.window);
             any |= c.held;
             // Annihilated: its ack came in time. Written when due after a
             // wait: it did not (a write already due when first looked at,
             // behind a long batch, says nothing of the consumers).
-            let change = match (c.other, c.puts) {
-                (false, 0) => 1,
+            let change = match (c.other, c.puts, c.places) {
+                (false, 0, 0) => 1,
                 _ if whole && !c.held && was_held => -2,
                 _ => 0,
             };
@@ -321,6 +333,24 @@ mod tests {
         assert_eq!(h.split(&mut next, t0), 0);
         assert!(next.is_empty());
         assert_eq!(h.cut(), None);
+    }
+
+    #[test]
+    fn a_message_kept_apart_waits_with_its_place() {
+        let t0 = Instant::now();
+        let mut h = hold();
+        h.register(9, &entry(1, 1), t0);
+        let put = Op::PutMessage {
+            id: 1,
+            record: MessageRecord { body: vec![0; 10].into(), ..Default::default() }.into(),
+        };
+        let place = Op::Place { queue: 9, entry: entry(1, 1) };
+        let mut ops = vec![put.clone(), place.clone()];
+        assert_eq!(h.split(&mut ops, t0), 10);
+        assert!(ops.is_empty());
+        let mut next = Vec::new();
+        h.resume(&mut next);
+        assert_eq!(next, vec![put, place]);
     }
 
     #[test]

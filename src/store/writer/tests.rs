@@ -119,7 +119,7 @@ fn a_held_write_met_by_its_settle_is_never_written() {
     let fx = open(&dir);
     let before = ops_written(&fx.handle);
     let id = place(&fx.handle, 7, 1, IndexEntry::DELIVERED);
-    fx.handle.submit_settle(7, 1, None);
+    fx.handle.submit_settle(7, 1, None, None);
     assert!(barrier(&fx.handle).recv_timeout(WAIT).unwrap());
     assert_eq!(ops_written(&fx.handle), before, "the write or its settle went to disk");
     assert!(!places(&fx.store).iter().any(|p| p.0 == 7));
@@ -142,7 +142,7 @@ fn a_barrier_waits_for_the_held_writes_before_it_and_no_others() {
     let held = place(&fx.handle, 10, 1, IndexEntry::DELIVERED);
     fx.handle.barrier(told(1));
     place(&fx.handle, 11, 1, IndexEntry::DELIVERED);
-    fx.handle.submit_settle(11, 1, None);
+    fx.handle.submit_settle(11, 1, None, None);
     fx.handle.barrier(told(2));
     let answers: Vec<_> = (0..3).map(|_| rx.recv_timeout(WAIT).unwrap()).collect();
     let order: Vec<_> = answers.iter().map(|(n, ok, _)| (*n, *ok)).collect();
@@ -150,6 +150,27 @@ fn a_barrier_waits_for_the_held_writes_before_it_and_no_others() {
     assert!(!answers[0].2.contains(&(10, 1, held)), "a barrier waited for a write submitted after it");
     assert!(answers[1].2.contains(&(10, 1, held)), "a barrier was told before a held write before it");
     assert!(!answers[2].2.iter().any(|p| p.0 == 11), "a settled held write went to disk");
+}
+
+#[test]
+fn a_message_kept_apart_is_written_beside_its_place_and_deleted_with_its_settle() {
+    // A large body (no `INLINE` flag): a `PutMessage` and a `Place`, held
+    // alike when delivered as it came.
+    let dir = Dir::new();
+    let fx = open(&dir);
+    let message = fx.handle.next_id();
+    let entry = IndexEntry { seq: 1, message, size: 5, flags: IndexEntry::DELIVERED, ..Default::default() };
+    fx.handle.submit_placed(7, entry, record().into());
+    written(&fx, 6, 1);
+    assert!(!places(&fx.store).contains(&(7, 1, message)), "a write delivered as it came was not held");
+    assert!(barrier(&fx.handle).recv_timeout(WAIT).unwrap());
+    assert!(places(&fx.store).contains(&(7, 1, message)));
+    assert_eq!(fx.store.read_messages(&[message]).unwrap()[0], Some(record()));
+    assert!(!has_message(&fx.store, 7, 1), "kept in its place too");
+    fx.handle.submit_settle(7, 1, None, Some(message));
+    assert!(barrier(&fx.handle).recv_timeout(WAIT).unwrap());
+    assert!(!places(&fx.store).iter().any(|p| p.0 == 7));
+    assert!(fx.store.read_messages(&[message]).unwrap()[0].is_none());
 }
 
 /// Tells how a read of pages ended.
