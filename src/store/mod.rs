@@ -89,8 +89,8 @@ pub enum Op {
         id: u64,
     },
     /// A message's place in a queue (written again to change its flags),
-    /// its message kept apart: a shared one (`PutMessage`), or a paged one
-    /// (`Page`).
+    /// its message kept apart (`PutMessage`: a shared one, or one with a
+    /// body of `IndexEntry::INLINE_BELOW` or more) or in its page (`Page`).
     Place {
         queue: u64,
         entry: IndexEntry,

@@ -109,13 +109,15 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
         b.max_message_id = b.max_message_id.max(e.message);
         let paged = e.has(IndexEntry::PAGED);
         let Some(q) = b.queues.get_mut(&queue).filter(|_| !e.has(IndexEntry::TRANSIENT)) else {
-            b.fixes.push(Op::Remove { queue, seq: e.seq, lane: paged.then_some(e.lane) });
+            // The message kept apart goes first: a crash between the two
+            // leaves a place without its message, which the next start
+            // removes, rather than a message nothing names.
             if e.has(IndexEntry::SHARED) {
                 let_go.push(e.message);
             } else if !paged && !e.has(IndexEntry::INLINE) {
-                // Kept apart (schema 3).
                 b.fixes.push(Op::DeleteMessage { id: e.message });
             }
+            b.fixes.push(Op::Remove { queue, seq: e.seq, lane: paged.then_some(e.lane) });
             return;
         };
         if e.has(IndexEntry::SHARED) {
@@ -145,14 +147,20 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
     // holds any more (its last queue was deleted just before a crash) goes.
     let_go.sort_unstable();
     let_go.dedup();
-    b.fixes.extend(let_go.into_iter().filter(|id| !b.refs.holds(*id)).map(|id| Op::DeleteMessage { id }));
+    // Before the removals of the places that held them, as above.
+    let gone: Vec<Op> =
+        let_go.into_iter().filter(|id| !b.refs.holds(*id)).map(|id| Op::DeleteMessage { id }).collect();
+    b.fixes.splice(0..0, gone);
     for (queue, q) in b.queues.iter_mut() {
         let head = std::mem::take(&mut q.head);
         let entries: Vec<IndexEntry> = head.iter().map(|(e, _)| *e).collect();
         for (mut e, record) in entries.into_iter().zip(read_records(store, *queue, &head)?) {
             match record {
                 Some(r) => {
-                    if apart(&e) && (e.size as usize) < IndexEntry::INLINE_BELOW {
+                    // Where the broker will look for it: in its place if
+                    // small (`Queue::keeps_message`), else apart.
+                    let small = r.body.len() < IndexEntry::INLINE_BELOW;
+                    if apart(&e) && small {
                         // Written before messages held by one queue were
                         // kept in their places (schema 3): moved in, the
                         // two in one group (`fix_groups`).
@@ -160,6 +168,12 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
                         let record = super::SharedRecord::from(r.clone());
                         b.fixes.push(Op::PlaceWith { queue: *queue, entry: e, record, first: false });
                         b.fixes.push(Op::DeleteMessage { id: e.message });
+                    } else if e.has(IndexEntry::INLINE) && !e.has(IndexEntry::PAGED) && !small {
+                        // Kept in its place though large: moved out, the
+                        // message first, in one group (`fix_groups`).
+                        e.flags &= !IndexEntry::INLINE;
+                        b.fixes.push(Op::PutMessage { id: e.message, record: r.clone().into() });
+                        b.fixes.push(Op::Place { queue: *queue, entry: e });
                     }
                     q.head.push((e, r))
                 }
@@ -247,17 +261,22 @@ const FIX_GROUP: usize = 1024;
 
 /// The fixes in groups, each to be written whole (`submit_all`), in order:
 /// a message moved into its place or page is deleted among the messages in
-/// the group of that write, so a crash between groups leaves every message
-/// somewhere and none behind. Groups stay under `FIX_GROUP` ops and about
-/// the writer's batch bytes.
+/// the group of that write, and one moved out is written in the group of
+/// its new place, so a crash between groups leaves every message somewhere
+/// and none behind (elsewhere a message kept apart is deleted before the
+/// place that named it). Groups reach `FIX_GROUP` ops or about 16 MiB of
+/// bodies, plus the op that completes a move.
 pub fn fix_groups(fixes: Vec<Op>) -> Vec<Vec<Op>> {
     const GROUP_BYTES: usize = 16 << 20;
     let mut groups = Vec::new();
     let (mut group, mut bytes) = (Vec::<Op>::new(), 0);
     for op in fixes {
         let full = group.len() >= FIX_GROUP || bytes >= GROUP_BYTES;
-        let moved = matches!(op, Op::DeleteMessage { .. })
-            && matches!(group.last(), Some(Op::PlaceWith { .. } | Op::Page { .. }));
+        let moved = matches!(
+            (&op, group.last()),
+            (Op::DeleteMessage { .. }, Some(Op::PlaceWith { .. } | Op::Page { .. }))
+                | (Op::Place { .. }, Some(Op::PutMessage { .. }))
+        );
         if full && !moved {
             groups.push(std::mem::take(&mut group));
             bytes = 0;

@@ -475,18 +475,25 @@ impl Queue {
             // Tracked and written under the lock ranges are submitted under.
             let mut windows = s.windows.lock();
             windows.track(entry.lane, e.seq);
-            if m.shared && retained {
-                s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });
+            let page = Op::Page { queue: s.id, entry, record: m.record() };
+            match m.shared && retained {
+                true => {
+                    s.handle.submit_all(vec![Op::PutMessage { id: m.store_id, record: m.record() }, page])
+                }
+                false => s.handle.submit(page),
             }
-            s.handle.submit(Op::Page { queue: s.id, entry, record: m.record() });
         } else if entry.has(IndexEntry::INLINE) {
             // Its place was removed with the message it kept.
             s.handle.submit(Op::PlaceWith { queue: s.id, entry, record: m.record(), first: true });
         } else {
-            if retained {
-                s.handle.submit(Op::PutMessage { id: m.store_id, record: m.record() });
+            // The message and its place in one batch: a crash keeps both or neither.
+            let place = Op::Place { queue: s.id, entry };
+            match retained {
+                true => {
+                    s.handle.submit_all(vec![Op::PutMessage { id: m.store_id, record: m.record() }, place])
+                }
+                false => s.handle.submit(place),
             }
-            s.handle.submit(Op::Place { queue: s.id, entry });
         }
     }
 }

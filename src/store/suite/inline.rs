@@ -187,17 +187,68 @@ fn a_large_message_of_schema_3_stays_apart() {
 #[test]
 fn fixes_go_in_bounded_groups_that_keep_a_moved_message_with_its_new_place() {
     use super::super::recovery::fix_groups;
-    let mut fixes = Vec::new();
+    // One op ahead, so that the count bound falls inside a move each time.
+    let mut fixes = vec![Op::Remove { queue: 9, seq: 1, lane: None }];
     for seq in 0..3000u64 {
         fixes.push(placed(1, seq, seq, 0, b"m", false));
         fixes.push(Op::DeleteMessage { id: seq });
+        // A message moved out: written apart, then its place.
+        fixes.push(Op::PutMessage { id: 10_000 + seq, record: message(b"big").into() });
+        fixes.push(place(2, seq, 10_000 + seq, 0));
     }
     let groups = fix_groups(fixes.clone());
     assert!(groups.len() > 1);
     assert!(groups.iter().all(|g| g.len() <= 1025), "{:?}", groups.iter().map(Vec::len).collect::<Vec<_>>());
-    for g in &groups {
-        assert!(matches!(g.first(), Some(Op::PlaceWith { .. })), "a group starts with a deletion");
-        assert!(matches!(g.last(), Some(Op::DeleteMessage { .. })), "a move split from its deletion");
+    for g in &groups[1..] {
+        assert!(
+            matches!(g.first(), Some(Op::PlaceWith { .. } | Op::PutMessage { .. })),
+            "a move split: {:?}",
+            g.first()
+        );
     }
     assert_eq!(groups.concat(), fixes, "in order, nothing lost");
+    // Bodies bound a group too.
+    let big: &'static [u8] = Box::leak(vec![0u8; 4 << 20].into_boxed_slice());
+    let fixes: Vec<Op> = (0..10)
+        .map(|seq| Op::Page {
+            queue: 1,
+            entry: IndexEntry { seq, flags: IndexEntry::PAGED, ..Default::default() },
+            record: message(big).into(),
+        })
+        .collect();
+    let sizes: Vec<usize> = fix_groups(fixes).iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![4, 4, 2]);
+}
+
+#[test]
+fn a_large_message_kept_in_its_place_moves_out_and_a_gone_queues_message_goes_before_its_place() {
+    for (name, store, _dir) in stores() {
+        let big: &'static [u8] = Box::leak(vec![7u8; IndexEntry::INLINE_BELOW].into_boxed_slice());
+        let ops = [
+            Op::PutQueue(queue(1, "q").into()),
+            placed(1, 1, 1, 0, big, true),
+            // Queue 9 is gone; its place named a message kept apart.
+            Op::PutMessage { id: 2, record: message(b"gone").into() },
+            place(9, 1, 2, 0),
+        ];
+        store.write(&ops, true).unwrap();
+        let b = backlogs(store.as_ref(), &[(1, 0)], HeadLimit { messages: 10, bytes: 1 << 20 }).unwrap();
+        let head = &b.queues[&1].head;
+        assert_eq!((head[0].0.flags, head[0].1.body.len()), (0, big.len()), "{name}");
+        let at = |want: &Op| b.fixes.iter().position(|op| op == want);
+        let entry = IndexEntry { seq: 1, message: 1, size: big.len() as u32, ..Default::default() };
+        let (put, placed_apart) = (
+            b.fixes.iter().position(|op| matches!(op, Op::PutMessage { id: 1, .. })),
+            at(&Op::Place { queue: 1, entry }),
+        );
+        assert!(put.is_some() && placed_apart == put.map(|p| p + 1), "{name}: {:?}", b.fixes);
+        let (deleted, removed) =
+            (at(&Op::DeleteMessage { id: 2 }), at(&Op::Remove { queue: 9, seq: 1, lane: None }));
+        assert!(deleted.is_some() && deleted < removed, "{name}: {:?}", b.fixes);
+        store.write(&b.fixes, true).unwrap();
+        assert_eq!(store.read_messages(&[1, 2]).unwrap(), vec![Some(message_record(big)), None], "{name}");
+        assert_eq!(kept(store.as_ref(), 1, &[1]), vec![None], "{name}");
+        let again = backlogs(store.as_ref(), &[(1, 0)], HeadLimit { messages: 10, bytes: 1 << 20 }).unwrap();
+        assert!(again.fixes.is_empty(), "{name}: {:?}", again.fixes);
+    }
 }
