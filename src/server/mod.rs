@@ -48,9 +48,16 @@ fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, A
     let fixes = std::mem::take(&mut b.fixes);
     let handle = StoreHandle::start(store, config.storage.fsync, next_id, b.refs, head);
     handle.set_streams_dir(dir.join("streams"));
-    // Before anything reads pages back.
-    for group in recovery::fix_groups(fixes) {
-        handle.submit_all(group);
+    // Before anything reads pages back, and on disk before any queue takes
+    // a delivery: a fix rewrites places already on disk, which an ack
+    // meeting it in one batch must not cancel (`annihilate` takes a place
+    // written after its message in the batch for the place's first write).
+    // A failed write fails the store, which then refuses what needs it.
+    if !fixes.is_empty() {
+        for group in recovery::fix_groups(fixes) {
+            handle.submit_all(group);
+        }
+        handle.write_durably([]);
     }
     let broker = Broker::with_store(Some(handle.clone()));
     let access = Arc::new(Access::new(Some(handle.clone()), config.access.loopback_users.clone()));

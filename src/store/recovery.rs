@@ -281,7 +281,7 @@ pub fn fix_groups(fixes: Vec<Op>) -> Vec<Vec<Op>> {
             groups.push(std::mem::take(&mut group));
             bytes = 0;
         }
-        if let Op::PlaceWith { record, .. } | Op::Page { record, .. } = &op {
+        if let Op::PlaceWith { record, .. } | Op::Page { record, .. } | Op::PutMessage { record, .. } = &op {
             bytes += record.parts().body.len();
         }
         group.push(op);

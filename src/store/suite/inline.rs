@@ -218,6 +218,12 @@ fn fixes_go_in_bounded_groups_that_keep_a_moved_message_with_its_new_place() {
         .collect();
     let sizes: Vec<usize> = fix_groups(fixes).iter().map(Vec::len).collect();
     assert_eq!(sizes, vec![4, 4, 2]);
+    // Messages moved out count too, each with its place.
+    let fixes: Vec<Op> = (0..10)
+        .flat_map(|seq| [Op::PutMessage { id: seq, record: message(big).into() }, place(1, seq, seq, 0)])
+        .collect();
+    let sizes: Vec<usize> = fix_groups(fixes).iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![8, 8, 4]);
 }
 
 #[test]
