@@ -250,8 +250,8 @@ impl VHost {
                             warn!(queue = %record.name, seq = place.seq, "dropping a damaged stored message");
                             let lane = place.has(IndexEntry::PAGED).then_some(place.lane);
                             store.submit(Op::Remove { queue: record.id, seq: place.seq, lane });
-                            // A message kept in its place goes with it.
-                            if !place.has(IndexEntry::INLINE) {
+                            // A message kept in its place or page goes with it.
+                            if place.apart() {
                                 store.release(place.message, is_shared);
                             }
                             continue;

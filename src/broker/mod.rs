@@ -185,7 +185,7 @@ impl Broker {
                         // Its head's messages are released, then its paged-out
                         // places (a shared message's reference among them).
                         let backlog = backlogs.remove(&q.id).unwrap_or_default();
-                        for (place, _) in backlog.head.iter().filter(|(p, _)| !p.has(IndexEntry::INLINE)) {
+                        for (place, _) in backlog.head.iter().filter(|(p, _)| p.apart()) {
                             store.release(place.message, place.has(IndexEntry::SHARED));
                         }
                         for (lane, p) in backlog.paged.iter().enumerate() {

@@ -226,6 +226,13 @@ impl IndexEntry {
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }
+
+    /// Whether its message is kept apart, among the messages: a shared
+    /// one, or one that neither its page nor its place keeps. Only such a
+    /// message has a record to delete once its place goes.
+    pub fn apart(&self) -> bool {
+        self.has(Self::SHARED) || !(self.has(Self::PAGED) || self.has(Self::INLINE))
+    }
 }
 
 /// The durable topology, read back at start-up (queue contents are read

@@ -114,7 +114,7 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
             // removes, rather than a message nothing names.
             if e.has(IndexEntry::SHARED) {
                 let_go.push(e.message);
-            } else if !paged && !e.has(IndexEntry::INLINE) {
+            } else if e.apart() {
                 b.fixes.push(Op::DeleteMessage { id: e.message });
             }
             b.fixes.push(Op::Remove { queue, seq: e.seq, lane: paged.then_some(e.lane) });
@@ -295,7 +295,7 @@ pub fn fix_groups(fixes: Vec<Op>) -> Vec<Vec<Op>> {
 /// A place of a message held by one queue, not paged out, whose message
 /// is kept apart among the messages (written before schema 4, or large).
 fn apart(e: &IndexEntry) -> bool {
-    !e.has(IndexEntry::PAGED) && !e.has(IndexEntry::SHARED) && !e.has(IndexEntry::INLINE)
+    e.apart() && !e.has(IndexEntry::SHARED)
 }
 
 /// The messages of these places: from their pages, from the places

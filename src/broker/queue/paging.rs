@@ -347,7 +347,8 @@ impl Queue {
         if rest.is_empty() {
             s.handle.submit_settle(queue, first.seq, first.lane, first.message);
         } else {
-            let mut ops = Vec::with_capacity(rest.len() + 1);
+            let apart = all().filter(|x| x.message.is_some()).count();
+            let mut ops = Vec::with_capacity(rest.len() + 1 + apart);
             ops.extend(all().map(|x| Op::Remove { queue, seq: x.seq, lane: x.lane }));
             ops.extend(all().filter_map(|x| x.message).map(|id| Op::DeleteMessage { id }));
             s.handle.submit_all(ops);
