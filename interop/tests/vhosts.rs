@@ -145,7 +145,7 @@ async fn max_connections_limit_refuses_the_next_connection() {
 
     let c1 = connect_as(&user, PASSWORD, &vh).await.expect("1st connection");
     let c2 = connect_as(&user, PASSWORD, &vh).await.expect("2nd connection");
-    let text = expect_connect_refused(connect_as(&user, PASSWORD, &vh).await, 530);
+    let text = expect_limit_refused(&user, PASSWORD, &vh, 530).await;
     assert_eq!(text, refused(2));
     // The limit is per vhost, whoever connects.
     let parts = url_parts(&amqp_url());
@@ -290,7 +290,7 @@ async fn user_limits_refuse_the_next_connection_and_channel() {
     admin_ok("PUT", &limit("max-channels"), Some("{\"value\":1}")).await;
 
     let c1 = connect_as(&user, PASSWORD, &vh).await.expect("1st connection");
-    let text = expect_connect_refused(connect_as(&user, PASSWORD, &vh).await, 530);
+    let text = expect_limit_refused(&user, PASSWORD, &vh, 530).await;
     assert_eq!(
         text,
         format!("NOT_ALLOWED - connection refused for user '{user}': user connection limit (1) is reached")

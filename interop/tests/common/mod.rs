@@ -1486,6 +1486,31 @@ pub fn expect_connect_refused(res: Result<Connection, lapin::Error>, code: u16) 
     amqp.get_message().to_string()
 }
 
+/// Connects as `user` expecting a refusal with `code` because a connection
+/// limit is reached; returns the reply text. Warren counts a connection
+/// under the lock that checks the limits, before `connection.open-ok`, so
+/// the first attempt must be refused. RabbitMQ counts it after it opened,
+/// from an event handler, so one made right after others may still slip
+/// through there: against RabbitMQ such a connection is closed and the
+/// attempt repeated until refused.
+pub async fn expect_limit_refused(user: &str, password: &str, vhost: &str, code: u16) -> String {
+    if !is_rabbitmq() {
+        return expect_connect_refused(connect_as(user, password, vhost).await, code);
+    }
+    within("RabbitMQ to count the open connections", async {
+        loop {
+            match connect_as(user, password, vhost).await {
+                Ok(slipped) => {
+                    teardown(slipped).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                res => return expect_connect_refused(res, code),
+            }
+        }
+    })
+    .await
+}
+
 /// A connection's lapin events; subscribe (with [`connection_events`])
 /// before doing what should close the connection.
 pub type ConnectionEvents = std::pin::Pin<Box<dyn futures_lite::Stream<Item = lapin::Event> + Send>>;
