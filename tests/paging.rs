@@ -422,3 +422,67 @@ async fn a_length_limit_holds_when_everything_is_paged_out() {
     s.stop().await;
     assert_eq!(on_disk(&dir.0), (0, 0));
 }
+
+/// Takes every message with `basic.get`, acking each: (body, redelivered).
+async fn get_all_flagged(ch: &Channel, queue: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    while let Some(m) = ch.basic_get(queue.into(), BasicGetOptions::default()).await.unwrap() {
+        out.push((String::from_utf8(m.delivery.data.clone()).unwrap(), m.delivery.redelivered));
+        ch.basic_ack(m.delivery.delivery_tag, BasicAckOptions::default()).await.unwrap();
+    }
+    out
+}
+
+/// A one-lane queue remembers its deliveries with one mark (`Op::Delivered`),
+/// paged-out ones too; a priority queue marks each place. After a restart
+/// exactly the delivered, unacked messages come back redelivered, and
+/// messages published after a restart that found the queue empty are not
+/// taken for delivered ones (new seqs start past the mark).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_unacked_messages_come_back_redelivered_paged_out_or_not() {
+    let dir = Dir::new();
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (conn, ch) = connect(&s).await;
+    // (queue, messages, taken): five heads' worth, most of them delivered
+    // from pages, and a queue that never pages out (nothing but its mark
+    // tells where its seqs went).
+    let queues = [("deep", 5 * HEAD, 3 * HEAD), ("prio", 5 * HEAD, 3 * HEAD), ("small", HEAD / 2, HEAD / 4)];
+    declare(&ch, "deep", true).await;
+    declare_args(&ch, "prio", "x-max-priority", 3).await;
+    declare(&ch, "small", true).await;
+    for (q, n, _) in queues {
+        publish(&ch, "", q, 0..n, |_| true).await;
+    }
+    let held = conn.create_channel().await.unwrap();
+    for (q, _, taken) in queues {
+        assert_eq!(get_all_unacked(&held, q, taken).await, names(0..taken));
+    }
+    s.stop().await;
+
+    let expect = |range: std::ops::Range<usize>, redelivered: bool| -> Vec<(String, bool)> {
+        names(range).into_iter().map(|n| (n, redelivered)).collect()
+    };
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (_conn, ch) = connect(&s).await;
+    for (q, n, taken) in queues {
+        let mut want = expect(0..taken, true);
+        want.extend(expect(taken..n, false));
+        assert_eq!(get_all_flagged(&ch, q).await, want, "{q}");
+    }
+    s.stop().await;
+
+    // Every queue empty now: the next messages are new ones.
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (_conn, ch) = connect(&s).await;
+    for (q, n, _) in queues {
+        publish(&ch, "", q, n..n + 10, |_| true).await;
+    }
+    s.stop().await;
+    let s = Server::start(config(&dir.0, |_| {})).await.unwrap();
+    let (_conn, ch) = connect(&s).await;
+    for (q, n, _) in queues {
+        assert_eq!(get_all_flagged(&ch, q).await, expect(n..n + 10, false), "{q}");
+    }
+    s.stop().await;
+    restart_and_expect_nothing(&dir.0, "deep").await;
+}

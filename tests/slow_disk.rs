@@ -89,6 +89,10 @@ impl Store for SlowStore {
     fn page_frontiers(&self) -> StoreResult<Vec<(u64, u64)>> {
         self.inner.page_frontiers()
     }
+
+    fn delivered_marks(&self) -> StoreResult<Vec<(u64, u64)>> {
+        self.inner.delivered_marks()
+    }
     fn scan_page_seqs(&self, queue: u64, to_seq: u64, f: &mut dyn FnMut(u64)) -> StoreResult<()> {
         self.inner.scan_page_seqs(queue, to_seq, f)
     }

@@ -28,6 +28,8 @@ struct State {
     pages: BTreeMap<(u64, u64), (IndexEntry, MessageRecord)>,
     /// Read-back frontiers, by page lane.
     frontiers: BTreeMap<u64, u64>,
+    /// Delivery marks, by queue.
+    delivered: BTreeMap<u64, u64>,
     control: BTreeMap<(String, String), Vec<u8>>,
     delayed: BTreeMap<Vec<u8>, (u64, MessageRecord)>,
     dedup: BTreeMap<Vec<u8>, [u8; 24]>,
@@ -54,6 +56,7 @@ impl Store for MemoryStore {
                     let end = id + u64::from(last_lane) + 1;
                     s.pages.retain(|(q, _), _| !(id..end).contains(q));
                     s.frontiers.retain(|q, _| !(id..end).contains(q));
+                    s.delivered.remove(&id);
                 }
                 Op::PutBinding(b) => {
                     if !s.bindings.contains(&b) {
@@ -108,6 +111,12 @@ impl Store for MemoryStore {
                 }
                 Op::PageFrontier { queue, lane, seq } => {
                     s.frontiers.insert(queue + u64::from(lane), seq);
+                }
+                Op::Delivered { queue, below: 0 } => {
+                    s.delivered.remove(&queue);
+                }
+                Op::Delivered { queue, below } => {
+                    s.delivered.insert(queue, below);
                 }
                 Op::DeleteQueueRecord { vhost, name } => {
                     s.queues.remove(&(vhost, name));
@@ -226,6 +235,10 @@ impl Store for MemoryStore {
 
     fn page_frontiers(&self) -> Result<Vec<(u64, u64)>> {
         Ok(self.state.lock().frontiers.iter().map(|(lane, seq)| (*lane, *seq)).collect())
+    }
+
+    fn delivered_marks(&self) -> Result<Vec<(u64, u64)>> {
+        Ok(self.state.lock().delivered.iter().map(|(queue, below)| (*queue, *below)).collect())
     }
 
     fn scan_page_seqs(&self, queue: u64, to_seq: u64, f: &mut dyn FnMut(u64)) -> Result<()> {

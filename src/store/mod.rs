@@ -156,6 +156,17 @@ pub enum Op {
         lane: u8,
         seq: u64,
     },
+    /// Every persistent message of the queue below `below` has been
+    /// delivered (and so comes back redelivered after a restart), as
+    /// RabbitMQ's queue index remembers deliveries. A queue with one lane
+    /// delivers in `seq` order, so one mark per queue says it for all, and
+    /// the writer keeps the last of a batch (`annihilate::latest_marks`);
+    /// a priority queue marks each place instead. `below` 0 deletes the
+    /// mark (`DeleteQueue` does too).
+    Delivered {
+        queue: u64,
+        below: u64,
+    },
     /// Deletes the queue's record only: the writer splits a `DeleteQueue`
     /// into this, at once, and a `DropPlaces` of everything, once a drop
     /// that still reads the queue's index is done.
@@ -302,6 +313,8 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Every page lane's read-back frontier (`Op::PageFrontier`): (lane, seq).
     fn page_frontiers(&self) -> Result<Vec<(u64, u64)>>;
+    /// Every queue's delivery mark (`Op::Delivered`): (queue, below).
+    fn delivered_marks(&self) -> Result<Vec<(u64, u64)>>;
     /// The page lanes with a range mark (`ranged.rs`; a store that reads
     /// past range deletes, or keeps none, has none).
     fn page_marks(&self) -> Vec<u64> {

@@ -105,9 +105,25 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
         b.max_message_id = b.max_message_id.max(lane);
         b.fixes.push(Op::DropPlaces { queue: lane, index: Vec::new(), pages: vec![(0, 0, u64::MAX)] });
     }
-    store.scan_index(&mut |queue, e| {
+    // Below a queue's delivery mark every place was delivered: it comes
+    // back redelivered, as if marked so itself (and a page rewritten below
+    // says so). New seqs start past the mark. A gone queue's mark goes.
+    let mut delivered: FxHashMap<u64, u64> = FxHashMap::default();
+    for (queue, below) in store.delivered_marks()? {
+        match b.queues.get_mut(&queue) {
+            Some(q) => {
+                q.next_seq = q.next_seq.max(below);
+                delivered.insert(queue, below);
+            }
+            None => b.fixes.push(Op::Delivered { queue, below: 0 }),
+        }
+    }
+    store.scan_index(&mut |queue, mut e| {
         b.max_message_id = b.max_message_id.max(e.message);
         let paged = e.has(IndexEntry::PAGED);
+        if delivered.get(&queue).is_some_and(|below| e.seq < *below) {
+            e.flags |= IndexEntry::DELIVERED;
+        }
         let Some(q) = b.queues.get_mut(&queue).filter(|_| !e.has(IndexEntry::TRANSIENT)) else {
             // The message kept apart goes first: a crash between the two
             // leaves a place without its message, which the next start

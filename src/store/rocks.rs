@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `meta` | `schema` | schema version, u32 big-endian |
 //! | `meta` | `f`, queue id + lane u64 BE | the lane's read-back frontier, u64 BE |
+//! | `meta` | `d`, queue id u64 BE | below it, every message of the queue was delivered (`Op::Delivered`), u64 BE |
 //! | `meta` | `r`, queue id + lane u64 BE | the end of the furthest range delete of the lane's pages (`ranged.rs`) |
 //! | `meta` | `idfloor` | no queue id or lane at or below it is given out again (`ranged.rs`), u64 BE |
 //! | `exchanges` | vhost, name (length-prefixed) | `ExchangeRecord` |
@@ -36,8 +37,8 @@ use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOp
 use tracing::warn;
 
 use self::keys::{
-    binding_key, deletion_run, frontier_key, index_entry, index_key, index_value, name_key, INDEX_VALUE,
-    RANGE_MIN,
+    binding_key, deletion_run, delivered_key, frontier_key, index_entry, index_key, index_value, name_key,
+    INDEX_VALUE, RANGE_MIN,
 };
 use super::ranged::Ranged;
 use super::records::RecordRef;
@@ -197,6 +198,23 @@ impl RocksStore {
     fn corrupt(&self, what: impl Into<String>) -> StoreError {
         StoreError::Corrupt { what: format!("{} in {}", what.into(), self.path) }
     }
+
+    /// The `meta` entries whose key is `prefix` and a u64 BE, with their u64 BE values.
+    fn meta_numbers(&self, prefix: u8, what: &str) -> Result<Vec<(u64, u64)>> {
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_upper_bound([prefix + 1]);
+        let mut out = Vec::new();
+        let mode = IteratorMode::From(&[prefix], rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf_opt(self.cf("meta"), opts, mode) {
+            let (k, v) = item.map_err(|e| self.read_err(e))?;
+            let be = |b: &[u8]| b.try_into().ok().map(u64::from_be_bytes);
+            match (k.get(1..).and_then(be), be(&v)) {
+                (Some(key), Some(value)) => out.push((key, value)),
+                _ => return Err(self.corrupt(what)),
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl RocksStore {
@@ -276,6 +294,7 @@ impl Store for RocksStore {
                     let end = *id + u64::from(*last_lane) + 1;
                     batch.delete_range_cf(self.cf("pages"), index_key(*id, 0), index_key(end, 0));
                     batch.delete_range_cf(self.cf("meta"), frontier_key(*id), frontier_key(end));
+                    batch.delete_cf(self.cf("meta"), delivered_key(*id));
                     self.ranged.whole(&mut batch, self.cf("meta"), *id, end - 1);
                 }
                 Op::PutBinding(b) => batch.put_cf(self.cf("bindings"), binding_key(b), b.encode()),
@@ -331,6 +350,10 @@ impl Store for RocksStore {
                 }
                 Op::PageFrontier { queue, lane, seq } => {
                     batch.put_cf(self.cf("meta"), frontier_key(*queue + u64::from(*lane)), seq.to_be_bytes())
+                }
+                Op::Delivered { queue, below: 0 } => batch.delete_cf(self.cf("meta"), delivered_key(*queue)),
+                Op::Delivered { queue, below } => {
+                    batch.put_cf(self.cf("meta"), delivered_key(*queue), below.to_be_bytes())
                 }
                 Op::DeleteQueueRecord { vhost, name } => {
                     batch.delete_cf(self.cf("queues"), name_key(vhost, name))
@@ -480,22 +503,11 @@ impl Store for RocksStore {
     }
 
     fn page_frontiers(&self) -> Result<Vec<(u64, u64)>> {
-        let mut opts = rocksdb::ReadOptions::default();
-        opts.set_iterate_upper_bound(*b"g");
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf_opt(
-            self.cf("meta"),
-            opts,
-            IteratorMode::From(b"f", rocksdb::Direction::Forward),
-        ) {
-            let (k, v) = item.map_err(|e| self.read_err(e))?;
-            let be = |b: &[u8]| b.try_into().ok().map(u64::from_be_bytes);
-            match (k.get(1..).and_then(be), be(&v)) {
-                (Some(lane), Some(seq)) => out.push((lane, seq)),
-                _ => return Err(self.corrupt("page frontier")),
-            }
-        }
-        Ok(out)
+        self.meta_numbers(b'f', "page frontier")
+    }
+
+    fn delivered_marks(&self) -> Result<Vec<(u64, u64)>> {
+        self.meta_numbers(b'd', "delivery mark")
     }
 
     fn scan_page_seqs(&self, queue: u64, to_seq: u64, f: &mut dyn FnMut(u64)) -> Result<()> {

@@ -7,6 +7,7 @@ use super::memory::MemoryStore;
 use super::rocks::RocksStore;
 use super::*;
 
+mod delivered;
 mod inline;
 
 fn stores() -> Vec<(&'static str, Box<dyn Store>, Option<tempdir::Dir>)> {

@@ -13,7 +13,7 @@ use tracing::{error, warn};
 use super::metrics::StoreMetrics;
 use super::refs::SharedRefs;
 use super::{IndexEntry, Op, RecordRef, SharedRecord, Store};
-use annihilate::annihilate;
+use annihilate::{annihilate, latest_marks};
 use deletions::sort_deletions;
 use drops::{DropJob, Dropping};
 use hold::Hold;
@@ -363,6 +363,7 @@ impl Writer {
     /// their acks are held back, deletions go side by side.
     fn prepare(&mut self) {
         annihilate(&mut self.ops);
+        latest_marks(&mut self.ops);
         self.ops_bytes = self.hold.split(&mut self.ops, std::time::Instant::now());
         sort_deletions(&mut self.ops);
     }

@@ -62,11 +62,14 @@ impl PageSink for TakeIn {
 /// No-ack deliveries of one dispatch run settled in the store: submitted
 /// together, one message to the writer instead of one per delivery. The
 /// first is kept in place: a run of one (a publish handed straight to its
-/// consumer) allocates nothing and goes as before.
+/// consumer) allocates nothing and goes as before. With them, the queue's
+/// delivery mark for the run's manual-ack deliveries (`Op::Delivered`:
+/// past the last; 0 if none).
 #[derive(Default)]
 pub(super) struct Settled {
     first: Option<Settle>,
     rest: Vec<Settle>,
+    delivered_below: u64,
 }
 
 /// A place to remove (`seq`, and its page in lane `lane` if that goes on
@@ -317,10 +320,11 @@ impl Queue {
 
     /// A delivery left the queue: no-ack ones are settled for good; the
     /// first delivery of a manual-ack one is remembered (redelivered after
-    /// a restart).
-    /// `settled`: where a no-ack delivery's removal goes, submitted by the
-    /// caller with the others of its run (one message to the writer, not
-    /// one per delivery).
+    /// a restart): by the queue's delivery mark if it has one lane, else
+    /// by its place, written again.
+    /// `settled`: where a no-ack delivery's removal and the mark go,
+    /// submitted by the caller with the others of its run (one message to
+    /// the writer, not one per delivery).
     pub(super) fn on_delivered(&self, e: &Entry, no_ack: bool, settled: &mut Settled) {
         let Some(s) = self.store.as_ref().filter(|_| e.stored) else { return };
         if no_ack && e.message.shared {
@@ -332,7 +336,13 @@ impl Queue {
             // its page; else its message, after its place.
             settled.push(self.settle_of(e));
         } else if !e.redelivered && self.durable_entry(&e.message) && e.message.info.persistent() {
-            s.handle.submit(self.place_op(s.id, e, e.paged, true, false));
+            if self.last_lane() == 0 {
+                // Delivered in seq order: the queue's mark says it for
+                // every place below (recovery reads it so).
+                settled.delivered_below = settled.delivered_below.max(e.seq + 1);
+            } else {
+                s.handle.submit(self.place_op(s.id, e, e.paged, true, false));
+            }
         }
     }
 
@@ -341,7 +351,10 @@ impl Queue {
     /// a run for a range delete).
     pub(super) fn submit_settled(&self, settled: Settled) {
         let Some(s) = self.store.as_ref() else { return };
-        let Settled { first: Some(first), rest } = settled else { return };
+        if settled.delivered_below > 0 {
+            s.handle.submit(Op::Delivered { queue: s.id, below: settled.delivered_below });
+        }
+        let Settled { first: Some(first), rest, .. } = settled else { return };
         let queue = s.id;
         let all = || std::iter::once(&first).chain(&rest);
         if rest.is_empty() {

@@ -22,6 +22,13 @@ pub(super) fn frontier_key(lane: u64) -> [u8; 9] {
     k
 }
 
+/// A queue's delivery mark (`Op::Delivered`), in `meta`.
+pub(super) fn delivered_key(queue: u64) -> [u8; 9] {
+    let mut k = [b'd'; 9];
+    k[1..].copy_from_slice(&queue.to_be_bytes());
+    k
+}
+
 pub(super) fn index_key(queue: u64, seq: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(&queue.to_be_bytes());

@@ -6,7 +6,7 @@ use super::super::writer::HeadLimit;
 use super::*;
 
 /// A place keeping its message (`flags` besides `INLINE`).
-fn placed(queue: u64, seq: u64, message: u64, flags: u8, body: &'static [u8], first: bool) -> Op {
+pub(super) fn placed(queue: u64, seq: u64, message: u64, flags: u8, body: &'static [u8], first: bool) -> Op {
     let flags = flags | IndexEntry::INLINE;
     let entry = IndexEntry { seq, message, size: body.len() as u32, flags, expires: 0, lane: 0, returns: 0 };
     Op::PlaceWith { queue, entry, record: message_record(body).into(), first }

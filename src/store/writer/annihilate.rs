@@ -83,6 +83,28 @@ pub(super) fn annihilate(ops: &mut Vec<Op>) {
     });
 }
 
+/// Keeps only the last delivery mark of each queue in a batch (`Op::Delivered`:
+/// a queue's marks only grow, and the last says all the others said).
+pub(super) fn latest_marks(ops: &mut Vec<Op>) {
+    let marks = ops.iter().filter(|op| matches!(op, Op::Delivered { .. })).count();
+    if marks < 2 {
+        return;
+    }
+    let mut seen = FxHashSet::default();
+    let mut keep = Vec::with_capacity(ops.len());
+    for op in ops.iter().rev() {
+        keep.push(match op {
+            Op::Delivered { queue, .. } => seen.insert(*queue),
+            _ => true,
+        });
+    }
+    let mut i = ops.len();
+    ops.retain(|_| {
+        i -= 1;
+        keep[i]
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +225,18 @@ mod tests {
         let mut ops = vec![placed(1, false), remove.clone()];
         let before = ops.clone();
         annihilate(&mut ops);
+        assert_eq!(ops, before);
+    }
+
+    #[test]
+    fn only_the_last_delivery_mark_of_a_queue_is_written() {
+        let mark = |queue, below| Op::Delivered { queue, below };
+        let mut ops = vec![mark(9, 3), placed(1, true), mark(4, 2), mark(9, 5), put(7), mark(9, 6)];
+        latest_marks(&mut ops);
+        assert_eq!(ops, vec![placed(1, true), mark(4, 2), put(7), mark(9, 6)]);
+        let mut ops = vec![mark(9, 3), put(7)];
+        let before = ops.clone();
+        latest_marks(&mut ops);
         assert_eq!(ops, before);
     }
 }

@@ -64,6 +64,10 @@ impl Store for Counted {
         self.store.page_frontiers()
     }
 
+    fn delivered_marks(&self) -> Result<Vec<(u64, u64)>> {
+        self.store.delivered_marks()
+    }
+
     fn page_marks(&self) -> Vec<u64> {
         self.store.page_marks()
     }

@@ -257,6 +257,9 @@ impl Hold {
                 }
                 Op::DeleteMessage { id } => other(fresh, Some(id)),
                 Op::Remove { queue, seq, .. } => other(fresh, places.get(&(*queue, *seq))),
+                // Says only which places are redelivered after a restart:
+                // one written later is marked the same.
+                Op::Delivered { .. } => {}
                 _ => return false,
             }
         }
@@ -351,6 +354,17 @@ mod tests {
         let mut next = Vec::new();
         h.resume(&mut next);
         assert_eq!(next, vec![put, place]);
+    }
+
+    #[test]
+    fn a_delivery_mark_beside_it_does_not_stop_a_write_waiting() {
+        let t0 = Instant::now();
+        let mut h = hold();
+        h.register(9, &entry(1, 1), t0);
+        let mark = Op::Delivered { queue: 9, below: 7 };
+        let mut ops = vec![mark.clone(), placed(9, 1, 1, IndexEntry::DELIVERED)];
+        assert_eq!(h.split(&mut ops, t0), 10);
+        assert_eq!(ops, vec![mark]);
     }
 
     #[test]

@@ -75,6 +75,10 @@ impl Store for Flaky {
     fn page_frontiers(&self) -> Result<Vec<(u64, u64)>> {
         self.inner.page_frontiers()
     }
+
+    fn delivered_marks(&self) -> Result<Vec<(u64, u64)>> {
+        self.inner.delivered_marks()
+    }
     fn scan_page_seqs(&self, queue: u64, to_seq: u64, f: &mut dyn FnMut(u64)) -> Result<()> {
         self.inner.scan_page_seqs(queue, to_seq, f)
     }
