@@ -218,6 +218,34 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_taken_back_unsent_and_delivered_again_never_lowers_the_mark() {
+        let f = fixture();
+        let (a, b) = (f.message(), f.message());
+        assert_eq!(f.queue.offer(a), Taken::Kept);
+        assert_eq!(f.queue.offer(b), Taken::Kept);
+        let (c, mut rx) = f.consumer(false);
+        let mut got = Vec::new();
+        while let Ok(Outbound::Deliver(d)) = rx.try_recv() {
+            got.push(d);
+        }
+        assert_eq!(got.iter().map(|d| d.entry.seq).collect::<Vec<_>>(), vec![1, 2]);
+        let queue = f.queue.store_id().unwrap();
+        assert!(f.handle.write_durably([]));
+        assert_eq!(f.store.delivered_marks().unwrap(), vec![(queue, 3)]);
+        // Seq 1 never left: back as it was (not redelivered), and delivered
+        // again to another consumer; 2 was delivered and stays so.
+        f.queue.remove_consumer(&c);
+        let first = got.remove(0);
+        f.queue.clone().return_undelivered(first);
+        let (_other, mut rx) = f.consumer(false);
+        assert!(
+            matches!(rx.try_recv(), Ok(Outbound::Deliver(d)) if d.entry.seq == 1 && !d.entry.redelivered)
+        );
+        assert!(f.handle.write_durably([]));
+        assert_eq!(f.store.delivered_marks().unwrap(), vec![(queue, 3)]);
+    }
+
+    #[test]
     fn a_discarded_delivery_that_comes_back_unsent_is_written() {
         let f = fixture();
         let (_c, rx) = f.consumer(true);

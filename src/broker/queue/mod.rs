@@ -102,6 +102,9 @@ struct QueueStore {
     durable: bool,
     /// Read-back pages not yet deleted, per lane (`window`).
     windows: Mutex<window::Windows>,
+    /// The highest delivery mark submitted (`Op::Delivered`): a delivery
+    /// taken back unsent and delivered again must not lower it.
+    marked: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -226,7 +229,13 @@ impl Queue {
     /// gets fresh ids: one, or one per priority level (its page lanes).
     pub fn persisted(mut self, store: StoreHandle, id: Option<u64>) -> Self {
         let id = id.unwrap_or_else(|| store.next_ids(u64::from(self.last_lane()) + 1));
-        self.store = Some(QueueStore { handle: store, id, durable: true, windows: Default::default() });
+        self.store = Some(QueueStore {
+            handle: store,
+            id,
+            durable: true,
+            windows: Default::default(),
+            marked: Default::default(),
+        });
         self
     }
 
@@ -234,7 +243,13 @@ impl Queue {
     /// is short; nothing of it survives a restart.
     pub fn paging(mut self, store: StoreHandle) -> Self {
         let id = store.next_ids(u64::from(self.last_lane()) + 1);
-        self.store = Some(QueueStore { handle: store, id, durable: false, windows: Default::default() });
+        self.store = Some(QueueStore {
+            handle: store,
+            id,
+            durable: false,
+            windows: Default::default(),
+            marked: Default::default(),
+        });
         self
     }
 

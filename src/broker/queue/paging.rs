@@ -351,8 +351,9 @@ impl Queue {
     /// a run for a range delete).
     pub(super) fn submit_settled(&self, settled: Settled) {
         let Some(s) = self.store.as_ref() else { return };
-        if settled.delivered_below > 0 {
-            s.handle.submit(Op::Delivered { queue: s.id, below: settled.delivered_below });
+        let below = settled.delivered_below;
+        if below > 0 && s.marked.fetch_max(below, std::sync::atomic::Ordering::Relaxed) < below {
+            s.handle.submit(Op::Delivered { queue: s.id, below });
         }
         let Settled { first: Some(first), rest, .. } = settled else { return };
         let queue = s.id;

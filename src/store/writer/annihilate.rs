@@ -83,18 +83,30 @@ pub(super) fn annihilate(ops: &mut Vec<Op>) {
     });
 }
 
-/// Keeps only the last delivery mark of each queue in a batch (`Op::Delivered`:
-/// a queue's marks only grow, and the last says all the others said).
+/// Keeps one delivery mark of each queue in a batch (`Op::Delivered`): the
+/// last, raised to the highest (a queue submits only rising marks; a mark
+/// of 0, a deletion, stays as it is).
 pub(super) fn latest_marks(ops: &mut Vec<Op>) {
     let marks = ops.iter().filter(|op| matches!(op, Op::Delivered { .. })).count();
     if marks < 2 {
         return;
     }
+    let mut highest: FxHashMap<u64, u64> = FxHashMap::default();
+    for op in ops.iter() {
+        if let Op::Delivered { queue, below } = op {
+            let h = highest.entry(*queue).or_default();
+            *h = (*h).max(*below);
+        }
+    }
     let mut seen = FxHashSet::default();
     let mut keep = Vec::with_capacity(ops.len());
-    for op in ops.iter().rev() {
+    for op in ops.iter_mut().rev() {
         keep.push(match op {
-            Op::Delivered { queue, .. } => seen.insert(*queue),
+            Op::Delivered { below: 0, .. } => true,
+            Op::Delivered { queue, below } => {
+                *below = highest[queue];
+                seen.insert(*queue)
+            }
             _ => true,
         });
     }
@@ -234,6 +246,10 @@ mod tests {
         let mut ops = vec![mark(9, 3), placed(1, true), mark(4, 2), mark(9, 5), put(7), mark(9, 6)];
         latest_marks(&mut ops);
         assert_eq!(ops, vec![placed(1, true), mark(4, 2), put(7), mark(9, 6)]);
+        // Never lowered; a deletion stays where it is.
+        let mut ops = vec![mark(9, 8), mark(9, 0), mark(9, 4)];
+        latest_marks(&mut ops);
+        assert_eq!(ops, vec![mark(9, 0), mark(9, 8)]);
         let mut ops = vec![mark(9, 3), put(7)];
         let before = ops.clone();
         latest_marks(&mut ops);
