@@ -107,7 +107,8 @@ impl<T> Receiver<T> {
     }
 
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.recv_until(Some(Instant::now() + timeout))
+        // A timeout past what an `Instant` can hold waits as `recv` does.
+        self.recv_until(Instant::now().checked_add(timeout))
     }
 
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
@@ -197,6 +198,8 @@ mod tests {
         assert_eq!(rx.recv(), Err(RecvError));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Err(RecvTimeoutError::Disconnected));
+        // A timeout no clock can reach waits as `recv` does, without a panic.
+        assert_eq!(rx.recv_timeout(Duration::MAX), Err(RecvTimeoutError::Disconnected));
     }
 
     #[test]
