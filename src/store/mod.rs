@@ -160,9 +160,10 @@ pub enum Op {
     /// delivered (and so comes back redelivered after a restart), as
     /// RabbitMQ's queue index remembers deliveries. A queue with one lane
     /// delivers in `seq` order, so one mark per queue says it for all, and
-    /// the writer keeps the last of a batch (`annihilate::latest_marks`);
+    /// the writer writes one a batch, the highest (`annihilate::latest_marks`);
     /// a priority queue marks each place instead. `below` 0 deletes the
-    /// mark (`DeleteQueue` does too).
+    /// mark (`DeleteQueue` does too; a gone queue's mark left by a split
+    /// `DeleteQueue` goes at the next start).
     Delivered {
         queue: u64,
         below: u64,
