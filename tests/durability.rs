@@ -324,3 +324,55 @@ async fn confirmed_messages_survive_sigkill_and_acked_ones_stay_gone() {
     assert!(back.is_empty(), "acked (committed) messages came back: {back:?}");
     w.stop();
 }
+
+/// A start that fails once the data directory is open (the AMQP port
+/// taken; a definitions file that does not parse) exits with status 1 and
+/// the reason, not a crash (RocksDB's threads outliving the process), and
+/// the data directory is whole for the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_fails_after_opening_the_store_exits_with_its_reason() {
+    let mut w = Warren::new();
+    w.start().await;
+    {
+        let conn = w.connect().await;
+        let ch = conn.create_channel().await.unwrap();
+        declare(&ch, "kept", true).await;
+        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                "kept".into(),
+                BasicPublishOptions::default(),
+                b"still here",
+                persistent(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+    w.stop();
+
+    let taken = std::net::TcpListener::bind(("127.0.0.1", w.port)).unwrap();
+    let (status, log) = w.start_failing(&[]);
+    assert_eq!(status.code(), Some(1), "{status}: {log}");
+    assert!(log.contains("cannot start: Address already in use"), "{log}");
+    drop(taken);
+
+    let config = w.dir.with_extension("toml");
+    let definitions = w.dir.with_extension("json");
+    std::fs::write(&definitions, "{not json").unwrap();
+    std::fs::write(&config, format!("[access]\ndefinitions = {:?}\n", definitions.display().to_string()))
+        .unwrap();
+    let (status, log) = w.start_failing(&["--config", config.to_str().unwrap()]);
+    let _ = (std::fs::remove_file(&config), std::fs::remove_file(&definitions));
+    assert_eq!(status.code(), Some(1), "{status}: {log}");
+    assert!(log.contains("cannot import definitions file"), "{log}");
+
+    w.start().await;
+    let conn = w.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    assert_eq!(drain(&ch, "kept").await, vec![("still here".to_owned(), false)]);
+    w.stop();
+}

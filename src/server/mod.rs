@@ -48,54 +48,71 @@ fn recover(config: &Config, store: Arc<dyn Store>) -> std::io::Result<(Broker, A
     let fixes = std::mem::take(&mut b.fixes);
     let handle = StoreHandle::start(store, config.storage.fsync, next_id, b.refs, head);
     handle.set_streams_dir(dir.join("streams"));
-    // Before anything reads pages back, and on disk before any queue takes
-    // a delivery: a fix rewrites places already on disk, which an ack
-    // meeting it in one batch must not cancel (`annihilate` takes a place
-    // written after its message in the batch for the place's first write).
-    // A failed write fails the store, which then refuses what needs it.
-    if !fixes.is_empty() {
-        for group in recovery::fix_groups(fixes) {
-            handle.submit_all(group);
+    // From here the store has a writer: a failed start closes it before
+    // returning, or the process would exit with RocksDB's threads running.
+    let restored = (|| {
+        // Before anything reads pages back, and on disk before any queue takes
+        // a delivery: a fix rewrites places already on disk, which an ack
+        // meeting it in one batch must not cancel (`annihilate` takes a place
+        // written after its message in the batch for the place's first write).
+        // A failed write fails the store, which then refuses what needs it.
+        if !fixes.is_empty() {
+            for group in recovery::fix_groups(fixes) {
+                handle.submit_all(group);
+            }
+            handle.write_durably([]);
         }
-        handle.write_durably([]);
-    }
-    let broker = Broker::with_store(Some(handle.clone()));
-    let access = Arc::new(Access::new(Some(handle.clone()), config.access.loopback_users.clone()));
-    access.restore(recovered.control.iter().map(|(space, _, value)| (space.as_str(), value.as_slice())));
-    // The marker is set once the defaults were made: a data directory whose
-    // every vhost and user was deleted stays so, never getting guest/guest
-    // back. One with vhosts or users but no marker (written while the marker
-    // did not exist yet) counts as set up too.
-    let marked = recovered.control.iter().any(|(space, key, _)| space == INIT_SPACE && key == INIT_KEY);
-    let fresh = !marked
-        && !access.has_users()
-        && !recovered.control.iter().any(|(space, _, _)| space == crate::broker::vhost::VHOST_SPACE);
-    // A data directory of a Warren from before vhosts were kept: its
-    // topology is in `/`, which it keeps, definitions or not.
-    let legacy = fresh && !(recovered.exchanges.is_empty() && recovered.queues.is_empty());
-    // As RabbitMQ: definitions loaded at boot replace the default vhost and user.
-    let make_default = legacy || (fresh && config.access.definitions.is_none());
-    broker.restore(recovered, &mut b.queues, make_default, !fresh);
-    if !fresh {
-        // Permissions of a vhost whose deletion a crash cut short.
-        let orphans: std::collections::BTreeSet<_> =
-            access.permissions().into_iter().map(|p| p.vhost).filter(|v| broker.vhost(v).is_none()).collect();
-        for v in orphans {
-            warn!(vhost = %v, "deleting the permissions of a deleted vhost");
-            access.vhost_deleted(&v).map_err(std::io::Error::other)?;
+        let broker = Broker::with_store(Some(handle.clone()));
+        let access = Arc::new(Access::new(Some(handle.clone()), config.access.loopback_users.clone()));
+        access.restore(recovered.control.iter().map(|(space, _, value)| (space.as_str(), value.as_slice())));
+        // The marker is set once the defaults were made: a data directory whose
+        // every vhost and user was deleted stays so, never getting guest/guest
+        // back. One with vhosts or users but no marker (written while the marker
+        // did not exist yet) counts as set up too.
+        let marked = recovered.control.iter().any(|(space, key, _)| space == INIT_SPACE && key == INIT_KEY);
+        let fresh = !marked
+            && !access.has_users()
+            && !recovered.control.iter().any(|(space, _, _)| space == crate::broker::vhost::VHOST_SPACE);
+        // A data directory of a Warren from before vhosts were kept: its
+        // topology is in `/`, which it keeps, definitions or not.
+        let legacy = fresh && !(recovered.exchanges.is_empty() && recovered.queues.is_empty());
+        // As RabbitMQ: definitions loaded at boot replace the default vhost and user.
+        let make_default = legacy || (fresh && config.access.definitions.is_none());
+        broker.restore(recovered, &mut b.queues, make_default, !fresh);
+        if !fresh {
+            // Permissions of a vhost whose deletion a crash cut short.
+            let orphans: std::collections::BTreeSet<_> = access
+                .permissions()
+                .into_iter()
+                .map(|p| p.vhost)
+                .filter(|v| broker.vhost(v).is_none())
+                .collect();
+            for v in orphans {
+                warn!(vhost = %v, "deleting the permissions of a deleted vhost");
+                access.vhost_deleted(&v).map_err(std::io::Error::other)?;
+            }
         }
-    }
-    match &config.access.definitions {
-        Some(path) => load_definitions(path, &broker, &access)?,
-        None if fresh => seed_users(config, &broker, &access).map_err(std::io::Error::other)?,
-        None => {}
-    }
-    if !marked {
-        let mark = Op::PutControl { space: INIT_SPACE.into(), key: INIT_KEY.into(), value: b"1".to_vec() };
-        if !handle.write_durably([mark]) {
-            return Err(std::io::Error::other("cannot write to the data directory"));
+        match &config.access.definitions {
+            Some(path) => load_definitions(path, &broker, &access)?,
+            None if fresh => seed_users(config, &broker, &access).map_err(std::io::Error::other)?,
+            None => {}
         }
-    }
+        if !marked {
+            let mark =
+                Op::PutControl { space: INIT_SPACE.into(), key: INIT_KEY.into(), value: b"1".to_vec() };
+            if !handle.write_durably([mark]) {
+                return Err(std::io::Error::other("cannot write to the data directory"));
+            }
+        }
+        Ok((broker, access))
+    })();
+    let (broker, access) = match restored {
+        Ok(r) => r,
+        Err(e) => {
+            handle.shutdown();
+            return Err(e);
+        }
+    };
     info!(data_dir = %dir.display(), queues, messages, elapsed_ms = started.elapsed().as_millis() as u64, "recovered durable state");
     Ok((broker, access, handle))
 }
@@ -287,6 +304,24 @@ impl Server {
     /// use `store::memory::MemoryStore`).
     pub async fn start_with_store(config: Config, store: Arc<dyn Store>) -> std::io::Result<Server> {
         let (broker, access, store) = recover(&config, store)?;
+        match Self::serve(config, broker, access, store.clone()).await {
+            Ok(server) => Ok(server),
+            Err(e) => {
+                // Closed on its writer's thread before the process can exit
+                // (RocksDB's threads must not outlive it): exit 1, not a crash.
+                let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Listens and serves a recovered broker.
+    async fn serve(
+        config: Config,
+        broker: Broker,
+        access: Arc<Access>,
+        store: StoreHandle,
+    ) -> std::io::Result<Server> {
         let broker = Arc::new(broker);
         // After recovery: what is on disk (and boot definitions) is kept whole.
         broker.set_topology_caps(config.limits.max_queues_per_vhost, config.limits.max_exchanges_per_vhost);

@@ -45,6 +45,33 @@ impl Warren {
         panic!("warren did not start listening");
     }
 
+    /// Runs `warren` on this port and data directory with `extra`
+    /// arguments, expecting it to fail to start: how it exited, and what it
+    /// logged.
+    #[allow(dead_code)]
+    pub fn start_failing(&self, extra: &[&str]) -> (std::process::ExitStatus, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+            .args(["--metrics-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--listen", &format!("127.0.0.1:{}", self.port), "--log-level", "warn", "--data-dir"])
+            .arg(&self.dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("warren runs");
+        for _ in 0..400 {
+            if child.try_wait().unwrap().is_some() {
+                let out = child.wait_with_output().unwrap();
+                let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
+                log.push_str(&String::from_utf8_lossy(&out.stderr));
+                return (out.status, log);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let _ = child.kill();
+        panic!("warren started, though it was expected to fail");
+    }
+
     /// A clean stop (SIGINT), as an operator would.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
