@@ -34,9 +34,7 @@ const ID_FLOOR: &[u8] = b"idfloor";
 
 /// A lane's mark, in `meta`.
 fn mark_key(lane: u64) -> [u8; 9] {
-    let mut k = [b'r'; 9];
-    k[1..].copy_from_slice(&lane.to_be_bytes());
-    k
+    super::rocks::keys::meta_key(b'r', lane)
 }
 
 #[derive(Default)]

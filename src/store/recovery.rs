@@ -176,7 +176,7 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
                     // Where the broker will look for it: in its place if
                     // small (`Queue::keeps_message`), else apart.
                     let small = r.body.len() < IndexEntry::INLINE_BELOW;
-                    if apart(&e) && small {
+                    if own_apart(&e) && small {
                         // Written before messages held by one queue were
                         // kept in their places (schema 3): moved in, the
                         // two in one group (`fix_groups`).
@@ -226,7 +226,7 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
                 // same group: `fix_groups`).
                 let entry = IndexEntry { flags: (e.flags | IndexEntry::PAGED) & !IndexEntry::INLINE, ..*e };
                 b.fixes.push(Op::Page { queue, entry, record: record.into() });
-                if apart(e) {
+                if own_apart(e) {
                     b.fixes.push(Op::DeleteMessage { id: e.message });
                 }
             }
@@ -310,7 +310,7 @@ pub fn fix_groups(fixes: Vec<Op>) -> Vec<Vec<Op>> {
 
 /// A place of a message held by one queue, not paged out, whose message
 /// is kept apart among the messages (written before schema 4, or large).
-fn apart(e: &IndexEntry) -> bool {
+fn own_apart(e: &IndexEntry) -> bool {
     e.apart() && !e.has(IndexEntry::SHARED)
 }
 

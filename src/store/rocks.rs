@@ -47,7 +47,7 @@ use super::{
     Recovered, Result, Store, StoreError, SCHEMA_SEPARATE, SCHEMA_UNMARKED, SCHEMA_VERSION,
 };
 
-mod keys;
+pub(super) mod keys;
 
 /// `control`, `delayed` and `dedup` came after schema 2 was fixed: a
 /// directory without them gets them empty at open, which is what they would

@@ -15,18 +15,22 @@ pub(super) fn binding_key(b: &BindingRecord) -> Vec<u8> {
     w.0
 }
 
+/// A key of `meta` naming a queue or lane: `prefix`, then the id, u64 BE
+/// (read back by `RocksStore::meta_numbers`).
+pub(in crate::store) fn meta_key(prefix: u8, id: u64) -> [u8; 9] {
+    let mut k = [prefix; 9];
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
 /// A page lane's read-back frontier, in `meta`.
 pub(super) fn frontier_key(lane: u64) -> [u8; 9] {
-    let mut k = [b'f'; 9];
-    k[1..].copy_from_slice(&lane.to_be_bytes());
-    k
+    meta_key(b'f', lane)
 }
 
 /// A queue's delivery mark (`Op::Delivered`), in `meta`.
 pub(super) fn delivered_key(queue: u64) -> [u8; 9] {
-    let mut k = [b'd'; 9];
-    k[1..].copy_from_slice(&queue.to_be_bytes());
-    k
+    meta_key(b'd', queue)
 }
 
 pub(super) fn index_key(queue: u64, seq: u64) -> [u8; 16] {

@@ -87,33 +87,31 @@ pub(super) fn annihilate(ops: &mut Vec<Op>) {
 /// last, raised to the highest (a queue submits only rising marks; a mark
 /// of 0, a deletion, stays as it is).
 pub(super) fn latest_marks(ops: &mut Vec<Op>) {
-    let marks = ops.iter().filter(|op| matches!(op, Op::Delivered { .. })).count();
-    if marks < 2 {
+    if ops.iter().filter(|op| matches!(op, Op::Delivered { .. })).nth(1).is_none() {
         return;
     }
-    let mut highest: FxHashMap<u64, u64> = FxHashMap::default();
-    for op in ops.iter() {
+    // Per queue: where its last mark is, and the highest.
+    let mut last: FxHashMap<u64, (usize, u64)> = FxHashMap::default();
+    for (i, op) in ops.iter().enumerate() {
         if let Op::Delivered { queue, below } = op {
-            let h = highest.entry(*queue).or_default();
-            *h = (*h).max(*below);
+            if *below > 0 {
+                let l = last.entry(*queue).or_default();
+                *l = (i, l.1.max(*below));
+            }
         }
     }
-    let mut seen = FxHashSet::default();
-    let mut keep = Vec::with_capacity(ops.len());
-    for op in ops.iter_mut().rev() {
-        keep.push(match op {
-            Op::Delivered { below: 0, .. } => true,
-            Op::Delivered { queue, below } => {
-                *below = highest[queue];
-                seen.insert(*queue)
+    let mut i = 0;
+    ops.retain_mut(|op| {
+        let at = i;
+        i += 1;
+        match op {
+            Op::Delivered { queue, below } if *below > 0 => {
+                let (keep_at, highest) = last[queue];
+                *below = highest;
+                keep_at == at
             }
             _ => true,
-        });
-    }
-    let mut i = ops.len();
-    ops.retain(|_| {
-        i -= 1;
-        keep[i]
+        }
     });
 }
 
