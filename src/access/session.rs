@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::{Access, Permission, TopicPermission};
-use crate::protocol::AmqpError;
+use crate::protocol::{same_name, AmqpError};
 
 /// What a permission is checked on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,7 @@ impl Session {
     /// `basic.publish`: write on the exchange, remembered for the next ones.
     pub fn check_publish(&mut self, exchange: &[u8]) -> Result<(), AmqpError> {
         if self.access.generation() == self.generation {
-            if let Some(i) = self.may_publish.iter().position(|x| &x[..] == exchange) {
+            if let Some(i) = self.may_publish.iter().position(|x| same_name(x, exchange)) {
                 if i > 0 {
                     self.may_publish[..=i].rotate_right(1);
                 }

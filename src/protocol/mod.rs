@@ -32,3 +32,31 @@ pub const FRAME_HEARTBEAT: u8 = 8;
 pub const CLASS_CONNECTION: u16 = 10;
 pub const CLASS_CHANNEL: u16 = 20;
 pub const CLASS_BASIC: u16 = 60;
+
+/// Equality of two short strings (exchange, queue and routing key names)
+/// without a libc call. Slices' `==` calls `memcmp` even when both are
+/// empty, and an empty slice's pointer is dangling (`0x1`): glibc's AVX-512
+/// `memcmp` then does a fully masked load from an unmapped page, which the
+/// CPU completes through a slow assist (~80 ns measured on the AMD EPYC VMs,
+/// against ~2 ns for any other short compare). The default exchange `""` is
+/// compared on every publish to it.
+#[inline]
+pub fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_name;
+
+    #[test]
+    fn same_name_is_byte_equality() {
+        let empty_vec: Vec<u8> = Vec::new();
+        let boxed: Box<[u8]> = Box::from(&b""[..]);
+        assert!(same_name(&empty_vec, &boxed));
+        assert!(same_name(b"amq.direct", b"amq.direct"));
+        assert!(!same_name(b"amq.direct", b"amq.direc"));
+        assert!(!same_name(b"", b"a"));
+        assert!(!same_name(b"amq.topic", b"amq.topiC"));
+    }
+}

@@ -10,7 +10,7 @@ use crate::broker::deadletter::{self, Reason};
 use crate::broker::exchange::{Destination, Exchange};
 use crate::broker::message::Message;
 use crate::broker::queue::{Queue, Taken};
-use crate::protocol::AmqpError;
+use crate::protocol::{same_name, AmqpError};
 use crate::store::Op;
 
 /// A connection's routing state: buffers reused for every message, and a
@@ -30,7 +30,7 @@ impl VHost {
     /// The exchange a `basic.publish` names: 404 if missing, 403 if internal.
     pub fn publish_exchange(&self, name: &[u8], router: &mut Router) -> Result<Arc<Exchange>, AmqpError> {
         if let Some(ex) =
-            router.cache_exchange.as_ref().filter(|e| same(e.name.as_bytes(), name) && !e.is_deleted())
+            router.cache_exchange.as_ref().filter(|e| same_name(e.name.as_bytes(), name) && !e.is_deleted())
         {
             return Ok(ex.clone());
         }
@@ -65,7 +65,8 @@ impl VHost {
                 }
                 return;
             }
-            if let Some(q) = cache_queue.as_ref().filter(|q| same(q.name.as_bytes(), key) && !q.is_deleted())
+            if let Some(q) =
+                cache_queue.as_ref().filter(|q| same_name(q.name.as_bytes(), key) && !q.is_deleted())
             {
                 queues.push(q.clone());
             } else if let Some(q) = std::str::from_utf8(key).ok().and_then(|k| self.queue(k)) {
@@ -220,12 +221,6 @@ fn extra_routing_keys(msg: &Message, bcc: &[String]) -> Vec<String> {
         }
     }
     keys
-}
-
-/// Name equality without a libc call for the common empty and short names.
-#[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The message to give a store id, held by this routing alone. One still
