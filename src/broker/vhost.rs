@@ -39,6 +39,10 @@ const PREDECLARED: &[(&str, ExchangeKind)] = &[
 pub struct VHost {
     pub name: String,
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
+    /// `exchanges[""]`, which can be neither declared nor deleted: found
+    /// without a hash lookup, whose compare of two empty names goes
+    /// through a slow `memcmp` (see `protocol::same_name`).
+    default_exchange: Arc<Exchange>,
     pub(super) queues: RwLock<HashMap<String, Arc<Queue>>>,
     pub(super) topology: Mutex<()>,
     /// Serialises policy changes among themselves (held across their disk
@@ -97,7 +101,7 @@ pub struct QueueDeclared {
 
 impl VHost {
     pub fn new(name: &str, store: Option<StoreHandle>) -> Self {
-        let exchanges = PREDECLARED
+        let exchanges: HashMap<String, Arc<Exchange>> = PREDECLARED
             .iter()
             .map(|(n, k)| {
                 let durable = true;
@@ -109,6 +113,7 @@ impl VHost {
             .collect();
         VHost {
             name: name.to_owned(),
+            default_exchange: exchanges[""].clone(),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
             topology: Mutex::new(()),
@@ -132,6 +137,9 @@ impl VHost {
     }
 
     pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
+        if name.is_empty() {
+            return Some(self.default_exchange.clone());
+        }
         self.exchanges.read().get(name).cloned()
     }
 
@@ -229,6 +237,11 @@ impl VHost {
     }
 
     pub(super) fn insert_exchange(&self, ex: Arc<Exchange>) {
+        if ex.name.is_empty() {
+            // Never declared, so never stored; it stays the one made with the vhost.
+            tracing::warn!(vhost = %self.name, "ignoring a stored default exchange");
+            return;
+        }
         self.exchanges.write().insert(ex.name.clone(), ex);
     }
 

@@ -1,4 +1,5 @@
-//! Direct: the routing key equals the binding key. One hash lookup.
+//! Direct: the routing key equals the binding key. One hash lookup (none
+//! for the empty key).
 
 use std::collections::HashMap;
 
@@ -80,6 +81,8 @@ mod tests {
         let mut t = Table::default();
         let (empty, a) = (to("e", ""), to("x", "a"));
         assert!(t.add(empty.clone()));
+        assert!(!t.is_empty(), "an empty key's binding counts");
+        assert_eq!(t.all().iter().map(|b| b.key.as_str()).collect::<Vec<_>>(), [""]);
         assert!(!t.add(empty.clone()), "the same binding twice");
         assert!(t.add(a.clone()));
         assert_eq!(routed(&t, b""), ["e"]);

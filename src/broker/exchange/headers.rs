@@ -90,7 +90,7 @@ fn same_value(a: &AMQPValue, b: &AMQPValue) -> bool {
         (
             AMQPValue::LongString(_) | AMQPValue::ShortString(_),
             AMQPValue::LongString(_) | AMQPValue::ShortString(_),
-        ) => str_bytes(a) == str_bytes(b),
+        ) => crate::protocol::same_name(str_bytes(a), str_bytes(b)),
         _ => a == b,
     }
 }

@@ -36,7 +36,7 @@ impl VHost {
         }
         let ex = std::str::from_utf8(name)
             .ok()
-            .and_then(|n| self.exchanges.read().get(n).cloned())
+            .and_then(|n| self.exchange(n))
             .ok_or_else(|| self.no_exchange(&String::from_utf8_lossy(name)))?;
         if ex.internal {
             return Err(AmqpError::access_refused(format!(

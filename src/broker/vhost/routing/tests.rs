@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::*;
+use crate::broker::exchange::ExchangeKind;
 use crate::broker::vhost::QueueDecl;
 use crate::protocol::properties::ContentHeader;
 use crate::store::memory::MemoryStore;
@@ -65,4 +66,20 @@ fn a_persistent_message_still_shared_is_written_for_its_durable_queues() {
     read.extend(store.read_places(one.store_id().unwrap(), &[po.seq]).unwrap());
     let bodies: Vec<_> = read.into_iter().map(|r| r.map(|r| r.body)).collect();
     assert_eq!(bodies, [Some(Bytes::from_static(b"to two")), None, Some(Bytes::from_static(b"to one"))]);
+}
+
+#[test]
+fn the_default_exchange_is_found_without_the_table_and_cannot_be_replaced() {
+    let v = VHost::new("/", None);
+    let listed = v.exchanges.read().get("").cloned().expect("listed with the others");
+    let found = v.exchange("").expect("the default exchange");
+    assert!(Arc::ptr_eq(&found, &listed));
+    let mut router = Router::default();
+    assert!(Arc::ptr_eq(&v.publish_exchange(b"", &mut router).unwrap(), &listed));
+    // A stored record of it (there should never be one) leaves it as it is.
+    let other = Exchange::new(String::new(), ExchangeKind::Fanout, true, false, false, Default::default());
+    v.insert_exchange(Arc::new(other));
+    assert!(Arc::ptr_eq(&v.exchange("").unwrap(), &listed));
+    assert!(Arc::ptr_eq(v.exchanges.read().get("").unwrap(), &listed));
+    assert!(v.publish_exchange(b"amq.nope", &mut router).is_err());
 }
