@@ -10,6 +10,7 @@
 //! once the lock is released (`dead.rs`).
 
 mod config;
+mod congestion;
 mod consumers;
 mod dead;
 mod expiry;
@@ -400,9 +401,7 @@ impl Queue {
         }
         self.drop_head(&mut st);
         self.expire_due(&mut st);
-        if (st.len() > CONGESTED_ABOVE || st.ready.bytes() > CONGESTED_BYTES) && !st.consumers.is_empty() {
-            self.congested.store(true, Ordering::Release);
-        }
+        self.congest_if_full(&st);
         self.finish(st);
         if discarded {
             Taken::Discarded
@@ -423,28 +422,6 @@ impl Queue {
         self.dead_letter(dead, &eff.config);
         for e in &places {
             self.forget(e);
-        }
-    }
-
-    /// Whether publishers feeding this queue should pause (credit flow).
-    pub fn is_congested(&self) -> bool {
-        self.congested.load(Ordering::Acquire) || self.stream.get().is_some_and(|s| s.is_congested())
-    }
-
-    /// Waits until the queue is no longer congested.
-    pub async fn drained(&self) {
-        let notified = self.drained.notified();
-        if self.is_congested() {
-            notified.await;
-        }
-    }
-
-    /// Lifts congestion: the backlog drained, or nobody is consuming any more.
-    fn relieve(&self, st: &State) {
-        let below = st.len() < RELIEVED_BELOW && st.ready.bytes() < RELIEVED_BYTES;
-        if self.is_congested() && (below || st.consumers.is_empty() || st.deleted) {
-            self.congested.store(false, Ordering::Release);
-            self.drained.notify_waiters();
         }
     }
 
@@ -648,18 +625,7 @@ impl State {
     }
 }
 
-/// Credit flow: a queue with consumers and more ready messages than this,
-/// or more body bytes in memory than `CONGESTED_BYTES`, makes the
-/// connections publishing to it pause until it is back below both
-/// `RELIEVED_BELOW` and `RELIEVED_BYTES`, so fast publishers cannot bury
-/// slow consumers in memory: with large bodies the broker holds a few
-/// dozen of them per queue, not the publishers' burst. Measured (README):
-/// 100,000 let 64 busy queues hold 2.4 GiB and slowed them down; 5,000
-/// costs a single queue 10-20% of its throughput.
-const CONGESTED_ABOVE: usize = 20_000;
-const RELIEVED_BELOW: usize = 10_000;
-const CONGESTED_BYTES: usize = 64 << 20;
-const RELIEVED_BYTES: usize = 32 << 20;
-
+#[cfg(test)]
+use congestion::{CONGESTED_ABOVE, CONGESTED_BYTES, RELIEVED_BELOW, RELIEVED_BYTES};
 #[cfg(test)]
 mod tests;
