@@ -282,7 +282,7 @@ impl VHost {
             }
             // Before its messages are back: a policy's delivery limit counts their returns.
             self.apply_policies_to_queue(&q);
-            q.restore(head, backlog.paged, backlog.next_seq);
+            q.restore(head, backlog.paged, backlog.next_seq, backlog.delivered_below);
             self.insert_queue(q.clone());
             self.watch_expiry(&q);
         }

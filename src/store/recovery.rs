@@ -49,6 +49,9 @@ pub struct Backlog {
     pub paged: Vec<Paged>,
     /// The seq after the last place on disk.
     pub next_seq: u64,
+    /// The queue's delivery mark on disk (`Op::Delivered`; 0 for none):
+    /// every place below it was delivered.
+    pub delivered_below: u64,
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +116,7 @@ pub fn backlogs(store: &dyn Store, known: &[(u64, u8)], limit: HeadLimit) -> Res
         match b.queues.get_mut(&queue) {
             Some(q) => {
                 q.next_seq = q.next_seq.max(below);
+                q.delivered_below = below;
                 delivered.insert(queue, below);
             }
             None => b.fixes.push(Op::Delivered { queue, below: 0 }),

@@ -112,7 +112,7 @@ mod tests {
     use super::Taken;
     use crate::broker::consumer::{Consumer, ConsumerSpec, Outbound};
     use crate::broker::message::Message;
-    use crate::broker::queue::Queue;
+    use crate::broker::queue::{Entry, Queue};
     use crate::store::memory::MemoryStore;
     use crate::store::writer::HeadLimit;
     use crate::store::{IndexEntry, Store, StoreHandle};
@@ -243,6 +243,31 @@ mod tests {
         );
         assert!(f.handle.write_durably([]));
         assert_eq!(f.store.delivered_marks().unwrap(), vec![(queue, 3)]);
+    }
+
+    #[test]
+    fn a_restored_queue_never_writes_a_mark_below_the_one_on_disk() {
+        let f = fixture();
+        // Back from a restart whose mark said 10, with a place below it that
+        // lost its delivered flag (a page rewrite that did not happen).
+        let entry = Entry {
+            seq: 5,
+            message: f.message(),
+            expires: 0,
+            returns: 0,
+            priority: 0,
+            redelivered: false,
+            stored: true,
+            paged: false,
+        };
+        f.queue.restore(vec![entry], Vec::new(), 11, 10);
+        let (_c, mut rx) = f.consumer(false);
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Deliver(d)) if d.entry.seq == 5));
+        assert!(f.handle.write_durably([]));
+        assert_eq!(f.store.delivered_marks().unwrap(), Vec::new(), "the mark of 10 stays");
+        // New messages start past the mark.
+        assert_eq!(f.queue.offer(f.message()), Taken::Kept);
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Deliver(d)) if d.entry.seq == 11));
     }
 
     #[test]

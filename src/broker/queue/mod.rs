@@ -282,10 +282,21 @@ impl Queue {
     }
 
     /// Puts recovered messages back: the head in memory, in order (shared
-    /// references already counted), the rest left on disk.
-    pub fn restore(self: &Arc<Self>, head: Vec<Entry>, paged: Vec<Paged>, next_seq: u64) {
+    /// references already counted), the rest left on disk. `delivered_below`
+    /// is the delivery mark on disk: no later mark may go below it, even for
+    /// a place below it that came back without its flag.
+    pub fn restore(
+        self: &Arc<Self>,
+        head: Vec<Entry>,
+        paged: Vec<Paged>,
+        next_seq: u64,
+        delivered_below: u64,
+    ) {
         let mut st = self.state.lock();
         st.next_seq = next_seq.max(1);
+        if let Some(s) = &self.store {
+            s.marked.store(delivered_below, Ordering::Relaxed);
+        }
         // Pages read back at start-up are settled in ranges like later
         // reads, so a frontier must cover them first: past each lane's last.
         let mut read_back: Vec<Option<u64>> = vec![None; st.paged.len()];

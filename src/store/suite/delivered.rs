@@ -34,6 +34,8 @@ fn places_below_a_queues_delivery_mark_come_back_delivered() {
         // The mark past every place: new seqs start there, or a message
         // published after the restart would come back redelivered.
         assert_eq!(b.queues[&4].next_seq, 9, "{name}");
+        // The marks themselves, for the queues to go on from.
+        assert_eq!((q.delivered_below, b.queues[&4].delivered_below), (6, 9), "{name}");
         assert!(b.queues[&4].head[0].0.has(D), "{name}");
         // The delivered page is written again saying so (what a page read
         // back tells the queue); the other stays as it is.
