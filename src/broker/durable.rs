@@ -217,6 +217,11 @@ impl VHost {
         let store = self.store.clone().expect("restoring needs a store");
         let mut shared: FxHashMap<u64, Arc<Message>> = FxHashMap::default();
         for e in exchanges {
+            if e.name.is_empty() {
+                // Never declared, so never stored: none is set up for it.
+                warn!(vhost = %self.name, "skipping a stored record of the default exchange");
+                continue;
+            }
             let Some(kind) = ExchangeKind::parse(&e.kind) else {
                 warn!(exchange = %e.name, kind = %e.kind, "skipping a stored exchange of an unknown type");
                 continue;

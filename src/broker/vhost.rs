@@ -40,9 +40,9 @@ const PREDECLARED: &[(&str, ExchangeKind)] = &[
 pub struct VHost {
     pub name: String,
     exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
-    /// `exchanges[""]`, which can be neither declared nor deleted: found
-    /// without a hash lookup, whose compare of two empty names goes
-    /// through a slow `memcmp` (see `protocol::same_name`).
+    /// `exchanges[""]`, which can be neither declared nor deleted (but
+    /// with its vhost): found without a hash lookup, whose compare of two
+    /// empty names goes through a slow `memcmp` (see `protocol::same_name`).
     default_exchange: Arc<Exchange>,
     pub(super) queues: RwLock<HashMap<String, Arc<Queue>>>,
     pub(super) topology: Mutex<()>,
@@ -139,7 +139,8 @@ impl VHost {
 
     pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
         if name.is_empty() {
-            return Some(self.default_exchange.clone());
+            // Deleted only with its vhost, which then has no exchanges.
+            return Some(self.default_exchange.clone()).filter(|e| !e.is_deleted());
         }
         self.exchanges.read().get(name).cloned()
     }
@@ -239,8 +240,7 @@ impl VHost {
 
     pub(super) fn insert_exchange(&self, ex: Arc<Exchange>) {
         if ex.name.is_empty() {
-            // Never declared, so never stored; it stays the one made with the vhost.
-            tracing::warn!(vhost = %self.name, "ignoring a stored default exchange");
+            // Never declared, so never stored: it stays the one made with the vhost.
             return;
         }
         self.exchanges.write().insert(ex.name.clone(), ex);

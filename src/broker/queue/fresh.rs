@@ -115,7 +115,7 @@ mod tests {
     use crate::broker::queue::{Entry, Queue};
     use crate::store::memory::MemoryStore;
     use crate::store::writer::HeadLimit;
-    use crate::store::{IndexEntry, Store, StoreHandle};
+    use crate::store::{IndexEntry, Op, Store, StoreHandle};
 
     struct Fixture {
         store: Arc<MemoryStore>,
@@ -248,8 +248,10 @@ mod tests {
     #[test]
     fn a_restored_queue_never_writes_a_mark_below_the_one_on_disk() {
         let f = fixture();
+        let queue = f.queue.store_id().unwrap();
         // Back from a restart whose mark said 10, with a place below it that
         // lost its delivered flag (a page rewrite that did not happen).
+        f.store.write(&[Op::Delivered { queue, below: 10 }], false).unwrap();
         let entry = Entry {
             seq: 5,
             message: f.message(),
@@ -260,14 +262,21 @@ mod tests {
             stored: true,
             paged: false,
         };
-        f.queue.restore(vec![entry], Vec::new(), 11, 10);
-        let (_c, mut rx) = f.consumer(false);
+        f.queue.restore(vec![entry], Vec::new(), 10, 10);
+        let (c, mut rx) = f.consumer(false);
         assert!(matches!(rx.try_recv(), Ok(Outbound::Deliver(d)) if d.entry.seq == 5));
         assert!(f.handle.write_durably([]));
-        assert_eq!(f.store.delivered_marks().unwrap(), Vec::new(), "the mark of 10 stays");
-        // New messages start past the mark.
+        assert_eq!(f.store.delivered_marks().unwrap(), vec![(queue, 10)], "not lowered");
+        // A message written before it is delivered still raises it.
+        f.queue.remove_consumer(&c);
         assert_eq!(f.queue.offer(f.message()), Taken::Kept);
-        assert!(matches!(rx.try_recv(), Ok(Outbound::Deliver(d)) if d.entry.seq == 11));
+        let (_other, mut rx) = f.consumer(false);
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Outbound::Deliver(d)) if d.entry.seq == 10 && d.entry.stored && !d.entry.redelivered
+        ));
+        assert!(f.handle.write_durably([]));
+        assert_eq!(f.store.delivered_marks().unwrap(), vec![(queue, 11)]);
     }
 
     #[test]

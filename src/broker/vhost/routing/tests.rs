@@ -82,4 +82,8 @@ fn the_default_exchange_is_found_without_the_table_and_cannot_be_replaced() {
     assert!(Arc::ptr_eq(&v.exchange("").unwrap(), &listed));
     assert!(Arc::ptr_eq(v.exchanges.read().get("").unwrap(), &listed));
     assert!(v.publish_exchange(b"amq.nope", &mut router).is_err());
+    // Deleted with its vhost: gone, as from the table.
+    listed.mark_deleted();
+    assert!(v.exchange("").is_none());
+    assert!(v.publish_exchange(b"", &mut Router::default()).is_err());
 }
