@@ -238,11 +238,8 @@ impl VHost {
         }
     }
 
+    /// A restored exchange (`restore` skips a record of the default one).
     pub(super) fn insert_exchange(&self, ex: Arc<Exchange>) {
-        if ex.name.is_empty() {
-            // Never declared, so never stored: it stays the one made with the vhost.
-            return;
-        }
         self.exchanges.write().insert(ex.name.clone(), ex);
     }
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::*;
-use crate::broker::exchange::ExchangeKind;
 use crate::broker::vhost::QueueDecl;
 use crate::protocol::properties::ContentHeader;
 use crate::store::memory::MemoryStore;
@@ -70,15 +69,25 @@ fn a_persistent_message_still_shared_is_written_for_its_durable_queues() {
 
 #[test]
 fn the_default_exchange_is_found_without_the_table_and_cannot_be_replaced() {
-    let v = VHost::new("/", None);
+    let store = Arc::new(MemoryStore::default());
+    let head = HeadLimit { messages: 1000, bytes: 1 << 20 };
+    let handle = StoreHandle::start(store, false, 1, Default::default(), head);
+    let v = Arc::new(VHost::new("/", Some(handle)));
     let listed = v.exchanges.read().get("").cloned().expect("listed with the others");
     let found = v.exchange("").expect("the default exchange");
     assert!(Arc::ptr_eq(&found, &listed));
     let mut router = Router::default();
     assert!(Arc::ptr_eq(&v.publish_exchange(b"", &mut router).unwrap(), &listed));
     // A stored record of it (there should never be one) leaves it as it is.
-    let other = Exchange::new(String::new(), ExchangeKind::Fanout, true, false, false, Default::default());
-    v.insert_exchange(Arc::new(other));
+    let record = crate::store::ExchangeRecord {
+        vhost: "/".into(),
+        name: String::new(),
+        kind: "fanout".into(),
+        auto_delete: false,
+        internal: false,
+        arguments: Default::default(),
+    };
+    v.restore(vec![record], Vec::new(), Vec::new(), &mut Default::default());
     assert!(Arc::ptr_eq(&v.exchange("").unwrap(), &listed));
     assert!(Arc::ptr_eq(v.exchanges.read().get("").unwrap(), &listed));
     assert!(v.publish_exchange(b"amq.nope", &mut router).is_err());
