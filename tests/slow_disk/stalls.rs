@@ -1,5 +1,7 @@
 //! Commits and durable declares waiting for the disk stall no other
-//! connection; answers keep their order; refused writes give 541.
+//! connection; answers keep their order; a channel closed behind a pending
+//! commit is closed after its commit-ok, and a connection gone while waiting
+//! leaves its change in place; refused writes give 541.
 
 use super::*;
 
@@ -156,7 +158,7 @@ async fn a_declare_the_disk_refuses_gives_541_and_leaves_nothing_behind() {
     b.send(&durable_declare(2, &q)).await;
     let (code, text, _, _) = b.expect_connection_close().await;
     assert_eq!(code, 541, "a store that failed once takes nothing more: {text}");
-    common::assert_serving(addr).await;
+    serving_with_a_failed_store(&server).await;
     server.stop().await;
 }
 
@@ -177,6 +179,6 @@ async fn a_commit_the_disk_refuses_gives_541() {
     let (code, text, class, method_id) = b.expect_connection_close().await;
     assert_eq!((code, class, method_id), (541, 90, 20), "{text}");
     assert!(text.contains("transaction could not be written to disk"), "{text}");
-    common::assert_serving(addr).await;
+    serving_with_a_failed_store(&server).await;
     server.stop().await;
 }
