@@ -9,17 +9,7 @@ use std::time::Duration;
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::protocol::{connection, AMQPClass};
-use common::{message, Raw};
-
-async fn wait_for(what: &str, cond: impl Fn() -> bool) {
-    tokio::time::timeout(common::TIMEOUT, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-}
+use common::{message, wait_for, Raw};
 
 #[tokio::test]
 async fn publishers_are_blocked_during_a_memory_alarm() {

@@ -19,6 +19,17 @@ use warren::server::Server;
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Waits (polling every 20 ms, at most [`TIMEOUT`]) until `cond` holds.
+pub async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    tokio::time::timeout(TIMEOUT, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
 /// Starts a broker on an ephemeral loopback port with its own data directory.
 pub async fn start() -> Server {
     start_with(|_| {}).await

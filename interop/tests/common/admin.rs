@@ -95,6 +95,13 @@ pub fn enc(segment: &str) -> String {
     out
 }
 
+/// A JSON object of string fields, e.g. `{"write":".*","read":""}`.
+fn json_strings(fields: &[(&str, &str)]) -> String {
+    let fields: Vec<String> =
+        fields.iter().map(|(k, v)| format!("{}:{}", json_str(k), json_str(v))).collect();
+    format!("{{{}}}", fields.join(","))
+}
+
 /// A JSON string literal (quoted and escaped).
 pub fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -237,7 +244,7 @@ fn admin_delete_blocking(path: &str) {
 }
 
 pub async fn add_user(user: &str, password: &str, tags: &str) {
-    let body = format!("{{\"password\":{},\"tags\":{}}}", json_str(password), json_str(tags));
+    let body = json_strings(&[("password", password), ("tags", tags)]);
     admin_ok("PUT", &format!("/api/users/{}", enc(user)), Some(&body)).await;
 }
 
@@ -255,12 +262,7 @@ pub async fn delete_vhost(vhost: &str) {
 
 /// Grant `user` the regexes `configure`, `write`, `read` on `vhost`.
 pub async fn set_permissions(vhost: &str, user: &str, configure: &str, write: &str, read: &str) {
-    let body = format!(
-        "{{\"configure\":{},\"write\":{},\"read\":{}}}",
-        json_str(configure),
-        json_str(write),
-        json_str(read)
-    );
+    let body = json_strings(&[("configure", configure), ("write", write), ("read", read)]);
     admin_ok("PUT", &format!("/api/permissions/{}/{}", enc(vhost), enc(user)), Some(&body)).await;
 }
 
@@ -270,12 +272,7 @@ pub async fn clear_permissions(vhost: &str, user: &str) {
 
 /// Topic permissions of `user` on the topic exchange `exchange` in `vhost`.
 pub async fn set_topic_permissions(vhost: &str, user: &str, exchange: &str, write: &str, read: &str) {
-    let body = format!(
-        "{{\"exchange\":{},\"write\":{},\"read\":{}}}",
-        json_str(exchange),
-        json_str(write),
-        json_str(read)
-    );
+    let body = json_strings(&[("exchange", exchange), ("write", write), ("read", read)]);
     admin_ok("PUT", &format!("/api/topic-permissions/{}/{}", enc(vhost), enc(user)), Some(&body)).await;
 }
 

@@ -20,16 +20,22 @@ fn persistent(body: &'static [u8]) -> Message {
     Message::new(Bytes::new(), Bytes::from_static(b"q"), header.into(), info, Bytes::from_static(body))
 }
 
+/// A vhost over a real store writer on a memory store.
+fn vhost_on_memory() -> (Arc<MemoryStore>, StoreHandle, Arc<VHost>) {
+    let store = Arc::new(MemoryStore::default());
+    let head = HeadLimit { messages: 1000, bytes: 1 << 20 };
+    let handle = StoreHandle::start(store.clone(), false, 1, Default::default(), head);
+    let v = Arc::new(VHost::new("/", Some(handle.clone())));
+    (store, handle, v)
+}
+
 /// A persistent message still shared as it is routed (a delayed one whose
 /// record the store's writer holds until its batch is written) is written
 /// for its durable queues all the same, as a copy of its own: the copy that
 /// was held keeps no store id.
 #[test]
 fn a_persistent_message_still_shared_is_written_for_its_durable_queues() {
-    let store = Arc::new(MemoryStore::default());
-    let head = HeadLimit { messages: 1000, bytes: 1 << 20 };
-    let handle = StoreHandle::start(store.clone(), false, 1, Default::default(), head);
-    let v = Arc::new(VHost::new("/", Some(handle.clone())));
+    let (store, handle, v) = vhost_on_memory();
     let decl = |name: &str| QueueDecl { name: name.into(), durable: true, ..QueueDecl::default() };
     let one = v.declare_queue(decl("one"), 0).unwrap().queue;
     let (a, b) = (v.declare_queue(decl("a"), 0).unwrap().queue, v.declare_queue(decl("b"), 0).unwrap().queue);
@@ -69,10 +75,7 @@ fn a_persistent_message_still_shared_is_written_for_its_durable_queues() {
 
 #[test]
 fn the_default_exchange_is_found_without_the_table_and_cannot_be_replaced() {
-    let store = Arc::new(MemoryStore::default());
-    let head = HeadLimit { messages: 1000, bytes: 1 << 20 };
-    let handle = StoreHandle::start(store, false, 1, Default::default(), head);
-    let v = Arc::new(VHost::new("/", Some(handle)));
+    let (_, _, v) = vhost_on_memory();
     let listed = v.exchanges.read().get("").cloned().expect("listed with the others");
     let found = v.exchange("").expect("the default exchange");
     assert!(Arc::ptr_eq(&found, &listed));
