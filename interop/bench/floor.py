@@ -220,6 +220,8 @@ def main(argv):
         warren.stop()
         if rabbit:
             rabbit.stop()
+        # A paged-drain run leaves over a GiB of store behind.
+        shutil.rmtree(work, ignore_errors=True)
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=sbs.REPO, stdout=subprocess.PIPE,
                          text=True).stdout.strip()
     report = f"Run {time.strftime('%Y-%m-%d')} (git {rev}), {o.duration:g} s per run:\n\n" + "\n".join(lines)
