@@ -44,7 +44,19 @@ impl Message {
     /// small), so a queued message does not keep the 64 KiB read buffer
     /// alive and the connection can reuse that buffer in place.
     pub fn new(exchange: Bytes, routing_key: Bytes, header: Bytes, info: ContentHeader, body: Bytes) -> Self {
-        Self::built(&exchange, &routing_key, &header, info, &body, || body.clone())
+        Self::published(&exchange, &routing_key, &header, info, body)
+    }
+
+    /// A message as published: the names and header are copied (read in
+    /// place from the method and header frames), a small body too.
+    pub fn published(
+        exchange: &[u8],
+        routing_key: &[u8],
+        header: &[u8],
+        info: ContentHeader,
+        body: Bytes,
+    ) -> Self {
+        Self::built(exchange, routing_key, header, info, &body, || body.clone())
     }
 
     /// A message with new names or header and the body of `from` (a

@@ -106,14 +106,14 @@ async fn next_connection_method<S: Socket>(
         match frame {
             Frame::Heartbeat { channel: 0 } => continue,
             Frame::Method { channel: 0, payload } => {
-                match method::decode(&payload).map_err(|e| HandshakeError::Refused(e.on_connection()))? {
+                let (c, m) = method::ids(&payload);
+                match method::decode(payload).map_err(|e| HandshakeError::Refused(e.on_connection()))? {
                     Method::Other(AMQPClass::Connection(Conn::Close(_))) => {
                         return Err(HandshakeError::ClientClosed)
                     }
                     Method::Other(AMQPClass::Connection(m)) => return Ok(m),
                     _ => {}
                 }
-                let (c, m) = method::ids(&payload);
                 return Err(HandshakeError::Refused(
                     AmqpError::command_invalid(format!("expected '{expected}'")).during(c, m),
                 ));

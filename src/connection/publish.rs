@@ -181,13 +181,13 @@ impl Channel {
         let Pending { publish, header, body } = pending;
         let (header, info) = header.expect("the header arrived");
         // RabbitMQ's order: permission, the exchange, the reply-to, user_id, then the properties.
-        ctx.session.check_publish(&publish.exchange).map_err(|e| e.during(60, 40))?;
+        ctx.session.check_publish(publish.exchange()).map_err(|e| e.during(60, 40))?;
         let exchange =
-            ctx.vhost.publish_exchange(&publish.exchange, &mut ctx.router).map_err(|e| e.during(60, 40))?;
+            ctx.vhost.publish_exchange(publish.exchange(), &mut ctx.router).map_err(|e| e.during(60, 40))?;
         if exchange.routes_as == crate::broker::exchange::ExchangeKind::Topic
             && ctx.session.has_topic_permissions()
         {
-            let key = String::from_utf8_lossy(&publish.routing_key);
+            let key = String::from_utf8_lossy(publish.routing_key());
             ctx.session
                 .check_topic(&exchange.name, &key, crate::access::session::Action::Write)
                 .map_err(|e| e.during(60, 40))?;
@@ -205,8 +205,13 @@ impl Channel {
         }
         check_content(&header, &info).map_err(|e| e.during(60, 40))?;
         let (header, info, bcc) = strip_bcc(header, info);
-        let message =
-            Arc::new(Message::new(publish.exchange, publish.routing_key, header, info, body.into_bytes()));
+        let message = Arc::new(Message::published(
+            publish.exchange(),
+            publish.routing_key(),
+            &header,
+            info,
+            body.into_bytes(),
+        ));
         if exchange.delayer().is_some() {
             delayed::delay_of(&message).map_err(|e| e.during(60, 40))?;
         }

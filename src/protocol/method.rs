@@ -33,13 +33,36 @@ pub enum Method {
     Other(AMQPClass),
 }
 
-/// `basic.publish`, its names still slices of the frame.
+/// `basic.publish`, its names read in place from the frame's payload,
+/// which it keeps: one reference to the read buffer, not one per name
+/// (each is an atomic count on the publish path).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publish {
-    pub exchange: Bytes,
-    pub routing_key: Bytes,
+    payload: Bytes,
+    exchange_len: u8,
+    routing_key_len: u8,
     pub mandatory: bool,
     pub immediate: bool,
+}
+
+/// Where `basic.publish`'s exchange starts: after the class and method
+/// ids, the reserved ticket and the name's length octet.
+const PUBLISH_EXCHANGE_AT: usize = 7;
+
+impl Publish {
+    pub fn exchange(&self) -> &[u8] {
+        &self.payload[PUBLISH_EXCHANGE_AT..][..usize::from(self.exchange_len)]
+    }
+
+    pub fn routing_key(&self) -> &[u8] {
+        &self.payload[PUBLISH_EXCHANGE_AT + 1 + usize::from(self.exchange_len)..]
+            [..usize::from(self.routing_key_len)]
+    }
+
+    /// The method of a well-formed `basic.publish` payload (`publish_shape`).
+    fn of(payload: Bytes, (exchange_len, routing_key_len, bits): (u8, u8, u8)) -> Publish {
+        Publish { payload, exchange_len, routing_key_len, mandatory: bits & 1 != 0, immediate: bits & 2 != 0 }
+    }
 }
 
 /// Class and method ids of a method payload (0, 0 when too short).
@@ -55,14 +78,20 @@ pub fn ids(payload: &[u8]) -> (u16, u16) {
 /// Errors are connection errors: a malformed method is 501 FRAME_ERROR
 /// (as RabbitMQ answers); an unknown class or method is 540 NOT_IMPLEMENTED
 /// (RabbitMQ drops the socket without a word).
-pub fn decode(payload: &Bytes) -> Result<Method, AmqpError> {
+/// Takes the payload: a `basic.publish` keeps it (`Publish`).
+pub fn decode(payload: Bytes) -> Result<Method, AmqpError> {
     if payload.len() < 4 {
         return Err(AmqpError::frame_error(format!("method frame of {} bytes", payload.len())));
     }
-    let (class, method) = ids(payload);
-    if let Some(m) = decode_fast(payload) {
+    let (class, method) = ids(&payload);
+    if (class, method) == (CLASS_BASIC, METHOD_PUBLISH) {
+        if let Some(shape) = publish_shape(&payload) {
+            return Ok(Method::Publish(Publish::of(payload, shape)));
+        }
+    } else if let Some(m) = decode_fast(&payload) {
         return Ok(m);
     }
+    let payload = &payload;
     // amq-protocol's parser recurses into nested tables: refuse deep ones first.
     if let Some((name, at)) = table_at(class, method, payload) {
         if check_prefixed_table(&payload[at..]).is_err_and(|f| f == TableFault::TooDeep) {
@@ -85,7 +114,9 @@ pub fn decode(payload: &Bytes) -> Result<Method, AmqpError> {
 /// amq-protocol's decoding of the same bytes.
 pub fn decode_fast(payload: &Bytes) -> Option<Method> {
     match ids(payload) {
-        (CLASS_BASIC, METHOD_PUBLISH) => decode_publish(payload).map(Method::Publish),
+        (CLASS_BASIC, METHOD_PUBLISH) => {
+            publish_shape(payload).map(|shape| Method::Publish(Publish::of(payload.clone(), shape)))
+        }
         (CLASS_BASIC, METHOD_ACK) => decode_ack(payload),
         (CLASS_BASIC, METHOD_QOS) => decode_qos(payload),
         _ => None,
@@ -134,27 +165,15 @@ fn is_known_method(class: u16, method: u16) -> bool {
     methods.contains(&method)
 }
 
-fn short_str(payload: &Bytes, pos: &mut usize) -> Option<Bytes> {
-    let len = *payload.get(*pos)? as usize;
-    let start = *pos + 1;
-    let end = start + len;
-    if end > payload.len() {
-        return None;
-    }
-    *pos = end;
-    Some(payload.slice(start..end))
-}
-
-fn decode_publish(payload: &Bytes) -> Option<Publish> {
-    // class, method, reserved-1 (ticket)
-    let mut pos = 6;
-    let exchange = short_str(payload, &mut pos)?;
-    let routing_key = short_str(payload, &mut pos)?;
-    let bits = *payload.get(pos)?;
-    if pos + 1 != payload.len() {
-        return None;
-    }
-    Some(Publish { exchange, routing_key, mandatory: bits & 1 != 0, immediate: bits & 2 != 0 })
+/// The lengths of a well-formed `basic.publish`'s exchange and routing
+/// key, and its bits octet; None if the payload is not exactly that.
+fn publish_shape(payload: &[u8]) -> Option<(u8, u8, u8)> {
+    let exchange_len = *payload.get(PUBLISH_EXCHANGE_AT - 1)?;
+    let key_at = PUBLISH_EXCHANGE_AT + usize::from(exchange_len);
+    let routing_key_len = *payload.get(key_at)?;
+    let bits_at = key_at + 1 + usize::from(routing_key_len);
+    let bits = *payload.get(bits_at)?;
+    (bits_at + 1 == payload.len()).then_some((exchange_len, routing_key_len, bits))
 }
 
 fn decode_ack(payload: &Bytes) -> Option<Method> {
@@ -196,13 +215,38 @@ mod tests {
             mandatory: true,
             immediate: false,
         }));
-        let Method::Publish(p) = decode(&payload_of(&publish)).unwrap() else { panic!() };
+        let Method::Publish(p) = decode(payload_of(&publish)).unwrap() else { panic!() };
         assert_eq!(
-            (&p.exchange[..], &p.routing_key[..], p.mandatory, p.immediate),
+            (p.exchange(), p.routing_key(), p.mandatory, p.immediate),
             (&b"ex"[..], &b"a.b"[..], true, false)
         );
         let ack = AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack { delivery_tag: 77, multiple: true }));
-        assert_eq!(decode(&payload_of(&ack)).unwrap(), Method::Ack { delivery_tag: 77, multiple: true });
+        assert_eq!(decode(payload_of(&ack)).unwrap(), Method::Ack { delivery_tag: 77, multiple: true });
+    }
+
+    #[test]
+    fn publish_names_are_read_in_place_at_their_limits() {
+        let long = "k".repeat(255);
+        for (exchange, key) in [("", ""), ("", long.as_str()), (long.as_str(), ""), ("amq.topic", "a.b.c")] {
+            let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+                exchange: exchange.into(),
+                routing_key: key.into(),
+                mandatory: false,
+                immediate: true,
+            }));
+            let payload = payload_of(&publish);
+            let Some(Method::Publish(fast)) = decode_fast(&payload) else { panic!("{exchange:?} {key:?}") };
+            let Method::Publish(p) = decode(payload).unwrap() else { panic!() };
+            assert_eq!(p, fast);
+            assert_eq!((p.exchange(), p.routing_key()), (exchange.as_bytes(), key.as_bytes()));
+            assert_eq!((p.mandatory, p.immediate), (false, true));
+        }
+        // A routing key's length past the end, or a missing bits octet: not a
+        // publish the fast path takes, and a frame error from amq-protocol.
+        for bad in [&[0, 60, 0, 40, 0, 0, 0, 9, b'k'][..], &[0, 60, 0, 40, 0, 0, 1, b'e', 1, b'k']] {
+            assert_eq!(decode_fast(&Bytes::copy_from_slice(bad)), None);
+            assert_eq!(decode(Bytes::copy_from_slice(bad)).unwrap_err().code(), 501);
+        }
     }
 
     #[test]
@@ -224,10 +268,10 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_methods() {
-        assert_eq!(decode(&Bytes::from_static(&[0, 50, 0, 99])).unwrap_err().code(), 540);
-        assert_eq!(decode(&Bytes::from_static(&[3, 231, 0, 10])).unwrap_err().code(), 540);
+        assert_eq!(decode(Bytes::from_static(&[0, 50, 0, 99])).unwrap_err().code(), 540);
+        assert_eq!(decode(Bytes::from_static(&[3, 231, 0, 10])).unwrap_err().code(), 540);
         // queue.declare whose queue name runs past the end of the frame
-        assert_eq!(decode(&Bytes::from_static(&[0, 50, 0, 10, 0, 0, 200, b'q'])).unwrap_err().code(), 501);
-        assert_eq!(decode(&Bytes::from_static(&[0, 60, 0, 40, 0])).unwrap_err().code(), 501);
+        assert_eq!(decode(Bytes::from_static(&[0, 50, 0, 10, 0, 0, 200, b'q'])).unwrap_err().code(), 501);
+        assert_eq!(decode(Bytes::from_static(&[0, 60, 0, 40, 0])).unwrap_err().code(), 501);
     }
 }

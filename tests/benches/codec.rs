@@ -69,7 +69,7 @@ fn publish_wire(props: &AMQPProperties, body: &[u8]) -> Vec<u8> {
 fn warren_decode(buf: &mut BytesMut) {
     while let Some(f) = frame::decode(buf, FRAME_MAX).expect("well-formed frame") {
         match f {
-            Frame::Method { payload, .. } => match method::decode(&payload).expect("well-formed method") {
+            Frame::Method { payload, .. } => match method::decode(payload).expect("well-formed method") {
                 Method::Publish(p) => {
                     black_box(p);
                 }

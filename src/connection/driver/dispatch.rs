@@ -31,11 +31,11 @@ impl Connection {
             Frame::Heartbeat { channel } => {
                 Err(AmqpError::unexpected_frame(format!("heartbeat frame on channel {channel}")))
             }
-            Frame::Method { channel: 0, payload } => self.on_connection_method(&payload),
+            Frame::Method { channel: 0, payload } => self.on_connection_method(payload),
             Frame::Header { channel: 0, .. } | Frame::Body { channel: 0, .. } => {
                 Err(AmqpError::unexpected_frame("content frame on channel 0"))
             }
-            Frame::Method { channel, payload } => self.on_channel_method(channel, &payload),
+            Frame::Method { channel, payload } => self.on_channel_method(channel, payload),
             Frame::Header { channel, payload } => {
                 self.on_content(channel, |ch, ctx| ch.on_header(payload, ctx))
             }
@@ -43,8 +43,8 @@ impl Connection {
         }
     }
 
-    fn on_connection_method(&mut self, payload: &bytes::Bytes) -> Result<(), AmqpError> {
-        let (c, m) = method::ids(payload);
+    fn on_connection_method(&mut self, payload: bytes::Bytes) -> Result<(), AmqpError> {
+        let (c, m) = method::ids(&payload);
         match method::decode(payload).map_err(AmqpError::on_connection)? {
             Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(close))) => {
                 debug!(code = close.reply_code, text = %close.reply_text, "client closed the connection");
@@ -68,8 +68,8 @@ impl Connection {
         }
     }
 
-    fn on_channel_method(&mut self, id: u16, payload: &bytes::Bytes) -> Result<(), AmqpError> {
-        let (c, m) = method::ids(payload);
+    fn on_channel_method(&mut self, id: u16, payload: bytes::Bytes) -> Result<(), AmqpError> {
+        let (c, m) = method::ids(&payload);
         let decoded = match method::decode(payload) {
             Ok(decoded) => decoded,
             Err(e) if e.is_hard() => return Err(e),

@@ -16,7 +16,7 @@ use warren_fuzz::{gen_class, hex, method_tables, table_depth};
 
 fuzz_target!(|data: &[u8]| {
     let payload = Bytes::copy_from_slice(data);
-    match decode(&payload) {
+    match decode(payload) {
         Ok(Method::Other(class)) => {
             for t in method_tables(&class) {
                 let d = table_depth(t);
