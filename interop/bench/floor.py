@@ -163,38 +163,18 @@ def rows_for(key, s, rabbit):
     return out
 
 
-def main(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", help="comma-separated subset of: " + ", ".join(SCENARIOS))
-    p.add_argument("--duration", type=float, default=8.0)
-    p.add_argument("--warmup", type=float, default=1.0)
-    p.add_argument("--backlog", type=int, default=10_000_000, help="messages of the paged-drain scenario")
-    p.add_argument("--no-rabbitmq", action="store_true")
-    p.add_argument("--no-build", action="store_true")
-    p.add_argument("--out-md")
-    # What side_by_side.RabbitMQ reads.
-    p.add_argument("--rabbit-port", type=int, default=5672)
-    p.add_argument("--rabbit-nodename", default=None)
-    p.add_argument("--no-install", action="store_true")
-    o = p.parse_args(argv)
-    keys = [k.strip() for k in o.only.split(",")] if o.only else list(SCENARIOS)
-    bad = [k for k in keys if k not in SCENARIOS]
-    if bad:
-        p.error(f"unknown scenarios {bad}")
-    if not o.no_build:
-        subprocess.check_call(["cargo", "build", "--release", "--bins"], cwd=sbs.REPO)
-    binaries = os.path.join(sbs.target_dir(), "release")
-    perf_bin = os.path.join(binaries, "warren-perf")
-    work = tempfile.mkdtemp(prefix="warren-floor-")
+def run_all(o, keys, binaries, perf_bin, work):
+    """Every scenario of `keys` against one Warren (restarted where a row
+    needs an empty broker) and RabbitMQ where named; the table's lines."""
     warren = sbs.Warren(os.path.join(binaries, "warren"), work)
     warren.start()
     rabbit = None
-    if not o.no_rabbitmq and RABBIT_TOO & set(keys):
-        rabbit = sbs.RabbitMQ(o, work)
-        rabbit.start()
     lines = ["| scenario | regime | metric | Warren | floor | Warren ÷ floor | RabbitMQ 3.10 | target |",
              "|---|---|---|---:|---:|---:|---:|---|"]
     try:
+        if not o.no_rabbitmq and RABBIT_TOO & set(keys):
+            rabbit = sbs.RabbitMQ(o, work)
+            rabbit.start()
         for key in keys:
             title, args, kind, target = SCENARIOS[key]
             regimes = LATENCY_REGIMES if kind == "latency" else [("", [])]
@@ -220,6 +200,35 @@ def main(argv):
         warren.stop()
         if rabbit:
             rabbit.stop()
+    return lines
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", help="comma-separated subset of: " + ", ".join(SCENARIOS))
+    p.add_argument("--duration", type=float, default=8.0)
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--backlog", type=int, default=10_000_000, help="messages of the paged-drain scenario")
+    p.add_argument("--no-rabbitmq", action="store_true")
+    p.add_argument("--no-build", action="store_true")
+    p.add_argument("--out-md")
+    # What side_by_side.RabbitMQ reads.
+    p.add_argument("--rabbit-port", type=int, default=5672)
+    p.add_argument("--rabbit-nodename", default=None)
+    p.add_argument("--no-install", action="store_true")
+    o = p.parse_args(argv)
+    keys = [k.strip() for k in o.only.split(",")] if o.only else list(SCENARIOS)
+    bad = [k for k in keys if k not in SCENARIOS]
+    if bad:
+        p.error(f"unknown scenarios {bad}")
+    if not o.no_build:
+        subprocess.check_call(["cargo", "build", "--release", "--bins"], cwd=sbs.REPO)
+    binaries = os.path.join(sbs.target_dir(), "release")
+    perf_bin = os.path.join(binaries, "warren-perf")
+    work = tempfile.mkdtemp(prefix="warren-floor-")
+    try:
+        lines = run_all(o, keys, binaries, perf_bin, work)
+    finally:
         # A paged-drain run leaves over a GiB of store behind.
         shutil.rmtree(work, ignore_errors=True)
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=sbs.REPO, stdout=subprocess.PIPE,

@@ -39,16 +39,17 @@ pub struct Message {
 const COPY_LIMIT: usize = 16 * 1024;
 
 impl Message {
-    /// Builds a message from slices of a connection's read buffer, copying
-    /// what it keeps into one exact-size allocation (the body too, when
-    /// small), so a queued message does not keep the 64 KiB read buffer
-    /// alive and the connection can reuse that buffer in place.
+    /// `published` for callers that hold the parts as `Bytes` (the admin
+    /// API's publish, tests).
     pub fn new(exchange: Bytes, routing_key: Bytes, header: Bytes, info: ContentHeader, body: Bytes) -> Self {
         Self::published(&exchange, &routing_key, &header, info, body)
     }
 
     /// A message as published: the names and header are copied (read in
-    /// place from the method and header frames), a small body too.
+    /// place from the method and header frames) into one exact-size
+    /// allocation, a small body too, so a queued message does not keep the
+    /// 64 KiB read buffer alive and the connection can reuse that buffer in
+    /// place; a large body stays a slice of it.
     pub fn published(
         exchange: &[u8],
         routing_key: &[u8],

@@ -106,7 +106,7 @@ async fn next_connection_method<S: Socket>(
         match frame {
             Frame::Heartbeat { channel: 0 } => continue,
             Frame::Method { channel: 0, payload } => {
-                let (c, m) = method::ids(&payload);
+                let (class, method) = method::ids(&payload);
                 match method::decode(payload).map_err(|e| HandshakeError::Refused(e.on_connection()))? {
                     Method::Other(AMQPClass::Connection(Conn::Close(_))) => {
                         return Err(HandshakeError::ClientClosed)
@@ -115,7 +115,7 @@ async fn next_connection_method<S: Socket>(
                     _ => {}
                 }
                 return Err(HandshakeError::Refused(
-                    AmqpError::command_invalid(format!("expected '{expected}'")).during(c, m),
+                    AmqpError::command_invalid(format!("expected '{expected}'")).during(class, method),
                 ));
             }
             _ => {

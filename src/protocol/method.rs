@@ -50,10 +50,12 @@ pub struct Publish {
 const PUBLISH_EXCHANGE_AT: usize = 7;
 
 impl Publish {
+    /// The exchange's name, in the payload.
     pub fn exchange(&self) -> &[u8] {
         &self.payload[PUBLISH_EXCHANGE_AT..][..usize::from(self.exchange_len)]
     }
 
+    /// The routing key, in the payload.
     pub fn routing_key(&self) -> &[u8] {
         &self.payload[PUBLISH_EXCHANGE_AT + 1 + usize::from(self.exchange_len)..]
             [..usize::from(self.routing_key_len)]
@@ -237,13 +239,20 @@ mod tests {
             let payload = payload_of(&publish);
             let Some(Method::Publish(fast)) = decode_fast(&payload) else { panic!("{exchange:?} {key:?}") };
             let Method::Publish(p) = decode(payload).unwrap() else { panic!() };
-            assert_eq!(p, fast);
-            assert_eq!((p.exchange(), p.routing_key()), (exchange.as_bytes(), key.as_bytes()));
-            assert_eq!((p.mandatory, p.immediate), (false, true));
+            for p in [fast, p] {
+                assert_eq!((p.exchange(), p.routing_key()), (exchange.as_bytes(), key.as_bytes()));
+                assert_eq!((p.mandatory, p.immediate), (false, true));
+            }
         }
-        // A routing key's length past the end, or a missing bits octet: not a
-        // publish the fast path takes, and a frame error from amq-protocol.
-        for bad in [&[0, 60, 0, 40, 0, 0, 0, 9, b'k'][..], &[0, 60, 0, 40, 0, 0, 1, b'e', 1, b'k']] {
+        // A routing key's length past the end, a missing bits octet, a byte
+        // after it: not a publish the fast path takes, and a frame error
+        // from amq-protocol.
+        let bad: [&[u8]; 3] = [
+            &[0, 60, 0, 40, 0, 0, 0, 9, b'k'],
+            &[0, 60, 0, 40, 0, 0, 1, b'e', 1, b'k'],
+            &[0, 60, 0, 40, 0, 0, 0, 0, 0, 0],
+        ];
+        for bad in bad {
             assert_eq!(decode_fast(&Bytes::copy_from_slice(bad)), None);
             assert_eq!(decode(Bytes::copy_from_slice(bad)).unwrap_err().code(), 501);
         }
