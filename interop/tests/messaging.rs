@@ -488,3 +488,34 @@ async fn many_messages_many_channels() {
     assert_eq!(seen.len(), 1000);
     teardown(conn).await;
 }
+
+/// A publish whose exchange and routing key are as long as a short string
+/// allows (255 bytes each) arrives with both intact, and one through the
+/// default exchange (an empty name) with the queue's name as its key.
+#[tokio::test]
+async fn names_of_255_bytes_arrive_intact() {
+    let (conn, ch) = setup().await;
+    let pad = |prefix: String| format!("{prefix}{}", "x".repeat(255 - prefix.len()));
+    let (ex, key) = (pad(unique("long-ex")), pad(unique("long-key")));
+    assert_eq!((ex.len(), key.len()), (255, 255));
+    declare_exchange(&ch, &ex, lapin::ExchangeKind::Direct, Default::default()).await;
+    let q = temp_queue(&ch).await;
+    bind(&ch, &q, &ex, &key).await;
+    let mut consumer = consume(&ch, &q, true).await;
+    publish(&ch, &ex, &key, b"long names").await;
+    publish(&ch, "", &q, b"default exchange").await;
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!(
+        (d.exchange.as_str(), d.routing_key.as_str(), body(&d).as_str()),
+        (&ex[..], &key[..], "long names")
+    );
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!(
+        (d.exchange.as_str(), d.routing_key.as_str(), body(&d).as_str()),
+        ("", &q[..], "default exchange")
+    );
+    within("exchange.delete", ch.exchange_delete(ex.as_str().into(), Default::default()))
+        .await
+        .expect("exchange.delete");
+    teardown(conn).await;
+}

@@ -86,21 +86,18 @@ pub fn decode(payload: Bytes) -> Result<Method, AmqpError> {
         return Err(AmqpError::frame_error(format!("method frame of {} bytes", payload.len())));
     }
     let (class, method) = ids(&payload);
-    if (class, method) == (CLASS_BASIC, METHOD_PUBLISH) {
-        if let Some(shape) = publish_shape(&payload) {
-            return Ok(Method::Publish(Publish::of(payload, shape)));
-        }
-    } else if let Some(m) = decode_fast(&payload) {
-        return Ok(m);
-    }
-    let payload = &payload;
+    let payload = match fast(payload) {
+        Ok(m) => return Ok(m),
+        Err(payload) => payload,
+    };
     // amq-protocol's parser recurses into nested tables: refuse deep ones first.
-    if let Some((name, at)) = table_at(class, method, payload) {
+    if let Some((name, at)) = table_at(class, method, &payload) {
         if check_prefixed_table(&payload[at..]).is_err_and(|f| f == TableFault::TooDeep) {
             return Err(AmqpError::precondition_failed(TableFault::too_deep_text(name)).during(class, method));
         }
     }
-    match all_consuming(parse_class).parse(&payload[..]) {
+    let parsed = all_consuming(parse_class).parse(&payload[..]);
+    match parsed {
         Ok((_, m)) => Ok(Method::Other(m)),
         Err(_) if !is_known_method(class, method) => {
             Err(AmqpError::not_implemented(format!("unknown method {class}/{method}")).during(class, method))
@@ -115,14 +112,24 @@ pub fn decode(payload: Bytes) -> Result<Method, AmqpError> {
 /// then gives to amq-protocol). Public so the fuzzers can hold it against
 /// amq-protocol's decoding of the same bytes.
 pub fn decode_fast(payload: &Bytes) -> Option<Method> {
-    match ids(payload) {
+    fast(payload.clone()).ok()
+}
+
+/// The hand-written decoders, taking the payload (a `basic.publish` keeps
+/// it); the payload back if none takes it.
+fn fast(payload: Bytes) -> Result<Method, Bytes> {
+    let decoded = match ids(&payload) {
         (CLASS_BASIC, METHOD_PUBLISH) => {
-            publish_shape(payload).map(|shape| Method::Publish(Publish::of(payload.clone(), shape)))
+            return match publish_shape(&payload) {
+                Some(shape) => Ok(Method::Publish(Publish::of(payload, shape))),
+                None => Err(payload),
+            }
         }
-        (CLASS_BASIC, METHOD_ACK) => decode_ack(payload),
-        (CLASS_BASIC, METHOD_QOS) => decode_qos(payload),
+        (CLASS_BASIC, METHOD_ACK) => decode_ack(&payload),
+        (CLASS_BASIC, METHOD_QOS) => decode_qos(&payload),
         _ => None,
-    }
+    };
+    decoded.ok_or(payload)
 }
 
 /// The name of a method that carries a field table and where that table
@@ -178,7 +185,7 @@ fn publish_shape(payload: &[u8]) -> Option<(u8, u8, u8)> {
     (bits_at + 1 == payload.len()).then_some((exchange_len, routing_key_len, bits))
 }
 
-fn decode_ack(payload: &Bytes) -> Option<Method> {
+fn decode_ack(payload: &[u8]) -> Option<Method> {
     if payload.len() != 13 {
         return None;
     }
@@ -186,7 +193,7 @@ fn decode_ack(payload: &Bytes) -> Option<Method> {
     Some(Method::Ack { delivery_tag, multiple: payload[12] & 1 != 0 })
 }
 
-fn decode_qos(payload: &Bytes) -> Option<Method> {
+fn decode_qos(payload: &[u8]) -> Option<Method> {
     if payload.len() != 11 {
         return None;
     }
