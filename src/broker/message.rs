@@ -36,7 +36,7 @@ pub struct Message {
 
 /// Bodies up to this size are copied, with the names and header, into one
 /// allocation of their own; larger ones stay slices of the read buffer.
-const COPY_LIMIT: usize = 16 * 1024;
+pub const COPY_LIMIT: usize = 16 * 1024;
 
 impl Message {
     /// `published` for callers that hold the parts as `Bytes` (the admin
@@ -58,6 +58,18 @@ impl Message {
         body: Bytes,
     ) -> Self {
         Self::built(exchange, routing_key, header, info, &body, || body.clone())
+    }
+
+    /// A message whose body is read in place (a frame's payload): a small
+    /// body is copied into the message, a large one copied apart.
+    pub fn copied(
+        exchange: &[u8],
+        routing_key: &[u8],
+        header: &[u8],
+        info: ContentHeader,
+        body: &[u8],
+    ) -> Self {
+        Self::built(exchange, routing_key, header, info, body, || Bytes::copy_from_slice(body))
     }
 
     /// A message with new names or header and the body of `from` (a

@@ -74,6 +74,8 @@ pub struct Channel {
     /// `basic.qos` prefetch for consumers started afterwards.
     pub(super) prefetch: u32,
     pub(super) pending: Option<Pending>,
+    /// The names-and-header buffer of the last publish, kept for the next.
+    pub(super) spare_meta: Vec<u8>,
     /// Publisher confirms, once `confirm.select` was seen.
     pub(super) confirms: Option<Confirms>,
     /// The open transaction, once `tx.select` was seen.
@@ -116,7 +118,7 @@ impl Channel {
     }
 
     /// Dispatches a method other than `channel.open` / `channel.close(-ok)`.
-    pub fn handle(&mut self, m: Method, ctx: &mut Ctx) -> Result<(), AmqpError> {
+    pub fn handle(&mut self, m: Method<'_>, ctx: &mut Ctx) -> Result<(), AmqpError> {
         if let Some(pending) = &self.pending {
             let text = if pending.has_header() {
                 "expected content body, got non content body frame instead"

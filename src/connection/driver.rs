@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use amq_protocol::protocol::{connection, AMQPClass};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use rustc_hash::FxHashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -26,10 +26,11 @@ use super::outbuf::OutBuf;
 use super::socket::{Socket, WriteHalf};
 use crate::access::Access;
 use crate::broker::connections::TlsInfo;
+use crate::broker::message::COPY_LIMIT;
 use crate::broker::vhost::Router;
 use crate::broker::{Broker, ConnectionId, Outbound, Queue};
 use crate::config::Config;
-use crate::protocol::frame::{decode, Frame};
+use crate::protocol::frame::{decode, peek, Frame, Payload};
 use crate::protocol::method;
 use crate::protocol::{encode, AmqpError, ErrorKind, FRAME_MIN_SIZE};
 
@@ -497,10 +498,21 @@ impl Connection {
                 self.deferred = true;
                 break;
             }
-            match decode(buf, self.ctx.frame_max) {
-                Ok(Some(frame)) => {
-                    let content = matches!(frame, Frame::Header { .. } | Frame::Body { .. });
-                    if let Err(e) = self.on_frame(frame) {
+            match peek(buf, self.ctx.frame_max) {
+                Ok(Some(head)) => {
+                    // Read in place and then dropped from the buffer (which no
+                    // frame then shares), but for a large body: kept as it is,
+                    // split off.
+                    let handled = if head.is_body() && head.payload_len() > COPY_LIMIT {
+                        let payload = Payload::Shared(head.take(buf));
+                        self.on_frame(head.frame(payload))
+                    } else {
+                        let handled = self.on_frame(head.frame(Payload::Borrowed(head.payload(buf))));
+                        buf.advance(head.total());
+                        handled
+                    };
+                    let content = head.is_content();
+                    if let Err(e) = handled {
                         self.close_connection(e);
                     }
                     if content {

@@ -107,7 +107,7 @@ async fn next_connection_method<S: Socket>(
             Frame::Heartbeat { channel: 0 } => continue,
             Frame::Method { channel: 0, payload } => {
                 let (class, method) = method::ids(&payload);
-                match method::decode(payload).map_err(|e| HandshakeError::Refused(e.on_connection()))? {
+                match method::decode(&payload).map_err(|e| HandshakeError::Refused(e.on_connection()))? {
                     Method::Other(AMQPClass::Connection(Conn::Close(_))) => {
                         return Err(HandshakeError::ClientClosed)
                     }

@@ -11,35 +11,49 @@ use crate::broker::delayed;
 use crate::broker::exchange::Exchange;
 use crate::broker::vhost::{Enqueued, REPLY_TO};
 use crate::broker::Message;
+use crate::protocol::frame::Payload;
 use crate::protocol::method::Publish;
 use crate::protocol::properties::{decode_properties, encode_header, ContentHeader};
 use crate::protocol::{encode, AmqpError, ErrorKind};
 
-/// A publish whose content is still arriving.
+/// A publish whose content is still arriving. Its frames are read in
+/// place and gone before the next arrives: the names and the header are
+/// copied into one buffer (the channel's, reused), the body as it comes.
 #[derive(Debug)]
 pub struct Pending {
-    publish: Publish,
-    header: Option<(Bytes, ContentHeader)>,
+    /// The exchange's name, the routing key, then the content header.
+    meta: Vec<u8>,
+    exchange_len: u8,
+    routing_key_len: u8,
+    mandatory: bool,
+    header: Option<ContentHeader>,
     body: Body,
 }
 
 #[derive(Debug)]
 enum Body {
     Empty,
-    /// One frame: kept as a slice of the read buffer, no copy.
+    /// One large frame, split off the read buffer: no copy.
     One(Bytes),
     Many(Vec<u8>),
 }
+
+/// The largest names-and-header buffer a channel keeps for its next publish.
+const META_KEEP: usize = 4096;
 
 impl Pending {
     pub fn has_header(&self) -> bool {
         self.header.is_some()
     }
 
+    fn names_len(&self) -> usize {
+        usize::from(self.exchange_len) + usize::from(self.routing_key_len)
+    }
+
     /// Bytes held for this message so far: its content header and the
     /// memory its body takes (what was allocated, not only what arrived).
     pub fn held(&self) -> u64 {
-        (self.header.as_ref().map_or(0, |(h, _)| h.len()) + self.body.held()) as u64
+        (self.meta.len() - self.names_len() + self.body.held()) as u64
     }
 }
 
@@ -66,17 +80,22 @@ impl Body {
     /// Appends a frame's payload to a body of `expected` bytes. The buffer
     /// grows by doubling, never past `expected`, so it ends exactly that big
     /// and never holds more than twice what arrived.
-    fn push(&mut self, part: Bytes, expected: usize) {
-        *self = match std::mem::replace(self, Body::Empty) {
-            Body::Empty => Body::One(part),
-            Body::One(first) => {
+    fn push(&mut self, part: Payload<'_>, expected: usize) {
+        *self = match (std::mem::replace(self, Body::Empty), part) {
+            (Body::Empty, Payload::Shared(part)) => Body::One(part),
+            (Body::Empty, Payload::Borrowed(part)) => {
+                let mut all = Vec::with_capacity(expected.min(BODY_PREALLOCATION_MAX).max(part.len()));
+                all.extend_from_slice(part);
+                Body::Many(all)
+            }
+            (Body::One(first), part) => {
                 let have = first.len() + part.len();
                 let mut all = Vec::with_capacity(expected.min(BODY_PREALLOCATION_MAX).max(have));
                 all.extend_from_slice(&first);
                 all.extend_from_slice(&part);
                 Body::Many(all)
             }
-            Body::Many(mut all) => {
+            (Body::Many(mut all), part) => {
                 if all.capacity() - all.len() < part.len() {
                     let remaining = expected.saturating_sub(all.len());
                     all.reserve_exact(part.len().max(all.len().min(remaining)));
@@ -97,16 +116,28 @@ impl Body {
 }
 
 impl Channel {
-    pub(super) fn on_publish(&mut self, p: Publish) -> Result<(), AmqpError> {
+    pub(super) fn on_publish(&mut self, p: Publish<'_>) -> Result<(), AmqpError> {
         if p.immediate {
             return Err(AmqpError::not_implemented("immediate=true"));
         }
-        self.pending = Some(Pending { publish: p, header: None, body: Body::Empty });
+        let mut meta = std::mem::take(&mut self.spare_meta);
+        meta.clear();
+        meta.extend_from_slice(p.exchange);
+        meta.extend_from_slice(p.routing_key);
+        self.pending = Some(Pending {
+            meta,
+            // Short strings on the wire: at most 255 bytes each.
+            exchange_len: p.exchange.len() as u8,
+            routing_key_len: p.routing_key.len() as u8,
+            mandatory: p.mandatory,
+            header: None,
+            body: Body::Empty,
+        });
         Ok(())
     }
 
     /// A content header frame. Errors are connection errors except the size limit.
-    pub fn on_header(&mut self, payload: Bytes, ctx: &mut Ctx) -> Result<(), AmqpError> {
+    pub fn on_header(&mut self, payload: &[u8], ctx: &mut Ctx) -> Result<(), AmqpError> {
         let Some(pending) = self.pending.as_mut() else {
             return Err(AmqpError::unexpected_frame("expected method frame, got non method frame instead"));
         };
@@ -118,7 +149,7 @@ impl Channel {
         }
         // A header for the wrong class (or refused, not malformed) answers the publish;
         // a malformed one is a frame error.
-        let info = ContentHeader::scan(&payload).map_err(|e| {
+        let info = ContentHeader::scan(payload).map_err(|e| {
             if e.kind == ErrorKind::UnexpectedFrame || !e.is_hard() {
                 e.during(60, 40)
             } else {
@@ -135,17 +166,18 @@ impl Channel {
         }
         let done = info.body_size == 0;
         ctx.unfinished += payload.len() as u64;
-        pending.header = Some((payload, info));
+        pending.meta.extend_from_slice(payload);
+        pending.header = Some(info);
         if done {
-            self.finish_publish(ctx)?;
+            self.finish_publish(ctx, None)?;
         }
         Ok(())
     }
 
     /// A content body frame.
-    pub fn on_body(&mut self, payload: Bytes, ctx: &mut Ctx) -> Result<(), AmqpError> {
+    pub fn on_body(&mut self, payload: Payload<'_>, ctx: &mut Ctx) -> Result<(), AmqpError> {
         let (info, body) = match self.pending.as_mut() {
-            Some(Pending { header: Some((_, info)), body, .. }) => (info, body),
+            Some(Pending { header: Some(info), body, .. }) => (info, body),
             Some(_) => {
                 return Err(AmqpError::unexpected_frame(
                     "expected content header for class 60, got non content header frame instead",
@@ -165,34 +197,45 @@ impl Channel {
                 "content body of {have} bytes exceeds the {expected} announced in its header"
             )));
         }
+        if have == expected && matches!(body, Body::Empty) {
+            // The whole body in one frame: made into the message from where it is.
+            return self.finish_publish(ctx, Some(payload));
+        }
         let before = body.held();
         body.push(payload, expected as usize);
         ctx.unfinished += (body.held() - before) as u64;
         if have == expected {
-            self.finish_publish(ctx)?;
+            self.finish_publish(ctx, None)?;
         }
         Ok(())
     }
 
-    /// Routes a complete message to its queues.
-    fn finish_publish(&mut self, ctx: &mut Ctx) -> Result<(), AmqpError> {
+    /// Routes a complete message to its queues; `whole` is its body when
+    /// that came in one frame, not yet taken into the pending publish.
+    fn finish_publish(&mut self, ctx: &mut Ctx, whole: Option<Payload<'_>>) -> Result<(), AmqpError> {
         let pending = self.pending.take().expect("a publish is pending");
         ctx.unfinished -= pending.held();
-        let Pending { publish, header, body } = pending;
-        let (header, info) = header.expect("the header arrived");
+        let Pending { meta, exchange_len, routing_key_len, mandatory, header, body } = pending;
+        let info = header.expect("the header arrived");
+        let (exchange_name, rest) = meta.split_at(usize::from(exchange_len));
+        let (routing_key, header) = rest.split_at(usize::from(routing_key_len));
         // RabbitMQ's order: permission, the exchange, the reply-to, user_id, then the properties.
-        ctx.session.check_publish(publish.exchange()).map_err(|e| e.during(60, 40))?;
+        ctx.session.check_publish(exchange_name).map_err(|e| e.during(60, 40))?;
         let exchange =
-            ctx.vhost.publish_exchange(publish.exchange(), &mut ctx.router).map_err(|e| e.during(60, 40))?;
+            ctx.vhost.publish_exchange(exchange_name, &mut ctx.router).map_err(|e| e.during(60, 40))?;
         if exchange.routes_as == crate::broker::exchange::ExchangeKind::Topic
             && ctx.session.has_topic_permissions()
         {
-            let key = String::from_utf8_lossy(publish.routing_key());
+            let key = String::from_utf8_lossy(routing_key);
             ctx.session
                 .check_topic(&exchange.name, &key, crate::access::session::Action::Write)
                 .map_err(|e| e.during(60, 40))?;
         }
-        let (header, info) = self.direct_reply_to(header, info).map_err(|e| e.during(60, 40))?;
+        let replied = self.direct_reply_to(header, &info).map_err(|e| e.during(60, 40))?;
+        let (header, info) = match &replied {
+            Some((header, info)) => (&header[..], info),
+            None => (header, &info),
+        };
         if let Some(user_id) = info.user_id.map(|r| &header[r.range()]) {
             if user_id != ctx.user.as_bytes() {
                 return Err(AmqpError::precondition_failed(format!(
@@ -203,15 +246,21 @@ impl Channel {
                 .during(60, 40));
             }
         }
-        check_content(&header, &info).map_err(|e| e.during(60, 40))?;
-        let (header, info, bcc) = strip_bcc(header, info);
-        let message = Arc::new(Message::published(
-            publish.exchange(),
-            publish.routing_key(),
-            &header,
-            info,
-            body.into_bytes(),
-        ));
+        check_content(header, info).map_err(|e| e.during(60, 40))?;
+        let stripped = strip_bcc(header, info);
+        let (header, info, bcc) = match &stripped {
+            Some((header, info, bcc)) => (&header[..], info, &bcc[..]),
+            None => (header, info, &[][..]),
+        };
+        let info = info.clone();
+        let message = Arc::new(match whole {
+            Some(Payload::Borrowed(body)) => Message::copied(exchange_name, routing_key, header, info, body),
+            Some(Payload::Shared(body)) => Message::published(exchange_name, routing_key, header, info, body),
+            None => Message::published(exchange_name, routing_key, header, info, body.into_bytes()),
+        });
+        if meta.capacity() <= META_KEEP {
+            self.spare_meta = meta;
+        }
         if exchange.delayer().is_some() {
             delayed::delay_of(&message).map_err(|e| e.during(60, 40))?;
         }
@@ -221,10 +270,10 @@ impl Channel {
             counted.received_confirm.add(1);
         }
         match self.tx.as_mut() {
-            Some(tx) => tx.publishes.push((exchange, message, bcc, publish.mandatory)),
+            Some(tx) => tx.publishes.push((exchange, message, bcc.to_vec(), mandatory)),
             None => {
                 let seq = self.confirms.as_mut().map(Confirms::publish);
-                let routed = self.route(&exchange, message, &bcc, publish.mandatory, ctx);
+                let routed = self.route(&exchange, message, bcc, mandatory, ctx);
                 match (self.confirms.as_mut(), seq) {
                     // A full queue refused it (reject-publish): a nack.
                     (Some(confirms), Some(seq)) if routed.rejected => confirms.settle(seq, false),
@@ -315,24 +364,25 @@ impl Channel {
 
     /// A request asking for a direct reply (`reply_to` = `amq.rabbitmq.reply-to`)
     /// gets this channel's reply queue name instead, so the responder's reply
-    /// is routed straight back here.
+    /// is routed straight back here: the header made anew, or None if it
+    /// stays as it is.
     fn direct_reply_to(
         &self,
-        header: Bytes,
-        info: ContentHeader,
-    ) -> Result<(Bytes, ContentHeader), AmqpError> {
+        header: &[u8],
+        info: &ContentHeader,
+    ) -> Result<Option<(Bytes, ContentHeader)>, AmqpError> {
         if info.reply_to.map(|r| &header[r.range()]) != Some(REPLY_TO.as_bytes()) {
-            return Ok((header, info));
+            return Ok(None);
         }
         let Some(queue) = &self.reply_queue else {
             return Err(AmqpError::precondition_failed("fast reply consumer does not exist"));
         };
-        let props = decode_properties(&header)
+        let props = decode_properties(header)
             .ok_or_else(|| AmqpError::frame_error("malformed content header frame"))?
             .with_reply_to(queue.name.as_str().into());
         let header = encode_header(info.body_size, &props);
         let info = ContentHeader::scan(&header)?;
-        Ok((header, info))
+        Ok(Some((header, info)))
     }
 
     /// The store reported on a persistent publish.
@@ -362,14 +412,15 @@ impl Channel {
 }
 
 /// Sender-selected distribution: a `BCC` header's routing keys are used
-/// for routing and removed from the message (no consumer sees them).
-fn strip_bcc(header: Bytes, info: ContentHeader) -> (Bytes, ContentHeader, Vec<String>) {
+/// for routing and removed from the message (no consumer sees them). None
+/// when there is no `BCC` header, else the header made anew and the keys.
+fn strip_bcc(header: &[u8], info: &ContentHeader) -> Option<(Bytes, ContentHeader, Vec<String>)> {
     let has_bcc =
         info.headers.is_some_and(|r| crate::protocol::table::find(&header[r.range()], b"BCC").is_some());
     if !has_bcc {
-        return (header, info, Vec::new());
+        return None;
     }
-    let Some(props) = decode_properties(&header) else { return (header, info, Vec::new()) };
+    let props = decode_properties(header)?;
     let mut table = props.headers().clone().unwrap_or_default().inner().clone();
     let bcc = match table.remove("BCC") {
         Some(amq_protocol::types::AMQPValue::FieldArray(a)) => {
@@ -380,7 +431,7 @@ fn strip_bcc(header: Bytes, info: ContentHeader) -> (Bytes, ContentHeader, Vec<S
     let props = props.with_headers(table.into());
     let header = encode_header(info.body_size, &props);
     match ContentHeader::scan(&header) {
-        Ok(info) => (header, info, bcc),
+        Ok(info) => Some((header, info, bcc)),
         Err(_) => unreachable!("a header we encoded scans"),
     }
 }

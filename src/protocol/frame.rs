@@ -3,22 +3,24 @@
 //!
 //! The frame header is checked against `frame_max` before a single payload
 //! byte is buffered, so a peer announcing a 4 GiB frame is refused at once.
-//! Payloads are zero-copy slices of the read buffer.
+//! Payloads are read in place ([`peek`]) or split off the read buffer
+//! ([`decode`]): never copied here.
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::{AmqpError, FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD};
 
-/// One frame, its payload still raw.
+/// One frame, its payload still raw: `Bytes` split off the read buffer
+/// ([`decode`]), or a [`Payload`] that may borrow it ([`Head::frame`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    Method { channel: u16, payload: Bytes },
-    Header { channel: u16, payload: Bytes },
-    Body { channel: u16, payload: Bytes },
+pub enum Frame<P = Bytes> {
+    Method { channel: u16, payload: P },
+    Header { channel: u16, payload: P },
+    Body { channel: u16, payload: P },
     Heartbeat { channel: u16 },
 }
 
-impl Frame {
+impl<P> Frame<P> {
     pub fn channel(&self) -> u16 {
         match self {
             Frame::Method { channel, .. }
@@ -29,11 +31,83 @@ impl Frame {
     }
 }
 
-/// Takes the next complete frame off the front of `buf`.
+/// A frame's payload as the broker reads it: in place in the read buffer
+/// (no reference count taken, the buffer stays the connection's own), or
+/// split off it when it must outlive the read without a copy (a large body).
+#[derive(Debug)]
+pub enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Shared(Bytes),
+}
+
+impl std::ops::Deref for Payload<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(b) => b,
+            Payload::Shared(b) => b,
+        }
+    }
+}
+
+/// A complete, checked frame at the front of a buffer, not yet taken off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    kind: u8,
+    pub channel: u16,
+    size: u32,
+}
+
+impl Head {
+    /// The frame's length on the wire: header, payload and end octet.
+    pub fn total(&self) -> usize {
+        self.size as usize + 8
+    }
+
+    pub fn payload_len(&self) -> usize {
+        self.size as usize
+    }
+
+    pub fn is_body(&self) -> bool {
+        self.kind == FRAME_BODY
+    }
+
+    /// A content header or body.
+    pub fn is_content(&self) -> bool {
+        matches!(self.kind, FRAME_HEADER | FRAME_BODY)
+    }
+
+    /// The payload, in `buf` (the buffer this frame is at the front of).
+    pub fn payload<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[7..self.total() - 1]
+    }
+
+    /// Takes this frame off the front of `buf`, its payload split off (not copied).
+    pub fn take(&self, buf: &mut BytesMut) -> Bytes {
+        buf.advance(7);
+        let payload = buf.split_to(self.payload_len()).freeze();
+        buf.advance(1);
+        payload
+    }
+
+    /// The frame with `payload` (a heartbeat has none).
+    pub fn frame<P>(&self, payload: P) -> Frame<P> {
+        let channel = self.channel;
+        match self.kind {
+            FRAME_METHOD => Frame::Method { channel, payload },
+            FRAME_HEADER => Frame::Header { channel, payload },
+            FRAME_BODY => Frame::Body { channel, payload },
+            _ => Frame::Heartbeat { channel },
+        }
+    }
+}
+
+/// The complete frame at the front of `buf`, checked, left in place.
 ///
-/// `Ok(None)` means more bytes are needed; an error is a hard (connection)
-/// error: the stream can no longer be trusted.
-pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, AmqpError> {
+/// `Ok(None)` means more bytes are needed (room for them is reserved); an
+/// error is a hard (connection) error: the stream can no longer be trusted.
+pub fn peek(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Head>, AmqpError> {
     if buf.len() < 7 {
         return Ok(None);
     }
@@ -55,7 +129,8 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, AmqpE
     if kind == FRAME_HEARTBEAT && size != 0 {
         return Err(AmqpError::frame_error(format!("heartbeat frame with a {size}-byte payload")));
     }
-    let total = size as usize + 8;
+    let head = Head { kind, channel, size };
+    let total = head.total();
     if buf.len() < total {
         buf.reserve(total - buf.len());
         return Ok(None);
@@ -63,15 +138,15 @@ pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, AmqpE
     if buf[total - 1] != FRAME_END {
         return Err(AmqpError::frame_error(format!("invalid frame end octet {:#04x}", buf[total - 1])));
     }
-    buf.advance(7);
-    let payload = buf.split_to(size as usize).freeze();
-    buf.advance(1);
-    Ok(Some(match kind {
-        FRAME_METHOD => Frame::Method { channel, payload },
-        FRAME_HEADER => Frame::Header { channel, payload },
-        FRAME_BODY => Frame::Body { channel, payload },
-        _ => Frame::Heartbeat { channel },
-    }))
+    Ok(Some(head))
+}
+
+/// Takes the next complete frame off the front of `buf`, its payload split
+/// off as `Bytes` ([`peek`] says when there is none and why).
+pub fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, AmqpError> {
+    let Some(head) = peek(buf, frame_max)? else { return Ok(None) };
+    let payload = head.take(buf);
+    Ok(Some(head.frame(payload)))
 }
 
 #[cfg(test)]
@@ -108,6 +183,25 @@ mod tests {
                 Frame::Heartbeat { channel: 0 },
             ]
         );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn peek_reads_in_place_and_leaves_the_frame() {
+        let mut wire = frame(FRAME_HEADER, 3, b"head");
+        wire.extend(frame(FRAME_BODY, 3, b"body"));
+        let mut buf = BytesMut::from(&wire[..wire.len() - 1]);
+        let head = peek(&mut buf, 4096).unwrap().unwrap();
+        assert_eq!((head.channel, head.is_content(), head.is_body()), (3, true, false));
+        assert_eq!(head.payload(&buf), b"head");
+        assert_eq!(head.frame(head.payload(&buf)), Frame::Header { channel: 3, payload: &b"head"[..] });
+        assert_eq!(buf.len(), wire.len() - 1, "nothing taken off");
+        buf.advance(head.total());
+        // The body lacks its end octet: more is needed, and room is made for it.
+        assert_eq!(peek(&mut buf, 4096), Ok(None));
+        buf.extend_from_slice(&[FRAME_END]);
+        let head = peek(&mut buf, 4096).unwrap().unwrap();
+        assert_eq!(head.take(&mut buf), Bytes::from_static(b"body"));
         assert!(buf.is_empty());
     }
 

@@ -1,11 +1,11 @@
 //! Decoding method frame payloads.
 //!
 //! `basic.publish` and `basic.ack` are the methods a busy broker sees most;
-//! they are decoded by hand into slices of the frame (no allocation). Every
-//! other method goes through amq-protocol.
+//! they are decoded by hand, a publish's names borrowed from the frame (no
+//! allocation, no reference count). Every other method goes through
+//! amq-protocol.
 
 use amq_protocol::protocol::{parse_class, AMQPClass};
-use bytes::Bytes;
 use nom::combinator::all_consuming;
 use nom::Parser;
 
@@ -18,8 +18,8 @@ pub const METHOD_QOS: u16 = 10;
 
 /// A decoded method.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Method {
-    Publish(Publish),
+pub enum Method<'a> {
+    Publish(Publish<'a>),
     Ack {
         delivery_tag: u64,
         multiple: bool,
@@ -33,14 +33,12 @@ pub enum Method {
     Other(AMQPClass),
 }
 
-/// `basic.publish`, its names read in place from the frame's payload,
-/// which it keeps: one reference to the read buffer, not one per name
-/// (each is an atomic count on the publish path).
+/// `basic.publish`, its names borrowed from the frame's payload (a
+/// pending publish copies them: the frame is gone before its content).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Publish {
-    payload: Bytes,
-    exchange_len: u8,
-    routing_key_len: u8,
+pub struct Publish<'a> {
+    pub exchange: &'a [u8],
+    pub routing_key: &'a [u8],
     pub mandatory: bool,
     pub immediate: bool,
 }
@@ -48,24 +46,6 @@ pub struct Publish {
 /// Where `basic.publish`'s exchange starts: after the class and method
 /// ids, the reserved ticket and the name's length octet.
 const PUBLISH_EXCHANGE_AT: usize = 7;
-
-impl Publish {
-    /// The exchange's name, in the payload.
-    pub fn exchange(&self) -> &[u8] {
-        &self.payload[PUBLISH_EXCHANGE_AT..][..usize::from(self.exchange_len)]
-    }
-
-    /// The routing key, in the payload.
-    pub fn routing_key(&self) -> &[u8] {
-        &self.payload[PUBLISH_EXCHANGE_AT + 1 + usize::from(self.exchange_len)..]
-            [..usize::from(self.routing_key_len)]
-    }
-
-    /// The method of a well-formed `basic.publish` payload (`publish_shape`).
-    fn of(payload: Bytes, (exchange_len, routing_key_len, bits): (u8, u8, u8)) -> Publish {
-        Publish { payload, exchange_len, routing_key_len, mandatory: bits & 1 != 0, immediate: bits & 2 != 0 }
-    }
-}
 
 /// Class and method ids of a method payload (0, 0 when too short).
 pub fn ids(payload: &[u8]) -> (u16, u16) {
@@ -80,23 +60,21 @@ pub fn ids(payload: &[u8]) -> (u16, u16) {
 /// Errors are connection errors: a malformed method is 501 FRAME_ERROR
 /// (as RabbitMQ answers); an unknown class or method is 540 NOT_IMPLEMENTED
 /// (RabbitMQ drops the socket without a word).
-/// Takes the payload: a `basic.publish` keeps it (`Publish`).
-pub fn decode(payload: Bytes) -> Result<Method, AmqpError> {
+pub fn decode(payload: &[u8]) -> Result<Method<'_>, AmqpError> {
     if payload.len() < 4 {
         return Err(AmqpError::frame_error(format!("method frame of {} bytes", payload.len())));
     }
-    let (class, method) = ids(&payload);
-    let payload = match fast(payload) {
-        Ok(m) => return Ok(m),
-        Err(payload) => payload,
-    };
+    let (class, method) = ids(payload);
+    if let Some(m) = decode_fast(payload) {
+        return Ok(m);
+    }
     // amq-protocol's parser recurses into nested tables: refuse deep ones first.
-    if let Some((name, at)) = table_at(class, method, &payload) {
+    if let Some((name, at)) = table_at(class, method, payload) {
         if check_prefixed_table(&payload[at..]).is_err_and(|f| f == TableFault::TooDeep) {
             return Err(AmqpError::precondition_failed(TableFault::too_deep_text(name)).during(class, method));
         }
     }
-    let parsed = all_consuming(parse_class).parse(&payload[..]);
+    let parsed = all_consuming(parse_class).parse(payload);
     match parsed {
         Ok((_, m)) => Ok(Method::Other(m)),
         Err(_) if !is_known_method(class, method) => {
@@ -111,25 +89,13 @@ pub fn decode(payload: Bytes) -> Result<Method, AmqpError> {
 /// `basic.ack` or `basic.qos`, `None` for anything else (which [`decode`]
 /// then gives to amq-protocol). Public so the fuzzers can hold it against
 /// amq-protocol's decoding of the same bytes.
-pub fn decode_fast(payload: &Bytes) -> Option<Method> {
-    fast(payload.clone()).ok()
-}
-
-/// The hand-written decoders, taking the payload (a `basic.publish` keeps
-/// it); the payload back if none takes it.
-fn fast(payload: Bytes) -> Result<Method, Bytes> {
-    let decoded = match ids(&payload) {
-        (CLASS_BASIC, METHOD_PUBLISH) => {
-            return match publish_shape(&payload) {
-                Some(shape) => Ok(Method::Publish(Publish::of(payload, shape))),
-                None => Err(payload),
-            }
-        }
-        (CLASS_BASIC, METHOD_ACK) => decode_ack(&payload),
-        (CLASS_BASIC, METHOD_QOS) => decode_qos(&payload),
+pub fn decode_fast(payload: &[u8]) -> Option<Method<'_>> {
+    match ids(payload) {
+        (CLASS_BASIC, METHOD_PUBLISH) => decode_publish(payload),
+        (CLASS_BASIC, METHOD_ACK) => decode_ack(payload),
+        (CLASS_BASIC, METHOD_QOS) => decode_qos(payload),
         _ => None,
-    };
-    decoded.ok_or(payload)
+    }
 }
 
 /// The name of a method that carries a field table and where that table
@@ -174,18 +140,24 @@ fn is_known_method(class: u16, method: u16) -> bool {
     methods.contains(&method)
 }
 
-/// The lengths of a well-formed `basic.publish`'s exchange and routing
-/// key, and its bits octet; None if the payload is not exactly that.
-fn publish_shape(payload: &[u8]) -> Option<(u8, u8, u8)> {
-    let exchange_len = *payload.get(PUBLISH_EXCHANGE_AT - 1)?;
-    let key_at = PUBLISH_EXCHANGE_AT + usize::from(exchange_len);
-    let routing_key_len = *payload.get(key_at)?;
-    let bits_at = key_at + 1 + usize::from(routing_key_len);
+/// A well-formed `basic.publish`; None if the payload is not exactly that.
+fn decode_publish(payload: &[u8]) -> Option<Method<'_>> {
+    let exchange_len = usize::from(*payload.get(PUBLISH_EXCHANGE_AT - 1)?);
+    let key_at = PUBLISH_EXCHANGE_AT + exchange_len;
+    let routing_key_len = usize::from(*payload.get(key_at)?);
+    let bits_at = key_at + 1 + routing_key_len;
     let bits = *payload.get(bits_at)?;
-    (bits_at + 1 == payload.len()).then_some((exchange_len, routing_key_len, bits))
+    (bits_at + 1 == payload.len()).then(|| {
+        Method::Publish(Publish {
+            exchange: &payload[PUBLISH_EXCHANGE_AT..key_at],
+            routing_key: &payload[key_at + 1..bits_at],
+            mandatory: bits & 1 != 0,
+            immediate: bits & 2 != 0,
+        })
+    })
 }
 
-fn decode_ack(payload: &[u8]) -> Option<Method> {
+fn decode_ack(payload: &[u8]) -> Option<Method<'_>> {
     if payload.len() != 13 {
         return None;
     }
@@ -193,7 +165,7 @@ fn decode_ack(payload: &[u8]) -> Option<Method> {
     Some(Method::Ack { delivery_tag, multiple: payload[12] & 1 != 0 })
 }
 
-fn decode_qos(payload: &[u8]) -> Option<Method> {
+fn decode_qos(payload: &[u8]) -> Option<Method<'_>> {
     if payload.len() != 11 {
         return None;
     }
@@ -210,10 +182,10 @@ mod tests {
     use crate::protocol::encode;
     use amq_protocol::protocol::basic;
 
-    fn payload_of(class: &AMQPClass) -> Bytes {
+    fn payload_of(class: &AMQPClass) -> Vec<u8> {
         let mut out = Vec::new();
         encode::method(&mut out, 1, class);
-        Bytes::copy_from_slice(&out[7..out.len() - 1])
+        out[7..out.len() - 1].to_vec()
     }
 
     #[test]
@@ -224,17 +196,18 @@ mod tests {
             mandatory: true,
             immediate: false,
         }));
-        let Method::Publish(p) = decode(payload_of(&publish)).unwrap() else { panic!() };
+        let payload = payload_of(&publish);
+        let Method::Publish(p) = decode(&payload).unwrap() else { panic!() };
         assert_eq!(
-            (p.exchange(), p.routing_key(), p.mandatory, p.immediate),
+            (p.exchange, p.routing_key, p.mandatory, p.immediate),
             (&b"ex"[..], &b"a.b"[..], true, false)
         );
         let ack = AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack { delivery_tag: 77, multiple: true }));
-        assert_eq!(decode(payload_of(&ack)).unwrap(), Method::Ack { delivery_tag: 77, multiple: true });
+        assert_eq!(decode(&payload_of(&ack)).unwrap(), Method::Ack { delivery_tag: 77, multiple: true });
     }
 
     #[test]
-    fn publish_names_are_read_in_place_at_their_limits() {
+    fn publish_names_are_borrowed_at_their_limits() {
         let long = "k".repeat(255);
         for (exchange, key) in [("", ""), ("", long.as_str()), (long.as_str(), ""), ("amq.topic", "a.b.c")] {
             let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
@@ -245,9 +218,9 @@ mod tests {
             }));
             let payload = payload_of(&publish);
             let Some(Method::Publish(fast)) = decode_fast(&payload) else { panic!("{exchange:?} {key:?}") };
-            let Method::Publish(p) = decode(payload).unwrap() else { panic!() };
+            let Method::Publish(p) = decode(&payload).unwrap() else { panic!() };
             for p in [fast, p] {
-                assert_eq!((p.exchange(), p.routing_key()), (exchange.as_bytes(), key.as_bytes()));
+                assert_eq!((p.exchange, p.routing_key), (exchange.as_bytes(), key.as_bytes()));
                 assert_eq!((p.mandatory, p.immediate), (false, true));
             }
         }
@@ -260,8 +233,8 @@ mod tests {
             &[0, 60, 0, 40, 0, 0, 0, 0, 0, 0],
         ];
         for bad in bad {
-            assert_eq!(decode_fast(&Bytes::copy_from_slice(bad)), None);
-            assert_eq!(decode(Bytes::copy_from_slice(bad)).unwrap_err().code(), 501);
+            assert_eq!(decode_fast(bad), None);
+            assert_eq!(decode(bad).unwrap_err().code(), 501);
         }
     }
 
@@ -273,8 +246,8 @@ mod tests {
         })));
         assert_eq!(decode_fast(&ack), Some(Method::Ack { delivery_tag: 1, multiple: false }));
         // One byte short or long: left to amq-protocol, which refuses it too.
-        assert_eq!(decode_fast(&ack.slice(..12)), None);
-        assert_eq!(decode_fast(&Bytes::from([&ack[..], &[0]].concat())), None);
+        assert_eq!(decode_fast(&ack[..12]), None);
+        assert_eq!(decode_fast(&[&ack[..], &[0]].concat()), None);
         let get = payload_of(&AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
             queue: "q".into(),
             no_ack: true,
@@ -284,10 +257,10 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_methods() {
-        assert_eq!(decode(Bytes::from_static(&[0, 50, 0, 99])).unwrap_err().code(), 540);
-        assert_eq!(decode(Bytes::from_static(&[3, 231, 0, 10])).unwrap_err().code(), 540);
+        assert_eq!(decode(&[0, 50, 0, 99][..]).unwrap_err().code(), 540);
+        assert_eq!(decode(&[3, 231, 0, 10][..]).unwrap_err().code(), 540);
         // queue.declare whose queue name runs past the end of the frame
-        assert_eq!(decode(Bytes::from_static(&[0, 50, 0, 10, 0, 0, 200, b'q'])).unwrap_err().code(), 501);
-        assert_eq!(decode(Bytes::from_static(&[0, 60, 0, 40, 0])).unwrap_err().code(), 501);
+        assert_eq!(decode(&[0, 50, 0, 10, 0, 0, 200, b'q'][..]).unwrap_err().code(), 501);
+        assert_eq!(decode(&[0, 60, 0, 40, 0][..]).unwrap_err().code(), 501);
     }
 }

@@ -12,7 +12,7 @@ use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, 
 use amq_protocol::protocol::basic::{self, AMQPProperties};
 use amq_protocol::protocol::AMQPClass;
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use warren::protocol::frame::{self, Frame};
 use warren::protocol::method::{self, Method};
@@ -64,11 +64,12 @@ fn publish_wire(props: &AMQPProperties, body: &[u8]) -> Vec<u8> {
     wire
 }
 
-/// The broker's read path: frames cut from the read buffer, `basic.publish`
-/// decoded by hand, the content header scanned in place, the body sliced.
+/// The broker's read path: frames read in place at the front of the read
+/// buffer, `basic.publish` decoded by hand, the content header scanned in
+/// place, the body borrowed; each frame then dropped from the buffer.
 fn warren_decode(buf: &mut BytesMut) {
-    while let Some(f) = frame::decode(buf, FRAME_MAX).expect("well-formed frame") {
-        match f {
+    while let Some(head) = frame::peek(buf, FRAME_MAX).expect("well-formed frame") {
+        match head.frame(head.payload(buf)) {
             Frame::Method { payload, .. } => match method::decode(payload).expect("well-formed method") {
                 Method::Publish(p) => {
                     black_box(p);
@@ -76,7 +77,7 @@ fn warren_decode(buf: &mut BytesMut) {
                 other => panic!("unexpected method {other:?}"),
             },
             Frame::Header { payload, .. } => {
-                let info = ContentHeader::scan(&payload).expect("well-formed header");
+                let info = ContentHeader::scan(payload).expect("well-formed header");
                 black_box((payload, info));
             }
             Frame::Body { payload, .. } => {
@@ -84,6 +85,7 @@ fn warren_decode(buf: &mut BytesMut) {
             }
             Frame::Heartbeat { .. } => unreachable!(),
         }
+        buf.advance(head.total());
     }
 }
 

@@ -8,12 +8,12 @@ use tracing::debug;
 
 use super::{Channel, Connection, State};
 use crate::connection::channel::Ctx;
-use crate::protocol::frame::Frame;
+use crate::protocol::frame::{Frame, Payload};
 use crate::protocol::method::{self, Method};
 use crate::protocol::{encode, AmqpError};
 
 impl Connection {
-    pub(super) fn on_frame(&mut self, frame: Frame) -> Result<(), AmqpError> {
+    pub(super) fn on_frame(&mut self, frame: Frame<Payload<'_>>) -> Result<(), AmqpError> {
         if self.state == State::Closing {
             // Only the close handshake matters now.
             if let Frame::Method { channel: 0, payload } = &frame {
@@ -31,20 +31,20 @@ impl Connection {
             Frame::Heartbeat { channel } => {
                 Err(AmqpError::unexpected_frame(format!("heartbeat frame on channel {channel}")))
             }
-            Frame::Method { channel: 0, payload } => self.on_connection_method(payload),
+            Frame::Method { channel: 0, payload } => self.on_connection_method(&payload),
             Frame::Header { channel: 0, .. } | Frame::Body { channel: 0, .. } => {
                 Err(AmqpError::unexpected_frame("content frame on channel 0"))
             }
-            Frame::Method { channel, payload } => self.on_channel_method(channel, payload),
+            Frame::Method { channel, payload } => self.on_channel_method(channel, &payload),
             Frame::Header { channel, payload } => {
-                self.on_content(channel, |ch, ctx| ch.on_header(payload, ctx))
+                self.on_content(channel, |ch, ctx| ch.on_header(&payload, ctx))
             }
             Frame::Body { channel, payload } => self.on_content(channel, |ch, ctx| ch.on_body(payload, ctx)),
         }
     }
 
-    fn on_connection_method(&mut self, payload: bytes::Bytes) -> Result<(), AmqpError> {
-        let (c, m) = method::ids(&payload);
+    fn on_connection_method(&mut self, payload: &[u8]) -> Result<(), AmqpError> {
+        let (c, m) = method::ids(payload);
         match method::decode(payload).map_err(AmqpError::on_connection)? {
             Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(close))) => {
                 debug!(code = close.reply_code, text = %close.reply_text, "client closed the connection");
@@ -68,8 +68,8 @@ impl Connection {
         }
     }
 
-    fn on_channel_method(&mut self, id: u16, payload: bytes::Bytes) -> Result<(), AmqpError> {
-        let (c, m) = method::ids(&payload);
+    fn on_channel_method(&mut self, id: u16, payload: &[u8]) -> Result<(), AmqpError> {
+        let (c, m) = method::ids(payload);
         let decoded = match method::decode(payload) {
             Ok(decoded) => decoded,
             Err(e) if e.is_hard() => return Err(e),

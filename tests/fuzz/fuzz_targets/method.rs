@@ -6,7 +6,6 @@
 #![no_main]
 
 use amq_protocol::protocol::parse_class;
-use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use nom::combinator::all_consuming;
 use nom::Parser;
@@ -15,8 +14,7 @@ use warren::protocol::table::MAX_DEPTH;
 use warren_fuzz::{gen_class, hex, method_tables, table_depth};
 
 fuzz_target!(|data: &[u8]| {
-    let payload = Bytes::copy_from_slice(data);
-    match decode(payload) {
+    match decode(data) {
         Ok(Method::Other(class)) => {
             for t in method_tables(&class) {
                 let d = table_depth(t);
