@@ -219,6 +219,37 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
+/// Bodies on either side of the size a message copies (16 KiB), each in one
+/// frame and all in one write (read in place, or split off the read buffer
+/// past that size), their headers large and small in turn on one channel
+/// (which reuses a buffer for names and header): each arrives whole, with
+/// its own properties.
+#[tokio::test]
+async fn single_frame_bodies_around_the_copy_limit_arrive_intact() {
+    let server = common::start().await;
+    let mut raw = Raw::open(server.local_addr).await;
+    raw.open_channel(1).await;
+    let q = raw.declare_queue(1, "").await;
+    let sizes = [16 * 1024, 0, 16 * 1024 + 1, 1, 16 * 1024 - 1, 100_000];
+    let pad = |i: usize| "p".repeat(if i % 2 == 0 { 3000 } else { 5 });
+    let mut wire = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        let mut headers = FieldTable::default();
+        headers.insert("pad".into(), AMQPValue::LongString(pad(i).into()));
+        let props = AMQPProperties::default().with_message_id(format!("m{i}").into()).with_headers(headers);
+        wire.extend(message(1, "", &q, props, &pattern(size), FRAME_MAX));
+    }
+    raw.send(&wire).await;
+    for (i, &size) in sizes.iter().enumerate() {
+        let (props, body) = raw.get(1, &q).await.expect("a message");
+        assert_eq!(props.message_id().as_ref().map(|s| s.as_str().to_owned()), Some(format!("m{i}")));
+        let headers = props.headers().clone().expect("headers");
+        assert_eq!(headers.inner().get("pad"), Some(&AMQPValue::LongString(pad(i).into())), "m{i}");
+        assert!(body == pattern(size), "m{i}: body changed on the way ({size} bytes)");
+    }
+    assert_serving(server.local_addr).await;
+}
+
 #[tokio::test]
 async fn frame_exactly_at_frame_max_is_accepted() {
     let server = common::start().await;

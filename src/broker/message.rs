@@ -35,7 +35,9 @@ pub struct Message {
 }
 
 /// Bodies up to this size are copied, with the names and header, into one
-/// allocation of their own; larger ones stay slices of the read buffer.
+/// allocation of their own; a larger one that arrived in one frame stays a
+/// slice of the read buffer (one in many frames is the buffer they were
+/// gathered in).
 pub const COPY_LIMIT: usize = 16 * 1024;
 
 impl Message {
@@ -45,11 +47,11 @@ impl Message {
         Self::published(&exchange, &routing_key, &header, info, body)
     }
 
-    /// A message as published: the names and header are copied (read in
-    /// place from the method and header frames) into one exact-size
-    /// allocation, a small body too, so a queued message does not keep the
-    /// 64 KiB read buffer alive and the connection can reuse that buffer in
-    /// place; a large body stays a slice of it.
+    /// A message as published: the names and header are copied (from the
+    /// publish that gathered them) into one exact-size allocation, a small
+    /// body too, so a queued message holds nothing more; a large body is
+    /// kept as it came (`Bytes`: a slice of the read buffer, or the buffer
+    /// its frames were gathered in).
     pub fn published(
         exchange: &[u8],
         routing_key: &[u8],

@@ -219,6 +219,7 @@ impl Channel {
     pub fn release(&mut self, ctx: &mut Ctx) {
         ctx.unfinished -= self.unfinished_bytes();
         self.pending = None;
+        self.spare_meta = Vec::new();
         let vhost = &*ctx.vhost;
         if let Some(tx) = self.tx.as_mut() {
             // An open transaction's settlements are void: back to unacked, then requeued below.

@@ -140,7 +140,7 @@ async fn refuse<S: Socket>(mut stream: S, mut buf: BytesMut, e: AmqpError) {
 }
 
 /// The whole size of the frame begun at the front of `buf`, once its
-/// header is in (`decode` leaves an incomplete frame at the front).
+/// header is in (`peek` leaves an incomplete frame at the front).
 fn frame_begun(buf: &[u8]) -> Option<usize> {
     let size = u32::from_be_bytes(buf.get(3..7)?.try_into().ok()?);
     Some(size as usize + 8)

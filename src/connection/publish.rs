@@ -38,8 +38,10 @@ enum Body {
     Many(Vec<u8>),
 }
 
-/// The largest names-and-header buffer a channel keeps for its next publish.
-const META_KEEP: usize = 4096;
+/// The largest names-and-header buffer a channel keeps for its next
+/// publish: enough for common properties, little across a connection's
+/// 2,047 channels.
+const META_KEEP: usize = 512;
 
 impl Pending {
     pub fn has_header(&self) -> bool {
