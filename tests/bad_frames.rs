@@ -231,7 +231,7 @@ async fn single_frame_bodies_around_the_copy_limit_arrive_intact() {
     raw.open_channel(1).await;
     let q = raw.declare_queue(1, "").await;
     let sizes = [16 * 1024, 0, 16 * 1024 + 1, 1, 16 * 1024 - 1, 100_000];
-    let pad = |i: usize| "p".repeat(if i % 2 == 0 { 3000 } else { 5 });
+    let pad = |i: usize| "p".repeat(if i.is_multiple_of(2) { 3000 } else { 5 });
     let mut wire = Vec::new();
     for (i, &size) in sizes.iter().enumerate() {
         let mut headers = FieldTable::default();
