@@ -30,7 +30,7 @@ use crate::broker::message::COPY_LIMIT;
 use crate::broker::vhost::Router;
 use crate::broker::{Broker, ConnectionId, Outbound, Queue};
 use crate::config::Config;
-use crate::protocol::frame::{decode, peek, Frame, Payload};
+use crate::protocol::frame::{decode, make_room, peek, Frame, Payload};
 use crate::protocol::method;
 use crate::protocol::{encode, AmqpError, ErrorKind, FRAME_MIN_SIZE};
 
@@ -351,10 +351,13 @@ impl Connection {
                 // Grow to a full chunk only for connections that fill what
                 // they have; a new one, with nothing to copy, before a large
                 // frame is begun where it would not fit.
-                buf.reserve(match last_read_len >= IDLE_CHUNK {
-                    true => READ_CHUNK.max(large + CHUNK_SLACK),
-                    false => IDLE_CHUNK,
-                });
+                make_room(
+                    &mut buf,
+                    match last_read_len >= IDLE_CHUNK {
+                        true => READ_CHUNK.max(large + CHUNK_SLACK),
+                        false => IDLE_CHUNK,
+                    },
+                );
             }
             tokio::select! {
                 r = wr.writable(), if stalled => {

@@ -132,13 +132,29 @@ pub fn peek(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Head>, AmqpErro
     let head = Head { kind, channel, size };
     let total = head.total();
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        make_room(buf, total - buf.len());
         return Ok(None);
     }
     if buf[total - 1] != FRAME_END {
         return Err(AmqpError::frame_error(format!("invalid frame end octet {:#04x}", buf[total - 1])));
     }
     Ok(Some(head))
+}
+
+/// Makes room for `additional` more bytes at the end of a read buffer: in
+/// its own allocation when the bytes already taken off its front leave
+/// enough (the rest moved to the front), else in a new one of just the
+/// size wanted. `BytesMut::reserve` instead doubles a buffer whose unread
+/// bytes outnumber the taken ones, so a connection paused with input
+/// left over, time after time (credit flow), would end up reading into
+/// many times the chunk it asked for.
+pub fn make_room(buf: &mut BytesMut, additional: usize) {
+    if buf.capacity() - buf.len() >= additional || buf.try_reclaim(additional) {
+        return;
+    }
+    let mut fresh = BytesMut::with_capacity(buf.len() + additional);
+    fresh.extend_from_slice(buf);
+    *buf = fresh;
 }
 
 /// Takes the next complete frame off the front of `buf`, its payload split
@@ -203,6 +219,34 @@ mod tests {
         let head = peek(&mut buf, 4096).unwrap().unwrap();
         assert_eq!(head.take(&mut buf), Bytes::from_static(b"body"));
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn room_is_made_without_doubling_a_buffer_left_with_unread_input() {
+        // Filled, then paused with most of it unread, time after time:
+        // `reserve` would double the buffer every round.
+        let mut buf = BytesMut::with_capacity(1024);
+        let mut next = 0u8;
+        for _ in 0..20 {
+            while buf.len() < buf.capacity() {
+                buf.extend_from_slice(&[next]);
+                next = next.wrapping_add(1);
+            }
+            let unread = buf[buf.len() * 3 / 10..].to_vec();
+            buf.advance(buf.len() * 3 / 10);
+            make_room(&mut buf, 1024);
+            assert!(buf.capacity() - buf.len() >= 1024);
+            assert_eq!(&buf[..], &unread[..], "the unread bytes are kept");
+        }
+        assert!(buf.capacity() < 8 * 1024, "grew to {}", buf.capacity());
+        // Input all taken but a partial frame: the same allocation is reused.
+        let mut buf = BytesMut::with_capacity(4096);
+        buf.extend_from_slice(&[1; 4096]);
+        let start = buf.as_ptr();
+        buf.advance(4093);
+        make_room(&mut buf, 4000);
+        assert_eq!((buf.as_ptr(), &buf[..]), (start, &[1, 1, 1][..]), "moved to the front");
+        assert!(buf.capacity() - buf.len() >= 4000);
     }
 
     #[test]
