@@ -34,8 +34,8 @@ use crate::protocol::frame::{decode, make_room, peek, Frame, Payload};
 use crate::protocol::method;
 use crate::protocol::{encode, AmqpError, ErrorKind, FRAME_MIN_SIZE};
 
-/// Read buffer growth step for a busy connection; frames are cut out of it
-/// without copying.
+/// Read buffer growth step for a busy connection; frames are read in place
+/// in it.
 const READ_CHUNK: usize = 64 * 1024;
 /// What an idle connection keeps: most connections are mostly idle.
 const IDLE_CHUNK: usize = 2 * 1024;
@@ -341,13 +341,16 @@ impl Connection {
                 continue;
             }
             let paused = self.blocked || self.throttled_on.is_some() || self.owed.is_some();
+            let reading = !paused && (!stalled || buf.len() < STALLED_READ_MAX);
             // A header not yet checked (input deferred) may claim any size:
             // what a chunk is sized for stays within frame_max.
             if let Some(total) = frame_begun(&buf).filter(|&t| t > READ_CHUNK) {
                 large = large.max(total.min(self.ctx.frame_max as usize + 8));
             }
             let spare = buf.capacity() - buf.len();
-            if spare < IDLE_CHUNK || (buf.is_empty() && spare < large) {
+            // Room only for a read about to be made: a paused connection's
+            // input is taken first, and its buffer then reused in place.
+            if reading && (spare < IDLE_CHUNK || (buf.is_empty() && spare < large)) {
                 // Grow to a full chunk only for connections that fill what
                 // they have; a new one, with nothing to copy, before a large
                 // frame is begun where it would not fit.
@@ -366,7 +369,7 @@ impl Connection {
                         break;
                     }
                 }
-                r = rd.read_buf(&mut buf), if !paused && (!stalled || buf.len() < STALLED_READ_MAX) => match r {
+                r = rd.read_buf(&mut buf), if reading => match r {
                     Ok(0) => {
                         // A half-closed client: what it sent before still counts
                         // (publishes, acks); the answers it was not reading go.
