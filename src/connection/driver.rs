@@ -57,7 +57,8 @@ const OUTBOUND_BATCH: usize = 256;
 /// and no more deliveries are taken until it is written.
 const OUT_HIGH_WATER: usize = 1 << 20;
 /// While the socket does not take our output, input is still read (to see
-/// that the client is alive) up to this much, but not processed.
+/// that the client is alive) until this much is held, but not processed
+/// (the last read may pass it by the room the buffer had).
 const STALLED_READ_MAX: usize = 256 * 1024;
 /// The longest a publisher to a congested queue is not read.
 const THROTTLE_MAX: Duration = Duration::from_millis(250);
@@ -353,13 +354,18 @@ impl Connection {
             if reading && (spare < IDLE_CHUNK || (buf.is_empty() && spare < large)) {
                 // Grow to a full chunk only for connections that fill what
                 // they have; a new one, with nothing to copy, before a large
-                // frame is begun where it would not fit.
+                // frame is begun where it would not fit. A new allocation
+                // gets as much again as is unread (up to a chunk), so input
+                // left over that arrives in small reads is not copied at
+                // every read.
+                let headroom = buf.len().min(READ_CHUNK);
                 make_room(
                     &mut buf,
                     match last_read_len >= IDLE_CHUNK {
                         true => READ_CHUNK.max(large + CHUNK_SLACK),
                         false => IDLE_CHUNK,
                     },
+                    headroom,
                 );
             }
             tokio::select! {

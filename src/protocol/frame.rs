@@ -133,7 +133,8 @@ pub fn peek(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Head>, AmqpErro
     let head = Head { kind, channel, size };
     let total = head.total();
     if buf.len() < total {
-        make_room(buf, total - buf.len());
+        // Exactly the frame: a large body split off it keeps the allocation.
+        make_room(buf, total - buf.len(), 0);
         return Ok(None);
     }
     if buf[total - 1] != FRAME_END {
@@ -145,17 +146,16 @@ pub fn peek(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Head>, AmqpErro
 /// Makes room for `additional` more bytes at the end of a read buffer: in
 /// its own allocation when the bytes already taken off its front leave
 /// enough (the rest moved to the front), else in a new one sized by the
-/// unread bytes, not by what was taken: room for `additional` and as much
-/// again as is unread, so a frame arriving in small reads is copied each
-/// time it doubles, not at every read. `BytesMut::reserve` instead doubles the whole
-/// allocation of a buffer whose unread bytes outnumber the taken ones, so a
-/// connection stopped with input left over, time after time (credit flow),
-/// would end up reading into many times the chunk it asked for.
-pub fn make_room(buf: &mut BytesMut, additional: usize) {
+/// unread bytes, not by what was taken: `additional` and `headroom` more.
+/// `BytesMut::reserve` instead doubles the whole allocation of a buffer
+/// whose unread bytes outnumber the taken ones, so a connection stopped
+/// with input left over, time after time (credit flow), would end up
+/// reading into many times the chunk it asked for.
+pub fn make_room(buf: &mut BytesMut, additional: usize, headroom: usize) {
     if buf.capacity() - buf.len() >= additional || buf.try_reclaim(additional) {
         return;
     }
-    let mut fresh = BytesMut::with_capacity(2 * buf.len() + additional);
+    let mut fresh = BytesMut::with_capacity(buf.len() + additional + headroom);
     fresh.extend_from_slice(buf);
     *buf = fresh;
 }
@@ -234,17 +234,19 @@ mod tests {
                 buf.extend_from_slice(&[round]);
             }
             buf.advance(buf.len() - 100);
-            make_room(&mut buf, 2048);
+            make_room(&mut buf, 2048, 0);
             assert_eq!((buf.as_ptr(), &buf[..]), (base, &[round; 100][..]), "round {round}");
         }
-        // A large frame arriving in small reads, none of it taken yet: the
-        // buffer is copied each time its bytes double (11 times here), not
+        // A large frame arriving in small reads, none of it taken yet, with
+        // the read loop's headroom (as much as is unread, up to 64 KiB): the
+        // buffer is copied each time its bytes double or grow by 64 KiB, not
         // at every read (as a new one of just the room asked for would be).
         let mut buf = BytesMut::new();
         let (mut moves, mut at) = (0, buf.as_ptr());
         for _ in 0..1300 {
             if buf.capacity() - buf.len() < 2048 {
-                make_room(&mut buf, 2048);
+                let headroom = buf.len().min(64 * 1024);
+                make_room(&mut buf, 2048, headroom);
             }
             if buf.as_ptr() != at {
                 (moves, at) = (moves + 1, buf.as_ptr());
@@ -254,11 +256,14 @@ mod tests {
         assert!(moves <= 12, "copied {moves} times");
         assert!(buf.capacity() <= 3 * buf.len() + 2048);
         assert!(buf.iter().all(|&b| b == 9));
-        // Shared with a body split off it: a new buffer; both keep their bytes.
+        // Shared with a body split off it: a new buffer of just the room
+        // asked for; both keep their bytes.
         let mut buf = BytesMut::from(&[1u8; 1000][..]);
         let body = buf.split_to(600).freeze();
-        make_room(&mut buf, 4096);
-        assert!(buf.capacity() - buf.len() >= 4096);
+        let shared = buf.as_ptr();
+        make_room(&mut buf, 4096, 0);
+        assert_ne!(buf.as_ptr(), shared);
+        assert_eq!(buf.capacity(), 400 + 4096);
         assert_eq!((&buf[..], &body[..]), (&[1; 400][..], &[1; 600][..]));
     }
 
