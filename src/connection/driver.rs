@@ -513,9 +513,13 @@ impl Connection {
             match peek(buf, self.ctx.frame_max) {
                 Ok(Some(head)) => {
                     // Read in place and then dropped from the buffer (which no
-                    // frame then shares), but for a large body: kept as it is,
-                    // split off.
-                    let handled = if head.is_body() && head.payload_len() > COPY_LIMIT {
+                    // frame then shares), but for a large body that is a whole
+                    // message's: kept as it is, split off.
+                    let whole_large = head.is_body()
+                        && head.payload_len() > COPY_LIMIT
+                        && self.channels.get(&head.channel).and_then(Channel::whole_body_due)
+                            == Some(head.payload_len() as u64);
+                    let handled = if whole_large {
                         let payload = Payload::Shared(head.take(buf));
                         self.on_frame(head.frame(payload))
                     } else {

@@ -27,15 +27,8 @@ pub struct Pending {
     routing_key_len: u8,
     mandatory: bool,
     header: Option<ContentHeader>,
-    body: Body,
-}
-
-#[derive(Debug)]
-enum Body {
-    Empty,
-    /// One large frame, split off the read buffer: no copy.
-    One(Bytes),
-    Many(Vec<u8>),
+    /// The body gathered from frames; a body in one frame never comes here.
+    body: Vec<u8>,
 }
 
 /// The largest names-and-header buffer a channel keeps for its next
@@ -55,7 +48,7 @@ impl Pending {
     /// Bytes held for this message so far: its content header and the
     /// memory its body takes (what was allocated, not only what arrived).
     pub fn held(&self) -> u64 {
-        (self.meta.len() - self.names_len() + self.body.held()) as u64
+        (self.meta.len() - self.names_len() + self.body.capacity()) as u64
     }
 }
 
@@ -63,58 +56,19 @@ impl Pending {
 /// announce far more than its sender ever sends.
 const BODY_PREALLOCATION_MAX: usize = 4 << 20;
 
-impl Body {
-    fn len(&self) -> usize {
-        match self {
-            Body::Empty => 0,
-            Body::One(b) => b.len(),
-            Body::Many(b) => b.len(),
-        }
+/// Appends a frame's payload to a body of `expected` bytes. The buffer is
+/// first given what the header announced (up to a bound), then grows by
+/// doubling, never past `expected`, so it ends exactly that big and never
+/// holds more than twice what arrived.
+fn gather(body: &mut Vec<u8>, part: &[u8], expected: usize) {
+    if body.capacity() - body.len() < part.len() {
+        let room = match body.capacity() {
+            0 => expected.min(BODY_PREALLOCATION_MAX),
+            _ => body.len().min(expected.saturating_sub(body.len())),
+        };
+        body.reserve_exact(part.len().max(room));
     }
-
-    fn held(&self) -> usize {
-        match self {
-            Body::Many(b) => b.capacity(),
-            other => other.len(),
-        }
-    }
-
-    /// Appends a frame's payload to a body of `expected` bytes. The buffer
-    /// grows by doubling, never past `expected`, so it ends exactly that big
-    /// and never holds more than twice what arrived.
-    fn push(&mut self, part: Payload<'_>, expected: usize) {
-        *self = match (std::mem::replace(self, Body::Empty), part) {
-            (Body::Empty, Payload::Shared(part)) => Body::One(part),
-            (Body::Empty, Payload::Borrowed(part)) => {
-                let mut all = Vec::with_capacity(expected.min(BODY_PREALLOCATION_MAX).max(part.len()));
-                all.extend_from_slice(part);
-                Body::Many(all)
-            }
-            (Body::One(first), part) => {
-                let have = first.len() + part.len();
-                let mut all = Vec::with_capacity(expected.min(BODY_PREALLOCATION_MAX).max(have));
-                all.extend_from_slice(&first);
-                all.extend_from_slice(&part);
-                Body::Many(all)
-            }
-            (Body::Many(mut all), part) => {
-                if all.capacity() - all.len() < part.len() {
-                    let remaining = expected.saturating_sub(all.len());
-                    all.reserve_exact(part.len().max(all.len().min(remaining)));
-                }
-                all.extend_from_slice(&part);
-                Body::Many(all)
-            }
-        }
-    }
-
-    fn into_bytes(self) -> Bytes {
-        match self {
-            Body::Empty => Bytes::new(),
-            Body::One(b) => b,
-            Body::Many(b) => Bytes::from(b),
-        }
-    }
+    body.extend_from_slice(part);
 }
 
 impl Channel {
@@ -133,7 +87,7 @@ impl Channel {
             routing_key_len: p.routing_key.len() as u8,
             mandatory: p.mandatory,
             header: None,
-            body: Body::Empty,
+            body: Vec::new(),
         });
         Ok(())
     }
@@ -199,13 +153,13 @@ impl Channel {
                 "content body of {have} bytes exceeds the {expected} announced in its header"
             )));
         }
-        if have == expected && matches!(body, Body::Empty) {
+        if have == expected && body.is_empty() {
             // The whole body in one frame: made into the message from where it is.
             return self.finish_publish(ctx, Some(payload));
         }
-        let before = body.held();
-        body.push(payload, expected as usize);
-        ctx.unfinished += (body.held() - before) as u64;
+        let before = body.capacity();
+        gather(body, &payload, expected as usize);
+        ctx.unfinished += (body.capacity() - before) as u64;
         if have == expected {
             self.finish_publish(ctx, None)?;
         }
@@ -258,7 +212,7 @@ impl Channel {
         let message = Arc::new(match whole {
             Some(Payload::Borrowed(body)) => Message::copied(exchange_name, routing_key, header, info, body),
             Some(Payload::Shared(body)) => Message::published(exchange_name, routing_key, header, info, body),
-            None => Message::published(exchange_name, routing_key, header, info, body.into_bytes()),
+            None => Message::published(exchange_name, routing_key, header, info, Bytes::from(body)),
         });
         if meta.capacity() <= META_KEEP {
             self.spare_meta = meta;
@@ -399,6 +353,15 @@ impl Channel {
         if let Some(confirms) = self.confirms.as_mut() {
             let acked = confirms.flush(&mut ctx.out, self.id);
             ctx.entry.stats.msgs.confirmed.add(acked);
+        }
+    }
+
+    /// The size a body frame must have to be the whole body of the publish
+    /// waiting for it (its header in, nothing of its body yet).
+    pub fn whole_body_due(&self) -> Option<u64> {
+        match &self.pending {
+            Some(Pending { header: Some(info), body, .. }) if body.is_empty() => Some(info.body_size),
+            _ => None,
         }
     }
 
