@@ -72,7 +72,7 @@ impl Harness {
             let info = ContentHeader::scan(&header).unwrap();
             let body = Bytes::from(vec![b'x'; size]);
             let m = Message::new(Bytes::new(), Bytes::from(queue.to_owned()), header, info, body);
-            v.enqueue(Arc::new(m), &mut vec![q.clone()]);
+            v.enqueue(Arc::new(m), std::slice::from_ref(&q));
         }
     }
 }

@@ -235,3 +235,37 @@ async fn the_alternate_exchange_is_not_used_when_a_cc_key_routes() {
     }
     teardown(conn).await;
 }
+
+#[tokio::test]
+async fn the_default_exchange_follows_a_queue_deleted_and_declared_again() {
+    let (conn, ch) = setup().await;
+    confirm_select(&ch).await;
+    let (q, other) = (unique("again"), unique("again-cc"));
+    named_queue(&ch, &q).await;
+    named_queue(&ch, &other).await;
+    let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
+    let props = BasicProperties::default;
+    let c = publish_confirmed(&ch, "", &q, mandatory, b"first", props()).await;
+    assert!(c.is_ack() && c.take_message().is_none(), "the first message was returned");
+    // The same queue again, now with a CC: both queues take it.
+    let cc = props().with_headers(table(&[("CC", keys(&[&other]))]));
+    let c = publish_confirmed(&ch, "", &q, mandatory, b"second", cc).await;
+    assert!(c.is_ack() && c.take_message().is_none(), "the CC'd message was returned");
+    assert_eq!(get_eventually(&ch, &other).await.delivery.data, b"second");
+    publish(&ch, "", &q, b"last").await;
+    delete_queue(&ch, &q).await;
+    // Gone: a mandatory message to its name comes back.
+    let c = publish_confirmed(&ch, "", &q, mandatory, b"unroutable", props()).await;
+    let returned = c.take_message().expect("a message to a deleted queue was not returned");
+    assert_eq!(returned.data, b"unroutable");
+    // Declared again: the new queue takes what follows, and nothing of before.
+    named_queue(&ch, &q).await;
+    let c = publish_confirmed(&ch, "", &q, mandatory, b"third", props()).await;
+    assert!(c.is_ack() && c.take_message().is_none(), "a message to the new queue was returned");
+    assert_eq!(get_eventually(&ch, &q).await.delivery.data, b"third");
+    assert!(get(&ch, &q).await.is_none(), "the new queue holds more than was sent to it");
+    for name in [&q, &other] {
+        delete_queue(&ch, name).await;
+    }
+    teardown(conn).await;
+}

@@ -317,7 +317,7 @@ pub async fn publish(
             if !routed {
                 return (false, None);
             }
-            let done = v.enqueue(message, &mut router.queues);
+            let done = v.enqueue(message, &router.queues);
             (true, (!done.rejected).then_some(done.on_disk || done.discarded))
         };
         // A duplicate on a deduplicating exchange is not routed, as over AMQP.
@@ -345,7 +345,7 @@ mod tests {
             let info = ContentHeader::scan(&header).unwrap();
             let body = Bytes::from(vec![b'x'; n]);
             let m = Arc::new(Message::new(Bytes::new(), Bytes::from("q"), header, info, body));
-            v.enqueue(m, &mut vec![q.clone()]);
+            v.enqueue(m, std::slice::from_ref(&q));
         }
         q
     }

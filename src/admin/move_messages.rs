@@ -57,8 +57,8 @@ pub async fn move_messages(
                 let Some((entry, _)) = from.get(false) else { break };
                 let m = &entry.message;
                 let copy = Message::remade(b"", &key, m.header(), m.info.clone(), m);
-                let mut queues = vec![to.clone()];
-                let outcome = v.enqueue(Arc::new(copy), &mut queues);
+                let queues = std::slice::from_ref(&to);
+                let outcome = v.enqueue(Arc::new(copy), queues);
                 if outcome.rejected {
                     refused_at = Some(entry.seq);
                     break;

@@ -288,8 +288,9 @@ impl Delayer {
             if !x.is_deleted() {
                 v.route(x, &message, &[], router);
                 if !router.queues.is_empty() {
-                    v.enqueue(message, &mut router.queues);
+                    v.enqueue(message, &router.queues);
                 }
+                router.done();
             }
             if let Some(store) = &self.store {
                 store.submit(Op::DeleteDelayed(self.at(key)));

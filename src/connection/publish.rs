@@ -226,7 +226,7 @@ impl Channel {
             counted.received_confirm.add(1);
         }
         match self.tx.as_mut() {
-            Some(tx) => tx.publishes.push((exchange, message, bcc.to_vec(), mandatory)),
+            Some(tx) => tx.publishes.push((exchange.clone(), message, bcc.to_vec(), mandatory)),
             None => {
                 let seq = self.confirms.as_mut().map(Confirms::publish);
                 let routed = self.route(&exchange, message, bcc, mandatory, ctx);
@@ -242,6 +242,7 @@ impl Channel {
                 }
             }
         }
+        ctx.router.keep_exchange(exchange);
         Ok(())
     }
 
@@ -311,7 +312,8 @@ impl Channel {
             ctx.router.queues.clear();
             return Enqueued { on_disk: delayer.schedule(message, ms), taken: true, ..Default::default() };
         }
-        let mut routed = ctx.vhost.enqueue(message, &mut ctx.router.queues);
+        let mut routed = ctx.vhost.enqueue(message, &ctx.router.queues);
+        ctx.router.done();
         if ctx.throttle.is_none() {
             ctx.throttle = routed.congested.take();
         }

@@ -16,23 +16,47 @@ use crate::store::Op;
 /// A connection's routing state: buffers reused for every message, and a
 /// memo of the exchange and default-exchange queue it used last, so steady
 /// publishing skips the name lookups (entries are checked against deletion).
+///
+/// The memo is moved, not cloned: the exchange is taken out for the
+/// publish and put back after it (`keep_exchange`), and a message for the
+/// default exchange that reaches the one queue the last one reached leaves
+/// `queues` as it is. Cloning and dropping an `Arc` per message would write
+/// its count, and every publisher of the vhost shares the default
+/// exchange's: publishers on both cores took that cache line from each
+/// other at every message.
 #[derive(Debug, Default)]
 pub struct Router {
-    /// The queues the last message reached.
+    /// The queues the last message reached (`route` sets them anew).
     pub queues: Vec<Arc<Queue>>,
     pending: Vec<Destination>,
     visited: Vec<usize>,
     cache_exchange: Option<Arc<Exchange>>,
-    cache_queue: Option<Arc<Queue>>,
+}
+
+impl Router {
+    /// Puts back the exchange `publish_exchange` took out, for the next publish.
+    pub fn keep_exchange(&mut self, exchange: Arc<Exchange>) {
+        self.cache_exchange = Some(exchange);
+    }
+
+    /// Lets go of the queues the last message reached, unless they are
+    /// one (the default exchange's memo).
+    pub fn done(&mut self) {
+        if self.queues.len() > 1 {
+            self.queues.clear();
+        }
+    }
 }
 
 impl VHost {
     /// The exchange a `basic.publish` names: 404 if missing, 403 if internal.
+    /// Taken out of the router's memo if it is there: hand it back with
+    /// `Router::keep_exchange`.
     pub fn publish_exchange(&self, name: &[u8], router: &mut Router) -> Result<Arc<Exchange>, AmqpError> {
         if let Some(ex) =
-            router.cache_exchange.as_ref().filter(|e| same_name(e.name.as_bytes(), name) && !e.is_deleted())
+            router.cache_exchange.take_if(|e| same_name(e.name.as_bytes(), name) && !e.is_deleted())
         {
-            return Ok(ex.clone());
+            return Ok(ex);
         }
         let ex = std::str::from_utf8(name)
             .ok()
@@ -44,7 +68,6 @@ impl VHost {
                 ex.name, self.name
             )));
         }
-        router.cache_exchange = Some(ex.clone());
         Ok(ex)
     }
 
@@ -52,10 +75,22 @@ impl VHost {
     /// `exchange` reaches, each once, following exchange-to-exchange
     /// bindings (cycles are cut). Nothing is allocated in the steady state.
     pub fn route(&self, exchange: &Arc<Exchange>, msg: &Message, bcc: &[String], router: &mut Router) {
-        let Router { pending, visited, queues, cache_queue, .. } = router;
+        let Router { pending, visited, queues, .. } = router;
+        let key = msg.routing_key();
+        if let [q] = &queues[..] {
+            if exchange.name.is_empty()
+                && same_name(q.name.as_bytes(), key)
+                && !q.is_deleted()
+                && !key.starts_with(REPLY_TO_PREFIX.as_bytes())
+                && bcc.is_empty()
+                && !msg.has_header(b"CC")
+            {
+                // The queue the last message reached, kept as it is.
+                return;
+            }
+        }
         queues.clear();
         if exchange.name.is_empty() {
-            let key = msg.routing_key();
             if key.starts_with(REPLY_TO_PREFIX.as_bytes()) {
                 // A reply to a vanished requester is dropped (or returned if mandatory).
                 if let Some(q) =
@@ -65,12 +100,7 @@ impl VHost {
                 }
                 return;
             }
-            if let Some(q) =
-                cache_queue.as_ref().filter(|q| same_name(q.name.as_bytes(), key) && !q.is_deleted())
-            {
-                queues.push(q.clone());
-            } else if let Some(q) = std::str::from_utf8(key).ok().and_then(|k| self.queue(k)) {
-                *cache_queue = Some(q.clone());
+            if let Some(q) = std::str::from_utf8(key).ok().and_then(|k| self.queue(k)) {
                 queues.push(q);
             }
             for key in extra_routing_keys(msg, bcc) {
@@ -128,12 +158,12 @@ impl VHost {
         }
     }
 
-    /// Hands a routed message to `queues` (emptied). A persistent message
+    /// Hands a routed message to `queues`. A persistent message
     /// reaching durable queues is written to the store once, however many
     /// queues: `on_disk` says so (not if its one durable queue handed it
     /// to a no-ack consumer unwritten). Queues that refuse it (full, with
     /// reject-publish) make it `rejected`.
-    pub fn enqueue(&self, mut message: Arc<Message>, queues: &mut Vec<Arc<Queue>>) -> Enqueued {
+    pub fn enqueue(&self, mut message: Arc<Message>, queues: &[Arc<Queue>]) -> Enqueued {
         let mut out = Enqueued::default();
         let holders = if message.info.persistent() {
             queues.iter().filter(|q| q.is_persisted()).count() as u32
@@ -154,11 +184,14 @@ impl VHost {
             out.on_disk = true;
         }
         let mut streams = false;
-        for q in queues.drain(..) {
+        let mut message = Some(message);
+        for (i, q) in queues.iter().enumerate() {
             // A stream writes every message to its log: its confirm follows the disk.
             streams |= q.is_stream;
+            // The last queue takes the message itself, not a clone.
+            let m = if i + 1 == queues.len() { message.take() } else { message.clone() };
             // A deduplicating queue drops a duplicate itself (confirmed).
-            let taken = q.offer(message.clone());
+            let taken = q.offer(m.expect("the message is there until the last queue"));
             let accepted = taken != Taken::Refused;
             // Discarded: held by that queue alone (unshared), never written.
             if taken == Taken::Discarded {
@@ -168,7 +201,7 @@ impl VHost {
             out.taken |= accepted;
             out.rejected |= !accepted;
             if out.congested.is_none() && q.is_congested() {
-                out.congested = Some(q);
+                out.congested = Some(q.clone());
             }
         }
         out.on_disk |= streams;
@@ -187,7 +220,7 @@ impl VHost {
         if reason != Reason::Rejected {
             router.queues.retain(|q| !deadletter::is_cycle(&message, &q.name));
         }
-        self.enqueue(message, &mut router.queues);
+        self.enqueue(message, &router.queues);
     }
 }
 

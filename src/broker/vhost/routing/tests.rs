@@ -43,7 +43,7 @@ fn a_persistent_message_still_shared_is_written_for_its_durable_queues() {
     {
         let message = Arc::new(persistent(body));
         let held = message.clone();
-        let out = v.enqueue(message, &mut queues.clone());
+        let out = v.enqueue(message, &queues);
         assert!(out.on_disk && !out.rejected, "{out:?}");
         drop(held);
         assert!(handle.write_durably([]));
