@@ -99,6 +99,34 @@ impl ChannelCredit {
     }
 }
 
+/// A consumer's deliveries in flight, packed in one word: their number
+/// above `BYTES_BITS`, their body bytes below. The bytes stay far below
+/// 2^40 (the window lets a delivery through only under `WINDOW_BYTES`,
+/// and a body is at most 512 MiB), the number below 2^24 (the window's
+/// 2,000 and one run).
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    count: u32,
+    bytes: u64,
+}
+
+impl InFlight {
+    const BYTES_BITS: u32 = 40;
+
+    fn word(count: u32, bytes: u64) -> u64 {
+        debug_assert!(bytes < 1 << Self::BYTES_BITS);
+        (u64::from(count) << Self::BYTES_BITS) | bytes
+    }
+
+    fn unpack(word: u64) -> InFlight {
+        InFlight { count: (word >> Self::BYTES_BITS) as u32, bytes: word & ((1 << Self::BYTES_BITS) - 1) }
+    }
+
+    fn read(cell: &AtomicU64) -> InFlight {
+        Self::unpack(cell.load(Ordering::SeqCst))
+    }
+}
+
 /// What `basic.consume` asked for.
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerSpec {
@@ -125,9 +153,10 @@ pub struct Consumer {
     pub priority: i64,
     credit: Arc<ChannelCredit>,
     unacked: AtomicU32,
-    in_flight: AtomicU32,
-    /// Body bytes of the deliveries in flight.
-    in_flight_bytes: AtomicU64,
+    /// The deliveries in flight (`InFlight`): one word, so a delivery and
+    /// its write each change it once (the queue's core and the consuming
+    /// connection's take its cache line from each other).
+    in_flight: AtomicU64,
     /// Set by the queue when it passed this consumer over for lack of credit.
     starved: AtomicBool,
     cancelled: AtomicBool,
@@ -146,8 +175,7 @@ impl Consumer {
             priority: spec.priority,
             credit,
             unacked: AtomicU32::new(0),
-            in_flight: AtomicU32::new(0),
-            in_flight_bytes: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             starved: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             tx,
@@ -155,8 +183,9 @@ impl Consumer {
     }
 
     pub fn has_credit(&self) -> bool {
-        self.in_flight.load(Ordering::SeqCst) < WINDOW
-            && self.in_flight_bytes.load(Ordering::SeqCst) < WINDOW_BYTES
+        let f = InFlight::read(&self.in_flight);
+        f.count < WINDOW
+            && f.bytes < WINDOW_BYTES
             && (self.no_ack
                 || ((self.prefetch == 0 || self.unacked.load(Ordering::SeqCst) < self.prefetch)
                     && self.credit.has_credit()))
@@ -165,8 +194,9 @@ impl Consumer {
     /// How many more deliveries it may take now (the least of its window,
     /// its prefetch and its channel's limits).
     pub fn room(&self) -> u32 {
-        let window = match self.in_flight_bytes.load(Ordering::SeqCst) < WINDOW_BYTES {
-            true => WINDOW.saturating_sub(self.in_flight.load(Ordering::SeqCst)),
+        let f = InFlight::read(&self.in_flight);
+        let window = match f.bytes < WINDOW_BYTES {
+            true => WINDOW.saturating_sub(f.count),
             false => 0,
         };
         if self.no_ack {
@@ -187,16 +217,15 @@ impl Consumer {
     pub(crate) fn send_many(&self, ds: Vec<Delivery>) -> Result<(), Vec<Delivery>> {
         let n = ds.len() as u32;
         let bytes = ds.iter().map(|d| d.entry.message.body().len() as u64).sum();
-        self.in_flight_bytes.fetch_add(bytes, Ordering::SeqCst);
-        self.in_flight.fetch_add(n, Ordering::SeqCst);
+        let word = InFlight::word(n, bytes);
+        self.in_flight.fetch_add(word, Ordering::SeqCst);
         if !self.no_ack {
             self.unacked.fetch_add(n, Ordering::SeqCst);
             self.credit.unacked.fetch_add(n, Ordering::SeqCst);
         }
         self.tx.send(Outbound::Deliveries(ds)).map_err(|e| match e.0 {
             Outbound::Deliveries(ds) => {
-                self.in_flight_bytes.fetch_sub(bytes, Ordering::SeqCst);
-                self.in_flight.fetch_sub(n, Ordering::SeqCst);
+                self.in_flight.fetch_sub(word, Ordering::SeqCst);
                 if !self.no_ack {
                     self.unacked.fetch_sub(n, Ordering::SeqCst);
                     self.credit.unacked.fetch_sub(n, Ordering::SeqCst);
@@ -209,17 +238,15 @@ impl Consumer {
 
     /// Hands a delivery to the connection; gives it back if the connection is gone.
     pub(crate) fn send(&self, d: Delivery) -> Result<(), Delivery> {
-        let bytes = d.entry.message.body().len() as u64;
-        self.in_flight_bytes.fetch_add(bytes, Ordering::SeqCst);
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let word = InFlight::word(1, d.entry.message.body().len() as u64);
+        self.in_flight.fetch_add(word, Ordering::SeqCst);
         if !self.no_ack {
             self.unacked.fetch_add(1, Ordering::SeqCst);
             self.credit.unacked.fetch_add(1, Ordering::SeqCst);
         }
         self.tx.send(Outbound::Deliver(d)).map_err(|e| match e.0 {
             Outbound::Deliver(d) => {
-                self.in_flight_bytes.fetch_sub(bytes, Ordering::SeqCst);
-                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                self.in_flight.fetch_sub(word, Ordering::SeqCst);
                 if !self.no_ack {
                     self.unacked.fetch_sub(1, Ordering::SeqCst);
                     self.credit.unacked.fetch_sub(1, Ordering::SeqCst);
@@ -260,8 +287,8 @@ impl Consumer {
     /// flight, which then wait for the mark too: the 2–4 MiB still unwritten
     /// keep the socket busy meanwhile.
     pub fn written_n(&self, n: u32, bytes: u64) -> bool {
-        self.in_flight_bytes.fetch_sub(bytes, Ordering::SeqCst);
-        let left = self.in_flight.fetch_sub(n, Ordering::SeqCst).saturating_sub(n);
+        let before = InFlight::unpack(self.in_flight.fetch_sub(InFlight::word(n, bytes), Ordering::SeqCst));
+        let left = before.count.saturating_sub(n);
         left <= WINDOW_REFILL && self.take_starved()
     }
 
@@ -284,5 +311,26 @@ impl Consumer {
 
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliveries_in_flight_pack_their_number_and_bytes_in_one_word() {
+        let cell = AtomicU64::new(0);
+        let big = 512 << 20;
+        cell.fetch_add(InFlight::word(WINDOW, WINDOW_BYTES + big), Ordering::SeqCst);
+        cell.fetch_add(InFlight::word(1, 0), Ordering::SeqCst);
+        let f = InFlight::read(&cell);
+        assert_eq!((f.count, f.bytes), (WINDOW + 1, WINDOW_BYTES + big));
+        let before = InFlight::unpack(cell.fetch_sub(InFlight::word(WINDOW, big), Ordering::SeqCst));
+        assert_eq!(before.count, WINDOW + 1);
+        let f = InFlight::read(&cell);
+        assert_eq!((f.count, f.bytes), (1, WINDOW_BYTES));
+        cell.fetch_sub(InFlight::word(1, WINDOW_BYTES), Ordering::SeqCst);
+        assert_eq!(cell.load(Ordering::SeqCst), 0);
     }
 }

@@ -195,11 +195,11 @@ impl Channel {
 
     /// Writes a run of deliveries to one consumer (a stream's), its window
     /// moved on once for all of them.
-    pub fn deliver_run(&mut self, ds: Vec<Delivery>, ctx: &mut Ctx) {
+    pub fn deliver_run(&mut self, ds: &mut Vec<Delivery>, ctx: &mut Ctx) {
         let Some(first) = ds.first() else { return };
         let (consumer, queue) = (first.consumer.clone(), first.queue.clone());
         let (n, mut written, mut bytes) = (ds.len() as u32, 0, 0);
-        for d in ds {
+        for d in ds.drain(..) {
             let len = d.entry.message.body().len() as u64;
             if self.write_delivery_counted(d, ctx, false) {
                 (written, bytes) = (written + 1, bytes + len);

@@ -291,6 +291,7 @@ impl Connection {
         let mut large = 0;
         let mut close_deadline = Instant::now() + Duration::from_secs(3600 * 24 * 365);
         let mut batch = Vec::new();
+        let mut run = Vec::new();
         // Bytes at the front of `out` already written.
         let mut written = 0;
         // Checks for deliveries unacknowledged past the consumer timeout.
@@ -407,14 +408,7 @@ impl Connection {
                 _ = self.rx.recv_many(&mut batch, OUTBOUND_BATCH), if !stalled && self.held.is_empty() => {
                     // One clock read per batch stamps its deliveries (consumer timeout).
                     self.ctx.now = std::time::Instant::now();
-                    for o in batch.drain(..) {
-                        // Past the high-water mark the rest waits for the socket.
-                        if self.ctx.out.len() < OUT_HIGH_WATER {
-                            self.on_outbound(o);
-                        } else {
-                            self.held.push_back(o);
-                        }
-                    }
+                    self.on_outbound_batch(&mut batch, &mut run);
                     self.flush_confirms();
                 }
                 ok = owed::answer(&mut self.owed), if self.owed.is_some() => {

@@ -55,8 +55,10 @@ impl Queue {
 /// The next consumer with credit: the first priority level that has one,
 /// round-robin within it. Consumers passed over are marked starved first
 /// and checked again, so a connection that frees credit at the same moment
-/// either is seen here or sees the mark and kicks.
-pub(super) fn next_with_credit(st: &mut State, single_active: bool) -> Option<Arc<Consumer>> {
+/// either is seen here or sees the mark and kicks. Its index in
+/// `st.consumers` (a clone of it would write its count, which the
+/// consuming connection's core writes too).
+pub(super) fn next_with_credit(st: &mut State, single_active: bool) -> Option<usize> {
     let n = if single_active { st.consumers.len().min(1) } else { st.consumers.len() };
     let mut start = 0;
     while start < n {
@@ -73,7 +75,7 @@ pub(super) fn next_with_credit(st: &mut State, single_active: bool) -> Option<Ar
                 }
             }
             st.next_consumer = idx - start + 1;
-            return Some(c.clone());
+            return Some(idx);
         }
         start = end;
     }

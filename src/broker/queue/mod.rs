@@ -479,23 +479,25 @@ impl Queue {
                 self.expire(st, now - 1);
                 continue;
             }
-            let Some(consumer) = consumers::next_with_credit(st, self.config.single_active_consumer) else {
+            let Some(idx) = consumers::next_with_credit(st, self.config.single_active_consumer) else {
                 break;
             };
+            let no_ack = st.consumers[idx].no_ack;
             let mut entry = st.ready.pop_front().expect("not empty");
-            let fresh = self.on_fresh_delivery(st, &mut entry, consumer.no_ack);
+            let fresh = self.on_fresh_delivery(st, &mut entry, no_ack);
             st.count_delivery(&entry);
             if !fresh {
-                self.on_delivered(&entry, consumer.no_ack, &mut settled);
+                self.on_delivered(&entry, no_ack, &mut settled);
             }
-            if !consumer.no_ack {
+            if !no_ack {
                 st.unacked.insert(entry.seq, entry.clone());
             }
-            let delivery = Delivery { consumer: consumer.clone(), queue: self.clone(), entry };
-            if let Err(d) = consumer.send(delivery) {
+            let delivery = Delivery { consumer: st.consumers[idx].clone(), queue: self.clone(), entry };
+            if let Err(d) = st.consumers[idx].send(delivery) {
                 // The connection is gone; its cleanup removes the consumer.
                 // (Its removal goes first: taking it back restores its place.)
                 self.submit_settled(std::mem::take(&mut settled));
+                let consumer = d.consumer.clone();
                 self.take_back(st, d);
                 st.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
             }

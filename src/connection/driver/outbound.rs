@@ -2,8 +2,10 @@
 //! (deliveries, cancels, durable confirms, forced closes), and giving
 //! everything back when it ends.
 
+use std::sync::Arc;
+
 use super::{Channel, Connection, State, OUT_HIGH_WATER};
-use crate::broker::Outbound;
+use crate::broker::{Delivery, Outbound};
 use crate::protocol::AmqpError;
 
 impl Connection {
@@ -42,27 +44,60 @@ impl Connection {
         }
     }
 
+    /// Takes a batch of what the broker sent. Deliveries one after another
+    /// to one consumer are written as a run (`run`, emptied, kept for its
+    /// capacity), their consumer told once how many went out: its count is
+    /// written by the queues' cores too, so once per run, not per message.
+    /// Past the high-water mark (counting the bodies of the run not yet
+    /// written) the rest waits for the socket.
+    pub(super) fn on_outbound_batch(&mut self, batch: &mut Vec<Outbound>, run: &mut Vec<Delivery>) {
+        let mut unwritten = 0;
+        for o in batch.drain(..) {
+            if self.ctx.out.len() + unwritten >= OUT_HIGH_WATER {
+                self.deliver_run(run);
+                unwritten = 0;
+            }
+            if self.ctx.out.len() >= OUT_HIGH_WATER {
+                self.held.push_back(o);
+                continue;
+            }
+            match o {
+                Outbound::Deliver(d) => {
+                    if run.last().is_some_and(|last| !Arc::ptr_eq(&last.consumer, &d.consumer)) {
+                        self.deliver_run(run);
+                        unwritten = 0;
+                    }
+                    unwritten += d.entry.message.body().len();
+                    run.push(d);
+                }
+                o => {
+                    self.deliver_run(run);
+                    unwritten = 0;
+                    self.on_outbound(o);
+                }
+            }
+        }
+        self.deliver_run(run);
+    }
+
+    /// Writes deliveries to one consumer (`run`, emptied), or gives them
+    /// back to their queue if the channel is gone.
+    fn deliver_run(&mut self, run: &mut Vec<Delivery>) {
+        let Some(first) = run.first() else { return };
+        match self.channels.get_mut(&first.consumer.channel) {
+            Some(ch) if run.len() == 1 => ch.deliver(run.pop().expect("one"), &mut self.ctx),
+            Some(ch) => ch.deliver_run(run, &mut self.ctx),
+            None => run.drain(..).for_each(give_back),
+        }
+    }
+
     pub(super) fn on_outbound(&mut self, o: Outbound) {
         match o {
             Outbound::Deliver(d) => match self.channels.get_mut(&d.consumer.channel) {
                 Some(ch) => ch.deliver(d, &mut self.ctx),
-                None => {
-                    d.consumer.written(d.entry.message.body().len());
-                    d.queue.clone().return_undelivered(d);
-                }
+                None => give_back(d),
             },
-            Outbound::Deliveries(ds) => {
-                let Some(first) = ds.first() else { return };
-                match self.channels.get_mut(&first.consumer.channel) {
-                    Some(ch) => ch.deliver_run(ds, &mut self.ctx),
-                    None => {
-                        for d in ds {
-                            d.consumer.written(d.entry.message.body().len());
-                            d.queue.clone().return_undelivered(d);
-                        }
-                    }
-                }
-            }
+            Outbound::Deliveries(mut ds) => self.deliver_run(&mut ds),
             Outbound::Cancelled(consumer) => {
                 if let Some(ch) = self.channels.get_mut(&consumer.channel) {
                     ch.server_cancel(&consumer, self.cancel_notify, &mut self.ctx);
@@ -113,4 +148,10 @@ impl Connection {
             }
         }
     }
+}
+
+/// A delivery for a channel that is gone goes back to its queue.
+fn give_back(d: Delivery) {
+    d.consumer.written(d.entry.message.body().len());
+    d.queue.clone().return_undelivered(d);
 }
