@@ -62,6 +62,8 @@ enum Cmd {
         queue: u64,
         entry: IndexEntry,
         record: SharedRecord,
+        /// Ready, and expected to go to a no-ack consumer shortly.
+        soon: bool,
     },
     /// `Remove` of a place (with a message kept in it or in its page),
     /// then `DeleteMessage` of `message` if set (one kept apart): a
@@ -215,8 +217,8 @@ impl Writer {
                 }
                 match cmd {
                     Cmd::Op(op) => self.take(op, &mut deletions),
-                    Cmd::Placed { queue, entry, record } => {
-                        self.hold.register(queue, &entry, started);
+                    Cmd::Placed { queue, entry, record, soon } => {
+                        self.hold.register(queue, &entry, soon, started);
                         if entry.has(IndexEntry::INLINE) {
                             self.take(Op::PlaceWith { queue, entry, record, first: true }, &mut deletions);
                         } else {

@@ -16,6 +16,9 @@
 
 use super::{Entry, Queue, State};
 
+/// A queue with more consumers than this is not looked through per message.
+const SOON_CONSUMERS: usize = 4;
+
 /// Where the message of the publish under way stands.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Fresh {
@@ -53,6 +56,18 @@ impl Queue {
             && self.durable_entry(m)
     }
 
+    /// Whether a no-ack consumer is expected to take `e`, ready now,
+    /// shortly: its queue's consumers (a few) are all no-ack, and it does
+    /// not expire meanwhile. Its write may then wait for that (the store's
+    /// hold, `store/writer/hold.rs`), so a no-ack consumer a little behind
+    /// its publisher does not have every message written and removed.
+    pub(super) fn taken_soon(&self, st: &State, e: &Entry) -> bool {
+        e.expires == 0
+            && !st.consumers.is_empty()
+            && st.consumers.len() <= SOON_CONSUMERS
+            && st.consumers.iter().all(|c| c.no_ack)
+    }
+
     /// A deferred message leaves the queue for `no_ack` or not: one for a
     /// manual-ack consumer is written now (before any ack can remove it),
     /// its place marked delivered at once. True if `e` was that message:
@@ -65,7 +80,7 @@ impl Queue {
             st.fresh = Fresh::Discarded(e.seq);
         } else {
             st.fresh = Fresh::None;
-            e.stored = self.store_place_as(e, true);
+            e.stored = self.store_place_delivered(e);
         }
         true
     }
@@ -80,7 +95,7 @@ impl Queue {
             st.fresh = Fresh::None;
         }
         if !e.stored && !e.paged {
-            e.stored = self.store_place(e);
+            e.stored = self.store_place(e, false);
         }
     }
 
@@ -94,7 +109,7 @@ impl Queue {
                 // Alone in the queue when published, and nothing took it.
                 let mut e = st.ready.pop_front().expect("the deferred message is still ready");
                 debug_assert_eq!(e.seq, seq);
-                e.stored = self.store_place(&e);
+                e.stored = self.store_place(&e, self.taken_soon(st, &e));
                 st.ready.push_back(e);
                 false
             }
@@ -182,6 +197,28 @@ mod tests {
         assert!(matches!(rx.try_recv(), Ok(Outbound::Deliver(d)) if d.entry.seq == 1 && !d.entry.stored));
         assert_eq!(f.on_disk(m.store_id), (Vec::new(), false));
         assert_eq!(f.queue.message_count(), 0);
+    }
+
+    #[test]
+    fn a_ready_message_is_expected_soon_only_by_no_ack_consumers() {
+        let f = fixture();
+        let entry = |expires| Entry {
+            seq: 1,
+            expires,
+            priority: 0,
+            message: f.message(),
+            returns: 0,
+            redelivered: false,
+            stored: false,
+            paged: false,
+        };
+        let soon = |e: &Entry| f.queue.taken_soon(&f.queue.state.lock(), e);
+        assert!(!soon(&entry(0)), "nobody consumes");
+        let (_a, _ra) = f.consumer(true);
+        assert!(soon(&entry(0)));
+        assert!(!soon(&entry(5)), "it may expire meanwhile");
+        let (_b, _rb) = f.consumer(false);
+        assert!(!soon(&entry(0)), "a manual-ack consumer may take it");
     }
 
     #[test]

@@ -146,21 +146,26 @@ impl Queue {
 
     /// Writes a message kept in memory to the store if this durable queue
     /// persists it (a shared one was written once by the publisher; its
-    /// place is this queue's). Returns whether it did.
-    pub(super) fn store_place(&self, e: &Entry) -> bool {
-        self.store_place_as(e, false)
+    /// place is this queue's). Returns whether it did. `soon`: a no-ack
+    /// consumer is expected to take it shortly (`Queue::taken_soon`).
+    pub(super) fn store_place(&self, e: &Entry, soon: bool) -> bool {
+        self.write_place(e, false, soon)
     }
 
-    /// As `store_place`, its place marked delivered if `delivered` (a
-    /// message handed to a manual-ack consumer as it is written).
-    pub(super) fn store_place_as(&self, e: &Entry, delivered: bool) -> bool {
+    /// As `store_place`, its place marked delivered (a message handed to a
+    /// manual-ack consumer as it is written).
+    pub(super) fn store_place_delivered(&self, e: &Entry) -> bool {
+        self.write_place(e, true, false)
+    }
+
+    fn write_place(&self, e: &Entry, delivered: bool, soon: bool) -> bool {
         let m = &e.message;
         let Some(s) = self.store.as_ref().filter(|_| self.durable_entry(m)) else { return false };
         let entry = self.place(e, false, delivered);
         match m.shared {
             // Written once by the publisher; the place is this queue's.
             true => s.handle.submit(Op::Place { queue: s.id, entry }),
-            false => s.handle.submit_placed(s.id, entry, m.record()),
+            false => s.handle.submit_placed(s.id, entry, m.record(), soon),
         }
         true
     }

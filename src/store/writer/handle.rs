@@ -202,9 +202,10 @@ impl StoreHandle {
 
     /// Submits a new message held by `queue` alone: kept in its place
     /// (`PlaceWith`) if `entry` is flagged `INLINE`, else `PutMessage` with
-    /// id `entry.message`, then `Place`.
-    pub fn submit_placed(&self, queue: u64, entry: IndexEntry, record: SharedRecord) {
-        let _ = self.tx.send(Cmd::Placed { queue, entry, record });
+    /// id `entry.message`, then `Place`. `soon`: the queue expects a no-ack
+    /// consumer to take it shortly (the hold may keep its write back).
+    pub fn submit_placed(&self, queue: u64, entry: IndexEntry, record: SharedRecord, soon: bool) {
+        let _ = self.tx.send(Cmd::Placed { queue, entry, record, soon });
     }
 
     /// Submits a place's removal (a message kept in it or in its page goes

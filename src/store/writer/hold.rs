@@ -13,8 +13,15 @@
 //! (RabbitMQ's message store also confirms a message removed before it
 //! was written).
 //!
+//! The same goes for a message written ready into a queue whose
+//! consumers are all no-ack (`Queue::taken_soon`): a consumer a little
+//! behind its publisher takes it within about a sync, and its delivery
+//! removes the place as an ack would. Written at once, each such message
+//! is written and deleted; held, the publisher's confirms wait for the
+//! consumer instead of the disk, which also paces the publisher to it.
+//!
 //! What may wait: the write of a message held by one queue and its place
-//! flagged delivered, sent together (`Cmd::Placed`: one `PlaceWith`, or a
+//! flagged delivered (or ready, as above), sent together (`Cmd::Placed`: one `PlaceWith`, or a
 //! `PutMessage` and its `Place` for a large body), and nothing else of the
 //! batch about that message or place (a requeue, a page, a dead letter: then it is written
 //! in order). Any other kind of op in a batch (a queue's deletion, a
@@ -56,6 +63,9 @@ struct Candidate {
     /// Its number: barriers submitted after it wait for it.
     n: u64,
     since: Instant,
+    /// Ready when written (not flagged delivered): a no-ack consumer was
+    /// expected to take it, which removes its place.
+    ready: bool,
     /// What the batch holds about it: its write, its place (one
     /// `PlaceWith` is both), anything else.
     puts: u8,
@@ -92,9 +102,11 @@ pub(super) struct Hold {
 
 impl Hold {
     /// A new message and its place in `queue`: a candidate if it was
-    /// delivered as it was written (and the writer syncs).
-    pub fn register(&mut self, queue: u64, entry: &IndexEntry, now: Instant) {
-        if self.window.is_zero() || entry.flags & IndexEntry::DELIVERED == 0 {
+    /// delivered as it was written, or is ready and expected to go to a
+    /// no-ack consumer `soon` (and the writer syncs).
+    pub fn register(&mut self, queue: u64, entry: &IndexEntry, soon: bool, now: Instant) {
+        let delivered = entry.has(IndexEntry::DELIVERED);
+        if self.window.is_zero() || !(delivered || soon) {
             return;
         }
         if self.scores.len() >= MAX_SCORED {
@@ -112,6 +124,7 @@ impl Hold {
             place: (queue, entry.seq),
             n: self.last,
             since: now,
+            ready: !delivered,
             puts: 0,
             places: 0,
             other: false,
@@ -241,7 +254,10 @@ impl Hold {
                 }
                 Op::Place { queue, entry } | Op::PlaceWith { queue, entry, .. } => {
                     match fresh.get_mut(&entry.message) {
-                        Some(c) if c.place == (*queue, entry.seq) && entry.has(IndexEntry::DELIVERED) => {
+                        Some(c)
+                            if c.place == (*queue, entry.seq)
+                                && (c.ready || entry.has(IndexEntry::DELIVERED)) =>
+                        {
                             c.places = c.places.saturating_add(1);
                             if matches!(op, Op::PlaceWith { .. }) {
                                 c.puts = c.puts.saturating_add(1);
@@ -319,7 +335,7 @@ mod tests {
         let t0 = Instant::now();
         let mut h = hold();
         let before = h.mark();
-        h.register(9, &entry(1, 1), t0);
+        h.register(9, &entry(1, 1), false, t0);
         let after = h.mark();
         let mut ops = vec![placed(9, 1, 1, IndexEntry::DELIVERED), placed(9, 2, 2, 0)];
         assert_eq!(h.split(&mut ops, t0), 10);
@@ -342,7 +358,7 @@ mod tests {
     fn a_message_kept_apart_waits_with_its_place() {
         let t0 = Instant::now();
         let mut h = hold();
-        h.register(9, &entry(1, 1), t0);
+        h.register(9, &entry(1, 1), false, t0);
         let put = Op::PutMessage {
             id: 1,
             record: MessageRecord { body: vec![0; 10].into(), ..Default::default() }.into(),
@@ -357,10 +373,44 @@ mod tests {
     }
 
     #[test]
+    fn a_ready_write_expected_soon_waits_for_its_no_ack_delivery() {
+        let t0 = Instant::now();
+        let mut h = hold();
+        let ready = IndexEntry { seq: 1, message: 1, ..Default::default() };
+        // Not expected soon: written at once.
+        h.register(9, &ready, false, t0);
+        let mut ops = vec![placed(9, 1, 1, 0)];
+        assert_eq!(h.split(&mut ops, t0), 0);
+        assert_eq!(ops.len(), 1);
+        // Expected soon: held, a barrier after it waits, and the removal of
+        // its delivery annihilates both in the next batch.
+        h.register(9, &IndexEntry { seq: 2, message: 2, ..ready }, true, t0);
+        let mark = h.mark();
+        let mut ops = vec![placed(9, 2, 2, 0)];
+        assert_eq!(h.split(&mut ops, t0), 10);
+        assert!(ops.is_empty());
+        assert!(h.cut().is_some_and(|cut| cut <= mark));
+        let mut next = Vec::new();
+        h.resume(&mut next);
+        next.push(Op::Remove { queue: 9, seq: 2, lane: None });
+        crate::store::writer::annihilate::annihilate(&mut next);
+        assert_eq!(h.split(&mut next, t0), 0);
+        assert!(next.is_empty());
+        assert_eq!(h.cut(), None);
+        // Paged out meanwhile: written in order.
+        h.register(9, &IndexEntry { seq: 3, message: 3, ..ready }, true, t0);
+        let record = MessageRecord::default().into();
+        let page = Op::Page { queue: 9, entry: IndexEntry { seq: 3, message: 3, ..ready }, record };
+        let mut ops = vec![placed(9, 3, 3, 0), page];
+        assert_eq!(h.split(&mut ops, t0), 0);
+        assert_eq!(ops.len(), 2);
+    }
+
+    #[test]
     fn a_delivery_mark_beside_it_does_not_stop_a_write_waiting() {
         let t0 = Instant::now();
         let mut h = hold();
-        h.register(9, &entry(1, 1), t0);
+        h.register(9, &entry(1, 1), false, t0);
         let mark = Op::Delivered { queue: 9, below: 7 };
         let mut ops = vec![mark.clone(), placed(9, 1, 1, IndexEntry::DELIVERED)];
         assert_eq!(h.split(&mut ops, t0), 10);
@@ -371,7 +421,7 @@ mod tests {
     fn a_write_waits_no_longer_than_its_window() {
         let t0 = Instant::now();
         let mut h = hold();
-        h.register(9, &entry(1, 1), t0);
+        h.register(9, &entry(1, 1), false, t0);
         let mut ops = vec![placed(9, 1, 1, IndexEntry::DELIVERED)];
         let later = t0 + Duration::from_millis(5);
         assert_eq!(h.split(&mut ops, later), 0);
@@ -392,7 +442,7 @@ mod tests {
         ];
         for other in others {
             let mut h = hold();
-            h.register(9, &entry(1, 1), t0);
+            h.register(9, &entry(1, 1), false, t0);
             let mut ops = vec![placed(9, 1, 1, IndexEntry::DELIVERED), other.clone()];
             h.split(&mut ops, t0);
             assert_eq!(ops, vec![placed(9, 1, 1, IndexEntry::DELIVERED), other], "{ops:?}");
@@ -404,7 +454,7 @@ mod tests {
     fn an_op_of_another_kind_writes_everything_held() {
         let t0 = Instant::now();
         let mut h = hold();
-        h.register(9, &entry(1, 1), t0);
+        h.register(9, &entry(1, 1), false, t0);
         let mut ops = vec![placed(9, 1, 1, IndexEntry::DELIVERED)];
         h.split(&mut ops, t0);
         assert!(ops.is_empty());
@@ -417,7 +467,7 @@ mod tests {
         assert_eq!(next, expected);
         assert_eq!(h.cut(), None);
         // And a release asked for by the writer (a read, a shutdown).
-        h.register(9, &entry(2, 2), t0);
+        h.register(9, &entry(2, 2), false, t0);
         let mut ops = vec![placed(9, 2, 2, IndexEntry::DELIVERED)];
         h.release();
         h.split(&mut ops, t0);
@@ -430,12 +480,12 @@ mod tests {
         let mut h = hold();
         let late = t0 + Duration::from_millis(5);
         // Due at once (behind a long batch): written, and that says nothing.
-        h.register(9, &entry(1, 1), t0);
+        h.register(9, &entry(1, 1), false, t0);
         let mut ops = vec![placed(9, 1, 1, IndexEntry::DELIVERED)];
         h.split(&mut ops, late);
         assert_eq!(ops.len(), 1);
         // Held, then written when due: the queue's score drops below zero.
-        h.register(9, &entry(2, 2), t0);
+        h.register(9, &entry(2, 2), false, t0);
         let mut ops = vec![placed(9, 2, 2, IndexEntry::DELIVERED)];
         h.split(&mut ops, t0);
         assert!(ops.is_empty(), "held while its queue's score is not below zero");
@@ -445,7 +495,7 @@ mod tests {
         assert_eq!(next.len(), 1);
         // From then on one write in 256 is held; another queue is not affected.
         let held = |h: &mut Hold, queue: u64, id: u64| {
-            h.register(queue, &entry(id, id), t0);
+            h.register(queue, &entry(id, id), false, t0);
             let mut ops = vec![placed(queue, id, id, IndexEntry::DELIVERED)];
             h.split(&mut ops, t0);
             let mut next = Vec::new();
@@ -468,7 +518,7 @@ mod tests {
     fn nothing_waits_before_the_first_sync() {
         let t0 = Instant::now();
         let mut h = Hold::default();
-        h.register(9, &entry(1, 1), t0);
+        h.register(9, &entry(1, 1), false, t0);
         let mut ops = vec![placed(9, 1, 1, IndexEntry::DELIVERED)];
         h.split(&mut ops, t0);
         assert_eq!(ops.len(), 1);

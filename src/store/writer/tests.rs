@@ -65,7 +65,7 @@ fn place(handle: &StoreHandle, queue: u64, seq: u64, flags: u8) -> u64 {
     let message = handle.next_id();
     let flags = flags | IndexEntry::INLINE;
     let entry = IndexEntry { seq, message, size: 5, flags, expires: 0, lane: 0, returns: 0 };
-    handle.submit_placed(queue, entry, record().into());
+    handle.submit_placed(queue, entry, record().into(), false);
     message
 }
 
@@ -160,7 +160,7 @@ fn a_message_kept_apart_is_written_beside_its_place_and_deleted_with_its_settle(
     let fx = open(&dir);
     let message = fx.handle.next_id();
     let entry = IndexEntry { seq: 1, message, size: 5, flags: IndexEntry::DELIVERED, ..Default::default() };
-    fx.handle.submit_placed(7, entry, record().into());
+    fx.handle.submit_placed(7, entry, record().into(), false);
     written(&fx, 6, 1);
     assert!(!places(&fx.store).contains(&(7, 1, message)), "a write delivered as it came was not held");
     assert!(barrier(&fx.handle).recv_timeout(WAIT).unwrap());
