@@ -290,7 +290,8 @@ impl Delayer {
                 if !router.queues.is_empty() {
                     v.enqueue(message, &router.queues);
                 }
-                router.done();
+                // A delayed exchange is never the default one: nothing to keep.
+                router.queues.clear();
             }
             if let Some(store) = &self.store {
                 store.submit(Op::DeleteDelayed(self.at(key)));

@@ -193,8 +193,8 @@ impl Channel {
         }
     }
 
-    /// Writes a run of deliveries to one consumer (a stream's), its window
-    /// moved on once for all of them.
+    /// Writes a run of deliveries to one consumer (`ds`, emptied), its
+    /// window moved on once for all of them.
     pub fn deliver_run(&mut self, ds: &mut Vec<Delivery>, ctx: &mut Ctx) {
         let Some(first) = ds.first() else { return };
         let (consumer, queue) = (first.consumer.clone(), first.queue.clone());

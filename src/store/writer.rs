@@ -76,6 +76,9 @@ enum Cmd {
     },
     /// Ops written in one batch: a crash keeps all of them or none.
     Ops(Vec<Op>),
+    /// Nothing submitted before it is held back any more: what follows
+    /// must not reach the disk without it (`StoreHandle::write_held`).
+    WriteHeld,
     Barrier(Done),
     /// A barrier that also waits for the drops of this queue still being
     /// looked at (`drops.rs`).
@@ -154,7 +157,8 @@ struct Writer {
     streams: Vec<Arc<super::stream::Log>>,
     /// Streams written to since the last sync (a barrier syncs them all).
     unsynced: Vec<Arc<super::stream::Log>>,
-    /// Writes of messages delivered as they came, waiting for their acks.
+    /// Writes of messages delivered as they came, waiting for their acks,
+    /// and of messages ready for no-ack consumers, waiting for them.
     hold: Hold,
     /// Something was written unsynced since the last sync.
     dirty: bool,
@@ -210,6 +214,7 @@ impl Writer {
                         | Cmd::Drop(_)
                         | Cmd::Dropped { .. }
                         | Cmd::BarrierAfter(..)
+                        | Cmd::WriteHeld
                         | Cmd::Shutdown(_)
                 ) {
                     // Reads of pages, drops and shutdowns see everything before them.
@@ -233,6 +238,7 @@ impl Writer {
                         }
                     }
                     Cmd::Ops(ops) => ops.into_iter().for_each(|op| self.take(op, &mut deletions)),
+                    Cmd::WriteHeld => {}
                     Cmd::Barrier(done) => waiting.push((self.hold.mark(), done)),
                     Cmd::BarrierAfter(queue, done) => {
                         if let Some(done) = self.dropping.wait_for(queue, done) {

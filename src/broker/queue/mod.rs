@@ -432,6 +432,12 @@ impl Queue {
         let places = std::mem::take(&mut st.dead_places);
         drop(st);
         self.dead_letter(dead, &eff.config);
+        // The copies first: the store's hold may keep a copy back (for a
+        // consumer about to take it), which the originals' removals must
+        // not overtake.
+        if let Some(s) = self.store.as_ref().filter(|_| !places.is_empty()) {
+            s.handle.write_held();
+        }
         for e in &places {
             self.forget(e);
         }

@@ -147,7 +147,8 @@ impl Queue {
     /// Writes a message kept in memory to the store if this durable queue
     /// persists it (a shared one was written once by the publisher; its
     /// place is this queue's). Returns whether it did. `soon`: a no-ack
-    /// consumer is expected to take it shortly (`Queue::taken_soon`).
+    /// consumer is expected to take it shortly (`Queue::taken_soon`; only a
+    /// message held by this queue alone may wait for that).
     pub(super) fn store_place(&self, e: &Entry, soon: bool) -> bool {
         self.write_place(e, false, soon)
     }

@@ -40,7 +40,9 @@ impl Router {
     }
 
     /// Lets go of the queues the last message reached, unless they are
-    /// one (the default exchange's memo).
+    /// one: kept for the next message, which `route` reuses if it goes to
+    /// that queue by the default exchange (a deleted queue is let go of
+    /// then).
     pub fn done(&mut self) {
         if self.queues.len() > 1 {
             self.queues.clear();

@@ -53,28 +53,29 @@ impl Connection {
     pub(super) fn on_outbound_batch(&mut self, batch: &mut Vec<Outbound>, run: &mut Vec<Delivery>) {
         let mut unwritten = 0;
         for o in batch.drain(..) {
-            if self.ctx.out.len() + unwritten >= OUT_HIGH_WATER {
+            // The run so far is written first if this does not join it, or
+            // if with it the output would reach the mark.
+            let joins = match &o {
+                Outbound::Deliver(d) => {
+                    run.last().is_none_or(|last| Arc::ptr_eq(&last.consumer, &d.consumer))
+                }
+                _ => false,
+            };
+            if !joins || self.ctx.out.len() + unwritten >= OUT_HIGH_WATER {
                 self.deliver_run(run);
                 unwritten = 0;
             }
+            // Past the mark the run is empty, so order is kept.
             if self.ctx.out.len() >= OUT_HIGH_WATER {
                 self.held.push_back(o);
                 continue;
             }
             match o {
                 Outbound::Deliver(d) => {
-                    if run.last().is_some_and(|last| !Arc::ptr_eq(&last.consumer, &d.consumer)) {
-                        self.deliver_run(run);
-                        unwritten = 0;
-                    }
                     unwritten += d.entry.message.body().len();
                     run.push(d);
                 }
-                o => {
-                    self.deliver_run(run);
-                    unwritten = 0;
-                    self.on_outbound(o);
-                }
+                o => self.on_outbound(o),
             }
         }
         self.deliver_run(run);

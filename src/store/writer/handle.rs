@@ -208,6 +208,14 @@ impl StoreHandle {
         let _ = self.tx.send(Cmd::Placed { queue, entry, record, soon });
     }
 
+    /// Writes whatever the hold keeps back with the next batch: a write
+    /// submitted before this reaches the disk no later than one after it.
+    /// (A dead-lettered copy, held for a consumer, must not be overtaken
+    /// by its original's removal: a crash between would lose it.)
+    pub fn write_held(&self) {
+        let _ = self.tx.send(Cmd::WriteHeld);
+    }
+
     /// Submits a place's removal (a message kept in it or in its page goes
     /// with it), then the deletion of `message` if set (one kept apart).
     pub fn submit_settle(&self, queue: u64, seq: u64, lane: Option<u8>, message: Option<u64>) {

@@ -1,5 +1,6 @@
 //! A message delivered as it is written waits about one disk sync for its
-//! ack before it is written.
+//! ack before it is written, and one written ready for a no-ack consumer
+//! about to take it waits for that.
 //!
 //! A persistent message that reaches an empty queue with a manual-ack
 //! consumer ready is delivered at once (`broker/queue/fresh.rs`) and its
@@ -17,16 +18,19 @@
 //! consumers are all no-ack (`Queue::taken_soon`): a consumer a little
 //! behind its publisher takes it within about a sync, and its delivery
 //! removes the place as an ack would. Written at once, each such message
-//! is written and deleted; held, the publisher's confirms wait for the
-//! consumer instead of the disk, which also paces the publisher to it.
+//! is written and deleted; held, the publisher's confirm waits for the
+//! consumer (for at most the hold's window) rather than for the disk,
+//! which also paces the publisher to the consumer.
 //!
 //! What may wait: the write of a message held by one queue and its place
-//! flagged delivered (or ready, as above), sent together (`Cmd::Placed`: one `PlaceWith`, or a
-//! `PutMessage` and its `Place` for a large body), and nothing else of the
-//! batch about that message or place (a requeue, a page, a dead letter: then it is written
-//! in order). Any other kind of op in a batch (a queue's deletion, a
-//! deduplication id, a read of pages, a shutdown) writes everything held
-//! first. A barrier submitted after a held write waits for it: it is
+//! flagged delivered (or ready, as above), sent together (`Cmd::Placed`:
+//! one `PlaceWith`, or a `PutMessage` and its `Place` for a large body),
+//! and nothing else of the batch about that message or place (a requeue,
+//! a page, a dead letter: then it is written in order). Any other kind of
+//! op in a batch (a queue's deletion, a deduplication id, a read of pages,
+//! a shutdown) writes everything held first, and so does `WriteHeld`
+//! (a queue dead-lettering sends it before removing the originals, whose
+//! copies may be held). A barrier submitted after a held write waits for it: it is
 //! answered once that write is on disk or annihilated, and no later than
 //! the hold's end plus one sync.
 //!
@@ -56,7 +60,8 @@ struct Score {
     probes: u8,
 }
 
-/// A message delivered as it was written, whose write may wait.
+/// A message delivered as it was written, or written ready for a no-ack
+/// consumer, whose write may wait.
 struct Candidate {
     /// Its place: (queue, seq).
     place: (u64, u64),

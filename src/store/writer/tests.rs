@@ -62,10 +62,15 @@ fn record() -> MessageRecord {
 /// the queue submits it; `flags` DELIVERED marks one delivered as it came
 /// (the held kind).
 fn place(handle: &StoreHandle, queue: u64, seq: u64, flags: u8) -> u64 {
+    place_as(handle, queue, seq, flags, false)
+}
+
+/// As `place`; `soon`: ready, expected to go to a no-ack consumer shortly.
+fn place_as(handle: &StoreHandle, queue: u64, seq: u64, flags: u8, soon: bool) -> u64 {
     let message = handle.next_id();
     let flags = flags | IndexEntry::INLINE;
     let entry = IndexEntry { seq, message, size: 5, flags, expires: 0, lane: 0, returns: 0 };
-    handle.submit_placed(queue, entry, record().into(), false);
+    handle.submit_placed(queue, entry, record().into(), soon);
     message
 }
 
@@ -101,6 +106,20 @@ fn held(fx: &Fixture, queue: u64, plain: (u64, u64)) -> u64 {
 /// Ops written so far, over every batch.
 fn ops_written(handle: &StoreHandle) -> u64 {
     handle.metrics().batch_ops.snapshot().sum
+}
+
+#[test]
+fn a_ready_write_held_for_a_no_ack_consumer_goes_out_before_what_follows_write_held() {
+    let dir = Dir::new();
+    let fx = open(&dir);
+    let ready = place_as(&fx.handle, 7, 1, 0, true);
+    written(&fx, 6, 1);
+    assert!(!places(&fx.store).contains(&(7, 1, ready)), "a ready write expected soon was not held");
+    // As a dead-lettered copy before its original's removal.
+    fx.handle.write_held();
+    written(&fx, 6, 2);
+    assert!(places(&fx.store).contains(&(7, 1, ready)), "a write after write_held overtook a held one");
+    assert!(has_message(&fx.store, 7, 1));
 }
 
 #[test]
