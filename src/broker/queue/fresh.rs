@@ -95,7 +95,7 @@ impl Queue {
             st.fresh = Fresh::None;
         }
         if !e.stored && !e.paged {
-            e.stored = self.store_place(e, false);
+            e.stored = self.store_place(e);
         }
     }
 
@@ -109,7 +109,7 @@ impl Queue {
                 // Alone in the queue when published, and nothing took it.
                 let mut e = st.ready.pop_front().expect("the deferred message is still ready");
                 debug_assert_eq!(e.seq, seq);
-                e.stored = self.store_place(&e, self.taken_soon(st, &e));
+                e.stored = self.store_ready(st, &e);
                 st.ready.push_back(e);
                 false
             }

@@ -403,7 +403,7 @@ impl Queue {
             self.dispatch_at(&mut st, arrived);
             discarded = self.settle_fresh(&mut st);
         } else if !self.page_out(&mut st, &entry) {
-            let stored = self.store_place(&entry, self.taken_soon(&st, &entry));
+            let stored = self.store_ready(&st, &entry);
             st.ready.push_back(Entry { stored, ..entry });
             self.dispatch_at(&mut st, arrived);
         }

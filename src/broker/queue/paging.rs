@@ -146,27 +146,32 @@ impl Queue {
 
     /// Writes a message kept in memory to the store if this durable queue
     /// persists it (a shared one was written once by the publisher; its
-    /// place is this queue's). Returns whether it did. `soon`: a no-ack
-    /// consumer is expected to take it shortly (`Queue::taken_soon`; only a
-    /// message held by this queue alone may wait for that).
-    pub(super) fn store_place(&self, e: &Entry, soon: bool) -> bool {
-        self.write_place(e, false, soon)
+    /// place is this queue's). Returns whether it did.
+    pub(super) fn store_place(&self, e: &Entry) -> bool {
+        self.write_place(e, false, || false)
+    }
+
+    /// As `store_place`, for a message ready in this queue: its write may
+    /// wait for a no-ack consumer expected to take it shortly
+    /// (`Queue::taken_soon`, asked only of a message written here alone).
+    pub(super) fn store_ready(&self, st: &State, e: &Entry) -> bool {
+        self.write_place(e, false, || self.taken_soon(st, e))
     }
 
     /// As `store_place`, its place marked delivered (a message handed to a
     /// manual-ack consumer as it is written).
     pub(super) fn store_place_delivered(&self, e: &Entry) -> bool {
-        self.write_place(e, true, false)
+        self.write_place(e, true, || false)
     }
 
-    fn write_place(&self, e: &Entry, delivered: bool, soon: bool) -> bool {
+    fn write_place(&self, e: &Entry, delivered: bool, soon: impl FnOnce() -> bool) -> bool {
         let m = &e.message;
         let Some(s) = self.store.as_ref().filter(|_| self.durable_entry(m)) else { return false };
         let entry = self.place(e, false, delivered);
         match m.shared {
             // Written once by the publisher; the place is this queue's.
             true => s.handle.submit(Op::Place { queue: s.id, entry }),
-            false => s.handle.submit_placed(s.id, entry, m.record(), soon),
+            false => s.handle.submit_placed(s.id, entry, m.record(), soon()),
         }
         true
     }

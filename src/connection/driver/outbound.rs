@@ -85,19 +85,26 @@ impl Connection {
     /// back to their queue if the channel is gone.
     fn deliver_run(&mut self, run: &mut Vec<Delivery>) {
         let Some(first) = run.first() else { return };
+        if run.len() == 1 {
+            return self.deliver_one(run.pop().expect("one"));
+        }
         match self.channels.get_mut(&first.consumer.channel) {
-            Some(ch) if run.len() == 1 => ch.deliver(run.pop().expect("one"), &mut self.ctx),
             Some(ch) => ch.deliver_run(run, &mut self.ctx),
             None => run.drain(..).for_each(give_back),
         }
     }
 
+    /// Writes one delivery, or gives it back to its queue if the channel is gone.
+    fn deliver_one(&mut self, d: Delivery) {
+        match self.channels.get_mut(&d.consumer.channel) {
+            Some(ch) => ch.deliver(d, &mut self.ctx),
+            None => give_back(d),
+        }
+    }
+
     pub(super) fn on_outbound(&mut self, o: Outbound) {
         match o {
-            Outbound::Deliver(d) => match self.channels.get_mut(&d.consumer.channel) {
-                Some(ch) => ch.deliver(d, &mut self.ctx),
-                None => give_back(d),
-            },
+            Outbound::Deliver(d) => self.deliver_one(d),
             Outbound::Deliveries(mut ds) => self.deliver_run(&mut ds),
             Outbound::Cancelled(consumer) => {
                 if let Some(ch) = self.channels.get_mut(&consumer.channel) {
