@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::basic::AMQPProperties;
-use amq_protocol::protocol::{basic, channel, confirm, connection, AMQPClass};
+use amq_protocol::protocol::{basic, channel, confirm, connection, queue, AMQPClass};
 use common::{message, method, publish, queue_declare, queue_declare_with, Raw, Read};
 
 fn channel_close(ch: u16) -> Vec<u8> {
@@ -207,4 +207,53 @@ async fn nothing_is_sent_after_connection_close_ok() {
         }
     }
     common::assert_serving(server.local_addr).await;
+}
+
+/// Deliveries the broker had already handed the connection for a channel
+/// the client then closes go back to their queue before close-ok: a purge
+/// sent right after finds every message. Pipelined in one write, so the
+/// deliveries are still on their way to the socket when the close is read.
+#[tokio::test]
+async fn a_closed_channels_deliveries_on_their_way_are_ready_again_at_once() {
+    let server = common::start().await;
+    let mut raw = Raw::open(server.local_addr).await;
+    raw.open_channel(1).await;
+    raw.open_channel(2).await;
+    let q = raw.declare_queue(1, "").await;
+    let mut input = Vec::new();
+    for i in 0..100 {
+        input.extend(message(1, "", &q, AMQPProperties::default(), format!("m{i}").as_bytes(), 4096));
+    }
+    raw.send(&input).await;
+    raw.round_trip(1).await;
+    let consume = basic::Consume {
+        queue: q.as_str().into(),
+        consumer_tag: "c".into(),
+        no_local: false,
+        no_ack: false,
+        exclusive: false,
+        nowait: true,
+        arguments: Default::default(),
+    };
+    let purge = queue::Purge { queue: q.as_str().into(), nowait: false };
+    raw.send(
+        &[
+            method(2, AMQPClass::Basic(basic::AMQPMethod::Consume(consume))),
+            channel_close(2),
+            method(1, AMQPClass::Queue(queue::AMQPMethod::Purge(purge))),
+        ]
+        .concat(),
+    )
+    .await;
+    let purged = loop {
+        match raw.expect_frame().await {
+            AMQPFrame::Method(1, AMQPClass::Queue(queue::AMQPMethod::PurgeOk(ok))) => break ok.message_count,
+            AMQPFrame::Method(2, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {}
+            // Deliveries written before the close count as unacked: back too.
+            AMQPFrame::Method(2, AMQPClass::Basic(basic::AMQPMethod::Deliver(_))) => {}
+            AMQPFrame::Header(2, ..) | AMQPFrame::Body(2, _) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(purged, 100);
 }

@@ -120,6 +120,7 @@ impl Connection {
                 }
                 Method::Other(AMQPClass::Channel(chan::AMQPMethod::CloseOk(_))) => {
                     self.channels.remove(&id);
+                    self.reclaim(id);
                     self.ctx.entry.stats.channel_closed();
                 }
                 Method::Other(AMQPClass::Channel(chan::AMQPMethod::Close(_))) => {
@@ -137,6 +138,7 @@ impl Connection {
                 ch.release(&mut self.ctx);
                 ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})));
                 self.channels.remove(&id);
+                self.reclaim(id);
                 self.ctx.entry.stats.channel_closed();
                 Ok(())
             }

@@ -134,6 +134,26 @@ impl Connection {
         }
     }
 
+    /// Channel `id` is gone: its deliveries already on their way (held, or
+    /// in the outbound queue) go back to their queues now, not when this
+    /// connection next takes its outbound queue, which may be after it has
+    /// read more input: a purge or a `basic.get` sent after close-ok finds
+    /// them (RabbitMQ's queues, too, have a closed channel's messages back
+    /// by its close-ok). The rest keeps its order, behind what was held.
+    pub(super) fn reclaim(&mut self, id: u16) {
+        let waiting = std::iter::from_fn(|| self.rx.try_recv().ok());
+        let all: Vec<Outbound> = std::mem::take(&mut self.held).into_iter().chain(waiting).collect();
+        for o in all {
+            match o {
+                Outbound::Deliver(d) if d.consumer.channel == id => give_back(d),
+                Outbound::Deliveries(ds) if ds.first().is_some_and(|d| d.consumer.channel == id) => {
+                    ds.into_iter().for_each(give_back)
+                }
+                o => self.held.push_back(o),
+            }
+        }
+    }
+
     /// Gives back everything the connection held.
     pub(super) fn cleanup(&mut self) {
         for ch in self.channels.values_mut() {
