@@ -182,7 +182,7 @@ def run_all(o, keys, binaries, perf_bin, work):
                 sbs.log(f"{key} {regime}")
                 if kind == "bytes" or key.startswith("persistent") or key == "confirm-1":
                     warren.restart()  # each starts from an empty broker: RSS and disk are its own
-                floor = kind in ("latency", "bytes") or key == "one-to-one"
+                floor = kind in ("latency", "bytes") or key in ("one-to-one", "64x64x64")
                 fsync = ["--fsync-floor", work] if kind == "cpu" else []
                 if kind == "backlog":
                     args = args + ["--backlog", str(o.backlog)]

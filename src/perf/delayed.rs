@@ -114,6 +114,7 @@ pub async fn run(uri: &Uri, o: &Options, summary: &mut Summary) -> Result<()> {
         count: 0,
         expected_us: o.delay_ms * 1000,
         arguments: FieldTable::default(),
+        subscribed: None,
     };
     let receiving = Arc::new(AtomicBool::new(false));
     let receiver = tokio::spawn(flow::consume(uri.clone(), consumer, probes.clone(), receiving.clone()));

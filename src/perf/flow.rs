@@ -198,6 +198,8 @@ pub struct ConsumerSpec {
     pub expected_us: u64,
     /// `basic.consume` arguments (a stream consumer's `x-stream-offset`).
     pub arguments: FieldTable,
+    /// Given a permit once subscribed (producers start after every consumer is).
+    pub subscribed: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 pub async fn consume(uri: Uri, spec: ConsumerSpec, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result<u64> {
@@ -206,6 +208,9 @@ pub async fn consume(uri: Uri, spec: ConsumerSpec, stats: Arc<Stats>, stop: Arc<
         client.qos(spec.prefetch).await?;
     }
     client.consume_with(&spec.queue, spec.no_ack, spec.arguments.clone()).await?;
+    if let Some(subscribed) = &spec.subscribed {
+        subscribed.add_permits(1);
+    }
     let Client { mut rd, mut wr, .. } = client;
     let mut latency = LocalLatency::default();
     let mut got: u64 = 0;

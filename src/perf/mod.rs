@@ -219,6 +219,7 @@ fn consumer_spec(o: &Options, i: usize, count: u64) -> ConsumerSpec {
         count,
         expected_us: 0,
         arguments: Default::default(),
+        subscribed: None,
     }
 }
 
@@ -266,14 +267,20 @@ async fn run_on(uri: &Uri, o: &Options, pid: Option<u32>) -> Result<Summary> {
         Scenario::Throughput => {
             topology(&uri, &o).await?;
             let mut tasks = Vec::new();
+            // Like RabbitMQ's PerfTest, producers start once every consumer
+            // is subscribed: a queue that fills before its consumer comes
+            // is a backlog, not the flow this measures.
+            let subscribed = Arc::new(tokio::sync::Semaphore::new(0));
             for i in 0..o.consumers {
-                tasks.push(tokio::spawn(flow::consume(
-                    uri.clone(),
-                    consumer_spec(&o, i, 0),
-                    stats.clone(),
-                    stop.clone(),
-                )));
+                let spec =
+                    flow::ConsumerSpec { subscribed: Some(subscribed.clone()), ..consumer_spec(&o, i, 0) };
+                tasks.push(tokio::spawn(flow::consume(uri.clone(), spec, stats.clone(), stop.clone())));
             }
+            let all = u32::try_from(o.consumers).map_err(|_| "too many consumers")?;
+            tokio::time::timeout(Duration::from_secs(30), subscribed.acquire_many(all))
+                .await
+                .map_err(|_| "the consumers did not subscribe within 30 s")??
+                .forget();
             for i in 0..o.producers {
                 tasks.push(tokio::spawn(flow::produce(
                     uri.clone(),

@@ -97,6 +97,7 @@ pub async fn run(uri: &Uri, o: &Options, summary: &mut Summary) -> Result<()> {
                 count: appended,
                 expected_us: 0,
                 arguments: first.clone(),
+                subscribed: None,
             };
             tokio::spawn(flow::consume(uri.clone(), spec, replay.clone(), stop.clone()))
         })
