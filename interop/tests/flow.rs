@@ -128,6 +128,52 @@ async fn fast_publisher_slow_consumer_loses_nothing() {
     teardown(conn).await;
 }
 
+/// A consumer that holds its prefetch and acks nothing (an application
+/// busy with one message) lets a backlog build up; its publisher goes on
+/// at its own pace, as with RabbitMQ, however deep the queue gets (Warren
+/// pauses publishers only while that lets consumers catch up). Past
+/// 20,000 messages a publisher held to a message per pause would take
+/// hours over these; the liveness bound is minutes.
+#[tokio::test]
+async fn a_stuck_consumers_backlog_does_not_hold_up_its_publisher() {
+    const N: u32 = 30_000;
+    let (conn, ch) = setup().await;
+    let q = temp_queue(&ch).await;
+    let cch = channel(&conn).await;
+    within("basic.qos", cch.basic_qos(1, BasicQosOptions::default())).await.unwrap();
+    let mut consumer = consume(&cch, &q, false).await;
+
+    let publisher_conn = connect().await;
+    let pch = channel(&publisher_conn).await;
+    confirm_select(&pch).await;
+    let published = tokio::time::timeout(Duration::from_secs(180), async {
+        let mut confirms = Vec::with_capacity(N as usize);
+        for i in 0..N {
+            let body = payload(i, 16);
+            let c = pch.basic_publish(
+                "".into(),
+                q.as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default(),
+            );
+            confirms.push(c.await.expect("basic.publish"));
+        }
+        for c in confirms {
+            assert_eq!(c.await.expect("confirm"), Confirmation::Ack(None));
+        }
+    })
+    .await;
+    assert!(published.is_ok(), "the publisher was held up behind the stuck consumer's backlog");
+    // The consumer holds the first; the rest wait in the queue.
+    let first = next_delivery(&mut consumer).await;
+    assert!(first.data == payload(0, 16));
+    assert_eq!(queue_exists(&conn, &q).await, Some((N - 1, 1)));
+    within("basic.ack", first.ack(BasicAckOptions::default())).await.unwrap();
+    teardown(publisher_conn).await;
+    teardown(conn).await;
+}
+
 /// `size` bytes: the sequence number, then a pattern derived from it.
 fn payload(i: u32, size: usize) -> Vec<u8> {
     let mut v = i.to_be_bytes().to_vec();

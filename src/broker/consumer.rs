@@ -191,6 +191,14 @@ impl Consumer {
                     && self.credit.has_credit()))
     }
 
+    /// Its window is full: deliveries wait to be written to its socket
+    /// (the client reads, or the broker writes, slower than the queue
+    /// delivers), whatever its prefetch.
+    pub fn window_full(&self) -> bool {
+        let f = InFlight::read(&self.in_flight);
+        f.count >= WINDOW || f.bytes >= WINDOW_BYTES
+    }
+
     /// How many more deliveries it may take now (the least of its window,
     /// its prefetch and its channel's limits).
     pub fn room(&self) -> u32 {

@@ -416,7 +416,10 @@ impl Connection {
                     self.resume_input(stalled, &mut buf);
                 }
                 _ = relieved(self.throttled_on.clone(), self.throttled_until), if self.throttled_on.is_some() => {
-                    self.throttled_on = None;
+                    // Still congested: the pause ran its full time.
+                    if let Some(q) = self.throttled_on.take().filter(|q| q.is_congested()) {
+                        q.pause_expired(THROTTLE_MAX);
+                    }
                     self.resume_input(stalled, &mut buf);
                 }
                 r = self.alarm.changed(), if self.alarm_live => match r {

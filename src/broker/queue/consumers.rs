@@ -39,7 +39,7 @@ impl Queue {
         let mut st = self.state.lock();
         st.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
         self.touch();
-        self.relieve(&st);
+        self.relieve(&mut st);
         let removed = if self.auto_delete && st.had_consumer && st.consumers.is_empty() && !st.deleted {
             ConsumerRemoved::LastOfAutoDelete
         } else {

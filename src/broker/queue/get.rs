@@ -50,7 +50,7 @@ impl Queue {
         let next = if st.next_is_paged() && attempt == 1 { None } else { st.ready.pop_front() };
         if let Some(entry) = next {
             self.fill(&mut st);
-            self.relieve(&st);
+            self.relieve(&mut st);
             st.count_delivery(&entry);
             let mut settled = paging::Settled::default();
             self.on_delivered(&entry, no_ack, &mut settled);

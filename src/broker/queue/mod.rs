@@ -149,6 +149,8 @@ struct State {
     next_seq: u64,
     had_consumer: bool,
     deleted: bool,
+    /// How credit flow's pauses are doing (`congestion.rs`).
+    flow: congestion::Flow,
     /// When the expiry timer that is running fires (ms since the epoch).
     timer_at: Option<u64>,
     /// Messages removed under the lock, to dead-letter once it is released.
@@ -413,7 +415,7 @@ impl Queue {
         }
         self.drop_head(&mut st);
         self.expire_due(&mut st);
-        self.congest_if_full(&st);
+        self.congest_if_full(&mut st);
         self.finish(st);
         if discarded {
             Taken::Discarded

@@ -20,7 +20,7 @@ impl Queue {
         self.drop_paged(&mut st, false, head);
         // Settled pages the purged ones held back (never the purged ones).
         self.settle_pages([]);
-        self.relieve(&st);
+        self.relieve(&mut st);
         n
     }
 

@@ -102,6 +102,71 @@ async fn congestion_needs_consumers_and_lifts_when_drained() {
     drop(rx.try_recv());
 }
 
+/// A queue whose one consumer holds its prefetch of one (or, no-ack,
+/// its window, its deliveries never written) with more than
+/// `CONGESTED_ABOVE` ready: congested.
+fn congested_queue(no_ack: bool) -> (Arc<Queue>, tokio::sync::mpsc::UnboundedReceiver<Outbound>) {
+    let q = queue();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let spec = ConsumerSpec { tag: "held".into(), prefetch: 1, no_ack, ..Default::default() };
+    q.add_consumer(Arc::new(Consumer::new(spec, Default::default(), tx))).unwrap();
+    while !q.is_congested() {
+        q.publish(msg(b"x"));
+    }
+    (q, rx)
+}
+
+const PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Long enough after the last judgement for `pause_expired(PAUSE)` to judge again.
+fn after_pauses() {
+    std::thread::sleep(PAUSE * 10);
+}
+
+#[test]
+fn pauses_stop_when_the_consumers_are_held_by_their_own_prefetch() {
+    let (q, _rx) = congested_queue(false);
+    // Judged too soon after congestion began: nothing changes.
+    q.pause_expired(std::time::Duration::from_secs(3600));
+    assert!(q.is_congested());
+    // A backlog that shrank by a thirty-second or more: pausing helps.
+    for _ in 0..=CONGESTED_ABOVE / 32 {
+        q.get(true);
+    }
+    after_pauses();
+    q.pause_expired(PAUSE);
+    assert!(q.is_congested());
+    // Then no progress, its consumer held by its prefetch: no more pauses,
+    // however deep the queue gets (as with RabbitMQ).
+    after_pauses();
+    q.pause_expired(PAUSE);
+    assert!(!q.is_congested());
+    for _ in 0..CONGESTED_ABOVE {
+        q.publish(msg(b"x"));
+    }
+    assert!(!q.is_congested());
+    // Once it is below the lower marks, pauses may begin again.
+    while q.message_count() as usize >= RELIEVED_BELOW {
+        q.get(true);
+    }
+    while !q.is_congested() {
+        q.publish(msg(b"x"));
+        assert!(q.message_count() as usize <= CONGESTED_ABOVE + 1, "not congested again");
+    }
+}
+
+#[test]
+fn pauses_go_on_while_a_consumer_waits_on_the_broker_side_of_its_socket() {
+    let (q, rx) = congested_queue(true);
+    assert!(q.state.lock().consumers[0].window_full());
+    after_pauses();
+    q.pause_expired(PAUSE);
+    after_pauses();
+    q.pause_expired(PAUSE);
+    assert!(q.is_congested(), "a full window is the broker's backlog: pausing helps");
+    drop(rx);
+}
+
 #[test]
 fn large_bodies_congest_by_bytes_and_a_consumer_takes_a_few_mib_at_a_time() {
     let (q, c, mut rx) = no_ack_consumer();
