@@ -191,12 +191,13 @@ impl Consumer {
                     && self.credit.has_credit()))
     }
 
-    /// Its window is full: deliveries wait to be written to its socket
-    /// (the client reads, or the broker writes, slower than the queue
-    /// delivers), whatever its prefetch.
+    /// More than half its window is taken: deliveries wait to be written
+    /// to its socket (the client reads, or the broker writes, slower than
+    /// the queue delivers), whatever its prefetch. A window in use sits
+    /// between its refill mark and full.
     pub fn window_full(&self) -> bool {
         let f = InFlight::read(&self.in_flight);
-        f.count >= WINDOW || f.bytes >= WINDOW_BYTES
+        f.count > WINDOW_REFILL || f.bytes > WINDOW_BYTES / 2
     }
 
     /// How many more deliveries it may take now (the least of its window,

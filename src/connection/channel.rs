@@ -85,6 +85,8 @@ pub struct Channel {
     pub(super) last_queue: Option<String>,
     /// This channel's direct reply-to queue, while it consumes from `amq.rabbitmq.reply-to`.
     pub(super) reply_queue: Option<Arc<Queue>>,
+    /// It started a consumer once: deliveries may be on their way to it.
+    pub consumed: bool,
 }
 
 impl Channel {

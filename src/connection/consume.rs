@@ -105,6 +105,7 @@ impl Channel {
             );
         }
         self.consumers.insert(tag, (consumer, queue));
+        self.consumed = true;
         Ok(())
     }
 

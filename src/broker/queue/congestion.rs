@@ -10,9 +10,8 @@ use super::{Queue, State};
 /// How a congested queue's pauses are doing.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Flow {
-    /// When its backlog was last judged, and how big it was then
-    /// (messages, body bytes).
-    judged: Option<(Instant, usize, usize)>,
+    /// When its backlog was last judged, and how many messages it held then.
+    judged: Option<(Instant, usize)>,
     /// Pausing its publishers did not let its consumers catch up: no more
     /// pauses until it is back below the lower marks.
     off: bool,
@@ -26,7 +25,7 @@ impl Queue {
         let (len, bytes) = (st.len(), st.ready.bytes());
         if (len > CONGESTED_ABOVE || bytes > CONGESTED_BYTES) && !st.consumers.is_empty() && !st.flow.off {
             if st.flow.judged.is_none() {
-                st.flow.judged = Some((Instant::now(), len, bytes));
+                st.flow.judged = Some((Instant::now(), len));
             }
             self.congested.store(true, Ordering::Release);
         }
@@ -47,33 +46,32 @@ impl Queue {
 
     /// A publisher paused on this queue for `pause` (its longest) and the
     /// queue is still congested. Pausing publishers helps while consumers
-    /// wait on the broker's side of their sockets (a full window:
-    /// deliveries not yet written, a busy broker's cores better spent on
-    /// them). If instead every consumer is held by its own prefetch (an
-    /// application taking its time over its acks) and the backlog shrank
-    /// by less than a thirty-second since it was last judged (at most once
-    /// per `JUDGED_OVER` pauses, whichever publisher asks), the queue keeps
-    /// the backlog as RabbitMQ does (paged out, or bounded by the memory
-    /// alarm) rather than hold its publishers to a message per pause: no
-    /// more pauses until it is below the lower marks.
+    /// wait on the broker's side of their sockets (a window more than half
+    /// full: deliveries not yet written, a busy broker's cores better spent
+    /// on them). If no consumer does (each is held by its prefetch: an
+    /// application taking its time over its acks) and the ready messages,
+    /// paged-out ones included, fell by less than a thirty-second since
+    /// they were last judged (at most once per `JUDGED_OVER` pauses' time,
+    /// whichever publisher asks), the queue keeps the backlog as RabbitMQ
+    /// does (paged out, or bounded by the memory alarm) rather than hold
+    /// its publishers to a message per pause: no more pauses until it is
+    /// below the lower marks or a consumer comes.
     pub fn pause_expired(&self, pause: Duration) {
         let mut st = self.state.lock();
         if !self.congested.load(Ordering::Acquire) {
             return;
         }
-        let (len, bytes, now) = (st.len(), st.ready.bytes(), Instant::now());
+        let (len, now) = (st.len() as u64, Instant::now());
         match st.flow.judged {
-            Some((at, ..)) if now.duration_since(at) < pause * JUDGED_OVER => {}
-            Some((_, was_len, was_bytes))
-                if len * 32 > was_len * 31
-                    && bytes * 32 > was_bytes * 31
-                    && !st.consumers.iter().any(|c| c.window_full()) =>
+            Some((at, _)) if now.duration_since(at) < pause * JUDGED_OVER => {}
+            Some((_, was))
+                if len * 32 >= was as u64 * 31 && !st.consumers.iter().any(|c| c.window_full()) =>
             {
                 st.flow.off = true;
                 self.congested.store(false, Ordering::Release);
                 self.drained.notify_waiters();
             }
-            _ => st.flow.judged = Some((now, len, bytes)),
+            _ => st.flow.judged = Some((now, len as usize)),
         }
     }
 
@@ -103,7 +101,8 @@ impl Queue {
 /// 2.4 GiB and slowed them down; 5,000 costs a single queue 10-20% of its
 /// throughput. Consumers slow by themselves stop it (`pause_expired`).
 pub(super) const CONGESTED_ABOVE: usize = 20_000;
-/// Pauses over which a congested queue's progress is judged.
+/// A congested queue's progress is judged over this many longest pauses
+/// of time at least (one second), from when it became congested.
 const JUDGED_OVER: u32 = 4;
 pub(super) const RELIEVED_BELOW: usize = 10_000;
 pub(super) const CONGESTED_BYTES: usize = 64 << 20;

@@ -26,6 +26,8 @@ impl Queue {
         };
         st.consumers.insert(at, consumer);
         st.had_consumer = true;
+        // Credit flow judges the consumers afresh.
+        st.flow = Default::default();
         self.touch();
         self.dispatch(&mut st);
         self.finish(st);

@@ -110,8 +110,9 @@ fn congested_queue(no_ack: bool) -> (Arc<Queue>, tokio::sync::mpsc::UnboundedRec
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let spec = ConsumerSpec { tag: "held".into(), prefetch: 1, no_ack, ..Default::default() };
     q.add_consumer(Arc::new(Consumer::new(spec, Default::default(), tx))).unwrap();
+    // Empty bodies: the backlog is judged by its messages.
     while !q.is_congested() {
-        q.publish(msg(b"x"));
+        q.publish(msg(b""));
     }
     (q, rx)
 }
@@ -142,15 +143,24 @@ fn pauses_stop_when_the_consumers_are_held_by_their_own_prefetch() {
     q.pause_expired(PAUSE);
     assert!(!q.is_congested());
     for _ in 0..CONGESTED_ABOVE {
-        q.publish(msg(b"x"));
+        q.publish(msg(b""));
     }
+    assert!(!q.is_congested());
+    // A consumer that comes is judged afresh.
+    let (tx, _rx2) = tokio::sync::mpsc::unbounded_channel();
+    let spec = ConsumerSpec { tag: "new".into(), prefetch: 1, ..Default::default() };
+    q.add_consumer(Arc::new(Consumer::new(spec, Default::default(), tx))).unwrap();
+    q.publish(msg(b""));
+    assert!(q.is_congested());
+    after_pauses();
+    q.pause_expired(PAUSE);
     assert!(!q.is_congested());
     // Once it is below the lower marks, pauses may begin again.
     while q.message_count() as usize >= RELIEVED_BELOW {
         q.get(true);
     }
     while !q.is_congested() {
-        q.publish(msg(b"x"));
+        q.publish(msg(b""));
         assert!(q.message_count() as usize <= CONGESTED_ABOVE + 1, "not congested again");
     }
 }

@@ -119,8 +119,10 @@ impl Connection {
                     return Err(AmqpError::channel_error("second 'channel.open' seen").during(c, m));
                 }
                 Method::Other(AMQPClass::Channel(chan::AMQPMethod::CloseOk(_))) => {
+                    if ch.consumed {
+                        self.reclaim(id);
+                    }
                     self.channels.remove(&id);
-                    self.reclaim(id);
                     self.ctx.entry.stats.channel_closed();
                 }
                 Method::Other(AMQPClass::Channel(chan::AMQPMethod::Close(_))) => {
@@ -137,8 +139,10 @@ impl Connection {
             Method::Other(AMQPClass::Channel(chan::AMQPMethod::Close(_))) => {
                 ch.release(&mut self.ctx);
                 ch.reply(&mut self.ctx, AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})));
+                if ch.consumed {
+                    self.reclaim(id);
+                }
                 self.channels.remove(&id);
-                self.reclaim(id);
                 self.ctx.entry.stats.channel_closed();
                 Ok(())
             }
