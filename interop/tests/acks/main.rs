@@ -13,6 +13,7 @@ use lapin::{
     options::{
         BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
         BasicRecoverAsyncOptions, BasicRecoverOptions, BasicRejectOptions, QueueDeclareOptions,
+        QueuePurgeOptions,
     },
     types::FieldTable,
     Channel, Consumer,

@@ -231,6 +231,25 @@ async fn unacked_messages_of_a_closed_connection_are_requeued() {
     unacked_come_back(true).await;
 }
 
+/// By a channel's close-ok every message it held is back in its queue
+/// (RabbitMQ's channel tells its queues before answering): a purge sent
+/// after it, on another channel of the same connection, takes them all.
+#[tokio::test]
+async fn a_closed_channels_messages_are_back_by_its_close_ok() {
+    const N: usize = 300;
+    let (conn, ch) = setup().await;
+    let q = temp_queue(&ch).await;
+    fill(&ch, &q, N).await;
+    let ch2 = channel(&conn).await;
+    within("basic.qos", ch2.basic_qos(100, BasicQosOptions::default())).await.unwrap();
+    let mut consumer = consume(&ch2, &q, false).await;
+    take(&mut consumer, 10).await;
+    within("channel.close", ch2.close(200, "bye".into())).await.expect("channel.close");
+    let purged = within("queue.purge", ch.queue_purge(q.as_str().into(), QueuePurgeOptions::default())).await;
+    assert_eq!(purged.expect("queue.purge"), N as u32);
+    teardown(conn).await;
+}
+
 #[tokio::test]
 async fn unacked_messages_of_a_dead_socket_are_requeued() {
     let (conn, ch) = setup().await;

@@ -141,9 +141,8 @@ impl Connection {
     /// them (RabbitMQ's queues, too, have a closed channel's messages back
     /// by its close-ok). The rest keeps its order, behind what was held.
     pub(super) fn reclaim(&mut self, id: u16) {
-        let waiting = std::iter::from_fn(|| self.rx.try_recv().ok());
-        let all: Vec<Outbound> = std::mem::take(&mut self.held).into_iter().chain(waiting).collect();
-        for o in all {
+        let held = std::mem::take(&mut self.held);
+        for o in held.into_iter().chain(std::iter::from_fn(|| self.rx.try_recv().ok())) {
             match o {
                 Outbound::Deliver(d) if d.consumer.channel == id => give_back(d),
                 Outbound::Deliveries(ds) if ds.first().is_some_and(|d| d.consumer.channel == id) => {
