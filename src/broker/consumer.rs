@@ -48,6 +48,17 @@ pub enum Outbound {
     Inspect(tokio::sync::oneshot::Sender<Vec<super::connections::ChannelInfo>>),
 }
 
+impl Outbound {
+    /// The deliveries it carries (none if it is something else).
+    pub fn into_deliveries(self) -> Vec<Delivery> {
+        match self {
+            Outbound::Deliver(d) => vec![d],
+            Outbound::Deliveries(ds) => ds,
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// One message on its way to one consumer.
 #[derive(Debug)]
 pub struct Delivery {
@@ -221,49 +232,36 @@ impl Consumer {
         window.min(own).min(channel(limit)).min(channel(cap))
     }
 
-    /// Hands deliveries to the connection at once (one send, one count);
-    /// gives them back if the connection is gone.
-    pub(crate) fn send_many(&self, ds: Vec<Delivery>) -> Result<(), Vec<Delivery>> {
-        let n = ds.len() as u32;
-        let bytes = ds.iter().map(|d| d.entry.message.body().len() as u64).sum();
-        let word = InFlight::word(n, bytes);
-        self.in_flight.fetch_add(word, Ordering::SeqCst);
+    /// Takes `n` deliveries of `bytes` body bytes out of its credit (its
+    /// window, prefetch and channel limit) before they are handed over, so
+    /// the queue sees them taken while it goes on choosing.
+    pub(crate) fn reserve(&self, n: u32, bytes: u64) {
+        self.in_flight.fetch_add(InFlight::word(n, bytes), Ordering::SeqCst);
         if !self.no_ack {
             self.unacked.fetch_add(n, Ordering::SeqCst);
             self.credit.unacked.fetch_add(n, Ordering::SeqCst);
         }
-        self.tx.send(Outbound::Deliveries(ds)).map_err(|e| match e.0 {
-            Outbound::Deliveries(ds) => {
-                self.in_flight.fetch_sub(word, Ordering::SeqCst);
-                if !self.no_ack {
-                    self.unacked.fetch_sub(n, Ordering::SeqCst);
-                    self.credit.unacked.fetch_sub(n, Ordering::SeqCst);
-                }
-                ds
-            }
-            _ => unreachable!("sent deliveries"),
-        })
     }
 
-    /// Hands a delivery to the connection; gives it back if the connection is gone.
-    pub(crate) fn send(&self, d: Delivery) -> Result<(), Delivery> {
-        let word = InFlight::word(1, d.entry.message.body().len() as u64);
-        self.in_flight.fetch_add(word, Ordering::SeqCst);
+    /// Hands reserved deliveries (`Deliver` or `Deliveries`) to the
+    /// connection; if it is gone, gives them back with their credit.
+    pub(crate) fn hand_over(&self, o: Outbound) -> Result<(), Vec<Delivery>> {
+        let Err(unsent) = self.tx.send(o) else { return Ok(()) };
+        let ds = unsent.0.into_deliveries();
+        let (n, bytes) = (ds.len() as u32, ds.iter().map(|d| d.entry.message.body().len() as u64).sum());
+        self.in_flight.fetch_sub(InFlight::word(n, bytes), Ordering::SeqCst);
         if !self.no_ack {
-            self.unacked.fetch_add(1, Ordering::SeqCst);
-            self.credit.unacked.fetch_add(1, Ordering::SeqCst);
+            self.unacked.fetch_sub(n, Ordering::SeqCst);
+            self.credit.unacked.fetch_sub(n, Ordering::SeqCst);
         }
-        self.tx.send(Outbound::Deliver(d)).map_err(|e| match e.0 {
-            Outbound::Deliver(d) => {
-                self.in_flight.fetch_sub(word, Ordering::SeqCst);
-                if !self.no_ack {
-                    self.unacked.fetch_sub(1, Ordering::SeqCst);
-                    self.credit.unacked.fetch_sub(1, Ordering::SeqCst);
-                }
-                d
-            }
-            _ => unreachable!("sent a delivery"),
-        })
+        Err(ds)
+    }
+
+    /// Hands deliveries to the connection at once (one send, one count);
+    /// gives them back if the connection is gone.
+    pub(crate) fn send_many(&self, ds: Vec<Delivery>) -> Result<(), Vec<Delivery>> {
+        self.reserve(ds.len() as u32, ds.iter().map(|d| d.entry.message.body().len() as u64).sum());
+        self.hand_over(Outbound::Deliveries(ds))
     }
 
     pub(crate) fn notify_cancelled(self: &Arc<Self>) {

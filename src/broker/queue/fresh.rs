@@ -262,8 +262,8 @@ mod tests {
         assert_eq!(f.queue.offer(b), Taken::Kept);
         let (c, mut rx) = f.consumer(false);
         let mut got = Vec::new();
-        while let Ok(Outbound::Deliver(d)) = rx.try_recv() {
-            got.push(d);
+        while let Ok(o) = rx.try_recv() {
+            got.extend(o.into_deliveries());
         }
         assert_eq!(got.iter().map(|d| d.entry.seq).collect::<Vec<_>>(), vec![1, 2]);
         let queue = f.queue.store_id().unwrap();

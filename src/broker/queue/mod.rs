@@ -13,6 +13,7 @@ mod config;
 mod congestion;
 mod consumers;
 mod dead;
+mod deliver;
 mod expiry;
 mod fresh;
 mod get;
@@ -464,54 +465,6 @@ impl Queue {
         self.deliver_ready(st, now);
         self.fill(st);
         self.relieve(st);
-    }
-
-    fn deliver_ready(self: &Arc<Self>, st: &mut State, now: Option<u64>) {
-        let now = match now {
-            Some(now) => now,
-            None if st.ready.next_expiry().is_some() => now_ms(),
-            None => 0,
-        };
-        // No-ack deliveries' removals, submitted together (under the lock,
-        // so before anything could put one of them back).
-        let mut settled = paging::Settled::default();
-        while let Some(front) = st.ready.front() {
-            // A higher priority waiting on disk goes first: wait for its page-in.
-            if st.paged.len() > 1 && st.next_is_paged() {
-                break;
-            }
-            // Strictly past: a message with a TTL of 0 still reaches a
-            // consumer waiting for it the moment it arrives.
-            if front.expires != 0 && front.expires < now {
-                // As strictly: one arriving now behind it is not taken along.
-                self.expire(st, now - 1);
-                continue;
-            }
-            let Some(idx) = consumers::next_with_credit(st, self.config.single_active_consumer) else {
-                break;
-            };
-            let no_ack = st.consumers[idx].no_ack;
-            let mut entry = st.ready.pop_front().expect("not empty");
-            let fresh = self.on_fresh_delivery(st, &mut entry, no_ack);
-            st.count_delivery(&entry);
-            if !fresh {
-                self.on_delivered(&entry, no_ack, &mut settled);
-            }
-            if !no_ack {
-                st.unacked.insert(entry.seq, entry.clone());
-            }
-            let delivery = Delivery { consumer: st.consumers[idx].clone(), queue: self.clone(), entry };
-            if let Err(d) = st.consumers[idx].send(delivery) {
-                // The connection is gone; its cleanup removes the consumer.
-                // (Its removal goes first: taking it back restores its place.)
-                self.submit_settled(std::mem::take(&mut settled));
-                let consumer = d.consumer.clone();
-                self.take_back(st, d);
-                st.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
-            }
-        }
-        self.submit_settled(settled);
-        self.arm(st);
     }
 
     pub fn is_deleted(&self) -> bool {

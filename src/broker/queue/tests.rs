@@ -190,8 +190,8 @@ fn large_bodies_congest_by_bytes_and_a_consumer_takes_a_few_mib_at_a_time() {
     // The consumer holds its window's worth (one body past it at most);
     // the rest waits in the queue, which pauses its publishers.
     let mut window = Vec::new();
-    while let Ok(Outbound::Deliver(d)) = rx.try_recv() {
-        window.push(d);
+    while let Ok(o) = rx.try_recv() {
+        window.extend(o.into_deliveries());
     }
     let held = window.len() as u64 * (1 << 20);
     assert!(!window.is_empty() && held <= WINDOW_BYTES + (1 << 20), "{held} bytes in flight");
@@ -201,7 +201,7 @@ fn large_bodies_congest_by_bytes_and_a_consumer_takes_a_few_mib_at_a_time() {
     let n = window.len() as u32;
     c.written_n(n, held);
     q.kick();
-    assert!(matches!(rx.try_recv(), Ok(Outbound::Deliver(_))));
+    assert!(!handed(&mut rx).1.is_empty());
     // Draining below the lower mark lifts the congestion.
     while q.message_count() as usize * (1 << 20) >= RELIEVED_BYTES {
         q.get(true);
@@ -303,4 +303,70 @@ fn a_full_window_is_refilled_in_runs() {
         assert!(!c.written(body.len()));
     }
     assert!(c.written(body.len()));
+}
+
+/// What a consumer's connection was handed, one delivery or a run at a
+/// time: the runs' lengths and the sequence numbers in order.
+fn handed(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Outbound>) -> (Vec<usize>, Vec<u64>) {
+    let (mut runs, mut seqs) = (Vec::new(), Vec::new());
+    while let Ok(o) = rx.try_recv() {
+        assert!(matches!(o, Outbound::Deliver(_) | Outbound::Deliveries(_)), "{o:?}");
+        let ds = o.into_deliveries();
+        runs.push(ds.len());
+        seqs.extend(ds.iter().map(|d| d.entry.seq));
+    }
+    (runs, seqs)
+}
+
+#[test]
+fn deliveries_chosen_one_after_another_for_a_consumer_reach_it_as_one_run() {
+    use crate::broker::consumer::WINDOW;
+    let q = queue();
+    for _ in 0..100 {
+        q.publish(msg(b"x"));
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let spec = ConsumerSpec { tag: "c".into(), no_ack: true, ..Default::default() };
+    let c = Arc::new(Consumer::new(spec, Default::default(), tx));
+    q.add_consumer(c.clone()).unwrap();
+    assert_eq!(handed(&mut rx), (vec![100], (1..=100).collect()));
+    // Their credit is taken: the window holds the run.
+    assert_eq!(c.room(), WINDOW - 100);
+    // One at a time as they come.
+    q.publish(msg(b"y"));
+    assert_eq!(handed(&mut rx), (vec![1], vec![101]));
+}
+
+#[test]
+fn a_run_for_a_connection_gone_goes_back_in_order_and_the_next_consumer_takes_it() {
+    let q = queue();
+    let consumer = |tag: &str| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let spec = ConsumerSpec { tag: tag.into(), no_ack: true, ..Default::default() };
+        (Arc::new(Consumer::new(spec, Default::default(), tx)), rx)
+    };
+    let ((gone, rx), (live, mut live_rx)) = (consumer("gone"), consumer("live"));
+    drop(rx);
+    // Ten messages ready and both registered before the queue chooses:
+    // the first goes to `gone`, the second to `live`, when the one handed
+    // to `gone` comes back.
+    for _ in 0..10 {
+        q.publish(msg(b"x"));
+    }
+    q.state.lock().consumers.extend([gone.clone(), live.clone()]);
+    q.kick();
+    assert_eq!(handed(&mut live_rx), (vec![10], (1..=10).collect()));
+    assert_eq!(q.consumer_count(), 1);
+    assert_eq!(gone.room(), crate::broker::consumer::WINDOW, "its credit given back");
+    // With only the consumer whose connection is gone, everything stays.
+    let q2 = queue();
+    let (gone2, rx2) = consumer("gone2");
+    drop(rx2);
+    for _ in 0..10 {
+        q2.publish(msg(b"x"));
+    }
+    q2.add_consumer(gone2).unwrap();
+    assert_eq!((q2.message_count(), q2.consumer_count()), (10, 0));
+    let seqs: Vec<_> = (0..10).map(|_| q2.get(true).map(|(e, _)| (e.seq, e.redelivered))).collect();
+    assert_eq!(seqs, (1..=10).map(|s| Some((s, false))).collect::<Vec<_>>());
 }

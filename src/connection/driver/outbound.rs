@@ -45,40 +45,51 @@ impl Connection {
     }
 
     /// Takes a batch of what the broker sent. Deliveries one after another
-    /// to one consumer are written as a run (`run`, emptied, kept for its
-    /// capacity), their consumer told once how many went out: its count is
-    /// written by the queues' cores too, so once per run, not per message.
-    /// Past the high-water mark (counting the bodies of the run not yet
-    /// written) the rest waits for the socket.
+    /// to one consumer (handed over one by one or as a run) are written as
+    /// a run (`run`, emptied, kept for its capacity), their consumer told
+    /// once how many went out: its count is written by the queues' cores
+    /// too, so once per run, not per message. Past the high-water mark
+    /// (counting the bodies of the run not yet written) the rest waits for
+    /// the socket.
     pub(super) fn on_outbound_batch(&mut self, batch: &mut Vec<Outbound>, run: &mut Vec<Delivery>) {
         let mut unwritten = 0;
         for o in batch.drain(..) {
-            // The run so far is written first if this does not join it, or
-            // if with it the output would reach the mark.
-            let joins = match &o {
-                Outbound::Deliver(d) => {
-                    run.last().is_none_or(|last| Arc::ptr_eq(&last.consumer, &d.consumer))
-                }
-                _ => false,
-            };
-            if !joins || self.ctx.out.len() + unwritten >= OUT_HIGH_WATER {
-                self.deliver_run(run);
-                unwritten = 0;
-            }
-            // Past the mark the run is empty, so order is kept.
-            if self.ctx.out.len() >= OUT_HIGH_WATER {
-                self.held.push_back(o);
-                continue;
-            }
             match o {
-                Outbound::Deliver(d) => {
-                    unwritten += d.entry.message.body().len();
-                    run.push(d);
+                Outbound::Deliver(d) => self.take_delivery(d, run, &mut unwritten),
+                Outbound::Deliveries(ds) => {
+                    for d in ds {
+                        self.take_delivery(d, run, &mut unwritten);
+                    }
                 }
-                o => self.on_outbound(o),
+                o => {
+                    self.deliver_run(run);
+                    unwritten = 0;
+                    // Past the mark the run is empty, so order is kept.
+                    match self.ctx.out.len() >= OUT_HIGH_WATER {
+                        true => self.held.push_back(o),
+                        false => self.on_outbound(o),
+                    }
+                }
             }
         }
         self.deliver_run(run);
+    }
+
+    /// One delivery of a batch: it joins the run, or the run so far is
+    /// written first if it is for another consumer or if with it the
+    /// output would reach the mark; past the mark it waits (the run empty,
+    /// so order is kept).
+    fn take_delivery(&mut self, d: Delivery, run: &mut Vec<Delivery>, unwritten: &mut usize) {
+        let joins = run.last().is_none_or(|last| Arc::ptr_eq(&last.consumer, &d.consumer));
+        if !joins || self.ctx.out.len() + *unwritten >= OUT_HIGH_WATER {
+            self.deliver_run(run);
+            *unwritten = 0;
+        }
+        if self.ctx.out.len() >= OUT_HIGH_WATER {
+            return self.held.push_back(Outbound::Deliver(d));
+        }
+        *unwritten += d.entry.message.body().len();
+        run.push(d);
     }
 
     /// Writes deliveries to one consumer (`run`, emptied), or gives them

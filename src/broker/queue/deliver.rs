@@ -1,0 +1,114 @@
+//! Handing ready messages to consumers with credit. The deliveries to one
+//! consumer chosen one after another go to its connection together (one
+//! send and one wake-up for a run, not one per message): a queue whose
+//! consumer's window refilled hands on up to half a window at once.
+
+use std::sync::Arc;
+
+use super::{consumers, now_ms, paging, Queue, State};
+use crate::broker::consumer::{Delivery, Outbound, WINDOW};
+
+/// Deliveries to one consumer (`st.consumers[idx]`), reserved from its
+/// credit but not yet handed over: `Queue::hand_over` empties it before
+/// the queue's lock is let go (`deliver_ready` has no way out before it).
+#[derive(Debug, Default)]
+enum Run {
+    #[default]
+    Empty,
+    One(usize, Delivery),
+    Many(usize, Vec<Delivery>),
+}
+
+impl Run {
+    fn consumer(&self) -> Option<usize> {
+        match self {
+            Run::Empty => None,
+            Run::One(idx, _) | Run::Many(idx, _) => Some(*idx),
+        }
+    }
+
+    /// Adds a delivery to consumer `idx`'s run (already `consumer()`, or
+    /// none); `room`: how many more it may take, for the first allocation.
+    fn push(&mut self, idx: usize, d: Delivery, room: impl FnOnce() -> usize) {
+        match self {
+            Run::Many(_, ds) => ds.push(d),
+            Run::Empty => *self = Run::One(idx, d),
+            Run::One(..) => {
+                let Run::One(_, first) = std::mem::take(self) else { unreachable!("one") };
+                let mut ds = Vec::with_capacity(2 + room().min(WINDOW as usize));
+                ds.extend([first, d]);
+                *self = Run::Many(idx, ds);
+            }
+        }
+    }
+}
+
+impl Queue {
+    pub(super) fn deliver_ready(self: &Arc<Self>, st: &mut State, now: Option<u64>) {
+        let now = match now {
+            Some(now) => now,
+            None if st.ready.next_expiry().is_some() => now_ms(),
+            None => 0,
+        };
+        // No-ack deliveries' removals, submitted together (under the lock,
+        // so before anything could put one of them back).
+        let mut settled = paging::Settled::default();
+        let mut run = Run::Empty;
+        while let Some(front) = st.ready.front() {
+            // A higher priority waiting on disk goes first: wait for its page-in.
+            if st.paged.len() > 1 && st.next_is_paged() {
+                break;
+            }
+            // Strictly past: a message with a TTL of 0 still reaches a
+            // consumer waiting for it the moment it arrives.
+            if front.expires != 0 && front.expires < now {
+                // As strictly: one arriving now behind it is not taken along.
+                self.expire(st, now - 1);
+                continue;
+            }
+            let Some(idx) = consumers::next_with_credit(st, self.config.single_active_consumer) else {
+                break;
+            };
+            // Its connection gone, the run's consumer is removed: choose again.
+            if run.consumer().is_some_and(|c| c != idx) && !self.hand_over(st, &mut run, &mut settled) {
+                continue;
+            }
+            let no_ack = st.consumers[idx].no_ack;
+            let mut entry = st.ready.pop_front().expect("not empty");
+            let fresh = self.on_fresh_delivery(st, &mut entry, no_ack);
+            st.count_delivery(&entry);
+            if !fresh {
+                self.on_delivered(&entry, no_ack, &mut settled);
+            }
+            if !no_ack {
+                st.unacked.insert(entry.seq, entry.clone());
+            }
+            let consumer = &st.consumers[idx];
+            consumer.reserve(1, entry.message.body().len() as u64);
+            let delivery = Delivery { consumer: consumer.clone(), queue: self.clone(), entry };
+            run.push(idx, delivery, || (consumer.room() as usize).min(st.ready.len()));
+        }
+        self.hand_over(st, &mut run, &mut settled);
+        self.submit_settled(settled);
+        self.arm(st);
+    }
+
+    /// Hands `run` (emptied) to its consumer's connection. If that is gone
+    /// (its cleanup removes the consumer), the deliveries are back in the
+    /// queue and the consumer removed here (its removal first: taking them
+    /// back restores their places); false then.
+    fn hand_over(self: &Arc<Self>, st: &mut State, run: &mut Run, settled: &mut paging::Settled) -> bool {
+        let (idx, o) = match std::mem::take(run) {
+            Run::Empty => return true,
+            Run::One(idx, d) => (idx, Outbound::Deliver(d)),
+            Run::Many(idx, ds) => (idx, Outbound::Deliveries(ds)),
+        };
+        let Err(ds) = st.consumers[idx].hand_over(o) else { return true };
+        self.submit_settled(std::mem::take(settled));
+        st.consumers.remove(idx);
+        for d in ds {
+            self.take_back(st, d);
+        }
+        false
+    }
+}
