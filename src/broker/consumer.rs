@@ -32,7 +32,8 @@ pub const WINDOW_BYTES: u64 = 4 << 20;
 #[derive(Debug)]
 pub enum Outbound {
     Deliver(Delivery),
-    /// Deliveries to one consumer, in order (a stream hands on a run at once).
+    /// Deliveries to one consumer, in order: a run a queue or a stream chose
+    /// one after another.
     Deliveries(Vec<Delivery>),
     /// The queue went away under this consumer (`basic.cancel` from the server).
     Cancelled(Arc<Consumer>),

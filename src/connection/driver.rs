@@ -336,7 +336,7 @@ impl Connection {
                     self.deferred = false;
                     self.process_input(&mut buf);
                 } else {
-                    self.deliver_held();
+                    self.deliver_held(&mut run);
                 }
                 // A socket that takes everything must not keep this task from yielding.
                 tokio::task::consume_budget().await;

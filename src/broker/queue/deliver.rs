@@ -1,7 +1,8 @@
 //! Handing ready messages to consumers with credit. The deliveries to one
 //! consumer chosen one after another go to its connection together (one
-//! send and one wake-up for a run, not one per message): a queue whose
-//! consumer's window refilled hands on up to half a window at once.
+//! send and one wake-up for a run, not one per message): a queue with a
+//! backlog hands on as much as the consumer has room for (its window
+//! first, then at least half a window at each refill).
 
 use std::sync::Arc;
 
@@ -54,6 +55,22 @@ impl Queue {
         // so before anything could put one of them back).
         let mut settled = paging::Settled::default();
         let mut run = Run::Empty;
+        loop {
+            self.choose(st, now, &mut run, &mut settled);
+            // The last run's connection was gone: its deliveries are back,
+            // for the other consumers.
+            if self.hand_over(st, &mut run, &mut settled) {
+                break;
+            }
+        }
+        self.submit_settled(settled);
+        self.arm(st);
+    }
+
+    /// Chooses a consumer for each ready message while one has credit,
+    /// handing over each run as the next message goes to another consumer;
+    /// the last run is left in `run`.
+    fn choose(self: &Arc<Self>, st: &mut State, now: u64, run: &mut Run, settled: &mut paging::Settled) {
         while let Some(front) = st.ready.front() {
             // A higher priority waiting on disk goes first: wait for its page-in.
             if st.paged.len() > 1 && st.next_is_paged() {
@@ -70,7 +87,7 @@ impl Queue {
                 break;
             };
             // Its connection gone, the run's consumer is removed: choose again.
-            if run.consumer().is_some_and(|c| c != idx) && !self.hand_over(st, &mut run, &mut settled) {
+            if run.consumer().is_some_and(|c| c != idx) && !self.hand_over(st, run, settled) {
                 continue;
             }
             let no_ack = st.consumers[idx].no_ack;
@@ -78,7 +95,7 @@ impl Queue {
             let fresh = self.on_fresh_delivery(st, &mut entry, no_ack);
             st.count_delivery(&entry);
             if !fresh {
-                self.on_delivered(&entry, no_ack, &mut settled);
+                self.on_delivered(&entry, no_ack, settled);
             }
             if !no_ack {
                 st.unacked.insert(entry.seq, entry.clone());
@@ -88,15 +105,14 @@ impl Queue {
             let delivery = Delivery { consumer: consumer.clone(), queue: self.clone(), entry };
             run.push(idx, delivery, || (consumer.room() as usize).min(st.ready.len()));
         }
-        self.hand_over(st, &mut run, &mut settled);
-        self.submit_settled(settled);
-        self.arm(st);
     }
 
-    /// Hands `run` (emptied) to its consumer's connection. If that is gone
-    /// (its cleanup removes the consumer), the deliveries are back in the
-    /// queue and the consumer removed here (its removal first: taking them
-    /// back restores their places); false then.
+    /// Hands `run` (emptied) to its consumer's connection. If that lost its
+    /// receiver without removing the consumer first, the consumer is removed
+    /// here and the deliveries are back in their places (the no-ack ones'
+    /// removals submitted first, so their restored places come after);
+    /// false then. A manual-ack one stays marked delivered in the store, as
+    /// one handed over and given back would be (redelivered after a restart).
     fn hand_over(self: &Arc<Self>, st: &mut State, run: &mut Run, settled: &mut paging::Settled) -> bool {
         let (idx, o) = match std::mem::take(run) {
             Run::Empty => return true,

@@ -370,3 +370,46 @@ fn a_run_for_a_connection_gone_goes_back_in_order_and_the_next_consumer_takes_it
     let seqs: Vec<_> = (0..10).map(|_| q2.get(true).map(|(e, _)| (e.seq, e.redelivered))).collect();
     assert_eq!(seqs, (1..=10).map(|s| Some((s, false))).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_last_run_that_comes_back_goes_to_the_next_consumer_at_once() {
+    let q = queue();
+    let consumer = |tag: &str, single: bool| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let spec = ConsumerSpec { tag: tag.into(), no_ack: single, ..Default::default() };
+        (Arc::new(Consumer::new(spec, Default::default(), tx)), rx)
+    };
+    let ((live, mut live_rx), (gone, rx)) = (consumer("live", true), consumer("gone", true));
+    drop(rx);
+    for _ in 0..2 {
+        q.publish(msg(b"x"));
+    }
+    // Round-robin: 1 to `live`, 2 to `gone`, the last run, which comes back.
+    q.state.lock().consumers.extend([live, gone]);
+    q.kick();
+    assert_eq!(handed(&mut live_rx), (vec![1, 1], vec![1, 2]));
+    assert_eq!((q.message_count(), q.consumer_count()), (0, 1));
+}
+
+#[test]
+fn a_manual_ack_run_that_comes_back_gives_back_its_credit_and_its_places() {
+    let q = queue();
+    let credit = Arc::new(crate::broker::ChannelCredit::default());
+    credit.set_limit(3);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    drop(rx);
+    let spec = ConsumerSpec { tag: "gone".into(), prefetch: 5, ..Default::default() };
+    let gone = Arc::new(Consumer::new(spec, credit.clone(), tx));
+    for _ in 0..4 {
+        q.publish(msg(b"x"));
+    }
+    q.add_consumer(gone.clone()).unwrap();
+    // Nothing unacked anywhere: the channel's limit of 3 is whole again.
+    assert_eq!(gone.room(), 3);
+    assert_eq!((q.message_count(), q.consumer_count()), (4, 0));
+    assert_eq!(q.state.lock().unacked.len(), 0);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let spec = ConsumerSpec { tag: "live".into(), prefetch: 5, ..Default::default() };
+    q.add_consumer(Arc::new(Consumer::new(spec, credit, tx))).unwrap();
+    assert_eq!(handed(&mut rx), (vec![3], vec![1, 2, 3]));
+}

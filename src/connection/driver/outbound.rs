@@ -9,13 +9,31 @@ use crate::broker::{Delivery, Outbound};
 use crate::protocol::AmqpError;
 
 impl Connection {
-    /// Deliveries held back while the outbound buffer was full, up to the high-water mark.
-    pub(super) fn deliver_held(&mut self) {
+    /// What was held back while the outbound buffer was full, in order, up
+    /// to the high-water mark; deliveries to one consumer one after another
+    /// written as a run (`run`, as in `on_outbound_batch`).
+    pub(super) fn deliver_held(&mut self, run: &mut Vec<Delivery>) {
         self.ctx.now = std::time::Instant::now();
-        while self.ctx.out.len() < OUT_HIGH_WATER {
+        let mut unwritten = 0;
+        while self.ctx.out.len() + unwritten < OUT_HIGH_WATER {
             let Some(o) = self.held.pop_front() else { break };
-            self.on_outbound(o);
+            match o {
+                Outbound::Deliver(d) => {
+                    if run.last().is_some_and(|last| !Arc::ptr_eq(&last.consumer, &d.consumer)) {
+                        self.deliver_run(run);
+                        unwritten = 0;
+                    }
+                    unwritten += d.entry.message.body().len();
+                    run.push(d);
+                }
+                o => {
+                    self.deliver_run(run);
+                    unwritten = 0;
+                    self.on_outbound(o);
+                }
+            }
         }
+        self.deliver_run(run);
         self.flush_confirms();
     }
 
