@@ -374,9 +374,9 @@ fn a_run_for_a_connection_gone_goes_back_in_order_and_the_next_consumer_takes_it
 #[test]
 fn a_last_run_that_comes_back_goes_to_the_next_consumer_at_once() {
     let q = queue();
-    let consumer = |tag: &str, single: bool| {
+    let consumer = |tag: &str, no_ack: bool| {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let spec = ConsumerSpec { tag: tag.into(), no_ack: single, ..Default::default() };
+        let spec = ConsumerSpec { tag: tag.into(), no_ack, ..Default::default() };
         (Arc::new(Consumer::new(spec, Default::default(), tx)), rx)
     };
     let ((live, mut live_rx), (gone, rx)) = (consumer("live", true), consumer("gone", true));
@@ -391,8 +391,11 @@ fn a_last_run_that_comes_back_goes_to_the_next_consumer_at_once() {
     assert_eq!((q.message_count(), q.consumer_count()), (0, 1));
 }
 
+/// The credit side of a run that comes back (prefetch, the channel's
+/// limit, the queue's unacked entries); in memory only: the store's side
+/// (a manual-ack delivery's mark) is as for one delivery handed back.
 #[test]
-fn a_manual_ack_run_that_comes_back_gives_back_its_credit_and_its_places() {
+fn a_manual_ack_run_that_comes_back_gives_back_its_prefetch_and_channel_credit() {
     let q = queue();
     let credit = Arc::new(crate::broker::ChannelCredit::default());
     credit.set_limit(3);

@@ -177,6 +177,8 @@ impl Connection {
                 Outbound::Deliveries(ds) if ds.first().is_some_and(|d| d.consumer.channel == id) => {
                     ds.into_iter().for_each(give_back)
                 }
+                // Held one by one, so `deliver_held` keeps to the mark.
+                Outbound::Deliveries(ds) => self.held.extend(ds.into_iter().map(Outbound::Deliver)),
                 o => self.held.push_back(o),
             }
         }
