@@ -60,6 +60,11 @@ impl Outbound {
     }
 }
 
+/// The body bytes of deliveries, as their consumer's window counts them.
+fn body_bytes(ds: &[Delivery]) -> u64 {
+    ds.iter().map(|d| d.entry.message.body().len() as u64).sum()
+}
+
 /// One message on its way to one consumer.
 #[derive(Debug)]
 pub struct Delivery {
@@ -249,8 +254,8 @@ impl Consumer {
     pub(crate) fn hand_over(&self, o: Outbound) -> Result<(), Vec<Delivery>> {
         let Err(unsent) = self.tx.send(o) else { return Ok(()) };
         let ds = unsent.0.into_deliveries();
-        let (n, bytes) = (ds.len() as u32, ds.iter().map(|d| d.entry.message.body().len() as u64).sum());
-        self.in_flight.fetch_sub(InFlight::word(n, bytes), Ordering::SeqCst);
+        let n = ds.len() as u32;
+        self.in_flight.fetch_sub(InFlight::word(n, body_bytes(&ds)), Ordering::SeqCst);
         if !self.no_ack {
             self.unacked.fetch_sub(n, Ordering::SeqCst);
             self.credit.unacked.fetch_sub(n, Ordering::SeqCst);
@@ -261,7 +266,7 @@ impl Consumer {
     /// Hands deliveries to the connection at once (one send, one count);
     /// gives them back if the connection is gone.
     pub(crate) fn send_many(&self, ds: Vec<Delivery>) -> Result<(), Vec<Delivery>> {
-        self.reserve(ds.len() as u32, ds.iter().map(|d| d.entry.message.body().len() as u64).sum());
+        self.reserve(ds.len() as u32, body_bytes(&ds));
         self.hand_over(Outbound::Deliveries(ds))
     }
 

@@ -10,27 +10,14 @@ use crate::protocol::AmqpError;
 
 impl Connection {
     /// What was held back while the outbound buffer was full, in order, up
-    /// to the high-water mark; deliveries to one consumer one after another
-    /// written as a run (`run`, as in `on_outbound_batch`).
+    /// to the high-water mark (as `on_outbound_batch` takes a batch).
     pub(super) fn deliver_held(&mut self, run: &mut Vec<Delivery>) {
         self.ctx.now = std::time::Instant::now();
         let mut unwritten = 0;
-        while self.ctx.out.len() + unwritten < OUT_HIGH_WATER {
-            let Some(o) = self.held.pop_front() else { break };
-            match o {
-                Outbound::Deliver(d) => {
-                    if run.last().is_some_and(|last| !Arc::ptr_eq(&last.consumer, &d.consumer)) {
-                        self.deliver_run(run);
-                        unwritten = 0;
-                    }
-                    unwritten += d.entry.message.body().len();
-                    run.push(d);
-                }
-                o => {
-                    self.deliver_run(run);
-                    unwritten = 0;
-                    self.on_outbound(o);
-                }
+        while let Some(o) = self.held.pop_front() {
+            if let Some(o) = self.take(o, run, &mut unwritten) {
+                self.held.push_front(o);
+                break;
             }
         }
         self.deliver_run(run);
@@ -62,52 +49,55 @@ impl Connection {
         }
     }
 
-    /// Takes a batch of what the broker sent. Deliveries one after another
-    /// to one consumer (handed over one by one or as a run) are written as
-    /// a run (`run`, emptied, kept for its capacity), their consumer told
-    /// once how many went out: its count is written by the queues' cores
-    /// too, so once per run, not per message. Past the high-water mark
-    /// (counting the bodies of the run not yet written) the rest waits for
-    /// the socket.
+    /// Takes a batch of what the broker sent (`take`, item by item and a
+    /// run delivery by delivery); past the mark the rest is held, in order,
+    /// for the socket.
     pub(super) fn on_outbound_batch(&mut self, batch: &mut Vec<Outbound>, run: &mut Vec<Delivery>) {
         let mut unwritten = 0;
+        let mut take_or_hold = |this: &mut Self, o| {
+            if let Some(o) = this.take(o, run, &mut unwritten) {
+                this.held.push_back(o);
+            }
+        };
         for o in batch.drain(..) {
             match o {
-                Outbound::Deliver(d) => self.take_delivery(d, run, &mut unwritten),
                 Outbound::Deliveries(ds) => {
-                    for d in ds {
-                        self.take_delivery(d, run, &mut unwritten);
-                    }
+                    ds.into_iter().for_each(|d| take_or_hold(self, Outbound::Deliver(d)))
                 }
-                o => {
-                    self.deliver_run(run);
-                    unwritten = 0;
-                    // Past the mark the run is empty, so order is kept.
-                    match self.ctx.out.len() >= OUT_HIGH_WATER {
-                        true => self.held.push_back(o),
-                        false => self.on_outbound(o),
-                    }
-                }
+                o => take_or_hold(self, o),
             }
         }
         self.deliver_run(run);
     }
 
-    /// One delivery of a batch: it joins the run, or the run so far is
-    /// written first if it is for another consumer or if with it the
-    /// output would reach the mark; past the mark it waits (the run empty,
-    /// so order is kept).
-    fn take_delivery(&mut self, d: Delivery, run: &mut Vec<Delivery>, unwritten: &mut usize) {
-        let joins = run.last().is_none_or(|last| Arc::ptr_eq(&last.consumer, &d.consumer));
+    /// Takes one thing the broker sent, in order. Deliveries one after
+    /// another to one consumer are written as a run (`run`, emptied, kept
+    /// for its capacity), their consumer told once how many went out: its
+    /// count is written by the queues' cores too, so once per run, not per
+    /// message. The run so far is written first if this does not join it
+    /// or if with it the output would reach the high-water mark (counting
+    /// the run's bodies not yet written, `unwritten`). Past the mark it is
+    /// given back to wait for the socket (the run then empty, so order is kept).
+    fn take(&mut self, o: Outbound, run: &mut Vec<Delivery>, unwritten: &mut usize) -> Option<Outbound> {
+        let joins = match &o {
+            Outbound::Deliver(d) => run.last().is_none_or(|last| Arc::ptr_eq(&last.consumer, &d.consumer)),
+            _ => false,
+        };
         if !joins || self.ctx.out.len() + *unwritten >= OUT_HIGH_WATER {
             self.deliver_run(run);
             *unwritten = 0;
         }
         if self.ctx.out.len() >= OUT_HIGH_WATER {
-            return self.held.push_back(Outbound::Deliver(d));
+            return Some(o);
         }
-        *unwritten += d.entry.message.body().len();
-        run.push(d);
+        match o {
+            Outbound::Deliver(d) => {
+                *unwritten += d.entry.message.body().len();
+                run.push(d);
+            }
+            o => self.on_outbound(o),
+        }
+        None
     }
 
     /// Writes deliveries to one consumer (`run`, emptied), or gives them
